@@ -1,0 +1,230 @@
+//! The error family of the engine: what a future, a wait, a submit or a builder can fail with.
+//!
+//! Python raises one exception class per failure; here each failure surface has its own
+//! enum, so a caller matches only on what can really happen:
+//!
+//! | Python                               | futuretop                                    |
+//! |--------------------------------------|----------------------------------------------|
+//! | `CancelledError`                     | [`CancelledError`], [`FutureError::Cancelled`] |
+//! | `TimeoutError`                       | [`TimeoutError`], [`FutureError::Timeout`]     |
+//! | the exception a task raised          | [`Exception`], [`FutureError::Failed`]         |
+//! | `InvalidStateError`                  | [`InvalidStateError`]                          |
+//! | `RuntimeError` (submit after shutdown) | [`SubmitError::Shutdown`]                    |
+//! | `BrokenThreadPool` / `BrokenProcessPool` | [`BrokenExecutor`] (in [`Exception`] and [`SubmitError`]) |
+//! | `ValueError` (`max_workers <= 0`)    | [`BuildError`]                                 |
+
+use std::fmt;
+
+
+/// The future was cancelled before it ran (Python's `concurrent.futures.CancelledError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the future was cancelled")]
+pub struct CancelledError;
+
+/// A wait ran out of time (Python's builtin `TimeoutError`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub struct TimeoutError {
+    /// How many futures were still unfinished, and of how many, when the wait gave up
+    /// (`as_completed` and `map` fill this in; a single future's wait leaves it `None`).
+    pub unfinished: Option<(usize, usize)>,
+}
+
+impl TimeoutError {
+    /// A timeout of a wait on one future.
+    pub const fn single() -> Self {
+        Self { unfinished: None }
+    }
+}
+
+impl fmt::Display for TimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.unfinished {
+            Some((n, of)) => write!(f, "{n} (of {of}) futures unfinished"),
+            None => f.write_str("the wait timed out"),
+        }
+    }
+}
+
+/// A state change that Python refuses with `InvalidStateError` (or, for
+/// `set_running_or_notify_cancel`, a `RuntimeError`): the future is not in a state
+/// that allows it. The future is left unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} is not allowed on a future that is {state}")]
+pub struct InvalidStateError {
+    /// The refused operation (`set_result`, `set_exception`, `set_running_or_notify_cancel`).
+    pub operation: &'static str,
+    /// The state the future was in, lower-case (`finished`, `cancelled`, `running`).
+    pub state: &'static str,
+}
+
+/// Which kind of executor broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenKind {
+    /// A [`ThreadPoolExecutor`](crate::ThreadPoolExecutor): an initializer failed.
+    ThreadPool,
+    /// A process pool: a worker process died or an initializer failed.
+    ProcessPool,
+}
+
+/// The executor can no longer run work (Python's `BrokenExecutor` and its subclasses
+/// `BrokenThreadPool` and `BrokenProcessPool`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct BrokenExecutor {
+    /// Which pool kind broke; gives the Python class name through [`BrokenExecutor::type_name`].
+    pub kind: BrokenKind,
+    /// Why, in a sentence (names the worker and the task where known).
+    pub reason: String,
+}
+
+impl BrokenExecutor {
+    /// Python's class name: `BrokenThreadPool` or `BrokenProcessPool`.
+    pub const fn type_name(&self) -> &'static str {
+        match self.kind {
+            BrokenKind::ThreadPool => "BrokenThreadPool",
+            BrokenKind::ProcessPool => "BrokenProcessPool",
+        }
+    }
+}
+
+/// The failure a task ended with: what `Future::exception` returns and what
+/// `Future::result` re-raises. Cloneable, because every handle of a future sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Exception {
+    /// The task's own failure: an error it returned, or a panic (`panicked` is then true).
+    #[error("{message}")]
+    Task {
+        /// The error's or the panic's message.
+        message: String,
+        /// True when the task panicked rather than returned an error.
+        panicked: bool,
+    },
+    /// A wait inside the task timed out and the task let the error propagate.
+    #[error(transparent)]
+    Timeout(TimeoutError),
+    /// A wait inside the task found its target cancelled.
+    #[error(transparent)]
+    Cancelled(CancelledError),
+    /// The pool broke before or while the task ran.
+    #[error(transparent)]
+    Broken(BrokenExecutor),
+    /// The task was killed while it ran (an extension: Python cannot kill a running task).
+    #[error("killed: {0}")]
+    Killed(String),
+    /// The task was chosen as the victim that breaks a deadlock (an extension).
+    #[error("deadlock broken: {0}")]
+    Deadlock(String),
+    /// An external command ended with a failure status or a signal.
+    #[error("{0}")]
+    CommandFailed(String),
+}
+
+impl Exception {
+    /// A task error with this message (Python: `raise Exception(message)`).
+    pub fn task(message: impl Into<String>) -> Self {
+        Self::Task { message: message.into(), panicked: false }
+    }
+
+    /// The type name used in events and reports (`TaskError`, `TimeoutError`, ...).
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            Self::Task { .. } => "TaskError",
+            Self::Timeout(_) => "TimeoutError",
+            Self::Cancelled(_) => "CancelledError",
+            Self::Broken(b) => b.type_name(),
+            Self::Killed(_) => "Killed",
+            Self::Deadlock(_) => "DeadlockError",
+            Self::CommandFailed(_) => "CommandFailed",
+        }
+    }
+}
+
+impl From<TimeoutError> for Exception {
+    fn from(e: TimeoutError) -> Self {
+        Self::Timeout(e)
+    }
+}
+
+impl From<CancelledError> for Exception {
+    fn from(e: CancelledError) -> Self {
+        Self::Cancelled(e)
+    }
+}
+
+impl From<BrokenExecutor> for Exception {
+    fn from(e: BrokenExecutor) -> Self {
+        Self::Broken(e)
+    }
+}
+
+impl From<String> for Exception {
+    fn from(message: String) -> Self {
+        Self::task(message)
+    }
+}
+
+impl From<&str> for Exception {
+    fn from(message: &str) -> Self {
+        Self::task(message)
+    }
+}
+
+/// Why `Future::result` / `Future::exception` / a blocking wait did not give a value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FutureError {
+    /// The future was cancelled.
+    #[error(transparent)]
+    Cancelled(#[from] CancelledError),
+    /// The future did not finish within the timeout.
+    #[error(transparent)]
+    Timeout(#[from] TimeoutError),
+    /// The task failed; this is its exception.
+    #[error(transparent)]
+    Failed(#[from] Exception),
+    /// This wait itself was stopped: the waiting task was killed
+    /// ([`Exception::Killed`]) or chosen to break a deadlock ([`Exception::Deadlock`]).
+    #[error(transparent)]
+    Interrupted(Exception),
+}
+
+impl From<FutureError> for Exception {
+    /// A task that waits on another future and lets its error propagate (`?`) ends with
+    /// the same error, as `f.result()` re-raises in Python.
+    fn from(e: FutureError) -> Self {
+        match e {
+            FutureError::Cancelled(c) => Self::Cancelled(c),
+            FutureError::Timeout(t) => Self::Timeout(t),
+            FutureError::Failed(x) | FutureError::Interrupted(x) => x,
+        }
+    }
+}
+
+/// Why `submit` refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// `shutdown` was called (Python: `RuntimeError('cannot schedule new futures after shutdown')`).
+    #[error("cannot schedule new futures after shutdown")]
+    Shutdown,
+    /// The pool is broken (Python raises the `BrokenExecutor` subclass).
+    #[error(transparent)]
+    Broken(#[from] BrokenExecutor),
+    /// `map` was given `chunksize: 0` (Python: `ValueError('chunksize must be >= 1.')`).
+    #[error("chunksize must be >= 1")]
+    ZeroChunksize,
+    /// `map` was given `buffersize: 0` (Python: `ValueError('buffersize must be None or > 0')`).
+    #[error("buffersize must be None or > 0")]
+    ZeroBuffersize,
+}
+
+/// Why a pool could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// `max_workers` was 0 (Python: `ValueError('max_workers must be greater than 0')`).
+    #[error("max_workers must be greater than 0")]
+    ZeroWorkers,
+    /// `max_tasks_per_child` was 0.
+    #[error("max_tasks_per_child must be greater than 0")]
+    ZeroTasksPerChild,
+}
+

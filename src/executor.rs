@@ -1,0 +1,229 @@
+//! The `Executor` trait (submit, map, shutdown), what a pool runs (`Call`), and `map`'s iterator.
+//!
+//! An executor runs *calls*. For a thread pool a call is any closure; for a process pool
+//! (and later a cluster backend) it is a named, serialisable call: `Executor<C>` is
+//! generic over the call type so that each backend accepts what it can really run, and
+//! callers written against the trait (`submit`, `map_calls`, `shutdown`) do not change.
+
+pub(crate) mod thread_pool;
+
+pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::error::{Exception, FutureError, SubmitError, TimeoutError};
+use crate::future::{deadline, Future};
+
+/// One unit of work an executor can run, producing `Output` or an [`Exception`].
+///
+/// Every `FnOnce() -> T` closure is a call whose errors are panics. Wrap a closure that
+/// returns `Result<T, E>` in [`Fallible`] to make its `Err` the future's exception.
+pub trait Call: Send + 'static {
+    /// What the call returns.
+    type Output: Send + 'static;
+    /// Runs the call.
+    fn call(self) -> Result<Self::Output, Exception>;
+}
+
+impl<F, T> Call for F
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    fn call(self) -> Result<T, Exception> {
+        Ok(self())
+    }
+}
+
+/// A closure returning `Result<T, E>`: `Ok` is the future's value, `Err` its exception
+/// (Python: the function raised).
+pub struct Fallible<F>(pub F);
+
+impl<F, T, E> Call for Fallible<F>
+where
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Into<Exception>,
+{
+    type Output = T;
+    fn call(self) -> Result<T, Exception> {
+        (self.0)().map_err(Into::into)
+    }
+}
+
+/// Options of [`Executor::map_calls`] (Python's `map(..., timeout, chunksize, buffersize)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapOptions {
+    /// A deadline for the whole iteration, counted from the call to `map`.
+    pub timeout: Option<Duration>,
+    /// Calls per message to a worker (process pools; thread pools ignore it). At least 1.
+    pub chunksize: usize,
+    /// At most this many calls submitted ahead of the consumer (Python 3.14's
+    /// `buffersize`); `None` submits every call at once, as Python did before.
+    pub buffersize: Option<usize>,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        Self { timeout: None, chunksize: 1, buffersize: None }
+    }
+}
+
+/// Something that runs calls of type `C` on workers and returns futures for them.
+///
+/// Dropping an executor shuts it down and waits, like leaving Python's `with` block.
+pub trait Executor<C: Call> {
+    /// Schedules `call` and returns its future; `name` is what events and the monitor
+    /// call it (`task-N` when `None`).
+    fn submit_named(&self, name: Option<&str>, call: C) -> Result<Future<C::Output>, SubmitError>;
+
+    /// Schedules `call` (Python's `submit(fn, *args)`: a closure captures the arguments).
+    fn submit(&self, call: C) -> Result<Future<C::Output>, SubmitError> {
+        self.submit_named(None, call)
+    }
+
+    /// Submits every call (or `buffersize` ahead) and returns an iterator over their
+    /// results in input order. If a submit fails, the calls already submitted are
+    /// cancelled and the error is returned.
+    fn map_calls<I>(&self, calls: I, options: MapOptions) -> Result<MapIter<'_, C::Output>, SubmitError>
+    where
+        I: IntoIterator<Item = C>,
+        I::IntoIter: 'static,
+        Self: Sized,
+    {
+        MapIter::start(options, calls.into_iter(), move |c| self.submit(c))
+    }
+
+    /// Stops accepting calls. With `cancel_futures`, pending calls are cancelled; with
+    /// `wait`, returns once every running and remaining call is done and the workers have
+    /// exited. Idempotent (Python's `shutdown(wait=True, *, cancel_futures=False)`).
+    fn shutdown(&self, wait: bool, cancel_futures: bool);
+}
+
+type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Future<T>, SubmitError>> + 'a>;
+
+/// The results of `map`, in input order (Python's `Executor.map` generator).
+///
+/// `next()` waits for the next call's result until the common deadline; a call that
+/// failed, or the deadline passing, yields the error and ends the iteration. Dropping
+/// the iterator (or ending it with an error) cancels every call not yet yielded.
+pub struct MapIter<'a, T> {
+    futures: VecDeque<Future<T>>,
+    /// Submits the next input call, while `buffersize` holds some back.
+    next_call: Option<NextCall<'a, T>>,
+    deadline: Option<Instant>,
+    submitted: usize,
+    ended: bool,
+}
+
+impl<'a, T: 'a> MapIter<'a, T> {
+    /// Starts a map: submits every call, or the first `buffersize` of them.
+    pub(crate) fn start<C, I>(
+        options: MapOptions,
+        calls: I,
+        mut submit: impl FnMut(C) -> Result<Future<T>, SubmitError> + 'a,
+    ) -> Result<Self, SubmitError>
+    where
+        C: Call<Output = T>,
+        I: Iterator<Item = C> + 'a,
+    {
+        if options.chunksize == 0 {
+            return Err(SubmitError::ZeroChunksize);
+        }
+        if options.buffersize == Some(0) {
+            return Err(SubmitError::ZeroBuffersize);
+        }
+        let deadline = deadline(options.timeout);
+        let mut calls = calls;
+        let mut next_call: NextCall<'a, T> = Box::new(move || calls.next().map(&mut submit));
+        let mut it = Self { futures: VecDeque::new(), next_call: None, deadline, submitted: 0, ended: false };
+        let ahead = options.buffersize.unwrap_or(usize::MAX);
+        while it.futures.len() < ahead {
+            match next_call() {
+                None => return Ok(it),
+                Some(Ok(f)) => {
+                    it.submitted += 1;
+                    it.futures.push_back(f);
+                }
+                Some(Err(e)) => {
+                    it.cancel_rest();
+                    return Err(e);
+                }
+            }
+        }
+        it.next_call = Some(next_call);
+        Ok(it)
+    }
+
+    fn cancel_rest(&mut self) {
+        for f in self.futures.drain(..) {
+            f.cancel();
+        }
+        self.next_call = None;
+        self.ended = true;
+    }
+
+    /// Tops the buffer up by one call, if there are more. A refused submit (shutdown,
+    /// broken pool) ends the input there.
+    fn refill(&mut self) {
+        if let Some(next_call) = self.next_call.as_mut() {
+            if let Some(Ok(f)) = next_call() {
+                self.submitted += 1;
+                self.futures.push_back(f);
+            } else {
+                self.next_call = None;
+            }
+        }
+    }
+}
+
+impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
+    type Item = Result<T, FutureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let Some(f) = self.futures.pop_front() else {
+            self.ended = true;
+            return None;
+        };
+        self.refill();
+        let timeout = self.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match f.result(timeout) {
+            Ok(v) => Some(Ok(v)),
+            Err(e) => {
+                f.cancel();
+                let unfinished = self.futures.len() + 1;
+                self.cancel_rest();
+                Some(Err(match e {
+                    FutureError::Timeout(_) => {
+                        FutureError::Timeout(TimeoutError { unfinished: Some((unfinished, self.submitted)) })
+                    }
+                    other => other,
+                }))
+            }
+        }
+    }
+}
+
+impl<T> Drop for MapIter<'_, T> {
+    fn drop(&mut self) {
+        for f in self.futures.drain(..) {
+            f.cancel();
+        }
+    }
+}
+
+/// Runs a call, turning a panic into the future's exception (the worker survives).
+pub(crate) fn run_call<C: Call>(call: C) -> Result<C::Output, Exception> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.call())) {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(Exception::Task {
+            message: crate::future::panic_message(payload.as_ref()),
+            panicked: true,
+        }),
+    }
+}

@@ -1,0 +1,59 @@
+//! futuretop: Python's `concurrent.futures` in Rust, behaviour for behaviour, with a
+//! monitor that shows every future, worker and wait — and the deadlocks they form.
+//!
+//! The engine is usable on its own, with no YAML and no terminal UI. This is the
+//! `ThreadPoolExecutor` example from the Python documentation, in Rust (the URLs are
+//! stood in for by a local computation, so the example runs offline):
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::time::Duration;
+//! use futuretop::{as_completed, Fallible, ThreadPoolExecutor};
+//!
+//! fn load_url(url: &str, timeout: Duration) -> Result<usize, String> {
+//!     // A real program would fetch the page; we pretend its size is its name's length.
+//!     if url.contains("nonexistant") { Err(format!("{url}: no such host")) } else { Ok(url.len() * 100) }
+//! }
+//!
+//! let urls = ["http://www.foxnews.com/", "http://www.cnn.com/", "http://some-made-up-domain-nonexistant.com/"];
+//! let executor = ThreadPoolExecutor::new(5)?;
+//! // Start the load operations and mark each future with its URL.
+//! let mut future_to_url = HashMap::new();
+//! let mut futures = Vec::new();
+//! for url in urls {
+//!     let f = executor.submit_named(Some(url), Fallible(move || load_url(url, Duration::from_secs(60))))?;
+//!     future_to_url.insert(f.id(), url);
+//!     futures.push(f);
+//! }
+//! let mut failed = 0;
+//! for future in as_completed(&futures, None) {
+//!     let future = future?;
+//!     let url = future_to_url[&future.id()];
+//!     match future.result(None) {
+//!         Ok(bytes) => println!("{url} page is {bytes} bytes"),
+//!         Err(exc) => { println!("{url} generated an exception: {exc}"); failed += 1 }
+//!     }
+//! }
+//! assert_eq!(failed, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Where the two differ, the item's documentation says so; the extensions (`kill`,
+//! deadlock breaking, observation) are marked as such.
+
+mod context;
+mod error;
+mod executor;
+mod future;
+mod observe;
+mod sync;
+
+pub use context::{checkpoint, current_task, in_task, InterruptReason};
+pub use error::{
+    BrokenExecutor, BrokenKind, BuildError, CancelledError, Exception, FutureError, InvalidStateError, SubmitError,
+    TimeoutError,
+};
+pub use executor::thread_pool::default_thread_workers;
+pub use executor::{Call, Executor, Fallible, MapIter, MapOptions, ThreadPoolBuilder, ThreadPoolExecutor};
+pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, ReturnWhen, WaitResult};
+pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};

@@ -1,0 +1,159 @@
+//! What the engine reports about itself: future ids, observations and the sink they go to.
+//!
+//! An executor built with a [`Sink`] reports every state change of its futures and every
+//! blocking wait a task makes on another future. Without a sink nothing is built or sent:
+//! the cost when unused is one `Option` check. A sink must never block (the engine calls
+//! it from worker threads, sometimes under a future's lock): the implementation for
+//! `crossbeam_channel::Sender` uses `try_send`, so give it an unbounded channel.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Exception;
+
+/// A future's identity, unique in the process; stable across clones of the handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FutureId(pub u64);
+
+impl FutureId {
+    pub(crate) fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for FutureId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// How a future ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It finished with a value.
+    Done,
+    /// It finished with an exception.
+    Exception(Exception),
+    /// It was cancelled before it ran.
+    Cancelled,
+}
+
+/// How a blocking wait on a future ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The target finished or was cancelled.
+    Completed,
+    /// The wait's timeout expired first.
+    TimedOut,
+    /// The waiter was interrupted (killed, or chosen to break a deadlock).
+    Interrupted,
+}
+
+/// One thing the engine saw happen.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Observation {
+    /// A future was created by `submit` and queued (Python: PENDING).
+    Pending {
+        /// The future.
+        id: FutureId,
+        /// The pool's name.
+        pool: Arc<str>,
+        /// The task's name, as given at submission (or `task-N`).
+        name: Arc<str>,
+    },
+    /// A worker started running the future.
+    Running {
+        /// The future.
+        id: FutureId,
+        /// The worker's name (`io-1`).
+        worker: Arc<str>,
+        /// The worker's process id, for process pools.
+        pid: Option<u32>,
+    },
+    /// The future reached a final state.
+    Finished {
+        /// The future.
+        id: FutureId,
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// A running task began a blocking wait on another future.
+    WaitStart {
+        /// The waiting task's future.
+        waiter: FutureId,
+        /// The future it waits on.
+        target: FutureId,
+        /// The wait's timeout, if any.
+        timeout: Option<Duration>,
+    },
+    /// The wait of `waiter` on `target` ended.
+    WaitEnd {
+        /// The waiting task's future.
+        waiter: FutureId,
+        /// The future it waited on.
+        target: FutureId,
+        /// How the wait ended.
+        outcome: WaitOutcome,
+    },
+    /// A pool started a worker.
+    WorkerStarted {
+        /// The pool's name.
+        pool: Arc<str>,
+        /// The worker's name.
+        worker: Arc<str>,
+        /// Its process id, for process pools.
+        pid: Option<u32>,
+    },
+    /// A worker ended.
+    WorkerExited {
+        /// The pool's name.
+        pool: Arc<str>,
+        /// The worker's name.
+        worker: Arc<str>,
+        /// Its process id, for process pools.
+        pid: Option<u32>,
+        /// How it ended (`ok`, `exit status 3`, `signal SIGKILL`, `initializer failed`).
+        status: String,
+    },
+    /// A pool broke: no more work runs on it.
+    PoolBroken {
+        /// The pool's name.
+        pool: Arc<str>,
+        /// Why.
+        error: String,
+    },
+    /// A done-callback panicked; the future and the other callbacks were not affected.
+    CallbackPanicked {
+        /// The future whose callback it was.
+        id: FutureId,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// Where observations go. Implementations must not block.
+pub trait Sink: Send + Sync + 'static {
+    /// Receives one observation, stamped with the instant it happened.
+    fn observe(&self, at: Instant, what: Observation);
+}
+
+impl Sink for crossbeam_channel::Sender<(Instant, Observation)> {
+    fn observe(&self, at: Instant, what: Observation) {
+        // An unbounded channel never refuses; a disconnected one means nobody listens.
+        let _ = self.try_send((at, what));
+    }
+}
+
+/// A shared, optional sink: what executors and futures carry.
+pub(crate) type SinkRef = Option<Arc<dyn Sink>>;
+
+/// Sends `what` to `sink` if there is one.
+#[inline]
+pub(crate) fn emit(sink: &SinkRef, what: impl FnOnce() -> Observation) {
+    if let Some(s) = sink {
+        s.observe(Instant::now(), what());
+    }
+}
