@@ -41,12 +41,18 @@
 //! Where the two differ, the item's documentation says so; the extensions (`kill`,
 //! deadlock breaking, observation) are marked as such.
 
+mod config;
 mod context;
+mod demo;
 mod error;
+mod events;
 mod executor;
 mod future;
+mod headless;
 mod observe;
+mod runner;
 mod sync;
+mod tasks;
 
 pub use context::{checkpoint, current_task, in_task, InterruptReason};
 pub use error::{
@@ -57,3 +63,12 @@ pub use executor::thread_pool::default_thread_workers;
 pub use executor::{Call, Executor, Fallible, MapIter, MapOptions, ThreadPoolBuilder, ThreadPoolExecutor};
 pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, ReturnWhen, WaitResult};
 pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
+pub use config::{
+    load as load_task_file, load_str as load_task_str, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan,
+    Pos, TaskPlan, Work,
+};
+pub use tasks::{Builtin, Stream, BUILTIN_NAMES};
+pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS_VERSION};
+pub use runner::{start as start_run, Control, OnDeadlock, RunHandle, RunOptions, RunReport};
+pub use demo::{scenario, start_local_http, Scenario, DEFAULT_DEMO, SCENARIOS};
+pub use headless::{report as report_headless, Tally};

@@ -1,1 +1,144 @@
-fn main(){}
+//! The `futuretop` command: parse the command line, run, map the outcome to an exit code.
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use cli::{Cli, Command, DeadlockPolicy, RunArgs};
+use futuretop::{Control, OnDeadlock, Plan, RunOptions};
+
+/// Exit code for usage and configuration errors (DESIGN §4).
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    install_panic_hook();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Keeps a task's panic off the terminal (it is stored as the future's exception);
+/// any other panic is reported once, by the default hook.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !futuretop::in_task() {
+            default(info);
+        }
+    }));
+}
+
+fn run(cli: Cli) -> Result<u8, String> {
+    match cli.command {
+        None => match cli.file {
+            Some(file) => run_plan(load(&file)?, &cli.run),
+            None => run_plan(load_embedded("config.example.yaml", "futuretop-demo", futuretop::DEFAULT_DEMO)?, &cli.run),
+        },
+        Some(Command::Run { file, run }) => run_plan(load(&file)?, &run),
+        Some(Command::Validate { file }) => {
+            let plan = load(&file)?;
+            println!(
+                "{}: ok ({} tasks in {} pools: {})",
+                file.display(),
+                plan.tasks.len(),
+                plan.pools.len(),
+                plan.pools.iter().map(|p| format!("{} ({}, {} workers)", p.name, p.kind.as_str(), p.max_workers)).collect::<Vec<_>>().join(", ")
+            );
+            Ok(0)
+        }
+        Some(Command::Demo { name: None, .. }) => {
+            println!("bundled scenarios (futuretop demo NAME):");
+            for s in futuretop::SCENARIOS {
+                println!("  {:<20} {}", s.name, s.about);
+            }
+            Ok(0)
+        }
+        Some(Command::Demo { name: Some(name), run }) => {
+            let Some(s) = futuretop::scenario(&name) else {
+                let names: Vec<&str> = futuretop::SCENARIOS.iter().map(|s| s.name).collect();
+                return Err(format!("futuretop: unknown demo '{name}' (demos: {})", names.join(", ")));
+            };
+            let yaml = if s.name == "urls" {
+                let addr = futuretop::start_local_http().map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
+                eprintln!("serving the demo pages on http://{addr}/");
+                s.yaml.replace("127.0.0.1:8000", &addr)
+            } else {
+                s.yaml.to_owned()
+            };
+            run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
+        }
+        Some(Command::Replay { log, headless: _ }) => {
+            let events = futuretop::read_log(&log).map_err(|e| format!("futuretop: {e}"))?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let mut exit_code = 0;
+            for e in events {
+                if let futuretop::EventKind::RunFinished { exit_code: c, .. } = &e.kind {
+                    exit_code = *c;
+                }
+                let _ = tx.send(e);
+            }
+            drop(tx);
+            let tally = futuretop::report_headless(&rx, false, &mut std::io::sink());
+            print!("{}", tally.summary(exit_code));
+            Ok(0)
+        }
+    }
+}
+
+fn load(file: &Path) -> Result<Plan, String> {
+    futuretop::load_task_file(file).map_err(|e| e.to_string())
+}
+
+fn load_embedded(file: &str, name: &str, yaml: &str) -> Result<Plan, String> {
+    futuretop::load_task_str(file, name, yaml).map_err(|e| e.to_string())
+}
+
+fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
+    let options = RunOptions {
+        events: args.events.clone(),
+        on_deadlock: match args.on_deadlock {
+            DeadlockPolicy::Warn => OnDeadlock::Warn,
+            DeadlockPolicy::Fail => OnDeadlock::Fail,
+            DeadlockPolicy::Break => OnDeadlock::Break,
+        },
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
+    forward_signals(handle.control());
+    let stderr = std::io::stderr();
+    let tally = futuretop::report_headless(&rx, stderr.is_terminal(), &mut stderr.lock());
+    let report = handle.join();
+    print!("{}", tally.summary(report.exit_code));
+    if let Some(e) = report.log_error {
+        eprintln!("futuretop: the event log is incomplete: {e}");
+    }
+    Ok(u8::try_from(report.exit_code).unwrap_or(1))
+}
+
+/// SIGINT, SIGTERM and SIGHUP stop the run cleanly (exit 130): pending tasks are
+/// cancelled, running ones killed, the event log completed.
+fn forward_signals(control: crossbeam_channel::Sender<Control>) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let _ = std::thread::Builder::new().name("futuretop-signals".into()).spawn(move || {
+        let mut count = 0;
+        for _ in signals.forever() {
+            count += 1;
+            if count > 1 {
+                // A second Ctrl-C: the user insists.
+                std::process::exit(130);
+            }
+            let _ = control.send(Control::Interrupt);
+        }
+    });
+}

@@ -1,0 +1,79 @@
+//! The command line (DESIGN §4), as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Watch and steer parallel work: Python's concurrent.futures in Rust, with a monitor
+/// that shows every future and worker, and detects, explains and breaks deadlocks.
+#[derive(Debug, Parser)]
+#[command(name = "futuretop", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A YAML task file to run in the monitor (default: the embedded demo).
+    pub file: Option<PathBuf>,
+    /// Options for running the file.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task file, in the monitor or (--headless) with a progress line and a summary.
+    Run {
+        /// The YAML task file.
+        file: PathBuf,
+        /// Options.
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Check a task file without running anything; exit 2 on the first problem.
+    Validate {
+        /// The YAML task file.
+        file: PathBuf,
+    },
+    /// List the bundled scenarios, or run one.
+    Demo {
+        /// The scenario to run (without it: the list).
+        name: Option<String>,
+        /// Options.
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Show a recorded event log (from --events) in the monitor.
+    Replay {
+        /// The JSON-lines event log.
+        log: PathBuf,
+        /// Print the log's final state instead of opening the monitor.
+        #[arg(long)]
+        headless: bool,
+    },
+}
+
+/// How to run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// No monitor: a progress line on stderr, then a summary.
+    #[arg(long)]
+    pub headless: bool,
+    /// Write every event to this file as JSON lines.
+    #[arg(long, value_name = "OUT.jsonl")]
+    pub events: Option<PathBuf>,
+    /// What to do when a deadlock is detected.
+    #[arg(long, value_enum, default_value_t = DeadlockPolicy::Warn)]
+    pub on_deadlock: DeadlockPolicy,
+}
+
+/// `--on-deadlock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeadlockPolicy {
+    /// Report it and keep waiting, as Python would.
+    Warn,
+    /// Report it and exit with code 3.
+    Fail,
+    /// Report it and break it: the last waiter gets a DeadlockError, the run goes on.
+    Break,
+}

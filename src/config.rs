@@ -1,0 +1,225 @@
+//! Task files: YAML → raw types → one validated [`Plan`], every problem reported with its `file:line:col`.
+//!
+//! Loading is three steps. serde_yaml parses the text (syntax errors, alias bombs and
+//! deep nesting are refused there, with a position); [`index::PosIndex`] records where
+//! every key and value starts; then [`validate`] walks the document once, collects *every*
+//! problem it finds (unknown keys with a "did you mean", wrong types, unknown pools,
+//! tasks and callables, bad arguments, duplicate names, `depends_on` cycles) and either
+//! returns the [`Plan`] or all the errors. Nothing runs before a file validates.
+
+mod index;
+mod validate;
+
+pub use index::Pos;
+
+use std::fmt;
+use std::path::Path;
+
+use crate::tasks::Builtin;
+
+/// The largest task file accepted.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One problem in a task file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, as the user named it.
+    pub file: String,
+    /// Where the problem is.
+    pub pos: Pos,
+    /// What is wrong, and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
+    }
+}
+
+/// Every problem found in a task file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The kind of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// A [`ThreadPoolExecutor`](crate::ThreadPoolExecutor).
+    Thread,
+    /// A process pool: each worker is a child process.
+    Process,
+}
+
+impl PoolKind {
+    /// `thread` or `process`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Thread => "thread",
+            Self::Process => "process",
+        }
+    }
+}
+
+/// A validated pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolPlan {
+    /// Its name (the key under `pools:`).
+    pub name: String,
+    /// Thread or process.
+    pub kind: PoolKind,
+    /// Worker count.
+    pub max_workers: usize,
+    /// Process pools: a worker is replaced after this many tasks.
+    pub max_tasks_per_child: Option<usize>,
+}
+
+/// An external program to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandPlan {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Killed (with its process group) after this many seconds.
+    pub timeout: Option<f64>,
+}
+
+/// What a task does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A built-in callable.
+    Call(Builtin),
+    /// An external command.
+    Command(CommandPlan),
+}
+
+/// A validated task: one future (a `map:` task is expanded into several of these).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPlan {
+    /// Its name: `name`, or `name[i]` for an item of a `map:`.
+    pub name: String,
+    /// Index into [`Plan::pools`].
+    pub pool: usize,
+    /// What it runs.
+    pub work: Work,
+    /// Indices into [`Plan::tasks`] that must be done before it is submitted.
+    pub depends_on: Vec<usize>,
+    /// Its arguments as given (after `map:` expansion), for display.
+    pub args: serde_json::Value,
+    /// Where the task is declared.
+    pub pos: Pos,
+}
+
+/// A validated task file, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The run's name (`name:`, else the file's stem).
+    pub name: String,
+    /// The file it came from.
+    pub source: String,
+    /// The pools, in file order.
+    pub pools: Vec<PoolPlan>,
+    /// The tasks, expanded, in file order.
+    pub tasks: Vec<TaskPlan>,
+}
+
+impl Plan {
+    /// The index of the task called `name`.
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.name == name)
+    }
+}
+
+/// Reads and validates the task file at `path`.
+pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
+    let file = path.display().to_string();
+    let fail = |message: String| ConfigErrors(vec![ConfigError { file: file.clone(), pos: Pos { line: 1, col: 1 }, message }]);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
+    if meta.is_dir() {
+        return Err(fail("is a directory; expected a YAML task file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(fail(format!(
+            "the file is {} bytes; task files are limited to {MAX_FILE_BYTES} bytes",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "not a text file: invalid UTF-8 at byte {}; expected a YAML task file",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    let stem = path.file_stem().map_or_else(|| file.clone(), |s| s.to_string_lossy().into_owned());
+    load_str(&file, &stem, &text)
+}
+
+/// Validates task-file `text`; `file` names it in errors, `default_name` names the run
+/// when the file has no `name:`.
+pub fn load_str(file: &str, default_name: &str, text: &str) -> Result<Plan, ConfigErrors> {
+    validate::validate(file, default_name, text)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// The closest of `candidates` to `word`, if close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(word, c);
+        if d <= (c.len().max(word.len()) / 3).max(1) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_finds_typos_and_ignores_strangers() {
+        let keys = ["kind", "max_workers", "max_tasks_per_child"];
+        assert_eq!(did_you_mean("max_worker", keys), Some("max_workers"));
+        assert_eq!(did_you_mean("knd", keys), Some("kind"));
+        assert_eq!(did_you_mean("colour", keys), None);
+    }
+}

@@ -1,0 +1,839 @@
+//! One pass over a parsed task file that collects every problem, or builds the [`Plan`].
+
+use std::collections::HashMap;
+
+use serde_yaml::{Mapping, Value};
+
+use super::index::{Pos, PosIndex};
+use super::{did_you_mean, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
+use crate::tasks::{Builtin, BUILTIN_NAMES};
+
+const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
+const POOL_KEYS: &[&str] = &["kind", "max_workers", "max_tasks_per_child"];
+const TASK_KEYS: &[&str] = &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on"];
+/// The largest exponent `pow` accepts (its result has to fit on a screen and in a log).
+const MAX_POW_EXP: i64 = 100_000;
+
+struct Ctx<'a> {
+    file: &'a str,
+    idx: PosIndex,
+    errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    fn at(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push(ConfigError { file: self.file.to_owned(), pos, message: message.into() });
+    }
+    fn at_value(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.idx.value(path);
+        self.at(pos, message);
+    }
+    fn at_key(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.idx.key(path);
+        self.at(pos, message);
+    }
+
+    /// Flags every key of `map` not in `known`, with a suggestion; returns the known ones.
+    fn known_keys<'m>(
+        &mut self,
+        map: &'m Mapping,
+        path: &str,
+        known: &[&str],
+        what: &str,
+    ) -> HashMap<&'m str, &'m Value> {
+        let mut out = HashMap::new();
+        for (k, v) in map {
+            let Some(key) = k.as_str() else {
+                self.at_value(path, format!("{what} keys must be strings, found {}", describe(k)));
+                continue;
+            };
+            if known.contains(&key) {
+                out.insert(key, v);
+            } else {
+                let hint = did_you_mean(key, known.iter().copied())
+                    .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                self.at_key(&join(path, key), format!("unknown key '{key}' in {what} (expected one of: {}){hint}", known.join(", ")));
+            }
+        }
+        out
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+/// How a value reads in a message: `the string 'x'`, `a list`, `the number 3`.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing (null)".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string '{}'", truncate(s, 40)),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        format!("{}...", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    const SHOWN: usize = 12;
+    if names.len() <= SHOWN {
+        names.join(", ")
+    } else {
+        format!("{}, ... ({} in all)", names[..SHOWN].join(", "), names.len())
+    }
+}
+
+/// A task as read in the first pass, before references are resolved.
+struct Base<'a> {
+    name: String,
+    path: String,
+    pos: Pos,
+    pool: Option<usize>,
+    body: Body<'a>,
+    /// `(arg, value, path)`.
+    args: Vec<(String, &'a Value, String)>,
+    /// Mapped args: `(arg, [(value, path)])`.
+    map: Vec<(String, Vec<(&'a Value, String)>)>,
+    depends_on: Vec<(String, String)>,
+    first: usize,
+    count: usize,
+}
+
+enum Body<'a> {
+    Call { name: String, path: String },
+    Command(CommandPlan),
+    Invalid(std::marker::PhantomData<&'a ()>),
+}
+
+pub(super) fn validate(file: &str, default_name: &str, text: &str) -> Result<Plan, ConfigErrors> {
+    let doc: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos { line: l.line(), col: l.column() });
+            let msg = e.to_string();
+            // serde_yaml appends " at line L column C"; we already print the position.
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.to_owned(),
+                pos,
+                message: format!("not valid YAML: {msg}"),
+            }]));
+        }
+    };
+    let mut cx = Ctx { file, idx: PosIndex::build(text), errors: Vec::new() };
+    let plan = check(&mut cx, default_name, &doc);
+    match plan {
+        Some(plan) if cx.errors.is_empty() => Ok(plan),
+        _ => {
+            let mut errors = cx.errors;
+            errors.sort_by_key(|e| (e.pos.line, e.pos.col));
+            errors.dedup();
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
+    let top = match doc {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            cx.at(Pos { line: 1, col: 1 }, "the file is empty; expected a mapping with `pools:` and `tasks:`");
+            return None;
+        }
+        other => {
+            cx.at_value("", format!("expected a mapping with `pools:` and `tasks:` at the top, found {}", describe(other)));
+            return None;
+        }
+    };
+    let keys = cx.known_keys(top, "", TOP_KEYS, "the task file");
+    let name = match keys.get("name") {
+        None => default_name.to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            cx.at_value("name", format!("expected a string for name, found {}", describe(other)));
+            default_name.to_owned()
+        }
+    };
+    let pools = check_pools(cx, keys.get("pools").copied());
+    let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let Some(raw_tasks) = keys.get("tasks").copied() else {
+        cx.at(Pos { line: 1, col: 1 }, "no `tasks:`; expected a list of tasks to run");
+        return None;
+    };
+    let Value::Sequence(raw_tasks) = raw_tasks else {
+        cx.at_value("tasks", format!("expected a list of tasks, found {}", describe(raw_tasks)));
+        return None;
+    };
+    if raw_tasks.is_empty() {
+        cx.at_value("tasks", "the task list is empty; expected at least one task");
+        return None;
+    }
+    let mut bases = Vec::new();
+    let mut next = 0usize;
+    let mut seen: HashMap<String, Pos> = HashMap::new();
+    for (i, raw) in raw_tasks.iter().enumerate() {
+        let path = format!("tasks[{i}]");
+        if let Some(mut b) = first_pass(cx, &path, raw, &pool_names) {
+            if let Some(first) = seen.get(&b.name) {
+                let first = *first;
+                cx.at_value(
+                    &join(&path, "name"),
+                    format!("duplicate task name '{}' (first defined at line {})", b.name, first.line),
+                );
+                continue;
+            }
+            seen.insert(b.name.clone(), b.pos);
+            b.first = next;
+            next += b.count;
+            bases.push(b);
+        }
+    }
+    let tasks = second_pass(cx, &bases, &pools);
+    if !cx.errors.is_empty() {
+        return None;
+    }
+    check_cycles(cx, &tasks, &bases);
+    Some(Plan { name, source: cx.file.to_owned(), pools, tasks })
+}
+
+fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
+    let default_pool =
+        || PoolPlan { name: "default".into(), kind: PoolKind::Thread, max_workers: crate::default_thread_workers(), max_tasks_per_child: None };
+    let Some(raw) = raw else { return vec![default_pool()] };
+    let Value::Mapping(map) = raw else {
+        cx.at_value("pools", format!("expected a mapping of pool names to pools, found {}", describe(raw)));
+        return vec![default_pool()];
+    };
+    if map.is_empty() {
+        cx.at_value("pools", "no pools declared; declare one, or leave `pools:` out for a default thread pool");
+    }
+    let mut pools = Vec::new();
+    for (k, v) in map {
+        let Some(name) = k.as_str() else {
+            cx.at_value("pools", format!("pool names must be strings, found {}", describe(k)));
+            continue;
+        };
+        let path = join("pools", name);
+        let Value::Mapping(pm) = v else {
+            cx.at_value(&path, format!("expected a mapping like {{ kind: thread, max_workers: 4 }} for pool '{name}', found {}", describe(v)));
+            continue;
+        };
+        let keys = cx.known_keys(pm, &path, POOL_KEYS, &format!("pool '{name}'"));
+        let kind = match keys.get("kind") {
+            None => PoolKind::Thread,
+            Some(Value::String(s)) if s == "thread" => PoolKind::Thread,
+            Some(Value::String(s)) if s == "process" => PoolKind::Process,
+            Some(other) => {
+                let hint = other
+                    .as_str()
+                    .and_then(|s| did_you_mean(s, ["thread", "process"]))
+                    .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                cx.at_value(&join(&path, "kind"), format!("expected 'thread' or 'process' for kind, found {}{hint}", describe(other)));
+                PoolKind::Thread
+            }
+        };
+        let max_workers = match keys.get("max_workers") {
+            None => match kind {
+                PoolKind::Thread => crate::default_thread_workers(),
+                PoolKind::Process => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            },
+            Some(v) => positive(cx, &join(&path, "max_workers"), "max_workers", v).unwrap_or(1),
+        };
+        let max_tasks_per_child = match keys.get("max_tasks_per_child") {
+            None => None,
+            Some(v) => {
+                if kind == PoolKind::Thread {
+                    cx.at_key(&join(&path, "max_tasks_per_child"), format!("max_tasks_per_child applies to process pools; pool '{name}' is a thread pool"));
+                }
+                positive(cx, &join(&path, "max_tasks_per_child"), "max_tasks_per_child", v)
+            }
+        };
+        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, max_tasks_per_child });
+    }
+    if pools.is_empty() {
+        pools.push(default_pool());
+    }
+    pools
+}
+
+fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value) -> Option<usize> {
+    match v.as_i64() {
+        Some(n) if n >= 1 => usize::try_from(n).ok(),
+        Some(n) => {
+            cx.at_value(path, format!("{what} must be greater than 0 (got {n})"));
+            None
+        }
+        None => {
+            cx.at_value(path, format!("expected a whole number greater than 0 for {what}, found {}", describe(v)));
+            None
+        }
+    }
+}
+
+fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) -> Option<Base<'a>> {
+    let Value::Mapping(m) = raw else {
+        cx.at_value(path, format!("expected a task (a mapping with name, pool, call or command), found {}", describe(raw)));
+        return None;
+    };
+    let keys = cx.known_keys(m, path, TASK_KEYS, "a task");
+    let pos = cx.idx.value(path);
+    let name = match keys.get("name") {
+        None => {
+            cx.at(pos, "this task has no `name:`");
+            return None;
+        }
+        Some(Value::String(s)) if s.is_empty() => {
+            cx.at_value(&join(path, "name"), "the task name is empty");
+            return None;
+        }
+        Some(Value::String(s)) if s.contains(['[', ']', '/']) => {
+            cx.at_value(&join(path, "name"), format!("task name '{s}' may not contain '[', ']' or '/' (they name the futures of `map:` and `submit`)"));
+            return None;
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            cx.at_value(&join(path, "name"), format!("expected a string for the task name, found {}", describe(other)));
+            return None;
+        }
+    };
+    let pool = match keys.get("pool") {
+        None if pools.len() == 1 => Some(0),
+        None => {
+            cx.at(pos, format!("task '{name}' needs a `pool:` (pools: {})", pools.join(", ")));
+            None
+        }
+        Some(v) => resolve_pool(cx, &join(path, "pool"), v, pools),
+    };
+    let body = match (keys.get("call"), keys.get("command")) {
+        (Some(_), Some(_)) => {
+            cx.at(pos, format!("task '{name}' has both `call:` and `command:`; give one"));
+            Body::Invalid(std::marker::PhantomData)
+        }
+        (None, None) => {
+            cx.at(pos, format!("task '{name}' needs `call:` (a built-in: {}) or `command:` (a program)", BUILTIN_NAMES.join(", ")));
+            Body::Invalid(std::marker::PhantomData)
+        }
+        (Some(Value::String(c)), None) => {
+            for k in ["env", "cwd", "timeout"] {
+                if keys.contains_key(k) {
+                    cx.at_key(&join(path, k), format!("`{k}:` applies to `command:` tasks; task '{name}' has a `call:`"));
+                }
+            }
+            Body::Call { name: c.clone(), path: join(path, "call") }
+        }
+        (Some(other), None) => {
+            cx.at_value(&join(path, "call"), format!("expected the name of a built-in callable ({}), found {}", BUILTIN_NAMES.join(", "), describe(other)));
+            Body::Invalid(std::marker::PhantomData)
+        }
+        (None, Some(cmd)) => command(cx, path, cmd, &keys).map_or(Body::Invalid(std::marker::PhantomData), Body::Command),
+    };
+    let mut args = Vec::new();
+    match keys.get("args") {
+        None => {}
+        Some(Value::Mapping(am)) => {
+            if matches!(body, Body::Command(_)) {
+                cx.at_key(&join(path, "args"), "`args:` applies to `call:` tasks; a command's arguments go in its argv list");
+            }
+            for (k, v) in am {
+                match k.as_str() {
+                    Some(a) => args.push((a.to_owned(), v, join(&join(path, "args"), a))),
+                    None => cx.at_value(&join(path, "args"), format!("argument names must be strings, found {}", describe(k))),
+                }
+            }
+        }
+        Some(Value::Null) => {}
+        Some(other) => cx.at_value(&join(path, "args"), format!("expected a mapping of argument names to values, found {}", describe(other))),
+    }
+    let mut map = Vec::new();
+    let mut count = 1;
+    match keys.get("map") {
+        None => {}
+        Some(Value::Mapping(mm)) if !mm.is_empty() => {
+            let mut shortest = usize::MAX;
+            for (k, v) in mm {
+                let Some(a) = k.as_str() else {
+                    cx.at_value(&join(path, "map"), format!("argument names must be strings, found {}", describe(k)));
+                    continue;
+                };
+                let apath = join(&join(path, "map"), a);
+                let Value::Sequence(items) = v else {
+                    cx.at_value(&apath, format!("expected a list of values for `map: {a}`, found {}", describe(v)));
+                    continue;
+                };
+                if items.is_empty() {
+                    cx.at_value(&apath, format!("`map: {a}` is empty: the task would run zero times"));
+                    continue;
+                }
+                if args.iter().any(|(n, _, _)| n == a) {
+                    cx.at_key(&apath, format!("argument '{a}' is given both in `args:` and in `map:`"));
+                }
+                shortest = shortest.min(items.len());
+                map.push((a.to_owned(), items.iter().enumerate().map(|(j, it)| (it, format!("{apath}[{j}]"))).collect::<Vec<_>>()));
+            }
+            if matches!(body, Body::Command(_)) {
+                cx.at_key(&join(path, "map"), "`map:` applies to `call:` tasks");
+            }
+            if shortest != usize::MAX {
+                count = shortest;
+            }
+        }
+        Some(other) => cx.at_value(&join(path, "map"), format!("expected a mapping of argument names to lists (map: {{ n: [1, 2] }}), found {}", describe(other))),
+    }
+    let mut depends_on = Vec::new();
+    match keys.get("depends_on") {
+        None => {}
+        Some(Value::Sequence(items)) => {
+            for (j, it) in items.iter().enumerate() {
+                let dpath = format!("{}[{j}]", join(path, "depends_on"));
+                match it.as_str() {
+                    Some(s) => depends_on.push((s.to_owned(), dpath)),
+                    None => cx.at_value(&dpath, format!("expected a task name, found {}", describe(it))),
+                }
+            }
+        }
+        Some(Value::String(s)) => depends_on.push((s.clone(), join(path, "depends_on"))),
+        Some(other) => cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other))),
+    }
+    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, first: 0, count })
+}
+
+fn resolve_pool(cx: &mut Ctx<'_>, path: &str, v: &Value, pools: &[&str]) -> Option<usize> {
+    let Some(p) = v.as_str() else {
+        cx.at_value(path, format!("expected a pool name ({}), found {}", pools.join(", "), describe(v)));
+        return None;
+    };
+    if let Some(i) = pools.iter().position(|q| *q == p) {
+        return Some(i);
+    }
+    let hint = did_you_mean(p, pools.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+    cx.at_value(path, format!("unknown pool '{p}' (pools: {}){hint}", pools.join(", ")));
+    None
+}
+
+fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Value>) -> Option<CommandPlan> {
+    let cpath = join(path, "command");
+    let argv: Vec<String> = match cmd {
+        Value::Sequence(items) if !items.is_empty() => {
+            let mut argv = Vec::new();
+            for (j, it) in items.iter().enumerate() {
+                match scalar_string(it) {
+                    Some(s) => argv.push(s),
+                    None => cx.at_value(&format!("{cpath}[{j}]"), format!("expected a string argument, found {}", describe(it))),
+                }
+            }
+            argv
+        }
+        Value::Sequence(_) => {
+            cx.at_value(&cpath, "the command is empty; expected [program, arg, ...]");
+            return None;
+        }
+        other => {
+            cx.at_value(&cpath, format!("expected a list [program, arg, ...] like [\"tar\", \"czf\", \"out.tgz\"], found {}", describe(other)));
+            return None;
+        }
+    };
+    let mut env = Vec::new();
+    match keys.get("env") {
+        None => {}
+        Some(Value::Mapping(m)) => {
+            for (k, v) in m {
+                match (k.as_str(), scalar_string(v)) {
+                    (Some(k), Some(v)) => env.push((k.to_owned(), v)),
+                    _ => cx.at_value(&join(path, "env"), format!("expected NAME: value pairs in env, found {} for {}", describe(v), describe(k))),
+                }
+            }
+        }
+        Some(other) => cx.at_value(&join(path, "env"), format!("expected a mapping of variable names to values, found {}", describe(other))),
+    }
+    let cwd = match keys.get("cwd") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            cx.at_value(&join(path, "cwd"), format!("expected a directory path, found {}", describe(other)));
+            None
+        }
+    };
+    let timeout = keys.get("timeout").and_then(|v| seconds(cx, &join(path, "timeout"), "timeout", v, false));
+    Some(CommandPlan { argv, env, cwd, timeout })
+}
+
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn seconds(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value, zero_ok: bool) -> Option<f64> {
+    match v.as_f64() {
+        Some(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) => Some(s),
+        Some(s) => {
+            cx.at_value(path, format!("{what} must be {} seconds (got {s})", if zero_ok { "0 or more" } else { "more than 0" }));
+            None
+        }
+        None => {
+            cx.at_value(path, format!("expected a number of seconds for {what}, found {}", describe(v)));
+            None
+        }
+    }
+}
+
+/// Resolves references to tasks (`depends_on`, `wait_on`) against every task's name.
+struct Names<'b, 'a> {
+    bases: &'b [Base<'a>],
+}
+
+impl Names<'_, '_> {
+    /// The indices a name stands for: one future, or every future of a `map:` task.
+    fn resolve(&self, name: &str) -> Option<Vec<usize>> {
+        for b in self.bases {
+            if b.name == name {
+                return Some((b.first..b.first + b.count).collect());
+            }
+            if b.count > 1 || !b.map.is_empty() {
+                if let Some(rest) = name.strip_prefix(b.name.as_str()) {
+                    if let Some(i) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<usize>().ok()) {
+                        if i < b.count {
+                            return Some(vec![b.first + i]);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn unknown(&self, name: &str) -> String {
+        let names: Vec<&str> = self.bases.iter().map(|b| b.name.as_str()).collect();
+        let hint = did_you_mean(name, names.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+        format!("unknown task '{name}' (tasks: {}){hint}", list(&names))
+    }
+}
+
+fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<TaskPlan> {
+    let names = Names { bases };
+    let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    let mut tasks = Vec::new();
+    for b in bases {
+        let mut depends_on = Vec::new();
+        for (d, dpath) in &b.depends_on {
+            match names.resolve(d) {
+                Some(ix) if ix.iter().any(|&i| i >= b.first && i < b.first + b.count) => {
+                    cx.at_value(dpath, format!("task '{}' depends on itself", b.name));
+                }
+                Some(ix) => depends_on.extend(ix),
+                None => {
+                    let m = names.unknown(d);
+                    cx.at_value(dpath, m);
+                }
+            }
+        }
+        for i in 0..b.count {
+            let name = if b.map.is_empty() { b.name.clone() } else { format!("{}[{i}]", b.name) };
+            let mut args: Vec<(String, &Value, String)> = b.args.iter().map(|(a, v, p)| (a.clone(), *v, p.clone())).collect();
+            for (a, items) in &b.map {
+                let (v, p) = &items[i];
+                args.push((a.clone(), *v, p.clone()));
+            }
+            let args_json = serde_json::Value::Object(
+                args.iter().map(|(a, v, _)| (a.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null))).collect(),
+            );
+            let work = match &b.body {
+                Body::Call { name: call, path: call_path } => {
+                    let own = b.pool.unwrap_or(0);
+                    match parse_call(cx, &names, &pool_names, pools, call, call_path, &args, own, &b.path) {
+                        Some(builtin) => Work::Call(builtin),
+                        None => continue,
+                    }
+                }
+                Body::Command(c) => Work::Command(c.clone()),
+                Body::Invalid(_) => continue,
+            };
+            let Some(pool) = b.pool else { continue };
+            tasks.push(TaskPlan { name, pool, work, depends_on: depends_on.clone(), args: args_json, pos: b.pos });
+        }
+    }
+    tasks
+}
+
+/// Reads the arguments of one call, flagging unknown and missing ones.
+struct Args<'x, 'v> {
+    items: &'x [(String, &'v Value, String)],
+    used: Vec<&'static str>,
+    call: &'x str,
+    call_path: &'x str,
+}
+
+impl<'v> Args<'_, 'v> {
+    fn get(&mut self, name: &'static str) -> Option<(&'v Value, &str)> {
+        self.used.push(name);
+        self.items.iter().find(|(a, _, _)| a == name).map(|(_, v, p)| (*v, p.as_str()))
+    }
+
+    fn required(&mut self, cx: &mut Ctx<'_>, name: &'static str) -> Option<(&'v Value, String)> {
+        let found = self.get(name).map(|(v, p)| (v, p.to_owned()));
+        if found.is_none() {
+            cx.at_value(self.call_path, format!("{} needs the argument '{name}' (in `args:` or `map:`)", self.call));
+        }
+        found
+    }
+
+    fn finish(self, cx: &mut Ctx<'_>) {
+        for (a, _, p) in self.items {
+            if !self.used.contains(&a.as_str()) {
+                let hint = did_you_mean(a, self.used.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                let expected = if self.used.is_empty() { "none".to_owned() } else { self.used.join(", ") };
+                cx.at_key(p, format!("unknown argument '{a}' for {} (arguments: {expected}){hint}", self.call));
+            }
+        }
+    }
+}
+
+fn int(cx: &mut Ctx<'_>, v: &Value, path: &str, what: &str, min: i64, max: i64) -> Option<i64> {
+    match v.as_i64() {
+        Some(n) if (min..=max).contains(&n) => Some(n),
+        Some(n) => {
+            cx.at_value(path, format!("{what} must be between {min} and {max} (got {n})"));
+            None
+        }
+        None => {
+            cx.at_value(path, format!("expected a whole number for {what}, found {}", describe(v)));
+            None
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_call(
+    cx: &mut Ctx<'_>,
+    names: &Names<'_, '_>,
+    pool_names: &[&str],
+    pools: &[PoolPlan],
+    call: &str,
+    call_path: &str,
+    items: &[(String, &Value, String)],
+    own_pool: usize,
+    task_path: &str,
+) -> Option<Builtin> {
+    let mut a = Args { items, used: Vec::new(), call, call_path };
+    let mut ok = true;
+    let builtin = match call {
+        "sleep" | "spin" => {
+            let secs = a.required(cx, "secs").and_then(|(v, p)| seconds(cx, &p, "secs", v, true));
+            secs.map(|secs| if call == "sleep" { Builtin::Sleep { secs } } else { Builtin::Spin { secs } })
+        }
+        "pow" => {
+            let base = a.required(cx, "base").and_then(|(v, p)| int(cx, v, &p, "base", i64::MIN, i64::MAX));
+            let exp = a.required(cx, "exp").and_then(|(v, p)| int(cx, v, &p, "exp", 0, MAX_POW_EXP));
+            match (base, exp) {
+                (Some(base), Some(exp)) => u32::try_from(exp).ok().map(|exp| Builtin::Pow { base, exp }),
+                _ => None,
+            }
+        }
+        "is_prime" => {
+            let n = a.required(cx, "n").and_then(|(v, p)| match v.as_u64() {
+                Some(n) => Some(n),
+                None => {
+                    cx.at_value(&p, format!("expected a whole number 0 or more for n, found {}", describe(v)));
+                    None
+                }
+            });
+            n.map(|n| Builtin::IsPrime { n })
+        }
+        "fetch_url" => {
+            let url = a.required(cx, "url").and_then(|(v, p)| match v.as_str() {
+                Some(u) if u.starts_with("http://") => Some(u.to_owned()),
+                Some(u) if u.starts_with("https://") => {
+                    cx.at_value(&p, format!("'{u}': this build fetches http:// URLs only (no TLS)"));
+                    None
+                }
+                _ => {
+                    cx.at_value(&p, format!("expected an http:// URL, found {}", describe(v)));
+                    None
+                }
+            });
+            let timeout = match a.get("timeout").map(|(v, p)| (v, p.to_owned())) {
+                None => Some(60.0),
+                Some((v, p)) => seconds(cx, &p, "timeout", v, false),
+            };
+            match (url, timeout) {
+                (Some(url), Some(timeout)) => Some(Builtin::FetchUrl { url, timeout }),
+                _ => None,
+            }
+        }
+        "wait_on" => {
+            let task = a.required(cx, "task").and_then(|(v, p)| {
+                let Some(t) = v.as_str() else {
+                    cx.at_value(&p, format!("expected a task name, found {}", describe(v)));
+                    return None;
+                };
+                match names.resolve(t) {
+                    Some(ix) if ix.len() == 1 => Some(ix[0]),
+                    Some(ix) => {
+                        cx.at_value(&p, format!("task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]", ix.len(), ix.len() - 1));
+                        None
+                    }
+                    None => {
+                        let m = names.unknown(t);
+                        cx.at_value(&p, m);
+                        None
+                    }
+                }
+            });
+            let timeout = optional_seconds(cx, &mut a, "timeout", &mut ok);
+            task.filter(|_| ok).map(|task| Builtin::WaitOn { task, timeout })
+        }
+        "submit" => {
+            let pool = match a.get("pool").map(|(v, p)| (v, p.to_owned())) {
+                None => Some(own_pool),
+                Some((v, p)) => resolve_pool(cx, &p, v, pool_names),
+            };
+            let timeout = optional_seconds(cx, &mut a, "timeout", &mut ok);
+            let inner_args: Vec<(String, &Value, String)> = match a.get("args").map(|(v, p)| (v, p.to_owned())) {
+                None => Vec::new(),
+                Some((Value::Mapping(m), p)) => m
+                    .iter()
+                    .filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v, join(&p, k))))
+                    .collect(),
+                Some((Value::Null, _)) => Vec::new(),
+                Some((v, p)) => {
+                    cx.at_value(&p, format!("expected a mapping of the inner call's arguments, found {}", describe(v)));
+                    ok = false;
+                    Vec::new()
+                }
+            };
+            let inner = a.required(cx, "call").and_then(|(v, p)| match v.as_str() {
+                Some("submit") => {
+                    cx.at_value(&p, "submit cannot submit another submit; name the callable to run");
+                    None
+                }
+                Some(c) => {
+                    let c = c.to_owned();
+                    let target = pool.unwrap_or(own_pool);
+                    parse_call(cx, names, pool_names, pools, &c, &p, &inner_args, target, task_path)
+                        .map(|b| (b, c))
+                }
+                None => {
+                    cx.at_value(&p, format!("expected the name of a built-in callable, found {}", describe(v)));
+                    None
+                }
+            });
+            match (inner, pool) {
+                (Some((call, call_name)), Some(pool)) if ok => {
+                    Some(Builtin::Submit { call: Box::new(call), call_name, pool, timeout })
+                }
+                _ => None,
+            }
+        }
+        "fail" => {
+            let message = match a.get("message") {
+                None => Some("fail() was called".to_owned()),
+                Some((v, p)) => match scalar_string(v) {
+                    Some(s) => Some(s),
+                    None => {
+                        let p = p.to_owned();
+                        cx.at_value(&p, format!("expected a message string, found {}", describe(v)));
+                        None
+                    }
+                },
+            };
+            message.map(|message| Builtin::Fail { message })
+        }
+        "exit" | "crash" => {
+            if pools[own_pool].kind != PoolKind::Process {
+                cx.at_value(call_path, format!(
+                    "'{call}' ends the worker process it runs in, so it needs a process pool; pool '{}' is a thread pool",
+                    pools[own_pool].name
+                ));
+                ok = false;
+            }
+            if call == "exit" {
+                let code = match a.get("code").map(|(v, p)| (v, p.to_owned())) {
+                    None => Some(1),
+                    Some((v, p)) => int(cx, v, &p, "code", 0, 255).and_then(|c| i32::try_from(c).ok()),
+                };
+                code.filter(|_| ok).map(|code| Builtin::Exit { code })
+            } else {
+                ok.then_some(Builtin::Crash)
+            }
+        }
+        other => {
+            let hint = did_you_mean(other, BUILTIN_NAMES.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+            cx.at_value(call_path, format!("unknown callable '{other}' (callables: {}){hint}", BUILTIN_NAMES.join(", ")));
+            let _ = task_path;
+            return None;
+        }
+    };
+    a.finish(cx);
+    builtin
+}
+
+fn optional_seconds(cx: &mut Ctx<'_>, a: &mut Args<'_, '_>, name: &'static str, ok: &mut bool) -> Option<f64> {
+    let (v, p) = a.get(name).map(|(v, p)| (v, p.to_owned()))?;
+    if v.is_null() {
+        return None;
+    }
+    let s = seconds(cx, &p, name, v, true);
+    if s.is_none() {
+        *ok = false;
+    }
+    s
+}
+
+fn check_cycles(cx: &mut Ctx<'_>, tasks: &[TaskPlan], bases: &[Base<'_>]) {
+    // 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut color = vec![0u8; tasks.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for start in 0..tasks.len() {
+        if color[start] != 0 {
+            continue;
+        }
+        // Iterative DFS: (node, next dependency to look at).
+        let mut frames = vec![(start, 0usize)];
+        color[start] = 1;
+        stack.push(start);
+        while let Some(&mut (node, ref mut next)) = frames.last_mut() {
+            if let Some(&dep) = tasks[node].depends_on.get(*next) {
+                *next += 1;
+                match color[dep] {
+                    0 => {
+                        color[dep] = 1;
+                        stack.push(dep);
+                        frames.push((dep, 0));
+                    }
+                    1 => {
+                        let from = stack.iter().position(|&n| n == dep).unwrap_or(0);
+                        let mut cycle: Vec<&str> = stack[from..].iter().map(|&n| tasks[n].name.as_str()).collect();
+                        cycle.push(tasks[dep].name.as_str());
+                        let base = bases.iter().find(|b| dep >= b.first && dep < b.first + b.count);
+                        let path = base.map_or_else(String::new, |b| join(&b.path, "depends_on"));
+                        let msg = format!("depends_on cycle: {} (each waits for the next to be done)", cycle.join(" -> "));
+                        cx.at_key(&path, msg);
+                        return;
+                    }
+                    _ => {}
+                }
+            } else {
+                color[node] = 2;
+                stack.pop();
+                frames.pop();
+            }
+        }
+    }
+}

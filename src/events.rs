@@ -1,0 +1,433 @@
+//! The run's event stream (DESIGN §5): one `Event` type, the bus that stamps and fans it out, and the JSONL recorder.
+//!
+//! The engine reports [`Observation`]s keyed by future id; the runner adds what only it
+//! knows (task results, dependency cancellations, command output, deadlocks). Both go
+//! into one unbounded channel, so the engine never waits: the bus thread turns each
+//! message into an [`Event`] with a gap-free `seq` and a `t` in seconds since the run
+//! started, writes it to the event log (if any) and sends it to every subscriber.
+//! The log is flushed whenever the bus runs out of messages, and on close.
+
+use std::collections::HashMap;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
+use crate::tasks::Stream;
+use crate::Exception;
+
+/// The version of the event-log format, in the first line's `run_started` event.
+pub const EVENTS_VERSION: u32 = 1;
+
+/// One event of a run: a sequence number, a time, and what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1, 2, 3, ... without gaps.
+    pub seq: u64,
+    /// Seconds since the run started.
+    pub t: f64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// An error as events show it: its type (`TaskError`, `BrokenProcessPool`, ...) and message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The error's type name.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its message.
+    pub message: String,
+}
+
+impl From<&Exception> for ErrorInfo {
+    fn from(e: &Exception) -> Self {
+        Self { kind: e.type_name().to_owned(), message: e.to_string() }
+    }
+}
+
+/// A pool as the `run_started` event describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    /// Its name.
+    pub name: String,
+    /// `thread` or `process`.
+    pub kind: String,
+    /// Its worker count.
+    pub max_workers: usize,
+}
+
+/// What happened (the `event` field and its own fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The first event of every log.
+    RunStarted {
+        /// [`EVENTS_VERSION`].
+        version: u32,
+        /// The run's name.
+        run: String,
+        /// The task file.
+        file: String,
+        /// The pools.
+        pools: Vec<PoolInfo>,
+        /// The number of tasks in the plan (after `map:` expansion).
+        tasks: usize,
+    },
+    /// A future was submitted and waits for a worker.
+    Pending {
+        /// The task's name.
+        task: String,
+        /// The future's id.
+        id: u64,
+        /// Its pool.
+        pool: String,
+    },
+    /// A worker runs it.
+    Running {
+        /// The task's name.
+        task: String,
+        /// The future's id.
+        id: u64,
+        /// Its pool.
+        pool: String,
+        /// The worker (`cpu-1`).
+        worker: String,
+        /// The worker's process id, for process pools.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
+    /// It finished with a value.
+    Done {
+        /// The task's name.
+        task: String,
+        /// The future's id.
+        id: u64,
+        /// Its pool.
+        pool: String,
+        /// The value.
+        result: Value,
+    },
+    /// It was cancelled before it ran.
+    Cancelled {
+        /// The task's name.
+        task: String,
+        /// The future's id.
+        id: u64,
+        /// Its pool.
+        pool: String,
+        /// Why, when the runner cancelled it (a dependency failed, say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// It ended with an exception.
+    Exception {
+        /// The task's name.
+        task: String,
+        /// The future's id.
+        id: u64,
+        /// Its pool.
+        pool: String,
+        /// The error.
+        error: ErrorInfo,
+    },
+    /// A running task began to wait on another task's future.
+    Wait {
+        /// The waiting task.
+        task: String,
+        /// The task it waits on.
+        on: String,
+        /// The waiter's future id.
+        id: u64,
+        /// The target's future id.
+        on_id: u64,
+        /// The wait's timeout in seconds, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<f64>,
+    },
+    /// That wait ended.
+    WaitEnd {
+        /// The waiting task.
+        task: String,
+        /// The task it waited on.
+        on: String,
+        /// The waiter's future id.
+        id: u64,
+        /// The target's future id.
+        on_id: u64,
+        /// `completed`, `timed_out` or `interrupted`.
+        outcome: String,
+    },
+    /// A pool started a worker.
+    WorkerStarted {
+        /// The pool.
+        pool: String,
+        /// The worker.
+        worker: String,
+        /// Its process id (process pools).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+    },
+    /// A worker ended.
+    WorkerExited {
+        /// The pool.
+        pool: String,
+        /// The worker.
+        worker: String,
+        /// Its process id (process pools).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<u32>,
+        /// How it ended.
+        status: String,
+    },
+    /// A pool broke: its pending futures fail, later submits are refused.
+    PoolBroken {
+        /// The pool.
+        pool: String,
+        /// Why.
+        error: String,
+    },
+    /// A line a command printed.
+    Output {
+        /// The task.
+        task: String,
+        /// `stdout` or `stderr`.
+        stream: Stream,
+        /// The line (cut at 4 KiB).
+        line: String,
+    },
+    /// A deadlock formed.
+    Deadlock {
+        /// `cycle` or `starvation`.
+        kind: String,
+        /// The tasks, in wait order.
+        tasks: Vec<String>,
+        /// The starved pool, for starvation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
+        /// What is wrong, in plain words, and what would end it.
+        message: String,
+    },
+    /// A deadlock ended.
+    DeadlockResolved {
+        /// The tasks that were stuck.
+        tasks: Vec<String>,
+        /// What ended it (`timeout`, `cancel`, `kill`, `break`, `finished`).
+        how: String,
+    },
+    /// The last event: final counts and the exit code.
+    RunFinished {
+        /// Futures per final state.
+        counts: Counts,
+        /// The program's exit code.
+        exit_code: i32,
+    },
+}
+
+/// How many futures ended in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Finished with a value.
+    pub done: usize,
+    /// Finished with an exception.
+    pub exception: usize,
+    /// Cancelled.
+    pub cancelled: usize,
+    /// Never reached a final state (the run was interrupted or deadlocked).
+    pub unfinished: usize,
+}
+
+/// What the bus receives.
+#[derive(Debug)]
+pub(crate) enum BusMsg {
+    /// From the engine.
+    Engine(Instant, Observation),
+    /// A task's value, sent by the task itself just before its future finishes.
+    Result(FutureId, Value),
+    /// From the runner.
+    Runner(Instant, EventKind),
+    /// Flush, close the log and stop; acknowledged on the given channel.
+    Close(Sender<()>),
+}
+
+/// The engine's sink: forwards observations to the bus.
+pub(crate) struct BusSink(pub(crate) Sender<BusMsg>);
+
+impl Sink for BusSink {
+    fn observe(&self, at: Instant, what: Observation) {
+        let _ = self.0.try_send(BusMsg::Engine(at, what));
+    }
+}
+
+struct FutureInfo {
+    task: Arc<str>,
+    pool: Arc<str>,
+}
+
+/// Turns bus messages into events.
+pub(crate) struct Bus {
+    start: Instant,
+    seq: u64,
+    futures: HashMap<FutureId, FutureInfo>,
+    results: HashMap<FutureId, Value>,
+    log: Option<BufWriter<std::fs::File>>,
+    log_error: Option<String>,
+    subscribers: Vec<Sender<Event>>,
+}
+
+impl Bus {
+    pub(crate) fn new(start: Instant, log: Option<&Path>, subscribers: Vec<Sender<Event>>) -> std::io::Result<Self> {
+        let log = log.map(std::fs::File::create).transpose()?.map(BufWriter::new);
+        Ok(Self { start, seq: 0, futures: HashMap::new(), results: HashMap::new(), log, log_error: None, subscribers })
+    }
+
+    /// Runs the bus until `Close`: the body of the bus thread. Returns a log write error, if any.
+    pub(crate) fn run(mut self, rx: &Receiver<BusMsg>) -> Option<String> {
+        loop {
+            let msg = match rx.try_recv() {
+                Ok(m) => m,
+                Err(crossbeam_channel::TryRecvError::Empty) => {
+                    self.flush();
+                    match rx.recv() {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => break,
+            };
+            match msg {
+                BusMsg::Close(ack) => {
+                    // Whatever raced the close in is still logged.
+                    while let Ok(m) = rx.try_recv() {
+                        if !matches!(m, BusMsg::Close(_)) {
+                            self.handle(m);
+                        }
+                    }
+                    self.flush();
+                    let _ = ack.send(());
+                    return self.log_error;
+                }
+                m => self.handle(m),
+            }
+        }
+        self.flush();
+        self.log_error
+    }
+
+    fn flush(&mut self) {
+        if let Some(log) = self.log.as_mut() {
+            if let Err(e) = log.flush() {
+                self.log_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    fn name_of(&self, id: FutureId) -> (String, String) {
+        self.futures.get(&id).map_or_else(
+            || (format!("task-{}", id.0), String::new()),
+            |f| (f.task.to_string(), f.pool.to_string()),
+        )
+    }
+
+    fn handle(&mut self, msg: BusMsg) {
+        let (at, kind) = match msg {
+            BusMsg::Result(id, v) => {
+                self.results.insert(id, v);
+                return;
+            }
+            BusMsg::Close(_) => return,
+            BusMsg::Runner(at, kind) => {
+                if let EventKind::Pending { task, id, pool } = &kind {
+                    self.futures.insert(FutureId(*id), FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() });
+                }
+                (at, kind)
+            }
+            BusMsg::Engine(at, obs) => match self.translate(obs) {
+                Some(kind) => (at, kind),
+                None => return,
+            },
+        };
+        self.publish(at, kind);
+    }
+
+    fn translate(&mut self, obs: Observation) -> Option<EventKind> {
+        Some(match obs {
+            Observation::Pending { id, pool, name } => {
+                self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
+                EventKind::Pending { task: name.to_string(), id: id.0, pool: pool.to_string() }
+            }
+            Observation::Running { id, worker, pid } => {
+                let (task, pool) = self.name_of(id);
+                EventKind::Running { task, id: id.0, pool, worker: worker.to_string(), pid }
+            }
+            Observation::Finished { id, outcome } => {
+                let (task, pool) = self.name_of(id);
+                let result = self.results.remove(&id);
+                match outcome {
+                    Outcome::Done => EventKind::Done { task, id: id.0, pool, result: result.unwrap_or(Value::Null) },
+                    Outcome::Cancelled => EventKind::Cancelled { task, id: id.0, pool, reason: None },
+                    Outcome::Exception(e) => EventKind::Exception { task, id: id.0, pool, error: ErrorInfo::from(&e) },
+                }
+            }
+            Observation::WaitStart { waiter, target, timeout } => EventKind::Wait {
+                task: self.name_of(waiter).0,
+                on: self.name_of(target).0,
+                id: waiter.0,
+                on_id: target.0,
+                timeout: timeout.map(|d| d.as_secs_f64()),
+            },
+            Observation::WaitEnd { waiter, target, outcome } => EventKind::WaitEnd {
+                task: self.name_of(waiter).0,
+                on: self.name_of(target).0,
+                id: waiter.0,
+                on_id: target.0,
+                outcome: match outcome {
+                    WaitOutcome::Completed => "completed",
+                    WaitOutcome::TimedOut => "timed_out",
+                    WaitOutcome::Interrupted => "interrupted",
+                }
+                .to_owned(),
+            },
+            Observation::WorkerStarted { pool, worker, pid } => {
+                EventKind::WorkerStarted { pool: pool.to_string(), worker: worker.to_string(), pid }
+            }
+            Observation::WorkerExited { pool, worker, pid, status } => {
+                EventKind::WorkerExited { pool: pool.to_string(), worker: worker.to_string(), pid, status }
+            }
+            Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool: pool.to_string(), error },
+            Observation::CallbackPanicked { id, message } => {
+                let (task, _) = self.name_of(id);
+                EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }
+            }
+        })
+    }
+
+    fn publish(&mut self, at: Instant, kind: EventKind) {
+        self.seq += 1;
+        let t = at.saturating_duration_since(self.start).as_secs_f64();
+        let event = Event { seq: self.seq, t, kind };
+        if let Some(log) = self.log.as_mut() {
+            let line = serde_json::to_string(&event).unwrap_or_else(|e| format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq));
+            if let Err(e) = writeln!(log, "{line}") {
+                self.log_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+    }
+}
+
+/// Reads an event log written with `--events`.
+pub fn read_log(path: &Path) -> Result<Vec<Event>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: not an event: {e}", path.display(), i + 1)))
+        .collect()
+}

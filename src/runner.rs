@@ -1,0 +1,462 @@
+//! Runs a [`Plan`]: builds its pools, submits its tasks as their dependencies allow, obeys controls, ends the run.
+//!
+//! One runner thread owns the run's bookkeeping. Futures report completion through
+//! done-callbacks into a channel; the user (TUI keys, Ctrl-C, the deadlock detector)
+//! steers through [`Control`] messages; both are `select`ed in one loop. A task whose
+//! dependency failed or was cancelled is itself cancelled, with the reason, and so on
+//! down the chain. The engine's observations and the runner's own events meet on the
+//! event bus ([`crate::events`]), which the runner closes — flushed — before it returns.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use serde_json::Value;
+
+use crate::config::{Plan, PoolKind, Work};
+use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EVENTS_VERSION};
+use crate::observe::FutureId;
+use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, TaskEnv};
+use crate::{CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
+
+/// What to do when a deadlock is detected (`--on-deadlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDeadlock {
+    /// Report it and keep waiting, as Python would.
+    #[default]
+    Warn,
+    /// Report it and end the run with exit code 3.
+    Fail,
+    /// Report it and break it: the waiter whose wait began last gets a `DeadlockError`.
+    Break,
+}
+
+/// How to run a plan.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Write every event to this file as JSON lines.
+    pub events: Option<PathBuf>,
+    /// The deadlock policy.
+    pub on_deadlock: OnDeadlock,
+}
+
+/// A request to the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Cancel a pending future (Python's `cancel()`: pending only).
+    Cancel(FutureId),
+    /// Kill a running future (an extension).
+    Kill(FutureId),
+    /// Cancel every pending future of a pool (`shutdown(cancel_futures=True)` for that pool's queue).
+    CancelPool(String),
+    /// Break a deadlock: interrupt this future's wait with a `DeadlockError`.
+    BreakWait(FutureId),
+    /// A deadlock was detected under `--on-deadlock fail`: end the run with code 3.
+    DeadlockFail,
+    /// Ctrl-C or a termination signal: stop everything, exit 130.
+    Interrupt,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// 0 all done, 1 a task failed, 3 deadlock (`--on-deadlock fail`), 130 interrupted.
+    pub exit_code: i32,
+    /// Final states of the plan's tasks.
+    pub counts: Counts,
+    /// A failure to write the event log, if one happened.
+    pub log_error: Option<String>,
+}
+
+/// A started run: steer it with `control`, wait for it with `join`.
+pub struct RunHandle {
+    control: Sender<Control>,
+    thread: JoinHandle<RunReport>,
+}
+
+impl RunHandle {
+    /// The channel that steers the run.
+    pub fn control(&self) -> Sender<Control> {
+        self.control.clone()
+    }
+
+    /// Waits for the run to end.
+    pub fn join(self) -> RunReport {
+        self.thread.join().unwrap_or_else(|_| RunReport {
+            exit_code: 1,
+            counts: Counts::default(),
+            log_error: Some("the runner thread panicked".into()),
+        })
+    }
+}
+
+enum Exec {
+    Thread(ThreadPoolExecutor),
+}
+
+enum Slot {
+    Waiting,
+    Submitted(Future<Value>),
+    /// Cancelled before it was submitted (a dependency failed, or the run stopped).
+    Dropped,
+}
+
+/// What tasks share: the pools, the futures, the bus.
+struct Registry {
+    plan: Arc<Plan>,
+    pools: Vec<Exec>,
+    slots: Mutex<Vec<Slot>>,
+    submitted: Condvar,
+    /// Every future of the run (inner submits too), with its pool's index.
+    by_id: Mutex<HashMap<FutureId, (usize, Future<Value>)>>,
+    bus: Sender<BusMsg>,
+}
+
+impl Registry {
+    fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
+        let env = RegistryEnv(Arc::clone(self));
+        let bus = self.bus.clone();
+        let task_name = name.to_owned();
+        let call = Fallible(move || -> Result<Value, Exception> {
+            let value = match &work {
+                Work::Call(b) => run_builtin(b, &task_name, Some(&env as &dyn TaskEnv)),
+                Work::Command(c) => {
+                    let out_bus = bus.clone();
+                    let out_task = task_name.clone();
+                    let sink: OutputSink = Arc::new(move |stream, line| {
+                        let _ = out_bus.send(BusMsg::Runner(
+                            Instant::now(),
+                            EventKind::Output { task: out_task.clone(), stream, line },
+                        ));
+                    });
+                    run_command(c, &sink)
+                }
+            }?;
+            if let Some(id) = crate::current_task() {
+                let _ = bus.send(BusMsg::Result(id, value.clone()));
+            }
+            Ok(value)
+        });
+        let future = match &self.pools[pool] {
+            Exec::Thread(p) => p.submit_named(Some(name), call)?,
+        };
+        lock(&self.by_id).insert(future.id(), (pool, future.clone()));
+        Ok(future)
+    }
+
+    fn future(&self, id: FutureId) -> Option<Future<Value>> {
+        lock(&self.by_id).get(&id).map(|(_, f)| f.clone())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The `TaskEnv` tasks get: the registry behind an `Arc`, so inner submits can capture it.
+struct RegistryEnv(Arc<Registry>);
+
+impl TaskEnv for RegistryEnv {
+    fn future_of(&self, task: usize) -> Result<Future<Value>, Exception> {
+        let mut slots = lock(&self.0.slots);
+        loop {
+            match slots.get(task) {
+                Some(Slot::Submitted(f)) => return Ok(f.clone()),
+                Some(Slot::Dropped) | None => return Err(Exception::Cancelled(CancelledError)),
+                Some(Slot::Waiting) => {
+                    crate::checkpoint()?;
+                    slots = self
+                        .0
+                        .submitted
+                        .wait_timeout(slots, Duration::from_millis(100))
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn submit(&self, pool: usize, name: String, call: Builtin) -> Result<Future<Value>, Exception> {
+        self.0.submit_work(pool, &name, Work::Call(call)).map_err(|e| match e {
+            SubmitError::Broken(b) => Exception::Broken(b),
+            other => Exception::task(format!("cannot submit {name}: {other}")),
+        })
+    }
+}
+
+/// Starts running `plan`: events go to `subscribers` (and the log in `options`).
+pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) -> Result<RunHandle, String> {
+    let start = Instant::now();
+    let bus = Bus::new(start, options.events.as_deref(), subscribers)
+        .map_err(|e| format!("cannot write the event log: {e}"))?;
+    let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
+    let bus_thread = std::thread::Builder::new()
+        .name("futuretop-bus".into())
+        .spawn(move || bus.run(&bus_rx))
+        .map_err(|e| format!("cannot start the event bus: {e}"))?;
+    let sink: Arc<dyn crate::Sink> = Arc::new(BusSink(bus_tx.clone()));
+    let plan = Arc::new(plan);
+    let _ = bus_tx.send(BusMsg::Runner(
+        start,
+        EventKind::RunStarted {
+            version: EVENTS_VERSION,
+            run: plan.name.clone(),
+            file: plan.source.clone(),
+            pools: plan
+                .pools
+                .iter()
+                .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind.as_str().into(), max_workers: p.max_workers })
+                .collect(),
+            tasks: plan.tasks.len(),
+        },
+    ));
+    let mut pools = Vec::new();
+    for p in &plan.pools {
+        let exec = match p.kind {
+            // Process pools run on threads until the process pool lands (issue 3).
+            PoolKind::Thread | PoolKind::Process => Exec::Thread(
+                ThreadPoolExecutor::builder()
+                    .name(p.name.clone())
+                    .max_workers(p.max_workers)
+                    .sink(Arc::clone(&sink))
+                    .build()
+                    .map_err(|e| format!("pool '{}': {e}", p.name))?,
+            ),
+        };
+        pools.push(exec);
+    }
+    let registry = Arc::new(Registry {
+        slots: Mutex::new(plan.tasks.iter().map(|_| Slot::Waiting).collect()),
+        plan: Arc::clone(&plan),
+        pools,
+        submitted: Condvar::new(),
+        by_id: Mutex::new(HashMap::new()),
+        bus: bus_tx.clone(),
+    });
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let thread = std::thread::Builder::new()
+        .name("futuretop-runner".into())
+        .spawn(move || {
+            let mut runner = Runner::new(registry, control_rx);
+            let (exit_code, counts) = runner.run();
+            let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+            let _ = bus_tx.send(BusMsg::Runner(Instant::now(), EventKind::RunFinished { counts, exit_code }));
+            let _ = bus_tx.send(BusMsg::Close(ack_tx));
+            let _ = ack_rx.recv_timeout(Duration::from_secs(10));
+            let log_error = bus_thread.join().ok().flatten();
+            runner.release(exit_code);
+            RunReport { exit_code, counts, log_error }
+        })
+        .map_err(|e| format!("cannot start the runner: {e}"))?;
+    Ok(RunHandle { control: control_tx, thread })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Final {
+    Done,
+    Exception,
+    Cancelled,
+}
+
+struct Runner {
+    reg: Arc<Registry>,
+    control: Receiver<Control>,
+    completions: (Sender<(usize, Final)>, Receiver<(usize, Final)>),
+    finals: Vec<Option<Final>>,
+    dependents: Vec<Vec<usize>>,
+}
+
+impl Runner {
+    fn new(reg: Arc<Registry>, control: Receiver<Control>) -> Self {
+        let n = reg.plan.tasks.len();
+        let mut dependents = vec![Vec::new(); n];
+        for (i, t) in reg.plan.tasks.iter().enumerate() {
+            for &d in &t.depends_on {
+                dependents[d].push(i);
+            }
+        }
+        Self { reg, control, completions: crossbeam_channel::unbounded(), finals: vec![None; n], dependents }
+    }
+
+    fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for f in &self.finals {
+            match f {
+                Some(Final::Done) => c.done += 1,
+                Some(Final::Exception) => c.exception += 1,
+                Some(Final::Cancelled) => c.cancelled += 1,
+                None => c.unfinished += 1,
+            }
+        }
+        c
+    }
+
+    fn run(&mut self) -> (i32, Counts) {
+        for i in 0..self.finals.len() {
+            if self.reg.plan.tasks[i].depends_on.is_empty() {
+                self.submit(i);
+            }
+        }
+        let mut outcome = None;
+        while self.finals.iter().any(Option::is_none) {
+            let completions = self.completions.1.clone();
+            select! {
+                recv(completions) -> msg => {
+                    if let Ok((i, f)) = msg {
+                        self.finished(i, f);
+                    }
+                }
+                recv(self.control) -> msg => match msg {
+                    Ok(Control::Interrupt) => {
+                        self.stop();
+                        outcome = Some(130);
+                        break;
+                    }
+                    Ok(Control::DeadlockFail) => {
+                        self.stop();
+                        outcome = Some(3);
+                        break;
+                    }
+                    Ok(c) => self.steer(&c),
+                    Err(_) => {}
+                }
+            }
+        }
+        let counts = self.counts();
+        let code = outcome.unwrap_or(if counts.exception > 0 { 1 } else { 0 });
+        (code, counts)
+    }
+
+    fn submit(&mut self, i: usize) {
+        let task = &self.reg.plan.tasks[i];
+        match self.reg.submit_work(task.pool, &task.name, task.work.clone()) {
+            Ok(f) => {
+                let done = self.completions.0.clone();
+                f.add_done_callback(move |f| {
+                    let outcome = match f.try_result() {
+                        Some(Ok(_)) => Final::Done,
+                        Some(Err(FutureError::Cancelled(_))) => Final::Cancelled,
+                        _ => Final::Exception,
+                    };
+                    let _ = done.send((i, outcome));
+                });
+                lock(&self.reg.slots)[i] = Slot::Submitted(f);
+                self.reg.submitted.notify_all();
+            }
+            Err(e) => {
+                // Broken pool or shut down: the task fails without running.
+                let f = Future::<Value>::new();
+                let reason = e.to_string();
+                self.emit_unsubmitted(i, &f, Some(reason));
+            }
+        }
+    }
+
+    /// A task that never reached a pool: give it a future id, report pending → cancelled.
+    fn emit_unsubmitted(&mut self, i: usize, f: &Future<Value>, reason: Option<String>) {
+        let task = &self.reg.plan.tasks[i];
+        let pool = self.reg.plan.pools[task.pool].name.clone();
+        let now = Instant::now();
+        let _ = self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() }));
+        f.cancel();
+        let _ = self.reg.bus.send(BusMsg::Runner(now, EventKind::Cancelled { task: task.name.clone(), id: f.id().0, pool, reason }));
+        lock(&self.reg.slots)[i] = Slot::Dropped;
+        self.reg.submitted.notify_all();
+        self.finished(i, Final::Cancelled);
+    }
+
+    fn finished(&mut self, i: usize, outcome: Final) {
+        if self.finals[i].is_some() {
+            return;
+        }
+        self.finals[i] = Some(outcome);
+        for d in self.dependents[i].clone() {
+            if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
+                continue;
+            }
+            if outcome == Final::Done {
+                if self.reg.plan.tasks[d].depends_on.iter().all(|&x| self.finals[x] == Some(Final::Done)) {
+                    self.submit(d);
+                }
+            } else {
+                let what = if outcome == Final::Cancelled { "was cancelled" } else { "failed" };
+                let reason = format!("dependency '{}' {what}", self.reg.plan.tasks[i].name);
+                self.emit_unsubmitted(d, &Future::new(), Some(reason));
+            }
+        }
+    }
+
+    fn steer(&mut self, c: &Control) {
+        match c {
+            Control::Cancel(id) => {
+                if let Some(f) = self.reg.future(*id) {
+                    f.cancel();
+                }
+            }
+            Control::Kill(id) => {
+                if let Some(f) = self.reg.future(*id) {
+                    f.kill();
+                }
+            }
+            Control::BreakWait(id) => {
+                if let Some(f) = self.reg.future(*id) {
+                    f.break_wait();
+                }
+            }
+            Control::CancelPool(name) => {
+                let Some(pool) = self.reg.plan.pools.iter().position(|p| p.name == *name) else { return };
+                let futures: Vec<Future<Value>> =
+                    lock(&self.reg.by_id).values().filter(|(p, _)| *p == pool).map(|(_, f)| f.clone()).collect();
+                for f in futures {
+                    f.cancel();
+                }
+            }
+            Control::Interrupt | Control::DeadlockFail => {}
+        }
+    }
+
+    /// Ctrl-C or a deadlock failure: cancel what waits, kill what runs, give it a moment.
+    fn stop(&mut self) {
+        for p in &self.reg.pools {
+            match p {
+                Exec::Thread(t) => t.shutdown(false, true),
+            }
+        }
+        for i in 0..self.finals.len() {
+            if self.finals[i].is_none() && matches!(lock(&self.reg.slots)[i], Slot::Waiting) {
+                self.emit_unsubmitted(i, &Future::new(), Some("the run was stopped".into()));
+            }
+        }
+        let all: Vec<Future<Value>> = lock(&self.reg.by_id).values().map(|(_, f)| f.clone()).collect();
+        for f in &all {
+            if !f.cancel() {
+                f.kill();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.finals.iter().any(Option::is_none) {
+            match self.completions.1.recv_deadline(deadline) {
+                Ok((i, f)) => self.finished(i, f),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Shuts the pools down: waits for workers after a normal run; after an interrupted
+    /// or deadlocked one, leaves threads that cannot finish to the process exit.
+    fn release(self, exit_code: i32) {
+        let reg = self.reg;
+        for p in &reg.pools {
+            match p {
+                Exec::Thread(t) => t.shutdown(exit_code != 3 && exit_code != 130, exit_code == 3 || exit_code == 130),
+            }
+        }
+        if exit_code == 3 || exit_code == 130 {
+            // Blocked threads keep the registry alive; dropping it would join them.
+            std::mem::forget(reg);
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! What a YAML task can run: the built-in callables and external commands.
+//!
+//! Built-ins that need the run (`wait_on`, `submit`) reach it through [`TaskEnv`]; the
+//! others are plain functions of their arguments, so a process worker can run them too.
+//! Long-running built-ins poll [`checkpoint`](crate::checkpoint), so `kill` stops them.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::config::CommandPlan;
+use crate::error::{Exception, FutureError};
+use crate::Future;
+
+/// A built-in callable with its validated arguments (DESIGN §3's table).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Builtin {
+    /// `sleep(secs)`: returns `null` after sleeping.
+    Sleep {
+        /// Seconds.
+        secs: f64,
+    },
+    /// `spin(secs)`: burns one core; returns the iterations done.
+    Spin {
+        /// Seconds.
+        secs: f64,
+    },
+    /// `pow(base, exp)`: `base ** exp`, exact (a string of digits when beyond 64 bits).
+    Pow {
+        /// The base.
+        base: i64,
+        /// The exponent.
+        exp: u32,
+    },
+    /// `is_prime(n)`: the seed's trial division.
+    IsPrime {
+        /// The number.
+        n: u64,
+    },
+    /// `fetch_url(url, timeout)`: HTTP GET, returns the bytes received.
+    FetchUrl {
+        /// The URL.
+        url: String,
+        /// Seconds for the whole request.
+        timeout: f64,
+    },
+    /// `wait_on(task, timeout)`: that task's result, as `result(timeout)` gives it.
+    WaitOn {
+        /// The task waited on (index into the plan's tasks).
+        task: usize,
+        /// Seconds, or forever.
+        timeout: Option<f64>,
+    },
+    /// `submit(call, args, pool, timeout)`: submits `call` to `pool` and waits on it.
+    Submit {
+        /// The inner call.
+        call: Box<Builtin>,
+        /// Its callable's name (the inner future is named `<task>/<call_name>`).
+        call_name: String,
+        /// The pool it goes to (index into the plan's pools).
+        pool: usize,
+        /// Seconds, or forever.
+        timeout: Option<f64>,
+    },
+    /// `fail(message)`: raises `TaskError(message)`.
+    Fail {
+        /// The message.
+        message: String,
+    },
+    /// `exit(code)`: the worker process exits (process pools only).
+    Exit {
+        /// The exit status.
+        code: i32,
+    },
+    /// `crash`: the worker process dies by a signal (process pools only).
+    Crash,
+}
+
+/// The names of the built-in callables, for validation messages.
+pub const BUILTIN_NAMES: &[&str] =
+    &["sleep", "spin", "pow", "is_prime", "fetch_url", "wait_on", "submit", "fail", "exit", "crash"];
+
+/// What a built-in needs from the run it is part of.
+pub(crate) trait TaskEnv: Send + Sync {
+    /// The future of plan task `task`, once it has been submitted (waits for that).
+    fn future_of(&self, task: usize) -> Result<Future<Value>, Exception>;
+    /// Submits `call` to pool `pool` under `name`.
+    fn submit(&self, pool: usize, name: String, call: Builtin) -> Result<Future<Value>, Exception>;
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
+}
+
+fn timeout(s: Option<f64>) -> Option<Duration> {
+    s.map(secs)
+}
+
+/// The result of waiting on a future, as a task sees it: the value, or its error
+/// re-raised (Python's `f.result(timeout)` inside a task).
+fn waited(r: Result<Value, FutureError>) -> Result<Value, Exception> {
+    r.map_err(Exception::from)
+}
+
+/// Runs a built-in in this thread.
+pub(crate) fn run_builtin(b: &Builtin, task_name: &str, env: Option<&dyn TaskEnv>) -> Result<Value, Exception> {
+    match b {
+        Builtin::Sleep { secs: s } => sleep(secs(*s)).map(|()| Value::Null),
+        Builtin::Spin { secs: s } => spin(secs(*s)).map(Value::from),
+        Builtin::Pow { base, exp } => Ok(pow(*base, *exp)),
+        Builtin::IsPrime { n } => is_prime(*n).map(Value::Bool),
+        Builtin::FetchUrl { url, timeout } => fetch_url(url, secs(*timeout)).map(Value::from),
+        Builtin::Fail { message } => Err(Exception::task(message.clone())),
+        Builtin::WaitOn { task, timeout: t } => {
+            let env = env.ok_or_else(|| Exception::task("wait_on needs the run's futures"))?;
+            waited(env.future_of(*task)?.result(timeout(*t)))
+        }
+        Builtin::Submit { call, call_name, pool, timeout: t } => {
+            let env = env.ok_or_else(|| Exception::task("submit needs the run's pools"))?;
+            let inner = env.submit(*pool, format!("{task_name}/{call_name}"), (**call).clone())?;
+            waited(inner.result(timeout(*t)))
+        }
+        Builtin::Exit { code } => Err(Exception::task(format!(
+            "exit({code}) only ends a process worker; in a thread pool it would end the whole program"
+        ))),
+        Builtin::Crash => Err(Exception::task("crash only ends a process worker")),
+    }
+}
+
+/// Sleeps, waking early (with `Killed`) if the task is killed.
+fn sleep(d: Duration) -> Result<(), Exception> {
+    let end = Instant::now() + d;
+    loop {
+        crate::checkpoint()?;
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(20)));
+    }
+}
+
+fn spin(d: Duration) -> Result<u64, Exception> {
+    let start = Instant::now();
+    let mut iterations: u64 = 0;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while start.elapsed() < d {
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        iterations += 10_000;
+        crate::checkpoint()?;
+    }
+    std::hint::black_box(x);
+    Ok(iterations)
+}
+
+/// The seed's `is_prime`: trial division by odd numbers up to `floor(sqrt(n))`.
+fn is_prime(n: u64) -> Result<bool, Exception> {
+    if n < 2 {
+        return Ok(false);
+    }
+    if n == 2 {
+        return Ok(true);
+    }
+    if n % 2 == 0 {
+        return Ok(false);
+    }
+    let sqrt_n = n.isqrt();
+    let mut i = 3;
+    while i <= sqrt_n {
+        if n % i == 0 {
+            return Ok(false);
+        }
+        if i % 65_537 == 0 {
+            crate::checkpoint()?;
+        }
+        i += 2;
+    }
+    Ok(true)
+}
+
+/// `base ** exp` exactly: a JSON number when it fits in 64 bits, else a string of digits.
+pub(crate) fn pow(base: i64, exp: u32) -> Value {
+    if let Some(v) = base.checked_pow(exp) {
+        return Value::from(v);
+    }
+    // Base-10^9 limbs, least significant first.
+    const LIMB: u128 = 1_000_000_000;
+    let b = u128::from(base.unsigned_abs());
+    let mut limbs: Vec<u128> = vec![1];
+    for _ in 0..exp {
+        let mut carry = 0u128;
+        for l in &mut limbs {
+            let v = *l * b + carry;
+            *l = v % LIMB;
+            carry = v / LIMB;
+        }
+        while carry > 0 {
+            limbs.push(carry % LIMB);
+            carry /= LIMB;
+        }
+    }
+    let mut s = String::new();
+    if base < 0 && exp % 2 == 1 {
+        s.push('-');
+    }
+    let mut it = limbs.iter().rev();
+    if let Some(top) = it.next() {
+        s.push_str(&top.to_string());
+    }
+    for l in it {
+        s.push_str(&format!("{l:09}"));
+    }
+    Value::String(s)
+}
+
+fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
+    let mut response = agent.get(url).call().map_err(|e| Exception::task(format!("{url}: {e}")))?;
+    let mut reader = response.body_mut().as_reader();
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0u64;
+    loop {
+        crate::checkpoint()?;
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e) => return Err(Exception::task(format!("{url}: {e}"))),
+        }
+    }
+}
+
+/// Lines of a command's output kept for its result and the detail view.
+pub const OUTPUT_TAIL_LINES: usize = 50;
+/// Longest output line kept (longer lines are cut, with a marker).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Which stream a line of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Receives each line a command prints.
+pub(crate) type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
+
+/// Runs an external command in its own process group. Exit 0 gives the output's tail;
+/// anything else is a [`Exception::CommandFailed`] that names the status or signal. A
+/// kill, or the command's `timeout`, kills the whole process group.
+pub(crate) fn run_command(cmd: &CommandPlan, output: &OutputSink) -> Result<Value, Exception> {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = cmd.argv.split_first() else {
+        return Err(Exception::CommandFailed("empty command".into()));
+    };
+    let mut command = Command::new(program);
+    command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    for (k, v) in &cmd.env {
+        command.env(k, v);
+    }
+    if let Some(cwd) = &cmd.cwd {
+        command.current_dir(cwd);
+    }
+    let mut child =
+        command.spawn().map_err(|e| Exception::CommandFailed(format!("cannot start `{program}`: {e}")))?;
+    let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(2);
+    if let Some(out) = child.stdout.take() {
+        spawn_reader(out, Stream::Stdout, Arc::clone(&tail), Arc::clone(output), done_tx.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(err, Stream::Stderr, Arc::clone(&tail), Arc::clone(output), done_tx.clone());
+    }
+    drop(done_tx);
+    let started = Instant::now();
+    let limit = cmd.timeout.map(secs);
+    let kill_group = || {
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                kill_group();
+                return Err(Exception::CommandFailed(format!("lost track of `{program}`: {e}")));
+            }
+        }
+        if crate::checkpoint().is_err() {
+            kill_group();
+            let _ = child.wait();
+            return Err(Exception::Killed(format!("`{program}` and its process group were killed")));
+        }
+        if limit.is_some_and(|l| started.elapsed() >= l) {
+            kill_group();
+            let _ = child.wait();
+            return Err(Exception::CommandFailed(format!(
+                "`{program}` timed out after {:.1} s and was killed",
+                started.elapsed().as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Whatever the command left running in its group goes with it.
+    kill_group();
+    // Wait for the readers to drain the pipes, but not forever: a grandchild that left
+    // the group may hold them open.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while done_rx.recv_deadline(deadline).is_ok() {}
+    let tail: Vec<String> = tail.lock().map(|t| t.iter().cloned().collect()).unwrap_or_default();
+    if status.success() {
+        return Ok(Value::String(tail.join("\n")));
+    }
+    let how = describe_status(status);
+    let last = tail.last().map(|l| format!(": {l}")).unwrap_or_default();
+    Err(Exception::CommandFailed(format!("`{program}` {how}{last}")))
+}
+
+/// `exited with status 3` or `was killed by signal SIGKILL`.
+pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else if let Some(sig) = status.signal() {
+        format!("was killed by signal {}", signal_name(sig))
+    } else {
+        format!("ended with {status}")
+    }
+}
+
+/// `SIGKILL` for 9, and so on.
+pub(crate) fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("{sig}"), |s| s.as_str().to_owned())
+}
+
+fn spawn_reader(
+    pipe: impl Read + Send + 'static,
+    stream: Stream,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    output: OutputSink,
+    done: crossbeam_channel::Sender<()>,
+) {
+    let spawned = std::thread::Builder::new().name("command-output".into()).spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let cut = buf.len() > MAX_LINE_BYTES;
+            let mut line = String::from_utf8_lossy(&buf[..buf.len().min(MAX_LINE_BYTES)]).trim_end().to_owned();
+            if cut {
+                // Skip the rest of an over-long line.
+                let mut rest = Vec::new();
+                let _ = reader.read_until(b'\n', &mut rest);
+                line.push_str(" [...]");
+            }
+            if let Ok(mut t) = tail.lock() {
+                if t.len() == OUTPUT_TAIL_LINES {
+                    t.pop_front();
+                }
+                t.push_back(line.clone());
+            }
+            output(stream, line);
+        }
+        let _ = done.send(());
+    });
+    // Without a reader thread the output is lost, but the command still runs and ends.
+    drop(spawned);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pow_is_exact_beyond_64_bits() {
+        assert_eq!(pow(2, 10), Value::from(1024));
+        assert_eq!(pow(2, 64), Value::String("18446744073709551616".into()));
+        assert_eq!(pow(-3, 41), Value::String("-36472996377170786403".into()));
+        // The seed's example: Python says len(str(323 ** 1235)) == 3099.
+        let Value::String(big) = pow(323, 1235) else { panic!("expected digits") };
+        assert_eq!(big.len(), 3099);
+    }
+
+    #[test]
+    fn is_prime_matches_the_seed() {
+        let primes: Vec<u64> = (0..30).filter(|&n| is_prime(n).unwrap()).collect();
+        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
+        assert!(is_prime(112_272_535_095_293).unwrap());
+        assert!(!is_prime(112_272_535_095_295).unwrap());
+    }
+}
