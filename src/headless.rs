@@ -196,16 +196,13 @@ pub fn report(events: &Receiver<Event>, tty: bool, err: &mut dyn Write) -> Tally
         if last_draw.elapsed() >= every || finished {
             last_draw = Instant::now();
             let line = tally.progress_line(24);
-            if line == last_line && !tty {
-                continue;
-            }
-            last_line.clone_from(&line);
             if tty {
                 let _ = write!(err, "\r{line}\x1b[K");
                 drawn = true;
-            } else {
+            } else if line != last_line {
                 let _ = writeln!(err, "progress: {line}");
             }
+            last_line = line;
             let _ = err.flush();
         }
         if finished {
