@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::deadlock::monitor::Detector;
 use crate::observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
 use crate::tasks::Stream;
 use crate::Exception;
@@ -213,6 +214,18 @@ pub enum EventKind {
         pool: Option<String>,
         /// What is wrong, in plain words, and what would end it.
         message: String,
+        /// The futures' ids, in the order of `tasks`.
+        #[serde(default)]
+        ids: Vec<u64>,
+        /// The waiter that breaking interrupts (the one whose wait began last).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        victim: Option<String>,
+        /// Its future id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        victim_id: Option<u64>,
+        /// Seconds until the first of the deadlock's waits times out, if one has a timeout.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in: Option<f64>,
     },
     /// A deadlock ended.
     DeadlockResolved {
@@ -274,17 +287,43 @@ struct FutureInfo {
 pub(crate) struct Bus {
     start: Instant,
     seq: u64,
+    last_t: f64,
     futures: HashMap<FutureId, FutureInfo>,
     results: HashMap<FutureId, Value>,
     log: Option<BufWriter<std::fs::File>>,
     log_error: Option<String>,
     subscribers: Vec<Sender<Event>>,
+    detector: Option<Detector>,
 }
 
 impl Bus {
-    pub(crate) fn new(start: Instant, log: Option<&Path>, subscribers: Vec<Sender<Event>>) -> std::io::Result<Self> {
+    pub(crate) fn new(
+        start: Instant,
+        log: Option<&Path>,
+        subscribers: Vec<Sender<Event>>,
+        detector: Option<Detector>,
+    ) -> std::io::Result<Self> {
         let log = log.map(std::fs::File::create).transpose()?.map(BufWriter::new);
-        Ok(Self { start, seq: 0, futures: HashMap::new(), results: HashMap::new(), log, log_error: None, subscribers })
+        Ok(Self {
+            start,
+            seq: 0,
+            last_t: 0.0,
+            futures: HashMap::new(),
+            results: HashMap::new(),
+            log,
+            log_error: None,
+            subscribers,
+            detector,
+        })
+    }
+
+    /// Asks the deadlock detector for news and publishes it.
+    fn check_deadlocks(&mut self) {
+        let news = self.detector.as_mut().map(Detector::check).unwrap_or_default();
+        let now = Instant::now();
+        for kind in news {
+            self.publish(now, kind);
+        }
     }
 
     /// Runs the bus until `Close`: the body of the bus thread. Returns a log write error, if any.
@@ -293,6 +332,7 @@ impl Bus {
             let msg = match rx.try_recv() {
                 Ok(m) => m,
                 Err(crossbeam_channel::TryRecvError::Empty) => {
+                    self.check_deadlocks();
                     self.flush();
                     match rx.recv() {
                         Ok(m) => m,
@@ -309,6 +349,7 @@ impl Bus {
                             self.handle(m);
                         }
                     }
+                    self.check_deadlocks();
                     self.flush();
                     let _ = ack.send(());
                     return self.log_error;
@@ -343,6 +384,10 @@ impl Bus {
             }
             BusMsg::Close(_) => return,
             BusMsg::Runner(at, kind) => {
+                if matches!(kind, EventKind::RunFinished { .. }) {
+                    // Whatever the detector has to say comes before the last event.
+                    self.check_deadlocks();
+                }
                 if let EventKind::Pending { task, id, pool } = &kind {
                     self.futures.insert(FutureId(*id), FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() });
                 }
@@ -410,8 +455,13 @@ impl Bus {
 
     fn publish(&mut self, at: Instant, kind: EventKind) {
         self.seq += 1;
-        let t = at.saturating_duration_since(self.start).as_secs_f64();
+        // Messages are published in arrival order; keep `t` from going backwards.
+        let t = at.saturating_duration_since(self.start).as_secs_f64().max(self.last_t);
+        self.last_t = t;
         let event = Event { seq: self.seq, t, kind };
+        if let Some(d) = self.detector.as_mut() {
+            d.observe(&event);
+        }
         if let Some(log) = self.log.as_mut() {
             let line = serde_json::to_string(&event).unwrap_or_else(|e| format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq));
             if let Err(e) = writeln!(log, "{line}") {

@@ -43,6 +43,7 @@
 
 mod config;
 mod context;
+mod deadlock;
 mod demo;
 mod error;
 mod events;
@@ -72,3 +73,4 @@ pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS
 pub use runner::{start as start_run, Control, OnDeadlock, RunHandle, RunOptions, RunReport};
 pub use demo::{scenario, start_local_http, Scenario, DEFAULT_DEMO, SCENARIOS};
 pub use headless::{report as report_headless, Tally};
+pub use deadlock::{Deadlock, DeadlockKind, Model as DeadlockModel, WaitEdge};

@@ -190,7 +190,9 @@ impl TaskEnv for RegistryEnv {
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
 pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) -> Result<RunHandle, String> {
     let start = Instant::now();
-    let bus = Bus::new(start, options.events.as_deref(), subscribers)
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let detector = crate::deadlock::monitor::Detector::new(control_tx.clone(), options.on_deadlock);
+    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(detector))
         .map_err(|e| format!("cannot write the event log: {e}"))?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     let bus_thread = std::thread::Builder::new()
@@ -236,7 +238,6 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
         by_id: Mutex::new(HashMap::new()),
         bus: bus_tx.clone(),
     });
-    let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let thread = std::thread::Builder::new()
         .name("futuretop-runner".into())
         .spawn(move || {

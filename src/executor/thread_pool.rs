@@ -22,7 +22,8 @@ type Initializer = Arc<dyn Fn() -> Result<(), Exception> + Send + Sync>;
 
 /// A queued call, type-erased: run it on a worker, or end it without running.
 trait Work: Send {
-    fn run(self: Box<Self>, worker: &WorkerCtx);
+    /// Runs the call; `idle` is bumped once the worker is done with it (see `Job::run`).
+    fn run(self: Box<Self>, worker: &WorkerCtx, idle: &AtomicUsize);
     fn cancel(self: Box<Self>);
     fn fail(self: Box<Self>, error: Exception);
 }
@@ -33,13 +34,14 @@ struct Job<C: Call> {
 }
 
 impl<C: Call> Work for Job<C> {
-    fn run(self: Box<Self>, worker: &WorkerCtx) {
+    fn run(self: Box<Self>, worker: &WorkerCtx, idle: &AtomicUsize) {
         let Self { future, call } = *self;
         let killer: Arc<dyn Kill> = Arc::clone(&worker.interrupt) as Arc<dyn Kill>;
         worker.interrupt.begin_task(future.id());
         // Ok(false): cancelled while queued; Err: someone else started it. Either way, skip.
         if !matches!(future.start_running(Some((&worker.name, None, killer))), Ok(true)) {
             worker.interrupt.end_task();
+            idle.fetch_add(1, Ordering::SeqCst);
             return;
         }
         let outcome = {
@@ -57,6 +59,11 @@ impl<C: Call> Work for Job<C> {
             (_, outcome) => outcome,
         };
         worker.interrupt.end_task();
+        // The worker counts as idle *before* the future completes: a caller woken by
+        // `result()` that submits again must find it idle and not start a thread
+        // (Python releases its idle semaphore after `set_result`, a race CPython's
+        // `test_idle_thread_reuse` only escapes under the GIL).
+        idle.fetch_add(1, Ordering::SeqCst);
         // Only a future already finished by someone else refuses this; nothing to do then.
         let _ = future.finish(outcome, "set_result");
     }
@@ -460,8 +467,7 @@ fn worker_loop(shared: &Shared, worker: &WorkerCtx) {
                 continue;
             }
         }
-        work.run(worker);
-        shared.idle.fetch_add(1, Ordering::SeqCst);
+        work.run(worker, &shared.idle);
     }
     exited("ok");
 }

@@ -8,6 +8,7 @@
 //! (`FIRST_COMPLETED`, `as_completed`) is not, since no single target blocks it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{deadline, Future, Signal, WaitScope};
@@ -36,9 +37,50 @@ pub struct WaitResult<T> {
     pub not_done: Vec<Future<T>>,
 }
 
+/// Hashes a [`FutureId`] with one multiply (Fx-style): ids are unique process-local
+/// counters, not attacker input, so SipHash's DoS resistance buys nothing here, and
+/// hashing was a large share of `wait`'s cost over many finished futures.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap<V> = HashMap<FutureId, V, BuildHasherDefault<IdHasher>>;
+type IdSet = HashSet<FutureId, BuildHasherDefault<IdHasher>>;
+
 fn distinct<T>(fs: &[Future<T>]) -> Vec<Future<T>> {
-    let mut seen = HashSet::with_capacity(fs.len());
+    let mut seen = IdSet::with_capacity_and_hasher(fs.len(), BuildHasherDefault::default());
     fs.iter().filter(|f| seen.insert(f.id())).cloned().collect()
+}
+
+/// `distinct(fs)` split into the done futures and the others, in one pass.
+fn distinct_by_done<T>(fs: &[Future<T>]) -> (Vec<Future<T>>, Vec<Future<T>>) {
+    let mut seen = IdSet::with_capacity_and_hasher(fs.len(), BuildHasherDefault::default());
+    let (mut done, mut not_done) = (Vec::with_capacity(fs.len()), Vec::new());
+    for f in fs {
+        if seen.insert(f.id()) {
+            if f.done() {
+                done.push(f.clone());
+            } else {
+                not_done.push(f.clone());
+            }
+        }
+    }
+    (done, not_done)
 }
 
 /// Waits for the futures in `fs` (duplicates count once) until `return_when` holds or
@@ -47,11 +89,16 @@ fn distinct<T>(fs: &[Future<T>]) -> Vec<Future<T>> {
 /// killed or chosen to break a deadlock returns early in the same way.
 pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnWhen) -> WaitResult<T> {
     let deadline = deadline(timeout);
-    let (mut done, not_done): (Vec<_>, Vec<_>) = distinct(fs).into_iter().partition(Future::done);
-    let satisfied = |done: &[Future<T>], not_done: usize| match return_when {
-        ReturnWhen::FirstCompleted => !done.is_empty(),
-        ReturnWhen::FirstException => not_done == 0 || done.iter().any(Future::has_exception),
-        ReturnWhen::AllCompleted => not_done == 0,
+    let (mut done, not_done) = distinct_by_done(fs);
+    // As in Python, every mode returns at once when nothing is left to wait for
+    // (`len(done) == len(fs)`), an empty `fs` included.
+    let satisfied = |done: &[Future<T>], not_done: usize| {
+        not_done == 0
+            || match return_when {
+                ReturnWhen::FirstCompleted => !done.is_empty(),
+                ReturnWhen::FirstException => done.iter().any(Future::has_exception),
+                ReturnWhen::AllCompleted => false,
+            }
     };
     if satisfied(&done, not_done.len()) {
         return WaitResult { done, not_done };
@@ -59,7 +106,7 @@ pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnW
 
     let signal = Arc::new(Signal::new());
     let mut already = 0usize;
-    let index: HashMap<FutureId, usize> = not_done.iter().enumerate().map(|(i, f)| (f.id(), i)).collect();
+    let index: IdMap<usize> = not_done.iter().enumerate().map(|(i, f)| (f.id(), i)).collect();
     let mut seen = Vec::new();
     for f in &not_done {
         if !f.install_waiter(&signal) {
@@ -113,7 +160,7 @@ pub fn as_completed<T>(fs: &[Future<T>], timeout: Option<Duration>) -> AsComplet
     let total = all.len();
     let signal = Arc::new(Signal::new());
     let mut finished = VecDeque::new();
-    let mut pending = HashMap::new();
+    let mut pending = IdMap::default();
     for f in all {
         if f.done() || !f.install_waiter(&signal) {
             finished.push_back(f);
@@ -127,7 +174,7 @@ pub fn as_completed<T>(fs: &[Future<T>], timeout: Option<Duration>) -> AsComplet
 /// The iterator `as_completed` returns.
 pub struct AsCompleted<T> {
     finished: VecDeque<Future<T>>,
-    pending: HashMap<FutureId, Future<T>>,
+    pending: IdMap<Future<T>>,
     signal: Arc<Signal>,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
