@@ -88,7 +88,7 @@ pub struct PoolPlan {
 }
 
 /// An external program to run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CommandPlan {
     /// Program and arguments.
     pub argv: Vec<String>,
@@ -149,7 +149,8 @@ impl Plan {
 /// Reads and validates the task file at `path`.
 pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
     let file = path.display().to_string();
-    let fail = |message: String| ConfigErrors(vec![ConfigError { file: file.clone(), pos: Pos { line: 1, col: 1 }, message }]);
+    let fail =
+        |message: String| ConfigErrors(vec![ConfigError { file: file.clone(), pos: Pos { line: 1, col: 1 }, message }]);
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
     if meta.is_dir() {
         return Err(fail("is a directory; expected a YAML task file".into()));

@@ -339,7 +339,9 @@ impl Model {
                     .tasks
                     .iter()
                     .filter(|t| self.futures.get(t).is_some_and(|f| f.phase == Phase::Pending))
-                    .map(|&t| format!("{} (queued in pool '{}')", n(t), self.futures.get(&t).map_or("?", |f| f.pool.as_str())))
+                    .map(|&t| {
+                        format!("{} (queued in pool '{}')", n(t), self.futures.get(&t).map_or("?", |f| f.pool.as_str()))
+                    })
                     .collect();
                 let workers: Vec<String> = d
                     .tasks
@@ -371,7 +373,10 @@ impl Model {
                 n(w),
                 (at - now).max(0.0)
             )),
-            None => s.push_str(&format!(" Press b (or run with --on-deadlock break) to give {} a DeadlockError.", n(d.victim))),
+            None => s.push_str(&format!(
+                " Press b (or run with --on-deadlock break) to give {} a DeadlockError.",
+                n(d.victim)
+            )),
         }
         s
     }
@@ -416,7 +421,10 @@ mod tests {
         assert_eq!(found[0].key(), [1, 2].into_iter().collect());
         assert_eq!(found[0].victim, 2, "b's wait began last");
         let text = m.explain(&found[0], 0.3);
-        assert!(text.contains("a waits on b and b waits on a") || text.contains("b waits on a and a waits on b"), "{text}");
+        assert!(
+            text.contains("a waits on b and b waits on a") || text.contains("b waits on a and a waits on b"),
+            "{text}"
+        );
     }
 
     #[test]

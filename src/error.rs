@@ -15,7 +15,6 @@
 
 use std::fmt;
 
-
 /// The future was cancelled before it ran (Python's `concurrent.futures.CancelledError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the future was cancelled")]
@@ -227,4 +226,3 @@ pub enum BuildError {
     #[error("max_tasks_per_child must be greater than 0")]
     ZeroTasksPerChild,
 }
-

@@ -265,6 +265,8 @@ pub(crate) enum BusMsg {
     Result(FutureId, Value),
     /// From the runner.
     Runner(Instant, EventKind),
+    /// A line a task's command printed, named by the task's future.
+    Output(Instant, FutureId, Stream, String),
     /// Flush, close the log and stop; acknowledged on the given channel.
     Close(Sender<()>),
 }
@@ -370,10 +372,9 @@ impl Bus {
     }
 
     fn name_of(&self, id: FutureId) -> (String, String) {
-        self.futures.get(&id).map_or_else(
-            || (format!("task-{}", id.0), String::new()),
-            |f| (f.task.to_string(), f.pool.to_string()),
-        )
+        self.futures
+            .get(&id)
+            .map_or_else(|| (format!("task-{}", id.0), String::new()), |f| (f.task.to_string(), f.pool.to_string()))
     }
 
     fn handle(&mut self, msg: BusMsg) {
@@ -383,13 +384,15 @@ impl Bus {
                 return;
             }
             BusMsg::Close(_) => return,
+            BusMsg::Output(at, id, stream, line) => (at, EventKind::Output { task: self.name_of(id).0, stream, line }),
             BusMsg::Runner(at, kind) => {
                 if matches!(kind, EventKind::RunFinished { .. }) {
                     // Whatever the detector has to say comes before the last event.
                     self.check_deadlocks();
                 }
                 if let EventKind::Pending { task, id, pool } = &kind {
-                    self.futures.insert(FutureId(*id), FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() });
+                    self.futures
+                        .insert(FutureId(*id), FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() });
                 }
                 (at, kind)
             }
@@ -463,7 +466,9 @@ impl Bus {
             d.observe(&event);
         }
         if let Some(log) = self.log.as_mut() {
-            let line = serde_json::to_string(&event).unwrap_or_else(|e| format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq));
+            let line = serde_json::to_string(&event).unwrap_or_else(|e| {
+                format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq)
+            });
             if let Err(e) = writeln!(log, "{line}") {
                 self.log_error.get_or_insert_with(|| e.to_string());
             }

@@ -5,9 +5,16 @@
 //! generic over the call type so that each backend accepts what it can really run, and
 //! callers written against the trait (`submit`, `map_calls`, `shutdown`) do not change.
 
+pub(crate) mod process_pool;
+pub(crate) mod protocol;
 pub(crate) mod thread_pool;
+pub(crate) mod worker;
 
+pub use process_pool::{OutputHook, ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ValueHook};
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
+pub use worker::{
+    serve_worker_if_requested, Callable, Callables, WorkerContext, BUILTIN_CALL, COMMAND_CALL, WORKER_ARG,
+};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -157,6 +164,12 @@ impl<'a, T: 'a> MapIter<'a, T> {
         Ok(it)
     }
 
+    /// Iterates over futures already submitted (a process pool's chunks, say).
+    pub(crate) fn from_futures(futures: Vec<Future<T>>, timeout: Option<Duration>) -> Self {
+        let submitted = futures.len();
+        Self { futures: futures.into(), next_call: None, deadline: deadline(timeout), submitted, ended: false }
+    }
+
     fn cancel_rest(&mut self) {
         for f in self.futures.drain(..) {
             f.cancel();
@@ -221,9 +234,8 @@ impl<T> Drop for MapIter<'_, T> {
 pub(crate) fn run_call<C: Call>(call: C) -> Result<C::Output, Exception> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.call())) {
         Ok(outcome) => outcome,
-        Err(payload) => Err(Exception::Task {
-            message: crate::future::panic_message(payload.as_ref()),
-            panicked: true,
-        }),
+        Err(payload) => {
+            Err(Exception::Task { message: crate::future::panic_message(payload.as_ref()), panicked: true })
+        }
     }
 }

@@ -157,11 +157,7 @@ impl Signal {
                     if now >= d {
                         return WaitOutcome::TimedOut;
                     }
-                    s = self
-                        .cv
-                        .wait_timeout(s, d - now)
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
+                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
                 }
             }
         }
@@ -210,9 +206,9 @@ impl WaitScope {
             (WaitOutcome::Interrupted, Some(InterruptReason::Kill)) => {
                 Some(Exception::Killed("killed while waiting on another future".into()))
             }
-            (WaitOutcome::Interrupted, _) => Some(Exception::Deadlock(
-                "this wait was chosen to break a deadlock".into(),
-            )),
+            (WaitOutcome::Interrupted, _) => {
+                Some(Exception::Deadlock("this wait was chosen to break a deadlock".into()))
+            }
             _ => None,
         }
     }
@@ -275,10 +271,7 @@ impl<T> Future<T> {
             Phase::Cancelled { .. } => true,
             Phase::Pending => {
                 st.phase = Phase::Cancelled { notified: false };
-                emit(&self.core.sink, || Observation::Finished {
-                    id: self.core.id,
-                    outcome: Outcome::Cancelled,
-                });
+                emit(&self.core.sink, || Observation::Finished { id: self.core.id, outcome: Outcome::Cancelled });
                 self.settle(st);
                 true
             }
@@ -396,10 +389,7 @@ impl<T> Future<T> {
 
     /// `set_running_or_notify_cancel` for a worker: reports which worker runs it, and
     /// installs what can kill it.
-    pub(crate) fn start_running(
-        &self,
-        on: Option<RunningOn<'_>>,
-    ) -> Result<bool, InvalidStateError> {
+    pub(crate) fn start_running(&self, on: Option<RunningOn<'_>>) -> Result<bool, InvalidStateError> {
         let mut st = lock(&self.core.state);
         match st.phase {
             Phase::Pending => {
@@ -418,18 +408,13 @@ impl<T> Future<T> {
                 st.phase = Phase::Cancelled { notified: true };
                 Ok(false)
             }
-            Phase::Cancelled { notified: true } => Err(InvalidStateError {
-                operation: "set_running_or_notify_cancel",
-                state: "cancelled",
-            }),
-            Phase::Running => Err(InvalidStateError {
-                operation: "set_running_or_notify_cancel",
-                state: "running",
-            }),
-            Phase::Finished(_) => Err(InvalidStateError {
-                operation: "set_running_or_notify_cancel",
-                state: "finished",
-            }),
+            Phase::Cancelled { notified: true } => {
+                Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "cancelled" })
+            }
+            Phase::Running => Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "running" }),
+            Phase::Finished(_) => {
+                Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "finished" })
+            }
         }
     }
 
@@ -552,12 +537,9 @@ impl<T> fmt::Debug for Future<T> {
             Phase::Pending => write!(f, "<Future {} state=pending>", self.core.id),
             Phase::Running => write!(f, "<Future {} state=running>", self.core.id),
             Phase::Cancelled { .. } => write!(f, "<Future {} state=cancelled>", self.core.id),
-            Phase::Finished(Ok(_)) => write!(
-                f,
-                "<Future {} state=finished returned {}>",
-                self.core.id,
-                short_type_name::<T>()
-            ),
+            Phase::Finished(Ok(_)) => {
+                write!(f, "<Future {} state=finished returned {}>", self.core.id, short_type_name::<T>())
+            }
             Phase::Finished(Err(e)) => {
                 write!(f, "<Future {} state=finished raised {}>", self.core.id, e.type_name())
             }

@@ -144,8 +144,7 @@ impl Tally {
                 }
             }
         }
-        let mut timed: Vec<(&Task, f64)> =
-            self.tasks.iter().filter_map(|t| Some((t, t.ended? - t.started?))).collect();
+        let mut timed: Vec<(&Task, f64)> = self.tasks.iter().filter_map(|t| Some((t, t.ended? - t.started?))).collect();
         timed.sort_by(|a, b| b.1.total_cmp(&a.1));
         if !timed.is_empty() {
             out.push_str("slowest:\n");
@@ -182,7 +181,12 @@ pub fn report(events: &Receiver<Event>, tty: bool, err: &mut dyn Write) -> Tally
                     drawn = false;
                 }
                 EventKind::DeadlockResolved { tasks, how } => {
-                    let _ = writeln!(err, "{}deadlock resolved ({how}): {}", if drawn { "\n" } else { "" }, tasks.join(", "));
+                    let _ = writeln!(
+                        err,
+                        "{}deadlock resolved ({how}): {}",
+                        if drawn { "\n" } else { "" },
+                        tasks.join(", ")
+                    );
                     drawn = false;
                 }
                 EventKind::PoolBroken { pool, error } => {

@@ -55,22 +55,26 @@ mod runner;
 mod sync;
 mod tasks;
 
+pub use config::{
+    load as load_task_file, load_str as load_task_str, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind,
+    PoolPlan, Pos, TaskPlan, Work,
+};
 pub use context::{checkpoint, current_task, in_task, InterruptReason};
+pub use deadlock::{Deadlock, DeadlockKind, Model as DeadlockModel, WaitEdge};
+pub use demo::{scenario, start_local_http, Scenario, DEFAULT_DEMO, SCENARIOS};
 pub use error::{
     BrokenExecutor, BrokenKind, BuildError, CancelledError, Exception, FutureError, InvalidStateError, SubmitError,
     TimeoutError,
 };
-pub use executor::thread_pool::default_thread_workers;
-pub use executor::{Call, Executor, Fallible, MapIter, MapOptions, ThreadPoolBuilder, ThreadPoolExecutor};
-pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, ReturnWhen, WaitResult};
-pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
-pub use config::{
-    load as load_task_file, load_str as load_task_str, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan,
-    Pos, TaskPlan, Work,
-};
-pub use tasks::{Builtin, Stream, BUILTIN_NAMES};
 pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS_VERSION};
-pub use runner::{start as start_run, Control, OnDeadlock, RunHandle, RunOptions, RunReport};
-pub use demo::{scenario, start_local_http, Scenario, DEFAULT_DEMO, SCENARIOS};
+pub use executor::thread_pool::default_thread_workers;
+pub use executor::{
+    serve_worker_if_requested, Call, Callable, Callables, Executor, Fallible, MapIter, MapOptions, OutputHook,
+    ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ThreadPoolBuilder, ThreadPoolExecutor,
+    ValueHook, WorkerContext, BUILTIN_CALL, COMMAND_CALL, WORKER_ARG,
+};
+pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, ReturnWhen, WaitResult};
 pub use headless::{report as report_headless, Tally};
-pub use deadlock::{Deadlock, DeadlockKind, Model as DeadlockModel, WaitEdge};
+pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
+pub use runner::{start as start_run, Control, OnDeadlock, RunHandle, RunOptions, RunReport};
+pub use tasks::{Builtin, Stream, BUILTIN_NAMES};

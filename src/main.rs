@@ -14,6 +14,8 @@ use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // A process-pool worker is this binary re-executed: serve, then exit.
+    futuretop::serve_worker_if_requested(&futuretop::Callables::builtins());
     install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
@@ -40,7 +42,9 @@ fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         None => match cli.file {
             Some(file) => run_plan(load(&file)?, &cli.run),
-            None => run_plan(load_embedded("config.example.yaml", "futuretop-demo", futuretop::DEFAULT_DEMO)?, &cli.run),
+            None => {
+                run_plan(load_embedded("config.example.yaml", "futuretop-demo", futuretop::DEFAULT_DEMO)?, &cli.run)
+            }
         },
         Some(Command::Run { file, run }) => run_plan(load(&file)?, &run),
         Some(Command::Validate { file }) => {
@@ -50,7 +54,11 @@ fn run(cli: Cli) -> Result<u8, String> {
                 file.display(),
                 plan.tasks.len(),
                 plan.pools.len(),
-                plan.pools.iter().map(|p| format!("{} ({}, {} workers)", p.name, p.kind.as_str(), p.max_workers)).collect::<Vec<_>>().join(", ")
+                plan.pools
+                    .iter()
+                    .map(|p| format!("{} ({}, {} workers)", p.name, p.kind.as_str(), p.max_workers))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             Ok(0)
         }
@@ -67,7 +75,8 @@ fn run(cli: Cli) -> Result<u8, String> {
                 return Err(format!("futuretop: unknown demo '{name}' (demos: {})", names.join(", ")));
             };
             let yaml = if s.name == "urls" {
-                let addr = futuretop::start_local_http().map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
+                let addr = futuretop::start_local_http()
+                    .map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
                 eprintln!("serving the demo pages on http://{addr}/");
                 s.yaml.replace("127.0.0.1:8000", &addr)
             } else {
@@ -109,6 +118,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
             DeadlockPolicy::Fail => OnDeadlock::Fail,
             DeadlockPolicy::Break => OnDeadlock::Break,
         },
+        worker_program: None,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use crate::config::{Plan, PoolKind, Work};
 use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EVENTS_VERSION};
+use crate::executor::{ProcessCall, ProcessPoolExecutor, BUILTIN_CALL, COMMAND_CALL};
 use crate::observe::FutureId;
-use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, TaskEnv};
+use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv};
 use crate::{CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
 
 /// What to do when a deadlock is detected (`--on-deadlock`).
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub events: Option<PathBuf>,
     /// The deadlock policy.
     pub on_deadlock: OnDeadlock,
+    /// The program process pools run as workers (default: this executable).
+    pub worker_program: Option<PathBuf>,
 }
 
 /// A request to the runner.
@@ -95,6 +98,16 @@ impl RunHandle {
 
 enum Exec {
     Thread(ThreadPoolExecutor),
+    Process(ProcessPoolExecutor),
+}
+
+impl Exec {
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        match self {
+            Self::Thread(p) => p.shutdown(wait, cancel_futures),
+            Self::Process(p) => p.shutdown(wait, cancel_futures),
+        }
+    }
 }
 
 enum Slot {
@@ -117,6 +130,21 @@ struct Registry {
 
 impl Registry {
     fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
+        let future = match &self.pools[pool] {
+            Exec::Thread(_) => self.submit_thread(pool, name, work)?,
+            Exec::Process(p) => {
+                let call = match &work {
+                    Work::Call(b) => ProcessCall::new(BUILTIN_CALL, serde_json::to_value(b).unwrap_or(Value::Null)),
+                    Work::Command(c) => ProcessCall::new(COMMAND_CALL, serde_json::to_value(c).unwrap_or(Value::Null)),
+                };
+                p.submit_named(Some(name), call)?
+            }
+        };
+        lock(&self.by_id).insert(future.id(), (pool, future.clone()));
+        Ok(future)
+    }
+
+    fn submit_thread(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
         let env = RegistryEnv(Arc::clone(self));
         let bus = self.bus.clone();
         let task_name = name.to_owned();
@@ -132,7 +160,7 @@ impl Registry {
                             EventKind::Output { task: out_task.clone(), stream, line },
                         ));
                     });
-                    run_command(c, &sink)
+                    run_command(c, &sink, &|_| {})
                 }
             }?;
             if let Some(id) = crate::current_task() {
@@ -140,11 +168,31 @@ impl Registry {
             }
             Ok(value)
         });
-        let future = match &self.pools[pool] {
-            Exec::Thread(p) => p.submit_named(Some(name), call)?,
-        };
-        lock(&self.by_id).insert(future.id(), (pool, future.clone()));
-        Ok(future)
+        match &self.pools[pool] {
+            Exec::Thread(p) => p.submit_named(Some(name), call),
+            Exec::Process(_) => Err(SubmitError::Shutdown),
+        }
+    }
+
+    /// Answers a process task's request: `wait_on` and `submit`, run in the task's context.
+    fn answer(self: &Arc<Self>, body: &Value) -> Result<Value, Exception> {
+        let env = RegistryEnv(Arc::clone(self));
+        let timeout = body.get("timeout").and_then(Value::as_f64);
+        let index = |k: &str| body.get(k).and_then(Value::as_u64).and_then(|v| usize::try_from(v).ok());
+        match body.get("op").and_then(Value::as_str) {
+            Some("wait_on") => {
+                let task = index("task").ok_or_else(|| Exception::task("wait_on: no task"))?;
+                env.wait_on(task, timeout)
+            }
+            Some("submit") => {
+                let pool = index("pool").ok_or_else(|| Exception::task("submit: no pool"))?;
+                let name = body.get("name").and_then(Value::as_str).unwrap_or("submit").to_owned();
+                let call: Builtin = serde_json::from_value(body.get("call").cloned().unwrap_or(Value::Null))
+                    .map_err(|e| Exception::task(format!("submit: a malformed call: {e}")))?;
+                env.submit_and_wait(pool, name, call, timeout)
+            }
+            _ => Err(Exception::task(format!("an unknown request from a worker: {body}"))),
+        }
     }
 
     fn future(&self, id: FutureId) -> Option<Future<Value>> {
@@ -159,7 +207,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The `TaskEnv` tasks get: the registry behind an `Arc`, so inner submits can capture it.
 struct RegistryEnv(Arc<Registry>);
 
-impl TaskEnv for RegistryEnv {
+impl RegistryEnv {
     fn future_of(&self, task: usize) -> Result<Future<Value>, Exception> {
         let mut slots = lock(&self.0.slots);
         loop {
@@ -179,11 +227,27 @@ impl TaskEnv for RegistryEnv {
         }
     }
 
-    fn submit(&self, pool: usize, name: String, call: Builtin) -> Result<Future<Value>, Exception> {
-        self.0.submit_work(pool, &name, Work::Call(call)).map_err(|e| match e {
+    fn submit(&self, pool: usize, name: &str, call: Builtin) -> Result<Future<Value>, Exception> {
+        self.0.submit_work(pool, name, Work::Call(call)).map_err(|e| match e {
             SubmitError::Broken(b) => Exception::Broken(b),
             other => Exception::task(format!("cannot submit {name}: {other}")),
         })
+    }
+}
+
+impl TaskEnv for RegistryEnv {
+    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception> {
+        wait_result(&self.future_of(task)?, timeout)
+    }
+
+    fn submit_and_wait(
+        &self,
+        pool: usize,
+        name: String,
+        call: Builtin,
+        timeout: Option<f64>,
+    ) -> Result<Value, Exception> {
+        wait_result(&self.submit(pool, &name, call)?, timeout)
     }
 }
 
@@ -216,10 +280,13 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
         },
     ));
     let mut pools = Vec::new();
+    let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
     for p in &plan.pools {
         let exec = match p.kind {
-            // Process pools run on threads until the process pool lands (issue 3).
-            PoolKind::Thread | PoolKind::Process => Exec::Thread(
+            PoolKind::Process => {
+                Exec::Process(process_pool(p, &sink, &bus_tx, &weak, options.worker_program.as_deref())?)
+            }
+            PoolKind::Thread => Exec::Thread(
                 ThreadPoolExecutor::builder()
                     .name(p.name.clone())
                     .max_workers(p.max_workers)
@@ -238,21 +305,55 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
         by_id: Mutex::new(HashMap::new()),
         bus: bus_tx.clone(),
     });
+    let _ = weak.set(Arc::downgrade(&registry));
     let thread = std::thread::Builder::new()
         .name("futuretop-runner".into())
         .spawn(move || {
             let mut runner = Runner::new(registry, control_rx);
             let (exit_code, counts) = runner.run();
+            // Workers exit (and say so on the bus) before the last event.
+            runner.release(exit_code);
             let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
             let _ = bus_tx.send(BusMsg::Runner(Instant::now(), EventKind::RunFinished { counts, exit_code }));
             let _ = bus_tx.send(BusMsg::Close(ack_tx));
             let _ = ack_rx.recv_timeout(Duration::from_secs(10));
             let log_error = bus_thread.join().ok().flatten();
-            runner.release(exit_code);
             RunReport { exit_code, counts, log_error }
         })
         .map_err(|e| format!("cannot start the runner: {e}"))?;
     Ok(RunHandle { control: control_tx, thread })
+}
+
+/// Builds a plan's process pool, its hooks reaching the registry once it exists.
+fn process_pool(
+    p: &crate::config::PoolPlan,
+    sink: &Arc<dyn crate::Sink>,
+    bus: &Sender<BusMsg>,
+    registry: &Arc<OnceLock<Weak<Registry>>>,
+    program: Option<&std::path::Path>,
+) -> Result<ProcessPoolExecutor, String> {
+    let (values, outputs, reg) = (bus.clone(), bus.clone(), Arc::clone(registry));
+    let mut b = ProcessPoolExecutor::builder()
+        .name(p.name.clone())
+        .max_workers(p.max_workers)
+        .sink(Arc::clone(sink))
+        .on_value(Arc::new(move |id, v| {
+            let _ = values.send(BusMsg::Result(id, v.clone()));
+        }))
+        .on_output(Arc::new(move |id, stream, line| {
+            let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line));
+        }))
+        .on_request(Arc::new(move |_, body| match reg.get().and_then(Weak::upgrade) {
+            Some(r) => r.answer(&body),
+            None => Err(Exception::task("the run is over")),
+        }));
+    if let Some(n) = p.max_tasks_per_child {
+        b = b.max_tasks_per_child(n);
+    }
+    if let Some(program) = program {
+        b = b.program(program);
+    }
+    b.build().map_err(|e| format!("pool '{}': {e}", p.name))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,9 +462,15 @@ impl Runner {
         let task = &self.reg.plan.tasks[i];
         let pool = self.reg.plan.pools[task.pool].name.clone();
         let now = Instant::now();
-        let _ = self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() }));
+        let _ = self.reg.bus.send(BusMsg::Runner(
+            now,
+            EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() },
+        ));
         f.cancel();
-        let _ = self.reg.bus.send(BusMsg::Runner(now, EventKind::Cancelled { task: task.name.clone(), id: f.id().0, pool, reason }));
+        let _ = self
+            .reg
+            .bus
+            .send(BusMsg::Runner(now, EventKind::Cancelled { task: task.name.clone(), id: f.id().0, pool, reason }));
         lock(&self.reg.slots)[i] = Slot::Dropped;
         self.reg.submitted.notify_all();
         self.finished(i, Final::Cancelled);
@@ -422,9 +529,7 @@ impl Runner {
     /// Ctrl-C or a deadlock failure: cancel what waits, kill what runs, give it a moment.
     fn stop(&mut self) {
         for p in &self.reg.pools {
-            match p {
-                Exec::Thread(t) => t.shutdown(false, true),
-            }
+            p.shutdown(false, true);
         }
         for i in 0..self.finals.len() {
             if self.finals[i].is_none() && matches!(lock(&self.reg.slots)[i], Slot::Waiting) {
@@ -450,12 +555,11 @@ impl Runner {
     /// or deadlocked one, leaves threads that cannot finish to the process exit.
     fn release(self, exit_code: i32) {
         let reg = self.reg;
+        let abandoned = exit_code == 3 || exit_code == 130;
         for p in &reg.pools {
-            match p {
-                Exec::Thread(t) => t.shutdown(exit_code != 3 && exit_code != 130, exit_code == 3 || exit_code == 130),
-            }
+            p.shutdown(!abandoned, abandoned);
         }
-        if exit_code == 3 || exit_code == 130 {
+        if abandoned {
             // Blocked threads keep the registry alive; dropping it would join them.
             std::mem::forget(reg);
         }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::CommandPlan;
-use crate::error::{Exception, FutureError};
+use crate::error::Exception;
 use crate::Future;
 
 /// A built-in callable with its validated arguments (DESIGN §3's table).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Builtin {
     /// `sleep(secs)`: returns `null` after sleeping.
     Sleep {
@@ -84,26 +84,34 @@ pub enum Builtin {
 pub const BUILTIN_NAMES: &[&str] =
     &["sleep", "spin", "pow", "is_prime", "fetch_url", "wait_on", "submit", "fail", "exit", "crash"];
 
-/// What a built-in needs from the run it is part of.
-pub(crate) trait TaskEnv: Send + Sync {
-    /// The future of plan task `task`, once it has been submitted (waits for that).
-    fn future_of(&self, task: usize) -> Result<Future<Value>, Exception>;
-    /// Submits `call` to pool `pool` under `name`.
-    fn submit(&self, pool: usize, name: String, call: Builtin) -> Result<Future<Value>, Exception>;
+/// What a built-in needs from the run it is part of. In a thread worker this is the
+/// runner itself; in a process worker, a proxy that asks the parent over the pipe.
+pub(crate) trait TaskEnv {
+    /// Waits on plan task `task`'s future, like `result(timeout)`.
+    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception>;
+    /// Submits `call` to pool `pool` under `name` and waits on it, like `result(timeout)`.
+    fn submit_and_wait(
+        &self,
+        pool: usize,
+        name: String,
+        call: Builtin,
+        timeout: Option<f64>,
+    ) -> Result<Value, Exception>;
 }
 
 fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
 }
 
-fn timeout(s: Option<f64>) -> Option<Duration> {
+/// A timeout in seconds as a `Duration`.
+pub(crate) fn timeout(s: Option<f64>) -> Option<Duration> {
     s.map(secs)
 }
 
-/// The result of waiting on a future, as a task sees it: the value, or its error
-/// re-raised (Python's `f.result(timeout)` inside a task).
-fn waited(r: Result<Value, FutureError>) -> Result<Value, Exception> {
-    r.map_err(Exception::from)
+/// Waits on `f` as a task does: the value, or its error re-raised (Python's
+/// `f.result(timeout)` inside a task).
+pub(crate) fn wait_result(f: &Future<Value>, t: Option<f64>) -> Result<Value, Exception> {
+    f.result(timeout(t)).map_err(Exception::from)
 }
 
 /// Runs a built-in in this thread.
@@ -117,12 +125,11 @@ pub(crate) fn run_builtin(b: &Builtin, task_name: &str, env: Option<&dyn TaskEnv
         Builtin::Fail { message } => Err(Exception::task(message.clone())),
         Builtin::WaitOn { task, timeout: t } => {
             let env = env.ok_or_else(|| Exception::task("wait_on needs the run's futures"))?;
-            waited(env.future_of(*task)?.result(timeout(*t)))
+            env.wait_on(*task, *t)
         }
         Builtin::Submit { call, call_name, pool, timeout: t } => {
             let env = env.ok_or_else(|| Exception::task("submit needs the run's pools"))?;
-            let inner = env.submit(*pool, format!("{task_name}/{call_name}"), (**call).clone())?;
-            waited(inner.result(timeout(*t)))
+            env.submit_and_wait(*pool, format!("{task_name}/{call_name}"), (**call).clone(), *t)
         }
         Builtin::Exit { code } => Err(Exception::task(format!(
             "exit({code}) only ends a process worker; in a thread pool it would end the whole program"
@@ -258,7 +265,7 @@ pub(crate) type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
 /// Runs an external command in its own process group. Exit 0 gives the output's tail;
 /// anything else is a [`Exception::CommandFailed`] that names the status or signal. A
 /// kill, or the command's `timeout`, kills the whole process group.
-pub(crate) fn run_command(cmd: &CommandPlan, output: &OutputSink) -> Result<Value, Exception> {
+pub(crate) fn run_command(cmd: &CommandPlan, output: &OutputSink, on_spawn: &dyn Fn(i32)) -> Result<Value, Exception> {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = cmd.argv.split_first() else {
         return Err(Exception::CommandFailed("empty command".into()));
@@ -271,9 +278,9 @@ pub(crate) fn run_command(cmd: &CommandPlan, output: &OutputSink) -> Result<Valu
     if let Some(cwd) = &cmd.cwd {
         command.current_dir(cwd);
     }
-    let mut child =
-        command.spawn().map_err(|e| Exception::CommandFailed(format!("cannot start `{program}`: {e}")))?;
+    let mut child = command.spawn().map_err(|e| Exception::CommandFailed(format!("cannot start `{program}`: {e}")))?;
     let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    on_spawn(pgid.as_raw());
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(2);
     if let Some(out) = child.stdout.take() {

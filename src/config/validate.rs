@@ -52,7 +52,10 @@ impl Ctx<'_> {
             } else {
                 let hint = did_you_mean(key, known.iter().copied())
                     .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
-                self.at_key(&join(path, key), format!("unknown key '{key}' in {what} (expected one of: {}){hint}", known.join(", ")));
+                self.at_key(
+                    &join(path, key),
+                    format!("unknown key '{key}' in {what} (expected one of: {}){hint}", known.join(", ")),
+                );
             }
         }
         out
@@ -155,7 +158,10 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
             return None;
         }
         other => {
-            cx.at_value("", format!("expected a mapping with `pools:` and `tasks:` at the top, found {}", describe(other)));
+            cx.at_value(
+                "",
+                format!("expected a mapping with `pools:` and `tasks:` at the top, found {}", describe(other)),
+            );
             return None;
         }
     };
@@ -211,8 +217,12 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
 }
 
 fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
-    let default_pool =
-        || PoolPlan { name: "default".into(), kind: PoolKind::Thread, max_workers: crate::default_thread_workers(), max_tasks_per_child: None };
+    let default_pool = || PoolPlan {
+        name: "default".into(),
+        kind: PoolKind::Thread,
+        max_workers: crate::default_thread_workers(),
+        max_tasks_per_child: None,
+    };
     let Some(raw) = raw else { return vec![default_pool()] };
     let Value::Mapping(map) = raw else {
         cx.at_value("pools", format!("expected a mapping of pool names to pools, found {}", describe(raw)));
@@ -229,7 +239,13 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         };
         let path = join("pools", name);
         let Value::Mapping(pm) = v else {
-            cx.at_value(&path, format!("expected a mapping like {{ kind: thread, max_workers: 4 }} for pool '{name}', found {}", describe(v)));
+            cx.at_value(
+                &path,
+                format!(
+                    "expected a mapping like {{ kind: thread, max_workers: 4 }} for pool '{name}', found {}",
+                    describe(v)
+                ),
+            );
             continue;
         };
         let keys = cx.known_keys(pm, &path, POOL_KEYS, &format!("pool '{name}'"));
@@ -242,7 +258,10 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
                     .as_str()
                     .and_then(|s| did_you_mean(s, ["thread", "process"]))
                     .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
-                cx.at_value(&join(&path, "kind"), format!("expected 'thread' or 'process' for kind, found {}{hint}", describe(other)));
+                cx.at_value(
+                    &join(&path, "kind"),
+                    format!("expected 'thread' or 'process' for kind, found {}{hint}", describe(other)),
+                );
                 PoolKind::Thread
             }
         };
@@ -257,7 +276,10 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
             None => None,
             Some(v) => {
                 if kind == PoolKind::Thread {
-                    cx.at_key(&join(&path, "max_tasks_per_child"), format!("max_tasks_per_child applies to process pools; pool '{name}' is a thread pool"));
+                    cx.at_key(
+                        &join(&path, "max_tasks_per_child"),
+                        format!("max_tasks_per_child applies to process pools; pool '{name}' is a thread pool"),
+                    );
                 }
                 positive(cx, &join(&path, "max_tasks_per_child"), "max_tasks_per_child", v)
             }
@@ -286,7 +308,10 @@ fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value) -> Option<usize
 
 fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) -> Option<Base<'a>> {
     let Value::Mapping(m) = raw else {
-        cx.at_value(path, format!("expected a task (a mapping with name, pool, call or command), found {}", describe(raw)));
+        cx.at_value(
+            path,
+            format!("expected a task (a mapping with name, pool, call or command), found {}", describe(raw)),
+        );
         return None;
     };
     let keys = cx.known_keys(m, path, TASK_KEYS, "a task");
@@ -301,7 +326,12 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
             return None;
         }
         Some(Value::String(s)) if s.contains(['[', ']', '/']) => {
-            cx.at_value(&join(path, "name"), format!("task name '{s}' may not contain '[', ']' or '/' (they name the futures of `map:` and `submit`)"));
+            cx.at_value(
+                &join(path, "name"),
+                format!(
+                    "task name '{s}' may not contain '[', ']' or '/' (they name the futures of `map:` and `submit`)"
+                ),
+            );
             return None;
         }
         Some(Value::String(s)) => s.clone(),
@@ -324,39 +354,66 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
             Body::Invalid(std::marker::PhantomData)
         }
         (None, None) => {
-            cx.at(pos, format!("task '{name}' needs `call:` (a built-in: {}) or `command:` (a program)", BUILTIN_NAMES.join(", ")));
+            cx.at(
+                pos,
+                format!(
+                    "task '{name}' needs `call:` (a built-in: {}) or `command:` (a program)",
+                    BUILTIN_NAMES.join(", ")
+                ),
+            );
             Body::Invalid(std::marker::PhantomData)
         }
         (Some(Value::String(c)), None) => {
             for k in ["env", "cwd", "timeout"] {
                 if keys.contains_key(k) {
-                    cx.at_key(&join(path, k), format!("`{k}:` applies to `command:` tasks; task '{name}' has a `call:`"));
+                    cx.at_key(
+                        &join(path, k),
+                        format!("`{k}:` applies to `command:` tasks; task '{name}' has a `call:`"),
+                    );
                 }
             }
             Body::Call { name: c.clone(), path: join(path, "call") }
         }
         (Some(other), None) => {
-            cx.at_value(&join(path, "call"), format!("expected the name of a built-in callable ({}), found {}", BUILTIN_NAMES.join(", "), describe(other)));
+            cx.at_value(
+                &join(path, "call"),
+                format!(
+                    "expected the name of a built-in callable ({}), found {}",
+                    BUILTIN_NAMES.join(", "),
+                    describe(other)
+                ),
+            );
             Body::Invalid(std::marker::PhantomData)
         }
-        (None, Some(cmd)) => command(cx, path, cmd, &keys).map_or(Body::Invalid(std::marker::PhantomData), Body::Command),
+        (None, Some(cmd)) => {
+            command(cx, path, cmd, &keys).map_or(Body::Invalid(std::marker::PhantomData), Body::Command)
+        }
     };
     let mut args = Vec::new();
     match keys.get("args") {
         None => {}
         Some(Value::Mapping(am)) => {
             if matches!(body, Body::Command(_)) {
-                cx.at_key(&join(path, "args"), "`args:` applies to `call:` tasks; a command's arguments go in its argv list");
+                cx.at_key(
+                    &join(path, "args"),
+                    "`args:` applies to `call:` tasks; a command's arguments go in its argv list",
+                );
             }
             for (k, v) in am {
                 match k.as_str() {
                     Some(a) => args.push((a.to_owned(), v, join(&join(path, "args"), a))),
-                    None => cx.at_value(&join(path, "args"), format!("argument names must be strings, found {}", describe(k))),
+                    None => cx.at_value(
+                        &join(path, "args"),
+                        format!("argument names must be strings, found {}", describe(k)),
+                    ),
                 }
             }
         }
         Some(Value::Null) => {}
-        Some(other) => cx.at_value(&join(path, "args"), format!("expected a mapping of argument names to values, found {}", describe(other))),
+        Some(other) => cx.at_value(
+            &join(path, "args"),
+            format!("expected a mapping of argument names to values, found {}", describe(other)),
+        ),
     }
     let mut map = Vec::new();
     let mut count = 1;
@@ -382,7 +439,10 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
                     cx.at_key(&apath, format!("argument '{a}' is given both in `args:` and in `map:`"));
                 }
                 shortest = shortest.min(items.len());
-                map.push((a.to_owned(), items.iter().enumerate().map(|(j, it)| (it, format!("{apath}[{j}]"))).collect::<Vec<_>>()));
+                map.push((
+                    a.to_owned(),
+                    items.iter().enumerate().map(|(j, it)| (it, format!("{apath}[{j}]"))).collect::<Vec<_>>(),
+                ));
             }
             if matches!(body, Body::Command(_)) {
                 cx.at_key(&join(path, "map"), "`map:` applies to `call:` tasks");
@@ -391,7 +451,10 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
                 count = shortest;
             }
         }
-        Some(other) => cx.at_value(&join(path, "map"), format!("expected a mapping of argument names to lists (map: {{ n: [1, 2] }}), found {}", describe(other))),
+        Some(other) => cx.at_value(
+            &join(path, "map"),
+            format!("expected a mapping of argument names to lists (map: {{ n: [1, 2] }}), found {}", describe(other)),
+        ),
     }
     let mut depends_on = Vec::new();
     match keys.get("depends_on") {
@@ -406,7 +469,9 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
             }
         }
         Some(Value::String(s)) => depends_on.push((s.clone(), join(path, "depends_on"))),
-        Some(other) => cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other))),
+        Some(other) => {
+            cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other)))
+        }
     }
     Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, first: 0, count })
 }
@@ -432,7 +497,10 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
             for (j, it) in items.iter().enumerate() {
                 match scalar_string(it) {
                     Some(s) => argv.push(s),
-                    None => cx.at_value(&format!("{cpath}[{j}]"), format!("expected a string argument, found {}", describe(it))),
+                    None => cx.at_value(
+                        &format!("{cpath}[{j}]"),
+                        format!("expected a string argument, found {}", describe(it)),
+                    ),
                 }
             }
             argv
@@ -442,7 +510,13 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
             return None;
         }
         other => {
-            cx.at_value(&cpath, format!("expected a list [program, arg, ...] like [\"tar\", \"czf\", \"out.tgz\"], found {}", describe(other)));
+            cx.at_value(
+                &cpath,
+                format!(
+                    "expected a list [program, arg, ...] like [\"tar\", \"czf\", \"out.tgz\"], found {}",
+                    describe(other)
+                ),
+            );
             return None;
         }
     };
@@ -453,11 +527,17 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
             for (k, v) in m {
                 match (k.as_str(), scalar_string(v)) {
                     (Some(k), Some(v)) => env.push((k.to_owned(), v)),
-                    _ => cx.at_value(&join(path, "env"), format!("expected NAME: value pairs in env, found {} for {}", describe(v), describe(k))),
+                    _ => cx.at_value(
+                        &join(path, "env"),
+                        format!("expected NAME: value pairs in env, found {} for {}", describe(v), describe(k)),
+                    ),
                 }
             }
         }
-        Some(other) => cx.at_value(&join(path, "env"), format!("expected a mapping of variable names to values, found {}", describe(other))),
+        Some(other) => cx.at_value(
+            &join(path, "env"),
+            format!("expected a mapping of variable names to values, found {}", describe(other)),
+        ),
     }
     let cwd = match keys.get("cwd") {
         None => None,
@@ -484,7 +564,10 @@ fn seconds(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value, zero_ok: bool) -
     match v.as_f64() {
         Some(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) => Some(s),
         Some(s) => {
-            cx.at_value(path, format!("{what} must be {} seconds (got {s})", if zero_ok { "0 or more" } else { "more than 0" }));
+            cx.at_value(
+                path,
+                format!("{what} must be {} seconds (got {s})", if zero_ok { "0 or more" } else { "more than 0" }),
+            );
             None
         }
         None => {
@@ -508,7 +591,9 @@ impl Names<'_, '_> {
             }
             if b.count > 1 || !b.map.is_empty() {
                 if let Some(rest) = name.strip_prefix(b.name.as_str()) {
-                    if let Some(i) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<usize>().ok()) {
+                    if let Some(i) =
+                        rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<usize>().ok())
+                    {
                         if i < b.count {
                             return Some(vec![b.first + i]);
                         }
@@ -521,7 +606,8 @@ impl Names<'_, '_> {
 
     fn unknown(&self, name: &str) -> String {
         let names: Vec<&str> = self.bases.iter().map(|b| b.name.as_str()).collect();
-        let hint = did_you_mean(name, names.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+        let hint =
+            did_you_mean(name, names.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
         format!("unknown task '{name}' (tasks: {}){hint}", list(&names))
     }
 }
@@ -546,13 +632,16 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
         }
         for i in 0..b.count {
             let name = if b.map.is_empty() { b.name.clone() } else { format!("{}[{i}]", b.name) };
-            let mut args: Vec<(String, &Value, String)> = b.args.iter().map(|(a, v, p)| (a.clone(), *v, p.clone())).collect();
+            let mut args: Vec<(String, &Value, String)> =
+                b.args.iter().map(|(a, v, p)| (a.clone(), *v, p.clone())).collect();
             for (a, items) in &b.map {
                 let (v, p) = &items[i];
                 args.push((a.clone(), *v, p.clone()));
             }
             let args_json = serde_json::Value::Object(
-                args.iter().map(|(a, v, _)| (a.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null))).collect(),
+                args.iter()
+                    .map(|(a, v, _)| (a.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+                    .collect(),
             );
             let work = match &b.body {
                 Body::Call { name: call, path: call_path } => {
@@ -597,7 +686,8 @@ impl<'v> Args<'_, 'v> {
     fn finish(self, cx: &mut Ctx<'_>) {
         for (a, _, p) in self.items {
             if !self.used.contains(&a.as_str()) {
-                let hint = did_you_mean(a, self.used.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                let hint = did_you_mean(a, self.used.iter().copied())
+                    .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
                 let expected = if self.used.is_empty() { "none".to_owned() } else { self.used.join(", ") };
                 cx.at_key(p, format!("unknown argument '{a}' for {} (arguments: {expected}){hint}", self.call));
             }
@@ -686,7 +776,14 @@ fn parse_call(
                 match names.resolve(t) {
                     Some(ix) if ix.len() == 1 => Some(ix[0]),
                     Some(ix) => {
-                        cx.at_value(&p, format!("task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]", ix.len(), ix.len() - 1));
+                        cx.at_value(
+                            &p,
+                            format!(
+                                "task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]",
+                                ix.len(),
+                                ix.len() - 1
+                            ),
+                        );
                         None
                     }
                     None => {
@@ -707,10 +804,9 @@ fn parse_call(
             let timeout = optional_seconds(cx, &mut a, "timeout", &mut ok);
             let inner_args: Vec<(String, &Value, String)> = match a.get("args").map(|(v, p)| (v, p.to_owned())) {
                 None => Vec::new(),
-                Some((Value::Mapping(m), p)) => m
-                    .iter()
-                    .filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v, join(&p, k))))
-                    .collect(),
+                Some((Value::Mapping(m), p)) => {
+                    m.iter().filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v, join(&p, k)))).collect()
+                }
                 Some((Value::Null, _)) => Vec::new(),
                 Some((v, p)) => {
                     cx.at_value(&p, format!("expected a mapping of the inner call's arguments, found {}", describe(v)));
@@ -726,8 +822,7 @@ fn parse_call(
                 Some(c) => {
                     let c = c.to_owned();
                     let target = pool.unwrap_or(own_pool);
-                    parse_call(cx, names, pool_names, pools, &c, &p, &inner_args, target, task_path)
-                        .map(|b| (b, c))
+                    parse_call(cx, names, pool_names, pools, &c, &p, &inner_args, target, task_path).map(|b| (b, c))
                 }
                 None => {
                     cx.at_value(&p, format!("expected the name of a built-in callable, found {}", describe(v)));
@@ -774,8 +869,12 @@ fn parse_call(
             }
         }
         other => {
-            let hint = did_you_mean(other, BUILTIN_NAMES.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
-            cx.at_value(call_path, format!("unknown callable '{other}' (callables: {}){hint}", BUILTIN_NAMES.join(", ")));
+            let hint = did_you_mean(other, BUILTIN_NAMES.iter().copied())
+                .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+            cx.at_value(
+                call_path,
+                format!("unknown callable '{other}' (callables: {}){hint}", BUILTIN_NAMES.join(", ")),
+            );
             let _ = task_path;
             return None;
         }
@@ -823,7 +922,8 @@ fn check_cycles(cx: &mut Ctx<'_>, tasks: &[TaskPlan], bases: &[Base<'_>]) {
                         cycle.push(tasks[dep].name.as_str());
                         let base = bases.iter().find(|b| dep >= b.first && dep < b.first + b.count);
                         let path = base.map_or_else(String::new, |b| join(&b.path, "depends_on"));
-                        let msg = format!("depends_on cycle: {} (each waits for the next to be done)", cycle.join(" -> "));
+                        let msg =
+                            format!("depends_on cycle: {} (each waits for the next to be done)", cycle.join(" -> "));
                         cx.at_key(&path, msg);
                         return;
                     }

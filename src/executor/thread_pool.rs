@@ -52,8 +52,11 @@ impl<C: Call> Work for Job<C> {
             });
             run_call(call)
         };
+        // A killed task ends `Killed` whatever it made of the interruption: a value, or
+        // an error of its own wrapping the interrupted wait (as `Future::kill` promises).
         let outcome = match (worker.interrupt.pending(), outcome) {
-            (Some(InterruptReason::Kill), Ok(_)) => {
+            (Some(InterruptReason::Kill), Err(e @ Exception::Killed(_))) => Err(e),
+            (Some(InterruptReason::Kill), _) => {
                 Err(Exception::Killed("killed while running on a thread worker".into()))
             }
             (_, outcome) => outcome,
@@ -194,10 +197,7 @@ impl ThreadPoolBuilder {
 
     /// Runs in every worker thread before its first call. If it fails (returns `Err` or
     /// panics) the pool breaks, as in Python.
-    pub fn initializer<E: Into<Exception>>(
-        mut self,
-        f: impl Fn() -> Result<(), E> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn initializer<E: Into<Exception>>(mut self, f: impl Fn() -> Result<(), E> + Send + Sync + 'static) -> Self {
         self.initializer = Some(Arc::new(move || f().map_err(Into::into)));
         self
     }
@@ -305,10 +305,7 @@ impl ThreadPoolExecutor {
     /// Python's `_adjust_thread_count`: reuse an idle worker, else start one if allowed.
     fn adjust_thread_count(&self, control: &mut Control) {
         let shared = &self.shared;
-        let took_idle = shared
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
+        let took_idle = shared.idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
         if took_idle || control.threads.len() >= shared.max_workers {
             return;
         }

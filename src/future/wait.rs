@@ -114,11 +114,8 @@ pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnW
             seen.push(f.id());
         }
     }
-    let reported = if return_when == ReturnWhen::FirstCompleted {
-        Vec::new()
-    } else {
-        not_done.iter().map(Future::id).collect()
-    };
+    let reported =
+        if return_when == ReturnWhen::FirstCompleted { Vec::new() } else { not_done.iter().map(Future::id).collect() };
     let scope = WaitScope::begin(&signal, reported, timeout);
     let total = not_done.len();
     let mut completed = already;
@@ -219,9 +216,7 @@ impl<T> Iterator for AsCompleted<T> {
             }
             _ => {
                 self.ended = true;
-                Some(Err(FutureError::Timeout(TimeoutError {
-                    unfinished: Some((self.pending.len(), self.total)),
-                })))
+                Some(Err(FutureError::Timeout(TimeoutError { unfinished: Some((self.pending.len(), self.total)) })))
             }
         }
     }

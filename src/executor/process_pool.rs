@@ -1,0 +1,734 @@
+//! `ProcessPoolExecutor`: calls run in worker processes (this program re-executed), over a framed pipe protocol.
+//!
+//! Each worker slot is one parent thread that owns one child process at a time: it
+//! takes a work item (one call, or a `map` chunk) from the pool's queue, sends it, and
+//! reads frames until every call of the item has finished — answering the worker's
+//! requests (a task waiting on another future) on helper threads in the meantime.
+//!
+//! As in Python, a worker that dies unexpectedly breaks the pool: its running calls and
+//! every pending future get `BrokenProcessPool`, the other workers are stopped, later
+//! submits are refused. Unlike Python, the error says which worker (name and pid), how
+//! it died (exit status or signal) and which task it ran. `Future::kill` on a running
+//! call kills its worker on purpose (an extension): that future ends `Killed`, a fresh
+//! worker takes the slot, and the pool stays healthy.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+
+use super::protocol::{read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
+use crate::context::{self, Interrupt, InterruptReason, TaskContext};
+use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
+use crate::future::{Future, Kill};
+use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
+use crate::tasks::{describe_status, Stream};
+
+/// A call for a process pool: a callable registered in the worker, by name, and its
+/// arguments (Python pickles the function and its arguments; here both are data).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessCall {
+    /// The registered callable's name.
+    pub name: String,
+    /// Its arguments.
+    pub args: Value,
+}
+
+impl ProcessCall {
+    /// A call of `name` with `args`.
+    pub fn new(name: impl Into<String>, args: Value) -> Self {
+        Self { name: name.into(), args }
+    }
+}
+
+/// Answers a worker task's request (a wait on another future, say); it runs in the
+/// requesting task's context, so its waits are reported as that task's.
+pub type RequestHook = Arc<dyn Fn(FutureId, Value) -> Result<Value, Exception> + Send + Sync>;
+/// Receives a line of a task's output.
+pub type OutputHook = Arc<dyn Fn(FutureId, Stream, String) + Send + Sync>;
+/// Sees each value just before its future finishes.
+pub type ValueHook = Arc<dyn Fn(FutureId, &Value) + Send + Sync>;
+
+/// Builds a [`ProcessPoolExecutor`].
+#[must_use]
+#[derive(Default)]
+pub struct ProcessPoolBuilder {
+    max_workers: Option<usize>,
+    max_tasks_per_child: Option<usize>,
+    initializer: Option<ProcessCall>,
+    program: Option<PathBuf>,
+    name: Option<String>,
+    sink: SinkRef,
+    on_request: Option<RequestHook>,
+    on_output: Option<OutputHook>,
+    on_value: Option<ValueHook>,
+}
+
+impl ProcessPoolBuilder {
+    /// At most this many worker processes (default: the number of CPUs; 0 is refused).
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+    /// Replace a worker after it has run this many tasks (0 is refused).
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+    /// Runs in every worker before its first task; if it fails, the pool breaks.
+    pub fn initializer(mut self, call: ProcessCall) -> Self {
+        self.initializer = Some(call);
+        self
+    }
+    /// The worker program (default: this executable). It must call
+    /// [`serve_worker_if_requested`](super::worker::serve_worker_if_requested) first thing.
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+    /// The pool's name in events.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+    /// Reports every state change and wait to `sink`.
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+    /// Answers the requests worker tasks make (see [`RequestHook`]).
+    pub fn on_request(mut self, hook: RequestHook) -> Self {
+        self.on_request = Some(hook);
+        self
+    }
+    /// Receives the output lines of commands run by tasks.
+    pub fn on_output(mut self, hook: OutputHook) -> Self {
+        self.on_output = Some(hook);
+        self
+    }
+    /// Sees each value before its future finishes.
+    pub fn on_value(mut self, hook: ValueHook) -> Self {
+        self.on_value = Some(hook);
+        self
+    }
+
+    /// Builds the pool; workers start at the first submit.
+    pub fn build(self) -> Result<ProcessPoolExecutor, BuildError> {
+        let max_workers =
+            self.max_workers.unwrap_or_else(|| thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+        if max_workers == 0 {
+            return Err(BuildError::ZeroWorkers);
+        }
+        if self.max_tasks_per_child == Some(0) {
+            return Err(BuildError::ZeroTasksPerChild);
+        }
+        let program = match self.program {
+            Some(p) => p,
+            None => std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok(ProcessPoolExecutor {
+            shared: Arc::new(Shared {
+                name: self.name.unwrap_or_else(|| "ProcessPoolExecutor".into()).into(),
+                max_workers,
+                max_tasks_per_child: self.max_tasks_per_child,
+                initializer: self.initializer,
+                program,
+                sink: self.sink,
+                on_request: self.on_request,
+                on_output: self.on_output,
+                on_value: self.on_value,
+                rx,
+                control: Mutex::new(Control { tx: Some(tx), threads: Vec::new(), broken: None }),
+                broken_flag: AtomicBool::new(false),
+                live: Mutex::new(HashMap::new()),
+                next_worker: AtomicUsize::new(0),
+            }),
+        })
+    }
+}
+
+/// A queued call: its future, the call, and the task's name for error messages.
+struct Entry {
+    future: Future<Value>,
+    call: ProcessCall,
+    name: Arc<str>,
+}
+
+type Item = Vec<Entry>;
+
+struct Control {
+    tx: Option<Sender<Item>>,
+    threads: Vec<JoinHandle<()>>,
+    broken: Option<BrokenExecutor>,
+}
+
+/// A live worker process, as other threads see it (to kill it).
+struct Live {
+    pid: u32,
+    groups: Vec<i32>,
+    /// Killed on purpose (by `kill` or because the pool broke): not a crash.
+    on_purpose: Option<String>,
+    running: Vec<FutureId>,
+    /// The interrupt of each running call's pending request (a wait), for breaking it.
+    requests: HashMap<FutureId, Arc<Interrupt>>,
+}
+
+struct Shared {
+    name: Arc<str>,
+    max_workers: usize,
+    max_tasks_per_child: Option<usize>,
+    initializer: Option<ProcessCall>,
+    program: PathBuf,
+    sink: SinkRef,
+    on_request: Option<RequestHook>,
+    on_output: Option<OutputHook>,
+    on_value: Option<ValueHook>,
+    rx: Receiver<Item>,
+    control: Mutex<Control>,
+    broken_flag: AtomicBool,
+    /// Live workers by slot.
+    live: Mutex<HashMap<usize, Live>>,
+    next_worker: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn sigkill(pid: u32, groups: &[i32]) {
+    use nix::sys::signal::{kill, killpg, Signal};
+    use nix::unistd::Pid;
+    // Never signal pid or group 0 (that would be our own group) or 1.
+    if let Ok(p) = i32::try_from(pid) {
+        if p > 1 {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+    }
+    for &g in groups.iter().filter(|&&g| g > 1) {
+        let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+}
+
+impl Shared {
+    fn broken(&self) -> Option<BrokenExecutor> {
+        lock(&self.control).broken.clone()
+    }
+
+    /// Breaks the pool (first reason wins): fail the queue, stop the other workers.
+    fn break_pool(&self, reason: String) -> BrokenExecutor {
+        let error = {
+            let mut control = lock(&self.control);
+            if let Some(b) = &control.broken {
+                return b.clone();
+            }
+            let b = BrokenExecutor { kind: BrokenKind::ProcessPool, reason };
+            control.broken = Some(b.clone());
+            self.broken_flag.store(true, Ordering::SeqCst);
+            b
+        };
+        emit(&self.sink, || Observation::PoolBroken { pool: Arc::clone(&self.name), error: error.reason.clone() });
+        while let Ok(item) = self.rx.try_recv() {
+            for e in item {
+                let _ = e.future.set_exception(Exception::Broken(error.clone()));
+            }
+        }
+        for live in lock(&self.live).values_mut() {
+            live.on_purpose.get_or_insert_with(|| "the pool broke".into());
+            sigkill(live.pid, &live.groups);
+        }
+        error
+    }
+}
+
+/// Kills a slot's running call: kills the worker process (and its commands), or, for
+/// a deadlock break, interrupts the call's pending request.
+struct SlotKiller {
+    shared: Arc<Shared>,
+    slot: usize,
+}
+
+impl Kill for SlotKiller {
+    fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
+        let mut live = lock(&self.shared.live);
+        let Some(l) = live.get_mut(&self.slot) else { return false };
+        if !l.running.contains(&task) {
+            return false;
+        }
+        match reason {
+            InterruptReason::Kill => {
+                l.on_purpose = Some("killed".into());
+                sigkill(l.pid, &l.groups);
+                true
+            }
+            InterruptReason::Deadlock => l.requests.get(&task).is_some_and(|i| i.raise(task, reason)),
+        }
+    }
+}
+
+/// Python's `ProcessPoolExecutor`: runs calls in worker processes.
+pub struct ProcessPoolExecutor {
+    shared: Arc<Shared>,
+}
+
+impl ProcessPoolExecutor {
+    /// A builder.
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder::default()
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The pids of the live workers.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.shared.live).values().map(|l| l.pid).collect()
+    }
+
+    /// The error that broke the pool, if it is broken.
+    pub fn broken(&self) -> Option<BrokenExecutor> {
+        self.shared.broken()
+    }
+
+    /// Schedules `call` under `name` and returns its future.
+    pub fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        let mut fs = self.submit_item(vec![(name.map(str::to_owned), call)])?;
+        fs.pop().ok_or(SubmitError::Shutdown)
+    }
+
+    /// Schedules `call`.
+    pub fn submit(&self, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        self.submit_named(None, call)
+    }
+
+    fn submit_item(&self, calls: Vec<(Option<String>, ProcessCall)>) -> Result<Vec<Future<Value>>, SubmitError> {
+        let mut control = lock(&self.shared.control);
+        if let Some(b) = &control.broken {
+            return Err(SubmitError::Broken(b.clone()));
+        }
+        let Some(tx) = control.tx.as_ref() else { return Err(SubmitError::Shutdown) };
+        let mut item = Vec::with_capacity(calls.len());
+        for (name, call) in calls {
+            let f = Future::with_sink(self.shared.sink.clone());
+            let name: Arc<str> = name.map_or_else(|| format!("task-{}", f.id().0).into(), Into::into);
+            emit(&self.shared.sink, || Observation::Pending {
+                id: f.id(),
+                pool: Arc::clone(&self.shared.name),
+                name: Arc::clone(&name),
+            });
+            item.push(Entry { future: f, call, name });
+        }
+        let futures: Vec<Future<Value>> = item.iter().map(|e| e.future.clone()).collect();
+        if tx.send(item).is_err() {
+            return Err(SubmitError::Shutdown);
+        }
+        if control.threads.is_empty() {
+            for slot in 0..self.shared.max_workers {
+                let shared = Arc::clone(&self.shared);
+                match thread::Builder::new()
+                    .name(format!("{}-slot-{slot}", self.shared.name))
+                    .spawn(move || slot_loop(&shared, slot))
+                {
+                    Ok(h) => control.threads.push(h),
+                    Err(e) => {
+                        drop(control);
+                        self.shared.break_pool(format!("could not start a worker thread: {e}"));
+                        return Ok(futures);
+                    }
+                }
+            }
+        }
+        Ok(futures)
+    }
+
+    /// Python's `map(fn, *iterables, chunksize=n)`: `chunksize` calls travel in one
+    /// message; results come back in input order.
+    pub fn map<I>(
+        &self,
+        name: &str,
+        items: I,
+        timeout: Option<std::time::Duration>,
+        chunksize: usize,
+    ) -> Result<super::MapIter<'static, Value>, SubmitError>
+    where
+        I: IntoIterator<Item = Value>,
+    {
+        if chunksize == 0 {
+            return Err(SubmitError::ZeroChunksize);
+        }
+        let mut futures = Vec::new();
+        let mut chunk = Vec::with_capacity(chunksize);
+        for args in items {
+            chunk.push((None, ProcessCall::new(name, args)));
+            if chunk.len() == chunksize {
+                futures.extend(self.submit_item(std::mem::take(&mut chunk))?);
+            }
+        }
+        if !chunk.is_empty() {
+            futures.extend(self.submit_item(chunk)?);
+        }
+        Ok(super::MapIter::from_futures(futures, timeout))
+    }
+
+    /// Python's `shutdown(wait, cancel_futures)`.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        let threads = {
+            let mut control = lock(&self.shared.control);
+            if cancel_futures {
+                while let Ok(item) = self.shared.rx.try_recv() {
+                    for e in item {
+                        e.future.cancel();
+                    }
+                }
+            }
+            control.tx = None;
+            if wait {
+                std::mem::take(&mut control.threads)
+            } else {
+                Vec::new()
+            }
+        };
+        for h in threads {
+            let _ = h.join();
+        }
+    }
+
+    /// Kills every worker now (Python 3.14's `kill_workers`): running and pending futures
+    /// end with `BrokenProcessPool`.
+    pub fn kill_workers(&self) {
+        self.shared.break_pool("the workers were killed on request".into());
+    }
+}
+
+impl super::Executor<ProcessCall> for ProcessPoolExecutor {
+    fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        ProcessPoolExecutor::submit_named(self, name, call)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
+    }
+}
+
+impl super::Call for ProcessCall {
+    type Output = Value;
+    fn call(self) -> Result<Value, Exception> {
+        Err(Exception::task(format!("'{}' must run in a process pool", self.name)))
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    /// Leaving Python's `with` block: `shutdown(wait=True)`.
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+/// One worker process, as its slot thread holds it.
+struct Proc {
+    child: Child,
+    stdin: Arc<Mutex<BufWriter<ChildStdin>>>,
+    stdout: BufReader<ChildStdout>,
+    pid: u32,
+    worker: Arc<str>,
+    tasks: usize,
+}
+
+fn spawn_worker(shared: &Shared, slot: usize) -> Result<Proc, String> {
+    let mut cmd = Command::new(&shared.program);
+    cmd.arg(WORKER_ARG)
+        .env(PARENT_ENV, std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child =
+        cmd.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", shared.program.display()))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        return Err("a worker process has no pipes".into());
+    };
+    let mut stdout = BufReader::new(stdout);
+    let pid = child.id();
+    match read_frame::<ToParent>(&mut stdout) {
+        Ok(Some(ToParent::Hello { version, .. })) if version == PROTOCOL_VERSION => {}
+        Ok(Some(ToParent::Hello { version, .. })) => {
+            let _ = child.kill();
+            return Err(format!("the worker speaks protocol {version}, this program {PROTOCOL_VERSION}"));
+        }
+        other => {
+            let _ = child.kill();
+            let status = child.wait().map(describe_status).unwrap_or_default();
+            let why = match other {
+                Err(e) => e.to_string(),
+                _ => "no greeting".into(),
+            };
+            return Err(format!(
+                "worker process {pid} did not start ({why}; it {status}): does {} call serve_worker_if_requested?",
+                shared.program.display()
+            ));
+        }
+    }
+    let n = shared.next_worker.fetch_add(1, Ordering::SeqCst);
+    let worker: Arc<str> = format!("{}-{}", shared.name, n + 1).into();
+    let _ = slot;
+    emit(&shared.sink, || Observation::WorkerStarted {
+        pool: Arc::clone(&shared.name),
+        worker: Arc::clone(&worker),
+        pid: Some(pid),
+    });
+    Ok(Proc { child, stdin: Arc::new(Mutex::new(BufWriter::new(stdin))), stdout, pid, worker, tasks: 0 })
+}
+
+/// How sending and reading one item went.
+enum Exchange {
+    /// Every call finished.
+    Done,
+    /// The worker's pipe broke (it died, or was killed).
+    Lost(String),
+}
+
+fn slot_loop(shared: &Arc<Shared>, slot: usize) {
+    let mut proc: Option<Proc> = None;
+    let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
+    while let Ok(item) = shared.rx.recv() {
+        if shared.broken_flag.load(Ordering::SeqCst) {
+            if let Some(b) = shared.broken() {
+                for e in item {
+                    let _ = e.future.set_exception(Exception::Broken(b.clone()));
+                }
+                continue;
+            }
+        }
+        if proc.is_none() {
+            match start(shared, slot) {
+                Ok(p) => proc = Some(p),
+                Err(reason) => {
+                    let b = shared.break_pool(reason);
+                    for e in item {
+                        let _ = e.future.set_exception(Exception::Broken(b.clone()));
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(p) = proc.as_mut() else { continue };
+        // Skip what was cancelled while queued (Python: set_running_or_notify_cancel).
+        let runnable: Vec<Entry> = item
+            .into_iter()
+            .filter(|e| matches!(e.future.start_running(Some((&p.worker, Some(p.pid), Arc::clone(&killer)))), Ok(true)))
+            .collect();
+        if runnable.is_empty() {
+            continue;
+        }
+        if let Some(l) = lock(&shared.live).get_mut(&slot) {
+            l.running = runnable.iter().map(|e| e.future.id()).collect();
+        }
+        match exchange(shared, slot, p, &runnable) {
+            Exchange::Done => {
+                p.tasks += runnable.len();
+                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                    l.running.clear();
+                    l.groups.clear();
+                }
+                if shared.max_tasks_per_child.is_some_and(|m| p.tasks >= m) {
+                    if let Some(p) = proc.take() {
+                        retire(shared, slot, p, "max_tasks_per_child reached");
+                    }
+                }
+            }
+            Exchange::Lost(io_error) => {
+                let Some(mut p) = proc.take() else { continue };
+                let status =
+                    p.child.wait().map(describe_status).unwrap_or_else(|e| format!("could not be waited for ({e})"));
+                let live = lock(&shared.live).remove(&slot);
+                let on_purpose = live.as_ref().and_then(|l| l.on_purpose.clone());
+                if let Some(l) = &live {
+                    sigkill(0, &l.groups);
+                }
+                emit(&shared.sink, || Observation::WorkerExited {
+                    pool: Arc::clone(&shared.name),
+                    worker: Arc::clone(&p.worker),
+                    pid: Some(p.pid),
+                    status: status.clone(),
+                });
+                let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
+                match on_purpose.as_deref() {
+                    Some("killed") => {
+                        for e in unfinished {
+                            let _ = e.future.set_exception(Exception::Killed(format!(
+                                "worker {} (pid {}) was killed on request",
+                                p.worker, p.pid
+                            )));
+                        }
+                    }
+                    _ => {
+                        let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.name)).collect();
+                        let reason = format!(
+                            "A child process terminated abruptly, the process pool is not usable anymore: worker {} (pid {}) {status} while running {}{}",
+                            p.worker,
+                            p.pid,
+                            names.join(", "),
+                            if io_error.is_empty() { String::new() } else { format!(" ({io_error})") }
+                        );
+                        let b = shared.break_pool(reason);
+                        for e in unfinished {
+                            let _ = e.future.set_exception(Exception::Broken(b.clone()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(p) = proc.take() {
+        retire(shared, slot, p, "ok");
+    }
+}
+
+/// Starts a worker for `slot` and runs the initializer in it.
+fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
+    let mut p = spawn_worker(shared, slot)?;
+    lock(&shared.live).insert(
+        slot,
+        Live { pid: p.pid, groups: Vec::new(), on_purpose: None, running: Vec::new(), requests: HashMap::new() },
+    );
+    if let Some(init) = &shared.initializer {
+        let f = Future::new();
+        let entry = Entry { future: f.clone(), call: init.clone(), name: "initializer".into() };
+        match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
+            Exchange::Done => {
+                if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
+                    retire(shared, slot, p, "initializer failed");
+                    return Err(format!(
+                        "A process initializer failed, the process pool is not usable anymore ({}: {e})",
+                        e.type_name()
+                    ));
+                }
+            }
+            Exchange::Lost(e) => {
+                retire(shared, slot, p, "initializer died");
+                return Err(format!("A process initializer died, the process pool is not usable anymore ({e})"));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
+    let _ = write_frame(&mut *lock(&p.stdin), &ToWorker::Exit);
+    let status = p.child.wait().map(describe_status).unwrap_or_default();
+    lock(&shared.live).remove(&slot);
+    emit(&shared.sink, || Observation::WorkerExited {
+        pool: Arc::clone(&shared.name),
+        worker: Arc::clone(&p.worker),
+        pid: Some(p.pid),
+        status: if why == "ok" { status } else { format!("{why}; {status}") },
+    });
+}
+
+/// Sends `calls` to the worker and reads until each has finished.
+fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
+    let msgs: Vec<CallMsg> = calls
+        .iter()
+        .map(|e| CallMsg { id: e.future.id().0, name: e.call.name.clone(), args: e.call.args.clone() })
+        .collect();
+    if let Err(e) = write_frame(&mut *lock(&p.stdin), &ToWorker::Run { calls: msgs }) {
+        return Exchange::Lost(e.to_string());
+    }
+    let by_id: HashMap<u64, &Future<Value>> = calls.iter().map(|e| (e.future.id().0, &e.future)).collect();
+    let mut left = calls.len();
+    while left > 0 {
+        let msg = match read_frame::<ToParent>(&mut p.stdout) {
+            Ok(Some(m)) => m,
+            Ok(None) => return Exchange::Lost(String::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Exchange::Lost(String::new()),
+            Err(e) => {
+                // Garbage on the pipe: stop this worker; the pool breaks with the reason.
+                if let Some(l) = lock(&shared.live).get(&slot) {
+                    sigkill(l.pid, &l.groups);
+                }
+                return Exchange::Lost(format!("protocol error: {e}"));
+            }
+        };
+        match msg {
+            ToParent::Finished { id, result } => {
+                let Some(f) = by_id.get(&id) else { continue };
+                let outcome = result.map_err(from_wire);
+                if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
+                    hook(FutureId(id), v);
+                }
+                let _ = f.finish(outcome, "set_result");
+                left -= 1;
+            }
+            ToParent::Request { id, req, body } => answer(shared, slot, p, id, req, body),
+            ToParent::Group { pgid, .. } => {
+                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                    l.groups.push(pgid);
+                }
+            }
+            ToParent::Output { id, stream, line } => {
+                if let Some(hook) = &shared.on_output {
+                    hook(FutureId(id), stream, line);
+                }
+            }
+            ToParent::Started { .. } | ToParent::Hello { .. } | ToParent::InitFailed { .. } => {}
+        }
+    }
+    Exchange::Done
+}
+
+/// Answers a worker's request on a helper thread, in the requesting task's context (so
+/// a wait it makes is reported as that task's, and a deadlock break can interrupt it).
+fn answer(shared: &Arc<Shared>, slot: usize, p: &Proc, id: u64, req: u64, body: Value) {
+    let stdin = Arc::clone(&p.stdin);
+    let Some(hook) = shared.on_request.clone() else {
+        let reply = ToWorker::Reply {
+            req,
+            result: Err(WireError { kind: "TaskError".into(), message: "this pool answers no requests".into() }),
+        };
+        let _ = write_frame(&mut *lock(&stdin), &reply);
+        return;
+    };
+    let interrupt = Arc::new(Interrupt::default());
+    interrupt.begin_task(FutureId(id));
+    if let Some(l) = lock(&shared.live).get_mut(&slot) {
+        l.requests.insert(FutureId(id), Arc::clone(&interrupt));
+    }
+    let sink = shared.sink.clone();
+    let shared2 = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("worker-request".into()).spawn(move || {
+        let result = {
+            let _current = context::enter(TaskContext { id: FutureId(id), sink, interrupt });
+            hook(FutureId(id), body)
+        };
+        if let Some(l) = lock(&shared2.live).get_mut(&slot) {
+            l.requests.remove(&FutureId(id));
+        }
+        let reply = ToWorker::Reply { req, result: result.map_err(|e| to_wire(&e)) };
+        let _ = write_frame(&mut *lock(&stdin), &reply);
+    });
+    if spawned.is_err() {
+        let reply = ToWorker::Reply {
+            req,
+            result: Err(WireError { kind: "TaskError".into(), message: "the parent could not answer".into() }),
+        };
+        let _ = write_frame(&mut *lock(&p.stdin), &reply);
+    }
+}
+
+impl std::fmt::Debug for ProcessPoolExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPoolExecutor")
+            .field("name", &self.shared.name)
+            .field("max_workers", &self.shared.max_workers)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,303 @@
+//! The worker side of a process pool: the loop a re-executed binary runs, and the callables it knows by name.
+//!
+//! A program that uses a [`ProcessPoolExecutor`](super::ProcessPoolExecutor) calls
+//! [`serve_worker_if_requested`] first thing in `main`: in the parent it returns at once;
+//! in a worker (started as `PROGRAM __futuretop_worker`) it serves calls until the
+//! parent says exit or goes away, then exits the process. Callables are registered by
+//! name, the analogue of pickling a top-level function in Python.
+//!
+//! A worker never outlives its parent: it asks the kernel for SIGTERM when the parent
+//! dies (`PR_SET_PDEATHSIG`), exits on end-of-file on its stdin, and in both cases kills
+//! the process groups of the commands its tasks started.
+
+use std::collections::HashMap;
+use std::io::{BufReader, BufWriter, Stdin, Stdout, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::protocol::{read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use crate::config::CommandPlan;
+use crate::error::Exception;
+use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, Stream, TaskEnv};
+
+/// The hidden first argument that makes a binary a worker.
+pub const WORKER_ARG: &str = "__futuretop_worker";
+/// The environment variable that carries the parent's pid to the worker.
+pub(crate) const PARENT_ENV: &str = "FUTURETOP_PARENT_PID";
+
+/// The name under which built-in calls travel (their args are a serialised [`Builtin`]).
+pub const BUILTIN_CALL: &str = "futuretop.builtin";
+/// The name under which external commands travel (args: a serialised [`CommandPlan`]).
+pub const COMMAND_CALL: &str = "futuretop.command";
+
+/// What a callable running in a worker can ask of its parent.
+pub trait WorkerContext {
+    /// Sends a request to the parent's request hook and waits for its answer.
+    fn request(&mut self, body: Value) -> Result<Value, Exception>;
+    /// Reports a line of output.
+    fn output(&mut self, stream: Stream, line: String);
+    /// Reports the process group of a command the task started (killed with the worker).
+    fn group(&mut self, pgid: i32);
+}
+
+/// A callable a worker can run by name.
+pub type Callable = Arc<dyn Fn(&Value, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync>;
+
+/// The callables a worker knows, by name. [`Callables::builtins`] has futuretop's own.
+#[derive(Clone, Default)]
+pub struct Callables {
+    map: HashMap<String, Callable>,
+}
+
+impl Callables {
+    /// No callables.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// futuretop's built-in callables and external commands.
+    pub fn builtins() -> Self {
+        let mut c = Self::new();
+        c.register(BUILTIN_CALL, |args, ctx| {
+            let b: Builtin = serde_json::from_value(args.clone())
+                .map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
+            run_in_worker(&b, ctx)
+        });
+        c.register(COMMAND_CALL, |args, ctx| {
+            let cmd: CommandPlan = serde_json::from_value(args.clone())
+                .map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
+            let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
+            let sink_lines = Arc::clone(&lines);
+            let sink: OutputSink = Arc::new(move |stream, line| {
+                if let Ok(mut l) = sink_lines.lock() {
+                    l.push((stream, line));
+                }
+            });
+            let ctx = std::cell::RefCell::new(ctx);
+            let result = run_command(&cmd, &sink, &|pgid| {
+                remember_group(pgid);
+                ctx.borrow_mut().group(pgid);
+            });
+            let ctx = ctx.into_inner();
+            let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+            for (stream, line) in lines {
+                ctx.output(stream, line);
+            }
+            result
+        });
+        c
+    }
+
+    /// Registers `f` under `name` (replacing any earlier one).
+    pub fn register(
+        &mut self,
+        name: &str,
+        f: impl Fn(&Value, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.map.insert(name.to_owned(), Arc::new(f));
+        self
+    }
+}
+
+/// Command process groups started in this worker, killed when it is told to go.
+static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn remember_group(pgid: i32) {
+    if let Ok(mut g) = GROUPS.lock() {
+        g.push(pgid);
+    }
+}
+
+fn kill_groups() {
+    if let Ok(groups) = GROUPS.lock() {
+        for &g in groups.iter() {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(g), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs a built-in inside a worker: `exit` and `crash` end the process here, waits go
+/// to the parent.
+fn run_in_worker(b: &Builtin, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+    match b {
+        Builtin::Exit { code } => {
+            kill_groups();
+            std::process::exit(*code)
+        }
+        Builtin::Crash => {
+            kill_groups();
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+            // SIGKILL cannot be caught; this line is never reached.
+            std::process::abort()
+        }
+        other => {
+            let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
+            run_builtin(other, "", Some(&env))
+        }
+    }
+}
+
+/// `wait_on` and `submit` from a worker: asked of the parent over the pipe, so the
+/// parent's deadlock detector sees the wait like any other.
+struct Proxy<'a, 'b> {
+    ctx: std::cell::RefCell<&'a mut (dyn WorkerContext + 'b)>,
+}
+
+impl TaskEnv for Proxy<'_, '_> {
+    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception> {
+        self.ctx.borrow_mut().request(serde_json::json!({ "op": "wait_on", "task": task, "timeout": timeout }))
+    }
+
+    fn submit_and_wait(
+        &self,
+        pool: usize,
+        name: String,
+        call: Builtin,
+        timeout: Option<f64>,
+    ) -> Result<Value, Exception> {
+        let call = serde_json::to_value(call).map_err(|e| Exception::task(e.to_string()))?;
+        self.ctx.borrow_mut().request(
+            serde_json::json!({ "op": "submit", "pool": pool, "name": name, "call": call, "timeout": timeout }),
+        )
+    }
+}
+
+/// Turns an error from the wire back into an exception.
+pub(crate) fn from_wire(e: WireError) -> Exception {
+    use crate::error::{BrokenExecutor, BrokenKind, CancelledError, TimeoutError};
+    match e.kind.as_str() {
+        "TimeoutError" => Exception::Timeout(TimeoutError::single()),
+        "CancelledError" => Exception::Cancelled(CancelledError),
+        "BrokenProcessPool" => Exception::Broken(BrokenExecutor { kind: BrokenKind::ProcessPool, reason: e.message }),
+        "BrokenThreadPool" => Exception::Broken(BrokenExecutor { kind: BrokenKind::ThreadPool, reason: e.message }),
+        "Killed" => Exception::Killed(e.message.trim_start_matches("killed: ").to_owned()),
+        "DeadlockError" => Exception::Deadlock(e.message.trim_start_matches("deadlock broken: ").to_owned()),
+        "CommandFailed" => Exception::CommandFailed(e.message),
+        _ => Exception::Task { message: e.message, panicked: false },
+    }
+}
+
+/// An exception as it crosses the pipe.
+pub(crate) fn to_wire(e: &Exception) -> WireError {
+    WireError { kind: e.type_name().to_owned(), message: e.to_string() }
+}
+
+struct Ctx<'a> {
+    id: u64,
+    next_req: u64,
+    input: &'a mut BufReader<Stdin>,
+    output: &'a mut BufWriter<Stdout>,
+}
+
+impl WorkerContext for Ctx<'_> {
+    fn request(&mut self, body: Value) -> Result<Value, Exception> {
+        self.next_req += 1;
+        let req = self.next_req;
+        write_frame(self.output, &ToParent::Request { id: self.id, req, body })
+            .map_err(|e| Exception::task(format!("the parent is gone: {e}")))?;
+        loop {
+            match read_frame::<ToWorker>(self.input) {
+                Ok(Some(ToWorker::Reply { req: r, result })) if r == req => return result.map_err(from_wire),
+                Ok(Some(ToWorker::Exit) | None) | Err(_) => {
+                    kill_groups();
+                    std::process::exit(0)
+                }
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
+    fn output(&mut self, stream: Stream, line: String) {
+        let _ = write_frame(self.output, &ToParent::Output { id: self.id, stream, line });
+    }
+
+    fn group(&mut self, pgid: i32) {
+        let _ = write_frame(self.output, &ToParent::Group { id: self.id, pgid });
+    }
+}
+
+/// If this process was started as a worker, serves `callables` and exits; else returns.
+pub fn serve_worker_if_requested(callables: &Callables) {
+    if std::env::args().nth(1).as_deref() == Some(WORKER_ARG) {
+        std::process::exit(serve(callables));
+    }
+}
+
+fn guard_against_orphaning() {
+    // Ask for SIGTERM when the parent dies, then check it has not died already.
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM);
+    let expected = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok());
+    if expected.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
+        std::process::exit(1);
+    }
+    if let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
+    {
+        let _ = std::thread::Builder::new().name("worker-signals".into()).spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                kill_groups();
+                std::process::exit(128 + sig);
+            }
+        });
+    }
+}
+
+fn serve(callables: &Callables) -> i32 {
+    guard_against_orphaning();
+    // A task's panic is reported to the parent as its exception, not printed.
+    std::panic::set_hook(Box::new(|_| {}));
+    let mut input = BufReader::new(std::io::stdin());
+    let mut output = BufWriter::new(std::io::stdout());
+    if write_frame(&mut output, &ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
+        return 1;
+    }
+    loop {
+        let msg = match read_frame::<ToWorker>(&mut input) {
+            Ok(Some(m)) => m,
+            Ok(None) | Err(_) => break,
+        };
+        match msg {
+            ToWorker::Run { calls } => {
+                for CallMsg { id, name, args } in calls {
+                    if write_frame(&mut output, &ToParent::Started { id }).is_err() {
+                        break;
+                    }
+                    let result = match callables.map.get(&name) {
+                        None => Err(Exception::task(format!("no callable named '{name}' is registered in the worker"))),
+                        Some(f) => {
+                            let mut ctx = Ctx { id, next_req: 0, input: &mut input, output: &mut output };
+                            match catch_unwind(AssertUnwindSafe(|| f(&args, &mut ctx))) {
+                                Ok(r) => r,
+                                Err(p) => Err(Exception::Task {
+                                    message: crate::future::panic_message(p.as_ref()),
+                                    panicked: true,
+                                }),
+                            }
+                        }
+                    };
+                    let msg = ToParent::Finished { id, result: result.map_err(|e| to_wire(&e)) };
+                    if let Err(e) = write_frame(&mut output, &msg) {
+                        // A result too large or not encodable becomes this call's error.
+                        let fallback = ToParent::Finished {
+                            id,
+                            result: Err(WireError {
+                                kind: "TaskError".into(),
+                                message: format!("cannot send the result: {e}"),
+                            }),
+                        };
+                        if write_frame(&mut output, &fallback).is_err() {
+                            return 1;
+                        }
+                    }
+                }
+            }
+            ToWorker::Reply { .. } => {}
+            ToWorker::Exit => break,
+        }
+    }
+    kill_groups();
+    let _ = output.flush();
+    0
+}
