@@ -10,7 +10,9 @@
 //! - (d) (a) with an event sink attached (an unbounded crossbeam channel drained by a
 //!   thread; each iteration also waits until the drainer has seen every `Finished`);
 //! - the BASELINE beside them: a bare pool of as many threads fed by a crossbeam job
-//!   queue, each job returning its result through a one-shot `bounded(1)` channel;
+//!   queue, each job returning its result through a one-shot `bounded(1)` channel (and,
+//!   for context only, a floor: the same pool sending every result into one shared
+//!   channel);
 //! - (e) `wait(ALL_COMPLETED)` and `as_completed` over 100,000 already-finished futures;
 //! - (f) heap bytes per pending `Future<u64>`, counted by a global allocator, for
 //!   `Future::new` and for `submit` to a pool whose only worker is blocked.
@@ -69,13 +71,16 @@ impl BarePool {
         Self { tx: Some(tx), threads }
     }
 
+    fn run(&self, job: BareJob) {
+        self.tx.as_ref().expect("the pool is open").send(job).expect("the workers are alive");
+    }
+
     /// Queues `f`; its result comes back through a one-shot channel.
     fn submit<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Receiver<T> {
         let (tx, rx) = bounded(1);
-        let job: BareJob = Box::new(move || {
+        self.run(Box::new(move || {
             let _ = tx.send(f());
-        });
-        self.tx.as_ref().expect("the pool is open").send(job).expect("the workers are alive");
+        }));
         rx
     }
 }
@@ -92,6 +97,22 @@ impl Drop for BarePool {
 fn bare_pool(pool: &BarePool) -> u64 {
     let rxs: Vec<Receiver<u64>> = (0..TASKS).map(|i| pool.submit(move || i)).collect();
     let sum = rxs.into_iter().map(|rx| rx.recv().expect("every job answers")).sum();
+    assert_eq!(sum, EXPECTED_SUM);
+    sum
+}
+
+/// Not the baseline, a floor for context: the same pool with every result sent into one
+/// shared channel (no per-task one-shot, so nothing to wait on per task, in any order).
+fn bare_pool_shared_channel(pool: &BarePool) -> u64 {
+    let (tx, rx) = unbounded::<u64>();
+    for i in 0..TASKS {
+        let tx = tx.clone();
+        pool.run(Box::new(move || {
+            let _ = tx.send(i);
+        }));
+    }
+    drop(tx);
+    let sum = rx.iter().sum();
     assert_eq!(sum, EXPECTED_SUM);
     sum
 }
@@ -275,8 +296,10 @@ fn ratio_report(pools: &Pools) {
     let mut runs: [Vec<Duration>; 5] = Default::default();
     let mut wait_runs = Vec::new();
     let mut ac_runs = Vec::new();
+    let mut floor_runs = Vec::new();
     for _ in 0..ROUNDS {
         runs[0].push(time(|| bare_pool(&pools.bare)));
+        floor_runs.push(time(|| bare_pool_shared_channel(&pools.bare)));
         runs[1].push(time(|| submit_result(&pools.engine)));
         runs[2].push(time(|| map(&pools.engine)));
         runs[3].push(time(|| submit_as_completed(&pools.engine)));
@@ -295,8 +318,17 @@ fn ratio_report(pools: &Pools) {
     for (name, m) in NAMES.iter().zip(&medians) {
         println!("{name:<24} {:>8.3} us/task", per_task_us(*m));
     }
+    let floor = median(floor_runs);
+    println!(
+        "{:<24} {:>8.3} us/task (a floor for context, not the baseline)",
+        "bare pool, shared chan",
+        per_task_us(floor)
+    );
     for (name, m) in NAMES.iter().zip(&medians).skip(1) {
         println!("ratio {name} / bare pool = {:.2}x", m.as_secs_f64() / base);
+    }
+    for (name, m) in NAMES.iter().zip(&medians).skip(1) {
+        println!("ratio {name} / shared-channel floor = {:.2}x", m.as_secs_f64() / floor.as_secs_f64());
     }
     println!(
         "wait(ALL_COMPLETED) over {TASKS} finished futures: {:.1} ns/future",

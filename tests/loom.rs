@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use futuretop::{wait, FutureError, FutureState, ReturnWhen};
+use futuretop::{as_completed, wait, FutureError, FutureState, ReturnWhen};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -198,5 +198,31 @@ fn wait_all_completed_races_completions() {
         tb.join().unwrap();
         assert_eq!(a.result(None), Ok(1));
         assert!(b.cancelled());
+    });
+}
+
+/// `as_completed` over two futures that complete while it iterates (one finishes, one is
+/// cancelled) yields each exactly once and then ends: no lost wakeup, no duplicate.
+#[test]
+fn as_completed_races_completions() {
+    loom::model(|| {
+        let a = Future::new();
+        let b = Future::new();
+        let ta = {
+            let a = a.clone();
+            thread::spawn(move || a.set_result(1).expect("nobody else completes it"))
+        };
+        let tb = {
+            let b = b.clone();
+            thread::spawn(move || assert!(b.cancel()))
+        };
+        let mut ids: Vec<_> =
+            as_completed(&[a.clone(), b.clone()], None).map(|f| f.expect("no timeout was set").id()).collect();
+        ids.sort();
+        let mut expected = vec![a.id(), b.id()];
+        expected.sort();
+        assert_eq!(ids, expected);
+        ta.join().unwrap();
+        tb.join().unwrap();
     });
 }
