@@ -396,16 +396,13 @@ impl Bus {
                 }
                 (at, kind)
             }
-            BusMsg::Engine(at, obs) => match self.translate(obs) {
-                Some(kind) => (at, kind),
-                None => return,
-            },
+            BusMsg::Engine(at, obs) => (at, self.translate(obs)),
         };
         self.publish(at, kind);
     }
 
-    fn translate(&mut self, obs: Observation) -> Option<EventKind> {
-        Some(match obs {
+    fn translate(&mut self, obs: Observation) -> EventKind {
+        match obs {
             Observation::Pending { id, pool, name } => {
                 self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
                 EventKind::Pending { task: name.to_string(), id: id.0, pool: pool.to_string() }
@@ -453,7 +450,7 @@ impl Bus {
                 let (task, _) = self.name_of(id);
                 EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }
             }
-        })
+        }
     }
 
     fn publish(&mut self, at: Instant, kind: EventKind) {

@@ -96,7 +96,7 @@ impl Tally {
     fn progress_line(&self, width: usize) -> String {
         let total = self.total();
         let finished = self.finished();
-        let filled = if total == 0 { width } else { finished * width / total };
+        let filled = (finished * width).checked_div(total).unwrap_or(width);
         format!(
             "[{}{}] {finished}/{total}  done {}  failed {}  cancelled {}  running {}  {:.1}s",
             "#".repeat(filled),

@@ -363,10 +363,13 @@ enum Final {
     Cancelled,
 }
 
+/// A plan task's index and how it ended.
+type Completion = (usize, Final);
+
 struct Runner {
     reg: Arc<Registry>,
     control: Receiver<Control>,
-    completions: (Sender<(usize, Final)>, Receiver<(usize, Final)>),
+    completions: (Sender<Completion>, Receiver<Completion>),
     finals: Vec<Option<Final>>,
     dependents: Vec<Vec<usize>>,
 }
@@ -428,7 +431,7 @@ impl Runner {
             }
         }
         let counts = self.counts();
-        let code = outcome.unwrap_or(if counts.exception > 0 { 1 } else { 0 });
+        let code = outcome.unwrap_or(i32::from(counts.exception > 0));
         (code, counts)
     }
 

@@ -195,11 +195,11 @@ fn is_prime(n: u64) -> Result<bool, Exception> {
 
 /// `base ** exp` exactly: a JSON number when it fits in 64 bits, else a string of digits.
 pub(crate) fn pow(base: i64, exp: u32) -> Value {
+    // Base-10^9 limbs, least significant first.
+    const LIMB: u128 = 1_000_000_000;
     if let Some(v) = base.checked_pow(exp) {
         return Value::from(v);
     }
-    // Base-10^9 limbs, least significant first.
-    const LIMB: u128 = 1_000_000_000;
     let b = u128::from(base.unsigned_abs());
     let mut limbs: Vec<u128> = vec![1];
     for _ in 0..exp {

@@ -56,9 +56,10 @@ impl Builder {
                 *next += 1;
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => match key.take() {
-                Some(k) => Some(join(path, &k)),
-                None => {
+            Some(Frame::Map { path, key }) => {
+                if let Some(k) = key.take() {
+                    Some(join(path, &k))
+                } else {
                     let k = match ev {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => "?".to_owned(),
@@ -67,7 +68,7 @@ impl Builder {
                     *key = Some(k);
                     None
                 }
-            },
+            }
         }
     }
 }

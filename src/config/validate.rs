@@ -306,6 +306,7 @@ fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value) -> Option<usize
     }
 }
 
+#[allow(clippy::too_many_lines)] // one arm per task key, in file order
 fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) -> Option<Base<'a>> {
     let Value::Mapping(m) = raw else {
         cx.at_value(
@@ -470,7 +471,7 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         }
         Some(Value::String(s)) => depends_on.push((s.clone(), join(path, "depends_on"))),
         Some(other) => {
-            cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other)))
+            cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other)));
         }
     }
     Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, first: 0, count })
@@ -709,7 +710,7 @@ fn int(cx: &mut Ctx<'_>, v: &Value, path: &str, what: &str, min: i64, max: i64) 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one arm per built-in
 fn parse_call(
     cx: &mut Ctx<'_>,
     names: &Names<'_, '_>,
@@ -737,9 +738,10 @@ fn parse_call(
             }
         }
         "is_prime" => {
-            let n = a.required(cx, "n").and_then(|(v, p)| match v.as_u64() {
-                Some(n) => Some(n),
-                None => {
+            let n = a.required(cx, "n").and_then(|(v, p)| {
+                if let Some(n) = v.as_u64() {
+                    Some(n)
+                } else {
                     cx.at_value(&p, format!("expected a whole number 0 or more for n, found {}", describe(v)));
                     None
                 }
@@ -839,14 +841,15 @@ fn parse_call(
         "fail" => {
             let message = match a.get("message") {
                 None => Some("fail() was called".to_owned()),
-                Some((v, p)) => match scalar_string(v) {
-                    Some(s) => Some(s),
-                    None => {
+                Some((v, p)) => {
+                    if let Some(s) = scalar_string(v) {
+                        Some(s)
+                    } else {
                         let p = p.to_owned();
                         cx.at_value(&p, format!("expected a message string, found {}", describe(v)));
                         None
                     }
-                },
+                }
             };
             message.map(|message| Builtin::Fail { message })
         }

@@ -547,8 +547,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             }
             Exchange::Lost(io_error) => {
                 let Some(mut p) = proc.take() else { continue };
-                let status =
-                    p.child.wait().map(describe_status).unwrap_or_else(|e| format!("could not be waited for ({e})"));
+                let status = p.child.wait().map_or_else(|e| format!("could not be waited for ({e})"), describe_status);
                 let live = lock(&shared.live).remove(&slot);
                 let on_purpose = live.as_ref().and_then(|l| l.on_purpose.clone());
                 if let Some(l) = &live {
@@ -561,28 +560,25 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     status: status.clone(),
                 });
                 let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
-                match on_purpose.as_deref() {
-                    Some("killed") => {
-                        for e in unfinished {
-                            let _ = e.future.set_exception(Exception::Killed(format!(
-                                "worker {} (pid {}) was killed on request",
-                                p.worker, p.pid
-                            )));
-                        }
+                if let Some("killed") = on_purpose.as_deref() {
+                    for e in unfinished {
+                        let _ = e.future.set_exception(Exception::Killed(format!(
+                            "worker {} (pid {}) was killed on request",
+                            p.worker, p.pid
+                        )));
                     }
-                    _ => {
-                        let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.name)).collect();
-                        let reason = format!(
-                            "A child process terminated abruptly, the process pool is not usable anymore: worker {} (pid {}) {status} while running {}{}",
-                            p.worker,
-                            p.pid,
-                            names.join(", "),
-                            if io_error.is_empty() { String::new() } else { format!(" ({io_error})") }
-                        );
-                        let b = shared.break_pool(reason);
-                        for e in unfinished {
-                            let _ = e.future.set_exception(Exception::Broken(b.clone()));
-                        }
+                } else {
+                    let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.name)).collect();
+                    let reason = format!(
+                        "A child process terminated abruptly, the process pool is not usable anymore: worker {} (pid {}) {status} while running {}{}",
+                        p.worker,
+                        p.pid,
+                        names.join(", "),
+                        if io_error.is_empty() { String::new() } else { format!(" ({io_error})") }
+                    );
+                    let b = shared.break_pool(reason);
+                    for e in unfinished {
+                        let _ = e.future.set_exception(Exception::Broken(b.clone()));
                     }
                 }
             }

@@ -253,11 +253,7 @@ fn serve(callables: &Callables) -> i32 {
     if write_frame(&mut output, &ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
-    loop {
-        let msg = match read_frame::<ToWorker>(&mut input) {
-            Ok(Some(m)) => m,
-            Ok(None) | Err(_) => break,
-        };
+    while let Ok(Some(msg)) = read_frame::<ToWorker>(&mut input) {
         match msg {
             ToWorker::Run { calls } => {
                 for CallMsg { id, name, args } in calls {
