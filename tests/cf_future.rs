@@ -305,11 +305,12 @@ fn complete_while_waited<R: Clone + Send + 'static>(
     let f1 = pending_future();
     let target = f1.id();
     let waiting = f1.clone();
-    let task = pool.submit(move || wait(&waiting)).unwrap();
-    observer.wait_for("the task waits on f1", |o| matches!(o, Observation::WaitStart { target: t, .. } if *t == target));
+    let task = pool.submit(move || wait(&waiting)).expect("the pool accepts work");
+    observer
+        .wait_for("the task waits on f1", |o| matches!(o, Observation::WaitStart { target: t, .. } if *t == target));
     assert!(!task.done(), "the wait returned before f1 was completed");
     complete(&f1);
-    task.result(Some(LONG)).unwrap()
+    task.result(Some(LONG)).expect("the waiting task returns")
 }
 
 // CPython: test_result_with_success

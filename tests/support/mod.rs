@@ -10,8 +10,10 @@
 //! - [`run_child`]: runs one test of the current binary in a child process, for the
 //!   CPython tests that run a whole interpreter (`assert_python_ok`).
 //!
-//! Each test crate uses a different subset, hence the `dead_code` allowance.
-#![allow(dead_code)]
+//! Each test crate uses a different subset, hence the `dead_code` allowance; and these
+//! helpers are test code, where a failed unwrap is a failed test (as `clippy.toml`
+//! allows inside `#[test]` functions).
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -210,10 +212,10 @@ impl Observer {
     pub fn wait_count(&mut self, n: usize, what: &str, pred: impl Fn(&Observation) -> bool) {
         let deadline = Instant::now() + LONG;
         while self.count(&pred) < n {
-            match self.rx.recv_deadline(deadline) {
-                Ok((_, o)) => self.seen.push(o),
-                Err(_) => panic!("{what}: saw {} of {n} within {LONG:?}; saw {:#?}", self.count(&pred), self.seen),
-            }
+            let Ok((_, o)) = self.rx.recv_deadline(deadline) else {
+                panic!("{what}: saw {} of {n} within {LONG:?}; saw {:#?}", self.count(&pred), self.seen)
+            };
+            self.seen.push(o);
         }
     }
 
@@ -346,7 +348,7 @@ pub struct ChildOutput {
 pub fn run_child(test: &str) -> ChildOutput {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([test, "--exact", "--nocapture", "--test-threads=1", "-q"])
         .env(CHILD_ENV, test)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
