@@ -54,6 +54,7 @@ mod observe;
 mod runner;
 mod sync;
 mod tasks;
+pub mod tui;
 
 pub use config::{
     load as load_task_file, load_str as load_task_str, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind,

@@ -84,8 +84,13 @@ fn run(cli: Cli) -> Result<u8, String> {
             };
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
-        Some(Command::Replay { log, headless: _ }) => {
+        Some(Command::Replay { log, headless }) => {
             let events = futuretop::read_log(&log).map_err(|e| format!("futuretop: {e}"))?;
+            if use_monitor(headless) {
+                futuretop::tui::run(futuretop::tui::Source::Replay(events), color())
+                    .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
+                return Ok(0);
+            }
             let (tx, rx) = crossbeam_channel::unbounded();
             let mut exit_code = 0;
             for e in events {
@@ -123,6 +128,28 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
+    if use_monitor(args.headless) {
+        let source = futuretop::tui::Source::Live { events: rx, control: handle.control() };
+        let shown = futuretop::tui::run(source, color()).map_err(|e| format!("futuretop: the terminal failed: {e}"));
+        if shown.is_err() {
+            let _ = handle.control().send(Control::Interrupt);
+        }
+        let report = handle.join();
+        shown?;
+        let c = report.counts;
+        println!(
+            "futuretop: {} done, {} failed, {} cancelled{}; exit code {}",
+            c.done,
+            c.exception,
+            c.cancelled,
+            if c.unfinished > 0 { format!(", {} unfinished", c.unfinished) } else { String::new() },
+            report.exit_code
+        );
+        if let Some(e) = report.log_error {
+            eprintln!("futuretop: the event log is incomplete: {e}");
+        }
+        return Ok(u8::try_from(report.exit_code).unwrap_or(1));
+    }
     let stderr = std::io::stderr();
     let tally = futuretop::report_headless(&rx, stderr.is_terminal(), &mut stderr.lock());
     let report = handle.join();
@@ -131,6 +158,16 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         eprintln!("futuretop: the event log is incomplete: {e}");
     }
     Ok(u8::try_from(report.exit_code).unwrap_or(1))
+}
+
+/// The monitor needs a terminal on both ends; without one (CI, a pipe) the run is headless.
+fn use_monitor(headless: bool) -> bool {
+    !headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+}
+
+/// Colours unless `NO_COLOR` is set (to anything but the empty string).
+fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// SIGINT, SIGTERM and SIGHUP stop the run cleanly (exit 130): pending tasks are

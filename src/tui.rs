@@ -1,0 +1,250 @@
+//! The terminal monitor: the terminal guard and the one loop that merges run events, keys, ticks and system samples.
+//!
+//! The loop `select`s over four sources; after each wake-up it drains every pending run
+//! event into the state (coalescing them) and redraws at most 30 times a second. The
+//! engine never waits on it: events arrive on an unbounded channel. The terminal is
+//! restored by a guard on every path out, by a panic hook before a panic message is
+//! printed, and Ctrl-C (a key in raw mode) and SIGTERM stop the run cleanly.
+
+pub mod app;
+pub mod input;
+pub mod ui;
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, tick, Receiver, Sender};
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::{cursor, execute};
+use ratatui::Terminal;
+
+use crate::events::Event;
+use crate::runner::Control;
+use app::{Action, App, Command, SysStats};
+use input::{Input, ReplayKey};
+use ui::Theme;
+
+/// Frames at most this often.
+const FRAME: Duration = Duration::from_millis(33);
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+}
+
+/// Puts the terminal in raw, alternate-screen, mouse mode; restores it on drop and
+/// before any panic message.
+pub struct TerminalGuard {
+    _private: (),
+}
+
+impl TerminalGuard {
+    /// Enters monitor mode.
+    pub fn enter() -> io::Result<Self> {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !crate::in_task() {
+                restore_terminal();
+            }
+            hook(info);
+        }));
+        enable_raw_mode()?;
+        let guard = Self { _private: () };
+        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+        let _ = io::stdout().flush();
+    }
+}
+
+/// Where the monitor's events come from.
+pub enum Source {
+    /// A live run: events, and the channel that steers it.
+    Live {
+        /// The run's events.
+        events: Receiver<Event>,
+        /// Its control channel.
+        control: Sender<Control>,
+    },
+    /// A recorded log, replayed at its own pace.
+    Replay(Vec<Event>),
+}
+
+/// Runs the monitor until the user quits (or the run is interrupted); returns the
+/// run's exit code if it finished.
+#[allow(clippy::too_many_lines)] // the loop reads best in one piece
+pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
+    let guard = TerminalGuard::enter()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    terminal.clear()?;
+    let (keys_tx, keys_rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new().name("futuretop-keys".into()).spawn(move || {
+        while let Ok(ev) = ratatui::crossterm::event::read() {
+            if keys_tx.send(ev).is_err() {
+                break;
+            }
+        }
+    })?;
+    let (sys_tx, sys_rx) = crossbeam_channel::bounded::<SysStats>(1);
+    let (pids_tx, pids_rx) = crossbeam_channel::bounded::<Vec<u32>>(1);
+    std::thread::Builder::new().name("futuretop-sysinfo".into()).spawn(move || sample_system(&sys_tx, &pids_rx))?;
+    let mut app = App::new();
+    let (events, control, replay) = match source {
+        Source::Live { events, control } => (events, Some(control), None),
+        Source::Replay(log) => {
+            app.read_only = true;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let (rc_tx, rc_rx) = crossbeam_channel::unbounded();
+            std::thread::Builder::new().name("futuretop-replay".into()).spawn(move || feed(log, &tx, &rc_rx))?;
+            (rx, None, Some(rc_tx))
+        }
+    };
+    let ticks = tick(Duration::from_millis(250));
+    let theme = Theme { color };
+    let mut dirty = true;
+    let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
+    let mut interrupted = false;
+    let mut events_open = true;
+    loop {
+        if dirty && last_draw.elapsed() >= FRAME {
+            terminal.draw(|f| ui::draw(f, &mut app, theme))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
+        let never = crossbeam_channel::never();
+        let events_rx = if events_open { &events } else { &never };
+        let mut command = None;
+        select! {
+            recv(events_rx) -> e => match e {
+                Ok(e) => {
+                    app.apply_event(&e);
+                    for e in events.try_iter().take(100_000) {
+                        app.apply_event(&e);
+                    }
+                    dirty = true;
+                }
+                Err(_) => events_open = false,
+            },
+            recv(keys_rx) -> k => {
+                if let Ok(k) = k {
+                    match input::map(&k, &app, app.table_top) {
+                        Some(Input::Action(a)) => command = app.apply(a),
+                        Some(Input::Replay(r)) => {
+                            if let Some(tx) = &replay {
+                                let _ = tx.send(r);
+                            }
+                        }
+                        Some(Input::Redraw) => {
+                            let _ = terminal.autoresize();
+                        }
+                        None => {}
+                    }
+                    dirty = true;
+                    // Answer keys at once, whatever the frame budget says.
+                    last_draw = Instant::now().checked_sub(FRAME).unwrap_or(last_draw);
+                }
+            },
+            recv(ticks) -> _ => {
+                app.apply(Action::Tick);
+                let _ = pids_tx.try_send(app.worker_pids());
+                dirty = true;
+            },
+            recv(sys_rx) -> s => {
+                if let Ok(s) = s {
+                    app.apply_sys(s);
+                }
+            },
+            default(wait) => {},
+        }
+        match command {
+            Some(Command::Exit) => break,
+            Some(Command::Control(c)) => {
+                if c == Control::Interrupt {
+                    interrupted = true;
+                }
+                if let Some(tx) = &control {
+                    let _ = tx.send(c);
+                }
+            }
+            None => {}
+        }
+        if interrupted && (app.finished.is_some() || !events_open) {
+            break;
+        }
+    }
+    drop(terminal);
+    drop(guard);
+    Ok(app.finished)
+}
+
+/// Samples system CPU and memory, and the watched worker processes, about once a second.
+fn sample_system(out: &Sender<SysStats>, pids: &Receiver<Vec<u32>>) {
+    use sysinfo::{Pid, ProcessesToUpdate, System};
+    let mut sys = System::new();
+    let mut watched: Vec<u32> = Vec::new();
+    loop {
+        if let Some(p) = pids.try_iter().last() {
+            watched = p;
+        }
+        sys.refresh_cpu_usage();
+        sys.refresh_memory();
+        let list: Vec<Pid> = watched.iter().map(|&p| Pid::from_u32(p)).collect();
+        sys.refresh_processes(ProcessesToUpdate::Some(&list), true);
+        let procs = watched
+            .iter()
+            .filter_map(|&p| sys.process(Pid::from_u32(p)).map(|pr| (p, (pr.cpu_usage(), pr.memory()))))
+            .collect();
+        let stats =
+            SysStats { cpu: sys.global_cpu_usage(), mem_used: sys.used_memory(), mem_total: sys.total_memory(), procs };
+        if out.send(stats).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.
+fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
+    let mut speed = 1.0_f64;
+    let mut paused = false;
+    let mut clock = 0.0_f64;
+    let mut last = Instant::now();
+    let mut it = log.into_iter().peekable();
+    while let Some(next_t) = it.peek().map(|e| e.t) {
+        for k in keys.try_iter() {
+            match k {
+                ReplayKey::Pause => paused = !paused,
+                ReplayKey::Faster => speed = (speed * 2.0).min(64.0),
+                ReplayKey::Slower => speed = (speed / 2.0).max(1.0 / 16.0),
+                ReplayKey::Step => {
+                    if let Some(e) = it.next() {
+                        clock = e.t;
+                        let _ = out.send(e);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if !paused {
+            clock += (now - last).as_secs_f64() * speed;
+        }
+        last = now;
+        if !paused && next_t <= clock {
+            if let Some(e) = it.next() {
+                if out.send(e).is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        let _ = keys.recv_timeout(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,1133 @@
+//! The monitor's state: a pure reducer over run events and user actions, tested without a terminal.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::events::{Event, EventKind};
+use crate::observe::FutureId;
+use crate::runner::Control;
+
+/// Lines of command output kept per task.
+const OUTPUT_TAIL: usize = 50;
+/// Timeline entries kept per task (the detail view's event list).
+const TASK_EVENTS: usize = 64;
+/// Spans kept per worker for the timeline view.
+const WORKER_SPANS: usize = 512;
+/// Lines kept in the log.
+const LOG_LINES: usize = 200;
+
+/// A future's state as the monitor shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowState {
+    /// Queued.
+    Pending,
+    /// On a worker.
+    Running,
+    /// Finished with a value.
+    Done,
+    /// Finished with an exception.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl RowState {
+    /// The word shown in the table (it carries the state without colour).
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// A one-character symbol for the state.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Self::Pending => "·",
+            Self::Running => "▶",
+            Self::Done => "✔",
+            Self::Failed => "✘",
+            Self::Cancelled => "⊘",
+        }
+    }
+
+    /// True for the final states.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One future in the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Its id.
+    pub id: u64,
+    /// Its task name.
+    pub name: String,
+    /// Its pool.
+    pub pool: String,
+    /// Its state.
+    pub state: RowState,
+    /// The worker running it (or that ran it).
+    pub worker: Option<String>,
+    /// The worker's pid (process pools).
+    pub pid: Option<u32>,
+    /// When it was submitted, started, ended (run seconds).
+    pub submitted: f64,
+    /// When a worker took it.
+    pub started: Option<f64>,
+    /// When it reached a final state.
+    pub ended: Option<f64>,
+    /// Its value.
+    pub result: Option<Value>,
+    /// Its error: type and message (or the cancel reason).
+    pub error: Option<(String, String)>,
+    /// Futures it is waiting on now.
+    pub waits_on: Vec<u64>,
+    /// Its own event timeline.
+    pub events: VecDeque<(f64, String)>,
+    /// The tail of its command output.
+    pub output: VecDeque<String>,
+}
+
+impl Row {
+    /// How long it ran (or has been running, at `now`).
+    pub fn duration(&self, now: f64) -> Option<f64> {
+        self.started.map(|s| self.ended.unwrap_or(now) - s)
+    }
+
+    /// The result or error, in one line.
+    pub fn outcome(&self) -> String {
+        match (&self.result, &self.error) {
+            (_, Some((kind, msg))) if kind == "cancelled" => msg.clone(),
+            (_, Some((kind, msg))) => format!("{kind}: {msg}"),
+            (Some(v), None) => match v {
+                Value::String(s) => s.lines().last().unwrap_or("").to_owned(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            },
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A worker in the workers panel.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    /// Its name (`cpu-1`).
+    pub name: String,
+    /// Its pid (process pools).
+    pub pid: Option<u32>,
+    /// The future it runs now.
+    pub current: Option<u64>,
+    /// False once it exited.
+    pub alive: bool,
+    /// What it ran: (start, end or None while running, future id).
+    pub spans: VecDeque<(f64, Option<f64>, u64)>,
+    /// CPU percent and resident bytes, from the system sampler.
+    pub cpu: Option<f32>,
+    /// Resident memory in bytes.
+    pub mem: Option<u64>,
+}
+
+/// A pool in the workers panel.
+#[derive(Debug, Clone)]
+pub struct PoolView {
+    /// Its name.
+    pub name: String,
+    /// `thread` or `process`.
+    pub kind: String,
+    /// Its worker count.
+    pub max_workers: usize,
+    /// Its workers, in start order.
+    pub workers: Vec<WorkerView>,
+    /// Busy workers, sampled once a tick (for the sparkline).
+    pub busy_history: VecDeque<u64>,
+    /// Why it broke, if it did.
+    pub broken: Option<String>,
+}
+
+/// A deadlock being shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlockView {
+    /// `cycle` or `starvation`.
+    pub kind: String,
+    /// The tasks in wait order.
+    pub tasks: Vec<String>,
+    /// Their ids.
+    pub ids: Vec<u64>,
+    /// The explanation.
+    pub message: String,
+    /// The waiter that `b` interrupts.
+    pub victim_id: Option<u64>,
+    /// When the earliest timeout of its waits expires (run seconds).
+    pub expires_at: Option<f64>,
+}
+
+/// Which rows the table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter {
+    /// Every future.
+    #[default]
+    All,
+    /// Pending and running.
+    Active,
+    /// Failed only.
+    Failed,
+    /// Done only.
+    Done,
+    /// Cancelled only.
+    Cancelled,
+}
+
+impl Filter {
+    fn next(self) -> Self {
+        match self {
+            Self::All => Self::Active,
+            Self::Active => Self::Failed,
+            Self::Failed => Self::Done,
+            Self::Done => Self::Cancelled,
+            Self::Cancelled => Self::All,
+        }
+    }
+
+    /// Its name in the footer.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Active => "active",
+            Self::Failed => "failed",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    fn keeps(self, s: RowState) -> bool {
+        match self {
+            Self::All => true,
+            Self::Active => !s.is_final(),
+            Self::Failed => s == RowState::Failed,
+            Self::Done => s == RowState::Done,
+            Self::Cancelled => s == RowState::Cancelled,
+        }
+    }
+}
+
+/// The table's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Submission order.
+    #[default]
+    Submitted,
+    /// By state (running first), then submission.
+    State,
+    /// Longest running first.
+    Duration,
+    /// By name.
+    Name,
+}
+
+impl Sort {
+    fn next(self) -> Self {
+        match self {
+            Self::Submitted => Self::State,
+            Self::State => Self::Duration,
+            Self::Duration => Self::Name,
+            Self::Name => Self::Submitted,
+        }
+    }
+
+    /// Its name in the footer.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Submitted => "submitted",
+            Self::State => "state",
+            Self::Duration => "duration",
+            Self::Name => "name",
+        }
+    }
+}
+
+/// Which screen is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// The table and the workers panel.
+    #[default]
+    Main,
+    /// One task's details.
+    Detail(u64),
+    /// The wait-for graph.
+    Graph,
+    /// Tasks per worker over time.
+    Timeline,
+}
+
+/// Which pane has the focus (`Tab`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pane {
+    /// The futures table.
+    #[default]
+    Tasks,
+    /// The workers panel.
+    Workers,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Move the selection by this many rows.
+    Move(i64),
+    /// First row.
+    Top,
+    /// Last row.
+    Bottom,
+    /// A page up or down.
+    Page(i64),
+    /// Select the row at this position among the visible rows (a mouse click).
+    Click(usize),
+    /// Open the selected task's details.
+    Open,
+    /// Back to the main screen (or close an overlay).
+    Back,
+    /// Cancel the selected task (pending only).
+    Cancel,
+    /// Kill the selected task (running only).
+    Kill,
+    /// Cancel every pending task of the selected task's pool.
+    CancelPool,
+    /// Break the shown deadlock.
+    Break,
+    /// Start a search.
+    SearchStart,
+    /// A character typed into the search.
+    SearchChar(char),
+    /// Delete the last search character.
+    SearchBackspace,
+    /// End the search (keep the match selected).
+    SearchEnd,
+    /// Next state filter.
+    CycleFilter,
+    /// Next sort order.
+    CycleSort,
+    /// Switch panes.
+    SwitchPane,
+    /// The wait-for graph.
+    Graph,
+    /// The timeline.
+    Timeline,
+    /// Toggle the help overlay.
+    Help,
+    /// Quit (asks first while tasks run).
+    Quit,
+    /// Yes, at the quit question.
+    Confirm,
+    /// Stop the run now (Ctrl-C).
+    Interrupt,
+    /// A tick of the clock (for sparklines).
+    Tick,
+}
+
+/// What the app asks its host to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send this to the runner.
+    Control(Control),
+    /// Leave the monitor.
+    Exit,
+}
+
+/// System figures from the sampler.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SysStats {
+    /// Whole-system CPU percent.
+    pub cpu: f32,
+    /// Memory in use, bytes.
+    pub mem_used: u64,
+    /// Memory in all, bytes.
+    pub mem_total: u64,
+    /// Per worker pid: CPU percent and resident bytes.
+    pub procs: HashMap<u32, (f32, u64)>,
+}
+
+/// The monitor's whole state.
+#[derive(Debug, Default)]
+pub struct App {
+    /// The run's name.
+    pub run: String,
+    /// The task file.
+    pub file: String,
+    /// Tasks in the plan.
+    pub planned: usize,
+    /// The run clock (seconds, from the latest event or tick).
+    pub now: f64,
+    /// Every future, in submission order.
+    pub rows: Vec<Row>,
+    index: HashMap<u64, usize>,
+    /// Pools and their workers.
+    pub pools: Vec<PoolView>,
+    /// Deadlocks being shown.
+    pub deadlocks: Vec<DeadlockView>,
+    /// Recent log lines.
+    pub log: VecDeque<String>,
+    /// A message for the user (the answer to their last key).
+    pub status: Option<String>,
+    /// The selected future's id (the selection follows it when rows reorder).
+    pub selected: Option<u64>,
+    /// The first visible row.
+    pub offset: usize,
+    /// Rows the table can show (set by the renderer's last layout).
+    pub page: usize,
+    /// The screen row of the table's first data row (set by the renderer; for clicks).
+    pub table_top: u16,
+    /// The state filter.
+    pub filter: Filter,
+    /// The sort order.
+    pub sort: Sort,
+    /// The search text; `Some` while typing.
+    pub search: Option<String>,
+    /// The last search, applied as a filter on names.
+    pub query: String,
+    /// The screen.
+    pub view: View,
+    /// The focused pane.
+    pub pane: Pane,
+    /// The help overlay is up.
+    pub help: bool,
+    /// The quit question is up.
+    pub confirm_quit: bool,
+    /// The run's exit code, once it ended.
+    pub finished: Option<i32>,
+    /// A replay: commands are not sent.
+    pub read_only: bool,
+    /// System figures.
+    pub sys: SysStats,
+    /// Finished futures per tick, for the rate.
+    pub rate: f64,
+    last_tick: (f64, usize),
+    /// Whether the row order must be recomputed.
+    order: Option<Vec<usize>>,
+}
+
+impl App {
+    /// An empty app.
+    pub fn new() -> Self {
+        Self { page: 10, ..Self::default() }
+    }
+
+    fn row_mut(&mut self, id: u64) -> Option<&mut Row> {
+        self.index.get(&id).map(|&i| &mut self.rows[i])
+    }
+
+    /// The row of future `id`.
+    pub fn row(&self, id: u64) -> Option<&Row> {
+        self.index.get(&id).map(|&i| &self.rows[i])
+    }
+
+    fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
+        self.pools.iter_mut().find(|p| p.name == pool)?.workers.iter_mut().find(|w| w.name == worker)
+    }
+
+    fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
+        if let Some(i) = self.pools.iter().position(|p| p.name == pool) {
+            return &mut self.pools[i];
+        }
+        self.pools.push(PoolView {
+            name: pool.to_owned(),
+            kind: String::new(),
+            max_workers: 0,
+            workers: Vec::new(),
+            busy_history: VecDeque::new(),
+            broken: None,
+        });
+        let last = self.pools.len() - 1;
+        &mut self.pools[last]
+    }
+
+    fn push_log(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    fn note(&mut self, id: u64, t: f64, what: String) {
+        if let Some(r) = self.row_mut(id) {
+            if r.events.len() == TASK_EVENTS {
+                r.events.pop_front();
+            }
+            r.events.push_back((t, what));
+        }
+    }
+
+    fn end_span(&mut self, id: u64, t: f64) {
+        let Some(r) = self.row(id) else { return };
+        let (pool, worker) = (r.pool.clone(), r.worker.clone());
+        if let Some(w) = worker.and_then(|w| self.worker_mut(&pool, &w)) {
+            if w.current == Some(id) {
+                w.current = None;
+            }
+            if let Some(span) = w.spans.iter_mut().rev().find(|s| s.2 == id && s.1.is_none()) {
+                span.1 = Some(t);
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64, t: f64, state: RowState) {
+        self.end_span(id, t);
+        if let Some(r) = self.row_mut(id) {
+            r.state = state;
+            r.ended = Some(t);
+            r.waits_on.clear();
+        }
+        self.order = None;
+    }
+
+    /// Takes in one run event.
+    #[allow(clippy::too_many_lines)] // one arm per event kind
+    pub fn apply_event(&mut self, e: &Event) {
+        self.now = self.now.max(e.t);
+        let t = e.t;
+        match &e.kind {
+            EventKind::RunStarted { run, file, pools, tasks, .. } => {
+                self.run.clone_from(run);
+                self.file.clone_from(file);
+                self.planned = *tasks;
+                for p in pools {
+                    let v = self.pool_mut(&p.name);
+                    v.kind.clone_from(&p.kind);
+                    v.max_workers = p.max_workers;
+                }
+            }
+            EventKind::Pending { task, id, pool } => {
+                if !self.index.contains_key(id) {
+                    self.index.insert(*id, self.rows.len());
+                    self.rows.push(Row {
+                        id: *id,
+                        name: task.clone(),
+                        pool: pool.clone(),
+                        state: RowState::Pending,
+                        worker: None,
+                        pid: None,
+                        submitted: t,
+                        started: None,
+                        ended: None,
+                        result: None,
+                        error: None,
+                        waits_on: Vec::new(),
+                        events: VecDeque::new(),
+                        output: VecDeque::new(),
+                    });
+                    self.order = None;
+                }
+                self.note(*id, t, format!("pending in pool {pool}"));
+            }
+            EventKind::Running { id, pool, worker, pid, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    r.state = RowState::Running;
+                    r.started = Some(t);
+                    r.worker = Some(worker.clone());
+                    r.pid = *pid;
+                }
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.current = Some(*id);
+                    if w.spans.len() == WORKER_SPANS {
+                        w.spans.pop_front();
+                    }
+                    w.spans.push_back((t, None, *id));
+                }
+                self.note(*id, t, format!("running on {worker}"));
+                self.order = None;
+            }
+            EventKind::Done { id, result, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    r.result = Some(result.clone());
+                }
+                self.finish(*id, t, RowState::Done);
+                self.note(*id, t, "done".into());
+            }
+            EventKind::Exception { id, error, task, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    r.error = Some((error.kind.clone(), error.message.clone()));
+                }
+                self.finish(*id, t, RowState::Failed);
+                self.note(*id, t, format!("{}: {}", error.kind, error.message));
+                self.push_log(format!("{task} failed: {}: {}", error.kind, error.message));
+            }
+            EventKind::Cancelled { id, reason, task, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    if let Some(reason) = reason {
+                        r.error = Some(("cancelled".into(), reason.clone()));
+                    }
+                }
+                self.finish(*id, t, RowState::Cancelled);
+                self.note(*id, t, reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
+                if let Some(r) = reason {
+                    self.push_log(format!("{task} cancelled: {r}"));
+                }
+            }
+            EventKind::Wait { id, on_id, on, timeout, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    r.waits_on.push(*on_id);
+                }
+                let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
+                self.note(*id, t, format!("waits on {on}{limit}"));
+            }
+            EventKind::WaitEnd { id, on_id, on, outcome, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    if let Some(i) = r.waits_on.iter().position(|x| x == on_id) {
+                        r.waits_on.remove(i);
+                    }
+                }
+                self.note(*id, t, format!("wait on {on} ended: {}", outcome.replace('_', " ")));
+            }
+            EventKind::WorkerStarted { pool, worker, pid } => {
+                let p = self.pool_mut(pool);
+                if let Some(w) = p.workers.iter_mut().find(|w| &w.name == worker) {
+                    w.alive = true;
+                    w.pid = *pid;
+                } else {
+                    let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
+                    p.workers.insert(
+                        at,
+                        WorkerView {
+                            name: worker.clone(),
+                            pid: *pid,
+                            current: None,
+                            alive: true,
+                            spans: VecDeque::new(),
+                            cpu: None,
+                            mem: None,
+                        },
+                    );
+                }
+            }
+            EventKind::WorkerExited { pool, worker, status, .. } => {
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.alive = false;
+                    w.current = None;
+                }
+                if status != "ok" && status != "exited with status 0" {
+                    self.push_log(format!("worker {worker} of {pool}: {status}"));
+                }
+            }
+            EventKind::PoolBroken { pool, error } => {
+                self.pool_mut(pool).broken = Some(error.clone());
+                self.push_log(format!("pool {pool} broke: {error}"));
+            }
+            EventKind::Output { task, line, .. } => {
+                if let Some(i) = self.rows.iter().rposition(|r| &r.name == task) {
+                    let r = &mut self.rows[i];
+                    if r.output.len() == OUTPUT_TAIL {
+                        r.output.pop_front();
+                    }
+                    r.output.push_back(line.clone());
+                }
+                self.push_log(format!("{task}: {line}"));
+            }
+            EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
+                self.deadlocks.push(DeadlockView {
+                    kind: kind.clone(),
+                    tasks: tasks.clone(),
+                    ids: ids.clone(),
+                    message: message.clone(),
+                    victim_id: *victim_id,
+                    expires_at: expires_in.map(|s| t + s),
+                });
+                self.push_log(format!("deadlock: {message}"));
+            }
+            EventKind::DeadlockResolved { tasks, how } => {
+                self.deadlocks.retain(|d| &d.tasks != tasks);
+                self.push_log(format!("deadlock of {} resolved ({how})", tasks.join(", ")));
+            }
+            EventKind::RunFinished { exit_code, .. } => {
+                self.finished = Some(*exit_code);
+                self.push_log(format!("run finished, exit code {exit_code}"));
+            }
+        }
+    }
+
+    /// Counts per state.
+    pub fn counts(&self) -> [(RowState, usize); 5] {
+        let mut c = [0usize; 5];
+        for r in &self.rows {
+            c[r.state as usize] += 1;
+        }
+        [
+            (RowState::Pending, c[0]),
+            (RowState::Running, c[1]),
+            (RowState::Done, c[2]),
+            (RowState::Failed, c[3]),
+            (RowState::Cancelled, c[4]),
+        ]
+    }
+
+    /// Futures in all (the plan's, or more with inner submits).
+    pub fn total(&self) -> usize {
+        self.rows.len().max(self.planned)
+    }
+
+    /// Futures in a final state.
+    pub fn finished_count(&self) -> usize {
+        self.rows.iter().filter(|r| r.state.is_final()).count()
+    }
+
+    /// Seconds left at the current rate, if it can be told.
+    pub fn eta(&self) -> Option<f64> {
+        let left = self.total().saturating_sub(self.finished_count());
+        (self.rate > 0.0 && left > 0 && self.finished.is_none()).then(|| left as f64 / self.rate)
+    }
+
+    /// The rows the table shows, in order (indices into `rows`).
+    pub fn visible(&mut self) -> &[usize] {
+        if self.order.is_none() {
+            let q = self.query.to_lowercase();
+            let mut v: Vec<usize> = (0..self.rows.len())
+                .filter(|&i| {
+                    let r = &self.rows[i];
+                    self.filter.keeps(r.state) && (q.is_empty() || r.name.to_lowercase().contains(&q))
+                })
+                .collect();
+            let now = self.now;
+            match self.sort {
+                Sort::Submitted => {}
+                Sort::State => v.sort_by_key(|&i| {
+                    let s = self.rows[i].state;
+                    (
+                        match s {
+                            RowState::Running => 0,
+                            RowState::Pending => 1,
+                            RowState::Failed => 2,
+                            RowState::Cancelled => 3,
+                            RowState::Done => 4,
+                        },
+                        i,
+                    )
+                }),
+                Sort::Duration => {
+                    v.sort_by(|&a, &b| {
+                        let da = self.rows[a].duration(now).unwrap_or(-1.0);
+                        let db = self.rows[b].duration(now).unwrap_or(-1.0);
+                        db.total_cmp(&da).then(a.cmp(&b))
+                    });
+                }
+                Sort::Name => v.sort_by(|&a, &b| self.rows[a].name.cmp(&self.rows[b].name).then(a.cmp(&b))),
+            }
+            self.order = Some(v);
+        }
+        self.order.as_deref().unwrap_or(&[])
+    }
+
+    /// The position of the selection among the visible rows.
+    pub fn selected_pos(&mut self) -> Option<usize> {
+        let sel = self.selected?;
+        let i = *self.index.get(&sel)?;
+        self.visible().iter().position(|&r| r == i)
+    }
+
+    fn select_pos(&mut self, pos: usize) {
+        let row = self.visible().get(pos).copied();
+        let id = row.map(|i| self.rows[i].id);
+        if id.is_some() {
+            self.selected = id;
+        }
+        self.scroll_to_selection();
+    }
+
+    /// Keeps the selection on screen (selecting the first row if none is).
+    pub fn scroll_to_selection(&mut self) {
+        let page = self.page.max(1);
+        if self.selected.is_none_or(|id| !self.index.contains_key(&id)) {
+            let first = self.visible().first().copied();
+            self.selected = first.map(|i| self.rows[i].id);
+        }
+        if let Some(pos) = self.selected_pos() {
+            if pos < self.offset {
+                self.offset = pos;
+            } else if pos >= self.offset + page {
+                self.offset = pos + 1 - page;
+            }
+        }
+        let len = self.visible().len();
+        self.offset = self.offset.min(len.saturating_sub(1));
+    }
+
+    fn selected_row(&self) -> Option<&Row> {
+        self.selected.and_then(|id| self.row(id))
+    }
+
+    fn send(&mut self, c: Control) -> Option<Command> {
+        if self.read_only {
+            self.status = Some("a replay is read-only".into());
+            return None;
+        }
+        Some(Command::Control(c))
+    }
+
+    /// Takes in one user action; returns what the host must do, if anything.
+    #[allow(clippy::too_many_lines, clippy::needless_pass_by_value)] // one arm per action; actions are small values
+    pub fn apply(&mut self, action: Action) -> Option<Command> {
+        if self.confirm_quit {
+            self.confirm_quit = false;
+            return match action {
+                Action::Confirm | Action::Quit => {
+                    if self.read_only {
+                        return Some(Command::Exit);
+                    }
+                    self.status = Some("stopping the run...".into());
+                    Some(Command::Control(Control::Interrupt))
+                }
+                _ => {
+                    self.status = Some("quit cancelled".into());
+                    None
+                }
+            };
+        }
+        if let Some(text) = self.search.as_mut() {
+            match action {
+                Action::SearchChar(c) => text.push(c),
+                Action::SearchBackspace => {
+                    text.pop();
+                }
+                Action::SearchEnd | Action::Open => {
+                    self.search = None;
+                    return None;
+                }
+                Action::Back => {
+                    self.search = None;
+                    self.query.clear();
+                    self.order = None;
+                    return None;
+                }
+                _ => return None,
+            }
+            self.query = self.search.clone().unwrap_or_default();
+            self.order = None;
+            // Select the first match.
+            if let Some(i) = self.visible().first().copied() {
+                self.selected = Some(self.rows[i].id);
+                self.offset = 0;
+            }
+            return None;
+        }
+        if self.help && !matches!(action, Action::Tick) {
+            self.help = false;
+            if matches!(action, Action::Help | Action::Back) {
+                return None;
+            }
+        }
+        self.status = None;
+        match action {
+            Action::Move(d) => {
+                let len = self.visible().len();
+                if len > 0 {
+                    let cur = self.selected_pos().unwrap_or(0);
+                    let pos = usize::try_from((i64::try_from(cur).unwrap_or(0) + d).max(0)).unwrap_or(0).min(len - 1);
+                    self.select_pos(pos);
+                }
+            }
+            Action::Page(d) => return self.apply(Action::Move(d * i64::try_from(self.page.max(1)).unwrap_or(1))),
+            Action::Top => self.select_pos(0),
+            Action::Bottom => {
+                let len = self.visible().len();
+                self.select_pos(len.saturating_sub(1));
+            }
+            Action::Click(row) => self.select_pos(self.offset + row),
+            Action::Open => {
+                if let Some(id) = self.selected {
+                    self.view = View::Detail(id);
+                }
+            }
+            Action::Back => {
+                if self.view == View::Main && !self.query.is_empty() {
+                    self.query.clear();
+                    self.order = None;
+                }
+                self.view = View::Main;
+            }
+            Action::Cancel => {
+                let r = self.selected_row()?;
+                let (id, name, state) = (r.id, r.name.clone(), r.state);
+                if state == RowState::Pending {
+                    self.status = Some(format!("cancelling {name}"));
+                    return self.send(Control::Cancel(FutureId(id)));
+                }
+                self.status = Some(format!(
+                    "cannot cancel {name}: it is {} (cancel stops pending tasks only; x kills a running one)",
+                    state.word()
+                ));
+            }
+            Action::Kill => {
+                let r = self.selected_row()?;
+                let (id, name, state) = (r.id, r.name.clone(), r.state);
+                if state == RowState::Running {
+                    self.status = Some(format!("killing {name}"));
+                    return self.send(Control::Kill(FutureId(id)));
+                }
+                self.status =
+                    Some(format!("cannot kill {name}: it is {} (only a running task can be killed)", state.word()));
+            }
+            Action::CancelPool => {
+                let pool = self.selected_row().map(|r| r.pool.clone())?;
+                let n = self.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
+                self.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
+                return self.send(Control::CancelPool(pool));
+            }
+            Action::Break => {
+                let Some(d) = self.deadlocks.first() else {
+                    self.status = Some("no deadlock to break".into());
+                    return None;
+                };
+                let victim = d.victim_id?;
+                let name = self.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.clone());
+                self.status = Some(format!("breaking the deadlock: {name}'s wait gets a DeadlockError"));
+                return self.send(Control::BreakWait(FutureId(victim)));
+            }
+            Action::SearchStart => {
+                self.search = Some(String::new());
+                self.view = View::Main;
+            }
+            Action::SearchChar(_) | Action::SearchBackspace | Action::SearchEnd | Action::Confirm => {}
+            Action::CycleFilter => {
+                self.filter = self.filter.next();
+                self.order = None;
+                self.offset = 0;
+                self.scroll_to_selection();
+            }
+            Action::CycleSort => {
+                self.sort = self.sort.next();
+                self.order = None;
+                self.scroll_to_selection();
+            }
+            Action::SwitchPane => {
+                self.pane = match self.pane {
+                    Pane::Tasks => Pane::Workers,
+                    Pane::Workers => Pane::Tasks,
+                };
+            }
+            Action::Graph => self.view = if self.view == View::Graph { View::Main } else { View::Graph },
+            Action::Timeline => self.view = if self.view == View::Timeline { View::Main } else { View::Timeline },
+            Action::Help => self.help = true,
+            Action::Quit => {
+                let running = self.finished.is_none() && !self.read_only;
+                if running {
+                    self.confirm_quit = true;
+                    let active = self.rows.iter().filter(|r| !r.state.is_final()).count();
+                    self.status = Some(format!("{active} task(s) still run: quit and stop them? (y/n)"));
+                } else {
+                    return Some(Command::Exit);
+                }
+            }
+            Action::Interrupt => {
+                if self.read_only || self.finished.is_some() {
+                    return Some(Command::Exit);
+                }
+                self.status = Some("stopping the run...".into());
+                return Some(Command::Control(Control::Interrupt));
+            }
+            Action::Tick => self.tick(),
+        }
+        None
+    }
+
+    /// Samples the sparklines and the rate.
+    fn tick(&mut self) {
+        for p in &mut self.pools {
+            let busy = p.workers.iter().filter(|w| w.current.is_some()).count() as u64;
+            if p.busy_history.len() == 120 {
+                p.busy_history.pop_front();
+            }
+            p.busy_history.push_back(busy);
+        }
+        let done = self.finished_count();
+        let (t0, d0) = self.last_tick;
+        if self.now > t0 + 0.5 {
+            let r = (done.saturating_sub(d0)) as f64 / (self.now - t0);
+            self.rate = if self.rate == 0.0 { r } else { 0.7 * self.rate + 0.3 * r };
+            self.last_tick = (self.now, done);
+        }
+    }
+
+    /// Takes in system figures.
+    pub fn apply_sys(&mut self, s: SysStats) {
+        for p in &mut self.pools {
+            for w in &mut p.workers {
+                if let Some((cpu, mem)) = w.pid.and_then(|pid| s.procs.get(&pid)) {
+                    w.cpu = Some(*cpu);
+                    w.mem = Some(*mem);
+                }
+            }
+        }
+        self.sys = s;
+    }
+
+    /// Pids of live worker processes (what the sampler watches).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.pools.iter().flat_map(|p| p.workers.iter().filter(|w| w.alive).filter_map(|w| w.pid)).collect()
+    }
+
+    /// Futures that wait on `id` now.
+    pub fn waited_by(&self, id: u64) -> Vec<&Row> {
+        self.rows.iter().filter(|r| r.waits_on.contains(&id)).collect()
+    }
+}
+
+/// Orders workers `io-2` before `io-10`: by name, then by the number after the last `-`.
+fn worker_order(name: &str) -> (&str, u64) {
+    match name.rsplit_once('-') {
+        Some((base, n)) => (base, n.parse().unwrap_or(u64::MAX)),
+        None => (name, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ErrorInfo, PoolInfo};
+
+    fn ev(seq: u64, t: f64, kind: EventKind) -> Event {
+        Event { seq, t, kind }
+    }
+
+    fn started(app: &mut App) {
+        app.apply_event(&ev(
+            1,
+            0.0,
+            EventKind::RunStarted {
+                version: 1,
+                run: "r".into(),
+                file: "f.yaml".into(),
+                pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 2 }],
+                tasks: 3,
+            },
+        ));
+        for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            app.apply_event(&ev(id + 1, 0.1, EventKind::Pending { task: name.into(), id, pool: "io".into() }));
+        }
+        app.apply_event(&ev(5, 0.2, EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None }));
+        app.apply_event(&ev(
+            6,
+            0.3,
+            EventKind::Running { task: "a".into(), id: 1, pool: "io".into(), worker: "io-1".into(), pid: None },
+        ));
+    }
+
+    #[test]
+    fn events_drive_states_counts_and_workers() {
+        let mut app = App::new();
+        started(&mut app);
+        assert_eq!(app.row(1).map(|r| r.state), Some(RowState::Running));
+        assert_eq!(app.pools[0].workers[0].current, Some(1));
+        app.apply_event(&ev(
+            7,
+            1.0,
+            EventKind::Exception {
+                task: "a".into(),
+                id: 1,
+                pool: "io".into(),
+                error: ErrorInfo { kind: "TaskError".into(), message: "boom".into() },
+            },
+        ));
+        assert_eq!(app.row(1).map(|r| r.state), Some(RowState::Failed));
+        assert_eq!(app.pools[0].workers[0].current, None);
+        assert_eq!(app.pools[0].workers[0].spans[0], (0.3, Some(1.0), 1));
+        assert_eq!(app.counts()[3], (RowState::Failed, 1));
+        assert_eq!(app.finished_count(), 1);
+    }
+
+    #[test]
+    fn cancel_of_a_running_task_is_refused_with_a_message() {
+        let mut app = App::new();
+        started(&mut app);
+        app.apply(Action::Top);
+        assert_eq!(app.selected, Some(1));
+        assert_eq!(app.apply(Action::Cancel), None);
+        assert!(app.status.as_deref().unwrap_or("").contains("cannot cancel a: it is running"));
+        app.apply(Action::Move(1));
+        assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(2)))));
+        app.apply(Action::Top);
+        assert_eq!(app.apply(Action::Kill), Some(Command::Control(Control::Kill(FutureId(1)))));
+    }
+
+    #[test]
+    fn selection_follows_its_task_when_rows_reorder() {
+        let mut app = App::new();
+        started(&mut app);
+        app.apply(Action::Bottom);
+        assert_eq!(app.selected, Some(3));
+        app.apply(Action::CycleSort); // by state: running a first, then pending b, c
+        assert_eq!(app.selected, Some(3));
+        assert_eq!(app.selected_pos(), Some(2));
+        app.apply_event(&ev(
+            8,
+            0.5,
+            EventKind::Running { task: "c".into(), id: 3, pool: "io".into(), worker: "io-2".into(), pid: None },
+        ));
+        assert_eq!(app.selected, Some(3), "still c");
+        assert_eq!(app.selected_pos(), Some(1), "c moved up among the running");
+    }
+
+    #[test]
+    fn filter_and_search_narrow_the_rows() {
+        let mut app = App::new();
+        started(&mut app);
+        app.apply(Action::CycleFilter); // active
+        assert_eq!(app.visible().len(), 3);
+        app.apply(Action::CycleFilter); // failed
+        assert_eq!(app.visible().len(), 0);
+        app.apply(Action::CycleFilter);
+        app.apply(Action::CycleFilter);
+        app.apply(Action::CycleFilter); // all again
+        assert_eq!(app.filter, Filter::All);
+        app.apply(Action::SearchStart);
+        app.apply(Action::SearchChar('c'));
+        assert_eq!(app.visible().len(), 1);
+        assert_eq!(app.selected, Some(3), "the first match is selected");
+        app.apply(Action::SearchEnd);
+        assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(3)))));
+        app.apply(Action::Back);
+        assert_eq!(app.visible().len(), 3);
+    }
+
+    #[test]
+    fn quit_asks_while_tasks_run_and_break_needs_a_deadlock() {
+        let mut app = App::new();
+        started(&mut app);
+        assert_eq!(app.apply(Action::Quit), None);
+        assert!(app.confirm_quit);
+        assert_eq!(app.apply(Action::Move(1)), None, "anything but y keeps running");
+        assert!(!app.confirm_quit);
+        app.apply(Action::Quit);
+        assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::Interrupt)));
+        assert_eq!(app.apply(Action::Break), None);
+        assert_eq!(app.status.as_deref(), Some("no deadlock to break"));
+        app.apply_event(&ev(
+            9,
+            1.0,
+            EventKind::Deadlock {
+                kind: "cycle".into(),
+                tasks: vec!["a".into(), "b".into()],
+                pool: None,
+                message: "a waits on b and b waits on a".into(),
+                ids: vec![1, 2],
+                victim: Some("b".into()),
+                victim_id: Some(2),
+                expires_in: None,
+            },
+        ));
+        assert_eq!(app.apply(Action::Break), Some(Command::Control(Control::BreakWait(FutureId(2)))));
+        app.apply_event(&ev(
+            10,
+            1.1,
+            EventKind::DeadlockResolved { tasks: vec!["a".into(), "b".into()], how: "break".into() },
+        ));
+        assert!(app.deadlocks.is_empty());
+        app.apply_event(&ev(11, 2.0, EventKind::RunFinished { counts: crate::Counts::default(), exit_code: 1 }));
+        assert_eq!(app.apply(Action::Quit), Some(Command::Exit), "nothing runs: quit at once");
+    }
+}

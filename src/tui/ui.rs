@@ -1,0 +1,484 @@
+//! Drawing the monitor: header, futures table, workers panel, deadlock banner, detail, graph, timeline, help.
+//!
+//! Rendering reads the state and never changes what the user sees next, except for the
+//! table's page size, which the host stores back after a draw. Only visible rows are
+//! built. Colour marks states and the banner; every state is also a word and a symbol,
+//! so the screen reads the same with `NO_COLOR`.
+
+// Screen geometry: every float-to-cell conversion here is of a small, non-negative value.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap};
+use ratatui::Frame;
+
+use super::app::{App, Pane, RowState, View};
+
+/// How to paint: in colour, or plain (`NO_COLOR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Theme {
+    /// False under `NO_COLOR`.
+    pub color: bool,
+}
+
+impl Theme {
+    fn fg(self, c: Color) -> Style {
+        if self.color {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+
+    fn state(self, s: RowState) -> Style {
+        self.fg(match s {
+            RowState::Pending => Color::Gray,
+            RowState::Running => Color::Cyan,
+            RowState::Done => Color::Green,
+            RowState::Failed => Color::Red,
+            RowState::Cancelled => Color::Yellow,
+        })
+    }
+
+    fn banner(self) -> Style {
+        if self.color {
+            Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        }
+    }
+
+    fn selected(self) -> Style {
+        if self.color {
+            Style::default().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::REVERSED)
+        }
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    } else if s >= 60.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+fn bytes(b: u64) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let b = b as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.1}G", b / (1024.0 * MIB))
+    } else {
+        format!("{:.0}M", b / MIB)
+    }
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
+    let area = f.area();
+    let banner_h = if app.deadlocks.is_empty() { 0 } else { 3 };
+    let [header, banner, body, footer] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(banner_h),
+        Constraint::Min(5),
+        Constraint::Length(2),
+    ])
+    .areas(area);
+    draw_header(f, app, header, theme);
+    if banner_h > 0 {
+        draw_banner(f, app, banner, theme);
+    }
+    match app.view {
+        View::Main => draw_main(f, app, body, theme),
+        View::Detail(id) => draw_detail(f, app, id, body, theme),
+        View::Graph => draw_graph(f, app, body, theme),
+        View::Timeline => draw_timeline(f, app, body, theme),
+    }
+    draw_footer(f, app, footer, theme);
+    if app.help {
+        draw_help(f, area);
+    }
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+    let total = app.total();
+    let finished = app.finished_count();
+    let mut counts: Vec<Span<'_>> = Vec::new();
+    for (s, n) in app.counts() {
+        counts.push(Span::styled(format!("{} {} {n}  ", s.symbol(), s.word()), theme.state(s)));
+    }
+    let status = match app.finished {
+        Some(code) => format!("finished, exit {code}"),
+        None if app.read_only => "replay".to_owned(),
+        None => "running".to_owned(),
+    };
+    let title = Line::from(vec![
+        Span::styled(format!(" {} ", app.run), Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("· {} · {} · {status}", app.file, secs(app.now))),
+    ]);
+    let width = usize::from(area.width.saturating_sub(40)).clamp(10, 60);
+    let filled = (finished * width).checked_div(total).unwrap_or(0);
+    let eta = app.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
+    let progress = Line::from(vec![
+        Span::styled("█".repeat(filled), theme.fg(Color::Green)),
+        Span::raw("░".repeat(width - filled)),
+        Span::raw(format!(" {finished}/{total}  {:.1}/s{eta}", app.rate)),
+        Span::raw(format!("   cpu {:.0}%  mem {}/{}", app.sys.cpu, bytes(app.sys.mem_used), bytes(app.sys.mem_total))),
+    ]);
+    f.render_widget(Paragraph::new(vec![title, Line::from(counts), progress]), area);
+}
+
+fn draw_banner(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+    let Some(d) = app.deadlocks.first() else { return };
+    let more = if app.deadlocks.len() > 1 { format!(" (+{} more)", app.deadlocks.len() - 1) } else { String::new() };
+    let expires = d
+        .expires_at
+        .map_or_else(String::new, |at| format!(" — the first wait times out in {}", secs((at - app.now).max(0.0))));
+    let text = vec![
+        Line::from(format!(" DEADLOCK ({}): {}{more}{expires} — press b to break", d.kind, d.tasks.join(" → "))),
+        Line::from(format!(" {}", d.message)),
+    ];
+    f.render_widget(Paragraph::new(text).style(theme.banner()).wrap(Wrap { trim: false }), area);
+}
+
+fn draw_main(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
+    let workers_w = if area.width >= 110 { 46 } else { 0 };
+    let [table_area, workers_area] =
+        Layout::horizontal([Constraint::Min(40), Constraint::Length(workers_w)]).areas(area);
+    let narrow = area.width < 110;
+    let [table_area, workers_area] = if narrow {
+        let h = (2 + app.pools.len() * 2).min(usize::from(area.height / 3)) as u16;
+        Layout::vertical([Constraint::Min(5), Constraint::Length(h.max(3))]).areas(area)
+    } else {
+        [table_area, workers_area]
+    };
+    draw_table(f, app, table_area, theme);
+    draw_workers(f, app, workers_area, theme, narrow);
+}
+
+fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
+    let page = usize::from(area.height.saturating_sub(3)).max(1);
+    app.page = page;
+    app.table_top = area.y + 2;
+    app.scroll_to_selection();
+    let now = app.now;
+    let selected = app.selected;
+    let offset = app.offset;
+    let shown: Vec<usize> = app.visible().iter().skip(offset).take(page).copied().collect();
+    let total_visible = app.visible().len();
+    let rows: Vec<TableRow<'_>> = shown
+        .iter()
+        .map(|&i| {
+            let r = &app.rows[i];
+            let style = if Some(r.id) == selected { theme.selected() } else { Style::default() };
+            let state = if r.state == RowState::Running && !r.waits_on.is_empty() { "blocked" } else { r.state.word() };
+            TableRow::new(vec![
+                Cell::from(cut(&r.name, 28)),
+                Cell::from(r.pool.clone()),
+                Cell::from(Span::styled(format!("{} {state}", r.state.symbol()), theme.state(r.state))),
+                Cell::from(r.worker.clone().unwrap_or_default()),
+                Cell::from(r.duration(now).map(secs).unwrap_or_default()),
+                Cell::from(cut(&r.outcome(), 80)),
+            ])
+            .style(style)
+        })
+        .collect();
+    let focus = if app.pane == Pane::Tasks { " [focus]" } else { "" };
+    let title = format!(
+        " futures {}-{} of {total_visible} · filter {} · sort {}{}{focus} ",
+        (offset + 1).min(total_visible),
+        (offset + shown.len()).min(total_visible),
+        app.filter.label(),
+        app.sort.label(),
+        if app.query.is_empty() { String::new() } else { format!(" · /{}", app.query) },
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(20),
+            Constraint::Length(8),
+            Constraint::Length(11),
+            Constraint::Length(9),
+            Constraint::Length(7),
+            Constraint::Min(10),
+        ],
+    )
+    .header(
+        TableRow::new(vec!["name", "pool", "state", "worker", "time", "result / error"])
+            .style(Style::default().add_modifier(Modifier::BOLD)),
+    )
+    .block(Block::bordered().title(title));
+    f.render_widget(table, area);
+}
+
+fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact: bool) {
+    if area.width == 0 || area.height == 0 {
+        return;
+    }
+    let focus = if app.pane == Pane::Workers { " [focus]" } else { "" };
+    let block = Block::bordered().title(format!(" workers{focus} "));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let mut y = inner.y;
+    for p in &app.pools {
+        if y >= inner.bottom() {
+            break;
+        }
+        let queued = app.rows.iter().filter(|r| r.pool == p.name && r.state == RowState::Pending).count();
+        let busy = p.workers.iter().filter(|w| w.current.is_some()).count();
+        let broken = if p.broken.is_some() { " BROKEN" } else { "" };
+        let head = format!("{} ({}, {busy}/{} busy, {queued} queued){broken}", p.name, p.kind, p.max_workers);
+        let spark_w = inner.width.saturating_sub(u16::try_from(head.chars().count()).unwrap_or(0) + 1).min(30);
+        f.render_widget(
+            Paragraph::new(Span::styled(head.clone(), Style::default().add_modifier(Modifier::BOLD))),
+            Rect { x: inner.x, y, width: inner.width, height: 1 },
+        );
+        if spark_w > 4 {
+            let data: Vec<u64> = p.busy_history.iter().rev().take(usize::from(spark_w)).rev().copied().collect();
+            let x = inner.right() - spark_w;
+            f.render_widget(
+                Sparkline::default().data(&data).max(p.max_workers as u64).style(theme.fg(Color::Cyan)),
+                Rect { x, y, width: spark_w, height: 1 },
+            );
+        }
+        y += 1;
+        if compact {
+            continue;
+        }
+        for w in &p.workers {
+            if y >= inner.bottom() {
+                break;
+            }
+            let task = w.current.and_then(|id| app.row(id));
+            let (word, style) = match task {
+                None if !w.alive => ("exited", theme.fg(Color::DarkGray)),
+                None => ("idle", theme.fg(Color::Gray)),
+                Some(r) if !r.waits_on.is_empty() => ("blocked", theme.fg(Color::Red)),
+                Some(_) => ("busy", theme.fg(Color::Cyan)),
+            };
+            let res = match (w.cpu, w.mem) {
+                (Some(c), Some(m)) => format!(" {c:>3.0}% {}", bytes(m)),
+                _ => String::new(),
+            };
+            let pid = w.pid.map_or_else(String::new, |p| format!(" pid {p}"));
+            let line = Line::from(vec![
+                Span::raw(format!("  {:<8}", w.name)),
+                Span::styled(format!("{word:<8}"), style),
+                Span::raw(cut(&format!("{}{pid}{res}", task.map_or("", |r| r.name.as_str())), 40)),
+            ]);
+            f.render_widget(Paragraph::new(line), Rect { x: inner.x, y, width: inner.width, height: 1 });
+            y += 1;
+        }
+    }
+}
+
+fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
+    let first = if let Some(s) = &app.search {
+        format!(" search: {s}▏ (Enter keeps, Esc clears)")
+    } else if let Some(s) = &app.status {
+        format!(" {s}")
+    } else {
+        app.log.back().map_or_else(String::new, |l| format!(" {l}"))
+    };
+    let keys = " q quit  ? help  ↑↓ move  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline";
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(cut(&first, usize::from(area.width))),
+            Line::from(keys).style(Style::default().add_modifier(Modifier::DIM)),
+        ]),
+        area,
+    );
+}
+
+fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) {
+    let Some(r) = app.row(id) else {
+        f.render_widget(Paragraph::new("no such task").block(Block::bordered()), area);
+        return;
+    };
+    let mut lines: Vec<Line<'_>> = vec![
+        Line::from(vec![
+            Span::styled(format!("{} ", r.name), Style::default().add_modifier(Modifier::BOLD)),
+            Span::styled(format!("{} {}", r.state.symbol(), r.state.word()), theme.state(r.state)),
+            Span::raw(format!("  pool {}  worker {}  id #{}", r.pool, r.worker.as_deref().unwrap_or("-"), r.id)),
+        ]),
+        Line::from(format!(
+            "submitted {}  started {}  ended {}  ran {}",
+            secs(r.submitted),
+            r.started.map_or("-".into(), secs),
+            r.ended.map_or("-".into(), secs),
+            r.duration(app.now).map_or("-".into(), secs)
+        )),
+    ];
+    if let Some(v) = &r.result {
+        lines.push(Line::from(format!("result: {}", cut(&v.to_string(), 400))));
+    }
+    if let Some((k, m)) = &r.error {
+        lines.push(Line::styled(format!("error: {k}: {m}"), theme.fg(Color::Red)));
+    }
+    let waits: Vec<String> =
+        r.waits_on.iter().map(|w| app.row(*w).map_or_else(|| format!("#{w}"), |x| x.name.clone())).collect();
+    let by: Vec<String> = app.waited_by(id).iter().map(|x| x.name.clone()).collect();
+    lines.push(Line::from(format!(
+        "waits on: {}   waited on by: {}",
+        if waits.is_empty() { "-".into() } else { waits.join(", ") },
+        if by.is_empty() { "-".into() } else { by.join(", ") }
+    )));
+    lines.push(Line::from(""));
+    lines.push(Line::styled("timeline", Style::default().add_modifier(Modifier::BOLD)));
+    for (t, what) in &r.events {
+        lines.push(Line::from(format!("  {:>8}  {what}", secs(*t))));
+    }
+    if !r.output.is_empty() {
+        lines.push(Line::from(""));
+        lines.push(Line::styled("output (tail)", Style::default().add_modifier(Modifier::BOLD)));
+        for l in &r.output {
+            lines.push(Line::from(format!("  {l}")));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(Text::from(lines))
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" details (Esc back) ")),
+        area,
+    );
+}
+
+fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    let in_deadlock = |id: u64| app.deadlocks.iter().any(|d| d.ids.contains(&id));
+    for r in app.rows.iter().filter(|r| !r.waits_on.is_empty()) {
+        for w in &r.waits_on {
+            let target = app.row(*w);
+            let tname = target.map_or_else(|| format!("#{w}"), |t| t.name.clone());
+            let tstate = target.map_or("?", |t| {
+                if t.state == RowState::Running && !t.waits_on.is_empty() {
+                    "blocked"
+                } else {
+                    t.state.word()
+                }
+            });
+            let stuck = in_deadlock(r.id) && in_deadlock(*w);
+            let style = if stuck { theme.fg(Color::Red).add_modifier(Modifier::BOLD) } else { Style::default() };
+            lines.push(Line::styled(
+                format!(
+                    "  {} ({}) ──waits on──▶ {tname} ({tstate}){}",
+                    r.name,
+                    r.pool,
+                    if stuck { "   ← deadlock" } else { "" }
+                ),
+                style,
+            ));
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::from("  no task is waiting on another future"));
+    }
+    for d in &app.deadlocks {
+        lines.push(Line::from(""));
+        lines.push(Line::styled(format!("  {}: {}", d.kind, d.tasks.join(" → ")), theme.fg(Color::Red)));
+        lines.push(Line::from(format!("  {}", d.message)));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(" wait-for graph (w or Esc back) ")),
+        area,
+    );
+}
+
+fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+    let block = Block::bordered().title(" timeline: tasks per worker over time (t or Esc back) ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let label_w: u16 = 14;
+    let width = inner.width.saturating_sub(label_w);
+    if width < 4 {
+        return;
+    }
+    let end = app.now.max(0.1);
+    let scale = f64::from(width) / end;
+    let mut y = inner.y;
+    for p in &app.pools {
+        for w in &p.workers {
+            if y >= inner.bottom() {
+                return;
+            }
+            let mut cells = vec![' '; usize::from(width)];
+            let mut colors = vec![None; usize::from(width)];
+            for &(s, e, id) in &w.spans {
+                let a = ((s * scale) as usize).min(cells.len().saturating_sub(1));
+                let b = ((e.unwrap_or(end) * scale).ceil() as usize).clamp(a + 1, cells.len());
+                let st = app.row(id).map_or(RowState::Done, |r| r.state);
+                let ch = app.row(id).and_then(|r| r.name.chars().next()).unwrap_or('#');
+                for (i, c) in cells.iter_mut().enumerate().take(b).skip(a) {
+                    *c = if i == a { ch } else { '━' };
+                    colors[i] = Some(st);
+                }
+            }
+            let mut spans = vec![Span::raw(format!("{:<14}", cut(&w.name, 13)))];
+            for (c, st) in cells.iter().zip(colors) {
+                spans.push(match st {
+                    Some(s) => Span::styled(c.to_string(), theme.state(s)),
+                    None => Span::raw(c.to_string()),
+                });
+            }
+            f.render_widget(Paragraph::new(Line::from(spans)), Rect { x: inner.x, y, width: inner.width, height: 1 });
+            y += 1;
+        }
+    }
+    if y < inner.bottom() {
+        let axis = format!("{:<14}0{:>w$}", "", secs(end), w = usize::from(width).saturating_sub(1));
+        f.render_widget(Paragraph::new(axis), Rect { x: inner.x, y, width: inner.width, height: 1 });
+    }
+}
+
+/// The help overlay: every key.
+pub const HELP: &[(&str, &str)] = &[
+    ("q", "quit (asks first while tasks run)"),
+    ("Ctrl-C", "stop the run and quit"),
+    ("?", "this help"),
+    ("j/k ↑/↓", "move"),
+    ("PgUp/PgDn g/G", "page, first, last"),
+    ("Enter", "details of the selected task"),
+    ("Esc", "back"),
+    ("c", "cancel the selected task (pending only, as Future.cancel)"),
+    ("x", "kill the selected running task"),
+    ("C", "cancel every pending task of its pool"),
+    ("b", "break the shown deadlock (its last waiter gets DeadlockError)"),
+    ("/", "search by name"),
+    ("f", "cycle the state filter"),
+    ("s", "cycle the sort order"),
+    ("Tab", "switch pane"),
+    ("w", "wait-for graph"),
+    ("t", "timeline: tasks per worker over time"),
+    ("space . + -", "replay: pause, step, faster, slower"),
+    ("mouse", "click selects, wheel scrolls"),
+];
+
+fn draw_help(f: &mut Frame<'_>, area: Rect) {
+    let w = area.width.min(72);
+    let h = (HELP.len() as u16 + 2).min(area.height);
+    let rect = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let lines: Vec<Line<'_>> = HELP.iter().map(|(k, what)| Line::from(format!(" {k:<15} {what}"))).collect();
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys (any key closes) ")),
+        rect,
+    );
+}
