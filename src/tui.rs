@@ -107,6 +107,7 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
         }
     };
     let ticks = tick(Duration::from_millis(250));
+    let started = Instant::now();
     let theme = Theme { color };
     let mut dirty = true;
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
@@ -153,6 +154,9 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
                 }
             },
             recv(ticks) -> _ => {
+                if !app.read_only {
+                    app.advance_clock(started.elapsed().as_secs_f64());
+                }
                 app.apply(Action::Tick);
                 let _ = pids_tx.try_send(app.worker_pids());
                 dirty = true;

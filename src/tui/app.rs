@@ -953,6 +953,13 @@ impl App {
         }
     }
 
+    /// Moves the run clock forward to `t` (a live run's wall clock; events move it too).
+    pub fn advance_clock(&mut self, t: f64) {
+        if self.finished.is_none() {
+            self.now = self.now.max(t);
+        }
+    }
+
     /// Takes in system figures.
     pub fn apply_sys(&mut self, s: SysStats) {
         for p in &mut self.pools {

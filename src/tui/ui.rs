@@ -92,7 +92,12 @@ fn cut(s: &str, n: usize) -> String {
 /// Draws the whole screen.
 pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
     let area = f.area();
-    let banner_h = if app.deadlocks.is_empty() { 0 } else { 3 };
+    // The banner grows with its explanation (up to 6 lines), so the way out stays visible.
+    let banner_h = app.deadlocks.first().map_or(0, |d| {
+        let width = usize::from(area.width.max(20)) - 1;
+        let lines = 1 + (d.message.chars().count() + 1).div_ceil(width);
+        u16::try_from(lines.min(6)).unwrap_or(6)
+    });
     let [header, banner, body, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(banner_h),
@@ -278,7 +283,7 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
             };
             let pid = w.pid.map_or_else(String::new, |p| format!(" pid {p}"));
             let line = Line::from(vec![
-                Span::raw(format!("  {:<8}", w.name)),
+                Span::raw(format!("  {:<9} ", w.name)),
                 Span::styled(format!("{word:<8}"), style),
                 Span::raw(cut(&format!("{}{pid}{res}", task.map_or("", |r| r.name.as_str())), 40)),
             ]);
