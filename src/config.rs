@@ -62,6 +62,8 @@ pub enum PoolKind {
     Thread,
     /// A process pool: each worker is a child process.
     Process,
+    /// A Slurm pool: each task is a cluster job.
+    Slurm,
 }
 
 impl PoolKind {
@@ -70,6 +72,7 @@ impl PoolKind {
         match self {
             Self::Thread => "thread",
             Self::Process => "process",
+            Self::Slurm => "slurm",
         }
     }
 }
@@ -85,6 +88,19 @@ pub struct PoolPlan {
     pub max_workers: usize,
     /// Process pools: a worker is replaced after this many tasks.
     pub max_tasks_per_child: Option<usize>,
+    /// Slurm pools: where and how jobs go.
+    pub slurm: Option<SlurmPlan>,
+}
+
+/// A Slurm pool's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SlurmPlan {
+    /// The partition (default: the cluster's default).
+    pub partition: Option<String>,
+    /// Each job's time limit in seconds (Slurm counts in whole seconds).
+    pub time_limit: Option<u64>,
+    /// The directory shared with the nodes.
+    pub dir: Option<String>,
 }
 
 /// An external program to run.
@@ -198,16 +214,21 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = 
     best.map(|(_, c)| c)
 }
 
+/// Levenshtein distance, with a swap of two neighbours counted as one edit (`biuld`).
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
             cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
+                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
+            }
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -222,5 +243,9 @@ mod tests {
         assert_eq!(did_you_mean("max_worker", keys), Some("max_workers"));
         assert_eq!(did_you_mean("knd", keys), Some("kind"));
         assert_eq!(did_you_mean("colour", keys), None);
+        // A swap of two neighbours is one edit.
+        assert_eq!(did_you_mean("biuld", ["build", "test"]), Some("build"));
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -265,8 +265,6 @@ impl Model {
     /// Follows stuck waits from `start` until they close into a cycle.
     fn chain(&self, start: u64, stuck: &dyn Fn(u64) -> bool) -> Option<Deadlock> {
         let mut path: Vec<u64> = vec![start];
-        let mut pools: Vec<String> = Vec::new();
-        let mut through_pool = false;
         let mut cur = start;
         for _ in 0..=self.futures.len() {
             let target = self.waits_of(cur).iter().map(|w| w.target).find(|&t| stuck(t))?;
@@ -276,10 +274,6 @@ impl Model {
                     // Queued behind a full pool: continue through one of its stuck workers,
                     // preferring one already on the path (that closes the loop).
                     let pool = &self.futures.get(&target)?.pool;
-                    through_pool = true;
-                    if !pools.contains(pool) {
-                        pools.push(pool.clone());
-                    }
                     path.push(target);
                     let mut workers: Vec<u64> = self
                         .futures
@@ -292,7 +286,16 @@ impl Model {
                 }
             };
             if let Some(i) = path.iter().position(|&p| p == next) {
+                // The deadlock is the circle only: a queue passed on the way to it (a waiter
+                // starved behind the circle) does not make a cycle a starvation.
                 let tasks: Vec<u64> = path[i..].to_vec();
+                let mut pools: Vec<String> = Vec::new();
+                for f in tasks.iter().filter_map(|t| self.futures.get(t)).filter(|f| f.phase == Phase::Pending) {
+                    if !pools.contains(&f.pool) {
+                        pools.push(f.pool.clone());
+                    }
+                }
+                let through_pool = !pools.is_empty();
                 return Some(self.report(tasks, through_pool, pools));
             }
             path.push(next);

@@ -7,10 +7,12 @@
 
 pub(crate) mod process_pool;
 pub(crate) mod protocol;
+pub(crate) mod slurm_pool;
 pub(crate) mod thread_pool;
 pub(crate) mod worker;
 
 pub use process_pool::{OutputHook, ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ValueHook};
+pub use slurm_pool::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder, SLURM_JOB_ARG};
 pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
 pub use worker::{
     serve_worker_if_requested, Callable, Callables, WorkerContext, BUILTIN_CALL, COMMAND_CALL, WORKER_ARG,

@@ -69,6 +69,7 @@ pub use error::{
 };
 pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS_VERSION};
 pub use executor::thread_pool::default_thread_workers;
+pub use executor::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder, SLURM_JOB_ARG};
 pub use executor::{
     serve_worker_if_requested, Call, Callable, Callables, Executor, Fallible, MapIter, MapOptions, OutputHook,
     ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ThreadPoolBuilder, ThreadPoolExecutor,

@@ -15,7 +15,10 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     // A process-pool worker is this binary re-executed: serve, then exit.
-    futuretop::serve_worker_if_requested(&futuretop::Callables::builtins());
+    let callables = futuretop::Callables::builtins();
+    futuretop::serve_worker_if_requested(&callables);
+    // So is a Slurm job's program on the node.
+    futuretop::serve_slurm_job_if_requested(&callables);
     install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {

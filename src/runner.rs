@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::config::{Plan, PoolKind, Work};
 use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EVENTS_VERSION};
-use crate::executor::{ProcessCall, ProcessPoolExecutor, BUILTIN_CALL, COMMAND_CALL};
+use crate::executor::{ProcessCall, ProcessPoolExecutor, SlurmPool, BUILTIN_CALL, COMMAND_CALL};
 use crate::observe::FutureId;
 use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv};
 use crate::{CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
@@ -99,6 +99,7 @@ impl RunHandle {
 enum Exec {
     Thread(ThreadPoolExecutor),
     Process(ProcessPoolExecutor),
+    Slurm(SlurmPool),
 }
 
 impl Exec {
@@ -106,6 +107,7 @@ impl Exec {
         match self {
             Self::Thread(p) => p.shutdown(wait, cancel_futures),
             Self::Process(p) => p.shutdown(wait, cancel_futures),
+            Self::Slurm(p) => p.shutdown(wait, cancel_futures),
         }
     }
 }
@@ -132,13 +134,8 @@ impl Registry {
     fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
         let future = match &self.pools[pool] {
             Exec::Thread(_) => self.submit_thread(pool, name, work)?,
-            Exec::Process(p) => {
-                let call = match &work {
-                    Work::Call(b) => ProcessCall::new(BUILTIN_CALL, serde_json::to_value(b).unwrap_or(Value::Null)),
-                    Work::Command(c) => ProcessCall::new(COMMAND_CALL, serde_json::to_value(c).unwrap_or(Value::Null)),
-                };
-                p.submit_named(Some(name), call)?
-            }
+            Exec::Process(p) => p.submit_named(Some(name), process_call(&work))?,
+            Exec::Slurm(p) => p.submit_named(Some(name), process_call(&work))?,
         };
         lock(&self.by_id).insert(future.id(), (pool, future.clone()));
         Ok(future)
@@ -170,7 +167,7 @@ impl Registry {
         });
         match &self.pools[pool] {
             Exec::Thread(p) => p.submit_named(Some(name), call),
-            Exec::Process(_) => Err(SubmitError::Shutdown),
+            Exec::Process(_) | Exec::Slurm(_) => Err(SubmitError::Shutdown),
         }
     }
 
@@ -286,6 +283,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
             PoolKind::Process => {
                 Exec::Process(process_pool(p, &sink, &bus_tx, &weak, options.worker_program.as_deref())?)
             }
+            PoolKind::Slurm => Exec::Slurm(slurm_pool(p, &sink, &bus_tx, options.worker_program.as_deref())?),
             PoolKind::Thread => Exec::Thread(
                 ThreadPoolExecutor::builder()
                     .name(p.name.clone())
@@ -322,6 +320,43 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
         })
         .map_err(|e| format!("cannot start the runner: {e}"))?;
     Ok(RunHandle { control: control_tx, thread })
+}
+
+/// A plan task's work as a call a worker process or a Slurm job runs.
+fn process_call(work: &Work) -> ProcessCall {
+    match work {
+        Work::Call(b) => ProcessCall::new(BUILTIN_CALL, serde_json::to_value(b).unwrap_or(Value::Null)),
+        Work::Command(c) => ProcessCall::new(COMMAND_CALL, serde_json::to_value(c).unwrap_or(Value::Null)),
+    }
+}
+
+/// Builds a plan's Slurm pool.
+fn slurm_pool(
+    p: &crate::config::PoolPlan,
+    sink: &Arc<dyn crate::Sink>,
+    bus: &Sender<BusMsg>,
+    program: Option<&std::path::Path>,
+) -> Result<SlurmPool, String> {
+    let values = bus.clone();
+    let settings = p.slurm.clone().unwrap_or_default();
+    let mut b = SlurmPool::builder().name(p.name.clone()).max_jobs(p.max_workers).sink(Arc::clone(sink)).on_value(
+        Arc::new(move |id, v| {
+            let _ = values.send(BusMsg::Result(id, v.clone()));
+        }),
+    );
+    if let Some(part) = settings.partition {
+        b = b.partition(part);
+    }
+    if let Some(s) = settings.time_limit {
+        b = b.time_limit_secs(s);
+    }
+    if let Some(d) = settings.dir {
+        b = b.dir(d);
+    }
+    if let Some(program) = program {
+        b = b.program(program);
+    }
+    b.build().map_err(|e| format!("pool '{}': {e}", p.name))
 }
 
 /// Builds a plan's process pool, its hooks reaching the registry once it exists.

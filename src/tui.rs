@@ -28,6 +28,8 @@ use ui::Theme;
 
 /// Frames at most this often.
 const FRAME: Duration = Duration::from_millis(33);
+/// The exit code of an interrupted run.
+const EXIT_INTERRUPTED: i32 = 130;
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
@@ -180,7 +182,11 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
             }
             None => {}
         }
-        if interrupted && (app.finished.is_some() || !events_open) {
+        // An interrupted run (exit 130) leaves the monitor once it has stopped: after
+        // Ctrl-C or `y`, and after a SIGINT, SIGTERM or SIGHUP, which the program
+        // forwards to the runner, not to the monitor.
+        let stopped_by_signal = replay.is_none() && app.finished == Some(EXIT_INTERRUPTED);
+        if (interrupted || stopped_by_signal) && (app.finished.is_some() || !events_open) {
             break;
         }
     }
@@ -222,8 +228,10 @@ fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
     let mut clock = 0.0_f64;
     let mut last = Instant::now();
     let mut it = log.into_iter().peekable();
+    // A key that arrived while the feeder waited for the next event's time.
+    let mut waited: Option<ReplayKey> = None;
     while let Some(next_t) = it.peek().map(|e| e.t) {
-        for k in keys.try_iter() {
+        for k in waited.take().into_iter().chain(keys.try_iter()) {
             match k {
                 ReplayKey::Pause => paused = !paused,
                 ReplayKey::Faster => speed = (speed * 2.0).min(64.0),
@@ -249,6 +257,6 @@ fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
             }
             continue;
         }
-        let _ = keys.recv_timeout(Duration::from_millis(10));
+        waited = keys.recv_timeout(Duration::from_millis(10)).ok();
     }
 }

@@ -5,10 +5,16 @@
 //! built from yaml-rust2's marked event stream, once the file has parsed. Paths look
 //! like `tasks[2].args.n`; a lookup falls back to the nearest ancestor that has one
 //! (values reached through an alias, say).
+//!
+//! The same pass runs *before* serde_yaml, as a guard: yaml-rust2 reads the text in
+//! linear time and stops at [`MAX_DEPTH`] levels of nesting, whereas libyaml (under
+//! serde_yaml) slows down quadratically with the depth of flow collections (100,000
+//! nested `[` take it minutes). It also notes where the first alias and the second
+//! document start, so that serde_yaml's errors about those can be given a position.
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
 
 /// A 1-based line and column in the file.
@@ -20,11 +26,29 @@ pub struct Pos {
     pub col: usize,
 }
 
+/// The deepest nesting of mappings and sequences a task file may have. A task file
+/// needs about six levels (tasks, a task, its args, a `submit`'s inner args, a list);
+/// serde_yaml itself refuses more than 128.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Why the guard pass stopped before the end of the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// A mapping or sequence starts here at depth `MAX_DEPTH + 1`.
+    TooDeep(Pos),
+    /// yaml-rust2 cannot read the text: where, and its message.
+    Syntax(Pos, String),
+}
+
 /// Positions of every key and value in a YAML document.
 #[derive(Debug, Default)]
 pub(crate) struct PosIndex {
     values: HashMap<String, Pos>,
     keys: HashMap<String, Pos>,
+    /// Where the first alias (`*name`) is.
+    pub(crate) first_alias: Option<Pos>,
+    /// Where the second document starts, if there is one.
+    pub(crate) second_document: Option<Pos>,
 }
 
 enum Frame {
@@ -36,6 +60,8 @@ enum Frame {
 struct Builder {
     stack: Vec<Frame>,
     index: PosIndex,
+    documents: usize,
+    too_deep: Option<Pos>,
 }
 
 fn join(parent: &str, key: &str) -> String {
@@ -64,6 +90,13 @@ impl Builder {
                         Event::Scalar(s, ..) => s.clone(),
                         _ => "?".to_owned(),
                     };
+                    // yaml-rust2 marks a block mapping where its first `:` is; it starts
+                    // at its first key.
+                    if let Some(start) = self.index.values.get_mut(path.as_str()) {
+                        if (pos.line, pos.col) < (start.line, start.col) {
+                            *start = pos;
+                        }
+                    }
                     self.index.keys.insert(join(path, &k), pos);
                     *key = Some(k);
                     None
@@ -73,15 +106,23 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+impl Builder {
+    fn on_event(&mut self, ev: &Event, mark: Marker) {
         let pos = Pos { line: mark.line(), col: mark.col() + 1 };
         match ev {
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
             }
             Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {
-                let Some(path) = self.value_path(&ev, pos) else { return };
+                if matches!(ev, Event::Alias(_)) && self.index.first_alias.is_none() {
+                    self.index.first_alias = Some(pos);
+                }
+                let opens = matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..));
+                if opens && self.stack.len() >= MAX_DEPTH {
+                    self.too_deep = Some(pos);
+                    return;
+                }
+                let Some(path) = self.value_path(ev, pos) else { return };
                 self.index.values.entry(path.clone()).or_insert(pos);
                 match ev {
                     Event::MappingStart(..) => self.stack.push(Frame::Map { path, key: None }),
@@ -89,19 +130,50 @@ impl MarkedEventReceiver for Builder {
                     _ => {}
                 }
             }
-            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents == 2 {
+                    self.index.second_document = Some(pos);
+                }
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
 }
 
 impl PosIndex {
-    /// Indexes `text`, which must already have parsed (its nesting is then bounded).
-    pub(crate) fn build(text: &str) -> Self {
+    /// Indexes `text`, in time linear in its length, and says why it stopped early, if it
+    /// did: nesting deeper than [`MAX_DEPTH`], or text yaml-rust2 cannot read (the index
+    /// then holds what was read before).
+    pub(crate) fn scan(text: &str) -> (Self, Option<Problem>) {
         let mut b = Builder::default();
-        // A scan error cannot happen on text serde_yaml accepted; an index with what was
-        // read so far is still useful if it does.
-        let _ = Parser::new_from_str(text).load(&mut b, false);
-        b.index
+        let mut parser = Parser::new_from_str(text);
+        loop {
+            match parser.next_token() {
+                Ok((Event::StreamEnd, _)) => return (b.index, None),
+                Ok((ev, mark)) => {
+                    b.on_event(&ev, mark);
+                    if let Some(pos) = b.too_deep {
+                        return (b.index, Some(Problem::TooDeep(pos)));
+                    }
+                }
+                Err(e) => {
+                    let m = e.marker();
+                    let pos = Pos { line: m.line(), col: m.col() + 1 };
+                    // yaml-rust2 reads up to 255 `[` ahead before it gives a first event.
+                    if e.info() == "recursion limit exceeded" {
+                        return (b.index, Some(Problem::TooDeep(first_too_deep_bracket(text).unwrap_or(pos))));
+                    }
+                    return (b.index, Some(Problem::Syntax(pos, e.info().to_owned())));
+                }
+            }
+        }
+    }
+
+    /// Indexes `text` (see [`PosIndex::scan`]), ignoring why it stopped, if it did.
+    #[cfg(test)]
+    pub(crate) fn build(text: &str) -> Self {
+        Self::scan(text).0
     }
 
     /// Where the value at `path` starts (or its nearest indexed ancestor).
@@ -124,6 +196,31 @@ impl PosIndex {
     }
 }
 
+/// Where `[` or `{` first opens level `MAX_DEPTH + 1`, counting brackets without regard
+/// to quotes or comments.
+fn first_too_deep_bracket(text: &str) -> Option<Pos> {
+    let (mut depth, mut line, mut col) = (0usize, 1, 1);
+    for c in text.chars() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(Pos { line, col });
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +233,28 @@ mod tests {
         assert_eq!(idx.value("pools.io.kind"), Pos { line: 2, col: 15 });
         assert_eq!(idx.value("tasks[0].pool"), Pos { line: 5, col: 11 });
         assert_eq!(idx.key("tasks[0].pool"), Pos { line: 5, col: 5 });
+        // A block mapping starts at its first key, a block sequence at its first `-`.
+        assert_eq!(idx.value("tasks[0]"), Pos { line: 4, col: 5 });
+        assert_eq!(idx.value("tasks"), Pos { line: 4, col: 3 });
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(idx.value("tasks[0].pool.deeper[3]"), Pos { line: 5, col: 11 });
+    }
+
+    #[test]
+    fn stops_at_the_depth_limit_in_linear_time() {
+        let deep = format!("tasks: {}", "[".repeat(100_000));
+        let (_, problem) = PosIndex::scan(&deep);
+        assert_eq!(problem, Some(Problem::TooDeep(Pos { line: 1, col: 8 + MAX_DEPTH })));
+        let block = "- ".repeat(1000);
+        let (_, problem) = PosIndex::scan(&block);
+        assert_eq!(problem, Some(Problem::TooDeep(Pos { line: 1, col: 2 * MAX_DEPTH + 1 })));
+    }
+
+    #[test]
+    fn notes_the_first_alias_and_the_second_document() {
+        let (idx, problem) = PosIndex::scan("a: &x 1\nb: *x\n---\nc: 2\n");
+        assert_eq!(problem, None);
+        assert_eq!(idx.first_alias, Some(Pos { line: 2, col: 4 }));
+        assert_eq!(idx.second_document, Some(Pos { line: 3, col: 1 }));
     }
 }

@@ -4,15 +4,19 @@ use std::collections::HashMap;
 
 use serde_yaml::{Mapping, Value};
 
-use super::index::{Pos, PosIndex};
+use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
 use super::{did_you_mean, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
 use crate::tasks::{Builtin, BUILTIN_NAMES};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
-const POOL_KEYS: &[&str] = &["kind", "max_workers", "max_tasks_per_child"];
+const POOL_KEYS: &[&str] =
+    &["kind", "max_workers", "max_tasks_per_child", "partition", "max_jobs", "time_limit", "dir"];
+const SLURM_KEYS: &[&str] = &["partition", "max_jobs", "time_limit", "dir"];
 const TASK_KEYS: &[&str] = &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on"];
 /// The largest exponent `pow` accepts (its result has to fit on a screen and in a log).
 const MAX_POW_EXP: i64 = 100_000;
+/// The most digits a `pow` result may have (ten times the seed's 323 ** 1235, and then some).
+const MAX_POW_DIGITS: f64 = 100_000.0;
 
 struct Ctx<'a> {
     file: &'a str,
@@ -44,7 +48,7 @@ impl Ctx<'_> {
         let mut out = HashMap::new();
         for (k, v) in map {
             let Some(key) = k.as_str() else {
-                self.at_value(path, format!("{what} keys must be strings, found {}", describe(k)));
+                self.at_value(path, format!("the keys of {what} must be strings, found {}", describe(k)));
                 continue;
             };
             if known.contains(&key) {
@@ -123,21 +127,39 @@ enum Body<'a> {
 }
 
 pub(super) fn validate(file: &str, default_name: &str, text: &str) -> Result<Plan, ConfigErrors> {
+    let one = |pos: Pos, message: String| ConfigErrors(vec![ConfigError { file: file.to_owned(), pos, message }]);
+    if let Some((pos, c)) = control_character(text) {
+        return Err(one(
+            pos,
+            format!("not a text file: a control character (U+{:04X}) here; expected a YAML task file", u32::from(c)),
+        ));
+    }
+    // The guard pass: linear time, bounded depth (see `index`).
+    let (idx, problem) = PosIndex::scan(text);
+    match problem {
+        Some(Problem::TooDeep(pos)) => {
+            return Err(one(
+                pos,
+                format!(
+                    "not valid for a task file: mappings and lists nested more than {MAX_DEPTH} levels deep; \
+                     expected a few levels (tasks, a task, its args)"
+                ),
+            ));
+        }
+        // libyaml would be slow on this text; yaml-rust2's message has to do.
+        Some(Problem::Syntax(pos, msg)) if flow_depth(text) > MAX_DEPTH => {
+            return Err(one(pos, format!("not valid YAML: {msg}")));
+        }
+        _ => {}
+    }
     let doc: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos { line: l.line(), col: l.column() });
-            let msg = e.to_string();
-            // serde_yaml appends " at line L column C"; we already print the position.
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-            return Err(ConfigErrors(vec![ConfigError {
-                file: file.to_owned(),
-                pos,
-                message: format!("not valid YAML: {msg}"),
-            }]));
+            let (pos, message) = yaml_error(&e, &idx);
+            return Err(one(pos, message));
         }
     };
-    let mut cx = Ctx { file, idx: PosIndex::build(text), errors: Vec::new() };
+    let mut cx = Ctx { file, idx, errors: Vec::new() };
     let plan = check(&mut cx, default_name, &doc);
     match plan {
         Some(plan) if cx.errors.is_empty() => Ok(plan),
@@ -148,6 +170,91 @@ pub(super) fn validate(file: &str, default_name: &str, text: &str) -> Result<Pla
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// The first character YAML does not allow in a file (a NUL, say), with its position.
+fn control_character(text: &str) -> Option<(Pos, char)> {
+    let (mut line, mut col) = (1, 1);
+    for c in text.chars() {
+        let allowed = matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}')
+            || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+        if !allowed {
+            return Some((Pos { line, col }, c));
+        }
+        if c == '\n' {
+            line += 1;
+            col = 1;
+        } else {
+            col += 1;
+        }
+    }
+    None
+}
+
+/// How deep `[` and `{` nest in `text`, counted without regard to quotes or comments:
+/// an upper bound of the flow nesting a YAML parser would see.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// serde_yaml's error as a position and a message that says what was expected.
+fn yaml_error(e: &serde_yaml::Error, idx: &PosIndex) -> (Pos, String) {
+    let mut pos = e.location().map_or(Pos { line: 1, col: 1 }, |l| Pos { line: l.line(), col: l.column() });
+    let full = e.to_string();
+    // serde_yaml appends " at line L column C" (we print the position first), then
+    // possibly ", while parsing a flow mapping at line L column C": keep that context.
+    let (problem, context) = match full.split_once(" at line ") {
+        Some((problem, rest)) => {
+            let context = rest.split_once(", ").map(|(_, c)| match c.split_once(" at line ") {
+                Some((what, at)) => {
+                    let at = at.replacen(" column ", ", column ", 1);
+                    format!(" ({what} that starts at line {at})")
+                }
+                None => format!(" ({c})"),
+            });
+            (problem, context.unwrap_or_default())
+        }
+        None => (full.as_str(), String::new()),
+    };
+    // Errors found while building the value start with its path: "tasks[0]: ...".
+    let (path, detail) = match problem.split_once(": ") {
+        Some((path, detail)) if !path.contains(' ') => (Some(path), detail),
+        _ => (None, problem),
+    };
+    let message = if let Some(key) = detail.strip_prefix("duplicate entry with key ") {
+        let key = key.trim_matches('"');
+        if let Some(path) = path {
+            // The index keeps the last position of a key: the duplicate's.
+            pos = idx.key(&format!("{path}.{key}"));
+        }
+        format!("duplicate key '{key}'; each key may appear once in a mapping")
+    } else if detail == "repetition limit exceeded" {
+        pos = idx.first_alias.unwrap_or(pos);
+        "the aliases (*name) in this file expand to too many values (a YAML \"billion laughs\" bomb); \
+         expected a task file whose aliases are repeated a few times at most"
+            .to_owned()
+    } else if detail == "recursion limit exceeded" {
+        format!("mappings and lists nested too deep; expected a few levels (at most {MAX_DEPTH})")
+    } else if detail.starts_with("deserializing from YAML containing more than one document") {
+        pos = idx.second_document.unwrap_or(pos);
+        "a second YAML document starts here (`---`); expected one task file per file".to_owned()
+    } else if let Some(n) = detail.strip_prefix("invalid type: integer `").and_then(|r| r.split('`').next()) {
+        format!("the number {n} is too large; expected a whole number that fits in 64 bits")
+    } else {
+        format!("not valid YAML: {problem}{context}")
+    };
+    (pos, message)
 }
 
 fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
@@ -209,10 +316,11 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
         }
     }
     let tasks = second_pass(cx, &bases, &pools);
+    // On the tasks as declared, so that a cycle is found even beside other problems.
+    check_cycles(cx, &bases);
     if !cx.errors.is_empty() {
         return None;
     }
-    check_cycles(cx, &tasks, &bases);
     Some(Plan { name, source: cx.file.to_owned(), pools, tasks })
 }
 
@@ -222,6 +330,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         kind: PoolKind::Thread,
         max_workers: crate::default_thread_workers(),
         max_tasks_per_child: None,
+        slurm: None,
     };
     let Some(raw) = raw else { return vec![default_pool()] };
     let Value::Mapping(map) = raw else {
@@ -253,43 +362,87 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
             None => PoolKind::Thread,
             Some(Value::String(s)) if s == "thread" => PoolKind::Thread,
             Some(Value::String(s)) if s == "process" => PoolKind::Process,
+            Some(Value::String(s)) if s == "slurm" => PoolKind::Slurm,
             Some(other) => {
                 let hint = other
                     .as_str()
-                    .and_then(|s| did_you_mean(s, ["thread", "process"]))
+                    .and_then(|s| did_you_mean(s, ["thread", "process", "slurm"]))
                     .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
                 cx.at_value(
                     &join(&path, "kind"),
-                    format!("expected 'thread' or 'process' for kind, found {}{hint}", describe(other)),
+                    format!("expected 'thread', 'process' or 'slurm' for kind, found {}{hint}", describe(other)),
                 );
                 PoolKind::Thread
             }
         };
-        let max_workers = match keys.get("max_workers") {
-            None => match kind {
+        if kind != PoolKind::Slurm {
+            for k in SLURM_KEYS.iter().filter(|k| keys.contains_key(*k)) {
+                cx.at_key(
+                    &join(&path, k),
+                    format!("{k} applies to slurm pools; pool '{name}' is a {} pool", kind.as_str()),
+                );
+            }
+        }
+        let max_workers = match (keys.get("max_workers"), keys.get("max_jobs")) {
+            (Some(_), Some(_)) if kind == PoolKind::Slurm => {
+                cx.at_key(&join(&path, "max_workers"), "give max_jobs (or max_workers) for a slurm pool, not both");
+                1
+            }
+            (None, Some(v)) if kind == PoolKind::Slurm => {
+                positive(cx, &join(&path, "max_jobs"), "max_jobs", v).unwrap_or(1)
+            }
+            (None, _) => match kind {
                 PoolKind::Thread => crate::default_thread_workers(),
                 PoolKind::Process => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                PoolKind::Slurm => 100,
             },
-            Some(v) => positive(cx, &join(&path, "max_workers"), "max_workers", v).unwrap_or(1),
+            (Some(v), _) => positive(cx, &join(&path, "max_workers"), "max_workers", v).unwrap_or(1),
         };
+        let slurm = (kind == PoolKind::Slurm).then(|| slurm_settings(cx, &path, &keys));
         let max_tasks_per_child = match keys.get("max_tasks_per_child") {
             None => None,
             Some(v) => {
-                if kind == PoolKind::Thread {
+                if kind != PoolKind::Process {
                     cx.at_key(
                         &join(&path, "max_tasks_per_child"),
-                        format!("max_tasks_per_child applies to process pools; pool '{name}' is a thread pool"),
+                        format!(
+                            "max_tasks_per_child applies to process pools; pool '{name}' is a {} pool",
+                            kind.as_str()
+                        ),
                     );
                 }
                 positive(cx, &join(&path, "max_tasks_per_child"), "max_tasks_per_child", v)
             }
         };
-        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, max_tasks_per_child });
+        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, max_tasks_per_child, slurm });
     }
     if pools.is_empty() {
         pools.push(default_pool());
     }
     pools
+}
+
+/// A slurm pool's own keys; asks the cluster whether it (and the partition) is there.
+fn slurm_settings(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) -> super::SlurmPlan {
+    let text = |cx: &mut Ctx<'_>, k: &str| match keys.get(k) {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => {
+            cx.at_value(&join(path, k), format!("expected a string for {k}, found {}", describe(other)));
+            None
+        }
+    };
+    let partition = text(cx, "partition");
+    let dir = text(cx, "dir");
+    let time_limit = keys
+        .get("time_limit")
+        .and_then(|v| positive(cx, &join(path, "time_limit"), "time_limit (seconds)", v))
+        .map(|s| s as u64);
+    if let Err(e) = crate::executor::slurm_pool::check_cluster(partition.as_deref()) {
+        let at = if keys.contains_key("partition") { join(path, "partition") } else { join(path, "kind") };
+        cx.at_value(&at, e);
+    }
+    super::SlurmPlan { partition, time_limit, dir }
 }
 
 fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value) -> Option<usize> {
@@ -733,7 +886,24 @@ fn parse_call(
             let base = a.required(cx, "base").and_then(|(v, p)| int(cx, v, &p, "base", i64::MIN, i64::MAX));
             let exp = a.required(cx, "exp").and_then(|(v, p)| int(cx, v, &p, "exp", 0, MAX_POW_EXP));
             match (base, exp) {
-                (Some(base), Some(exp)) => u32::try_from(exp).ok().map(|exp| Builtin::Pow { base, exp }),
+                (Some(base), Some(exp)) => {
+                    // The result's digits: exp * log10(|base|). Computing it costs about exp
+                    // times its length, and the worker cannot be stopped meanwhile.
+                    let digits = exp as f64 * (base.unsigned_abs().max(1) as f64).log10();
+                    if digits > MAX_POW_DIGITS {
+                        let p = a.items.iter().find(|(n, _, _)| n == "exp").map_or(call_path, |(_, _, p)| p.as_str());
+                        cx.at_value(
+                            p,
+                            format!(
+                                "{base} ** {exp} would have about {digits:.0} digits; expected a result of at most \
+                                 {MAX_POW_DIGITS} digits"
+                            ),
+                        );
+                        None
+                    } else {
+                        u32::try_from(exp).ok().map(|exp| Builtin::Pow { base, exp })
+                    }
+                }
                 _ => None,
             }
         }
@@ -768,6 +938,16 @@ fn parse_call(
                 (Some(url), Some(timeout)) => Some(Builtin::FetchUrl { url, timeout }),
                 _ => None,
             }
+        }
+        "wait_on" | "submit" if pools[own_pool].kind == PoolKind::Slurm => {
+            cx.at_value(
+                call_path,
+                format!(
+                    "'{call}' waits on the run's other futures, which a Slurm job on another machine cannot reach; pool '{}' is a slurm pool",
+                    pools[own_pool].name
+                ),
+            );
+            return None;
         }
         "wait_on" => {
             let task = a.required(cx, "task").and_then(|(v, p)| {
@@ -854,9 +1034,9 @@ fn parse_call(
             message.map(|message| Builtin::Fail { message })
         }
         "exit" | "crash" => {
-            if pools[own_pool].kind != PoolKind::Process {
+            if pools[own_pool].kind == PoolKind::Thread {
                 cx.at_value(call_path, format!(
-                    "'{call}' ends the worker process it runs in, so it needs a process pool; pool '{}' is a thread pool",
+                    "'{call}' ends the worker process it runs in, so it needs a process (or slurm) pool; pool '{}' is a thread pool",
                     pools[own_pool].name
                 ));
                 ok = false;
@@ -898,11 +1078,31 @@ fn optional_seconds(cx: &mut Ctx<'_>, a: &mut Args<'_, '_>, name: &'static str, 
     s
 }
 
-fn check_cycles(cx: &mut Ctx<'_>, tasks: &[TaskPlan], bases: &[Base<'_>]) {
+fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {
+    // A graph of declared tasks: a `map:` task's futures all share its dependencies, so
+    // the futures' graph has a cycle exactly when this one has. Self-dependencies are
+    // reported by `second_pass`.
+    let names = Names { bases };
+    let deps: Vec<Vec<usize>> = bases
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut d: Vec<usize> = b
+                .depends_on
+                .iter()
+                .filter_map(|(name, _)| names.resolve(name))
+                .flatten()
+                .filter_map(|f| bases.iter().position(|o| f >= o.first && f < o.first + o.count))
+                .filter(|&j| j != i)
+                .collect();
+            d.dedup();
+            d
+        })
+        .collect();
     // 0 = unvisited, 1 = on the stack, 2 = done.
-    let mut color = vec![0u8; tasks.len()];
+    let mut color = vec![0u8; bases.len()];
     let mut stack: Vec<usize> = Vec::new();
-    for start in 0..tasks.len() {
+    for start in 0..bases.len() {
         if color[start] != 0 {
             continue;
         }
@@ -911,7 +1111,7 @@ fn check_cycles(cx: &mut Ctx<'_>, tasks: &[TaskPlan], bases: &[Base<'_>]) {
         color[start] = 1;
         stack.push(start);
         while let Some(&mut (node, ref mut next)) = frames.last_mut() {
-            if let Some(&dep) = tasks[node].depends_on.get(*next) {
+            if let Some(&dep) = deps[node].get(*next) {
                 *next += 1;
                 match color[dep] {
                     0 => {
@@ -921,13 +1121,11 @@ fn check_cycles(cx: &mut Ctx<'_>, tasks: &[TaskPlan], bases: &[Base<'_>]) {
                     }
                     1 => {
                         let from = stack.iter().position(|&n| n == dep).unwrap_or(0);
-                        let mut cycle: Vec<&str> = stack[from..].iter().map(|&n| tasks[n].name.as_str()).collect();
-                        cycle.push(tasks[dep].name.as_str());
-                        let base = bases.iter().find(|b| dep >= b.first && dep < b.first + b.count);
-                        let path = base.map_or_else(String::new, |b| join(&b.path, "depends_on"));
+                        let mut cycle: Vec<&str> = stack[from..].iter().map(|&n| bases[n].name.as_str()).collect();
+                        cycle.push(bases[dep].name.as_str());
                         let msg =
                             format!("depends_on cycle: {} (each waits for the next to be done)", cycle.join(" -> "));
-                        cx.at_key(&path, msg);
+                        cx.at_key(&join(&bases[dep].path, "depends_on"), msg);
                         return;
                     }
                     _ => {}

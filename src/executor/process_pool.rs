@@ -217,6 +217,14 @@ fn sigkill(pid: u32, groups: &[i32]) {
     }
 }
 
+/// Ends the waits the parent makes for a dead (or dying) worker's calls, so that the
+/// helper threads answering them do not stay blocked on their targets.
+fn end_requests(live: &Live) {
+    for (&task, interrupt) in &live.requests {
+        interrupt.raise(task, InterruptReason::Kill);
+    }
+}
+
 impl Shared {
     fn broken(&self) -> Option<BrokenExecutor> {
         lock(&self.control).broken.clone()
@@ -243,6 +251,7 @@ impl Shared {
         for live in lock(&self.live).values_mut() {
             live.on_purpose.get_or_insert_with(|| "the pool broke".into());
             sigkill(live.pid, &live.groups);
+            end_requests(live);
         }
         error
     }
@@ -266,6 +275,7 @@ impl Kill for SlotKiller {
             InterruptReason::Kill => {
                 l.on_purpose = Some("killed".into());
                 sigkill(l.pid, &l.groups);
+                end_requests(l);
                 true
             }
             InterruptReason::Deadlock => l.requests.get(&task).is_some_and(|i| i.raise(task, reason)),
@@ -500,27 +510,33 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let mut proc: Option<Proc> = None;
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
     while let Ok(item) = shared.rx.recv() {
-        if shared.broken_flag.load(Ordering::SeqCst) {
-            if let Some(b) = shared.broken() {
-                for e in item {
-                    let _ = e.future.set_exception(Exception::Broken(b.clone()));
-                }
-                continue;
-            }
+        if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
+            fail_broken(item, &b);
+            continue;
         }
         if proc.is_none() {
             match start(shared, slot) {
                 Ok(p) => proc = Some(p),
                 Err(reason) => {
-                    let b = shared.break_pool(reason);
-                    for e in item {
-                        let _ = e.future.set_exception(Exception::Broken(b.clone()));
-                    }
+                    fail_broken(item, &shared.break_pool(reason));
                     continue;
                 }
             }
+            // The pool may have broken while this worker started, before `break_pool`
+            // could see it to kill it: it must not run anything then.
+            if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
+                fail_broken(item, &b);
+                if let Some(p) = proc.take() {
+                    retire(shared, slot, p, "the pool broke");
+                }
+                continue;
+            }
         }
         let Some(p) = proc.as_mut() else { continue };
+        // Killable from the moment a call is marked running (`Future::kill` finds it here).
+        if let Some(l) = lock(&shared.live).get_mut(&slot) {
+            l.running = item.iter().map(|e| e.future.id()).collect();
+        }
         // Skip what was cancelled while queued (Python: set_running_or_notify_cancel).
         let runnable: Vec<Entry> = item
             .into_iter()
@@ -535,9 +551,18 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         match exchange(shared, slot, p, &runnable) {
             Exchange::Done => {
                 p.tasks += runnable.len();
-                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                let stopped = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
                     l.running.clear();
                     l.groups.clear();
+                    l.on_purpose.is_some()
+                });
+                if stopped {
+                    // Killed just as its last call finished: the process is gone (or going);
+                    // the next item gets a fresh worker instead of failing on this one.
+                    if let Some(p) = proc.take() {
+                        retire(shared, slot, p, "killed after its last call finished");
+                    }
+                    continue;
                 }
                 if shared.max_tasks_per_child.is_some_and(|m| p.tasks >= m) {
                     if let Some(p) = proc.take() {
@@ -552,6 +577,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                 let on_purpose = live.as_ref().and_then(|l| l.on_purpose.clone());
                 if let Some(l) = &live {
                     sigkill(0, &l.groups);
+                    end_requests(l);
                 }
                 emit(&shared.sink, || Observation::WorkerExited {
                     pool: Arc::clone(&shared.name),
@@ -586,6 +612,12 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     }
     if let Some(p) = proc.take() {
         retire(shared, slot, p, "ok");
+    }
+}
+
+fn fail_broken(item: Item, b: &BrokenExecutor) {
+    for e in item {
+        let _ = e.future.set_exception(Exception::Broken(b.clone()));
     }
 }
 
@@ -634,7 +666,12 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
 fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
     let msgs: Vec<CallMsg> = calls
         .iter()
-        .map(|e| CallMsg { id: e.future.id().0, name: e.call.name.clone(), args: e.call.args.clone() })
+        .map(|e| CallMsg {
+            id: e.future.id().0,
+            name: e.call.name.clone(),
+            args: e.call.args.clone(),
+            task: e.name.to_string(),
+        })
         .collect();
     if let Err(e) = write_frame(&mut *lock(&p.stdin), &ToWorker::Run { calls: msgs }) {
         return Exchange::Lost(e.to_string());
@@ -657,6 +694,10 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
         match msg {
             ToParent::Finished { id, result } => {
                 let Some(f) = by_id.get(&id) else { continue };
+                // No longer killable: a late `kill` must not hit the worker's next call.
+                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                    l.running.retain(|r| r.0 != id);
+                }
                 let outcome = result.map_err(from_wire);
                 if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
                     hook(FutureId(id), v);

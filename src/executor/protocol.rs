@@ -34,6 +34,10 @@ pub struct CallMsg {
     pub name: String,
     /// Its arguments.
     pub args: Value,
+    /// The task's name: the prefix of the futures the call submits (`<task>/<call>`).
+    /// Optional on the wire (an older parent sends none), so the version is unchanged.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub task: String,
 }
 
 /// An error as it crosses the pipe.
@@ -120,8 +124,15 @@ pub enum ToParent {
     },
 }
 
-/// Writes one frame.
+/// Writes one frame and flushes it.
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    queue_frame(w, msg)?;
+    w.flush()
+}
+
+/// Writes one frame into `w` without flushing: with a buffered writer, it leaves with the
+/// next flush (several frames in one write).
+pub fn queue_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let len = u32::try_from(body.len()).ok().filter(|&l| l <= MAX_FRAME).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {} bytes is over the limit", body.len()))
@@ -129,8 +140,7 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> 
     let mut buf = Vec::with_capacity(4 + body.len());
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&body);
-    w.write_all(&buf)?;
-    w.flush()
+    w.write_all(&buf)
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream (between frames).
@@ -166,8 +176,9 @@ mod tests {
     #[test]
     fn frames_round_trip_and_garbage_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
-        let msg =
-            ToWorker::Run { calls: vec![CallMsg { id: 7, name: "pow".into(), args: serde_json::json!({"base": 2}) }] };
+        let msg = ToWorker::Run {
+            calls: vec![CallMsg { id: 7, name: "pow".into(), args: serde_json::json!({"base": 2}), task: "t".into() }],
+        };
         write_frame(&mut buf, &msg).unwrap();
         write_frame(&mut buf, &ToWorker::Exit).unwrap();
         let mut r = buf.as_slice();

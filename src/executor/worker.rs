@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use super::protocol::{read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use super::protocol::{queue_frame, read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
 use crate::config::CommandPlan;
 use crate::error::Exception;
 use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, Stream, TaskEnv};
@@ -40,6 +40,12 @@ pub trait WorkerContext {
     fn output(&mut self, stream: Stream, line: String);
     /// Reports the process group of a command the task started (killed with the worker).
     fn group(&mut self, pgid: i32);
+    /// The running task's name, the prefix of the futures it submits (`<task>/<call>`).
+    // Implementations return a name they hold, so the bound is `self`'s, not `'static`.
+    #[allow(clippy::unnecessary_literal_bound)]
+    fn task_name(&self) -> &str {
+        ""
+    }
 }
 
 /// A callable a worker can run by name.
@@ -90,6 +96,16 @@ impl Callables {
         c
     }
 
+    /// Runs the callable `name` on `args` here, a panic becoming its exception.
+    pub fn call(&self, name: &str, args: &Value, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+        let Some(f) = self.map.get(name) else {
+            return Err(Exception::task(format!("no callable named '{name}' is registered in the worker")));
+        };
+        catch_unwind(AssertUnwindSafe(|| f(args, ctx))).unwrap_or_else(|p| {
+            Err(Exception::Task { message: crate::future::panic_message(p.as_ref()), panicked: true })
+        })
+    }
+
     /// Registers `f` under `name` (replacing any earlier one).
     pub fn register(
         &mut self,
@@ -133,8 +149,9 @@ fn run_in_worker(b: &Builtin, ctx: &mut dyn WorkerContext) -> Result<Value, Exce
             std::process::abort()
         }
         other => {
+            let task = ctx.task_name().to_owned();
             let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
-            run_builtin(other, "", Some(&env))
+            run_builtin(other, &task, Some(&env))
         }
     }
 }
@@ -186,6 +203,7 @@ pub(crate) fn to_wire(e: &Exception) -> WireError {
 
 struct Ctx<'a> {
     id: u64,
+    task: &'a str,
     next_req: u64,
     input: &'a mut BufReader<Stdin>,
     output: &'a mut BufWriter<Stdout>,
@@ -216,7 +234,14 @@ impl WorkerContext for Ctx<'_> {
     fn group(&mut self, pgid: i32) {
         let _ = write_frame(self.output, &ToParent::Group { id: self.id, pgid });
     }
+
+    fn task_name(&self) -> &str {
+        self.task
+    }
 }
+
+/// While a `map` chunk runs, its results are flushed to the parent at least this often.
+const CHUNK_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// If this process was started as a worker, serves `callables` and exits; else returns.
 pub fn serve_worker_if_requested(callables: &Callables) {
@@ -256,14 +281,22 @@ fn serve(callables: &Callables) -> i32 {
     while let Ok(Some(msg)) = read_frame::<ToWorker>(&mut input) {
         match msg {
             ToWorker::Run { calls } => {
-                for CallMsg { id, name, args } in calls {
-                    if write_frame(&mut output, &ToParent::Started { id }).is_err() {
+                // Frames are flushed once per call, or for a `map` chunk once at its end
+                // (Python returns a chunk's results in one message) or every
+                // `CHUNK_FLUSH_EVERY` while it runs: one write and one wake-up of the
+                // parent instead of two per call. Requests, output and process groups
+                // flush at once (they write with `write_frame`).
+                let last = calls.len().saturating_sub(1);
+                let mut flushed = std::time::Instant::now();
+                for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
+                    // Informational (the parent marks a call running when it sends it).
+                    if queue_frame(&mut output, &ToParent::Started { id }).is_err() {
                         break;
                     }
                     let result = match callables.map.get(&name) {
                         None => Err(Exception::task(format!("no callable named '{name}' is registered in the worker"))),
                         Some(f) => {
-                            let mut ctx = Ctx { id, next_req: 0, input: &mut input, output: &mut output };
+                            let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
                             match catch_unwind(AssertUnwindSafe(|| f(&args, &mut ctx))) {
                                 Ok(r) => r,
                                 Err(p) => Err(Exception::Task {
@@ -274,7 +307,13 @@ fn serve(callables: &Callables) -> i32 {
                         }
                     };
                     let msg = ToParent::Finished { id, result: result.map_err(|e| to_wire(&e)) };
-                    if let Err(e) = write_frame(&mut output, &msg) {
+                    let flush = k == last || flushed.elapsed() >= CHUNK_FLUSH_EVERY;
+                    if flush {
+                        flushed = std::time::Instant::now();
+                    }
+                    let sent =
+                        queue_frame(&mut output, &msg).and_then(|()| if flush { output.flush() } else { Ok(()) });
+                    if let Err(e) = sent {
                         // A result too large or not encodable becomes this call's error.
                         let fallback = ToParent::Finished {
                             id,

@@ -383,6 +383,9 @@ pub struct App {
     pub page: usize,
     /// The screen row of the table's first data row (set by the renderer; for clicks).
     pub table_top: u16,
+    /// The screen columns the table spans, from its left edge (set by the renderer; 0
+    /// when no table is shown, so clicks elsewhere select nothing).
+    pub table_width: u16,
     /// The state filter.
     pub filter: Filter,
     /// The sort order.
@@ -739,10 +742,11 @@ impl App {
         self.scroll_to_selection();
     }
 
-    /// Keeps the selection on screen (selecting the first row if none is).
+    /// Keeps the selection on screen (selecting the first row if none is, or if the
+    /// selected task left the view: keys never act on a row the user cannot see).
     pub fn scroll_to_selection(&mut self) {
         let page = self.page.max(1);
-        if self.selected.is_none_or(|id| !self.index.contains_key(&id)) {
+        if self.selected_pos().is_none() {
             let first = self.visible().first().copied();
             self.selected = first.map(|i| self.rows[i].id);
         }
@@ -772,6 +776,20 @@ impl App {
     /// Takes in one user action; returns what the host must do, if anything.
     #[allow(clippy::too_many_lines, clippy::needless_pass_by_value)] // one arm per action; actions are small values
     pub fn apply(&mut self, action: Action) -> Option<Command> {
+        // The clock and Ctrl-C pass through every mode: a tick must not answer the quit
+        // question or end a search, and Ctrl-C stops the run whatever is on screen.
+        match action {
+            Action::Tick => {
+                self.tick();
+                return None;
+            }
+            Action::Interrupt => {
+                self.confirm_quit = false;
+                self.search = None;
+                return Some(self.interrupt());
+            }
+            _ => {}
+        }
         if self.confirm_quit {
             self.confirm_quit = false;
             return match action {
@@ -839,6 +857,7 @@ impl App {
             }
             Action::Click(row) => self.select_pos(self.offset + row),
             Action::Open => {
+                self.scroll_to_selection();
                 if let Some(id) = self.selected {
                     self.view = View::Detail(id);
                 }
@@ -851,6 +870,7 @@ impl App {
                 self.view = View::Main;
             }
             Action::Cancel => {
+                self.scroll_to_selection();
                 let r = self.selected_row()?;
                 let (id, name, state) = (r.id, r.name.clone(), r.state);
                 if state == RowState::Pending {
@@ -863,6 +883,7 @@ impl App {
                 ));
             }
             Action::Kill => {
+                self.scroll_to_selection();
                 let r = self.selected_row()?;
                 let (id, name, state) = (r.id, r.name.clone(), r.state);
                 if state == RowState::Running {
@@ -873,6 +894,7 @@ impl App {
                     Some(format!("cannot kill {name}: it is {} (only a running task can be killed)", state.word()));
             }
             Action::CancelPool => {
+                self.scroll_to_selection();
                 let pool = self.selected_row().map(|r| r.pool.clone())?;
                 let n = self.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
                 self.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
@@ -923,16 +945,32 @@ impl App {
                     return Some(Command::Exit);
                 }
             }
-            Action::Interrupt => {
-                if self.read_only || self.finished.is_some() {
-                    return Some(Command::Exit);
-                }
-                self.status = Some("stopping the run...".into());
-                return Some(Command::Control(Control::Interrupt));
-            }
+            Action::Interrupt => return Some(self.interrupt()),
             Action::Tick => self.tick(),
         }
         None
+    }
+
+    /// Ctrl-C: stop the run (or leave, when nothing runs).
+    fn interrupt(&mut self) -> Command {
+        if self.read_only || self.finished.is_some() {
+            return Command::Exit;
+        }
+        self.status = Some("stopping the run...".into());
+        Command::Control(Control::Interrupt)
+    }
+
+    /// Moves the run clock on to `t` seconds while the run is live, so that the elapsed
+    /// time, running tasks' durations and a deadlock's countdown advance between events.
+    /// The clock never goes back, and stops when the run has finished (its last event
+    /// sets the final time).
+    pub fn advance_clock(&mut self, t: f64) {
+        if self.finished.is_none() && !self.read_only && t > self.now {
+            self.now = t;
+            if self.sort == Sort::Duration {
+                self.order = None;
+            }
+        }
     }
 
     /// Samples the sparklines and the rate.
@@ -950,13 +988,6 @@ impl App {
             let r = (done.saturating_sub(d0)) as f64 / (self.now - t0);
             self.rate = if self.rate == 0.0 { r } else { 0.7 * self.rate + 0.3 * r };
             self.last_tick = (self.now, done);
-        }
-    }
-
-    /// Moves the run clock forward to `t` (a live run's wall clock; events move it too).
-    pub fn advance_clock(&mut self, t: f64) {
-        if self.finished.is_none() {
-            self.now = self.now.max(t);
         }
     }
 

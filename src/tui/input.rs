@@ -2,7 +2,7 @@
 
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind};
 
-use super::app::{Action, App};
+use super::app::{Action, App, View};
 
 /// Replay controls (handled by the replay feeder, not the app).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,14 @@ pub fn map(ev: &TermEvent, app: &App, table_top: u16) -> Option<Input> {
         TermEvent::Mouse(m) => match m.kind {
             MouseEventKind::ScrollDown => Some(Input::Action(Action::Move(3))),
             MouseEventKind::ScrollUp => Some(Input::Action(Action::Move(-3))),
-            MouseEventKind::Down(_) if m.row >= table_top => {
+            // Only a click on one of the table's rows selects: not on the workers panel,
+            // the footer, or another view.
+            MouseEventKind::Down(_)
+                if app.view == View::Main
+                    && m.column < app.table_width
+                    && m.row >= table_top
+                    && usize::from(m.row - table_top) < app.page =>
+            {
                 Some(Input::Action(Action::Click(usize::from(m.row - table_top))))
             }
             _ => None,

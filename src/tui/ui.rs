@@ -137,14 +137,21 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Span::styled(format!(" {} ", app.run), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("· {} · {} · {status}", app.file, secs(app.now))),
     ]);
-    let width = usize::from(area.width.saturating_sub(40)).clamp(10, 60);
-    let filled = (finished * width).checked_div(total).unwrap_or(0);
     let eta = app.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
+    let figures = format!(
+        " {finished}/{total}  {:.1}/s{eta}   cpu {:.0}%  mem {}/{}",
+        app.rate,
+        app.sys.cpu,
+        bytes(app.sys.mem_used),
+        bytes(app.sys.mem_total)
+    );
+    // The bar takes what the figures leave (so they stay on screen at 80 columns).
+    let width = usize::from(area.width).saturating_sub(figures.chars().count()).clamp(10, 60);
+    let filled = (finished * width).checked_div(total).unwrap_or(0).min(width);
     let progress = Line::from(vec![
         Span::styled("█".repeat(filled), theme.fg(Color::Green)),
         Span::raw("░".repeat(width - filled)),
-        Span::raw(format!(" {finished}/{total}  {:.1}/s{eta}", app.rate)),
-        Span::raw(format!("   cpu {:.0}%  mem {}/{}", app.sys.cpu, bytes(app.sys.mem_used), bytes(app.sys.mem_total))),
+        Span::raw(figures),
     ]);
     f.render_widget(Paragraph::new(vec![title, Line::from(counts), progress]), area);
 }
@@ -168,7 +175,8 @@ fn draw_main(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
         Layout::horizontal([Constraint::Min(40), Constraint::Length(workers_w)]).areas(area);
     let narrow = area.width < 110;
     let [table_area, workers_area] = if narrow {
-        let h = (2 + app.pools.len() * 2).min(usize::from(area.height / 3)) as u16;
+        // Compact: one line per pool (its workers do not fit).
+        let h = (2 + app.pools.len()).min(usize::from(area.height / 3)) as u16;
         Layout::vertical([Constraint::Min(5), Constraint::Length(h.max(3))]).areas(area)
     } else {
         [table_area, workers_area]
@@ -181,6 +189,7 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
     let page = usize::from(area.height.saturating_sub(3)).max(1);
     app.page = page;
     app.table_top = area.y + 2;
+    app.table_width = area.right();
     app.scroll_to_selection();
     let now = app.now;
     let selected = app.selected;
@@ -277,15 +286,24 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
                 Some(r) if !r.waits_on.is_empty() => ("blocked", theme.fg(Color::Red)),
                 Some(_) => ("busy", theme.fg(Color::Cyan)),
             };
+            // A process worker's CPU and memory first (fixed width), then its task, then
+            // its pid: what the line has no room for is cut from the end.
             let res = match (w.cpu, w.mem) {
-                (Some(c), Some(m)) => format!(" {c:>3.0}% {}", bytes(m)),
+                (Some(c), Some(m)) => format!("{c:>3.0}% {:>5}", bytes(m)),
                 _ => String::new(),
             };
-            let pid = w.pid.map_or_else(String::new, |p| format!(" pid {p}"));
+            let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
+            let name = format!("  {:<9} ", w.name);
+            let room = usize::from(inner.width).saturating_sub(name.chars().count() + 8);
+            let what = [res.as_str(), task.map_or("", |r| r.name.as_str()), pid.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join("  ");
             let line = Line::from(vec![
-                Span::raw(format!("  {:<9} ", w.name)),
+                Span::raw(name),
                 Span::styled(format!("{word:<8}"), style),
-                Span::raw(cut(&format!("{}{pid}{res}", task.map_or("", |r| r.name.as_str())), 40)),
+                Span::raw(cut(&what, room)),
             ]);
             f.render_widget(Paragraph::new(line), Rect { x: inner.x, y, width: inner.width, height: 1 });
             y += 1;
@@ -301,7 +319,15 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
     } else {
         app.log.back().map_or_else(String::new, |l| format!(" {l}"))
     };
-    let keys = " q quit  ? help  ↑↓ move  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline";
+    // The longest key line that fits: 160, 120 and 80 columns; `?` lists every key.
+    let keys = [
+        " q quit  ? help  ↑↓ move  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
+        " q quit  ? help  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
+        " q quit  ? help  ⏎ open  c cancel  x kill  b break  / find  w graph  t timeline",
+    ]
+    .into_iter()
+    .find(|k| k.chars().count() <= usize::from(area.width))
+    .unwrap_or(" q quit  ? help");
     f.render_widget(
         Paragraph::new(vec![
             Line::from(cut(&first, usize::from(area.width))),
@@ -477,7 +503,8 @@ pub const HELP: &[(&str, &str)] = &[
 ];
 
 fn draw_help(f: &mut Frame<'_>, area: Rect) {
-    let w = area.width.min(72);
+    // At 80 columns the longest line (b's, 78 characters with the border) is not cut.
+    let w = area.width.min(80);
     let h = (HELP.len() as u16 + 2).min(area.height);
     let rect = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
     let lines: Vec<Line<'_>> = HELP.iter().map(|(k, what)| Line::from(format!(" {k:<15} {what}"))).collect();

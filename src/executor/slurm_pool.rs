@@ -1,0 +1,575 @@
+//! `SlurmPool`: each call becomes a Slurm job; futures follow the jobs through `sbatch`, `squeue`, `scontrol` and `scancel`.
+//!
+//! A manager thread submits queued calls (up to `max_jobs` at once) and polls every
+//! active job with one `squeue` call per interval, so thousands of jobs cost the
+//! controller little. A job runs this program on the node as
+//! `PROGRAM __futuretop_slurm_job DIR`: it reads `DIR/call.json`, runs the callable and
+//! writes `DIR/result.json` (as submitit does, through a directory the nodes share).
+//!
+//! Future states follow the job: PENDING while Slurm queues it, RUNNING once Slurm starts
+//! it (the worker is the node), then FINISHED with the job's value, or an exception that
+//! carries Slurm's reason (time limit, out of memory, node failure, cancelled by an
+//! admin, exit status). `cancel()` of a queued job runs `scancel`; `kill()` of a running
+//! one too, and the future ends `Killed`. If the controller stops answering for
+//! `CONTROLLER_GRACE`, the pool breaks with that reason instead of hanging.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+
+use super::process_pool::ProcessCall;
+use super::protocol::WireError;
+use super::worker::{from_wire, to_wire, Callables, WorkerContext};
+use crate::context::InterruptReason;
+use crate::error::{BrokenExecutor, BrokenKind, Exception, SubmitError};
+use crate::future::{Future, Kill};
+use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
+use crate::tasks::Stream;
+
+/// The hidden first argument that makes this program run one Slurm job.
+pub const SLURM_JOB_ARG: &str = "__futuretop_slurm_job";
+/// How long the controller may fail to answer before the pool breaks.
+pub const CONTROLLER_GRACE: Duration = Duration::from_secs(15);
+
+/// Builds a [`SlurmPool`].
+#[must_use]
+#[derive(Default)]
+pub struct SlurmPoolBuilder {
+    partition: Option<String>,
+    max_jobs: Option<usize>,
+    time_limit: Option<u64>,
+    dir: Option<PathBuf>,
+    program: Option<PathBuf>,
+    name: Option<String>,
+    poll: Option<Duration>,
+    grace: Option<Duration>,
+    sink: SinkRef,
+    on_value: Option<super::ValueHook>,
+}
+
+impl SlurmPoolBuilder {
+    /// The partition jobs go to (default: the cluster's default partition).
+    pub fn partition(mut self, p: impl Into<String>) -> Self {
+        self.partition = Some(p.into());
+        self
+    }
+    /// At most this many jobs submitted at once (default 100).
+    pub fn max_jobs(mut self, n: usize) -> Self {
+        self.max_jobs = Some(n);
+        self
+    }
+    /// Each job's time limit in seconds (`sbatch --time=M:SS`).
+    pub fn time_limit_secs(mut self, s: u64) -> Self {
+        self.time_limit = Some(s);
+        self
+    }
+    /// The directory shared with the nodes, for calls and results (default
+    /// `.futuretop-slurm/` under the current directory).
+    pub fn dir(mut self, d: impl Into<PathBuf>) -> Self {
+        self.dir = Some(d.into());
+        self
+    }
+    /// The program jobs run (default: this executable).
+    pub fn program(mut self, p: impl Into<PathBuf>) -> Self {
+        self.program = Some(p.into());
+        self
+    }
+    /// The pool's name in events.
+    pub fn name(mut self, n: impl Into<String>) -> Self {
+        self.name = Some(n.into());
+        self
+    }
+    /// How often `squeue` is asked (default 500 ms).
+    pub fn poll_interval(mut self, d: Duration) -> Self {
+        self.poll = Some(d);
+        self
+    }
+    /// How long the controller may fail to answer before the pool breaks (default
+    /// [`CONTROLLER_GRACE`]).
+    pub fn controller_grace(mut self, d: Duration) -> Self {
+        self.grace = Some(d);
+        self
+    }
+    /// Reports state changes to `sink`.
+    pub fn sink(mut self, s: Arc<dyn Sink>) -> Self {
+        self.sink = Some(s);
+        self
+    }
+    /// Sees each value before its future finishes.
+    pub fn on_value(mut self, hook: super::ValueHook) -> Self {
+        self.on_value = Some(hook);
+        self
+    }
+
+    /// Checks that Slurm answers (`sinfo`), then starts the manager thread.
+    pub fn build(self) -> Result<SlurmPool, String> {
+        let partition = self.partition;
+        check_cluster(partition.as_deref())?;
+        let name: Arc<str> = self.name.unwrap_or_else(|| "slurm".into()).into();
+        let dir = match self.dir {
+            Some(d) => d,
+            None => std::env::current_dir().map_err(|e| e.to_string())?.join(".futuretop-slurm"),
+        };
+        let dir = dir.join(format!("{}-{}", name, std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let program = match self.program {
+            Some(p) => p,
+            None => std::env::current_exe().map_err(|e| e.to_string())?,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            name,
+            partition,
+            max_jobs: self.max_jobs.unwrap_or(100).max(1),
+            time_limit: self.time_limit,
+            dir,
+            program,
+            poll: self.poll.unwrap_or(Duration::from_millis(500)),
+            grace: self.grace.unwrap_or(CONTROLLER_GRACE),
+            sink: self.sink,
+            on_value: self.on_value,
+            rx,
+            tx: Mutex::new(Some(tx)),
+            broken: Mutex::new(None),
+            jobs: Mutex::new(HashMap::new()),
+        });
+        let for_thread = Arc::clone(&shared);
+        let manager = thread::Builder::new()
+            .name(format!("{}-slurm", shared.name))
+            .spawn(move || manage(&for_thread))
+            .map_err(|e| format!("cannot start the Slurm manager: {e}"))?;
+        Ok(SlurmPool { shared, manager: Mutex::new(Some(manager)) })
+    }
+}
+
+/// Asks `sinfo` whether the cluster (and the partition) is there.
+pub(crate) fn check_cluster(partition: Option<&str>) -> Result<(), String> {
+    let mut cmd = Command::new("sinfo");
+    cmd.args(["-h", "-o", "%P"]);
+    let out = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "Slurm is not installed here: no `sinfo` on PATH".to_owned(),
+        _ => format!("cannot run sinfo: {e}"),
+    })?;
+    if !out.status.success() {
+        return Err(format!("the Slurm controller does not answer: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    if let Some(p) = partition {
+        let parts: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_end_matches('*').to_owned()).collect();
+        if !parts.iter().any(|x| x == p) {
+            return Err(format!("unknown Slurm partition '{p}' (partitions: {})", parts.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+struct Entry {
+    future: Future<Value>,
+    call: ProcessCall,
+    name: Arc<str>,
+}
+
+/// A submitted job.
+struct Job {
+    entry: Entry,
+    slurm_id: String,
+    dir: PathBuf,
+    running: bool,
+    killed: bool,
+    cancelling: bool,
+}
+
+struct Shared {
+    name: Arc<str>,
+    partition: Option<String>,
+    max_jobs: usize,
+    time_limit: Option<u64>,
+    dir: PathBuf,
+    program: PathBuf,
+    poll: Duration,
+    grace: Duration,
+    sink: SinkRef,
+    on_value: Option<super::ValueHook>,
+    rx: Receiver<Entry>,
+    tx: Mutex<Option<Sender<Entry>>>,
+    broken: Mutex<Option<BrokenExecutor>>,
+    jobs: Mutex<HashMap<FutureId, Job>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Python-style executor whose workers are Slurm jobs.
+pub struct SlurmPool {
+    shared: Arc<Shared>,
+    manager: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SlurmPool {
+    /// A builder.
+    pub fn builder() -> SlurmPoolBuilder {
+        SlurmPoolBuilder::default()
+    }
+
+    /// Schedules `call` as a Slurm job named `name`.
+    pub fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        if let Some(b) = lock(&self.shared.broken).clone() {
+            return Err(SubmitError::Broken(b));
+        }
+        let tx = lock(&self.shared.tx);
+        let Some(tx) = tx.as_ref() else { return Err(SubmitError::Shutdown) };
+        let future = Future::with_sink(self.shared.sink.clone());
+        let name: Arc<str> = name.map_or_else(|| format!("task-{}", future.id().0).into(), Into::into);
+        emit(&self.shared.sink, || Observation::Pending {
+            id: future.id(),
+            pool: Arc::clone(&self.shared.name),
+            name: Arc::clone(&name),
+        });
+        tx.send(Entry { future: future.clone(), call, name }).map_err(|_| SubmitError::Shutdown)?;
+        Ok(future)
+    }
+
+    /// Schedules `call` as a Slurm job.
+    pub fn submit(&self, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        self.submit_named(None, call)
+    }
+
+    /// Python's `shutdown(wait, cancel_futures)`: with `cancel_futures`, queued calls and
+    /// jobs Slurm still queues are cancelled (`scancel`).
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        lock(&self.shared.tx).take();
+        if cancel_futures {
+            while let Ok(e) = self.shared.rx.try_recv() {
+                e.future.cancel();
+            }
+            for job in lock(&self.shared.jobs).values_mut() {
+                if !job.running && job.entry.future.cancel() {
+                    job.cancelling = true;
+                }
+            }
+        }
+        if wait {
+            if let Some(h) = lock(&self.manager).take() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl super::Executor<ProcessCall> for SlurmPool {
+    fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
+        SlurmPool::submit_named(self, name, call)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        SlurmPool::shutdown(self, wait, cancel_futures);
+    }
+}
+
+impl Drop for SlurmPool {
+    fn drop(&mut self) {
+        self.shutdown(true, false);
+    }
+}
+
+struct SlurmKiller {
+    shared: Arc<Shared>,
+}
+
+impl Kill for SlurmKiller {
+    fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
+        if reason != InterruptReason::Kill {
+            return false;
+        }
+        let mut jobs = lock(&self.shared.jobs);
+        let Some(job) = jobs.get_mut(&task) else { return false };
+        job.killed = true;
+        scancel(&job.slurm_id);
+        true
+    }
+}
+
+fn scancel(job_id: &str) {
+    let _ = Command::new("scancel").arg(job_id).output();
+}
+
+fn manage(shared: &Arc<Shared>) {
+    let killer: Arc<dyn Kill> = Arc::new(SlurmKiller { shared: Arc::clone(shared) });
+    let mut failing_since: Option<Instant> = None;
+    let mut nodes_seen: Vec<String> = Vec::new();
+    loop {
+        // Submit what fits.
+        while lock(&shared.jobs).len() < shared.max_jobs {
+            let Ok(entry) = shared.rx.try_recv() else { break };
+            if entry.future.cancelled() {
+                continue;
+            }
+            match sbatch(shared, &entry) {
+                Ok((job_id, dir)) => {
+                    lock(&shared.jobs).insert(
+                        entry.future.id(),
+                        Job { entry, slurm_id: job_id, dir, running: false, killed: false, cancelling: false },
+                    );
+                }
+                Err(e) => {
+                    let _ = entry.future.set_exception(Exception::task(e));
+                }
+            }
+        }
+        let ids: Vec<String> = lock(&shared.jobs).values().map(|j| j.slurm_id.clone()).collect();
+        if !ids.is_empty() {
+            match squeue(&ids) {
+                Ok(states) => {
+                    failing_since = None;
+                    update(shared, &states, &killer, &mut nodes_seen);
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= shared.grace {
+                        break_pool(shared, format!("the Slurm controller stopped answering: {e}"));
+                        return;
+                    }
+                }
+            }
+        }
+        let queue_closed = lock(&shared.tx).is_none();
+        if queue_closed && shared.rx.is_empty() && lock(&shared.jobs).is_empty() {
+            for n in nodes_seen {
+                emit(&shared.sink, || Observation::WorkerExited {
+                    pool: Arc::clone(&shared.name),
+                    worker: n.as_str().into(),
+                    pid: None,
+                    status: "ok".into(),
+                });
+            }
+            return;
+        }
+        thread::sleep(shared.poll);
+    }
+}
+
+fn break_pool(shared: &Shared, reason: String) {
+    let b = BrokenExecutor { kind: BrokenKind::ProcessPool, reason };
+    *lock(&shared.broken) = Some(b.clone());
+    emit(&shared.sink, || Observation::PoolBroken { pool: Arc::clone(&shared.name), error: b.reason.clone() });
+    for (_, job) in lock(&shared.jobs).drain() {
+        scancel(&job.slurm_id);
+        let _ = job.entry.future.set_exception(Exception::Broken(b.clone()));
+    }
+    while let Ok(e) = shared.rx.try_recv() {
+        let _ = e.future.set_exception(Exception::Broken(b.clone()));
+    }
+}
+
+fn sbatch(shared: &Shared, entry: &Entry) -> Result<(String, PathBuf), String> {
+    let dir = shared.dir.join(format!("job-{}", entry.future.id().0));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let call = serde_json::json!({ "name": entry.call.name, "args": entry.call.args });
+    std::fs::write(dir.join("call.json"), call.to_string()).map_err(|e| format!("cannot write the call: {e}"))?;
+    let mut cmd = Command::new("sbatch");
+    cmd.arg("--parsable")
+        .arg(format!("--job-name={}", entry.name))
+        .arg(format!("--output={}", dir.join("output.txt").display()))
+        .arg(format!("--chdir={}", std::env::current_dir().map_err(|e| e.to_string())?.display()));
+    if let Some(p) = &shared.partition {
+        cmd.arg(format!("--partition={p}"));
+    }
+    if let Some(s) = shared.time_limit {
+        cmd.arg(format!("--time={}:{:02}", s / 60, s % 60));
+    }
+    cmd.arg(format!("--wrap=exec '{}' {SLURM_JOB_ARG} '{}'", shared.program.display(), dir.display()));
+    let out = cmd.output().map_err(|e| format!("cannot run sbatch: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("Slurm refused the job: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or("").to_owned();
+    if id.is_empty() {
+        return Err("sbatch gave no job id".into());
+    }
+    Ok((id, dir))
+}
+
+/// Job id → (state, node, reason), for the jobs Slurm still lists.
+fn squeue(ids: &[String]) -> Result<HashMap<String, (String, String, String)>, String> {
+    let out = Command::new("squeue")
+        .args(["-h", "--states=all", "-o", "%i|%T|%N|%r", "-j", &ids.join(",")])
+        .output()
+        .map_err(|e| format!("cannot run squeue: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A job purged from the controller's memory makes squeue complain; that is not the
+    // controller being down.
+    if !out.status.success() && !stderr.contains("Invalid job id") {
+        return Err(stderr.trim().to_owned());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut p = l.split('|');
+            Some((p.next()?.to_owned(), (p.next()?.to_owned(), p.next()?.to_owned(), p.next()?.to_owned())))
+        })
+        .collect())
+}
+
+fn update(
+    shared: &Arc<Shared>,
+    states: &HashMap<String, (String, String, String)>,
+    killer: &Arc<dyn Kill>,
+    nodes_seen: &mut Vec<String>,
+) {
+    let mut finished = Vec::new();
+    let mut jobs = lock(&shared.jobs);
+    for (fid, job) in jobs.iter_mut() {
+        let (state, node, reason) =
+            states.get(&job.slurm_id).cloned().unwrap_or_else(|| ("GONE".into(), String::new(), String::new()));
+        if job.entry.future.cancelled() && !job.running && !job.cancelling {
+            job.cancelling = true;
+            scancel(&job.slurm_id);
+        }
+        match state.as_str() {
+            "PENDING" | "CONFIGURING" | "REQUEUED" | "SUSPENDED" => {}
+            "RUNNING" | "COMPLETING" => start(shared, job, &node, killer, nodes_seen),
+            _ => {
+                if !node.is_empty() {
+                    start(shared, job, &node, killer, nodes_seen);
+                }
+                finished.push((*fid, state, reason));
+            }
+        }
+    }
+    let done: Vec<(Job, String, String)> =
+        finished.into_iter().filter_map(|(fid, s, r)| jobs.remove(&fid).map(|j| (j, s, r))).collect();
+    drop(jobs);
+    for (job, state, reason) in done {
+        conclude(shared, &job, &state, &reason);
+    }
+}
+
+fn start(shared: &Arc<Shared>, job: &mut Job, node: &str, killer: &Arc<dyn Kill>, nodes_seen: &mut Vec<String>) {
+    if job.running || job.entry.future.cancelled() {
+        return;
+    }
+    job.running = true;
+    let worker: Arc<str> = if node.is_empty() { "slurm".into() } else { node.into() };
+    if !nodes_seen.iter().any(|n| n.as_str() == &*worker) {
+        nodes_seen.push(worker.to_string());
+        emit(&shared.sink, || Observation::WorkerStarted {
+            pool: Arc::clone(&shared.name),
+            worker: Arc::clone(&worker),
+            pid: None,
+        });
+    }
+    let _ = job.entry.future.start_running(Some((&worker, None, Arc::clone(killer))));
+}
+
+/// Ends a job's future from its result file and what Slurm says of the job.
+fn conclude(shared: &Shared, job: &Job, state: &str, reason: &str) {
+    let f = &job.entry.future;
+    if f.cancelled() {
+        return;
+    }
+    let result: Option<Result<Value, WireError>> =
+        std::fs::read_to_string(job.dir.join("result.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let outcome = match (result, state) {
+        _ if job.killed => Err(Exception::Killed(format!("Slurm job {} was cancelled on request", job.slurm_id))),
+        (Some(Ok(v)), _) => Ok(v),
+        (Some(Err(e)), _) => Err(from_wire(e)),
+        (None, _) => {
+            let (st, exit, why) =
+                scontrol(&job.slurm_id).unwrap_or_else(|| (state.to_owned(), String::new(), reason.to_owned()));
+            let what = match st.as_str() {
+                "TIMEOUT" => "hit its time limit".to_owned(),
+                "OUT_OF_MEMORY" => "ran out of memory".to_owned(),
+                "NODE_FAIL" => "lost its node".to_owned(),
+                "CANCELLED" => "was cancelled outside futuretop (by scancel or an admin)".to_owned(),
+                "PREEMPTED" => "was preempted".to_owned(),
+                "BOOT_FAIL" => "could not boot its node".to_owned(),
+                other => format!("ended {other}"),
+            };
+            let exit = if exit.is_empty() { String::new() } else { format!(", exit code {exit}") };
+            let why = if why.is_empty() || why == "None" { String::new() } else { format!(" ({why})") };
+            Err(Exception::CommandFailed(format!("Slurm job {} {what}{exit}{why}", job.slurm_id)))
+        }
+    };
+    if !f.running() {
+        // The job ran between two polls: show it running before it ends.
+        let worker: Arc<str> = "slurm".into();
+        let _ = f.start_running(Some((&worker, None, Arc::new(NoKill) as Arc<dyn Kill>)));
+    }
+    if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
+        hook(f.id(), v);
+    }
+    let _ = f.finish(outcome, "set_result");
+}
+
+struct NoKill;
+
+impl Kill for NoKill {
+    fn kill(&self, _: FutureId, _: InterruptReason) -> bool {
+        false
+    }
+}
+
+/// `(JobState, ExitCode, Reason)` from `scontrol show job`.
+fn scontrol(job_id: &str) -> Option<(String, String, String)> {
+    let out = Command::new("scontrol").args(["show", "job", "-o", job_id]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |k: &str| {
+        text.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).map(str::to_owned).unwrap_or_default()
+    };
+    Some((field("JobState"), field("ExitCode"), field("Reason")))
+}
+
+/// The job side: `PROGRAM __futuretop_slurm_job DIR` runs `DIR/call.json` and writes
+/// `DIR/result.json`. Call it from `main` with the program's callables.
+pub fn serve_slurm_job_if_requested(callables: &Callables) {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some(SLURM_JOB_ARG) {
+        return;
+    }
+    let Some(dir) = args.next().map(PathBuf::from) else { std::process::exit(2) };
+    std::process::exit(run_job(callables, &dir));
+}
+
+struct JobCtx;
+
+impl WorkerContext for JobCtx {
+    fn request(&mut self, _: Value) -> Result<Value, Exception> {
+        Err(Exception::task("a Slurm job cannot wait on the run's other futures"))
+    }
+    fn output(&mut self, stream: Stream, line: String) {
+        match stream {
+            Stream::Stdout => println!("{line}"),
+            Stream::Stderr => eprintln!("{line}"),
+        }
+    }
+    fn group(&mut self, _: i32) {}
+}
+
+fn run_job(callables: &Callables, dir: &Path) -> i32 {
+    let result: Result<Value, Exception> = std::fs::read_to_string(dir.join("call.json"))
+        .map_err(|e| Exception::task(format!("cannot read the call: {e}")))
+        .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| Exception::task(format!("a malformed call: {e}"))))
+        .and_then(|call| {
+            let name = call.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let args = call.get("args").cloned().unwrap_or(Value::Null);
+            callables.call(&name, &args, &mut JobCtx)
+        });
+    let code = i32::from(result.is_err());
+    let wire: Result<Value, WireError> = result.map_err(|e| to_wire(&e));
+    let tmp = dir.join("result.json.tmp");
+    let written = serde_json::to_string(&wire)
+        .ok()
+        .and_then(|t| std::fs::write(&tmp, t).ok())
+        .and_then(|()| std::fs::rename(&tmp, dir.join("result.json")).ok());
+    if written.is_none() {
+        return 3;
+    }
+    code
+}

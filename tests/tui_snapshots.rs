@@ -1,0 +1,408 @@
+//! Render snapshots of the monitor through ratatui's `TestBackend` (DESIGN §6).
+//!
+//! Every screen is built from a fixed, hand-written list of run events (fixed `t`
+//! values, fixed system figures: nothing from the clock or the machine), drawn at 80x24
+//! and at 160x45 with colour off, and compared with the snapshot files in
+//! `tests/snapshots/` (insta). The screens: the main screen, the details of a failed
+//! task, the help overlay, the deadlock banner of a cycle whose wait has a timeout, the
+//! wait-for graph and the timeline. Colour is checked separately, through the styles of
+//! the buffer's cells: the banner is white on red, a failed row's state is red.
+//!
+//! To update the snapshots after an intended change:
+//! `INSTA_UPDATE=always cargo test --test tui_snapshots`, then read the diff.
+
+use std::collections::HashMap;
+
+use futuretop::tui::app::{Action, App, SysStats, View};
+use futuretop::tui::ui::{draw, Theme, HELP};
+use futuretop::{Counts, ErrorInfo, Event, EventKind, PoolInfo, Stream};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+use ratatui::Terminal;
+use serde_json::json;
+
+/// The two sizes every screen is drawn at.
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 45)];
+
+/// Builds events with consecutive sequence numbers.
+struct Log {
+    events: Vec<Event>,
+}
+
+impl Log {
+    fn new() -> Self {
+        Self { events: Vec::new() }
+    }
+
+    fn at(&mut self, t: f64, kind: EventKind) -> &mut Self {
+        let seq = self.events.len() as u64 + 1;
+        self.events.push(Event { seq, t, kind });
+        self
+    }
+
+    fn pending(&mut self, t: f64, id: u64, task: &str, pool: &str) -> &mut Self {
+        self.at(t, EventKind::Pending { task: task.into(), id, pool: pool.into() })
+    }
+
+    fn running(&mut self, t: f64, id: u64, task: &str, pool: &str, worker: &str, pid: Option<u32>) -> &mut Self {
+        self.at(t, EventKind::Running { task: task.into(), id, pool: pool.into(), worker: worker.into(), pid })
+    }
+
+    fn done(&mut self, t: f64, id: u64, task: &str, pool: &str, result: serde_json::Value) -> &mut Self {
+        self.at(t, EventKind::Done { task: task.into(), id, pool: pool.into(), result })
+    }
+
+    fn failed(&mut self, t: f64, id: u64, task: &str, pool: &str, kind: &str, message: &str) -> &mut Self {
+        let error = ErrorInfo { kind: kind.into(), message: message.into() };
+        self.at(t, EventKind::Exception { task: task.into(), id, pool: pool.into(), error })
+    }
+
+    fn worker(&mut self, t: f64, pool: &str, worker: &str, pid: Option<u32>) -> &mut Self {
+        self.at(t, EventKind::WorkerStarted { pool: pool.into(), worker: worker.into(), pid })
+    }
+}
+
+fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, &str, usize)], tasks: usize) {
+    let pools = pools
+        .iter()
+        .map(|&(name, kind, max_workers)| PoolInfo { name: name.into(), kind: kind.into(), max_workers })
+        .collect();
+    log.at(0.0, EventKind::RunStarted { version: 1, run: run.into(), file: file.into(), pools, tasks });
+}
+
+/// A nightly batch in full swing: done, failed, running, queued and cancelled tasks,
+/// a thread pool and a process pool, command output.
+fn batch_events() -> Vec<Event> {
+    let mut log = Log::new();
+    started(&mut log, "nightly-batch", "assets/batch.yaml", &[("io", "thread", 3), ("cpu", "process", 2)], 10);
+    for (i, name) in ["download[0]", "download[1]", "download[2]"].iter().enumerate() {
+        log.pending(0.01, i as u64 + 1, name, "io");
+    }
+    log.pending(0.01, 4, "checksum", "cpu")
+        .pending(0.01, 5, "compress", "io")
+        .pending(0.01, 6, "upload", "io")
+        .pending(0.01, 7, "notify", "io")
+        .pending(0.01, 8, "primes[0]", "cpu")
+        .pending(0.01, 9, "primes[1]", "cpu")
+        .pending(0.01, 10, "primes[2]", "cpu");
+    log.worker(0.02, "io", "io-1", None)
+        .running(0.02, 1, "download[0]", "io", "io-1", None)
+        .worker(0.02, "io", "io-2", None)
+        .running(0.02, 2, "download[1]", "io", "io-2", None)
+        .worker(0.03, "io", "io-3", None)
+        .running(0.03, 3, "download[2]", "io", "io-3", None)
+        .worker(0.05, "cpu", "cpu-1", Some(4101))
+        .running(0.05, 4, "checksum", "cpu", "cpu-1", Some(4101))
+        .worker(0.05, "cpu", "cpu-2", Some(4102))
+        .running(0.06, 8, "primes[0]", "cpu", "cpu-2", Some(4102))
+        .done(0.8, 1, "download[0]", "io", json!(0.8))
+        .running(0.8, 5, "compress", "io", "io-1", None)
+        .done(1.2, 8, "primes[0]", "cpu", json!(true))
+        .running(1.2, 9, "primes[1]", "cpu", "cpu-2", Some(4102))
+        .failed(1.5, 4, "checksum", "cpu", "TaskError", "checksum mismatch in part 3 of 7")
+        .running(1.5, 10, "primes[2]", "cpu", "cpu-1", Some(4101))
+        .done(1.6, 2, "download[1]", "io", json!(1.6))
+        .running(1.6, 6, "upload", "io", "io-2", None)
+        .at(1.7, EventKind::Output { task: "compress".into(), stream: Stream::Stdout, line: "compressing".into() })
+        .at(
+            1.8,
+            EventKind::Cancelled {
+                task: "notify".into(),
+                id: 7,
+                pool: "io".into(),
+                reason: Some("dependency checksum failed".into()),
+            },
+        )
+        .done(2.1, 9, "primes[1]", "cpu", json!(false))
+        .at(2.3, EventKind::Output { task: "compress".into(), stream: Stream::Stdout, line: "part 1 of 3".into() });
+    log.events
+}
+
+/// The deadlock from the Python docs: `a` and `b` wait on each other; `b`'s wait has a
+/// timeout of 8 s. A third task keeps the run going.
+fn deadlock_events() -> Vec<Event> {
+    let mut log = Log::new();
+    started(&mut log, "deadlock-cycle", "assets/deadlock-cycle.yaml", &[("pair", "thread", 2), ("io", "thread", 1)], 3);
+    log.pending(0.0, 1, "a", "pair")
+        .pending(0.0, 2, "b", "pair")
+        .pending(0.0, 3, "warmup", "io")
+        .worker(0.01, "pair", "pair-1", None)
+        .running(0.01, 1, "a", "pair", "pair-1", None)
+        .at(0.02, EventKind::Wait { task: "a".into(), on: "b".into(), id: 1, on_id: 2, timeout: None })
+        .worker(0.02, "pair", "pair-2", None)
+        .running(0.02, 2, "b", "pair", "pair-2", None)
+        .at(0.03, EventKind::Wait { task: "b".into(), on: "a".into(), id: 2, on_id: 1, timeout: Some(8.0) })
+        .worker(0.03, "io", "io-1", None)
+        .running(0.03, 3, "warmup", "io", "io-1", None)
+        .at(
+            0.05,
+            EventKind::Deadlock {
+                kind: "cycle".into(),
+                tasks: vec!["a".into(), "b".into()],
+                pool: None,
+                message: "a waits on b and b waits on a: none of them can ever finish. b's wait times out in 8.0 s; \
+                          press b to break it now."
+                    .into(),
+                ids: vec![1, 2],
+                victim: Some("b".into()),
+                victim_id: Some(2),
+                expires_in: Some(7.98),
+            },
+        )
+        .done(1.0, 3, "warmup", "io", serde_json::Value::Null);
+    log.events
+}
+
+/// Fixed system figures, as if from the sampler: no real machine numbers.
+fn fixed_sys() -> SysStats {
+    SysStats {
+        cpu: 37.0,
+        mem_used: 3 * 1024 * 1024 * 1024,
+        mem_total: 16 * 1024 * 1024 * 1024,
+        procs: HashMap::from([(4101, (99.0, 12 * 1024 * 1024)), (4102, (98.0, 11 * 1024 * 1024))]),
+    }
+}
+
+/// An app fed with `events`, a few clock ticks along the way (for the sparklines and the
+/// rate) and fixed system figures.
+fn app_from(events: &[Event]) -> App {
+    let mut app = App::new();
+    for (i, e) in events.iter().enumerate() {
+        app.apply_event(e);
+        if i % 4 == 3 {
+            app.apply(Action::Tick);
+        }
+    }
+    app.apply_sys(fixed_sys());
+    app
+}
+
+fn render(app: &mut App, (w, h): (u16, u16), color: bool) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test terminal");
+    terminal.draw(|f| draw(f, app, Theme { color })).expect("a frame");
+    terminal.backend().buffer().clone()
+}
+
+/// The buffer as text, one line per row, trailing blanks kept off.
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let mut line = String::new();
+        for x in 0..area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Draws `app` at both sizes (plain) and checks each against its snapshot.
+fn snapshot_both(name: &str, mut make: impl FnMut() -> App, check: impl Fn(&str)) {
+    for size in SIZES {
+        let mut app = make();
+        let screen = text(&render(&mut app, size, false));
+        check(&screen);
+        insta::assert_snapshot!(format!("{name}_{}x{}", size.0, size.1), screen);
+    }
+}
+
+#[test]
+fn main_screen() {
+    snapshot_both(
+        "main",
+        || app_from(&batch_events()),
+        |s| {
+            assert!(s.contains("nightly-batch"), "header names the run:\n{s}");
+            assert!(s.contains("✘ failed"), "a failed row:\n{s}");
+            assert!(s.contains("⊘ cancelled"), "a cancelled row:\n{s}");
+            assert!(s.contains("cpu 37%"), "fixed system figures:\n{s}");
+            assert!(s.contains("workers"), "the workers panel:\n{s}");
+            assert!(s.contains("q quit"), "the key line:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn detail_of_a_failed_task() {
+    snapshot_both(
+        "detail_failed",
+        || {
+            let mut app = app_from(&batch_events());
+            app.apply(Action::Top);
+            for _ in 0..3 {
+                app.apply(Action::Move(1));
+            }
+            assert_eq!(app.selected, Some(4), "checksum is the 4th row");
+            app.apply(Action::Open);
+            assert_eq!(app.view, View::Detail(4));
+            app
+        },
+        |s| {
+            assert!(s.contains("error: TaskError: checksum mismatch in part 3 of 7"), "the error:\n{s}");
+            assert!(s.contains("running on cpu-1"), "the task's timeline:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn help_overlay() {
+    snapshot_both(
+        "help",
+        || {
+            let mut app = app_from(&batch_events());
+            app.apply(Action::Help);
+            assert!(app.help);
+            app
+        },
+        |s| {
+            for (key, what) in HELP {
+                assert!(s.contains(&format!("{key:<15} {what}")), "help lists {key} in full:\n{s}");
+            }
+        },
+    );
+}
+
+#[test]
+fn deadlock_banner() {
+    snapshot_both(
+        "deadlock",
+        || app_from(&deadlock_events()),
+        |s| {
+            assert!(s.contains("DEADLOCK (cycle): a → b"), "the banner names the cycle:\n{s}");
+            assert!(s.contains("times out in 7.0s"), "the countdown to the wait's timeout:\n{s}");
+            assert!(s.contains("press b to break"), "the way out:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn wait_for_graph() {
+    snapshot_both(
+        "graph",
+        || {
+            let mut app = app_from(&deadlock_events());
+            app.apply(Action::Graph);
+            assert_eq!(app.view, View::Graph);
+            app
+        },
+        |s| {
+            assert!(s.contains("a (pair) ──waits on──▶ b (blocked)   ← deadlock"), "edge a → b:\n{s}");
+            assert!(s.contains("b (pair) ──waits on──▶ a (blocked)   ← deadlock"), "edge b → a:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn timeline_view() {
+    snapshot_both(
+        "timeline",
+        || {
+            let mut app = app_from(&batch_events());
+            app.apply(Action::Timeline);
+            assert_eq!(app.view, View::Timeline);
+            app
+        },
+        |s| {
+            for w in ["io-1", "io-2", "io-3", "cpu-1", "cpu-2"] {
+                assert!(s.contains(w), "a lane for {w}:\n{s}");
+            }
+            assert!(s.contains("2.3s"), "the time axis ends at the last event:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn the_final_screen_after_the_run() {
+    snapshot_both(
+        "finished",
+        || {
+            let mut events = deadlock_events();
+            let seq = events.len() as u64;
+            let more = [
+                (2.0, EventKind::DeadlockResolved { tasks: vec!["a".into(), "b".into()], how: "break".into() }),
+                (
+                    2.0,
+                    EventKind::Exception {
+                        task: "b".into(),
+                        id: 2,
+                        pool: "pair".into(),
+                        error: ErrorInfo { kind: "DeadlockError".into(), message: "deadlock broken".into() },
+                    },
+                ),
+                (
+                    2.0,
+                    EventKind::Exception {
+                        task: "a".into(),
+                        id: 1,
+                        pool: "pair".into(),
+                        error: ErrorInfo { kind: "DeadlockError".into(), message: "deadlock broken".into() },
+                    },
+                ),
+                (
+                    2.1,
+                    EventKind::RunFinished {
+                        counts: Counts { done: 1, exception: 2, cancelled: 0, unfinished: 0 },
+                        exit_code: 1,
+                    },
+                ),
+            ];
+            for (i, (t, kind)) in more.into_iter().enumerate() {
+                events.push(Event { seq: seq + 1 + i as u64, t, kind });
+            }
+            app_from(&events)
+        },
+        |s| {
+            assert!(s.contains("finished, exit 1"), "the header says how the run ended:\n{s}");
+            assert!(!s.contains("DEADLOCK"), "the banner is gone:\n{s}");
+        },
+    );
+}
+
+/// Finds the first cell whose row text contains `needle`, at the needle's first column.
+fn find(buf: &Buffer, needle: &str) -> (u16, u16) {
+    for y in 0..buf.area.height {
+        let cells: Vec<&str> = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
+        let line: String = cells.concat();
+        if let Some(byte) = line.find(needle) {
+            // Column = number of cells whose symbols precede the match.
+            let mut len = 0;
+            for (x, c) in cells.iter().enumerate() {
+                if len == byte {
+                    return (u16::try_from(x).expect("a column"), y);
+                }
+                len += c.len();
+            }
+        }
+    }
+    panic!("{needle:?} is not on screen:\n{}", text(buf));
+}
+
+#[test]
+fn colour_marks_the_banner_and_the_states() {
+    let mut app = app_from(&deadlock_events());
+    let buf = render(&mut app, (160, 45), true);
+    let (x, y) = find(&buf, "DEADLOCK");
+    assert_eq!(buf[(x, y)].bg, Color::Red, "the banner is red");
+    assert_eq!(buf[(x, y)].fg, Color::White);
+    // The whole banner row is red, not just its text.
+    assert_eq!(buf[(buf.area.width - 1, y)].bg, Color::Red);
+
+    let mut app = app_from(&batch_events());
+    let buf = render(&mut app, (160, 45), true);
+    let (x, y) = find(&buf, "✘ failed");
+    assert_eq!(buf[(x, y)].fg, Color::Red, "a failed row's state is red");
+    assert_eq!(buf[(x + 2, y)].fg, Color::Red, "the word too, not only the symbol");
+    let (x, y) = find(&buf, "✔ done");
+    assert_eq!(buf[(x, y)].fg, Color::Green, "a done row's state is green");
+    let (x, y) = find(&buf, "⊘ cancelled");
+    assert_eq!(buf[(x, y)].fg, Color::Yellow);
+
+    // Without colour no cell has a colour: the words and symbols carry the states.
+    let buf = render(&mut app, (160, 45), false);
+    for cell in buf.content() {
+        assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "NO_COLOR paints nothing");
+    }
+}

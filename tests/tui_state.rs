@@ -1,0 +1,348 @@
+//! The monitor's state and key map, without a terminal (DESIGN §6): the reducer over
+//! run events and user actions, and what each key and mouse event means in each mode.
+//!
+//! Complements the unit tests in `src/tui/app.rs` (filters, sort, selection that follows
+//! its task, refused cancel) with what crosses modules: keys through `input::map` into
+//! `App::apply`, mouse clicks against the layout the renderer recorded, the quit
+//! question surviving clock ticks, Ctrl-C in every mode, a replay being read-only, the
+//! live clock, and drawing at any terminal size without a panic.
+
+use futuretop::tui::app::{Action, App, Command, View};
+use futuretop::tui::input::{map, Input, ReplayKey};
+use futuretop::tui::ui::{draw, Theme};
+use futuretop::{Control, ErrorInfo, Event, EventKind, FutureId, PoolInfo};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{
+    Event as TermEvent, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::Terminal;
+
+/// A run with one pool of two workers: `a` runs, `b`, `c`, `d` wait for a worker.
+fn events() -> Vec<Event> {
+    let mut v = vec![EventKind::RunStarted {
+        version: 1,
+        run: "r".into(),
+        file: "r.yaml".into(),
+        pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 2 }],
+        tasks: 4,
+    }];
+    for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+        v.push(EventKind::Pending { task: name.into(), id, pool: "io".into() });
+    }
+    v.push(EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None });
+    v.push(EventKind::Running { task: "a".into(), id: 1, pool: "io".into(), worker: "io-1".into(), pid: None });
+    v.into_iter().enumerate().map(|(i, kind)| Event { seq: i as u64 + 1, t: i as f64 * 0.1, kind }).collect()
+}
+
+fn running_app() -> App {
+    let mut app = App::new();
+    for e in events() {
+        app.apply_event(&e);
+    }
+    app
+}
+
+fn key(code: KeyCode) -> TermEvent {
+    TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ch(c: char) -> TermEvent {
+    key(KeyCode::Char(c))
+}
+
+fn ctrl_c() -> TermEvent {
+    TermEvent::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+}
+
+fn click(column: u16, row: u16) -> TermEvent {
+    TermEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    })
+}
+
+/// Sends a terminal event through the key map into the app, as the monitor's loop does.
+fn press(app: &mut App, ev: &TermEvent) -> Option<Command> {
+    match map(ev, app, app.table_top) {
+        Some(Input::Action(a)) => app.apply(a),
+        _ => None,
+    }
+}
+
+fn render(app: &mut App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test terminal");
+    terminal.draw(|f| draw(f, app, Theme { color: false })).expect("a frame");
+    let buf = terminal.backend().buffer();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n").collect()
+}
+
+#[test]
+fn the_quit_question_survives_clock_ticks() {
+    let mut app = running_app();
+    assert_eq!(press(&mut app, &ch('q')), None);
+    assert!(app.confirm_quit, "q asks while tasks run");
+    assert!(app.status.as_deref().unwrap_or("").contains("quit and stop them? (y/n)"));
+    // The monitor ticks four times a second; the question must wait for the user.
+    for _ in 0..8 {
+        app.apply(Action::Tick);
+    }
+    assert!(app.confirm_quit, "a tick does not answer the question");
+    assert_eq!(press(&mut app, &ch('y')), Some(Command::Control(Control::Interrupt)));
+}
+
+#[test]
+fn n_keeps_running_and_q_q_stops() {
+    let mut app = running_app();
+    press(&mut app, &ch('q'));
+    assert_eq!(press(&mut app, &ch('n')), None);
+    assert!(!app.confirm_quit);
+    assert_eq!(app.status.as_deref(), Some("quit cancelled"));
+    press(&mut app, &ch('q'));
+    assert_eq!(press(&mut app, &ch('q')), Some(Command::Control(Control::Interrupt)), "q twice means yes");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_in_every_mode() {
+    let mut app = running_app();
+    assert_eq!(press(&mut app, &ctrl_c()), Some(Command::Control(Control::Interrupt)), "main screen");
+
+    let mut app = running_app();
+    press(&mut app, &ch('q'));
+    assert_eq!(press(&mut app, &ctrl_c()), Some(Command::Control(Control::Interrupt)), "at the quit question");
+
+    let mut app = running_app();
+    press(&mut app, &ch('/'));
+    assert!(app.search.is_some());
+    assert_eq!(press(&mut app, &ctrl_c()), Some(Command::Control(Control::Interrupt)), "while searching");
+    assert!(app.search.is_none());
+
+    let mut app = running_app();
+    press(&mut app, &ch('?'));
+    assert_eq!(press(&mut app, &ctrl_c()), Some(Command::Control(Control::Interrupt)), "over the help");
+}
+
+#[test]
+fn search_takes_every_character_then_keys_act_again() {
+    let mut app = running_app();
+    press(&mut app, &ch('/'));
+    // `q`, `c`, `x` are letters while typing, not quit, cancel, kill.
+    for c in ['q', 'c', 'x'] {
+        assert_eq!(map(&ch(c), &app, 0), Some(Input::Action(Action::SearchChar(c))));
+    }
+    press(&mut app, &ch('c'));
+    app.apply(Action::Tick);
+    assert_eq!(app.search.as_deref(), Some("c"), "a tick does not end the search");
+    assert_eq!(app.selected, Some(3), "the first match is selected");
+    press(&mut app, &key(KeyCode::Enter));
+    assert!(app.search.is_none());
+    assert_eq!(press(&mut app, &ch('c')), Some(Command::Control(Control::Cancel(FutureId(3)))));
+    press(&mut app, &key(KeyCode::Esc));
+    assert!(app.query.is_empty(), "Esc clears the search filter");
+    assert_eq!(app.visible().len(), 4);
+}
+
+#[test]
+fn every_key_of_the_design_maps_to_its_action() {
+    let app = running_app();
+    let cases = [
+        (ch('?'), Action::Help),
+        (ch('j'), Action::Move(1)),
+        (key(KeyCode::Down), Action::Move(1)),
+        (ch('k'), Action::Move(-1)),
+        (key(KeyCode::Up), Action::Move(-1)),
+        (key(KeyCode::PageDown), Action::Page(1)),
+        (key(KeyCode::PageUp), Action::Page(-1)),
+        (ch('g'), Action::Top),
+        (ch('G'), Action::Bottom),
+        (key(KeyCode::Enter), Action::Open),
+        (key(KeyCode::Esc), Action::Back),
+        (ch('c'), Action::Cancel),
+        (ch('x'), Action::Kill),
+        (ch('C'), Action::CancelPool),
+        (ch('b'), Action::Break),
+        (ch('/'), Action::SearchStart),
+        (ch('f'), Action::CycleFilter),
+        (ch('s'), Action::CycleSort),
+        (key(KeyCode::Tab), Action::SwitchPane),
+        (ch('w'), Action::Graph),
+        (ch('t'), Action::Timeline),
+        (ch('q'), Action::Quit),
+    ];
+    for (ev, action) in cases {
+        assert_eq!(map(&ev, &app, 0), Some(Input::Action(action.clone())), "{ev:?}");
+    }
+    // Replay keys mean nothing in a live run.
+    for c in [' ', '.', '+', '-'] {
+        assert_eq!(map(&ch(c), &app, 0), None);
+    }
+}
+
+#[test]
+fn a_replay_is_read_only_and_has_its_own_keys() {
+    let mut app = running_app();
+    app.read_only = true;
+    for (c, k) in [(' ', ReplayKey::Pause), ('.', ReplayKey::Step), ('+', ReplayKey::Faster), ('-', ReplayKey::Slower)]
+    {
+        assert_eq!(map(&ch(c), &app, 0), Some(Input::Replay(k)));
+    }
+    app.apply(Action::Bottom); // d, pending
+    assert_eq!(press(&mut app, &ch('c')), None, "nothing is sent from a replay");
+    assert_eq!(app.status.as_deref(), Some("a replay is read-only"));
+    assert_eq!(press(&mut app, &ch('q')), Some(Command::Exit), "q leaves a replay at once");
+}
+
+#[test]
+fn a_click_selects_the_row_under_it_and_nothing_else() {
+    let mut app = running_app();
+    let screen = render(&mut app, 160, 45);
+    let row_of = |name: &str| {
+        let y = screen.lines().position(|l| l.starts_with(&format!("│{name} "))).unwrap();
+        u16::try_from(y).unwrap()
+    };
+    assert_eq!(app.selected, Some(1));
+    press(&mut app, &click(5, row_of("c")));
+    assert_eq!(app.selected, Some(3), "the click selected c");
+    // The workers panel (right of the table), the header, the footer: no change.
+    press(&mut app, &click(150, row_of("a")));
+    press(&mut app, &click(5, 1));
+    press(&mut app, &click(5, 44));
+    assert_eq!(app.selected, Some(3));
+    // Another view: clicks do not move a selection the user cannot see.
+    press(&mut app, &ch('t'));
+    press(&mut app, &click(5, row_of("a")));
+    assert_eq!(app.selected, Some(3));
+}
+
+#[test]
+fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
+    let mut app = App::new();
+    let mut seq = 0;
+    let mut push = |app: &mut App, kind| {
+        seq += 1;
+        app.apply_event(&Event { seq, t: 0.0, kind });
+    };
+    for id in 1..=100 {
+        push(&mut app, EventKind::Pending { task: format!("t{id:03}"), id, pool: "io".into() });
+    }
+    render(&mut app, 80, 24);
+    let page = app.page;
+    assert!(page >= 8, "a usable page at 80x24: {page}");
+    app.apply(Action::Top);
+    press(&mut app, &key(KeyCode::PageDown));
+    assert_eq!(app.selected, Some(1 + page as u64));
+    let wheel = TermEvent::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollDown,
+        column: 0,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    });
+    press(&mut app, &wheel);
+    assert_eq!(app.selected, Some(4 + page as u64));
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains(&format!("t{:03}", 4 + page)), "the selection stays on screen:\n{screen}");
+}
+
+#[test]
+fn the_live_clock_moves_durations_and_stops_at_the_end() {
+    let mut app = running_app();
+    let before = app.now;
+    app.advance_clock(5.0);
+    assert!((app.now - 5.0).abs() < 1e-9);
+    assert!(app.now > before);
+    app.advance_clock(3.0);
+    assert!((app.now - 5.0).abs() < 1e-9, "the clock never goes back");
+    let a = app.row(1).unwrap();
+    assert!((a.duration(app.now).unwrap() - 4.4).abs() < 1e-9, "a running task's time grows with the clock");
+    app.apply_event(&Event {
+        seq: 100,
+        t: 6.0,
+        kind: EventKind::RunFinished { counts: futuretop::Counts::default(), exit_code: 0 },
+    });
+    app.advance_clock(60.0);
+    assert!((app.now - 6.0).abs() < 1e-9, "a finished run keeps its final time");
+}
+
+#[test]
+fn kill_and_cancel_answer_with_what_happened() {
+    let mut app = running_app();
+    app.apply(Action::Top);
+    assert_eq!(app.apply(Action::Kill), Some(Command::Control(Control::Kill(FutureId(1)))));
+    assert_eq!(app.status.as_deref(), Some("killing a"));
+    app.apply_event(&Event {
+        seq: 50,
+        t: 1.0,
+        kind: EventKind::Exception {
+            task: "a".into(),
+            id: 1,
+            pool: "io".into(),
+            error: ErrorInfo { kind: "Killed".into(), message: "killed by the user".into() },
+        },
+    });
+    assert_eq!(app.apply(Action::Kill), None, "a failed task cannot be killed");
+    assert!(app.status.as_deref().unwrap().contains("cannot kill a: it is failed"));
+    assert_eq!(app.apply(Action::CancelPool), Some(Command::Control(Control::CancelPool("io".into()))));
+    assert_eq!(app.status.as_deref(), Some("cancelling 3 pending task(s) of pool io"));
+    app.apply(Action::Open);
+    assert_eq!(app.view, View::Detail(1));
+    let screen = render(&mut app, 80, 24);
+    assert!(screen.contains("error: Killed: killed by the user"), "{screen}");
+}
+
+#[test]
+fn every_screen_draws_at_any_size_without_a_panic() {
+    let mut app = running_app();
+    app.apply_event(&Event {
+        seq: 60,
+        t: 1.0,
+        kind: EventKind::Deadlock {
+            kind: "cycle".into(),
+            tasks: vec!["a".into(), "b".into()],
+            pool: None,
+            message: "a waits on b and b waits on a".repeat(8),
+            ids: vec![1, 2],
+            victim: Some("b".into()),
+            victim_id: Some(2),
+            expires_in: Some(3.0),
+        },
+    });
+    for (w, h) in [(1, 1), (8, 3), (20, 6), (40, 10), (79, 23), (80, 24), (300, 100)] {
+        for view in [View::Main, View::Detail(1), View::Detail(99), View::Graph, View::Timeline] {
+            for help in [false, true] {
+                app.view = view;
+                app.help = help;
+                render(&mut app, w, h);
+            }
+        }
+    }
+}
+
+#[test]
+fn keys_never_act_on_a_task_the_filter_hides() {
+    let mut app = running_app();
+    app.apply(Action::Bottom);
+    assert_eq!(app.selected, Some(4), "d, pending");
+    // The failed filter shows nothing: there is nothing to cancel, open or kill.
+    press(&mut app, &ch('f'));
+    press(&mut app, &ch('f'));
+    assert_eq!(app.visible().len(), 0);
+    assert_eq!(press(&mut app, &ch('c')), None);
+    assert_eq!(press(&mut app, &ch('x')), None);
+    press(&mut app, &key(KeyCode::Enter));
+    assert_eq!(app.view, View::Main);
+    // Back to every row (failed, done, cancelled, all), then a search that matches nothing.
+    for _ in 0..3 {
+        press(&mut app, &ch('f'));
+    }
+    assert_eq!(app.visible().len(), 4);
+    assert_eq!(app.selected, Some(1), "the hidden d gave the selection up to the first row");
+    app.apply(Action::Bottom);
+    press(&mut app, &ch('/'));
+    press(&mut app, &ch('b'));
+    press(&mut app, &key(KeyCode::Backspace));
+    press(&mut app, &ch('z'));
+    assert_eq!(app.visible().len(), 0, "no task is named z");
+    press(&mut app, &key(KeyCode::Enter));
+    assert_eq!(press(&mut app, &ch('c')), None, "d is hidden by the search: not cancelled");
+}
