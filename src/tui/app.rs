@@ -149,6 +149,8 @@ pub struct PoolView {
     pub busy_history: VecDeque<u64>,
     /// Why it broke, if it did.
     pub broken: Option<String>,
+    /// Its futures waiting for a worker.
+    pub queued: usize,
 }
 
 /// A deadlock being shown.
@@ -411,8 +413,12 @@ pub struct App {
     /// Finished futures per tick, for the rate.
     pub rate: f64,
     last_tick: (f64, usize),
-    /// Whether the row order must be recomputed.
+    /// The visible rows' order, until something changes it.
     order: Option<Vec<usize>>,
+    /// Futures per state, kept as events arrive (indexed by `RowState as usize`).
+    state_counts: [usize; 5],
+    /// The latest future of each task name (for output lines).
+    by_name: HashMap<String, usize>,
 }
 
 impl App {
@@ -445,6 +451,7 @@ impl App {
             workers: Vec::new(),
             busy_history: VecDeque::new(),
             broken: None,
+            queued: 0,
         });
         let last = self.pools.len() - 1;
         &mut self.pools[last]
@@ -479,14 +486,37 @@ impl App {
         }
     }
 
+    /// Moves row `i` to `state`, keeping the counters and the row order right.
+    fn set_state(&mut self, i: usize, state: RowState) {
+        let old = self.rows[i].state;
+        if old == state {
+            return;
+        }
+        self.rows[i].state = state;
+        self.state_counts[old as usize] -= 1;
+        self.state_counts[state as usize] += 1;
+        if (old == RowState::Pending) != (state == RowState::Pending) {
+            let pool = self.rows[i].pool.clone();
+            let p = self.pool_mut(&pool);
+            if state == RowState::Pending {
+                p.queued += 1;
+            } else {
+                p.queued = p.queued.saturating_sub(1);
+            }
+        }
+        // Submission order over every row does not change with states.
+        if self.filter != Filter::All || matches!(self.sort, Sort::State | Sort::Duration) {
+            self.order = None;
+        }
+    }
+
     fn finish(&mut self, id: u64, t: f64, state: RowState) {
         self.end_span(id, t);
-        if let Some(r) = self.row_mut(id) {
-            r.state = state;
-            r.ended = Some(t);
-            r.waits_on.clear();
-        }
-        self.order = None;
+        let Some(&i) = self.index.get(&id) else { return };
+        let r = &mut self.rows[i];
+        r.ended = Some(t);
+        r.waits_on.clear();
+        self.set_state(i, state);
     }
 
     /// Takes in one run event.
@@ -507,7 +537,11 @@ impl App {
             }
             EventKind::Pending { task, id, pool } => {
                 if !self.index.contains_key(id) {
-                    self.index.insert(*id, self.rows.len());
+                    let i = self.rows.len();
+                    self.index.insert(*id, i);
+                    self.by_name.insert(task.clone(), i);
+                    self.state_counts[RowState::Pending as usize] += 1;
+                    self.pool_mut(pool).queued += 1;
                     self.rows.push(Row {
                         id: *id,
                         name: task.clone(),
@@ -524,16 +558,25 @@ impl App {
                         events: VecDeque::new(),
                         output: VecDeque::new(),
                     });
-                    self.order = None;
+                    // A new row at the end: the plain order just grows.
+                    match self.order.as_mut() {
+                        Some(order)
+                            if self.filter == Filter::All && self.sort == Sort::Submitted && self.query.is_empty() =>
+                        {
+                            order.push(i);
+                        }
+                        _ => self.order = None,
+                    }
                 }
                 self.note(*id, t, format!("pending in pool {pool}"));
             }
             EventKind::Running { id, pool, worker, pid, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    r.state = RowState::Running;
+                if let Some(&i) = self.index.get(id) {
+                    let r = &mut self.rows[i];
                     r.started = Some(t);
                     r.worker = Some(worker.clone());
                     r.pid = *pid;
+                    self.set_state(i, RowState::Running);
                 }
                 let (pool, worker) = (pool.clone(), worker.clone());
                 if let Some(w) = self.worker_mut(&pool, &worker) {
@@ -624,7 +667,7 @@ impl App {
                 self.push_log(format!("pool {pool} broke: {error}"));
             }
             EventKind::Output { task, line, .. } => {
-                if let Some(i) = self.rows.iter().rposition(|r| &r.name == task) {
+                if let Some(&i) = self.by_name.get(task) {
                     let r = &mut self.rows[i];
                     if r.output.len() == OUTPUT_TAIL {
                         r.output.pop_front();
@@ -657,10 +700,7 @@ impl App {
 
     /// Counts per state.
     pub fn counts(&self) -> [(RowState, usize); 5] {
-        let mut c = [0usize; 5];
-        for r in &self.rows {
-            c[r.state as usize] += 1;
-        }
+        let c = self.state_counts;
         [
             (RowState::Pending, c[0]),
             (RowState::Running, c[1]),
@@ -677,7 +717,8 @@ impl App {
 
     /// Futures in a final state.
     pub fn finished_count(&self) -> usize {
-        self.rows.iter().filter(|r| r.state.is_final()).count()
+        let c = self.state_counts;
+        c[RowState::Done as usize] + c[RowState::Failed as usize] + c[RowState::Cancelled as usize]
     }
 
     /// Seconds left at the current rate, if it can be told.

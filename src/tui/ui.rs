@@ -254,7 +254,7 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
         if y >= inner.bottom() {
             break;
         }
-        let queued = app.rows.iter().filter(|r| r.pool == p.name && r.state == RowState::Pending).count();
+        let queued = p.queued;
         let busy = p.workers.iter().filter(|w| w.current.is_some()).count();
         let broken = if p.broken.is_some() { " BROKEN" } else { "" };
         let head = format!("{} ({}, {busy}/{} busy, {queued} queued){broken}", p.name, p.kind, p.max_workers);

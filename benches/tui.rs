@@ -1,0 +1,123 @@
+//! The monitor with many futures: frame time at 100 vs 100,000 futures, and how fast
+//! events are taken in (issue 6's targets: a frame with 100,000 futures costs at most
+//! 1.5x a frame with 100; events are applied far faster than tasks can finish).
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use futuretop::tui::app::{Action, App};
+use futuretop::tui::ui::{draw, Theme};
+use futuretop::{ErrorInfo, Event, EventKind, PoolInfo};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+/// The events of a run of `n` futures on 4 workers, most of them finished.
+fn events(n: u64) -> Vec<Event> {
+    let mut v = vec![Event {
+        seq: 1,
+        t: 0.0,
+        kind: EventKind::RunStarted {
+            version: 1,
+            run: "bench".into(),
+            file: "bench.yaml".into(),
+            pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 4 }],
+            tasks: usize::try_from(n).unwrap_or(usize::MAX),
+        },
+    }];
+    let mut seq = 1;
+    let mut push = |t: f64, kind: EventKind| {
+        seq += 1;
+        v.push(Event { seq, t, kind });
+    };
+    for w in 1..=4 {
+        push(0.0, EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}"), pid: None });
+    }
+    for id in 1..=n {
+        let t = id as f64 * 1e-5;
+        let task = format!("task[{id}]");
+        push(t, EventKind::Pending { task: task.clone(), id, pool: "io".into() });
+        if id + 100 < n {
+            push(
+                t,
+                EventKind::Running {
+                    task: task.clone(),
+                    id,
+                    pool: "io".into(),
+                    worker: format!("io-{}", id % 4 + 1),
+                    pid: None,
+                },
+            );
+            if id % 50 == 0 {
+                let error = ErrorInfo { kind: "TaskError".into(), message: "boom".into() };
+                push(t, EventKind::Exception { task, id, pool: "io".into(), error });
+            } else {
+                push(t, EventKind::Done { task, id, pool: "io".into(), result: serde_json::json!(id) });
+            }
+        }
+    }
+    v
+}
+
+fn app_with(n: u64) -> App {
+    let mut app = App::new();
+    for e in &events(n) {
+        app.apply_event(e);
+    }
+    app.apply(Action::Bottom);
+    app
+}
+
+fn frame_time(app: &mut App, frames: u32) -> Duration {
+    let mut terminal = Terminal::new(TestBackend::new(160, 45)).unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    for i in 0..frames {
+        // Something changes between frames, as in a live run.
+        app.apply(if i % 2 == 0 { Action::Move(-1) } else { Action::Move(1) });
+        let _ = terminal.draw(|f| draw(f, app, Theme { color: true }));
+    }
+    start.elapsed() / frames
+}
+
+fn bench(c: &mut Criterion) {
+    let mut small = app_with(100);
+    let mut big = app_with(100_000);
+    c.bench_function("frame, 100 futures", |b| b.iter(|| frame_time(&mut small, 1)));
+    c.bench_function("frame, 100,000 futures", |b| b.iter(|| frame_time(&mut big, 1)));
+    let evs = events(100_000);
+    c.bench_function("apply 100,000 futures' events", |b| {
+        b.iter(|| {
+            let mut app = App::new();
+            for e in &evs {
+                app.apply_event(e);
+            }
+            app.rows.len()
+        });
+    });
+
+    // The ratios, measured side by side here.
+    let f_small = frame_time(&mut small, 200);
+    let f_big = frame_time(&mut big, 200);
+    let start = Instant::now();
+    let mut app = App::new();
+    for e in &evs {
+        app.apply_event(e);
+    }
+    let per_event = start.elapsed().as_secs_f64() / evs.len() as f64;
+    println!("frame, 100 futures:        {:>8.1} µs", f_small.as_secs_f64() * 1e6);
+    println!("frame, 100,000 futures:    {:>8.1} µs", f_big.as_secs_f64() * 1e6);
+    println!(
+        "ratio frame(100,000) / frame(100) = {:.2}x (target <= 1.5x)",
+        f_big.as_secs_f64() / f_small.as_secs_f64()
+    );
+    println!("events applied: {:.2} M/s ({:.0} ns each)", 1e-6 / per_event, per_event * 1e9);
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}
