@@ -41,6 +41,11 @@ pub const SCENARIOS: &[Scenario] = &[
         yaml: include_str!("../assets/urls.yaml"),
     },
     Scenario {
+        name: "slurm",
+        about: "a batch on a Slurm cluster (scripts/slurm-up.sh starts one here)",
+        yaml: include_str!("../assets/slurm.yaml"),
+    },
+    Scenario {
         name: "batch",
         about: "a nightly batch: failures, dependencies, a command, a crashing worker",
         yaml: include_str!("../assets/batch.yaml"),
