@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Watch and steer parallel work: Python's concurrent.futures in Rust, with a monitor
 /// that shows every future and worker, and detects, explains and breaks deadlocks.
 #[derive(Debug, Parser)]
-#[command(name = "futuretop", version, args_conflicts_with_subcommands = true)]
+#[command(name = "futuretop", version, propagate_version = true, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// A YAML task file to run in the monitor (default: the embedded demo).
     pub file: Option<PathBuf>,

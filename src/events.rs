@@ -162,7 +162,7 @@ pub enum EventKind {
         id: u64,
         /// The target's future id.
         on_id: u64,
-        /// `completed`, `timed_out` or `interrupted`.
+        /// `completed`, `timed_out`, `interrupted` (a deadlock break) or `killed`.
         outcome: String,
     },
     /// A pool started a worker.
@@ -296,6 +296,8 @@ pub(crate) struct Bus {
     log_error: Option<String>,
     subscribers: Vec<Sender<Event>>,
     detector: Option<Detector>,
+    /// `run_finished`, held until the bus closes.
+    last: Option<(Instant, EventKind)>,
 }
 
 impl Bus {
@@ -316,6 +318,7 @@ impl Bus {
             log_error: None,
             subscribers,
             detector,
+            last: None,
         })
     }
 
@@ -345,19 +348,25 @@ impl Bus {
             };
             match msg {
                 BusMsg::Close(ack) => {
-                    // Whatever raced the close in is still logged.
+                    // Whatever raced the close in is still logged, before the last event.
                     while let Ok(m) = rx.try_recv() {
                         if !matches!(m, BusMsg::Close(_)) {
                             self.handle(m);
                         }
                     }
                     self.check_deadlocks();
+                    if let Some((at, last)) = self.last.take() {
+                        self.publish(at, last);
+                    }
                     self.flush();
                     let _ = ack.send(());
                     return self.log_error;
                 }
                 m => self.handle(m),
             }
+        }
+        if let Some((at, last)) = self.last.take() {
+            self.publish(at, last);
         }
         self.flush();
         self.log_error
@@ -387,8 +396,9 @@ impl Bus {
             BusMsg::Output(at, id, stream, line) => (at, EventKind::Output { task: self.name_of(id).0, stream, line }),
             BusMsg::Runner(at, kind) => {
                 if matches!(kind, EventKind::RunFinished { .. }) {
-                    // Whatever the detector has to say comes before the last event.
-                    self.check_deadlocks();
+                    // Held back until `Close`, so that it is the log's last line.
+                    self.last = Some((at, kind));
+                    return;
                 }
                 if let EventKind::Pending { task, id, pool } = &kind {
                     self.futures
@@ -436,6 +446,7 @@ impl Bus {
                     WaitOutcome::Completed => "completed",
                     WaitOutcome::TimedOut => "timed_out",
                     WaitOutcome::Interrupted => "interrupted",
+                    WaitOutcome::Killed => "killed",
                 }
                 .to_owned(),
             },

@@ -197,19 +197,19 @@ impl WaitScope {
     pub(crate) fn end(self, outcome: WaitOutcome) -> Option<Exception> {
         let c = self.ctx?;
         c.interrupt.set_blocked_on(None);
+        let reason = c.interrupt.pending();
+        let outcome = match (outcome, reason) {
+            (WaitOutcome::Interrupted, Some(InterruptReason::Kill)) => WaitOutcome::Killed,
+            (o, _) => o,
+        };
         for target in self.targets {
             emit(&c.sink, || Observation::WaitEnd { waiter: c.id, target, outcome });
         }
-        let reason = c.interrupt.pending();
         c.interrupt.consume_deadlock();
-        match (outcome, reason) {
-            (WaitOutcome::Interrupted, Some(InterruptReason::Kill)) => {
-                Some(Exception::Killed("killed while waiting on another future".into()))
-            }
-            (WaitOutcome::Interrupted, _) => {
-                Some(Exception::Deadlock("this wait was chosen to break a deadlock".into()))
-            }
-            _ => None,
+        match outcome {
+            WaitOutcome::Killed => Some(Exception::Killed("killed while waiting on another future".into())),
+            WaitOutcome::Interrupted => Some(Exception::Deadlock("this wait was chosen to break a deadlock".into())),
+            WaitOutcome::Completed | WaitOutcome::TimedOut => None,
         }
     }
 }

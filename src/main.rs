@@ -59,7 +59,10 @@ fn run(cli: Cli) -> Result<u8, String> {
                 plan.pools.len(),
                 plan.pools
                     .iter()
-                    .map(|p| format!("{} ({}, {} workers)", p.name, p.kind.as_str(), p.max_workers))
+                    .map(|p| {
+                        let s = if p.max_workers == 1 { "" } else { "s" };
+                        format!("{} ({}, {} worker{s})", p.name, p.kind.as_str(), p.max_workers)
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             );

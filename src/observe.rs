@@ -47,8 +47,10 @@ pub enum WaitOutcome {
     Completed,
     /// The wait's timeout expired first.
     TimedOut,
-    /// The waiter was interrupted (killed, or chosen to break a deadlock).
+    /// The waiter was chosen to break a deadlock.
     Interrupted,
+    /// The waiter was killed while it waited.
+    Killed,
 }
 
 /// One thing the engine saw happen.

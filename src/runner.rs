@@ -407,6 +407,8 @@ struct Runner {
     completions: (Sender<Completion>, Receiver<Completion>),
     finals: Vec<Option<Final>>,
     dependents: Vec<Vec<usize>>,
+    /// Plan tasks not yet in a final state.
+    unfinished: usize,
 }
 
 impl Runner {
@@ -418,7 +420,14 @@ impl Runner {
                 dependents[d].push(i);
             }
         }
-        Self { reg, control, completions: crossbeam_channel::unbounded(), finals: vec![None; n], dependents }
+        Self {
+            reg,
+            control,
+            completions: crossbeam_channel::unbounded(),
+            finals: vec![None; n],
+            dependents,
+            unfinished: n,
+        }
     }
 
     fn counts(&self) -> Counts {
@@ -441,8 +450,8 @@ impl Runner {
             }
         }
         let mut outcome = None;
-        while self.finals.iter().any(Option::is_none) {
-            let completions = self.completions.1.clone();
+        let completions = self.completions.1.clone();
+        while self.unfinished > 0 {
             select! {
                 recv(completions) -> msg => {
                     if let Ok((i, f)) = msg {
@@ -519,6 +528,7 @@ impl Runner {
             return;
         }
         self.finals[i] = Some(outcome);
+        self.unfinished -= 1;
         for d in self.dependents[i].clone() {
             if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
                 continue;
@@ -581,7 +591,7 @@ impl Runner {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(3);
-        while self.finals.iter().any(Option::is_none) {
+        while self.unfinished > 0 {
             match self.completions.1.recv_deadline(deadline) {
                 Ok((i, f)) => self.finished(i, f),
                 Err(_) => break,

@@ -197,7 +197,7 @@ fn kill_interrupts_a_task_blocked_in_result() {
     assert!(matches!(r, Err(FutureError::Interrupted(Exception::Killed(_)))), "{r:?}");
     let end = victim.result(Some(LONG));
     assert!(matches!(end, Err(FutureError::Failed(Exception::Killed(_)))), "{end:?}");
-    assert_eq!(wait_ends(&mut observer, victim.id(), target.id()), [WaitOutcome::Interrupted]);
+    assert_eq!(wait_ends(&mut observer, victim.id(), target.id()), [WaitOutcome::Killed]);
     assert_eq!(lifecycle(&mut observer, victim.id()).last().unwrap(), "raised Killed");
     // The target is untouched; a finished future cannot be killed again.
     assert_eq!(target.state(), FutureState::Pending);

@@ -47,6 +47,7 @@ impl Detector {
                 let cause = match outcome.as_str() {
                     "timed_out" => "timeout",
                     "interrupted" => "break",
+                    "killed" => "kill",
                     _ => "finished",
                 };
                 self.causes.insert(*id, cause);
