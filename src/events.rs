@@ -187,6 +187,15 @@ pub enum EventKind {
         /// How it ended.
         status: String,
     },
+    /// What a worker has in use (a Slurm node: allocated CPUs, free memory, jobs).
+    WorkerLoad {
+        /// The pool.
+        pool: String,
+        /// The worker.
+        worker: String,
+        /// In words.
+        load: String,
+    },
     /// A pool broke: its pending futures fail, later submits are refused.
     PoolBroken {
         /// The pool.
@@ -457,6 +466,9 @@ impl Bus {
                 EventKind::WorkerExited { pool: pool.to_string(), worker: worker.to_string(), pid, status }
             }
             Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool: pool.to_string(), error },
+            Observation::WorkerLoad { pool, worker, load } => {
+                EventKind::WorkerLoad { pool: pool.to_string(), worker: worker.to_string(), load }
+            }
             Observation::CallbackPanicked { id, message } => {
                 let (task, _) = self.name_of(id);
                 EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }

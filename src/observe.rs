@@ -120,6 +120,16 @@ pub enum Observation {
         /// How it ended (`ok`, `exit status 3`, `signal SIGKILL`, `initializer failed`).
         status: String,
     },
+    /// What a worker has in use, for pools that know it from elsewhere (a Slurm node:
+    /// its allocated CPUs, memory and jobs).
+    WorkerLoad {
+        /// The pool's name.
+        pool: Arc<str>,
+        /// The worker (a node).
+        worker: Arc<str>,
+        /// In words: `2/2 CPUs allocated, 20.1 GiB free, 3 jobs`.
+        load: String,
+    },
     /// A pool broke: no more work runs on it.
     PoolBroken {
         /// The pool's name.

@@ -165,6 +165,10 @@ fn slurm_pool_against_a_real_cluster() {
     wait_until("the job to run", Duration::from_secs(60), || orphan.running());
     let _ = Command::new("pkill").args(["-x", "slurmctld"]).status();
     let outcome = orphan.result(Some(Duration::from_secs(60)));
+    // Let the old controller finish exiting before starting a new one.
+    wait_until("slurmctld to exit", Duration::from_secs(30), || {
+        !Command::new("pgrep").args(["-x", "slurmctld"]).status().is_ok_and(|s| s.success())
+    });
     let up = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/slurm-up.sh")).status();
     match outcome {
         Err(FutureError::Failed(Exception::Broken(b))) => {

@@ -34,6 +34,9 @@ use crate::tasks::Stream;
 
 /// The hidden first argument that makes this program run one Slurm job.
 pub const SLURM_JOB_ARG: &str = "__futuretop_slurm_job";
+/// How often the nodes' load is asked of `sinfo`.
+const LOAD_EVERY: Duration = Duration::from_secs(2);
+
 /// How long the controller may fail to answer before the pool breaks.
 pub const CONTROLLER_GRACE: Duration = Duration::from_secs(15);
 
@@ -304,7 +307,12 @@ fn manage(shared: &Arc<Shared>) {
     let killer: Arc<dyn Kill> = Arc::new(SlurmKiller { shared: Arc::clone(shared) });
     let mut failing_since: Option<Instant> = None;
     let mut nodes_seen: Vec<String> = Vec::new();
+    let mut last_load = Instant::now().checked_sub(LOAD_EVERY).unwrap_or_else(Instant::now);
     loop {
+        if !nodes_seen.is_empty() && last_load.elapsed() >= LOAD_EVERY {
+            last_load = Instant::now();
+            report_node_load(shared, &nodes_seen);
+        }
         // Submit what fits.
         while lock(&shared.jobs).len() < shared.max_jobs {
             let Ok(entry) = shared.rx.try_recv() else { break };
@@ -352,6 +360,37 @@ fn manage(shared: &Arc<Shared>) {
             return;
         }
         thread::sleep(shared.poll);
+    }
+}
+
+/// Reports each node's allocated CPUs, free memory and jobs (one `sinfo` and one
+/// `squeue` call for all nodes).
+fn report_node_load(shared: &Shared, nodes: &[String]) {
+    let Ok(out) = Command::new("sinfo").args(["-N", "-h", "-o", "%N|%C|%e"]).output() else { return };
+    let jobs = Command::new("squeue").args(["-h", "-t", "RUNNING", "-o", "%N"]).output().ok();
+    let jobs = jobs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut f = line.split('|');
+        let (Some(node), Some(cpus), Some(free)) = (f.next(), f.next(), f.next()) else { continue };
+        if !nodes.iter().any(|n| n == node) {
+            continue;
+        }
+        // %C is allocated/idle/other/total.
+        let c: Vec<&str> = cpus.split('/').collect();
+        let cpus = match c.as_slice() {
+            [alloc, _, _, total] => format!("{alloc}/{total} CPUs"),
+            _ => cpus.to_owned(),
+        };
+        let free = free
+            .parse::<f64>()
+            .map_or_else(|_| "free memory unknown".to_owned(), |mb| format!("{:.1}G free", mb / 1024.0));
+        let running = jobs.lines().filter(|l| l.trim() == node).count();
+        let load = format!("{cpus}, {free}, {running} job{}", if running == 1 { "" } else { "s" });
+        emit(&shared.sink, || Observation::WorkerLoad {
+            pool: Arc::clone(&shared.name),
+            worker: node.into(),
+            load: load.clone(),
+        });
     }
 }
 

@@ -132,6 +132,8 @@ pub struct WorkerView {
     pub cpu: Option<f32>,
     /// Resident memory in bytes.
     pub mem: Option<u64>,
+    /// What the worker has in use, as its pool reports it (Slurm nodes).
+    pub load: Option<String>,
 }
 
 /// A pool in the workers panel.
@@ -648,6 +650,7 @@ impl App {
                             spans: VecDeque::new(),
                             cpu: None,
                             mem: None,
+                            load: None,
                         },
                     );
                 }
@@ -660,6 +663,12 @@ impl App {
                 }
                 if status != "ok" && status != "exited with status 0" {
                     self.push_log(format!("worker {worker} of {pool}: {status}"));
+                }
+            }
+            EventKind::WorkerLoad { pool, worker, load } => {
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.load = Some(load.clone());
                 }
             }
             EventKind::PoolBroken { pool, error } => {

@@ -288,8 +288,9 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
             };
             // A process worker's CPU and memory first (fixed width), then its task, then
             // its pid: what the line has no room for is cut from the end.
-            let res = match (w.cpu, w.mem) {
-                (Some(c), Some(m)) => format!("{c:>3.0}% {:>5}", bytes(m)),
+            let res = match (w.cpu, w.mem, &w.load) {
+                (Some(c), Some(m), _) => format!("{c:>3.0}% {:>5}", bytes(m)),
+                (_, _, Some(load)) => load.clone(),
                 _ => String::new(),
             };
             let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
