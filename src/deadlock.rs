@@ -189,48 +189,69 @@ impl Model {
 
     /// Every future that can make progress (the fixpoint of the module doc); futures
     /// not in the model (done, unknown) count as progressing too.
+    ///
+    /// Computed with a worklist rather than by repeated passes: each future is marked
+    /// once, and the news travels back along the waits (and to a pool's queue once one
+    /// of its workers can finish), so a chain of `n` waits costs `O(n)`, not `O(n²)`.
     fn progress(&self) -> HashMap<u64, bool> {
-        let mut progress: HashMap<u64, bool> = HashMap::with_capacity(self.futures.len());
+        let mut progress: HashMap<u64, bool> = self.futures.keys().map(|&id| (id, false)).collect();
         let mut running_in: HashMap<&str, usize> = HashMap::new();
+        let mut pending_in: HashMap<&str, Vec<u64>> = HashMap::new();
         for (&id, f) in &self.futures {
-            let free = f.phase == Phase::Running && !self.waits.contains_key(&id);
-            progress.insert(id, free);
-            if f.phase == Phase::Running {
-                *running_in.entry(f.pool.as_str()).or_default() += 1;
+            match f.phase {
+                Phase::Running => *running_in.entry(f.pool.as_str()).or_default() += 1,
+                Phase::Pending => pending_in.entry(f.pool.as_str()).or_default().push(id),
             }
         }
-        let can = |progress: &HashMap<u64, bool>, id: u64| progress.get(&id).copied().unwrap_or(true);
-        loop {
-            let mut changed = false;
-            // Pools that have, or will have, a free worker.
-            let mut frees: HashMap<&str, bool> = HashMap::new();
-            for (pool, &cap) in &self.capacity {
-                let busy = running_in.get(pool.as_str()).copied().unwrap_or(0);
-                frees.insert(pool.as_str(), busy < cap);
+        // Rule 1 and 2: a running future waits for each of its targets still in the model.
+        let mut todo: Vec<u64> = Vec::new();
+        let mut waiters_of: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut blocked: HashMap<u64, usize> = HashMap::new();
+        for (&id, f) in &self.futures {
+            if f.phase != Phase::Running {
+                continue;
             }
-            for (&id, f) in &self.futures {
-                if f.phase == Phase::Running && can(&progress, id) {
-                    frees.insert(f.pool.as_str(), true);
-                }
+            let mut n = 0;
+            for w in self.waits_of(id).iter().filter(|w| self.futures.contains_key(&w.target)) {
+                waiters_of.entry(w.target).or_default().push(id);
+                n += 1;
             }
-            for (&id, f) in &self.futures {
-                if can(&progress, id) {
-                    continue;
-                }
-                let ok = match f.phase {
-                    // A pool we know nothing of is assumed to have room.
-                    Phase::Pending => frees.get(f.pool.as_str()).copied().unwrap_or(true),
-                    Phase::Running => self.waits_of(id).iter().all(|w| can(&progress, w.target)),
-                };
-                if ok {
-                    progress.insert(id, true);
-                    changed = true;
-                }
-            }
-            if !changed {
-                return progress;
+            if n == 0 {
+                todo.push(id);
+            } else {
+                blocked.insert(id, n);
             }
         }
+        // Rule 3: a pool with a free worker now (or one we know nothing of) runs its queue.
+        let mut freed: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for (&pool, queued) in &pending_in {
+            let free = self.capacity.get(pool).is_none_or(|&cap| running_in.get(pool).copied().unwrap_or(0) < cap);
+            if free {
+                freed.insert(pool);
+                todo.extend(queued);
+            }
+        }
+        while let Some(id) = todo.pop() {
+            let Some(p) = progress.get_mut(&id) else { continue };
+            if *p {
+                continue;
+            }
+            *p = true;
+            let Some(f) = self.futures.get(&id) else { continue };
+            // A worker that will finish frees its pool for the queue.
+            if f.phase == Phase::Running && freed.insert(f.pool.as_str()) {
+                todo.extend(pending_in.get(f.pool.as_str()).into_iter().flatten());
+            }
+            for w in waiters_of.get(&id).into_iter().flatten() {
+                if let Some(n) = blocked.get_mut(w) {
+                    *n -= 1;
+                    if *n == 0 {
+                        todo.push(*w);
+                    }
+                }
+            }
+        }
+        progress
     }
 
     /// Every future that can never make progress, in id order.
@@ -244,18 +265,37 @@ impl Model {
     }
 
     /// Every deadlock in the model, each once.
+    ///
+    /// Stuck waiters are followed in id order; a waiter an earlier walk went through is
+    /// not walked again (it leads to a deadlock already found), so the walks cost `O(n)`
+    /// in all, even for one circle of `n` tasks.
     pub fn find(&self) -> Vec<Deadlock> {
         if !self.has_waits() {
             return Vec::new();
         }
         let progress = self.progress();
         let stuck = |id: u64| progress.get(&id).is_some_and(|p| !p);
+        // Each pool's stuck workers, in id order: where a walk goes on past a queued future.
+        let mut workers: HashMap<&str, Vec<u64>> = HashMap::new();
+        for (&id, f) in &self.futures {
+            if f.phase == Phase::Running && stuck(id) {
+                workers.entry(f.pool.as_str()).or_default().push(id);
+            }
+        }
+        for w in workers.values_mut() {
+            w.sort_unstable();
+        }
         let mut found: Vec<Deadlock> = Vec::new();
+        let mut keys: std::collections::HashSet<BTreeSet<u64>> = std::collections::HashSet::new();
+        let mut visited: std::collections::HashSet<u64> = std::collections::HashSet::new();
         let mut waiters: Vec<u64> = self.waits.keys().copied().filter(|&w| stuck(w)).collect();
         waiters.sort_unstable();
         for w in waiters {
-            let Some(d) = self.chain(w, &stuck) else { continue };
-            if !found.iter().any(|f| f.key() == d.key()) {
+            if visited.contains(&w) {
+                continue;
+            }
+            let Some(d) = self.chain(w, &stuck, &workers, &mut visited) else { continue };
+            if keys.insert(d.key()) {
                 found.push(d);
             }
         }
@@ -263,8 +303,16 @@ impl Model {
     }
 
     /// Follows stuck waits from `start` until they close into a cycle.
-    fn chain(&self, start: u64, stuck: &dyn Fn(u64) -> bool) -> Option<Deadlock> {
+    fn chain(
+        &self,
+        start: u64,
+        stuck: &dyn Fn(u64) -> bool,
+        workers: &HashMap<&str, Vec<u64>>,
+        visited: &mut std::collections::HashSet<u64>,
+    ) -> Option<Deadlock> {
         let mut path: Vec<u64> = vec![start];
+        let mut at: HashMap<u64, usize> = HashMap::from([(start, 0)]);
+        visited.insert(start);
         let mut cur = start;
         for _ in 0..=self.futures.len() {
             let target = self.waits_of(cur).iter().map(|w| w.target).find(|&t| stuck(t))?;
@@ -274,18 +322,14 @@ impl Model {
                     // Queued behind a full pool: continue through one of its stuck workers,
                     // preferring one already on the path (that closes the loop).
                     let pool = &self.futures.get(&target)?.pool;
+                    at.insert(target, path.len());
                     path.push(target);
-                    let mut workers: Vec<u64> = self
-                        .futures
-                        .iter()
-                        .filter(|(id, f)| f.phase == Phase::Running && &f.pool == pool && stuck(**id))
-                        .map(|(id, _)| *id)
-                        .collect();
-                    workers.sort_unstable();
-                    *workers.iter().find(|w| path.contains(w)).or_else(|| workers.first())?
+                    visited.insert(target);
+                    let ws = workers.get(pool.as_str())?;
+                    *ws.iter().find(|w| at.contains_key(w)).or_else(|| ws.first())?
                 }
             };
-            if let Some(i) = path.iter().position(|&p| p == next) {
+            if let Some(&i) = at.get(&next) {
                 // The deadlock is the circle only: a queue passed on the way to it (a waiter
                 // starved behind the circle) does not make a cycle a starvation.
                 let tasks: Vec<u64> = path[i..].to_vec();
@@ -298,7 +342,9 @@ impl Model {
                 let through_pool = !pools.is_empty();
                 return Some(self.report(tasks, through_pool, pools));
             }
+            at.insert(next, path.len());
             path.push(next);
+            visited.insert(next);
             cur = next;
         }
         None

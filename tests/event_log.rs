@@ -241,7 +241,10 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
                 let i =
                     open_waits.iter().position(|w| *w == key).unwrap_or_else(|| panic!("wait_end without wait: {e}"));
                 open_waits.remove(i);
-                assert!(matches!(e["outcome"].as_str(), Some("completed" | "timed_out" | "interrupted" | "killed")), "{e}");
+                assert!(
+                    matches!(e["outcome"].as_str(), Some("completed" | "timed_out" | "interrupted" | "killed")),
+                    "{e}"
+                );
             }
             "deadlock" => {
                 assert!(matches!(e["kind"].as_str(), Some("cycle" | "starvation")), "{e}");

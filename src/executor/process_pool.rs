@@ -23,7 +23,7 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
-use super::protocol::{read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
 use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
@@ -664,16 +664,11 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
 
 /// Sends `calls` to the worker and reads until each has finished.
 fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
-    let msgs: Vec<CallMsg> = calls
+    let msgs: Vec<CallRef<'_>> = calls
         .iter()
-        .map(|e| CallMsg {
-            id: e.future.id().0,
-            name: e.call.name.clone(),
-            args: e.call.args.clone(),
-            task: e.name.to_string(),
-        })
+        .map(|e| CallRef { id: e.future.id().0, name: &e.call.name, args: &e.call.args, task: &e.name })
         .collect();
-    if let Err(e) = write_frame(&mut *lock(&p.stdin), &ToWorker::Run { calls: msgs }) {
+    if let Err(e) = write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs }) {
         return Exchange::Lost(e.to_string());
     }
     let by_id: HashMap<u64, &Future<Value>> = calls.iter().map(|e| (e.future.id().0, &e.future)).collect();

@@ -40,6 +40,29 @@ pub struct CallMsg {
     pub task: String,
 }
 
+/// [`ToWorker::Run`] as the parent writes it: the same frame, borrowing each call's name
+/// and arguments instead of copying them.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename = "run")]
+pub struct RunRef<'a> {
+    /// The calls.
+    pub calls: Vec<CallRef<'a>>,
+}
+
+/// A [`CallMsg`] that borrows its fields.
+#[derive(Debug, Serialize)]
+pub struct CallRef<'a> {
+    /// See [`CallMsg::id`].
+    pub id: u64,
+    /// See [`CallMsg::name`].
+    pub name: &'a str,
+    /// See [`CallMsg::args`].
+    pub args: &'a Value,
+    /// See [`CallMsg::task`].
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub task: &'a str,
+}
+
 /// An error as it crosses the pipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
@@ -190,5 +213,23 @@ mod tests {
         assert!(read_frame::<ToWorker>(&mut [10, 0, 0, 0, b'{'].as_slice()).is_err());
         assert!(read_frame::<ToWorker>(&mut [2, 0, 0, 0, b'{', b'}'].as_slice()).is_err());
         assert!(read_frame::<ToWorker>(&mut [1, 0].as_slice()).is_err());
+    }
+
+    #[test]
+    fn a_borrowed_run_frame_reads_as_the_owned_one() {
+        let args = serde_json::json!({"Pow": {"base": 2, "exp": 10}});
+        let mut buf = Vec::new();
+        let calls = vec![
+            CallRef { id: 1, name: "f", args: &args, task: "t" },
+            CallRef { id: 2, name: "g", args: &args, task: "" },
+        ];
+        write_frame(&mut buf, &RunRef { calls }).unwrap();
+        let expected = ToWorker::Run {
+            calls: vec![
+                CallMsg { id: 1, name: "f".into(), args: args.clone(), task: "t".into() },
+                CallMsg { id: 2, name: "g".into(), args: args.clone(), task: String::new() },
+            ],
+        };
+        assert_eq!(read_frame::<ToWorker>(&mut buf.as_slice()).unwrap(), Some(expected));
     }
 }

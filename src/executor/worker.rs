@@ -15,6 +15,7 @@ use std::io::{BufReader, BufWriter, Stdin, Stdout, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::protocol::{queue_frame, read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
@@ -67,13 +68,13 @@ impl Callables {
     pub fn builtins() -> Self {
         let mut c = Self::new();
         c.register(BUILTIN_CALL, |args, ctx| {
-            let b: Builtin = serde_json::from_value(args.clone())
-                .map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
+            let b =
+                Builtin::deserialize(args).map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
             run_in_worker(&b, ctx)
         });
         c.register(COMMAND_CALL, |args, ctx| {
-            let cmd: CommandPlan = serde_json::from_value(args.clone())
-                .map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
+            let cmd =
+                CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
             let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
             let sink_lines = Arc::clone(&lines);
             let sink: OutputSink = Arc::new(move |stream, line| {
