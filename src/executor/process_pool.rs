@@ -150,6 +150,7 @@ impl ProcessPoolBuilder {
                 broken_flag: AtomicBool::new(false),
                 live: Mutex::new(HashMap::new()),
                 next_worker: AtomicUsize::new(0),
+                idle_slots: AtomicUsize::new(0),
             }),
         })
     }
@@ -197,6 +198,8 @@ struct Shared {
     /// Live workers by slot.
     live: Mutex<HashMap<usize, Live>>,
     next_worker: AtomicUsize,
+    /// Slots waiting for an item (Python's `_idle_worker_semaphore`).
+    idle_slots: AtomicUsize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -341,20 +344,24 @@ impl ProcessPoolExecutor {
         if tx.send(item).is_err() {
             return Err(SubmitError::Shutdown);
         }
-        if control.threads.is_empty() {
-            for slot in 0..self.shared.max_workers {
-                let shared = Arc::clone(&self.shared);
-                match thread::Builder::new()
-                    .name(format!("{}-slot-{slot}", self.shared.name))
-                    .spawn(move || slot_loop(&shared, slot))
-                {
-                    Ok(h) => control.threads.push(h),
-                    Err(e) => {
-                        drop(control);
-                        self.shared.break_pool(format!("could not start a worker thread: {e}"));
-                        return Ok(futures);
-                    }
+        // As Python's `_adjust_process_count`: an idle worker takes the item; else one
+        // more worker starts, up to max_workers.
+        let took_idle =
+            self.shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        let slot = control.threads.len();
+        if !took_idle && slot < self.shared.max_workers {
+            let shared = Arc::clone(&self.shared);
+            match thread::Builder::new()
+                .name(format!("{}-slot-{slot}", self.shared.name))
+                .spawn(move || slot_loop(&shared, slot))
+            {
+                Ok(h) => control.threads.push(h),
+                Err(e) if slot == 0 => {
+                    drop(control);
+                    self.shared.break_pool(format!("could not start a worker thread: {e}"));
                 }
+                // The slots already running will take the item.
+                Err(_) => {}
             }
         }
         Ok(futures)
@@ -509,7 +516,14 @@ enum Exchange {
 fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let mut proc: Option<Proc> = None;
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
-    while let Ok(item) = shared.rx.recv() {
+    let mut done_one = false;
+    loop {
+        // Between items (whichever way the last one ended) this slot is idle.
+        if done_one {
+            shared.idle_slots.fetch_add(1, Ordering::SeqCst);
+        }
+        done_one = true;
+        let Ok(item) = shared.rx.recv() else { break };
         if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
             fail_broken(item, &b);
             continue;
