@@ -513,6 +513,8 @@ enum Exchange {
     Lost(String),
 }
 
+/// One worker slot: takes items, (re)starts its worker process, handles its death.
+#[allow(clippy::too_many_lines)] // the slot's whole life, read top to bottom
 fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let mut proc: Option<Proc> = None;
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
