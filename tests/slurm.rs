@@ -164,7 +164,7 @@ fn slurm_pool_against_a_real_cluster() {
     let orphan = p2.submit_named(Some("orphan"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap();
     wait_until("the job to run", Duration::from_secs(60), || orphan.running());
     let _ = Command::new("pkill").args(["-x", "slurmctld"]).status();
-    let outcome = orphan.result(Some(Duration::from_secs(60)));
+    let outcome = orphan.result(Some(Duration::from_secs(90)));
     // Let the old controller finish exiting before starting a new one.
     wait_until("slurmctld to exit", Duration::from_secs(30), || {
         !Command::new("pgrep").args(["-x", "slurmctld"]).status().is_ok_and(|s| s.success())

@@ -305,7 +305,8 @@ fn scancel(job_id: &str) {
 
 fn manage(shared: &Arc<Shared>) {
     let killer: Arc<dyn Kill> = Arc::new(SlurmKiller { shared: Arc::clone(shared) });
-    let mut failing_since: Option<Instant> = None;
+    // When squeue last answered; the grace counts from there.
+    let mut last_answer = Instant::now();
     let mut nodes_seen: Vec<String> = Vec::new();
     let mut last_load = Instant::now().checked_sub(LOAD_EVERY).unwrap_or_else(Instant::now);
     loop {
@@ -333,14 +334,13 @@ fn manage(shared: &Arc<Shared>) {
         }
         let ids: Vec<String> = lock(&shared.jobs).values().map(|j| j.slurm_id.clone()).collect();
         if !ids.is_empty() {
-            match squeue(&ids) {
+            match squeue(&ids, shared.grace) {
                 Ok(states) => {
-                    failing_since = None;
+                    last_answer = Instant::now();
                     update(shared, &states, &killer, &mut nodes_seen);
                 }
                 Err(e) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= shared.grace {
+                    if last_answer.elapsed() >= shared.grace {
                         break_pool(shared, format!("the Slurm controller stopped answering: {e}"));
                         return;
                     }
@@ -436,11 +436,10 @@ fn sbatch(shared: &Shared, entry: &Entry) -> Result<(String, PathBuf), String> {
 }
 
 /// Job id → (state, node, reason), for the jobs Slurm still lists.
-fn squeue(ids: &[String]) -> Result<HashMap<String, (String, String, String)>, String> {
-    let out = Command::new("squeue")
-        .args(["-h", "--states=all", "-o", "%i|%T|%N|%r", "-j", &ids.join(",")])
-        .output()
-        .map_err(|e| format!("cannot run squeue: {e}"))?;
+fn squeue(ids: &[String], limit: Duration) -> Result<HashMap<String, (String, String, String)>, String> {
+    let mut cmd = Command::new("squeue");
+    cmd.args(["-h", "--states=all", "-o", "%i|%T|%N|%r", "-j", &ids.join(",")]);
+    let out = output_within(cmd, limit)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     // A job purged from the controller's memory makes squeue complain; that is not the
     // controller being down.
@@ -454,6 +453,51 @@ fn squeue(ids: &[String]) -> Result<HashMap<String, (String, String, String)>, S
             Some((p.next()?.to_owned(), (p.next()?.to_owned(), p.next()?.to_owned(), p.next()?.to_owned())))
         })
         .collect())
+}
+
+/// Runs `cmd` to completion, or kills it after `limit` (Slurm's clients retry a missing
+/// controller for a long while; a poll must not hang with them).
+fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let readers: Vec<JoinHandle<Vec<u8>>> = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut pipe| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    })
+    .collect();
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if start.elapsed() < limit => thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{:?} did not answer within {:.0} s", cmd.get_program(), limit.as_secs_f64()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    let mut outputs = readers.into_iter().map(|r| r.join().unwrap_or_default());
+    Ok(std::process::Output {
+        status,
+        stdout: outputs.next().unwrap_or_default(),
+        stderr: outputs.next().unwrap_or_default(),
+    })
 }
 
 fn update(
