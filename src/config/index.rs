@@ -199,26 +199,30 @@ impl PosIndex {
 /// Where `[` or `{` first opens level `MAX_DEPTH + 1`, counting brackets without regard
 /// to quotes or comments.
 fn first_too_deep_bracket(text: &str) -> Option<Pos> {
-    let (mut depth, mut line, mut col) = (0usize, 1, 1);
-    for c in text.chars() {
+    let mut depth = 0usize;
+    positions(text).find_map(|(pos, c)| {
         match c {
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Some(Pos { line, col });
-                }
-            }
+            '[' | '{' => depth += 1,
             ']' | '}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        (matches!(c, '[' | '{') && depth > MAX_DEPTH).then_some(pos)
+    })
+}
+
+/// Each character of `text` with its 1-based line and column.
+pub(crate) fn positions(text: &str) -> impl Iterator<Item = (Pos, char)> + '_ {
+    let (mut line, mut col) = (1, 1);
+    text.chars().map(move |c| {
+        let pos = Pos { line, col };
         if c == '\n' {
             line += 1;
             col = 1;
         } else {
             col += 1;
         }
-    }
-    None
+        (pos, c)
+    })
 }
 
 #[cfg(test)]

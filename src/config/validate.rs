@@ -174,21 +174,11 @@ pub(super) fn validate(file: &str, default_name: &str, text: &str) -> Result<Pla
 
 /// The first character YAML does not allow in a file (a NUL, say), with its position.
 fn control_character(text: &str) -> Option<(Pos, char)> {
-    let (mut line, mut col) = (1, 1);
-    for c in text.chars() {
+    super::index::positions(text).find(|&(_, c)| {
         let allowed = matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{A0}'..='\u{D7FF}')
             || matches!(c, '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
-        if !allowed {
-            return Some((Pos { line, col }, c));
-        }
-        if c == '\n' {
-            line += 1;
-            col = 1;
-        } else {
-            col += 1;
-        }
-    }
-    None
+        !allowed
+    })
 }
 
 /// How deep `[` and `{` nest in `text`, counted without regard to quotes or comments:
