@@ -112,7 +112,76 @@ fn bench(c: &mut Criterion) {
     println!("events applied: {:.2} M/s ({:.0} ns each)", 1e-6 / per_event, per_event * 1e9);
 }
 
+/// A plan of `n` calls of `call` with `args` on a 4-thread pool.
+fn plan(n: usize, call: &str, item: &str) -> futuretop::Plan {
+    let items = vec![item; n].join(", ");
+    let yaml = format!(
+        "pools:\n  io: {{ kind: thread, max_workers: 4 }}\ntasks:\n  - name: t\n    pool: io\n    call: {call}\n    map: {{ {items_key}: [{items}] }}\n",
+        items_key = if call == "pow" { "base" } else { "secs" }
+    );
+    let yaml = if call == "pow" { yaml.replace("call: pow", "call: pow\n    args: { exp: 2 }") } else { yaml };
+    futuretop::load_task_str("bench.yaml", "bench", &yaml).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `plan` with one consumer of its events; returns the run's wall time.
+fn run_with(plan: futuretop::Plan, monitor: bool) -> Duration {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let start = Instant::now();
+    let handle =
+        futuretop::start_run(plan, &futuretop::RunOptions::default(), vec![tx]).unwrap_or_else(|e| panic!("{e}"));
+    let consumer = std::thread::spawn(move || {
+        if !monitor {
+            // A null consumer: takes events and drops them.
+            while rx.recv().is_ok() {}
+            return;
+        }
+        // The monitor's loop: take in what is pending, draw at most every 33 ms.
+        let mut app = App::new();
+        let mut terminal = Terminal::new(TestBackend::new(160, 45)).unwrap_or_else(|e| panic!("{e}"));
+        let mut last = Instant::now();
+        while let Ok(e) = rx.recv() {
+            app.apply_event(&e);
+            for e in rx.try_iter().take(100_000) {
+                app.apply_event(&e);
+            }
+            if last.elapsed() >= Duration::from_millis(33) {
+                last = Instant::now();
+                let _ = terminal.draw(|f| draw(f, &mut app, Theme { color: true }));
+            }
+        }
+    });
+    let _ = handle.join();
+    let elapsed = start.elapsed();
+    let _ = consumer.join();
+    elapsed
+}
+
+/// Task slowdown with the monitor attached, against a null consumer (best of `rounds`).
+fn slowdown(n: usize, call: &str, item: &str, rounds: usize) -> (Duration, Duration) {
+    let mut null = Duration::MAX;
+    let mut tui = Duration::MAX;
+    for _ in 0..rounds {
+        null = null.min(run_with(plan(n, call, item), false));
+        tui = tui.min(run_with(plan(n, call, item), true));
+    }
+    (null, tui)
+}
+
 fn main() {
+    let (null, tui) = slowdown(100_000, "pow", "3", 3);
+    println!(
+        "100,000 trivial tasks: null consumer {:.3} s, monitor attached {:.3} s: {:.2}x (target <= 1.25x)",
+        null.as_secs_f64(),
+        tui.as_secs_f64(),
+        tui.as_secs_f64() / null.as_secs_f64()
+    );
+    let (null, tui) = slowdown(2_000, "sleep", "0.001", 3);
+    println!(
+        "2,000 1 ms tasks: null consumer {:.3} s, monitor attached {:.3} s: {:.2}x (target <= 1.05x)",
+        null.as_secs_f64(),
+        tui.as_secs_f64(),
+        tui.as_secs_f64() / null.as_secs_f64()
+    );
     let mut c = Criterion::default()
         .sample_size(20)
         .measurement_time(Duration::from_secs(3))
