@@ -402,6 +402,10 @@ pub struct App {
     pub view: View,
     /// The focused pane.
     pub pane: Pane,
+    /// Lines scrolled in the detail view.
+    pub detail_scroll: u16,
+    /// Lines scrolled in the workers panel (when it has the focus).
+    pub workers_scroll: usize,
     /// The help overlay is up.
     pub help: bool,
     /// The quit question is up.
@@ -891,6 +895,15 @@ impl App {
         }
         self.status = None;
         match action {
+            Action::Move(d) if matches!(self.view, View::Detail(_)) => {
+                let s = i64::from(self.detail_scroll) + d;
+                self.detail_scroll = u16::try_from(s.max(0)).unwrap_or(u16::MAX);
+            }
+            Action::Move(d) if self.view == View::Main && self.pane == Pane::Workers => {
+                let lines: usize = self.pools.iter().map(|p| 1 + p.workers.len()).sum();
+                let s = i64::try_from(self.workers_scroll).unwrap_or(0) + d;
+                self.workers_scroll = usize::try_from(s.max(0)).unwrap_or(0).min(lines.saturating_sub(1));
+            }
             Action::Move(d) => {
                 let len = self.visible().len();
                 if len > 0 {
@@ -910,6 +923,7 @@ impl App {
                 self.scroll_to_selection();
                 if let Some(id) = self.selected {
                     self.view = View::Detail(id);
+                    self.detail_scroll = 0;
                 }
             }
             Action::Back => {
@@ -1158,6 +1172,29 @@ mod tests {
         ));
         assert_eq!(app.selected, Some(3), "still c");
         assert_eq!(app.selected_pos(), Some(1), "c moved up among the running");
+    }
+
+    #[test]
+    fn arrows_scroll_the_detail_view_and_the_focused_workers_panel() {
+        let mut app = App::new();
+        started(&mut app);
+        app.apply(Action::Top);
+        app.apply(Action::Open);
+        app.apply(Action::Move(3));
+        assert_eq!(app.detail_scroll, 3);
+        assert_eq!(app.selected, Some(1), "the selection stays");
+        app.apply(Action::Move(-5));
+        assert_eq!(app.detail_scroll, 0);
+        app.apply(Action::Back);
+        app.apply(Action::SwitchPane);
+        app.apply(Action::Move(1));
+        assert_eq!(app.workers_scroll, 1);
+        app.apply(Action::Move(10));
+        assert_eq!(app.workers_scroll, 1, "one pool head and one worker: at most one line away");
+        assert_eq!(app.selected, Some(1));
+        app.apply(Action::SwitchPane);
+        app.apply(Action::Move(1));
+        assert_eq!(app.selected, Some(2), "the table has the arrows again");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Pane, RowState, View};
+use super::app::{App, Pane, PoolView, RowState, View};
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,9 +250,18 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
     let inner = block.inner(area);
     f.render_widget(block, area);
     let mut y = inner.y;
+    // Lines scrolled away (Tab gives the panel the focus, then ↑↓ scroll it).
+    let mut skip = if compact { 0 } else { app.workers_scroll };
     for p in &app.pools {
         if y >= inner.bottom() {
             break;
+        }
+        if skip > 0 {
+            skip -= 1;
+            let hidden = skip.min(p.workers.len());
+            skip -= hidden;
+            draw_worker_lines(f, app, p, hidden, &mut y, inner, theme);
+            continue;
         }
         let queued = p.queued;
         let busy = p.workers.iter().filter(|w| w.current.is_some()).count();
@@ -275,40 +284,50 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
         if compact {
             continue;
         }
-        for w in &p.workers {
-            if y >= inner.bottom() {
-                break;
-            }
-            let task = w.current.and_then(|id| app.row(id));
-            let (word, style) = match task {
-                None if !w.alive => ("exited", theme.fg(Color::DarkGray)),
-                None => ("idle", theme.fg(Color::Gray)),
-                Some(r) if !r.waits_on.is_empty() => ("blocked", theme.fg(Color::Red)),
-                Some(_) => ("busy", theme.fg(Color::Cyan)),
-            };
-            // A process worker's CPU and memory first (fixed width), then its task, then
-            // its pid: what the line has no room for is cut from the end.
-            let res = match (w.cpu, w.mem, &w.load) {
-                (Some(c), Some(m), _) => format!("{c:>3.0}% {:>5}", bytes(m)),
-                (_, _, Some(load)) => load.clone(),
-                _ => String::new(),
-            };
-            let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
-            let name = format!("  {:<9} ", w.name);
-            let room = usize::from(inner.width).saturating_sub(name.chars().count() + 8);
-            let what = [res.as_str(), task.map_or("", |r| r.name.as_str()), pid.as_str()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join("  ");
-            let line = Line::from(vec![
-                Span::raw(name),
-                Span::styled(format!("{word:<8}"), style),
-                Span::raw(cut(&what, room)),
-            ]);
-            f.render_widget(Paragraph::new(line), Rect { x: inner.x, y, width: inner.width, height: 1 });
-            y += 1;
+        draw_worker_lines(f, app, p, 0, &mut y, inner, theme);
+    }
+}
+
+/// The lines of `pool`'s workers from the `from`-th on, down from screen row `row`.
+fn draw_worker_lines(
+    f: &mut Frame<'_>,
+    app: &App,
+    pool: &PoolView,
+    from: usize,
+    row: &mut u16,
+    inner: Rect,
+    theme: Theme,
+) {
+    for w in pool.workers.iter().skip(from) {
+        if *row >= inner.bottom() {
+            break;
         }
+        let task = w.current.and_then(|id| app.row(id));
+        let (word, style) = match task {
+            None if !w.alive => ("exited", theme.fg(Color::DarkGray)),
+            None => ("idle", theme.fg(Color::Gray)),
+            Some(r) if !r.waits_on.is_empty() => ("blocked", theme.fg(Color::Red)),
+            Some(_) => ("busy", theme.fg(Color::Cyan)),
+        };
+        // A process worker's CPU and memory first (fixed width), then its task, then
+        // its pid: what the line has no room for is cut from the end.
+        let res = match (w.cpu, w.mem, &w.load) {
+            (Some(c), Some(m), _) => format!("{c:>3.0}% {:>5}", bytes(m)),
+            (_, _, Some(load)) => load.clone(),
+            _ => String::new(),
+        };
+        let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
+        let name = format!("  {:<9} ", w.name);
+        let room = usize::from(inner.width).saturating_sub(name.chars().count() + 8);
+        let what = [res.as_str(), task.map_or("", |r| r.name.as_str()), pid.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("  ");
+        let line =
+            Line::from(vec![Span::raw(name), Span::styled(format!("{word:<8}"), style), Span::raw(cut(&what, room))]);
+        f.render_widget(Paragraph::new(line), Rect { x: inner.x, y: *row, width: inner.width, height: 1 });
+        *row += 1;
     }
 }
 
@@ -386,7 +405,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     f.render_widget(
         Paragraph::new(Text::from(lines))
             .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" details (Esc back) ")),
+            .scroll((app.detail_scroll, 0))
+            .block(Block::bordered().title(" details (↑↓ scroll, Esc back) ")),
         area,
     );
 }
@@ -496,7 +516,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("/", "search by name"),
     ("f", "cycle the state filter"),
     ("s", "cycle the sort order"),
-    ("Tab", "switch pane"),
+    ("Tab", "switch pane (↑↓ then scroll the workers)"),
     ("w", "wait-for graph"),
     ("t", "timeline: tasks per worker over time"),
     ("space . + -", "replay: pause, step, faster, slower"),
