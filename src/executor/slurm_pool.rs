@@ -349,6 +349,8 @@ fn manage(shared: &Arc<Shared>) {
         }
         let queue_closed = lock(&shared.tx).is_none();
         if queue_closed && shared.rx.is_empty() && lock(&shared.jobs).is_empty() {
+            // Removed only if every job went well (it is empty then).
+            let _ = std::fs::remove_dir(&shared.dir);
             for n in nodes_seen {
                 emit(&shared.sink, || Observation::WorkerExited {
                     pool: Arc::clone(&shared.name),
@@ -587,6 +589,10 @@ fn conclude(shared: &Shared, job: &Job, state: &str, reason: &str) {
     }
     if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
         hook(f.id(), v);
+    }
+    // A failed job's directory (its output.txt) is kept for a look; a good one goes.
+    if outcome.is_ok() {
+        let _ = std::fs::remove_dir_all(&job.dir);
     }
     let _ = f.finish(outcome, "set_result");
 }
