@@ -108,7 +108,8 @@ pub enum ToParent {
         /// Why.
         error: WireError,
     },
-    /// A call started.
+    /// A call started (optional: today's workers do not send it; the parent marks a
+    /// call running when it sends it).
     Started {
         /// The call's id.
         id: u64,

@@ -290,10 +290,8 @@ fn serve(callables: &Callables) -> i32 {
                 let last = calls.len().saturating_sub(1);
                 let mut flushed = std::time::Instant::now();
                 for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
-                    // Informational (the parent marks a call running when it sends it).
-                    if queue_frame(&mut output, &ToParent::Started { id }).is_err() {
-                        break;
-                    }
+                    // No `Started` frame: the parent marks a call running when it sends it,
+                    // and a frame per call less halves the parent's reading for a chunk.
                     let result = match callables.map.get(&name) {
                         None => Err(Exception::task(format!("no callable named '{name}' is registered in the worker"))),
                         Some(f) => {
