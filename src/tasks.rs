@@ -248,6 +248,10 @@ fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
 pub const OUTPUT_TAIL_LINES: usize = 50;
 /// Longest output line kept (longer lines are cut, with a marker).
 pub const MAX_LINE_BYTES: usize = 4096;
+/// Output lines per second and stream published as events; beyond that they are counted,
+/// kept in the tail, and summed up in one line a second (a command printing megabytes a
+/// second must not flood the event log or the monitor).
+pub const OUTPUT_LINES_PER_SEC: u32 = 200;
 
 /// Which stream a line of output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -351,6 +355,23 @@ pub(crate) fn signal_name(sig: i32) -> String {
     nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("{sig}"), |s| s.as_str().to_owned())
 }
 
+/// Skips to the next newline without holding more than the reader's buffer.
+fn skip_rest_of_line(reader: &mut impl BufRead) {
+    loop {
+        let (found, n) = match reader.fill_buf() {
+            Ok([]) | Err(_) => return,
+            Ok(chunk) => match chunk.iter().position(|&b| b == b'\n') {
+                Some(i) => (true, i + 1),
+                None => (false, chunk.len()),
+            },
+        };
+        reader.consume(n);
+        if found {
+            return;
+        }
+    }
+}
+
 fn spawn_reader(
     pipe: impl Read + Send + 'static,
     stream: Stream,
@@ -361,18 +382,18 @@ fn spawn_reader(
     let spawned = std::thread::Builder::new().name("command-output".into()).spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
+        let mut second = Instant::now();
+        let (mut shown, mut hidden) = (0u32, 0u64);
         loop {
             buf.clear();
             match reader.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let cut = buf.len() > MAX_LINE_BYTES;
+            let cut = buf.len() > MAX_LINE_BYTES && buf.last() != Some(&b'\n');
             let mut line = String::from_utf8_lossy(&buf[..buf.len().min(MAX_LINE_BYTES)]).trim_end().to_owned();
             if cut {
-                // Skip the rest of an over-long line.
-                let mut rest = Vec::new();
-                let _ = reader.read_until(b'\n', &mut rest);
+                skip_rest_of_line(&mut reader);
                 line.push_str(" [...]");
             }
             if let Ok(mut t) = tail.lock() {
@@ -381,7 +402,22 @@ fn spawn_reader(
                 }
                 t.push_back(line.clone());
             }
-            output(stream, line);
+            if second.elapsed() >= Duration::from_secs(1) {
+                if hidden > 0 {
+                    output(stream, format!("[{hidden} more lines not shown]"));
+                }
+                second = Instant::now();
+                (shown, hidden) = (0, 0);
+            }
+            if shown < OUTPUT_LINES_PER_SEC {
+                shown += 1;
+                output(stream, line);
+            } else {
+                hidden += 1;
+            }
+        }
+        if hidden > 0 {
+            output(stream, format!("[{hidden} more lines not shown]"));
         }
         let _ = done.send(());
     });
@@ -401,6 +437,48 @@ mod tests {
         // The seed's example: Python says len(str(323 ** 1235)) == 3099.
         let Value::String(big) = pow(323, 1235) else { panic!("expected digits") };
         assert_eq!(big.len(), 3099);
+    }
+
+    fn sh(script: &str) -> CommandPlan {
+        CommandPlan {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            env: Vec::new(),
+            cwd: None,
+            timeout: Some(60.0),
+        }
+    }
+
+    /// Runs `script`, counting the output lines published and their bytes.
+    fn run_counting(script: &str) -> (Result<Value, Exception>, usize, usize) {
+        let lines = Arc::new(Mutex::new((0usize, 0usize)));
+        let seen = Arc::clone(&lines);
+        let sink: OutputSink = Arc::new(move |_, line: String| {
+            let mut l = seen.lock().unwrap();
+            l.0 += 1;
+            l.1 += line.len();
+        });
+        let r = run_command(&sh(script), &sink, &|_| {});
+        let (n, bytes) = *lines.lock().unwrap();
+        (r, n, bytes)
+    }
+
+    #[test]
+    fn a_flood_of_output_is_rate_limited_and_summed_up() {
+        // About 5 million lines in well under a few seconds.
+        let (r, published, _) = run_counting("yes | head -n 5000000");
+        let tail = r.unwrap();
+        assert_eq!(tail.as_str().unwrap().lines().count(), OUTPUT_TAIL_LINES, "the result keeps a bounded tail");
+        assert!(published < 5_000, "only ~200 lines a second are published, got {published}");
+    }
+
+    #[test]
+    fn an_endless_line_is_cut_without_holding_it() {
+        // 20 MB without a newline, then one more line.
+        let (r, published, bytes) = run_counting("head -c 20000000 /dev/zero | tr '\\0' x; echo; echo after");
+        let tail = r.unwrap();
+        assert!(tail.as_str().unwrap().ends_with("after"), "{tail}");
+        assert!(published <= 3, "{published}");
+        assert!(bytes < 2 * MAX_LINE_BYTES + 100, "the cut line is at most {MAX_LINE_BYTES} bytes, got {bytes}");
     }
 
     #[test]
