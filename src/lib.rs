@@ -79,4 +79,4 @@ pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, Ret
 pub use headless::{report as report_headless, Tally};
 pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
 pub use runner::{start as start_run, Control, OnDeadlock, RunHandle, RunOptions, RunReport};
-pub use tasks::{Builtin, Stream, BUILTIN_NAMES};
+pub use tasks::{supervise_command_if_requested, Builtin, Stream, BUILTIN_NAMES, EXEC_ARG};

@@ -17,8 +17,9 @@ fn main() -> ExitCode {
     // A process-pool worker is this binary re-executed: serve, then exit.
     let callables = futuretop::Callables::builtins();
     futuretop::serve_worker_if_requested(&callables);
-    // So is a Slurm job's program on the node.
+    // So is a Slurm job's program on the node, and a command's supervisor.
     futuretop::serve_slurm_job_if_requested(&callables);
+    futuretop::supervise_command_if_requested();
     install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
@@ -130,6 +131,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
             DeadlockPolicy::Break => OnDeadlock::Break,
         },
         worker_program: None,
+        command_supervisor: std::env::current_exe().ok(),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;

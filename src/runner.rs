@@ -44,6 +44,10 @@ pub struct RunOptions {
     pub on_deadlock: OnDeadlock,
     /// The program process pools run as workers (default: this executable).
     pub worker_program: Option<PathBuf>,
+    /// A program that supervises thread-pool commands so that none outlives futuretop
+    /// (it must call [`supervise_command_if_requested`](crate::supervise_command_if_requested));
+    /// `None` runs commands directly.
+    pub command_supervisor: Option<PathBuf>,
 }
 
 /// A request to the runner.
@@ -127,6 +131,8 @@ struct Registry {
     submitted: Condvar,
     /// Every future of the run (inner submits too), with its pool's index.
     by_id: Mutex<HashMap<FutureId, (usize, Future<Value>)>>,
+    /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
+    supervisor: Option<PathBuf>,
     bus: Sender<BusMsg>,
 }
 
@@ -145,6 +151,7 @@ impl Registry {
         let env = RegistryEnv(Arc::clone(self));
         let bus = self.bus.clone();
         let task_name = name.to_owned();
+        let supervisor = self.supervisor.clone();
         let call = Fallible(move || -> Result<Value, Exception> {
             let value = match &work {
                 Work::Call(b) => run_builtin(b, &task_name, Some(&env as &dyn TaskEnv)),
@@ -157,7 +164,7 @@ impl Registry {
                             EventKind::Output { task: out_task.clone(), stream, line },
                         ));
                     });
-                    run_command(c, &sink, &|_| {})
+                    run_command(c, &sink, &|_| {}, supervisor.as_deref())
                 }
             }?;
             if let Some(id) = crate::current_task() {
@@ -302,6 +309,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
         submitted: Condvar::new(),
         by_id: Mutex::new(HashMap::new()),
         bus: bus_tx.clone(),
+        supervisor: options.command_supervisor.clone(),
     });
     let _ = weak.set(Arc::downgrade(&registry));
     let thread = std::thread::Builder::new()

@@ -244,6 +244,61 @@ fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
     }
 }
 
+/// The hidden first argument that makes this program supervise one command
+/// (`PROGRAM __futuretop_exec COMMAND ARGS...`); see [`supervise_command_if_requested`].
+pub const EXEC_ARG: &str = "__futuretop_exec";
+
+/// If this process was started as a command supervisor, runs the command and exits with
+/// its status; else returns. The supervisor leads the command's process group and asks
+/// the kernel for SIGTERM when futuretop dies, on which it kills the whole group.
+pub fn supervise_command_if_requested() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(std::ffi::OsStr::new(EXEC_ARG)) {
+        return;
+    }
+    std::process::exit(supervise(&args.collect::<Vec<_>>()));
+}
+
+fn supervise(argv: &[std::ffi::OsString]) -> i32 {
+    use nix::sys::signal::{kill, killpg, Signal};
+    use nix::unistd::{getpgrp, getpid};
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let parent = std::env::var(crate::executor::worker::PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok());
+    if parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
+        return 1;
+    }
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ]) {
+        let _ = std::thread::Builder::new().name("supervisor".into()).spawn(move || {
+            if signals.forever().next().is_some() {
+                // futuretop is gone (or stops the command): the whole group goes.
+                let _ = killpg(getpgrp(), Signal::SIGKILL);
+            }
+        });
+    }
+    let Some((program, rest)) = argv.split_first() else { return 2 };
+    let mut child = match Command::new(program).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot start `{}`: {e}", program.to_string_lossy());
+            return 127;
+        }
+    };
+    let Ok(status) = child.wait() else { return 1 };
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal().and_then(|s| Signal::try_from(s).ok()) {
+            // Die the way the command died, so that its status reads the same.
+            let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
+            let _ = kill(getpid(), sig);
+        }
+    }
+    status.code().unwrap_or(1)
+}
+
 /// Lines of a command's output kept for its result and the detail view.
 pub const OUTPUT_TAIL_LINES: usize = 50;
 /// Longest output line kept (longer lines are cut, with a marker).
@@ -269,12 +324,28 @@ pub(crate) type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
 /// Runs an external command in its own process group. Exit 0 gives the output's tail;
 /// anything else is a [`Exception::CommandFailed`] that names the status or signal. A
 /// kill, or the command's `timeout`, kills the whole process group.
-pub(crate) fn run_command(cmd: &CommandPlan, output: &OutputSink, on_spawn: &dyn Fn(i32)) -> Result<Value, Exception> {
+///
+/// With a `supervisor` (this program, which serves [`EXEC_ARG`]), the command runs under a
+/// small supervisor process that asks for a signal when futuretop dies and then kills the
+/// command's whole group: no command outlives futuretop, even a SIGKILLed one.
+pub(crate) fn run_command(
+    cmd: &CommandPlan,
+    output: &OutputSink,
+    on_spawn: &dyn Fn(i32),
+    supervisor: Option<&std::path::Path>,
+) -> Result<Value, Exception> {
     use std::os::unix::process::CommandExt;
     let Some((program, args)) = cmd.argv.split_first() else {
         return Err(Exception::CommandFailed("empty command".into()));
     };
-    let mut command = Command::new(program);
+    let mut command = match supervisor {
+        Some(shim) => {
+            let mut c = Command::new(shim);
+            c.arg(EXEC_ARG).arg(program).env(crate::executor::worker::PARENT_ENV, std::process::id().to_string());
+            c
+        }
+        None => Command::new(program),
+    };
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     for (k, v) in &cmd.env {
         command.env(k, v);
@@ -457,7 +528,7 @@ mod tests {
             l.0 += 1;
             l.1 += line.len();
         });
-        let r = run_command(&sh(script), &sink, &|_| {});
+        let r = run_command(&sh(script), &sink, &|_| {}, None);
         let (n, bytes) = *lines.lock().unwrap();
         (r, n, bytes)
     }

@@ -83,10 +83,15 @@ impl Callables {
                 }
             });
             let ctx = std::cell::RefCell::new(ctx);
-            let result = run_command(&cmd, &sink, &|pgid| {
-                remember_group(pgid);
-                ctx.borrow_mut().group(pgid);
-            });
+            let result = run_command(
+                &cmd,
+                &sink,
+                &|pgid| {
+                    remember_group(pgid);
+                    ctx.borrow_mut().group(pgid);
+                },
+                None,
+            );
             let ctx = ctx.into_inner();
             let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
             for (stream, line) in lines {
