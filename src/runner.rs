@@ -129,7 +129,7 @@ struct Registry {
     pools: Vec<Exec>,
     slots: Mutex<Vec<Slot>>,
     submitted: Condvar,
-    /// Every future of the run (inner submits too), with its pool's index.
+    /// Every live future of the run (inner submits too), with its pool's index.
     by_id: Mutex<HashMap<FutureId, (usize, Future<Value>)>>,
     /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
     supervisor: Option<PathBuf>,
@@ -144,6 +144,14 @@ impl Registry {
             Exec::Slurm(p) => p.submit_named(Some(name), process_call(&work))?,
         };
         lock(&self.by_id).insert(future.id(), (pool, future.clone()));
+        // Only live futures can be cancelled or killed: a finished one leaves the table,
+        // so that a long run's memory does not grow with every task it finished.
+        let registry = Arc::downgrade(self);
+        future.add_done_callback(move |f| {
+            if let Some(r) = registry.upgrade() {
+                lock(&r.by_id).remove(&f.id());
+            }
+        });
         Ok(future)
     }
 
