@@ -134,10 +134,11 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         command_supervisor: std::env::current_exe().ok(),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
+    let task_args = plan.tasks.iter().map(|t| (t.name.clone(), t.args.clone())).collect();
     let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
     if use_monitor(args.headless) {
-        let source = futuretop::tui::Source::Live { events: rx, control: handle.control() };
+        let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), args: task_args };
         let shown = futuretop::tui::run(source, color()).map_err(|e| format!("futuretop: the terminal failed: {e}"));
         if shown.is_err() {
             let _ = handle.control().send(Control::Interrupt);

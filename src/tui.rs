@@ -74,6 +74,8 @@ pub enum Source {
         events: Receiver<Event>,
         /// Its control channel.
         control: Sender<Control>,
+        /// Each plan task's arguments, by task name (for the detail view).
+        args: std::collections::HashMap<String, serde_json::Value>,
     },
     /// A recorded log, replayed at its own pace.
     Replay(Vec<Event>),
@@ -99,7 +101,10 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
     std::thread::Builder::new().name("futuretop-sysinfo".into()).spawn(move || sample_system(&sys_tx, &pids_rx))?;
     let mut app = App::new();
     let (events, control, replay) = match source {
-        Source::Live { events, control } => (events, Some(control), None),
+        Source::Live { events, control, args } => {
+            app.args = args;
+            (events, Some(control), None)
+        }
         Source::Replay(log) => {
             app.read_only = true;
             let (tx, rx) = crossbeam_channel::unbounded();

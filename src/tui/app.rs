@@ -412,6 +412,8 @@ pub struct App {
     pub confirm_quit: bool,
     /// The run's exit code, once it ended.
     pub finished: Option<i32>,
+    /// Each plan task's arguments, by task name, when the host knows them.
+    pub args: HashMap<String, Value>,
     /// A replay: commands are not sent.
     pub read_only: bool,
     /// System figures.

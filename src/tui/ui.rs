@@ -376,6 +376,9 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
             r.duration(app.now).map_or("-".into(), secs)
         )),
     ];
+    if let Some(args) = app.args.get(&r.name).filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
+        lines.push(Line::from(format!("args: {}", cut(&args.to_string(), 400))));
+    }
     if let Some(v) = &r.result {
         lines.push(Line::from(format!("result: {}", cut(&v.to_string(), 400))));
     }
@@ -534,4 +537,28 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
         Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys (any key closes) ")),
         rect,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventKind};
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+
+    #[test]
+    fn the_detail_view_shows_a_plan_tasks_arguments() {
+        let mut app = App::new();
+        app.args.insert("p".into(), serde_json::json!({ "n": 7 }));
+        app.apply_event(&Event {
+            seq: 1,
+            t: 0.0,
+            kind: EventKind::Pending { task: "p".into(), id: 1, pool: "io".into() },
+        });
+        app.view = View::Detail(1);
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        terminal.draw(|f| draw(f, &mut app, Theme { color: false })).unwrap();
+        let text: String = terminal.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
+        assert!(text.contains(r#"args: {"n":7}"#), "{text}");
+    }
 }
