@@ -1,7 +1,8 @@
 //! The terminal monitor: the terminal guard and the one loop that merges run events, keys, ticks and system samples.
 //!
-//! The loop `select`s over four sources; after each wake-up it drains every pending run
-//! event into the state (coalescing them) and redraws at most 30 times a second. The
+//! The loop `select`s over four sources; after each wake-up it drains pending run events
+//! into the state (coalescing them, until the next frame is due, so that a flood of
+//! events never starves the screen) and redraws at most 30 times a second. The
 //! engine never waits on it: events arrive on an unbounded channel. The terminal is
 //! restored by a guard on every path out, by a panic hook before a panic message is
 //! printed, and Ctrl-C (a key in raw mode) and SIGTERM stop the run cleanly.
@@ -122,8 +123,9 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
     let mut events_open = true;
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
-            terminal.draw(|f| ui::draw(f, &mut app, theme))?;
+            // Frames are paced from their start, so a slow frame does not stretch the period.
             last_draw = Instant::now();
+            terminal.draw(|f| ui::draw(f, &mut app, theme))?;
             dirty = false;
         }
         let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
@@ -134,9 +136,8 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
             recv(events_rx) -> e => match e {
                 Ok(e) => {
                     app.apply_event(&e);
-                    for e in events.try_iter().take(100_000) {
-                        app.apply_event(&e);
-                    }
+                    // Take in events only until the next frame is due.
+                    app.drain(&events, FRAME.saturating_sub(last_draw.elapsed()));
                     dirty = true;
                 }
                 Err(_) => events_open = false,

@@ -786,7 +786,24 @@ impl App {
     pub fn selected_pos(&mut self) -> Option<usize> {
         let sel = self.selected?;
         let i = *self.index.get(&sel)?;
+        if self.filter == Filter::All && self.sort == Sort::Submitted && self.query.is_empty() {
+            // Every row in submission order: the position is the index (no scan of
+            // 100,000 rows per frame).
+            return Some(i);
+        }
         self.visible().iter().position(|&r| r == i)
+    }
+
+    /// Takes in the events pending on `events`, for at most `budget`, so that a flood
+    /// of events never delays the next frame (what is left waits for the next turn).
+    pub fn drain(&mut self, events: &crossbeam_channel::Receiver<Event>, budget: std::time::Duration) {
+        let deadline = std::time::Instant::now() + budget;
+        for (i, e) in events.try_iter().enumerate() {
+            self.apply_event(&e);
+            if i % 256 == 255 && std::time::Instant::now() >= deadline {
+                break;
+            }
+        }
     }
 
     fn select_pos(&mut self, pos: usize) {
@@ -1197,6 +1214,19 @@ mod tests {
         app.apply(Action::SwitchPane);
         app.apply(Action::Move(1));
         assert_eq!(app.selected, Some(2), "the table has the arrows again");
+    }
+
+    #[test]
+    fn drain_stops_when_its_time_is_up_and_the_rest_waits() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        for id in 1..=10_000 {
+            tx.send(ev(id, 0.0, EventKind::Pending { task: format!("t{id}"), id, pool: "io".into() })).unwrap();
+        }
+        let mut app = App::new();
+        app.drain(&rx, std::time::Duration::ZERO);
+        assert_eq!(app.rows.len(), 256, "no time left: one batch, then the frame");
+        app.drain(&rx, std::time::Duration::from_secs(60));
+        assert_eq!(app.rows.len(), 10_000, "enough time: everything pending");
     }
 
     #[test]
