@@ -122,6 +122,14 @@ fn slurm_pool_against_a_real_cluster() {
         .map(|_| p.submit_named(Some("filler"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap())
         .collect();
     wait_until("a filler to run", Duration::from_secs(60), || fillers.iter().any(futuretop::Future::running));
+    // Submitted together, the fillers went as one job array: ARRAY_0, ARRAY_1, ...
+    let ids = String::from_utf8_lossy(
+        &Command::new("squeue").args(["-h", "-r", "-n", "filler", "-o", "%i"]).output().unwrap().stdout,
+    )
+    .into_owned();
+    let arrays: std::collections::HashSet<&str> = ids.lines().filter_map(|l| l.split('_').next()).collect();
+    assert_eq!(ids.lines().count(), cpus, "{ids}");
+    assert_eq!(arrays.len(), 1, "one sbatch for the fillers: {ids}");
     let queued = p.submit_named(Some("queued"), builtin(&Builtin::Sleep { secs: 1.0 })).unwrap();
     wait_until("the extra job to be queued in Slurm", Duration::from_secs(30), || {
         squeue_jobs().lines().any(|l| l == "queued PENDING")

@@ -1,8 +1,8 @@
 //! `SlurmPool`: each call becomes a Slurm job; futures follow the jobs through `sbatch`, `squeue`, `scontrol` and `scancel`.
 //!
-//! A manager thread submits queued calls (up to `max_jobs` at once) and polls every
-//! active job with one `squeue` call per interval, so thousands of jobs cost the
-//! controller little. A job runs this program on the node as
+//! A manager thread submits the calls queued at each turn with one `sbatch` (a job array
+//! when there are several; up to `max_jobs` jobs at once) and polls every active job with
+//! one `squeue` call per interval, so thousands of jobs cost the controller little. A job runs this program on the node as
 //! `PROGRAM __futuretop_slurm_job DIR`: it reads `DIR/call.json`, runs the callable and
 //! writes `DIR/result.json` (as submitit does, through a directory the nodes share).
 //!
@@ -34,6 +34,9 @@ use crate::tasks::Stream;
 
 /// The hidden first argument that makes this program run one Slurm job.
 pub const SLURM_JOB_ARG: &str = "__futuretop_slurm_job";
+/// The most calls one job array carries (Slurm's default `MaxArraySize` is 1001).
+const MAX_ARRAY: usize = 1000;
+
 /// How often the nodes' load is asked of `sinfo`.
 const LOAD_EVERY: Duration = Duration::from_secs(2);
 
@@ -314,21 +317,31 @@ fn manage(shared: &Arc<Shared>) {
             last_load = Instant::now();
             report_node_load(shared, &nodes_seen);
         }
-        // Submit what fits.
-        while lock(&shared.jobs).len() < shared.max_jobs {
+        // Submit what fits: the calls waiting now go in one `sbatch` (a job array when
+        // there are several), so that thousands of calls cost the controller few requests.
+        let room = shared.max_jobs.saturating_sub(lock(&shared.jobs).len()).min(MAX_ARRAY);
+        let mut batch = Vec::new();
+        while batch.len() < room {
             let Ok(entry) = shared.rx.try_recv() else { break };
-            if entry.future.cancelled() {
-                continue;
+            if !entry.future.cancelled() {
+                batch.push(entry);
             }
-            match sbatch(shared, &entry) {
-                Ok((job_id, dir)) => {
-                    lock(&shared.jobs).insert(
-                        entry.future.id(),
-                        Job { entry, slurm_id: job_id, dir, running: false, killed: false, cancelling: false },
-                    );
+        }
+        if !batch.is_empty() {
+            match sbatch(shared, &batch) {
+                Ok(submitted) => {
+                    let mut jobs = lock(&shared.jobs);
+                    for (entry, (slurm_id, dir)) in batch.into_iter().zip(submitted) {
+                        jobs.insert(
+                            entry.future.id(),
+                            Job { entry, slurm_id, dir, running: false, killed: false, cancelling: false },
+                        );
+                    }
                 }
                 Err(e) => {
-                    let _ = entry.future.set_exception(Exception::task(e));
+                    for entry in batch {
+                        let _ = entry.future.set_exception(Exception::task(e.clone()));
+                    }
                 }
             }
         }
@@ -409,15 +422,31 @@ fn break_pool(shared: &Shared, reason: String) {
     }
 }
 
-fn sbatch(shared: &Shared, entry: &Entry) -> Result<(String, PathBuf), String> {
-    let dir = shared.dir.join(format!("job-{}", entry.future.id().0));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let call = serde_json::json!({ "name": entry.call.name, "args": entry.call.args });
-    std::fs::write(dir.join("call.json"), call.to_string()).map_err(|e| format!("cannot write the call: {e}"))?;
+/// Submits `batch` with one `sbatch`: a plain job for one call, a job array for several
+/// (element `k` runs the call in `DIR/k`). Returns each call's Slurm id and directory.
+fn sbatch(shared: &Shared, batch: &[Entry]) -> Result<Vec<(String, PathBuf)>, String> {
+    let Some(first) = batch.first() else { return Ok(Vec::new()) };
+    let root = shared.dir.join(format!("job-{}", first.future.id().0));
+    let dirs: Vec<PathBuf> = if batch.len() == 1 {
+        vec![root.clone()]
+    } else {
+        (0..batch.len()).map(|k| root.join(k.to_string())).collect()
+    };
+    for (entry, dir) in batch.iter().zip(&dirs) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let call = serde_json::json!({ "name": entry.call.name, "args": entry.call.args });
+        std::fs::write(dir.join("call.json"), call.to_string()).map_err(|e| format!("cannot write the call: {e}"))?;
+    }
     let mut cmd = Command::new("sbatch");
+    let (output, target) = if batch.len() == 1 {
+        (root.join("output.txt"), format!("'{}'", root.display()))
+    } else {
+        cmd.arg(format!("--array=0-{}", batch.len() - 1));
+        (root.join("%a").join("output.txt"), format!("'{}'/$SLURM_ARRAY_TASK_ID", root.display()))
+    };
     cmd.arg("--parsable")
-        .arg(format!("--job-name={}", entry.name))
-        .arg(format!("--output={}", dir.join("output.txt").display()))
+        .arg(format!("--job-name={}", first.name))
+        .arg(format!("--output={}", output.display()))
         .arg(format!("--chdir={}", std::env::current_dir().map_err(|e| e.to_string())?.display()));
     if let Some(p) = &shared.partition {
         cmd.arg(format!("--partition={p}"));
@@ -425,7 +454,7 @@ fn sbatch(shared: &Shared, entry: &Entry) -> Result<(String, PathBuf), String> {
     if let Some(s) = shared.time_limit {
         cmd.arg(format!("--time={}:{:02}", s / 60, s % 60));
     }
-    cmd.arg(format!("--wrap=exec '{}' {SLURM_JOB_ARG} '{}'", shared.program.display(), dir.display()));
+    cmd.arg(format!("--wrap=exec '{}' {SLURM_JOB_ARG} {target}", shared.program.display()));
     let out = cmd.output().map_err(|e| format!("cannot run sbatch: {e}"))?;
     if !out.status.success() {
         return Err(format!("Slurm refused the job: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -434,13 +463,18 @@ fn sbatch(shared: &Shared, entry: &Entry) -> Result<(String, PathBuf), String> {
     if id.is_empty() {
         return Err("sbatch gave no job id".into());
     }
-    Ok((id, dir))
+    Ok(if batch.len() == 1 {
+        vec![(id, root)]
+    } else {
+        dirs.into_iter().enumerate().map(|(k, d)| (format!("{id}_{k}"), d)).collect()
+    })
 }
 
 /// Job id → (state, node, reason), for the jobs Slurm still lists.
 fn squeue(ids: &[String], limit: Duration) -> Result<HashMap<String, (String, String, String)>, String> {
     let mut cmd = Command::new("squeue");
-    cmd.args(["-h", "--states=all", "-o", "%i|%T|%N|%r", "-j", &ids.join(",")]);
+    // -r lists each element of a job array on its own line (as ID_K).
+    cmd.args(["-h", "-r", "--states=all", "-o", "%i|%T|%N|%r", "-j", &ids.join(",")]);
     let out = output_within(cmd, limit)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     // A job purged from the controller's memory makes squeue complain; that is not the
@@ -593,6 +627,10 @@ fn conclude(shared: &Shared, job: &Job, state: &str, reason: &str) {
     // A failed job's directory (its output.txt) is kept for a look; a good one goes.
     if outcome.is_ok() {
         let _ = std::fs::remove_dir_all(&job.dir);
+        // A job array's directory goes with its last element.
+        if let Some(parent) = job.dir.parent().filter(|p| *p != shared.dir) {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
     let _ = f.finish(outcome, "set_result");
 }
