@@ -537,6 +537,9 @@ impl App {
                 self.run.clone_from(run);
                 self.file.clone_from(file);
                 self.planned = *tasks;
+                // One row a planned future, without reallocating a large table mid-run.
+                self.rows.reserve(*tasks);
+                self.index.reserve(*tasks);
                 for p in pools {
                     let v = self.pool_mut(&p.name);
                     v.kind.clone_from(&p.kind);
