@@ -598,7 +598,6 @@ impl App {
                     w.spans.push_back((t, None, *id));
                 }
                 self.note(*id, t, format!("running on {worker}"));
-                self.order = None;
             }
             EventKind::Done { id, result, .. } => {
                 if let Some(r) = self.row_mut(*id) {
