@@ -21,7 +21,7 @@ use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EV
 use crate::executor::{ProcessCall, ProcessPoolExecutor, SlurmPool, BUILTIN_CALL, COMMAND_CALL};
 use crate::observe::FutureId;
 use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv};
-use crate::{CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
+use crate::{Call, CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
 
 /// What to do when a deadlock is detected (`--on-deadlock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,7 +139,7 @@ struct Registry {
 impl Registry {
     fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
         let future = match &self.pools[pool] {
-            Exec::Thread(_) => self.submit_thread(pool, name, work)?,
+            Exec::Thread(p) => p.submit_named(Some(name), self.thread_call(name, work))?,
             Exec::Process(p) => p.submit_named(Some(name), process_call(&work))?,
             Exec::Slurm(p) => p.submit_named(Some(name), process_call(&work))?,
         };
@@ -155,12 +155,14 @@ impl Registry {
         Ok(future)
     }
 
-    fn submit_thread(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
+    /// A plan task's work as a closure for a thread pool: it reports its value to the bus
+    /// (for the `done` event) and its command's output lines.
+    fn thread_call(self: &Arc<Self>, name: &str, work: Work) -> impl Call<Output = Value> {
         let env = RegistryEnv(Arc::clone(self));
         let bus = self.bus.clone();
         let task_name = name.to_owned();
         let supervisor = self.supervisor.clone();
-        let call = Fallible(move || -> Result<Value, Exception> {
+        Fallible(move || -> Result<Value, Exception> {
             let value = match &work {
                 Work::Call(b) => run_builtin(b, &task_name, Some(&env as &dyn TaskEnv)),
                 Work::Command(c) => {
@@ -179,11 +181,7 @@ impl Registry {
                 let _ = bus.send(BusMsg::Result(id, value.clone()));
             }
             Ok(value)
-        });
-        match &self.pools[pool] {
-            Exec::Thread(p) => p.submit_named(Some(name), call),
-            Exec::Process(_) | Exec::Slurm(_) => Err(SubmitError::Shutdown),
-        }
+        })
     }
 
     /// Answers a process task's request: `wait_on` and `submit`, run in the task's context.

@@ -297,19 +297,8 @@ fn serve(callables: &Callables) -> i32 {
                 for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
                     // No `Started` frame: the parent marks a call running when it sends it,
                     // and a frame per call less halves the parent's reading for a chunk.
-                    let result = match callables.map.get(&name) {
-                        None => Err(Exception::task(format!("no callable named '{name}' is registered in the worker"))),
-                        Some(f) => {
-                            let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
-                            match catch_unwind(AssertUnwindSafe(|| f(&args, &mut ctx))) {
-                                Ok(r) => r,
-                                Err(p) => Err(Exception::Task {
-                                    message: crate::future::panic_message(p.as_ref()),
-                                    panicked: true,
-                                }),
-                            }
-                        }
-                    };
+                    let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
+                    let result = callables.call(&name, &args, &mut ctx);
                     let msg = ToParent::Finished { id, result: result.map_err(|e| to_wire(&e)) };
                     let flush = k == last || flushed.elapsed() >= CHUNK_FLUSH_EVERY;
                     if flush {
