@@ -64,6 +64,17 @@ pub struct PoolInfo {
     pub max_workers: usize,
 }
 
+/// One worker process in a `system` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcSample {
+    /// Its process id.
+    pub pid: u32,
+    /// Its CPU use, percent of one core.
+    pub cpu: f32,
+    /// Its resident memory, bytes.
+    pub mem: u64,
+}
+
 /// What happened (the `event` field and its own fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -196,6 +207,20 @@ pub enum EventKind {
         /// In words.
         load: String,
     },
+    /// System figures, sampled about once a second while a monitor or an event log
+    /// watches the run (an addition to DESIGN §5): what the TUI's header and workers
+    /// panel show, recorded so that a replay shows them too.
+    System {
+        /// Whole-system CPU use, percent.
+        cpu: f32,
+        /// Memory in use, bytes.
+        mem_used: u64,
+        /// Memory in all, bytes.
+        mem_total: u64,
+        /// The live worker processes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        procs: Vec<ProcSample>,
+    },
     /// A pool broke: its pending futures fail, later submits are refused.
     PoolBroken {
         /// The pool.
@@ -307,7 +332,13 @@ pub(crate) struct Bus {
     detector: Option<Detector>,
     /// `run_finished`, held until the bus closes.
     last: Option<(Instant, EventKind)>,
+    /// The live worker processes, for the system sampler.
+    worker_pids: WorkerPids,
 }
+
+/// The pids of live worker processes, kept by the bus from `worker_started` and
+/// `worker_exited`, read by the system sampler.
+pub(crate) type WorkerPids = Arc<std::sync::Mutex<Vec<u32>>>;
 
 impl Bus {
     pub(crate) fn new(
@@ -328,7 +359,22 @@ impl Bus {
             subscribers,
             detector,
             last: None,
+            worker_pids: WorkerPids::default(),
         })
+    }
+
+    /// The live worker pids, as the bus keeps them.
+    pub(crate) fn worker_pids(&self) -> WorkerPids {
+        Arc::clone(&self.worker_pids)
+    }
+
+    fn track_pid(&self, pid: Option<u32>, alive: bool) {
+        let Some(pid) = pid else { return };
+        let mut pids = self.worker_pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pids.retain(|&p| p != pid);
+        if alive {
+            pids.push(pid);
+        }
     }
 
     /// Asks the deadlock detector for news and publishes it.
@@ -403,11 +449,17 @@ impl Bus {
             }
             BusMsg::Close(_) => return,
             BusMsg::Output(at, id, stream, line) => (at, EventKind::Output { task: self.name_of(id).0, stream, line }),
-            BusMsg::Runner(at, kind) => {
+            BusMsg::Runner(at, mut kind) => {
                 if matches!(kind, EventKind::RunFinished { .. }) {
                     // Held back until `Close`, so that it is the log's last line.
                     self.last = Some((at, kind));
                     return;
+                }
+                if let EventKind::System { procs, .. } = &mut kind {
+                    // A worker may have exited since it was sampled: its exit is already
+                    // published, so a sample of it would come after its end.
+                    let live = self.worker_pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    procs.retain(|p| live.contains(&p.pid));
                 }
                 if let EventKind::Pending { task, id, pool } = &kind {
                     self.futures
@@ -460,9 +512,11 @@ impl Bus {
                 .to_owned(),
             },
             Observation::WorkerStarted { pool, worker, pid } => {
+                self.track_pid(pid, true);
                 EventKind::WorkerStarted { pool: pool.to_string(), worker: worker.to_string(), pid }
             }
             Observation::WorkerExited { pool, worker, pid, status } => {
+                self.track_pid(pid, false);
                 EventKind::WorkerExited { pool: pool.to_string(), worker: worker.to_string(), pid, status }
             }
             Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool: pool.to_string(), error },
@@ -505,4 +559,38 @@ pub fn read_log(path: &Path) -> Result<Vec<Event>, String> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: not an event: {e}", path.display(), i + 1)))
         .collect()
+}
+
+/// Samples system CPU and memory, and the live worker processes, about once a second,
+/// and sends each sample to the bus as a `system` event, until `stop` is dropped or the
+/// bus has gone.
+pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Receiver<()>) {
+    use sysinfo::{Pid, ProcessesToUpdate, System};
+    let mut sys = System::new();
+    // CPU use is a difference between two readings: the first sample comes one interval in.
+    sys.refresh_cpu_usage();
+    let mut period = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(std::time::Duration::from_millis(250));
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
+        period = std::time::Duration::from_secs(1);
+        let watched: Vec<u32> = pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        sys.refresh_cpu_usage();
+        sys.refresh_memory();
+        let list: Vec<Pid> = watched.iter().map(|&p| Pid::from_u32(p)).collect();
+        sys.refresh_processes(ProcessesToUpdate::Some(&list), true);
+        let procs = watched
+            .iter()
+            .filter_map(|&pid| {
+                sys.process(Pid::from_u32(pid)).map(|p| ProcSample { pid, cpu: p.cpu_usage(), mem: p.memory() })
+            })
+            .collect();
+        let kind = EventKind::System {
+            cpu: sys.global_cpu_usage(),
+            mem_used: sys.used_memory(),
+            mem_total: sys.total_memory(),
+            procs,
+        };
+        if bus.send(BusMsg::Runner(Instant::now(), kind)).is_err() {
+            return;
+        }
+    }
 }

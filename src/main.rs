@@ -132,6 +132,8 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         },
         worker_program: None,
         command_supervisor: std::env::current_exe().ok(),
+        // The monitor shows system figures, and a recorded log keeps them for its replay.
+        sample_system: use_monitor(args.headless) || args.events.is_some(),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let task_args = plan.tasks.iter().map(|t| (t.name.clone(), t.args.clone())).collect();

@@ -48,6 +48,9 @@ pub struct RunOptions {
     /// (it must call [`supervise_command_if_requested`](crate::supervise_command_if_requested));
     /// `None` runs commands directly.
     pub command_supervisor: Option<PathBuf>,
+    /// Publish `system` events (CPU and memory of the machine and of worker processes,
+    /// about once a second): for a monitor, and for a log that a replay will show.
+    pub sample_system: bool,
 }
 
 /// A request to the runner.
@@ -269,6 +272,15 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
     let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(detector))
         .map_err(|e| format!("cannot write the event log: {e}"))?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
+    // Dropping `stop_sampler` stops the system sampler (before the last event).
+    let (stop_sampler, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    if options.sample_system {
+        let (tx, pids) = (bus_tx.clone(), bus.worker_pids());
+        std::thread::Builder::new()
+            .name("futuretop-sysinfo".into())
+            .spawn(move || crate::events::sample_system(&tx, &pids, &stop_rx))
+            .map_err(|e| format!("cannot start the system sampler: {e}"))?;
+    }
     let bus_thread = std::thread::Builder::new()
         .name("futuretop-bus".into())
         .spawn(move || bus.run(&bus_rx))
@@ -325,6 +337,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) 
             let (exit_code, counts) = runner.run();
             // Workers exit (and say so on the bus) before the last event.
             runner.release(exit_code);
+            drop(stop_sampler);
             let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
             let _ = bus_tx.send(BusMsg::Runner(Instant::now(), EventKind::RunFinished { counts, exit_code }));
             let _ = bus_tx.send(BusMsg::Close(ack_tx));

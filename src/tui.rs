@@ -1,6 +1,8 @@
-//! The terminal monitor: the terminal guard and the one loop that merges run events, keys, ticks and system samples.
+//! The terminal monitor: the terminal guard and the one loop that merges run events, keys and clock ticks.
 //!
-//! The loop `select`s over four sources; after each wake-up it drains pending run events
+//! System figures arrive as `system` events, like everything else the screen shows, so
+//! that a replay of the log draws what the live run drew. The loop `select`s over three
+//! sources; after each wake-up it drains pending run events
 //! into the state (coalescing them, until the next frame is due, so that a flood of
 //! events never starves the screen) and redraws at most 30 times a second. The
 //! engine never waits on it: events arrive on an unbounded channel. The terminal is
@@ -23,7 +25,7 @@ use ratatui::Terminal;
 
 use crate::events::Event;
 use crate::runner::Control;
-use app::{Action, App, Command, SysStats};
+use app::{Action, App, Command};
 use input::{Input, ReplayKey};
 use ui::Theme;
 
@@ -97,9 +99,6 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
             }
         }
     })?;
-    let (sys_tx, sys_rx) = crossbeam_channel::bounded::<SysStats>(1);
-    let (pids_tx, pids_rx) = crossbeam_channel::bounded::<Vec<u32>>(1);
-    std::thread::Builder::new().name("futuretop-sysinfo".into()).spawn(move || sample_system(&sys_tx, &pids_rx))?;
     let mut app = App::new();
     let (events, control, replay) = match source {
         Source::Live { events, control, args } => {
@@ -165,14 +164,12 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
                 if !app.read_only {
                     app.advance_clock(started.elapsed().as_secs_f64());
                 }
-                app.apply(Action::Tick);
-                let _ = pids_tx.try_send(app.worker_pids());
-                dirty = true;
-            },
-            recv(sys_rx) -> s => {
-                if let Ok(s) = s {
-                    app.apply_sys(s);
+                // Samples are taken from the clock only while no event is waiting (those
+                // events come first: they bring the samples due before them).
+                if events.is_empty() {
+                    app.apply(Action::Tick);
                 }
+                dirty = true;
             },
             default(wait) => {},
         }
@@ -199,32 +196,6 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
     drop(terminal);
     drop(guard);
     Ok(app.finished)
-}
-
-/// Samples system CPU and memory, and the watched worker processes, about once a second.
-fn sample_system(out: &Sender<SysStats>, pids: &Receiver<Vec<u32>>) {
-    use sysinfo::{Pid, ProcessesToUpdate, System};
-    let mut sys = System::new();
-    let mut watched: Vec<u32> = Vec::new();
-    loop {
-        if let Some(p) = pids.try_iter().last() {
-            watched = p;
-        }
-        sys.refresh_cpu_usage();
-        sys.refresh_memory();
-        let list: Vec<Pid> = watched.iter().map(|&p| Pid::from_u32(p)).collect();
-        sys.refresh_processes(ProcessesToUpdate::Some(&list), true);
-        let procs = watched
-            .iter()
-            .filter_map(|&p| sys.process(Pid::from_u32(p)).map(|pr| (p, (pr.cpu_usage(), pr.memory()))))
-            .collect();
-        let stats =
-            SysStats { cpu: sys.global_cpu_usage(), mem_used: sys.used_memory(), mem_total: sys.total_memory(), procs };
-        if out.send(stats).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.

@@ -94,7 +94,7 @@ fn run(args: &[&str], expected_exit: i32) -> BTreeMap<String, Ended> {
 }
 
 const FUTURE_EVENTS: [&str; 5] = ["pending", "running", "done", "exception", "cancelled"];
-const ALL_EVENTS: [&str; 16] = [
+const ALL_EVENTS: [&str; 17] = [
     "run_started",
     "pending",
     "running",
@@ -107,6 +107,7 @@ const ALL_EVENTS: [&str; 16] = [
     "worker_exited",
     "pool_broken",
     "output",
+    "system",
     "deadlock",
     "deadlock_resolved",
     "run_finished",
@@ -245,6 +246,18 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
                     matches!(e["outcome"].as_str(), Some("completed" | "timed_out" | "interrupted" | "killed")),
                     "{e}"
                 );
+            }
+            "system" => {
+                let cpu = e["cpu"].as_f64().unwrap();
+                assert!((0.0..=100.0).contains(&cpu), "{e}");
+                let (used, total) = (e["mem_used"].as_u64().unwrap(), e["mem_total"].as_u64().unwrap());
+                assert!(used > 0 && used <= total, "{e}");
+                // Only live worker processes are watched.
+                for p in e["procs"].as_array().into_iter().flatten() {
+                    let pid = p["pid"].as_u64();
+                    assert!(live_workers.iter().any(|w| w.2 == pid), "a sample of a process that is no worker: {e}");
+                    assert!(p["cpu"].as_f64().unwrap() >= 0.0 && p["mem"].as_u64().unwrap() > 0, "{e}");
+                }
             }
             "deadlock" => {
                 assert!(matches!(e["kind"].as_str(), Some("cycle" | "starvation")), "{e}");

@@ -530,3 +530,52 @@ fn sigterm_stops_the_run_and_restores_the_terminal() {
     assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
     t.assert_restored("long-sleeps · ");
 }
+
+/// Every line of a screen but the last two (the log line and the key hints, which
+/// differ between a live run and a replay by design).
+fn body(screen: &str) -> Vec<String> {
+    let lines: Vec<String> = screen.lines().map(|l| l.trim_end().to_owned()).collect();
+    lines[..lines.len().saturating_sub(2)].to_vec()
+}
+
+#[test]
+fn a_replay_ends_on_the_live_runs_final_screen() {
+    // Long enough for system samples (about one a second) and many sparkline samples;
+    // a thread pool and a process pool, failures and results.
+    let yaml = "name: same-screen
+pools:
+  io: { kind: thread, max_workers: 2 }
+  cpu: { kind: process, max_workers: 2 }
+tasks:
+  - name: nap
+    pool: io
+    call: sleep
+    map: { secs: [0.3, 0.6, 0.9, 1.2, 0.4, 0.7] }
+  - name: burn
+    pool: cpu
+    call: spin
+    map: { secs: [0.5, 1.0, 1.5, 0.2] }
+  - name: broken
+    pool: io
+    call: fail
+    args: { message: on purpose }
+";
+    let file = TaskFile::new("same", yaml);
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("same")));
+    let live = Tmux::run("same", 160, 45, &format!("run {} --events {}", file.path(), log.display()));
+    let live_screen = live.wait_text("finished, exit 1");
+    // Let a few more clock ticks pass: the final screen must not move after the end.
+    std::thread::sleep(Duration::from_millis(600));
+    let live_screen_later = live.screen();
+    assert_eq!(body(&live_screen), body(&live_screen_later), "the live screen moved after the run ended");
+    live.keys(&["q"]);
+    live.wait_text("EXIT=1");
+
+    let replay = Tmux::run("same-replay", 160, 45, &format!("replay {}", log.display()));
+    replay.wait_text("same-screen");
+    replay.send_literal("+++");
+    let replay_screen = replay.wait_text("finished, exit 1");
+    let _ = std::fs::remove_file(&log);
+    assert!(live_screen.contains("cpu ") && !live_screen.contains("cpu –"), "no system figures:\n{live_screen}");
+    assert_eq!(body(&live_screen), body(&replay_screen), "live:\n{live_screen}\nreplay:\n{replay_screen}");
+}

@@ -164,15 +164,12 @@ fn fixed_sys() -> SysStats {
     }
 }
 
-/// An app fed with `events`, a few clock ticks along the way (for the sparklines and the
-/// rate) and fixed system figures.
+/// An app fed with `events` (which bring the sparklines' and the rate's samples, one
+/// each half second of their times) and fixed system figures.
 fn app_from(events: &[Event]) -> App {
     let mut app = App::new();
-    for (i, e) in events.iter().enumerate() {
+    for e in events {
         app.apply_event(e);
-        if i % 4 == 3 {
-            app.apply(Action::Tick);
-        }
     }
     app.apply_sys(fixed_sys());
     app

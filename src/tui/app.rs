@@ -147,7 +147,7 @@ pub struct PoolView {
     pub max_workers: usize,
     /// Its workers, in start order.
     pub workers: Vec<WorkerView>,
-    /// Busy workers, sampled once a tick (for the sparkline).
+    /// Busy workers, sampled every [`SAMPLE_PERIOD`] of run time (for the sparkline).
     pub busy_history: VecDeque<u64>,
     /// Why it broke, if it did.
     pub broken: Option<String>,
@@ -357,6 +357,14 @@ pub struct SysStats {
     pub procs: HashMap<u32, (f32, u64)>,
 }
 
+/// Run time between two samples of the sparklines and the rate, in seconds.
+pub const SAMPLE_PERIOD: f64 = 0.5;
+/// Samples kept for a sparkline.
+const HISTORY: usize = 120;
+/// How far behind the live clock a sample is taken when no event brings it: events
+/// stamped before a sample's time have long arrived by then.
+const SAMPLE_GRACE: f64 = 1.0;
+
 /// The monitor's whole state.
 #[derive(Debug, Default)]
 pub struct App {
@@ -418,9 +426,13 @@ pub struct App {
     pub read_only: bool,
     /// System figures.
     pub sys: SysStats,
-    /// Finished futures per tick, for the rate.
+    /// Futures finished per second: a moving average over the samples while the run
+    /// goes on, the whole run's average once it has finished.
     pub rate: f64,
-    last_tick: (f64, usize),
+    /// Samples taken: the next is due at `(samples + 1) * SAMPLE_PERIOD` of run time.
+    samples: u64,
+    /// Finished futures at the last sample.
+    done_at_sample: usize,
     /// The visible rows' order, until something changes it.
     order: Option<Vec<usize>>,
     /// Futures per state, kept as events arrive (indexed by `RowState as usize`).
@@ -530,6 +542,8 @@ impl App {
     /// Takes in one run event.
     #[allow(clippy::too_many_lines)] // one arm per event kind
     pub fn apply_event(&mut self, e: &Event) {
+        // The samples due before this event see the state without it (live or replayed alike).
+        self.sample_until(e.t);
         self.now = self.now.max(e.t);
         let t = e.t;
         match &e.kind {
@@ -708,8 +722,17 @@ impl App {
                 self.deadlocks.retain(|d| &d.tasks != tasks);
                 self.push_log(format!("deadlock of {} resolved ({how})", tasks.join(", ")));
             }
+            EventKind::System { cpu, mem_used, mem_total, procs } => {
+                let procs = procs.iter().map(|p| (p.pid, (p.cpu, p.mem))).collect();
+                self.apply_sys(SysStats { cpu: *cpu, mem_used: *mem_used, mem_total: *mem_total, procs });
+            }
             EventKind::RunFinished { exit_code, .. } => {
                 self.finished = Some(*exit_code);
+                // The clock stops at the last event, even if a live tick ran past it.
+                self.now = t;
+                if t > 0.0 {
+                    self.rate = self.finished_count() as f64 / t;
+                }
                 self.push_log(format!("run finished, exit code {exit_code}"));
             }
         }
@@ -855,7 +878,11 @@ impl App {
         // question or end a search, and Ctrl-C stops the run whatever is on screen.
         match action {
             Action::Tick => {
-                self.tick();
+                // A quiet stretch: take the samples that no event has brought, once any
+                // late event before them has surely arrived.
+                if self.finished.is_none() && !self.read_only {
+                    self.sample_until(self.now - SAMPLE_GRACE);
+                }
                 return None;
             }
             Action::Interrupt => {
@@ -1031,7 +1058,7 @@ impl App {
                 }
             }
             Action::Interrupt => return Some(self.interrupt()),
-            Action::Tick => self.tick(),
+            Action::Tick => {}
         }
         None
     }
@@ -1058,22 +1085,43 @@ impl App {
         }
     }
 
-    /// Samples the sparklines and the rate.
-    fn tick(&mut self) {
+    /// Takes every sample due at or before run time `t`. Each sample stands for its
+    /// moment on the run clock and sees exactly the events stamped before it, so a replay
+    /// draws the same sparklines and rate as the live run, whatever the frame timing.
+    pub fn sample_until(&mut self, t: f64) {
+        if self.finished.is_some() || !t.is_finite() {
+            return;
+        }
+        let due = (t / SAMPLE_PERIOD).floor();
+        if due <= self.samples as f64 {
+            return;
+        }
+        // A long quiet stretch (or a hostile log): only the samples still on screen matter.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // `due` > samples >= 0, capped
+        let due = due.min(1e15) as u64;
+        let history = HISTORY as u64;
+        if due - self.samples > 2 * history {
+            self.samples = due - 2 * history;
+        }
+        while self.samples < due {
+            self.samples += 1;
+            self.sample();
+        }
+    }
+
+    /// Samples the sparklines and the rate once.
+    fn sample(&mut self) {
         for p in &mut self.pools {
             let busy = p.workers.iter().filter(|w| w.current.is_some()).count() as u64;
-            if p.busy_history.len() == 120 {
+            if p.busy_history.len() == HISTORY {
                 p.busy_history.pop_front();
             }
             p.busy_history.push_back(busy);
         }
         let done = self.finished_count();
-        let (t0, d0) = self.last_tick;
-        if self.now > t0 + 0.5 {
-            let r = (done.saturating_sub(d0)) as f64 / (self.now - t0);
-            self.rate = if self.rate == 0.0 { r } else { 0.7 * self.rate + 0.3 * r };
-            self.last_tick = (self.now, done);
-        }
+        let r = done.saturating_sub(self.done_at_sample) as f64 / SAMPLE_PERIOD;
+        self.done_at_sample = done;
+        self.rate = if self.samples == 1 { r } else { 0.7 * self.rate + 0.3 * r };
     }
 
     /// Takes in system figures.
@@ -1087,11 +1135,6 @@ impl App {
             }
         }
         self.sys = s;
-    }
-
-    /// Pids of live worker processes (what the sampler watches).
-    pub fn worker_pids(&self) -> Vec<u32> {
-        self.pools.iter().flat_map(|p| p.workers.iter().filter(|w| w.alive).filter_map(|w| w.pid)).collect()
     }
 
     /// Futures that wait on `id` now.
@@ -1161,6 +1204,78 @@ mod tests {
         assert_eq!(app.pools[0].workers[0].spans[0], (0.3, Some(1.0), 1));
         assert_eq!(app.counts()[3], (RowState::Failed, 1));
         assert_eq!(app.finished_count(), 1);
+    }
+
+    /// A run of 6 s: `a` then `b` then `c` on one worker, each finishing at a whole second.
+    fn six_seconds() -> Vec<Event> {
+        let running = |seq, t, task: &str, id| {
+            ev(
+                seq,
+                t,
+                EventKind::Running { task: task.into(), id, pool: "io".into(), worker: "io-1".into(), pid: None },
+            )
+        };
+        let done = |seq, t, task: &str, id| {
+            ev(seq, t, EventKind::Done { task: task.into(), id, pool: "io".into(), result: Value::Null })
+        };
+        vec![
+            done(7, 2.0, "a", 1),
+            running(8, 2.0, "b", 2),
+            done(9, 3.75, "b", 2),
+            running(10, 4.0, "c", 3),
+            done(11, 6.0, "c", 3),
+            ev(
+                12,
+                6.0,
+                EventKind::RunFinished { counts: crate::Counts { done: 3, ..crate::Counts::default() }, exit_code: 0 },
+            ),
+        ]
+    }
+
+    #[test]
+    fn samples_depend_on_event_times_only_not_on_when_frames_or_ticks_came() {
+        // A replay: events only, as fast as they come.
+        let mut replayed = App::new();
+        replayed.read_only = true;
+        started(&mut replayed);
+        for e in six_seconds() {
+            replayed.apply_event(&e);
+        }
+        // A live run: the clock ticks every 0.25 s, and events arrive late (up to 0.9 s).
+        let mut live = App::new();
+        started(&mut live);
+        let events = six_seconds();
+        let mut next = 0;
+        for step in 0..40 {
+            let wall = f64::from(step) * 0.25;
+            while next < events.len() && events[next].t + 0.9 <= wall {
+                live.apply_event(&events[next]);
+                next += 1;
+            }
+            live.advance_clock(wall);
+            assert_eq!(live.apply(Action::Tick), None);
+        }
+        assert_eq!(next, events.len());
+        let history = |app: &App| app.pools[0].busy_history.iter().copied().collect::<Vec<_>>();
+        // One sample every half second up to 6 s: busy from 0.3 s on, idle in 3.75..4.
+        assert_eq!(history(&replayed), [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1]);
+        assert_eq!(history(&live), history(&replayed));
+        // The finished run's rate is its average: 3 futures in 6 s.
+        assert!((replayed.rate - 0.5).abs() < 1e-9, "{}", replayed.rate);
+        assert!((live.rate - 0.5).abs() < 1e-9, "{}", live.rate);
+        assert!((live.now - 6.0).abs() < 1e-9, "the clock stops at the last event, not at the last tick");
+    }
+
+    #[test]
+    fn a_quiet_stretch_is_sampled_by_the_clock_and_a_hostile_time_does_not_hang() {
+        let mut app = App::new();
+        started(&mut app);
+        app.advance_clock(3.2);
+        app.apply(Action::Tick);
+        // Samples at 0.5, 1.0, 1.5 and 2.0 s (1 s behind the clock): `a` runs.
+        assert_eq!(app.pools[0].busy_history.iter().copied().collect::<Vec<_>>(), [1, 1, 1, 1]);
+        app.sample_until(1e300);
+        assert_eq!(app.pools[0].busy_history.len(), HISTORY);
     }
 
     #[test]

@@ -138,13 +138,13 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Span::raw(format!("· {} · {} · {status}", app.file, secs(app.now))),
     ]);
     let eta = app.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
-    let figures = format!(
-        " {finished}/{total}  {:.1}/s{eta}   cpu {:.0}%  mem {}/{}",
-        app.rate,
-        app.sys.cpu,
-        bytes(app.sys.mem_used),
-        bytes(app.sys.mem_total)
-    );
+    // No `system` event yet (a short run, or a log recorded without them): no figures.
+    let system = if app.sys.mem_total == 0 {
+        "cpu –  mem –".to_owned()
+    } else {
+        format!("cpu {:.0}%  mem {}/{}", app.sys.cpu, bytes(app.sys.mem_used), bytes(app.sys.mem_total))
+    };
+    let figures = format!(" {finished}/{total}  {:.1}/s{eta}   {system}", app.rate);
     // The bar takes what the figures leave (so they stay on screen at 80 columns).
     let width = usize::from(area.width).saturating_sub(figures.chars().count()).clamp(10, 60);
     let filled = (finished * width).checked_div(total).unwrap_or(0).min(width);
