@@ -48,7 +48,7 @@ use futuretop::{Event, EventKind, Observation, Plan, RunOptions, ThreadPoolBuild
 /// docs/performance.md), and it is the bus that is measured here.
 const TASKS: usize = 30_000;
 /// Rounds of the interleaved phase.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 /// The slow consumer sleeps this long ...
 const SLOW_PAUSE: Duration = Duration::from_millis(1);
 /// ... after this many events.
@@ -104,7 +104,7 @@ struct Arrivals {
     max_lag: Duration,
 }
 
-fn timing_consumer(rx: Receiver<Event>, start: Instant) -> JoinHandle<Arrivals> {
+fn timing_consumer(rx: Receiver<Arc<Event>>, start: Instant) -> JoinHandle<Arrivals> {
     thread::spawn(move || {
         let mut a = Arrivals::default();
         let mut first = None;
@@ -186,7 +186,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
     let options = RunOptions { events: (attach != Attach::Nothing).then(|| log.clone()), ..RunOptions::default() };
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_cpu("futuretop-bus", Arc::clone(&stop));
-    let mut subscribers: Vec<Sender<Event>> = Vec::new();
+    let mut subscribers: Vec<Sender<Arc<Event>>> = Vec::new();
     let mut slow = None;
     let mut timing = None;
     let start = Instant::now();

@@ -181,7 +181,7 @@ fn flood(per_sec: u64, secs: u64) -> (f64, Duration) {
                     std::thread::sleep(wait);
                 }
             }
-            if tx.send(e).is_err() {
+            if tx.send(std::sync::Arc::new(e)).is_err() {
                 return;
             }
         }

@@ -32,6 +32,7 @@ pub(crate) mod monitor;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::events::{Event, EventKind};
+use crate::observe::IdMap;
 
 /// The kind of a deadlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,8 +104,8 @@ pub struct WaitEdge {
 #[derive(Debug, Default, Clone)]
 pub struct Model {
     capacity: HashMap<String, usize>,
-    futures: HashMap<u64, Fut>,
-    waits: HashMap<u64, Vec<WaitEdge>>,
+    futures: IdMap<u64, Fut>,
+    waits: IdMap<u64, Vec<WaitEdge>>,
 }
 
 impl Model {

@@ -5,9 +5,9 @@
 //! into one unbounded channel, so the engine never waits: the bus thread turns each
 //! message into an [`Event`] with a gap-free `seq` and a `t` in seconds since the run
 //! started, writes it to the event log (if any) and sends it to every subscriber.
-//! The log is flushed whenever the bus runs out of messages, and on close.
+//! The log is flushed 50 ms after the stream pauses, every 50 ms under a steady stream,
+//! and on close.
 
-use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
@@ -18,9 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::deadlock::monitor::Detector;
-use crate::observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
+use crate::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
 use crate::tasks::Stream;
 use crate::Exception;
+
+/// The event log reaches the file at most this long after an event (and at once when
+/// the run ends).
+const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+/// The event log's write buffer: a write system call every few thousand events.
+const LOG_BUFFER: usize = 256 * 1024;
 
 /// The version of the event-log format, in the first line's `run_started` event.
 pub const EVENTS_VERSION: u32 = 1;
@@ -324,16 +330,18 @@ pub(crate) struct Bus {
     start: Instant,
     seq: u64,
     last_t: f64,
-    futures: HashMap<FutureId, FutureInfo>,
-    results: HashMap<FutureId, Value>,
+    futures: IdMap<FutureId, FutureInfo>,
+    results: IdMap<FutureId, Value>,
     log: Option<BufWriter<std::fs::File>>,
     log_error: Option<String>,
-    subscribers: Vec<Sender<Event>>,
+    subscribers: Vec<Sender<Arc<Event>>>,
     detector: Option<Detector>,
     /// `run_finished`, held until the bus closes.
     last: Option<(Instant, EventKind)>,
     /// The live worker processes, for the system sampler.
     worker_pids: WorkerPids,
+    /// The log line being written.
+    line: Vec<u8>,
 }
 
 /// The pids of live worker processes, kept by the bus from `worker_started` and
@@ -344,22 +352,23 @@ impl Bus {
     pub(crate) fn new(
         start: Instant,
         log: Option<&Path>,
-        subscribers: Vec<Sender<Event>>,
+        subscribers: Vec<Sender<Arc<Event>>>,
         detector: Option<Detector>,
     ) -> std::io::Result<Self> {
-        let log = log.map(std::fs::File::create).transpose()?.map(BufWriter::new);
+        let log = log.map(std::fs::File::create).transpose()?.map(|f| BufWriter::with_capacity(LOG_BUFFER, f));
         Ok(Self {
             start,
             seq: 0,
             last_t: 0.0,
-            futures: HashMap::new(),
-            results: HashMap::new(),
+            futures: IdMap::default(),
+            results: IdMap::default(),
             log,
             log_error: None,
             subscribers,
             detector,
             last: None,
             worker_pids: WorkerPids::default(),
+            line: Vec::with_capacity(256),
         })
     }
 
@@ -388,19 +397,40 @@ impl Bus {
 
     /// Runs the bus until `Close`: the body of the bus thread. Returns a log write error, if any.
     pub(crate) fn run(mut self, rx: &Receiver<BusMsg>) -> Option<String> {
+        let mut handled = 0u32;
+        let mut last_flush = Instant::now();
         loop {
             let msg = match rx.try_recv() {
                 Ok(m) => m,
                 Err(crossbeam_channel::TryRecvError::Empty) => {
                     self.check_deadlocks();
-                    self.flush();
-                    match rx.recv() {
-                        Ok(m) => m,
-                        Err(_) => break,
+                    // A pause in the stream: the log is flushed if nothing more comes
+                    // within FLUSH_AFTER (a flush a burst would cost a write each).
+                    if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
+                        match rx.recv_timeout(FLUSH_AFTER) {
+                            Ok(m) => m,
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                                self.flush();
+                                last_flush = Instant::now();
+                                continue;
+                            }
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else {
+                        match rx.recv() {
+                            Ok(m) => m,
+                            Err(_) => break,
+                        }
                     }
                 }
                 Err(crossbeam_channel::TryRecvError::Disconnected) => break,
             };
+            // Under a steady stream the log still reaches the disk every FLUSH_AFTER.
+            handled = handled.wrapping_add(1);
+            if handled % 256 == 0 && last_flush.elapsed() >= FLUSH_AFTER {
+                self.flush();
+                last_flush = Instant::now();
+            }
             match msg {
                 BusMsg::Close(ack) => {
                     // Whatever raced the close in is still logged, before the last event.
@@ -535,19 +565,26 @@ impl Bus {
         // Messages are published in arrival order; keep `t` from going backwards.
         let t = at.saturating_duration_since(self.start).as_secs_f64().max(self.last_t);
         self.last_t = t;
-        let event = Event { seq: self.seq, t, kind };
+        // One allocation an event, shared by the log and every subscriber.
+        let event = Arc::new(Event { seq: self.seq, t, kind });
         if let Some(d) = self.detector.as_mut() {
             d.observe(&event);
         }
         if let Some(log) = self.log.as_mut() {
-            let line = serde_json::to_string(&event).unwrap_or_else(|e| {
-                format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq)
-            });
-            if let Err(e) = writeln!(log, "{line}") {
+            // Serialised into a buffer kept from line to line (no allocation an event),
+            // so that a failure mid-way leaves no half line in the log.
+            self.line.clear();
+            if let Err(e) = serde_json::to_writer(&mut self.line, &*event) {
+                self.line.clear();
+                let fallback = format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq);
+                self.line.extend_from_slice(fallback.as_bytes());
+            }
+            self.line.push(b'\n');
+            if let Err(e) = log.write_all(&self.line) {
                 self.log_error.get_or_insert_with(|| e.to_string());
             }
         }
-        self.subscribers.retain(|s| s.send(event.clone()).is_ok());
+        self.subscribers.retain(|s| s.send(Arc::clone(&event)).is_ok());
     }
 }
 

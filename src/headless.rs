@@ -161,7 +161,7 @@ impl Tally {
 }
 
 /// Consumes the run's events until it ends, showing progress on `err`; returns the tally.
-pub fn report(events: &Receiver<Event>, tty: bool, err: &mut dyn Write) -> Tally {
+pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn Write) -> Tally {
     let mut tally = Tally::default();
     let every = if tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
     let mut last_draw = Instant::now();

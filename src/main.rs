@@ -104,7 +104,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 if let futuretop::EventKind::RunFinished { exit_code: c, .. } = &e.kind {
                     exit_code = *c;
                 }
-                let _ = tx.send(e);
+                let _ = tx.send(std::sync::Arc::new(e));
             }
             drop(tx);
             let tally = futuretop::report_headless(&rx, false, &mut std::io::sink());

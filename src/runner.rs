@@ -265,7 +265,7 @@ impl TaskEnv for RegistryEnv {
 }
 
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
-pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Event>>) -> Result<RunHandle, String> {
+pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event>>>) -> Result<RunHandle, String> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let detector = crate::deadlock::monitor::Detector::new(control_tx.clone(), options.on_deadlock);

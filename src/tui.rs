@@ -74,7 +74,7 @@ pub enum Source {
     /// A live run: events, and the channel that steers it.
     Live {
         /// The run's events.
-        events: Receiver<Event>,
+        events: Receiver<std::sync::Arc<Event>>,
         /// Its control channel.
         control: Sender<Control>,
         /// Each plan task's arguments, by task name (for the detail view).
@@ -199,7 +199,7 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.
-fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
+fn feed(log: Vec<Event>, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
     let mut speed = 1.0_f64;
     let mut paused = false;
     let mut clock = 0.0_f64;
@@ -216,7 +216,7 @@ fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
                 ReplayKey::Step => {
                     if let Some(e) = it.next() {
                         clock = e.t;
-                        let _ = out.send(e);
+                        let _ = out.send(std::sync::Arc::new(e));
                     }
                 }
             }
@@ -228,7 +228,7 @@ fn feed(log: Vec<Event>, out: &Sender<Event>, keys: &Receiver<ReplayKey>) {
         last = now;
         if !paused && next_t <= clock {
             if let Some(e) = it.next() {
-                if out.send(e).is_err() {
+                if out.send(std::sync::Arc::new(e)).is_err() {
                     return;
                 }
             }

@@ -8,12 +8,12 @@
 //! (`FIRST_COMPLETED`, `as_completed`) is not, since no single target blocks it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::time::{Duration, Instant};
 
 use super::{deadline, Future, Signal, WaitScope};
 use crate::error::{FutureError, TimeoutError};
-use crate::observe::{FutureId, WaitOutcome};
+use crate::observe::{FutureId, IdHasher, WaitOutcome};
 use crate::sync::Arc;
 
 /// When `wait` returns (Python's `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED`).
@@ -35,28 +35,6 @@ pub struct WaitResult<T> {
     pub done: Vec<Future<T>>,
     /// The others.
     pub not_done: Vec<Future<T>>,
-}
-
-/// Hashes a [`FutureId`] with one multiply (Fx-style): ids are unique process-local
-/// counters, not attacker input, so SipHash's DoS resistance buys nothing here, and
-/// hashing was a large share of `wait`'s cost over many finished futures.
-#[derive(Default, Clone, Copy)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 type IdMap<V> = HashMap<FutureId, V, BuildHasherDefault<IdHasher>>;

@@ -821,7 +821,7 @@ impl App {
 
     /// Takes in the events pending on `events`, for at most `budget`, so that a flood
     /// of events never delays the next frame (what is left waits for the next turn).
-    pub fn drain(&mut self, events: &crossbeam_channel::Receiver<Event>, budget: std::time::Duration) {
+    pub fn drain(&mut self, events: &crossbeam_channel::Receiver<std::sync::Arc<Event>>, budget: std::time::Duration) {
         let deadline = std::time::Instant::now() + budget;
         for (i, e) in events.try_iter().enumerate() {
             self.apply_event(&e);
@@ -1337,7 +1337,12 @@ mod tests {
     fn drain_stops_when_its_time_is_up_and_the_rest_waits() {
         let (tx, rx) = crossbeam_channel::unbounded();
         for id in 1..=10_000 {
-            tx.send(ev(id, 0.0, EventKind::Pending { task: format!("t{id}"), id, pool: "io".into() })).unwrap();
+            tx.send(std::sync::Arc::new(ev(
+                id,
+                0.0,
+                EventKind::Pending { task: format!("t{id}"), id, pool: "io".into() },
+            )))
+            .unwrap();
         }
         let mut app = App::new();
         app.drain(&rx, std::time::Duration::ZERO);
