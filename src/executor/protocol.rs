@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The protocol version; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The largest frame accepted (256 MiB).
 pub const MAX_FRAME: u32 = 256 * 1024 * 1024;
@@ -63,6 +63,23 @@ pub struct CallRef<'a> {
     pub task: &'a str,
 }
 
+/// One call's end in a [`ToParent::Results`] frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallResult {
+    /// The call's id.
+    pub id: u64,
+    /// Its value or error.
+    pub result: Result<Value, WireError>,
+}
+
+/// A [`ToParent::Results`] frame written from borrowed results.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename = "results")]
+pub struct ResultsRef<'a> {
+    /// The results.
+    pub results: &'a [CallResult],
+}
+
 /// An error as it crosses the pipe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
@@ -73,7 +90,7 @@ pub struct WireError {
 }
 
 /// Parent → worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ToWorker {
     /// Run the initializer, if any, then these calls in order (one for `submit`, a chunk for `map`).
@@ -93,7 +110,7 @@ pub enum ToWorker {
 }
 
 /// Worker → parent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ToParent {
     /// The first frame.
@@ -121,6 +138,11 @@ pub enum ToParent {
         /// Its value or error.
         result: Result<Value, WireError>,
     },
+    /// Several calls ended (a `map` chunk's, in order): one frame for all (since version 2).
+    Results {
+        /// Each call's id and value or error.
+        results: Vec<CallResult>,
+    },
     /// A task asks the parent for something (wait on another future, submit a call).
     Request {
         /// The call making the request.
@@ -146,6 +168,71 @@ pub enum ToParent {
         /// The line.
         line: String,
     },
+}
+
+/// Every field of every message, read in one pass and then sorted into [`ToWorker`] or
+/// [`ToParent`] by its `op`. (serde's derived decoding of an internally tagged enum
+/// first copies the whole frame into a generic tree to find the tag, then decodes that
+/// tree: for a `map` chunk of 100 calls, or a result a call, that doubled the
+/// decoder's work.) The wire format is the tagged one all the same.
+#[derive(Deserialize)]
+struct Flat {
+    op: String,
+    version: Option<u32>,
+    pid: Option<u32>,
+    error: Option<WireError>,
+    id: Option<u64>,
+    result: Option<Result<Value, WireError>>,
+    req: Option<u64>,
+    body: Option<Value>,
+    pgid: Option<i32>,
+    stream: Option<crate::tasks::Stream>,
+    line: Option<String>,
+    calls: Option<Vec<CallMsg>>,
+    results: Option<Vec<CallResult>>,
+}
+
+/// `Some(v)` or the error serde gives a missing field.
+fn need<T, E: serde::de::Error>(v: Option<T>, field: &'static str) -> Result<T, E> {
+    v.ok_or_else(|| E::missing_field(field))
+}
+
+impl<'de> Deserialize<'de> for ToWorker {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = Flat::deserialize(d)?;
+        match f.op.as_str() {
+            "run" => Ok(Self::Run { calls: need(f.calls, "calls")? }),
+            "reply" => Ok(Self::Reply { req: need(f.req, "req")?, result: need(f.result, "result")? }),
+            "exit" => Ok(Self::Exit),
+            other => Err(serde::de::Error::unknown_variant(other, &["run", "reply", "exit"])),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ToParent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let f = Flat::deserialize(d)?;
+        match f.op.as_str() {
+            "hello" => Ok(Self::Hello { version: need(f.version, "version")?, pid: need(f.pid, "pid")? }),
+            "init_failed" => Ok(Self::InitFailed { error: need(f.error, "error")? }),
+            "started" => Ok(Self::Started { id: need(f.id, "id")? }),
+            "finished" => Ok(Self::Finished { id: need(f.id, "id")?, result: need(f.result, "result")? }),
+            "results" => Ok(Self::Results { results: need(f.results, "results")? }),
+            "request" => {
+                Ok(Self::Request { id: need(f.id, "id")?, req: need(f.req, "req")?, body: need(f.body, "body")? })
+            }
+            "group" => Ok(Self::Group { id: need(f.id, "id")?, pgid: need(f.pgid, "pgid")? }),
+            "output" => Ok(Self::Output {
+                id: need(f.id, "id")?,
+                stream: need(f.stream, "stream")?,
+                line: need(f.line, "line")?,
+            }),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["hello", "init_failed", "started", "finished", "results", "request", "group", "output"],
+            )),
+        }
+    }
 }
 
 /// Writes one frame and flushes it.
@@ -214,6 +301,43 @@ mod tests {
         assert!(read_frame::<ToWorker>(&mut [10, 0, 0, 0, b'{'].as_slice()).is_err());
         assert!(read_frame::<ToWorker>(&mut [2, 0, 0, 0, b'{', b'}'].as_slice()).is_err());
         assert!(read_frame::<ToWorker>(&mut [1, 0].as_slice()).is_err());
+    }
+
+    #[test]
+    fn every_message_reads_back_as_written_and_a_missing_field_is_named() {
+        let err = WireError { kind: "TaskError".into(), message: "boom".into() };
+        let to_parent = [
+            ToParent::Hello { version: PROTOCOL_VERSION, pid: 42 },
+            ToParent::InitFailed { error: err.clone() },
+            ToParent::Started { id: 1 },
+            ToParent::Finished { id: 2, result: Ok(serde_json::json!({"a": [1, "x"]})) },
+            ToParent::Finished { id: 3, result: Err(err.clone()) },
+            ToParent::Results {
+                results: vec![
+                    CallResult { id: 10, result: Ok(Value::from(1024)) },
+                    CallResult { id: 11, result: Err(err.clone()) },
+                ],
+            },
+            ToParent::Request { id: 4, req: 5, body: serde_json::json!({"op": "wait_on", "task": "t"}) },
+            ToParent::Group { id: 6, pgid: 7 },
+            ToParent::Output { id: 8, stream: crate::tasks::Stream::Stderr, line: "a line".into() },
+        ];
+        for msg in to_parent {
+            let mut buf = Vec::new();
+            write_frame(&mut buf, &msg).unwrap();
+            assert_eq!(read_frame::<ToParent>(&mut buf.as_slice()).unwrap(), Some(msg));
+        }
+        let to_worker =
+            [ToWorker::Reply { req: 9, result: Err(err) }, ToWorker::Reply { req: 10, result: Ok(Value::Null) }];
+        for msg in to_worker {
+            let mut buf = Vec::new();
+            write_frame(&mut buf, &msg).unwrap();
+            assert_eq!(read_frame::<ToWorker>(&mut buf.as_slice()).unwrap(), Some(msg));
+        }
+        let e = serde_json::from_str::<ToParent>(r#"{"op":"finished","id":1}"#).unwrap_err();
+        assert!(e.to_string().contains("missing field `result`"), "{e}");
+        let e = serde_json::from_str::<ToWorker>(r#"{"op":"dance"}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `dance`"), "{e}");
     }
 
     #[test]

@@ -18,7 +18,10 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::protocol::{queue_frame, read_frame, write_frame, CallMsg, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use super::protocol::{
+    queue_frame, read_frame, write_frame, CallMsg, CallResult, ResultsRef, ToParent, ToWorker, WireError,
+    PROTOCOL_VERSION,
+};
 use crate::config::CommandPlan;
 use crate::error::Exception;
 use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, Stream, TaskEnv};
@@ -207,19 +210,91 @@ pub(crate) fn to_wire(e: &Exception) -> WireError {
     WireError { kind: e.type_name().to_owned(), message: e.to_string() }
 }
 
+/// The worker's side of the pipe to the parent: frames, and the results of a `map`
+/// chunk held back to go in one `results` frame.
+struct Out {
+    w: BufWriter<Stdout>,
+    held: Vec<CallResult>,
+    /// About how many bytes the held results take (see [`weight`]).
+    held_bytes: usize,
+}
+
+/// Held results go to the parent once they weigh this much, so that a large result is
+/// not held back (and lost if a later call of the chunk kills the worker).
+const HELD_BYTES: usize = 64 * 1024;
+
+/// About how many bytes `v` takes as JSON, counting its strings and 8 a scalar; stops
+/// counting past [`HELD_BYTES`].
+fn weight(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => {
+            a.iter().map(weight).try_fold(2usize, |n, w| Some(n + w).filter(|&n| n <= HELD_BYTES)).unwrap_or(HELD_BYTES)
+        }
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| k.len() + 3 + weight(v))
+            .try_fold(2usize, |n, w| Some(n + w).filter(|&n| n <= HELD_BYTES))
+            .unwrap_or(HELD_BYTES),
+        _ => 8,
+    }
+}
+
+impl Out {
+    /// Queues the held results as one frame (a `finished` frame for a single one).
+    fn queue_held(&mut self) -> std::io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        let sent = if held.len() == 1 {
+            let CallResult { id, result } = &held[0];
+            queue_frame(&mut self.w, &ToParent::Finished { id: *id, result: result.clone() })
+        } else {
+            queue_frame(&mut self.w, &ResultsRef { results: &held })
+        };
+        if let Err(e) = sent {
+            // A result too large or not encodable becomes its call's error; the others go
+            // one by one.
+            for CallResult { id, result } in held {
+                let msg = ToParent::Finished { id, result };
+                if queue_frame(&mut self.w, &msg).is_err() {
+                    let error = WireError { kind: "TaskError".into(), message: format!("cannot send the result: {e}") };
+                    queue_frame(&mut self.w, &ToParent::Finished { id, result: Err(error) })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a frame now, after the held results (so the parent sees them first).
+    fn send(&mut self, msg: &ToParent) -> std::io::Result<()> {
+        self.queue_held()?;
+        write_frame(&mut self.w, msg)
+    }
+
+    /// Sends the held results now.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.queue_held()?;
+        self.w.flush()
+    }
+}
+
 struct Ctx<'a> {
     id: u64,
     task: &'a str,
     next_req: u64,
     input: &'a mut BufReader<Stdin>,
-    output: &'a mut BufWriter<Stdout>,
+    output: &'a mut Out,
 }
 
 impl WorkerContext for Ctx<'_> {
     fn request(&mut self, body: Value) -> Result<Value, Exception> {
         self.next_req += 1;
         let req = self.next_req;
-        write_frame(self.output, &ToParent::Request { id: self.id, req, body })
+        self.output
+            .send(&ToParent::Request { id: self.id, req, body })
             .map_err(|e| Exception::task(format!("the parent is gone: {e}")))?;
         loop {
             match read_frame::<ToWorker>(self.input) {
@@ -234,11 +309,11 @@ impl WorkerContext for Ctx<'_> {
     }
 
     fn output(&mut self, stream: Stream, line: String) {
-        let _ = write_frame(self.output, &ToParent::Output { id: self.id, stream, line });
+        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line });
     }
 
     fn group(&mut self, pgid: i32) {
-        let _ = write_frame(self.output, &ToParent::Group { id: self.id, pgid });
+        let _ = self.output.send(&ToParent::Group { id: self.id, pgid });
     }
 
     fn task_name(&self) -> &str {
@@ -280,42 +355,34 @@ fn serve(callables: &Callables) -> i32 {
     // A task's panic is reported to the parent as its exception, not printed.
     std::panic::set_hook(Box::new(|_| {}));
     let mut input = BufReader::new(std::io::stdin());
-    let mut output = BufWriter::new(std::io::stdout());
-    if write_frame(&mut output, &ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
+    let mut output = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0 };
+    if output.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
     while let Ok(Some(msg)) = read_frame::<ToWorker>(&mut input) {
         match msg {
             ToWorker::Run { calls } => {
-                // Frames are flushed once per call, or for a `map` chunk once at its end
-                // (Python returns a chunk's results in one message) or every
-                // `CHUNK_FLUSH_EVERY` while it runs: one write and one wake-up of the
-                // parent instead of two per call. Requests, output and process groups
-                // flush at once (they write with `write_frame`).
+                // A call's result goes at once; a `map` chunk's results are held and go
+                // in one frame at its end (Python returns a chunk's results in one
+                // message), every `CHUNK_FLUSH_EVERY` while it runs, or once they weigh
+                // `HELD_BYTES`: one write, one wake-up and one frame to decode for the
+                // parent instead of one a call.
+                // Requests, output and process groups go at once, after what is held.
                 let last = calls.len().saturating_sub(1);
                 let mut flushed = std::time::Instant::now();
                 for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
-                    // No `Started` frame: the parent marks a call running when it sends it,
-                    // and a frame per call less halves the parent's reading for a chunk.
+                    // No `Started` frame: the parent marks a call running when it sends it.
                     let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
                     let result = callables.call(&name, &args, &mut ctx);
-                    let msg = ToParent::Finished { id, result: result.map_err(|e| to_wire(&e)) };
-                    let flush = k == last || flushed.elapsed() >= CHUNK_FLUSH_EVERY;
-                    if flush {
+                    let result = result.map_err(|e| to_wire(&e));
+                    output.held_bytes += match &result {
+                        Ok(v) => weight(v),
+                        Err(e) => e.message.len() + e.kind.len(),
+                    };
+                    output.held.push(CallResult { id, result });
+                    if k == last || output.held_bytes >= HELD_BYTES || flushed.elapsed() >= CHUNK_FLUSH_EVERY {
                         flushed = std::time::Instant::now();
-                    }
-                    let sent =
-                        queue_frame(&mut output, &msg).and_then(|()| if flush { output.flush() } else { Ok(()) });
-                    if let Err(e) = sent {
-                        // A result too large or not encodable becomes this call's error.
-                        let fallback = ToParent::Finished {
-                            id,
-                            result: Err(WireError {
-                                kind: "TaskError".into(),
-                                message: format!("cannot send the result: {e}"),
-                            }),
-                        };
-                        if write_frame(&mut output, &fallback).is_err() {
+                        if output.flush().is_err() {
                             return 1;
                         }
                     }
