@@ -6,7 +6,7 @@
 //! callers written against the trait (`submit`, `map_calls`, `shutdown`) do not change.
 
 pub(crate) mod process_pool;
-pub(crate) mod protocol;
+pub mod protocol;
 pub(crate) mod slurm_pool;
 pub(crate) mod thread_pool;
 pub(crate) mod worker;

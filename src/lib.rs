@@ -57,8 +57,8 @@ mod tasks;
 pub mod tui;
 
 pub use config::{
-    load as load_task_file, load_str as load_task_str, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind,
-    PoolPlan, Pos, TaskPlan, Work,
+    load as load_task_file, load_str as load_task_str, load_str_offline as load_task_str_offline, CommandPlan,
+    ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, Pos, TaskPlan, Work,
 };
 pub use context::{checkpoint, current_task, in_task, InterruptReason};
 pub use deadlock::{Deadlock, DeadlockKind, Model as DeadlockModel, WaitEdge};
@@ -68,6 +68,7 @@ pub use error::{
     TimeoutError,
 };
 pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS_VERSION};
+pub use executor::protocol;
 pub use executor::thread_pool::default_thread_workers;
 pub use executor::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder, SLURM_JOB_ARG};
 pub use executor::{

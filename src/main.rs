@@ -12,6 +12,8 @@ use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 
 /// Exit code for usage and configuration errors (DESIGN §4).
 const EXIT_USAGE: u8 = 2;
+/// The exit code after a panic in the monitor (as a Rust program that panics).
+const EXIT_MONITOR_PANIC: u8 = 101;
 
 fn main() -> ExitCode {
     // A process-pool worker is this binary re-executed: serve, then exit.
@@ -141,7 +143,19 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     forward_signals(handle.control());
     if use_monitor(args.headless) {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), args: task_args };
-        let shown = futuretop::tui::run(source, color()).map_err(|e| format!("futuretop: the terminal failed: {e}"));
+        // A panic in the monitor (a bug) has restored the terminal and printed its message
+        // by now (the guard's hook); the run is stopped so that its log is complete.
+        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, color())));
+        let Ok(shown) = shown else {
+            let _ = handle.control().send(Control::Interrupt);
+            let report = handle.join();
+            eprintln!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
+            if let Some(e) = report.log_error {
+                eprintln!("futuretop: the event log is incomplete: {e}");
+            }
+            return Ok(EXIT_MONITOR_PANIC);
+        };
+        let shown = shown.map_err(|e| format!("futuretop: the terminal failed: {e}"));
         if shown.is_err() {
             let _ = handle.control().send(Control::Interrupt);
         }

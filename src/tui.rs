@@ -29,12 +29,26 @@ use app::{Action, App, Command};
 use input::{Input, ReplayKey};
 use ui::Theme;
 
+/// Set to `render-panic` to make the monitor panic while it draws its first frame: a
+/// fault injected on purpose, for the test that a panic in the render path restores the
+/// terminal, prints its message once and still completes the event log
+/// (docs/reliability.md).
+pub const FAULT_ENV: &str = "FUTURETOP_FAULT";
+
 /// Frames at most this often.
 const FRAME: Duration = Duration::from_millis(33);
 /// The exit code of an interrupted run.
 const EXIT_INTERRUPTED: i32 = 130;
 
+/// Whether the terminal is in monitor mode now: it is restored once, however many paths
+/// ask (a second "leave the alternate screen" would move the cursor back over what the
+/// panic message printed).
+static IN_MONITOR_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn restore_terminal() {
+    if !IN_MONITOR_MODE.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
 }
@@ -55,6 +69,7 @@ impl TerminalGuard {
             }
             hook(info);
         }));
+        IN_MONITOR_MODE.store(true, std::sync::atomic::Ordering::SeqCst);
         enable_raw_mode()?;
         let guard = Self { _private: () };
         execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
@@ -120,11 +135,15 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
     let mut interrupted = false;
     let mut events_open = true;
+    let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
         if dirty && last_draw.elapsed() >= FRAME {
             // Frames are paced from their start, so a slow frame does not stretch the period.
             last_draw = Instant::now();
-            terminal.draw(|f| ui::draw(f, &mut app, theme))?;
+            terminal.draw(|f| {
+                assert!(!inject_panic, "injected fault: a panic in the render path ({FAULT_ENV}=render-panic)");
+                ui::draw(f, &mut app, theme);
+            })?;
             dirty = false;
         }
         let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };

@@ -1,8 +1,8 @@
 //! The command line of DESIGN §4, through the real binary: `--help` and `--version` on
 //! every subcommand, `demo` listing the bundled scenarios, `validate` accepting every
 //! bundled file, every bundled scenario run headless with its exit code and summary, and
-//! Ctrl-C (SIGINT) in the middle of a run: exit 130, a complete event log, and no child
-//! process left behind.
+//! SIGINT (Ctrl-C), SIGTERM and SIGHUP in the middle of a run: exit 130, a complete event
+//! log, and no child process left behind.
 //!
 //! Nothing here sleeps to let something happen: the tests poll a condition (a line in the
 //! event log, a process in /proc) against a generous deadline.
@@ -352,10 +352,26 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn sigint_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
-    use nix::sys::signal::{kill, Signal};
+    signal_mid_run(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
+    signal_mid_run(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sighup_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
+    signal_mid_run(nix::sys::signal::Signal::SIGHUP);
+}
+
+/// A headless run with two thread-pool commands, two process-pool workers and a queued
+/// task, stopped by `signal` in the middle.
+fn signal_mid_run(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::kill;
     use nix::unistd::Pid;
 
-    let dir = scratch("sigint");
+    let dir = scratch(&format!("{signal:?}").to_lowercase());
     let log = dir.join("events.jsonl");
     let mut child =
         command(&["run", "tests/fixtures/run/interrupt.yaml", "--headless", "--events", log.to_str().unwrap()])
@@ -380,9 +396,9 @@ fn sigint_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
     let workers = tree.iter().filter(|(_, _, cmd)| cmd.contains("__futuretop_worker")).count();
     assert_eq!(workers, 2, "two worker processes expected: {tree:?}");
 
-    kill(Pid::from_raw(i32::try_from(pid).unwrap()), Signal::SIGINT).unwrap();
+    kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
     let mut status = None;
-    eventually("futuretop to exit after SIGINT", || {
+    eventually("futuretop to exit after the signal", || {
         status = child.try_wait().unwrap();
         status.is_some()
     });

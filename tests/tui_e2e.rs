@@ -86,10 +86,15 @@ impl Tmux {
     /// Opens an interactive shell with a known prompt and types the command into it,
     /// followed by a report of the exit code and of the terminal's line discipline.
     fn shell(test: &str, w: u16, h: u16, args: &str) -> Self {
+        Self::shell_with(test, w, h, "", args)
+    }
+
+    /// [`Tmux::shell`] with `env` (`NAME=value ...`) set for the command.
+    fn shell_with(test: &str, w: u16, h: u16, env: &str, args: &str) -> Self {
         let t = Self::start(test, w, h, &format!("env PS1='{PROMPT}' sh"));
         t.wait_for("the shell prompt", |s| s.contains(PROMPT.trim_end()));
         let line = format!(
-            "{BIN} {args}; echo EXIT=$?; echo TTY=$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | paste -sd, -)"
+            "{env} {BIN} {args}; echo EXIT=$?; echo TTY=$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | paste -sd, -)"
         );
         t.send_literal(&line);
         t.keys(&["Enter"]);
@@ -578,4 +583,24 @@ tasks:
     let _ = std::fs::remove_file(&log);
     assert!(live_screen.contains("cpu ") && !live_screen.contains("cpu –"), "no system figures:\n{live_screen}");
     assert_eq!(body(&live_screen), body(&replay_screen), "live:\n{live_screen}\nreplay:\n{replay_screen}");
+}
+
+#[test]
+fn a_panic_in_the_render_path_restores_the_terminal_prints_once_and_completes_the_log() {
+    let file = TaskFile::new("panic", QUEUED);
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("panic")));
+    // (No backtrace: the screen is checked for the message alone.)
+    let fault = format!("RUST_BACKTRACE=0 {}=render-panic", futuretop::tui::FAULT_ENV);
+    let t = Tmux::shell_with("panic", 120, 40, &fault, &format!("run {} --events {}", file.path(), log.display()));
+    let s = t.wait_text("EXIT=101");
+    t.assert_restored("queued · ");
+    t.assert_shell_back();
+    assert_eq!(s.matches("injected fault: a panic in the render path").count(), 1, "the message once:\n{s}");
+    assert!(s.contains("the monitor stopped on the error above"), "{s}");
+    // The run was stopped, and its log ends with `run_finished` (exit 130: interrupted).
+    let text = std::fs::read_to_string(&log).expect("the event log");
+    let _ = std::fs::remove_file(&log);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["event"], "run_finished", "{last}");
+    assert_eq!(last["exit_code"], 130, "{last}");
 }

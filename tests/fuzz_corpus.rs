@@ -1,0 +1,69 @@
+//! The fuzzers' seed corpora and every input they ever found a fault with, replayed on
+//! each `cargo test` (the fuzzers themselves need a nightly toolchain; see
+//! docs/reliability.md): the task-file loader and the process-pool protocol decoder must
+//! answer each with a value or a clean error, never a panic or a hang.
+//!
+//! `fuzz/corpus/<target>/` holds the seeds (the bundled scenarios, the example file, the
+//! bad-input fixtures, one frame of each protocol message); `fuzz/regressions/<target>/`
+//! holds what fuzzing found, kept after the fix.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futuretop::protocol::{read_frame, ToParent, ToWorker};
+
+/// Far more than any input needs in a debug build; a hang fails the test here.
+const PER_INPUT: Duration = Duration::from_secs(20);
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut files: Vec<PathBuf> = ["corpus", "regressions"]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(root.join(dir).join(target)).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| n != ".keep"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_task_file_input_gives_a_plan_or_placed_errors() {
+    let files = inputs("task_file");
+    assert!(files.len() >= 30, "the seed corpus is missing: {} files", files.len());
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read a corpus file");
+        let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+        let start = Instant::now();
+        match futuretop::load_task_str_offline("fuzz.yaml", "fuzz", text) {
+            Ok(plan) => assert!(plan.tasks.iter().all(|t| !t.name.is_empty()), "{}", path.display()),
+            Err(errors) => {
+                let shown = errors.to_string();
+                assert!(shown.starts_with("fuzz.yaml:"), "{}: an error without its place: {shown}", path.display());
+            }
+        }
+        assert!(start.elapsed() < PER_INPUT, "{} took {:?}", path.display(), start.elapsed());
+    }
+}
+
+#[test]
+fn every_protocol_input_decodes_or_fails_cleanly() {
+    let files = inputs("protocol");
+    assert!(files.len() >= 6, "the seed corpus is missing: {} files", files.len());
+    let mut decoded = 0;
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read a corpus file");
+        let mut from_worker = bytes.as_slice();
+        while let Ok(Some(_)) = read_frame::<ToParent>(&mut from_worker) {
+            decoded += 1;
+        }
+        let mut from_parent = bytes.as_slice();
+        while let Ok(Some(_)) = read_frame::<ToWorker>(&mut from_parent) {
+            decoded += 1;
+        }
+    }
+    // The seeds hold one frame of each message: they must decode.
+    assert!(decoded >= 13, "only {decoded} frames of the seeds decoded");
+}
