@@ -491,9 +491,17 @@ impl Bus {
                     let live = self.worker_pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     procs.retain(|p| live.contains(&p.pid));
                 }
-                if let EventKind::Pending { task, id, pool } = &kind {
-                    self.futures
-                        .insert(FutureId(*id), FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() });
+                match &kind {
+                    EventKind::Pending { task, id, pool } => {
+                        self.futures.insert(
+                            FutureId(*id),
+                            FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() },
+                        );
+                    }
+                    EventKind::Cancelled { id, .. } | EventKind::Done { id, .. } | EventKind::Exception { id, .. } => {
+                        self.futures.remove(&FutureId(*id));
+                    }
+                    _ => {}
                 }
                 (at, kind)
             }
@@ -513,7 +521,11 @@ impl Bus {
                 EventKind::Running { task, id: id.0, pool, worker: worker.to_string(), pid }
             }
             Observation::Finished { id, outcome } => {
-                let (task, pool) = self.name_of(id);
+                // Its last event: the bus forgets it (memory stays flat over long runs).
+                let (task, pool) = self.futures.remove(&id).map_or_else(
+                    || (format!("task-{}", id.0), String::new()),
+                    |f| (f.task.to_string(), f.pool.to_string()),
+                );
                 let result = self.results.remove(&id);
                 match outcome {
                     Outcome::Done => EventKind::Done { task, id: id.0, pool, result: result.unwrap_or(Value::Null) },

@@ -22,59 +22,106 @@ enum State {
     Cancelled,
 }
 
-struct Task {
+/// A future that has not finished yet.
+struct Live {
     name: String,
     state: State,
     started: Option<f64>,
-    ended: Option<f64>,
-    error: Option<(String, String)>,
+    /// When it was first seen, counting from 0: the summary lists in this order.
+    order: u64,
 }
 
-/// What the reporter saw, for the summary.
+/// A finished future worth naming in the summary.
+struct Named {
+    order: u64,
+    name: String,
+    /// `TYPE: message` for a failure, the reason for a cancellation.
+    what: String,
+}
+
+/// How many slowest tasks the summary lists.
+const SLOWEST: usize = 5;
+
+/// What the reporter saw, for the summary. It keeps only the futures still running or
+/// queued, counts per state, what the summary names (failures, cancellations with a
+/// reason, the slowest tasks), so its memory does not grow with finished futures.
 #[derive(Default)]
 pub struct Tally {
-    tasks: Vec<Task>,
-    by_id: HashMap<u64, usize>,
+    live: HashMap<u64, Live>,
+    counts: [usize; 5],
+    seen: u64,
+    failures: Vec<Named>,
+    cancelled: Vec<Named>,
+    /// The slowest finished tasks: (seconds, order, name), slowest first.
+    slowest: Vec<(f64, u64, String)>,
     planned: usize,
     last_t: f64,
     deadlocks: Vec<String>,
 }
 
 impl Tally {
+    /// Moves future `id` to `state`; returns it, removed from the live ones if `state`
+    /// is final.
+    fn set(&mut self, id: u64, name: &str, state: State) -> Option<Live> {
+        let live = self.live.entry(id).or_insert_with(|| {
+            let order = self.seen;
+            self.seen += 1;
+            self.counts[state as usize] += 1;
+            Live { name: name.to_owned(), state, started: None, order }
+        });
+        if live.state != state {
+            self.counts[live.state as usize] -= 1;
+            self.counts[state as usize] += 1;
+            live.state = state;
+        }
+        if matches!(state, State::Done | State::Exception | State::Cancelled) {
+            self.live.remove(&id)
+        } else {
+            None
+        }
+    }
+
+    /// Notes a finished future's duration among the slowest.
+    fn timed(&mut self, f: &Live, ended: f64) {
+        let Some(started) = f.started else { return };
+        let d = ended - started;
+        if self.slowest.len() == SLOWEST && self.slowest.last().is_some_and(|s| s.0 >= d) {
+            return;
+        }
+        self.slowest.push((d, f.order, f.name.clone()));
+        self.slowest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.slowest.truncate(SLOWEST);
+    }
+
     fn apply(&mut self, e: &Event) {
         self.last_t = e.t;
-        let mut set = |id: u64, name: &str, state: State| -> usize {
-            let i = *self.by_id.entry(id).or_insert_with(|| {
-                self.tasks.push(Task { name: name.to_owned(), state, started: None, ended: None, error: None });
-                self.tasks.len() - 1
-            });
-            self.tasks[i].state = state;
-            i
-        };
         match &e.kind {
             EventKind::RunStarted { tasks, .. } => self.planned = *tasks,
             EventKind::Pending { task, id, .. } => {
-                set(*id, task, State::Pending);
+                self.set(*id, task, State::Pending);
             }
             EventKind::Running { task, id, .. } => {
-                let i = set(*id, task, State::Running);
-                self.tasks[i].started = Some(e.t);
+                self.set(*id, task, State::Running);
+                if let Some(f) = self.live.get_mut(id) {
+                    f.started = Some(e.t);
+                }
             }
             EventKind::Done { task, id, .. } => {
-                let i = set(*id, task, State::Done);
-                self.tasks[i].ended = Some(e.t);
+                if let Some(f) = self.set(*id, task, State::Done) {
+                    self.timed(&f, e.t);
+                }
             }
             EventKind::Cancelled { task, id, reason, .. } => {
-                let i = set(*id, task, State::Cancelled);
-                self.tasks[i].ended = Some(e.t);
-                if let Some(r) = reason {
-                    self.tasks[i].error = Some(("cancelled".into(), r.clone()));
+                if let (Some(f), Some(r)) = (self.set(*id, task, State::Cancelled), reason) {
+                    self.cancelled.push(Named { order: f.order, name: f.name, what: r.clone() });
                 }
             }
             EventKind::Exception { task, id, error, .. } => {
-                let i = set(*id, task, State::Exception);
-                self.tasks[i].ended = Some(e.t);
-                self.tasks[i].error = Some((error.kind.clone(), error.message.clone()));
+                if let Some(f) = self.set(*id, task, State::Exception) {
+                    self.timed(&f, e.t);
+                    let what = format!("{}: {}", error.kind, error.message);
+                    self.failures.push(Named { order: f.order, name: f.name, what });
+                }
             }
             EventKind::Deadlock { message, .. } => self.deadlocks.push(message.clone()),
             _ => {}
@@ -82,11 +129,11 @@ impl Tally {
     }
 
     fn count(&self, s: State) -> usize {
-        self.tasks.iter().filter(|t| t.state == s).count()
+        self.counts[s as usize]
     }
 
     fn total(&self) -> usize {
-        self.tasks.len().max(self.planned)
+        usize::try_from(self.seen).unwrap_or(usize::MAX).max(self.planned)
     }
 
     fn finished(&self) -> usize {
@@ -122,34 +169,29 @@ impl Tally {
             if unfinished > 0 { format!(", {unfinished} unfinished") } else { String::new() },
             self.last_t
         ));
-        let failures: Vec<&Task> = self.tasks.iter().filter(|t| t.state == State::Exception).collect();
+        let mut failures: Vec<&Named> = self.failures.iter().collect();
+        failures.sort_by_key(|f| f.order);
         if !failures.is_empty() {
             out.push_str("failures:\n");
-            for t in failures.iter().take(20) {
-                if let Some((kind, msg)) = &t.error {
-                    out.push_str(&format!("  {}: {kind}: {msg}\n", t.name));
-                }
+            for f in failures.iter().take(20) {
+                out.push_str(&format!("  {}: {}\n", f.name, f.what));
             }
             if failures.len() > 20 {
                 out.push_str(&format!("  ... and {} more\n", failures.len() - 20));
             }
         }
-        let cancelled: Vec<&Task> =
-            self.tasks.iter().filter(|t| t.state == State::Cancelled && t.error.is_some()).collect();
+        let mut cancelled: Vec<&Named> = self.cancelled.iter().collect();
+        cancelled.sort_by_key(|f| f.order);
         if !cancelled.is_empty() {
             out.push_str("cancelled:\n");
-            for t in cancelled.iter().take(10) {
-                if let Some((_, why)) = &t.error {
-                    out.push_str(&format!("  {}: {why}\n", t.name));
-                }
+            for f in cancelled.iter().take(10) {
+                out.push_str(&format!("  {}: {}\n", f.name, f.what));
             }
         }
-        let mut timed: Vec<(&Task, f64)> = self.tasks.iter().filter_map(|t| Some((t, t.ended? - t.started?))).collect();
-        timed.sort_by(|a, b| b.1.total_cmp(&a.1));
-        if !timed.is_empty() {
+        if !self.slowest.is_empty() {
             out.push_str("slowest:\n");
-            for (t, d) in timed.iter().take(5) {
-                out.push_str(&format!("  {:>8.3}s  {}\n", d, t.name));
+            for (d, _, name) in &self.slowest {
+                out.push_str(&format!("  {d:>8.3}s  {name}\n"));
             }
         }
         for d in &self.deadlocks {

@@ -138,10 +138,16 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         sample_system: use_monitor(args.headless) || args.events.is_some(),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
-    let task_args = plan.tasks.iter().map(|t| (t.name.clone(), t.args.clone())).collect();
+    let monitor = use_monitor(args.headless);
+    // Each task's arguments, for the monitor's detail view only (a copy of the plan's).
+    let task_args = if monitor {
+        plan.tasks.iter().map(|t| (t.name.clone(), t.args.clone())).collect()
+    } else {
+        std::collections::HashMap::new()
+    };
     let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
-    if use_monitor(args.headless) {
+    if monitor {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), args: task_args };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
         // by now (the guard's hook); the run is stopped so that its log is complete.

@@ -124,6 +124,32 @@ enum Slot {
     Submitted(Future<Value>),
     /// Cancelled before it was submitted (a dependency failed, or the run stopped).
     Dropped,
+    /// Finished, and no `wait_on` names it: its future is let go (memory stays flat
+    /// over long runs).
+    Released,
+}
+
+/// Which plan tasks a `wait_on` names (directly or inside a `submit`): their futures are
+/// kept after they finish, for a waiter that comes later.
+fn awaited(plan: &Plan) -> Vec<bool> {
+    fn mark(call: &Builtin, awaited: &mut [bool]) {
+        match call {
+            Builtin::WaitOn { task, .. } => {
+                if let Some(a) = awaited.get_mut(*task) {
+                    *a = true;
+                }
+            }
+            Builtin::Submit { call, .. } => mark(call, awaited),
+            _ => {}
+        }
+    }
+    let mut awaited = vec![false; plan.tasks.len()];
+    for t in &plan.tasks {
+        if let Work::Call(call) = &t.work {
+            mark(call, &mut awaited);
+        }
+    }
+    awaited
 }
 
 /// What tasks share: the pools, the futures, the bus.
@@ -226,7 +252,7 @@ impl RegistryEnv {
         loop {
             match slots.get(task) {
                 Some(Slot::Submitted(f)) => return Ok(f.clone()),
-                Some(Slot::Dropped) | None => return Err(Exception::Cancelled(CancelledError)),
+                Some(Slot::Dropped | Slot::Released) | None => return Err(Exception::Cancelled(CancelledError)),
                 Some(Slot::Waiting) => {
                     crate::checkpoint()?;
                     slots = self
@@ -436,6 +462,8 @@ struct Runner {
     dependents: Vec<Vec<usize>>,
     /// Plan tasks not yet in a final state.
     unfinished: usize,
+    /// See [`awaited`].
+    awaited: Vec<bool>,
 }
 
 impl Runner {
@@ -448,6 +476,7 @@ impl Runner {
             }
         }
         Self {
+            awaited: awaited(&reg.plan),
             reg,
             control,
             completions: crossbeam_channel::unbounded(),
@@ -556,7 +585,13 @@ impl Runner {
         }
         self.finals[i] = Some(outcome);
         self.unfinished -= 1;
-        for d in self.dependents[i].clone() {
+        if !self.awaited[i] {
+            let mut slots = lock(&self.reg.slots);
+            if matches!(slots[i], Slot::Submitted(_)) {
+                slots[i] = Slot::Released;
+            }
+        }
+        for d in std::mem::take(&mut self.dependents[i]) {
             if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
                 continue;
             }
