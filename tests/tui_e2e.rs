@@ -8,7 +8,11 @@
 //! restored (no alternate screen, cursor shown, cooked mode, the shell prompt back);
 //! a queued task found with `/` and cancelled with `c`; running tasks on a thread and a
 //! process pool killed with `x`; `q` asking while tasks run (`n` keeps running, `y`
-//! stops: exit 130); the help overlay; Ctrl-C; the 80x24 layout.
+//! stops: exit 130); the help overlay; Ctrl-C; the 80x24 layout; SIGINT, SIGTERM and
+//! SIGHUP with thread- and process-pool calls and commands running (exit 130, the event
+//! log complete, no process left below futuretop); a panic injected in the render path;
+//! a replay ending on the live run's final screen, line for line. (One wait is a plain
+//! sleep, on purpose: checking that the final screen does not move for 0.6 s.)
 //!
 //! tmux must be installed (`.ci/run` installs it).
 
@@ -517,23 +521,118 @@ fn no_color_paints_nothing_and_the_banner_still_stands_out() {
     }
 }
 
-#[test]
-fn sigterm_stops_the_run_and_restores_the_terminal() {
-    let file = TaskFile::new("sigterm", LONG);
-    let pid_file = TaskFile::new("sigterm-pid", "");
+/// Thread and process pools each running a `sleep` call and a `sleep` command.
+const SIGNALLED: &str = "
+name: signalled
+pools:
+  th: { kind: thread, max_workers: 2 }
+  pr: { kind: process, max_workers: 2 }
+tasks:
+  - name: tsleep
+    pool: th
+    call: sleep
+    args: { secs: 30 }
+  - name: tcmd
+    pool: th
+    command: [sleep, '31']
+  - name: psleep
+    pool: pr
+    call: sleep
+    args: { secs: 30 }
+  - name: pcmd
+    pool: pr
+    command: [sleep, '32']
+";
+
+/// The processes below `pid`, with their start times (a pid reused later has another).
+fn descendants(pid: i32) -> Vec<(i32, u64)> {
+    let stat = |p: i32| -> Option<(i32, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let after = &text[text.rfind(')')? + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
+    };
+    let all: Vec<(i32, i32, u64)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| stat(p).map(|(ppid, start)| (p, ppid, start)))
+        .collect();
+    let mut found = vec![];
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for &(p, pp, start) in &all {
+            if pp == parent {
+                found.push((p, start));
+                frontier.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// A signal to the monitor mid-run: exit 130, the terminal restored, the event log
+/// complete, and no worker process or command left behind.
+fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
+    let test = format!("{signal:?}").to_lowercase();
+    let file = TaskFile::new(&test, SIGNALLED);
+    let pid_file = TaskFile::new(&format!("{test}-pid"), "");
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for(&test)));
     // The shell writes its pid, then becomes futuretop (exec keeps the pid).
     let command = format!(
-        "sh -c 'echo $$ > \"$0\"; exec \"$1\" \"$2\"' {} {BIN} {}; echo EXIT=$?; sleep 60",
+        "sh -c 'echo $$ > \"$0\"; exec \"$1\" run \"$2\" --events \"$3\"' {} {BIN} {} {}; echo EXIT=$?; sleep 60",
         pid_file.path(),
-        file.path()
+        file.path(),
+        log.display()
     );
-    let t = Tmux::start("sigterm", 120, 40, &command);
-    t.wait_row("tsleep", &["▶ running"]);
+    let t = Tmux::start(&test, 120, 40, &command);
+    for name in ["tsleep", "tcmd", "psleep", "pcmd"] {
+        t.wait_row(name, &["▶ running"]);
+    }
     let pid: i32 = std::fs::read_to_string(&pid_file.0).expect("the pid file").trim().parse().expect("a pid");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).expect("kill");
+    // Two workers, two commands (one under its supervisor): all below futuretop now.
+    let start = Instant::now();
+    let mut below = descendants(pid);
+    while below.len() < 5 && start.elapsed() < DEADLINE {
+        std::thread::sleep(POLL);
+        below = descendants(pid);
+    }
+    assert!(below.len() >= 5, "workers and commands below futuretop: {below:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
     let s = t.wait_text("EXIT=130");
     assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
-    t.assert_restored("long-sleeps · ");
+    t.assert_restored("signalled · ");
+    let logged = std::fs::read_to_string(&log).expect("the event log");
+    let _ = std::fs::remove_file(&log);
+    let last: serde_json::Value = serde_json::from_str(logged.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["event"], "run_finished", "{last}");
+    assert_eq!(last["exit_code"], 130, "{last}");
+    let gone = |&(p, start): &(i32, u64)| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |t| {
+            t.rsplit(')').next().and_then(|a| a.split_whitespace().nth(19)).and_then(|s| s.parse::<u64>().ok())
+                != Some(start)
+        })
+    };
+    let start = Instant::now();
+    while !below.iter().all(gone) {
+        assert!(start.elapsed() < DEADLINE, "left behind: {:?}", below.iter().filter(|p| !gone(p)).collect::<Vec<_>>());
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn sigterm_stops_the_run_and_restores_the_terminal() {
+    signal_stops_the_run(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_the_run_and_restores_the_terminal() {
+    signal_stops_the_run(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sighup_stops_the_run_and_restores_the_terminal() {
+    signal_stops_the_run(nix::sys::signal::Signal::SIGHUP);
 }
 
 /// Every line of a screen but the last two (the log line and the key hints, which
