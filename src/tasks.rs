@@ -553,6 +553,50 @@ mod tests {
     }
 
     #[test]
+    fn a_command_that_closes_its_pipes_is_waited_for_not_taken_as_ended() {
+        // Closing stdout and stderr is not the end of the command: its exit is.
+        let start = std::time::Instant::now();
+        let (r, _, _) = run_counting("echo before; exec >&- 2>&-; sleep 0.3; exit 3");
+        assert!(start.elapsed() >= std::time::Duration::from_millis(300), "ended at pipe EOF");
+        let e = r.unwrap_err();
+        assert_eq!(e.type_name(), "CommandFailed");
+        assert!(e.to_string().contains("status 3"), "{e}");
+    }
+
+    #[test]
+    fn a_command_that_never_exits_ends_at_its_timeout_with_its_children() {
+        // The command and a child of its own, both endless: the timeout kills the group.
+        let mut plan = sh("sleep 30 & echo child=$!; sleep 30");
+        plan.timeout = Some(0.5);
+        let child = Arc::new(Mutex::new(None::<i32>));
+        let seen = Arc::clone(&child);
+        let sink: OutputSink = Arc::new(move |_, line: String| {
+            if let Some(pid) = line.strip_prefix("child=") {
+                *seen.lock().unwrap() = pid.trim().parse().ok();
+            }
+        });
+        let start = std::time::Instant::now();
+        let r = run_command(&plan, &sink, &|_| {}, None);
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the timeout held");
+        let e = r.unwrap_err();
+        assert_eq!(e.type_name(), "CommandFailed", "{e}");
+        assert!(e.to_string().contains("timed out after 0.5 s"), "{e}");
+        let pid = child.lock().unwrap().expect("the child's pid was printed");
+        // The child is gone (or a zombie about to be reaped by init), not sleeping on.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit(')').next().and_then(|a| a.split_whitespace().next()).map(str::to_owned));
+            if state.as_deref().is_none_or(|s| s == "Z") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the command's child {pid} survived its timeout");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    #[test]
     fn is_prime_matches_the_seed() {
         let primes: Vec<u64> = (0..30).filter(|&n| is_prime(n).unwrap()).collect();
         assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
