@@ -172,6 +172,12 @@ impl<'a, T: 'a> MapIter<'a, T> {
         Self { futures: futures.into(), next_call: None, deadline: deadline(timeout), submitted, ended: false }
     }
 
+    /// The futures of the calls submitted and not yet returned by the iterator, in input
+    /// order (an extension: to cancel or kill one call of a map).
+    pub fn pending_futures(&self) -> impl Iterator<Item = &Future<T>> {
+        self.futures.iter()
+    }
+
     fn cancel_rest(&mut self) {
         for f in self.futures.drain(..) {
             f.cancel();

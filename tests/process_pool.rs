@@ -1287,3 +1287,35 @@ fn extension_kill_a_waiting_process_task_ends_its_wait() {
     assert!(pool.broken().is_none());
     assert_eq!(pool.submit(pow(2, 2)).unwrap().result(Some(LONG)), Ok(json!(4)));
 }
+
+/// A `map` chunk's next chunk goes to the worker ahead of time; its calls stay pending
+/// (cancellable) until the worker reaches them, and a `kill` in the running chunk sends
+/// them on to the replacement worker instead of failing them.
+#[test]
+fn extension_a_chunk_sent_ahead_survives_a_kill_and_can_be_cancelled() {
+    let pool = builder(1).build().unwrap();
+    let items = [
+        serde_json::to_value(Builtin::Sleep { secs: 30.0 }).unwrap(),
+        serde_json::to_value(Builtin::Pow { base: 2, exp: 1 }).unwrap(),
+        serde_json::to_value(Builtin::Pow { base: 2, exp: 2 }).unwrap(),
+        serde_json::to_value(Builtin::Pow { base: 2, exp: 3 }).unwrap(),
+        serde_json::to_value(Builtin::Pow { base: 2, exp: 4 }).unwrap(),
+        serde_json::to_value(Builtin::Pow { base: 2, exp: 5 }).unwrap(),
+    ];
+    let it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
+    let fs: Vec<Future<Value>> = it.pending_futures().cloned().collect();
+    until("the first call runs", || fs[0].running());
+    // The second chunk (items 2 and 3) is with the worker, not reached: still pending.
+    assert!(!fs[2].running() && !fs[2].done());
+    assert!(fs[3].cancel(), "a call sent ahead but not reached can be cancelled");
+    assert!(fs[0].kill());
+    assert!(matches!(fs[0].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
+    // The rest of the killed chunk goes with it, as before ...
+    assert!(matches!(fs[1].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
+    // ... but the chunk sent ahead runs on the replacement worker.
+    assert_eq!(fs[2].result(Some(LONG)), Ok(json!(4)));
+    assert!(fs[3].cancelled());
+    assert_eq!(fs[4].result(Some(LONG)), Ok(json!(16)));
+    assert_eq!(fs[5].result(Some(LONG)), Ok(json!(32)));
+    assert!(pool.broken().is_none());
+}
