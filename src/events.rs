@@ -342,7 +342,12 @@ pub(crate) struct Bus {
     worker_pids: WorkerPids,
     /// The log line being written.
     line: Vec<u8>,
+    /// Finished futures whose names are still kept, oldest first (see [`Bus::retire`]).
+    retired: std::collections::VecDeque<FutureId>,
 }
+
+/// How many finished futures keep their names on the bus.
+const NAMES_KEPT: usize = 65_536;
 
 /// The pids of live worker processes, kept by the bus from `worker_started` and
 /// `worker_exited`, read by the system sampler.
@@ -369,6 +374,7 @@ impl Bus {
             last: None,
             worker_pids: WorkerPids::default(),
             line: Vec::with_capacity(256),
+            retired: std::collections::VecDeque::new(),
         })
     }
 
@@ -407,7 +413,9 @@ impl Bus {
                     // A pause in the stream: the log is flushed if nothing more comes
                     // within FLUSH_AFTER (a flush a burst would cost a write each).
                     if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
-                        match rx.recv_timeout(FLUSH_AFTER) {
+                        // Waits only for what is left of FLUSH_AFTER since the last flush,
+                        // so a trickle of events cannot hold the log back.
+                        match rx.recv_timeout(FLUSH_AFTER.saturating_sub(last_flush.elapsed())) {
                             Ok(m) => m,
                             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                                 self.flush();
@@ -427,7 +435,7 @@ impl Bus {
             };
             // Under a steady stream the log still reaches the disk every FLUSH_AFTER.
             handled = handled.wrapping_add(1);
-            if handled % 256 == 0 && last_flush.elapsed() >= FLUSH_AFTER {
+            if handled % 16 == 0 && last_flush.elapsed() >= FLUSH_AFTER {
                 self.flush();
                 last_flush = Instant::now();
             }
@@ -461,6 +469,18 @@ impl Bus {
         if let Some(log) = self.log.as_mut() {
             if let Err(e) = log.flush() {
                 self.log_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    /// A future has finished: its names are kept a while longer (a `wait_end` on it, or
+    /// a command's last output lines, may still come), then forgotten once
+    /// [`NAMES_KEPT`] futures have finished after it, so memory stays flat over long runs.
+    fn retire(&mut self, id: FutureId) {
+        self.retired.push_back(id);
+        if self.retired.len() > NAMES_KEPT {
+            if let Some(old) = self.retired.pop_front() {
+                self.futures.remove(&old);
             }
         }
     }
@@ -499,7 +519,7 @@ impl Bus {
                         );
                     }
                     EventKind::Cancelled { id, .. } | EventKind::Done { id, .. } | EventKind::Exception { id, .. } => {
-                        self.futures.remove(&FutureId(*id));
+                        self.retire(FutureId(*id));
                     }
                     _ => {}
                 }
@@ -521,11 +541,8 @@ impl Bus {
                 EventKind::Running { task, id: id.0, pool, worker: worker.to_string(), pid }
             }
             Observation::Finished { id, outcome } => {
-                // Its last event: the bus forgets it (memory stays flat over long runs).
-                let (task, pool) = self.futures.remove(&id).map_or_else(
-                    || (format!("task-{}", id.0), String::new()),
-                    |f| (f.task.to_string(), f.pool.to_string()),
-                );
+                let (task, pool) = self.name_of(id);
+                self.retire(id);
                 let result = self.results.remove(&id);
                 match outcome {
                     Outcome::Done => EventKind::Done { task, id: id.0, pool, result: result.unwrap_or(Value::Null) },

@@ -61,8 +61,14 @@ pub struct Tally {
 
 impl Tally {
     /// Moves future `id` to `state`; returns it, removed from the live ones if `state`
-    /// is final.
+    /// is final. A final state for a future not live is ignored: every future's first
+    /// event is `pending`, so that is a second end (a doctored or concatenated log), and
+    /// counting it would count the future twice.
     fn set(&mut self, id: u64, name: &str, state: State) -> Option<Live> {
+        let is_final = matches!(state, State::Done | State::Exception | State::Cancelled);
+        if is_final && !self.live.contains_key(&id) {
+            return None;
+        }
         let live = self.live.entry(id).or_insert_with(|| {
             let order = self.seen;
             self.seen += 1;
@@ -74,7 +80,7 @@ impl Tally {
             self.counts[state as usize] += 1;
             live.state = state;
         }
-        if matches!(state, State::Done | State::Exception | State::Cancelled) {
+        if is_final {
             self.live.remove(&id)
         } else {
             None
@@ -259,4 +265,45 @@ pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn
         let _ = writeln!(err);
     }
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64, kind: EventKind) -> Event {
+        Event { seq, t: seq as f64, kind }
+    }
+
+    fn pending(seq: u64, id: u64) -> Event {
+        ev(seq, EventKind::Pending { task: format!("t{id}"), id, pool: "p".into() })
+    }
+
+    fn done(seq: u64, id: u64) -> Event {
+        ev(seq, EventKind::Done { task: format!("t{id}"), id, pool: "p".into(), result: serde_json::Value::Null })
+    }
+
+    #[test]
+    fn counts_keep_up_and_a_second_end_is_not_counted_twice() {
+        let mut t = Tally::default();
+        for e in [pending(1, 1), pending(2, 2), done(3, 1), done(4, 1), done(5, 9)] {
+            t.apply(&e);
+        }
+        assert_eq!((t.total(), t.count(State::Done), t.count(State::Pending)), (2, 1, 1));
+        assert_eq!(t.live.len(), 1, "only the unfinished future is kept");
+        let failed = ev(
+            6,
+            EventKind::Exception {
+                task: "t2".into(),
+                id: 2,
+                pool: "p".into(),
+                error: crate::events::ErrorInfo { kind: "TaskError".into(), message: "boom".into() },
+            },
+        );
+        t.apply(&failed);
+        assert!(t.live.is_empty());
+        let s = t.summary(1);
+        assert!(s.starts_with("2 futures: 1 done, 1 failed, 0 cancelled"), "{s}");
+        assert!(s.contains("  t2: TaskError: boom\n"), "{s}");
+    }
 }

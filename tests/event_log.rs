@@ -160,6 +160,8 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
     let mut live_workers: HashSet<(String, String, Option<u64>)> = HashSet::new();
     let mut exited_workers: HashSet<(String, String, Option<u64>)> = HashSet::new();
     let mut open_waits: Vec<(u64, u64)> = Vec::new();
+    // Each wait's names, to check that its end names the same tasks.
+    let mut wait_names: HashMap<(u64, u64), (String, String)> = HashMap::new();
     let mut deadlocks: Vec<Vec<String>> = Vec::new();
     for e in &log {
         let kind = e["event"].as_str().unwrap();
@@ -236,12 +238,20 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
                     "a waiter that is not running: {e}"
                 );
                 open_waits.push((id, on));
+                wait_names
+                    .insert((id, on), (e["task"].as_str().unwrap().to_owned(), e["on"].as_str().unwrap().to_owned()));
             }
             "wait_end" => {
                 let key = (e["id"].as_u64().unwrap(), e["on_id"].as_u64().unwrap());
                 let i =
                     open_waits.iter().position(|w| *w == key).unwrap_or_else(|| panic!("wait_end without wait: {e}"));
                 open_waits.remove(i);
+                let (task, on) = &wait_names[&key];
+                assert_eq!(
+                    (e["task"].as_str().unwrap(), e["on"].as_str().unwrap()),
+                    (task.as_str(), on.as_str()),
+                    "{e}"
+                );
                 assert!(
                     matches!(e["outcome"].as_str(), Some("completed" | "timed_out" | "interrupted" | "killed")),
                     "{e}"

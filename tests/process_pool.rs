@@ -1288,11 +1288,11 @@ fn extension_kill_a_waiting_process_task_ends_its_wait() {
     assert_eq!(pool.submit(pow(2, 2)).unwrap().result(Some(LONG)), Ok(json!(4)));
 }
 
-/// A `map` chunk's next chunk goes to the worker ahead of time; its calls stay pending
-/// (cancellable) until the worker reaches them, and a `kill` in the running chunk sends
-/// them on to the replacement worker instead of failing them.
+/// A `kill` of one call of a `map` chunk ends the rest of that chunk (they share the
+/// worker that is killed), not the chunks queued behind it: those run on the
+/// replacement worker, and can still be cancelled while they wait.
 #[test]
-fn extension_a_chunk_sent_ahead_survives_a_kill_and_can_be_cancelled() {
+fn extension_a_kill_in_a_map_chunk_spares_the_chunks_behind_it() {
     let pool = builder(1).build().unwrap();
     let items = [
         serde_json::to_value(Builtin::Sleep { secs: 30.0 }).unwrap(),
@@ -1305,14 +1305,14 @@ fn extension_a_chunk_sent_ahead_survives_a_kill_and_can_be_cancelled() {
     let it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
     let fs: Vec<Future<Value>> = it.pending_futures().cloned().collect();
     until("the first call runs", || fs[0].running());
-    // The second chunk (items 2 and 3) is with the worker, not reached: still pending.
+    // The second chunk (items 2 and 3) waits in the queue: still pending.
     assert!(!fs[2].running() && !fs[2].done());
-    assert!(fs[3].cancel(), "a call sent ahead but not reached can be cancelled");
+    assert!(fs[3].cancel(), "a queued call of a map can be cancelled");
     assert!(fs[0].kill());
     assert!(matches!(fs[0].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
     // The rest of the killed chunk goes with it, as before ...
     assert!(matches!(fs[1].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
-    // ... but the chunk sent ahead runs on the replacement worker.
+    // ... but the next chunk runs on the replacement worker.
     assert_eq!(fs[2].result(Some(LONG)), Ok(json!(4)));
     assert!(fs[3].cancelled());
     assert_eq!(fs[4].result(Some(LONG)), Ok(json!(16)));

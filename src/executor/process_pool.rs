@@ -519,21 +519,13 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let mut proc: Option<Proc> = None;
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
     let mut done_one = false;
-    // Calls sent ahead to a worker that was killed before it reached them: they go to its
-    // replacement first.
-    let mut carried: Option<Item> = None;
     loop {
-        let item = if let Some(item) = carried.take() {
-            item
-        } else {
-            // Between items (whichever way the last one ended) this slot is idle.
-            if done_one {
-                shared.idle_slots.fetch_add(1, Ordering::SeqCst);
-            }
-            done_one = true;
-            let Ok(item) = recv_spinning(&shared.rx) else { break };
-            item
-        };
+        // Between items (whichever way the last one ended) this slot is idle.
+        if done_one {
+            shared.idle_slots.fetch_add(1, Ordering::SeqCst);
+        }
+        done_one = true;
+        let Ok(item) = recv_spinning(&shared.rx) else { break };
         if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
             fail_broken(item, &b);
             continue;
@@ -562,7 +554,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             l.running = item.iter().map(|e| e.future.id()).collect();
         }
         // Skip what was cancelled while queued (Python: set_running_or_notify_cancel).
-        let mut runnable: Vec<Entry> = item
+        let runnable: Vec<Entry> = item
             .into_iter()
             .filter(|e| matches!(e.future.start_running(Some((&p.worker, Some(p.pid), Arc::clone(&killer)))), Ok(true)))
             .collect();
@@ -572,39 +564,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = runnable.iter().map(|e| e.future.id()).collect();
         }
-        // For a `map` chunk, the next item goes ahead (Python keeps a call item queued
-        // beyond its workers): sent while the worker still runs this one, so it never
-        // waits for the parent to read the results. Its calls stay pending until the
-        // worker reaches them (when this chunk's last result is read): a `cancel` still
-        // works on them, and a `kill` of this chunk sends them on to the replacement
-        // worker. Only behind a chunk of several calls (single calls stay free for
-        // whichever worker is idle first), and not with max_tasks_per_child, which counts
-        // a worker's calls exactly.
-        let (worker, pid) = (Arc::clone(&p.worker), p.pid);
-        let chunk = runnable.len() > 1;
-        let ahead = || -> Option<Item> {
-            if !chunk || shared.max_tasks_per_child.is_some() || shared.broken_flag.load(Ordering::SeqCst) {
-                return None;
-            }
-            shared.rx.try_recv().ok()
-        };
-        // The worker has reached the item sent ahead: its calls run now.
-        let reached = |entries: &[Entry]| {
-            let started: Vec<FutureId> = entries
-                .iter()
-                .filter(|e| matches!(e.future.start_running(Some((&worker, Some(pid), Arc::clone(&killer)))), Ok(true)))
-                .map(|e| e.future.id())
-                .collect();
-            if let Some(l) = lock(&shared.live).get_mut(&slot) {
-                l.running.extend(started);
-            }
-        };
-        let mut ahead_at = None;
-        let outcome =
-            exchange(shared, slot, p, &mut runnable, Some(&Ahead { next: &ahead, reached: &reached }), &mut ahead_at);
-        // A worker lost before it reached the item sent ahead: those calls never started.
-        let unreached = ahead_at.map(|k| runnable.split_off(k));
-        match outcome {
+        match exchange(shared, slot, p, &runnable) {
             Exchange::Done => {
                 p.tasks += runnable.len();
                 let stopped = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
@@ -641,18 +601,8 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     pid: Some(p.pid),
                     status: status.clone(),
                 });
-                let by_request = on_purpose.as_deref() == Some("killed");
-                if let Some(rest) = unreached {
-                    if by_request {
-                        // (Unless all of them were cancelled meanwhile: a run being stopped.)
-                        carried = Some(rest).filter(|r| r.iter().any(|e| !e.future.done()));
-                    } else {
-                        // The pool breaks below; these fail with the queue.
-                        runnable.extend(rest);
-                    }
-                }
                 let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
-                if by_request {
+                if let Some("killed") = on_purpose.as_deref() {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
                             "worker {} (pid {}) was killed on request",
@@ -718,8 +668,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     if let Some(init) = &shared.initializer {
         let f = Future::new();
         let entry = Entry { future: f.clone(), call: init.clone(), name: "initializer".into() };
-
-        match exchange(shared, slot, &mut p, &mut vec![entry], None, &mut None) {
+        match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
             Exchange::Done => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
                     retire(shared, slot, p, "initializer failed");
@@ -750,55 +699,19 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
     });
 }
 
-/// The item sent ahead of the one a worker runs: where it comes from, and what to do
-/// when the worker reaches it.
-struct Ahead<'a> {
-    next: &'a dyn Fn() -> Option<Item>,
-    reached: &'a dyn Fn(&[Entry]),
-}
-
-/// Sends `calls` to the worker and reads until each call sent has finished. While the
-/// worker runs them, `ahead` may give one more item to send (kept at most one item
-/// ahead); its calls are appended to `calls`, which ends holding every call sent, and
-/// `ahead_at` says where they begin while the worker has not reached them.
-fn exchange(
-    shared: &Arc<Shared>,
-    slot: usize,
-    p: &mut Proc,
-    calls: &mut Vec<Entry>,
-    ahead: Option<&Ahead<'_>>,
-    ahead_at: &mut Option<usize>,
-) -> Exchange {
-    fn send(p: &Proc, entries: &[Entry]) -> std::io::Result<()> {
-        let msgs: Vec<CallRef<'_>> = entries
-            .iter()
-            .map(|e| CallRef { id: e.future.id().0, name: &e.call.name, args: &e.call.args, task: &e.name })
-            .collect();
-        write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs })
-    }
-    if let Err(e) = send(p, calls) {
+/// Sends `calls` to the worker and reads until each has finished.
+fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
+    let msgs: Vec<CallRef<'_>> = calls
+        .iter()
+        .map(|e| CallRef { id: e.future.id().0, name: &e.call.name, args: &e.call.args, task: &e.name })
+        .collect();
+    if let Err(e) = write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs }) {
         return Exchange::Lost(e.to_string());
     }
-    // Each call sent: its future, and which item it came in (0, 1, ...).
-    let mut by_id: crate::observe::IdMap<u64, (Future<Value>, usize)> =
-        calls.iter().map(|e| (e.future.id().0, (e.future.clone(), 0))).collect();
-    // Calls not finished yet, per item sent and not yet done.
-    let mut left: std::collections::VecDeque<usize> = std::collections::VecDeque::from([calls.len()]);
-    let mut items = 1;
-    while left.iter().any(|&n| n > 0) {
-        if left.len() == 1 {
-            if let Some(next) = ahead.and_then(|a| (a.next)()).filter(|n| !n.is_empty()) {
-                *ahead_at = Some(calls.len());
-                let sent = send(p, &next);
-                by_id.extend(next.iter().map(|e| (e.future.id().0, (e.future.clone(), items))));
-                left.push_back(next.len());
-                items += 1;
-                calls.extend(next);
-                if let Err(e) = sent {
-                    return Exchange::Lost(e.to_string());
-                }
-            }
-        }
+    let by_id: crate::observe::IdMap<u64, &Future<Value>> =
+        calls.iter().map(|e| (e.future.id().0, &e.future)).collect();
+    let mut left = calls.len();
+    while left > 0 {
         let msg = match read_frame::<ToParent>(&mut p.stdout) {
             Ok(Some(m)) => m,
             Ok(None) => return Exchange::Lost(String::new()),
@@ -813,9 +726,8 @@ fn exchange(
         };
         // One call ended: no longer killable (a late `kill` must not hit the worker's
         // next call), then its future finishes.
-        let first_item = items - left.len();
         let mut finished = |id: u64, result: Result<Value, WireError>| {
-            let Some((f, item)) = by_id.remove(&id) else { return };
+            let Some(f) = by_id.get(&id) else { return };
             if let Some(l) = lock(&shared.live).get_mut(&slot) {
                 l.running.retain(|r| r.0 != id);
             }
@@ -824,9 +736,7 @@ fn exchange(
                 hook(FutureId(id), v);
             }
             let _ = f.finish(outcome, "set_result");
-            if let Some(n) = left.get_mut(item - first_item) {
-                *n -= 1;
-            }
+            left -= 1;
         };
         match msg {
             ToParent::Finished { id, result } => finished(id, result),
@@ -847,14 +757,6 @@ fn exchange(
                 }
             }
             ToParent::Started { .. } | ToParent::Hello { .. } | ToParent::InitFailed { .. } => {}
-        }
-        // The front item is done: the worker has reached the one sent ahead, which runs
-        // now, and another may go ahead.
-        while left.len() > 1 && left.front() == Some(&0) {
-            left.pop_front();
-            if let (Some(k), Some(a)) = (ahead_at.take(), ahead) {
-                (a.reached)(&calls[k..]);
-            }
         }
     }
     Exchange::Done
