@@ -26,14 +26,15 @@ pub const PROTOCOL_VERSION: u32 = 2;
 pub const MAX_FRAME: u32 = 256 * 1024 * 1024;
 
 /// One call to run: a registered callable's name and its arguments.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallMsg {
     /// The parent's id for this call (the future's id).
     pub id: u64,
     /// The callable's registered name.
     pub name: String,
-    /// Its arguments.
-    pub args: Value,
+    /// Its arguments, as the JSON text they came in: decoded by the worker straight into
+    /// the callable's own types (a built-in's), or into a `Value` for a registered one.
+    pub args: Box<serde_json::value::RawValue>,
     /// The task's name: the prefix of the futures the call submits (`<task>/<call>`).
     /// Optional on the wire (an older parent sends none), so the version is unchanged.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -70,6 +71,12 @@ pub struct CallResult {
     pub id: u64,
     /// Its value or error.
     pub result: Result<Value, WireError>,
+}
+
+impl PartialEq for CallMsg {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.name == other.name && self.args.get() == other.args.get() && self.task == other.task
+    }
 }
 
 /// A [`ToParent::Results`] frame written from borrowed results.
@@ -288,11 +295,15 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
 mod tests {
     use super::*;
 
+    fn raw(json: &str) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(json.to_owned()).unwrap()
+    }
+
     #[test]
     fn frames_round_trip_and_garbage_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
         let msg = ToWorker::Run {
-            calls: vec![CallMsg { id: 7, name: "pow".into(), args: serde_json::json!({"base": 2}), task: "t".into() }],
+            calls: vec![CallMsg { id: 7, name: "pow".into(), args: raw(r#"{"base":2}"#), task: "t".into() }],
         };
         write_frame(&mut buf, &msg).unwrap();
         write_frame(&mut buf, &ToWorker::Exit).unwrap();
@@ -355,8 +366,8 @@ mod tests {
         write_frame(&mut buf, &RunRef { calls }).unwrap();
         let expected = ToWorker::Run {
             calls: vec![
-                CallMsg { id: 1, name: "f".into(), args: args.clone(), task: "t".into() },
-                CallMsg { id: 2, name: "g".into(), args: args.clone(), task: String::new() },
+                CallMsg { id: 1, name: "f".into(), args: raw(&args.to_string()), task: "t".into() },
+                CallMsg { id: 2, name: "g".into(), args: raw(&args.to_string()), task: String::new() },
             ],
         };
         assert_eq!(read_frame::<ToWorker>(&mut buf.as_slice()).unwrap(), Some(expected));

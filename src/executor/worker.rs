@@ -16,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::protocol::{
@@ -59,6 +60,9 @@ pub type Callable = Arc<dyn Fn(&Value, &mut dyn WorkerContext) -> Result<Value, 
 #[derive(Clone, Default)]
 pub struct Callables {
     map: HashMap<String, Callable>,
+    /// [`BUILTIN_CALL`] is futuretop's own (not replaced): its arguments are decoded
+    /// straight into [`Builtin`], without a `Value` in between.
+    typed_builtin: bool,
 }
 
 impl Callables {
@@ -75,6 +79,7 @@ impl Callables {
                 Builtin::deserialize(args).map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
             run_in_worker(&b, ctx)
         });
+        c.typed_builtin = true;
         c.register(COMMAND_CALL, |args, ctx| {
             let cmd =
                 CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
@@ -115,12 +120,30 @@ impl Callables {
         })
     }
 
+    /// Runs the callable `name` on arguments given as JSON text: a built-in call's are
+    /// decoded straight into its types, a registered callable's into a `Value` first.
+    fn call_json(&self, name: &str, args: &RawValue, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+        if name == BUILTIN_CALL && self.typed_builtin {
+            let b: Builtin = serde_json::from_str(args.get())
+                .map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
+            return catch_unwind(AssertUnwindSafe(|| run_in_worker(&b, ctx))).unwrap_or_else(|p| {
+                Err(Exception::Task { message: crate::future::panic_message(p.as_ref()), panicked: true })
+            });
+        }
+        let v: Value =
+            serde_json::from_str(args.get()).map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
+        self.call(name, &v, ctx)
+    }
+
     /// Registers `f` under `name` (replacing any earlier one).
     pub fn register(
         &mut self,
         name: &str,
         f: impl Fn(&Value, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync + 'static,
     ) -> &mut Self {
+        if name == BUILTIN_CALL {
+            self.typed_builtin = false;
+        }
         self.map.insert(name.to_owned(), Arc::new(f));
         self
     }
@@ -373,7 +396,7 @@ fn serve(callables: &Callables) -> i32 {
                 for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
                     // No `Started` frame: the parent marks a call running when it sends it.
                     let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
-                    let result = callables.call(&name, &args, &mut ctx);
+                    let result = callables.call_json(&name, &args, &mut ctx);
                     let result = result.map_err(|e| to_wire(&e));
                     output.held_bytes += match &result {
                         Ok(v) => weight(v),
@@ -395,4 +418,43 @@ fn serve(callables: &Callables) -> i32 {
     kill_groups();
     let _ = output.flush();
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context that answers nothing (the calls tested make no requests).
+    struct Quiet;
+
+    impl WorkerContext for Quiet {
+        fn request(&mut self, _: Value) -> Result<Value, Exception> {
+            Err(Exception::task("no parent here"))
+        }
+        fn output(&mut self, _: Stream, _: String) {}
+        fn group(&mut self, _: i32) {}
+    }
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).expect("valid JSON")
+    }
+
+    #[test]
+    fn built_in_calls_decode_straight_and_registered_callables_get_a_value() {
+        let mut c = Callables::builtins();
+        let pow = raw(r#"{"Pow":{"base":2,"exp":10}}"#);
+        assert_eq!(c.call_json(BUILTIN_CALL, &pow, &mut Quiet), Ok(Value::from(1024)));
+        let bad = c.call_json(BUILTIN_CALL, &raw(r#"{"Pow":{"base":"two"}}"#), &mut Quiet).unwrap_err();
+        assert!(bad.to_string().starts_with("a malformed built-in call"), "{bad}");
+        c.register("echo", |args, _| Ok(args.clone()));
+        assert_eq!(
+            c.call_json("echo", &raw(r#"{"b":1,"a":[2]}"#), &mut Quiet),
+            Ok(serde_json::json!({"b": 1, "a": [2]}))
+        );
+        // A program that registers its own BUILTIN_CALL gets its own callable called.
+        c.register(BUILTIN_CALL, |_, _| Ok(Value::from("mine")));
+        assert_eq!(c.call_json(BUILTIN_CALL, &pow, &mut Quiet), Ok(Value::from("mine")));
+        let missing = c.call_json("nope", &raw("null"), &mut Quiet).unwrap_err();
+        assert!(missing.to_string().contains("no callable named 'nope'"), "{missing}");
+    }
 }
