@@ -160,7 +160,15 @@ impl ProcessPoolBuilder {
 struct Entry {
     future: Future<Value>,
     call: ProcessCall,
-    name: Arc<str>,
+    /// The name given at submit; an anonymous call is `task-<id>` (made only when shown).
+    name: Option<Arc<str>>,
+}
+
+impl Entry {
+    /// The call's name, as events and errors show it.
+    fn label(&self) -> std::borrow::Cow<'_, str> {
+        self.name.as_deref().map_or_else(|| format!("task-{}", self.future.id().0).into(), Into::into)
+    }
 }
 
 type Item = Vec<Entry>;
@@ -332,11 +340,11 @@ impl ProcessPoolExecutor {
         let mut item = Vec::with_capacity(calls.len());
         for (name, call) in calls {
             let f = Future::with_sink(self.shared.sink.clone());
-            let name: Arc<str> = name.map_or_else(|| format!("task-{}", f.id().0).into(), Into::into);
+            let name: Option<Arc<str>> = name.map(Into::into);
             emit(&self.shared.sink, || Observation::Pending {
                 id: f.id(),
                 pool: Arc::clone(&self.shared.name),
-                name: Arc::clone(&name),
+                name: name.clone().unwrap_or_else(|| format!("task-{}", f.id().0).into()),
             });
             item.push(Entry { future: f, call, name });
         }
@@ -610,7 +618,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                         )));
                     }
                 } else {
-                    let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.name)).collect();
+                    let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.label())).collect();
                     let reason = format!(
                         "A child process terminated abruptly, the process pool is not usable anymore: worker {} (pid {}) {status} while running {}{}",
                         p.worker,
@@ -667,7 +675,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     );
     if let Some(init) = &shared.initializer {
         let f = Future::new();
-        let entry = Entry { future: f.clone(), call: init.clone(), name: "initializer".into() };
+        let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()) };
         match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
             Exchange::Done => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
@@ -703,7 +711,12 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
 fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
     let msgs: Vec<CallRef<'_>> = calls
         .iter()
-        .map(|e| CallRef { id: e.future.id().0, name: &e.call.name, args: &e.call.args, task: &e.name })
+        .map(|e| CallRef {
+            id: e.future.id().0,
+            name: &e.call.name,
+            args: &e.call.args,
+            task: e.name.as_deref().unwrap_or(""),
+        })
         .collect();
     if let Err(e) = write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs }) {
         return Exchange::Lost(e.to_string());
