@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::procs::{descendants, proc_stat};
+
 /// What the concurrent.futures documentation prints for its ProcessPoolExecutor example
 /// (`is_prime` over PRIMES): `[True, True, True, True, True, False]`.
 const PYTHON_PRIMES: [bool; 6] = [true, true, true, true, true, false];
@@ -302,44 +305,6 @@ fn replay_prints_the_recorded_runs_summary() {
 
 // ---------------------------------------------------------------------------------------
 // Ctrl-C
-
-/// `(ppid, start time)` of a live process, from /proc; `None` if it is gone or a zombie.
-fn proc_stat(pid: u32) -> Option<(u32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ... starttime(22nd field) ..."; comm may hold anything.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-}
-
-fn cmdline(pid: u32) -> String {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// Every live descendant of `root`: `(pid, start time, command line)`.
-fn descendants(root: u32) -> Vec<(u32, u64, String)> {
-    let procs: Vec<(u32, u32, u64)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| proc_stat(pid).map(|(ppid, start)| (pid, ppid, start)))
-        .collect();
-    let mut found: Vec<(u32, u64, String)> = Vec::new();
-    let mut frontier = vec![root];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid, start) in &procs {
-            if ppid == parent && !found.iter().any(|f| f.0 == pid) {
-                found.push((pid, start, cmdline(pid)));
-                frontier.push(pid);
-            }
-        }
-    }
-    found
-}
 
 /// Polls `cond` every 10 ms until it holds or the deadline passes.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {

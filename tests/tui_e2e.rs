@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use futuretop::tui::ui::HELP;
 
+mod common;
+use common::procs::{descendants, proc_stat};
+
 const BIN: &str = env!("CARGO_BIN_EXE_futuretop");
 const DEADLINE: Duration = Duration::from_secs(15);
 const POLL: Duration = Duration::from_millis(50);
@@ -544,33 +547,6 @@ tasks:
     command: [sleep, '32']
 ";
 
-/// The processes below `pid`, with their start times (a pid reused later has another).
-fn descendants(pid: i32) -> Vec<(i32, u64)> {
-    let stat = |p: i32| -> Option<(i32, u64)> {
-        let text = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-        let after = &text[text.rfind(')')? + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        Some((fields.get(1)?.parse().ok()?, fields.get(19)?.parse().ok()?))
-    };
-    let all: Vec<(i32, i32, u64)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|p| stat(p).map(|(ppid, start)| (p, ppid, start)))
-        .collect();
-    let mut found = vec![];
-    let mut frontier = vec![pid];
-    while let Some(parent) = frontier.pop() {
-        for &(p, pp, start) in &all {
-            if pp == parent {
-                found.push((p, start));
-                frontier.push(p);
-            }
-        }
-    }
-    found
-}
-
 /// A signal to the monitor mid-run: exit 130, the terminal restored, the event log
 /// complete, and no worker process or command left behind.
 fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
@@ -589,7 +565,7 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     for name in ["tsleep", "tcmd", "psleep", "pcmd"] {
         t.wait_row(name, &["▶ running"]);
     }
-    let pid: i32 = std::fs::read_to_string(&pid_file.0).expect("the pid file").trim().parse().expect("a pid");
+    let pid: u32 = std::fs::read_to_string(&pid_file.0).expect("the pid file").trim().parse().expect("a pid");
     // Two workers, two commands (one under its supervisor): all below futuretop now.
     let start = Instant::now();
     let mut below = descendants(pid);
@@ -598,7 +574,7 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
         below = descendants(pid);
     }
     assert!(below.len() >= 5, "workers and commands below futuretop: {below:?}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("kill");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")), signal).expect("kill");
     let s = t.wait_text("EXIT=130");
     assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
     t.assert_restored("signalled · ");
@@ -607,12 +583,8 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     let last: serde_json::Value = serde_json::from_str(logged.lines().last().expect("a line")).expect("JSON");
     assert_eq!(last["event"], "run_finished", "{last}");
     assert_eq!(last["exit_code"], 130, "{last}");
-    let gone = |&(p, start): &(i32, u64)| {
-        std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |t| {
-            t.rsplit(')').next().and_then(|a| a.split_whitespace().nth(19)).and_then(|s| s.parse::<u64>().ok())
-                != Some(start)
-        })
-    };
+    // Gone, or a zombie, or a pid since reused by a process with another start time.
+    let gone = |(p, start, _): &(u32, u64, String)| proc_stat(*p).is_none_or(|(_, s)| s != *start);
     let start = Instant::now();
     while !below.iter().all(gone) {
         assert!(start.elapsed() < DEADLINE, "left behind: {:?}", below.iter().filter(|p| !gone(p)).collect::<Vec<_>>());

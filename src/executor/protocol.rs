@@ -79,6 +79,16 @@ impl PartialEq for CallMsg {
     }
 }
 
+/// A [`ToParent::Finished`] frame written from a borrowed result (no copy of the value).
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename = "finished")]
+pub struct FinishedRef<'a> {
+    /// The call's id.
+    pub id: u64,
+    /// Its value or error.
+    pub result: &'a Result<Value, WireError>,
+}
+
 /// A [`ToParent::Results`] frame written from borrowed results.
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename = "results")]

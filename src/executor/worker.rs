@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::protocol::{
-    queue_frame, read_frame, write_frame, CallMsg, CallResult, ResultsRef, ToParent, ToWorker, WireError,
+    queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, ResultsRef, ToParent, ToWorker, WireError,
     PROTOCOL_VERSION,
 };
 use crate::config::CommandPlan;
@@ -249,16 +249,13 @@ const HELD_BYTES: usize = 64 * 1024;
 /// About how many bytes `v` takes as JSON, counting its strings and 8 a scalar; stops
 /// counting past [`HELD_BYTES`].
 fn weight(v: &Value) -> usize {
+    fn sum(mut parts: impl Iterator<Item = usize>) -> usize {
+        parts.try_fold(2usize, |n, w| Some(n + w).filter(|&n| n <= HELD_BYTES)).unwrap_or(HELD_BYTES)
+    }
     match v {
         Value::String(s) => s.len() + 2,
-        Value::Array(a) => {
-            a.iter().map(weight).try_fold(2usize, |n, w| Some(n + w).filter(|&n| n <= HELD_BYTES)).unwrap_or(HELD_BYTES)
-        }
-        Value::Object(o) => o
-            .iter()
-            .map(|(k, v)| k.len() + 3 + weight(v))
-            .try_fold(2usize, |n, w| Some(n + w).filter(|&n| n <= HELD_BYTES))
-            .unwrap_or(HELD_BYTES),
+        Value::Array(a) => sum(a.iter().map(weight)),
+        Value::Object(o) => sum(o.iter().map(|(k, v)| k.len() + 3 + weight(v))),
         _ => 8,
     }
 }
@@ -272,8 +269,7 @@ impl Out {
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
         let sent = if held.len() == 1 {
-            let CallResult { id, result } = &held[0];
-            queue_frame(&mut self.w, &ToParent::Finished { id: *id, result: result.clone() })
+            queue_frame(&mut self.w, &FinishedRef { id: held[0].id, result: &held[0].result })
         } else {
             queue_frame(&mut self.w, &ResultsRef { results: &held })
         };

@@ -1,0 +1,3 @@
+//! Helpers shared by the integration tests (each test file includes what it uses).
+
+pub mod procs;
