@@ -25,12 +25,18 @@
 //!   the log and the slow consumer, and with both consumers: the ratios say what a slow
 //!   consumer costs the run;
 //! - **engine only**: `ThreadPoolExecutor` running 100,000 trivial tasks, 50,000 tasks of
-//!   5 µs and 20,000 of 20 µs, with no sink and with the sink the bus uses (an unbounded
-//!   crossbeam channel, `try_send`) drained by a slow consumer.
+//!   5 µs and 20,000 of 20 µs, with no sink, with the sink the bus uses (an unbounded
+//!   crossbeam channel, `try_send`) drained at once, and with it drained by a slow consumer.
 //!
 //! Criterion reports the runner benchmarks first; then an interleaved phase (every variant
-//! once per round, several rounds, medians) prints the figures and ratios.
+//! once per round, in an order shuffled each round) prints medians and the median and
+//! quartiles of the ratios taken within a round.
 //! Run: `cargo bench --bench bus`.
+
+/// The allocator the program runs with (`src/main.rs`), so that what is measured here is
+/// what `futuretop` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -46,9 +52,12 @@ use futuretop::{Event, EventKind, Observation, Plan, RunOptions, ThreadPoolBuild
 /// Tasks in the runner plan (each gives `pending`, `running` and `done`). Kept moderate:
 /// the runner's own bookkeeping grows faster than linearly with the task count (see
 /// docs/performance.md), and it is the bus that is measured here.
-const TASKS: usize = 30_000;
+const TASKS: usize = 100_000;
 /// Rounds of the interleaved phase.
-const ROUNDS: usize = 9;
+/// Run times on this VM swing by 15% from run to run, so the ratios are taken within a
+/// round (the variants run back to back, in an order shuffled every round) and the median
+/// and quartiles of those paired ratios are printed.
+const ROUNDS: usize = 25;
 /// The slow consumer sleeps this long ...
 const SLOW_PAUSE: Duration = Duration::from_millis(1);
 /// ... after this many events.
@@ -68,8 +77,13 @@ fn plan() -> Plan {
     futuretop::load_task_str("bus-bench.yaml", "bus-bench", &yaml).expect("the bench's plan is valid")
 }
 
+/// Where the event log goes: in memory (`/dev/shm`) when there is one, so that the disk's
+/// write-back of the last run's 10 MB, which lands at random moments, does not blur the
+/// bus's own cost (it still writes every line through the same buffered file).
 fn log_path() -> PathBuf {
-    std::env::temp_dir().join(format!("futuretop-bus-bench-{}.jsonl", std::process::id()))
+    let shm = std::path::Path::new("/dev/shm");
+    let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+    dir.join(format!("futuretop-bus-bench-{}.jsonl", std::process::id()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -91,6 +105,18 @@ fn slow_consumer<T: Send + 'static>(rx: Receiver<T>, stop: Arc<AtomicBool>) -> J
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
+        }
+        n
+    })
+}
+
+/// Takes events as fast as they come, until the channel closes.
+fn fast_consumer<T: Send + 'static>(rx: Receiver<T>) -> JoinHandle<u64> {
+    thread::spawn(move || {
+        let mut n = 0u64;
+        for e in rx {
+            black_box(e);
+            n += 1;
         }
         n
     })
@@ -251,17 +277,18 @@ fn engine_run(pool: &ThreadPoolExecutor, n: u64, work: Duration) -> Duration {
 }
 
 /// A pool whose sink is the bus's kind (an unbounded channel, `try_send`), drained slowly.
-struct SlowSinkPool {
+struct SinkPool {
     pool: Option<ThreadPoolExecutor>,
     stop: Arc<AtomicBool>,
     drainer: Option<JoinHandle<u64>>,
 }
 
-impl SlowSinkPool {
-    fn new(n: usize) -> Self {
+impl SinkPool {
+    /// A pool of `n` workers whose sink is drained by a slow consumer, or by a fast one.
+    fn new(n: usize, slow: bool) -> Self {
         let (tx, rx) = unbounded::<(Instant, Observation)>();
         let stop = Arc::new(AtomicBool::new(false));
-        let drainer = slow_consumer(rx, Arc::clone(&stop));
+        let drainer = if slow { slow_consumer(rx, Arc::clone(&stop)) } else { fast_consumer(rx) };
         let pool = ThreadPoolBuilder::new().max_workers(n).sink(Arc::new(tx)).build().expect("a valid pool");
         Self { pool: Some(pool), stop, drainer: Some(drainer) }
     }
@@ -271,7 +298,7 @@ impl SlowSinkPool {
     }
 }
 
-impl Drop for SlowSinkPool {
+impl Drop for SinkPool {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
         drop(self.pool.take());
@@ -309,6 +336,33 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
+/// `0..n` in an order drawn afresh each round (xorshift): a variant that always ran after
+/// the same other one would carry that one's after-effects (memory being given back, a
+/// file being deleted) in its figures.
+fn shuffled(n: usize, seed: &mut u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        order.swap(i, usize::try_from(*seed % (i as u64 + 1)).expect("below n, a usize"));
+    }
+    order
+}
+
+/// `(q1, median, q3)` of `xs`.
+fn quartiles(mut xs: Vec<f64>) -> (f64, f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    let at = |q: usize| xs[(xs.len() - 1) * q / 4];
+    (at(1), at(2), at(3))
+}
+
+/// The paired ratios `a[i] / b[i]`, summarised.
+fn paired(a: &[Duration], b: &[Duration]) -> String {
+    let (q1, m, q3) = quartiles(a.iter().zip(b).map(|(a, b)| a.as_secs_f64() / b.as_secs_f64()).collect());
+    format!("{m:.3}x (quartiles {q1:.3}-{q3:.3})")
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -336,11 +390,14 @@ fn report(plan: &Plan) {
     let mut events = 0u64;
     let n = workers();
     let bare = ThreadPoolExecutor::new(n).expect("a valid pool");
-    let sinked = SlowSinkPool::new(n);
-    let mut engine: [Vec<Duration>; 6] = Default::default();
+    let fast = SinkPool::new(n, false);
+    let slow = SinkPool::new(n, true);
+    // engine[work][0: no sink, 1: sink + fast consumer, 2: sink + slow consumer]
+    let mut engine: [[Vec<Duration>; 3]; 3] = Default::default();
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     for _ in 0..ROUNDS {
-        for (i, (attach, _)) in VARIANTS.into_iter().enumerate() {
-            let f = run(plan, attach);
+        for i in shuffled(VARIANTS.len(), &mut seed) {
+            let f = run(plan, VARIANTS[i].0);
             walls[i].push(f.wall);
             cpus[i].extend(f.bus_cpu);
             if let Some(a) = f.arrivals {
@@ -349,26 +406,30 @@ fn report(plan: &Plan) {
                 lags.push(a.max_lag);
             }
         }
-        for (i, (count, work)) in ENGINE_WORK.into_iter().enumerate() {
-            engine[2 * i].push(engine_run(&bare, count, work));
-            engine[2 * i + 1].push(engine_run(sinked.pool(), count, work));
+        for (w, (count, work)) in ENGINE_WORK.into_iter().enumerate() {
+            for v in shuffled(3, &mut seed) {
+                let pool = [&bare, fast.pool(), slow.pool()][v];
+                engine[w][v].push(engine_run(pool, count, work));
+            }
         }
     }
-    drop(sinked);
-    let walls = walls.map(median);
-    let nothing = walls[0].as_secs_f64();
+    drop((fast, slow));
     println!();
     println!(
-        "== event bus: {TASKS} pow tasks through the runner, {n} workers, {events} events a run, median of {ROUNDS} interleaved rounds"
+        "== event bus: {TASKS} pow tasks through the runner, {n} workers, {events} events a run, {ROUNDS} interleaved rounds"
     );
     for (i, (_, name)) in VARIANTS.iter().enumerate() {
         println!(
-            "{name:<36} run {:>7.1} ms ({:.3}x)   bus thread {}",
-            ms(walls[i]),
-            walls[i].as_secs_f64() / nothing,
+            "{name:<36} run {:>7.1} ms (median)   bus thread {}",
+            ms(median(walls[i].clone())),
             per_event(&cpus[i], events)
         );
     }
+    println!("run time, ratios within a round (median, quartiles):");
+    println!("  log + slow consumer / log only       {}   <- what a slow consumer costs", paired(&walls[2], &walls[1]));
+    println!("  log + slow consumer / nothing        {}", paired(&walls[2], &walls[0]));
+    println!("  log only / nothing                   {}", paired(&walls[1], &walls[0]));
+    println!("  log + slow + timing / log only       {}", paired(&walls[3], &walls[1]));
     let d = median(delivered);
     println!(
         "delivered to the timing consumer: {:.2} M events/s ({events} events in {:.1} ms; the engine sets this pace)",
@@ -376,17 +437,18 @@ fn report(plan: &Plan) {
         ms(d)
     );
     println!("largest lag of the timing consumer (arrival - event's t): {:.1} ms", ms(median(lags)));
-    let engine = engine.map(median);
     println!();
-    println!("== engine alone: ThreadPoolExecutor, {n} workers, no sink vs the bus's kind of sink drained by a slow consumer");
-    for (i, (count, work)) in ENGINE_WORK.into_iter().enumerate() {
-        let (bare, sink) = (engine[2 * i], engine[2 * i + 1]);
+    println!("== engine alone: ThreadPoolExecutor, {n} workers: no sink, the bus's kind of sink drained at once, the same drained slowly");
+    for (w, (count, work)) in ENGINE_WORK.into_iter().enumerate() {
+        let per = |v: usize| median(engine[w][v].clone()).as_secs_f64() * 1e6 / count as f64;
         println!(
-            "{count:>6} tasks of {:>2} us: no sink {:>7.3} us/task, sink {:>7.3} us/task, ratio {:.3}x",
+            "{count:>6} tasks of {:>2} us: {:>7.3} / {:>7.3} / {:>7.3} us/task; slow / fast consumer {}; sink / no sink {}",
             work.as_micros(),
-            bare.as_secs_f64() * 1e6 / count as f64,
-            sink.as_secs_f64() * 1e6 / count as f64,
-            sink.as_secs_f64() / bare.as_secs_f64()
+            per(0),
+            per(1),
+            per(2),
+            paired(&engine[w][2], &engine[w][1]),
+            paired(&engine[w][1], &engine[w][0]),
         );
     }
 }

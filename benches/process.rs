@@ -9,7 +9,9 @@
 //!   mode, driven directly from the bench thread: encode the call frame, write it, read
 //!   frames until the call's result (no futures, no queue, no slot thread);
 //! - (b) `map` over N calls on 2 workers with `chunksize` 1 and 100;
-//! - (c) start-up: from the builder to both of 2 workers having answered a call;
+//! - (c) start-up: from the builder to both of 2 workers having answered a call; each is
+//!   paired with one of CPython's (`fork`) taken right after it by a Python process kept
+//!   for that, and the target is judged on the median of those paired ratios;
 //! - (d) the seed's `is_prime` example (`map(is_prime, PRIMES)`) on 2 workers, against the
 //!   same trial division run sequentially in this process.
 //!
@@ -18,6 +20,11 @@
 //! `python3` is found, `benches/python_process_baseline.py` runs right after in the same
 //! process tree and its figures are printed beside ours, with the targets.
 //! Run: `cargo bench --bench process` (set `FUTURETOP_BENCH_NO_PYTHON=1` to skip Python).
+
+/// The allocator the program runs with (`src/main.rs`), so that what is measured here is
+/// what `futuretop` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::hint::black_box;
 use std::io::{BufReader, Read, Write};
@@ -249,6 +256,65 @@ fn timed(f: impl FnOnce()) -> Duration {
     start.elapsed()
 }
 
+/// CPython answering start-up measurements one at a time
+/// (`python_process_baseline.py --serve-startup`), so that each of ours is paired with one
+/// of Python's taken the same moment: this VM's speed drifts by a third over minutes, and
+/// Python's figure from its own run a minute later was as likely to come from another
+/// moment as from this one.
+struct PyStartup {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl PyStartup {
+    fn spawn() -> Option<Self> {
+        if std::env::var_os("FUTURETOP_BENCH_NO_PYTHON").is_some() {
+            return None;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_process_baseline.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--serve-startup")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .ok()?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take()?);
+        Some(Self { child, stdin, stdout })
+    }
+
+    /// One start-up of Python's pool with the `fork` start method, in ms.
+    fn fork_ms(&mut self) -> Option<f64> {
+        use std::io::BufRead;
+        let stdin = self.stdin.as_mut()?;
+        writeln!(stdin, "fork").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse().ok()
+    }
+}
+
+impl Drop for PyStartup {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// Start-ups per round: ours, each followed by one of Python's.
+const STARTUPS_PER_ROUND: usize = 3;
+
+/// `(q1, median, q3)` of `xs`.
+fn quartiles(mut xs: Vec<f64>) -> (f64, f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    let at = |q: usize| xs[(xs.len() - 1) * q / 4];
+    (at(1), at(2), at(3))
+}
+
 /// Figures of the interleaved phase (µs per call, ms for the rest).
 struct Figures {
     round_trip: f64,
@@ -258,6 +324,8 @@ struct Figures {
     startup: f64,
     primes_pool: f64,
     primes_sequential: f64,
+    /// Python's fork start-ups taken between ours (ms), and the paired ratios ours / its.
+    paired_startup: Option<(f64, (f64, f64, f64))>,
 }
 
 fn interleaved() -> Figures {
@@ -268,12 +336,21 @@ fn interleaved() -> Figures {
     bare_round_trips(&mut bare, 100);
     map(&two, 200, 1);
     let mut runs: [Vec<Duration>; 7] = Default::default();
+    let mut py = PyStartup::spawn();
+    let (mut py_fork, mut ratios) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         runs[0].push(timed(|| round_trips(&one, TRIPS)));
         runs[1].push(timed(|| bare_round_trips(&mut bare, TRIPS)));
         runs[2].push(timed(|| map(&two, MAPPED, 1)));
         runs[3].push(timed(|| map(&two, MAPPED * 10, 100)));
-        runs[4].push(startup());
+        for _ in 0..STARTUPS_PER_ROUND {
+            let ours = startup();
+            runs[4].push(ours);
+            if let Some(theirs) = py.as_mut().and_then(PyStartup::fork_ms) {
+                py_fork.push(theirs);
+                ratios.push(ms(ours) / theirs);
+            }
+        }
         runs[5].push(timed(|| primes_pool(&two)));
         runs[6].push(timed(primes_sequential));
     }
@@ -286,6 +363,7 @@ fn interleaved() -> Figures {
         startup: ms(st),
         primes_pool: ms(pp),
         primes_sequential: ms(ps),
+        paired_startup: (!ratios.is_empty()).then(|| (quartiles(py_fork).1, quartiles(ratios))),
     }
 }
 
@@ -311,6 +389,10 @@ fn report(f: &Figures) {
     println!("(b) map chunksize=1,   2 workers            {:8.2} us/call", f.map_c1);
     println!("    map chunksize=100, 2 workers            {:8.3} us/call", f.map_c100);
     println!("(c) start-up, builder to 2 workers answering {:7.2} ms", f.startup);
+    if let Some((fork, (q1, m, q3))) = f.paired_startup {
+        println!("    CPython fork start-up, taken between ours {fork:7.2} ms");
+        println!("    ours / CPython's, paired (median)        {m:8.3}  (quartiles {q1:.3}-{q3:.3})");
+    }
     println!("(d) is_prime batch, 2 workers               {:8.1} ms", f.primes_pool);
     println!("    is_prime sequential, in process         {:8.1} ms", f.primes_sequential);
     println!("    speed-up over sequential                 {:8.2}x", f.primes_sequential / f.primes_pool);
@@ -325,7 +407,11 @@ fn report(f: &Figures) {
         ("per-task round trip vs bare pool (<= 3x)", f.round_trip / f.bare, 3.0),
         ("map chunksize=1 vs Python's", f.map_c1 / p("map_c1_us"), f64::INFINITY),
         ("map chunksize=100 vs Python's chunksize=100 (<= 1)", f.map_c100 / p("map_c100_us"), 1.0),
-        ("start-up vs Python fork (<= 1/4)", f.startup / p("startup_fork_ms"), 0.25),
+        (
+            "start-up vs Python fork, paired (<= 1/4)",
+            f.paired_startup.map_or(f.startup / p("startup_fork_ms"), |(_, (_, m, _))| m),
+            0.25,
+        ),
         ("is_prime batch vs sequential (time, <= 1/1.5)", f.primes_pool / f.primes_sequential, 1.0 / 1.5),
         ("is_prime batch vs Python's example (time, <= 1/5)", f.primes_pool / p("primes_pool_ms"), 0.2),
     ];

@@ -13,6 +13,8 @@ On CPython's concurrent.futures.ProcessPoolExecutor:
 
 Prints a table, then one line of JSON (microseconds per task, milliseconds for the rest)
 that benches/process.rs reads when it runs this script itself.
+With --serve-startup it instead answers start-up measurements one at a time (a start
+method on stdin, milliseconds on stdout), for the bench to pair with its own.
 Run: python3 benches/python_process_baseline.py [--tasks N] [--rounds R]
 """
 
@@ -103,7 +105,18 @@ def main():
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--primes-rounds", type=int, default=3)
+    parser.add_argument(
+        "--serve-startup",
+        action="store_true",
+        help="read start methods from stdin, one a line; answer each with one start-up in ms",
+    )
     args = parser.parse_args()
+    if args.serve_startup:
+        # benches/process.rs pairs each of its start-ups with one of these, taken the
+        # same moment: this machine's speed drifts over minutes.
+        for line in sys.stdin:
+            print(f"{startup(line.strip()) * 1e3:.4f}", flush=True)
+        return
     n, rounds = args.tasks, args.rounds
 
     out = {"python": platform.python_version(), "cpus": os.cpu_count()}

@@ -14,6 +14,11 @@
 
 #![allow(clippy::cast_precision_loss)] // figures for people: counts as floats
 
+/// The allocator the program runs with (`src/main.rs`), so that what is measured here is
+/// what `futuretop` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -2,6 +2,11 @@
 //! events are taken in (issue 6's targets: a frame with 100,000 futures costs at most
 //! 1.5x a frame with 100; events are applied far faster than tasks can finish).
 
+/// The allocator the program runs with (`src/main.rs`), so that what is measured here is
+/// what `futuretop` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;

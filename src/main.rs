@@ -10,6 +10,11 @@ use clap::Parser;
 use cli::{Cli, Command, DeadlockPolicy, RunArgs};
 use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 
+/// The program's allocator: with glibc's, a subscriber that falls behind frees events on
+/// its own thread and slowed a run by 10-25% (docs/performance.md, "The event bus").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for usage and configuration errors (DESIGN §4).
 const EXIT_USAGE: u8 = 2;
 /// The exit code after a panic in the monitor (as a Rust program that panics).

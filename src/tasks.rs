@@ -280,7 +280,9 @@ fn supervise(argv: &[std::ffi::OsString]) -> i32 {
         });
     }
     let Some((program, rest)) = argv.split_first() else { return 2 };
-    let mut child = match Command::new(program).args(rest).spawn() {
+    let mut command = Command::new(program);
+    crate::executor::worker::command_env(&mut command);
+    let mut child = match command.args(rest).spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cannot start `{}`: {e}", program.to_string_lossy());
@@ -338,14 +340,12 @@ pub(crate) fn run_command(
     let Some((program, args)) = cmd.argv.split_first() else {
         return Err(Exception::CommandFailed("empty command".into()));
     };
-    let mut command = match supervisor {
-        Some(shim) => {
-            let mut c = Command::new(shim);
-            c.arg(EXEC_ARG).arg(program).env(crate::executor::worker::PARENT_ENV, std::process::id().to_string());
-            c
-        }
-        None => Command::new(program),
-    };
+    // What futuretop set in its own environment for itself is not the command's.
+    let mut command = Command::new(supervisor.map_or(program.as_ref(), |shim| shim.as_os_str()));
+    crate::executor::worker::command_env(&mut command);
+    if supervisor.is_some() {
+        command.arg(EXEC_ARG).arg(program).env(crate::executor::worker::PARENT_ENV, std::process::id().to_string());
+    }
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     for (k, v) in &cmd.env {
         command.env(k, v);

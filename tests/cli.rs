@@ -392,3 +392,41 @@ fn signal_mid_run(signal: nix::sys::signal::Signal) {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// The environment a command sees
+
+/// A process-pool worker is started with variables for its own sake (a smaller mimalloc
+/// arena) and with its parent's pid; a command, in a worker or in a thread pool, sees
+/// none of them, and what the task file sets in `env:` always wins.
+#[test]
+fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
+    let dir = scratch("env");
+    let file = dir.join("env.yaml");
+    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset}"]"#;
+    std::fs::write(
+        &file,
+        format!(
+            "name: env\npools:\n  pr: {{ kind: process, max_workers: 1 }}\n  th: {{ kind: thread, max_workers: 1 }}\n\
+             tasks:\n\
+             \x20 - {{ name: in-process-pool, pool: pr, command: {show} }}\n\
+             \x20 - {{ name: in-thread-pool, pool: th, command: {show} }}\n\
+             \x20 - {{ name: own-value, pool: pr, command: {show}, env: {{ MIMALLOC_ARENA_RESERVE: 8M }} }}\n"
+        ),
+    )
+    .unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let result = |task: &str| {
+        let done = run.log.iter().find(|e| e["event"] == "done" && e["task"] == task);
+        done.unwrap_or_else(|| panic!("{task} is not done: {:?}", run.log))["result"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(result("in-process-pool"), "vars: unset unset unset");
+    assert_eq!(result("in-thread-pool"), "vars: unset unset unset");
+    assert_eq!(result("own-value"), "vars: 8M unset unset");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
-use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
+use super::worker::{from_wire, to_wire, ADDED_ENV, PARENT_ENV, WORKER_ARG, WORKER_ONLY_ENV};
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
 use crate::future::{Future, Kill};
@@ -475,6 +475,17 @@ fn spawn_worker(shared: &Shared, slot: usize) -> Result<Proc, String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    let added: Vec<&str> = WORKER_ONLY_ENV
+        .iter()
+        .filter(|(name, _)| std::env::var_os(name).is_none())
+        .map(|&(name, value)| {
+            cmd.env(name, value);
+            name
+        })
+        .collect();
+    if !added.is_empty() {
+        cmd.env(ADDED_ENV, added.join(","));
+    }
     let mut child =
         cmd.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", shared.program.display()))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
