@@ -377,6 +377,13 @@ fn guard_against_orphaning() {
     if expected.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
         std::process::exit(1);
     }
+}
+
+/// On SIGTERM or SIGINT, kills the process groups of the commands this worker started,
+/// then exits. Set up after the greeting (a thread's start is a tenth of a worker's), and
+/// before the first call: until a command runs there is no group to kill, and the
+/// signal's default action ends the worker as well.
+fn kill_groups_on_signal() {
     if let Ok(mut signals) =
         signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
     {
@@ -398,6 +405,7 @@ fn serve(callables: &Callables) -> i32 {
     if output.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
+    kill_groups_on_signal();
     while let Ok(Some(msg)) = read_frame::<ToWorker>(&mut input) {
         match msg {
             ToWorker::Run { calls } => {
