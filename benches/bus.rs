@@ -160,6 +160,18 @@ fn thread_id(name: &str) -> Option<u32> {
     })
 }
 
+/// The CPU time (user and system) of this process so far, every thread counted, those
+/// that have ended too.
+fn process_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) else { return Duration::ZERO };
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
+            + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
+    };
+    tv(u.user_time()) + tv(u.system_time())
+}
+
 /// Nanoseconds thread `tid` has spent on a CPU.
 fn cpu_ns(tid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
@@ -203,6 +215,10 @@ enum Attach {
 #[derive(Debug, Clone, Copy)]
 struct RunFigures {
     wall: Duration,
+    /// The CPU time of the whole process (every thread: engine, runner, bus, consumers)
+    /// over the same span: on a VM whose vCPUs are shared, wall time swings with what the
+    /// neighbours do; this does much less.
+    cpu: Duration,
     bus_cpu: Option<Duration>,
     arrivals: Option<Arrivals>,
 }
@@ -216,6 +232,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
     let mut slow = None;
     let mut timing = None;
     let start = Instant::now();
+    let cpu_start = process_cpu();
     if matches!(attach, Attach::LogAndSlowConsumer | Attach::LogSlowAndTiming) {
         let (tx, rx) = unbounded();
         subscribers.push(tx);
@@ -229,6 +246,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
     let handle = futuretop::start_run(plan.clone(), &options, subscribers).expect("the run starts");
     let report = handle.join();
     let wall = start.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_start);
     assert_eq!(report.exit_code, 0);
     assert_eq!(report.counts.done, TASKS);
     stop.store(true, Ordering::Release);
@@ -238,7 +256,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
         black_box(s.join().expect("the slow consumer does not panic"));
     }
     let _ = std::fs::remove_file(log);
-    RunFigures { wall, bus_cpu, arrivals }
+    RunFigures { wall, cpu, bus_cpu, arrivals }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -384,6 +402,7 @@ fn report(plan: &Plan) {
         (Attach::LogSlowAndTiming, "event log + slow + timing consumer"),
     ];
     let mut walls: [Vec<Duration>; 4] = Default::default();
+    let mut process: [Vec<Duration>; 4] = Default::default();
     let mut cpus: [Vec<Duration>; 4] = Default::default();
     let mut delivered = Vec::new();
     let mut lags = Vec::new();
@@ -399,6 +418,7 @@ fn report(plan: &Plan) {
         for i in shuffled(VARIANTS.len(), &mut seed) {
             let f = run(plan, VARIANTS[i].0);
             walls[i].push(f.wall);
+            process[i].push(f.cpu);
             cpus[i].extend(f.bus_cpu);
             if let Some(a) = f.arrivals {
                 events = a.events;
@@ -420,16 +440,19 @@ fn report(plan: &Plan) {
     );
     for (i, (_, name)) in VARIANTS.iter().enumerate() {
         println!(
-            "{name:<36} run {:>7.1} ms (median)   bus thread {}",
+            "{name:<36} run {:>7.1} ms, CPU {:>7.1} ms (medians)   bus thread {}",
             ms(median(walls[i].clone())),
+            ms(median(process[i].clone())),
             per_event(&cpus[i], events)
         );
     }
-    println!("run time, ratios within a round (median, quartiles):");
-    println!("  log + slow consumer / log only       {}   <- what a slow consumer costs", paired(&walls[2], &walls[1]));
-    println!("  log + slow consumer / nothing        {}", paired(&walls[2], &walls[0]));
-    println!("  log only / nothing                   {}", paired(&walls[1], &walls[0]));
-    println!("  log + slow + timing / log only       {}", paired(&walls[3], &walls[1]));
+    for (what, xs) in [("run time", &walls), ("process CPU time", &process)] {
+        println!("{what}, ratios within a round (median, quartiles):");
+        println!("  log + slow consumer / log only       {}   <- what a slow consumer costs", paired(&xs[2], &xs[1]));
+        println!("  log + slow consumer / nothing        {}", paired(&xs[2], &xs[0]));
+        println!("  log only / nothing                   {}", paired(&xs[1], &xs[0]));
+        println!("  log + slow + timing / log only       {}", paired(&xs[3], &xs[1]));
+    }
     let d = median(delivered);
     println!(
         "delivered to the timing consumer: {:.2} M events/s ({events} events in {:.1} ms; the engine sets this pace)",
