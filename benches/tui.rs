@@ -35,11 +35,11 @@ fn events(n: u64) -> Vec<Event> {
         v.push(Event { seq, t, kind });
     };
     for w in 1..=4 {
-        push(0.0, EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}").into(), pid: None });
+        push(0.0, EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}"), pid: None });
     }
     for id in 1..=n {
         let t = id as f64 * 1e-5;
-        let task: futuretop::Name = format!("task[{id}]").into();
+        let task = format!("task[{id}]");
         push(t, EventKind::Pending { task: task.clone(), id, pool: "io".into() });
         if id + 100 < n {
             push(
@@ -48,7 +48,7 @@ fn events(n: u64) -> Vec<Event> {
                     task: task.clone(),
                     id,
                     pool: "io".into(),
-                    worker: format!("io-{}", id % 4 + 1).into(),
+                    worker: format!("io-{}", id % 4 + 1),
                     pid: None,
                 },
             );

@@ -81,10 +81,6 @@ pub struct ProcSample {
     pub mem: u64,
 }
 
-/// A task's, pool's or worker's name in an event: shared, not copied, between the bus's
-/// table of names and every event that carries it (an event is then one allocation).
-pub type Name = std::sync::Arc<str>;
-
 /// What happened (the `event` field and its own fields).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -105,22 +101,22 @@ pub enum EventKind {
     /// A future was submitted and waits for a worker.
     Pending {
         /// The task's name.
-        task: Name,
+        task: String,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: Name,
+        pool: String,
     },
     /// A worker runs it.
     Running {
         /// The task's name.
-        task: Name,
+        task: String,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: Name,
+        pool: String,
         /// The worker (`cpu-1`).
-        worker: Name,
+        worker: String,
         /// The worker's process id, for process pools.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -128,22 +124,22 @@ pub enum EventKind {
     /// It finished with a value.
     Done {
         /// The task's name.
-        task: Name,
+        task: String,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: Name,
+        pool: String,
         /// The value.
         result: Value,
     },
     /// It was cancelled before it ran.
     Cancelled {
         /// The task's name.
-        task: Name,
+        task: String,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: Name,
+        pool: String,
         /// Why, when the runner cancelled it (a dependency failed, say).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
@@ -151,20 +147,20 @@ pub enum EventKind {
     /// It ended with an exception.
     Exception {
         /// The task's name.
-        task: Name,
+        task: String,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: Name,
+        pool: String,
         /// The error.
         error: ErrorInfo,
     },
     /// A running task began to wait on another task's future.
     Wait {
         /// The waiting task.
-        task: Name,
+        task: String,
         /// The task it waits on.
-        on: Name,
+        on: String,
         /// The waiter's future id.
         id: u64,
         /// The target's future id.
@@ -176,9 +172,9 @@ pub enum EventKind {
     /// That wait ended.
     WaitEnd {
         /// The waiting task.
-        task: Name,
+        task: String,
         /// The task it waited on.
-        on: Name,
+        on: String,
         /// The waiter's future id.
         id: u64,
         /// The target's future id.
@@ -189,9 +185,9 @@ pub enum EventKind {
     /// A pool started a worker.
     WorkerStarted {
         /// The pool.
-        pool: Name,
+        pool: String,
         /// The worker.
-        worker: Name,
+        worker: String,
         /// Its process id (process pools).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -199,9 +195,9 @@ pub enum EventKind {
     /// A worker ended.
     WorkerExited {
         /// The pool.
-        pool: Name,
+        pool: String,
         /// The worker.
-        worker: Name,
+        worker: String,
         /// Its process id (process pools).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -211,9 +207,9 @@ pub enum EventKind {
     /// What a worker has in use (a Slurm node: allocated CPUs, free memory, jobs).
     WorkerLoad {
         /// The pool.
-        pool: Name,
+        pool: String,
         /// The worker.
-        worker: Name,
+        worker: String,
         /// In words.
         load: String,
     },
@@ -234,14 +230,14 @@ pub enum EventKind {
     /// A pool broke: its pending futures fail, later submits are refused.
     PoolBroken {
         /// The pool.
-        pool: Name,
+        pool: String,
         /// Why.
         error: String,
     },
     /// A line a command printed.
     Output {
         /// The task.
-        task: Name,
+        task: String,
         /// `stdout` or `stderr`.
         stream: Stream,
         /// The line (cut at 4 KiB).
@@ -489,11 +485,10 @@ impl Bus {
         }
     }
 
-    fn name_of(&self, id: FutureId) -> (Name, Name) {
-        self.futures.get(&id).map_or_else(
-            || (format!("task-{}", id.0).into(), "".into()),
-            |f| (Arc::clone(&f.task), Arc::clone(&f.pool)),
-        )
+    fn name_of(&self, id: FutureId) -> (String, String) {
+        self.futures
+            .get(&id)
+            .map_or_else(|| (format!("task-{}", id.0), String::new()), |f| (f.task.to_string(), f.pool.to_string()))
     }
 
     fn handle(&mut self, msg: BusMsg) {
@@ -518,8 +513,10 @@ impl Bus {
                 }
                 match &kind {
                     EventKind::Pending { task, id, pool } => {
-                        self.futures
-                            .insert(FutureId(*id), FutureInfo { task: Arc::clone(task), pool: Arc::clone(pool) });
+                        self.futures.insert(
+                            FutureId(*id),
+                            FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() },
+                        );
                     }
                     EventKind::Cancelled { id, .. } | EventKind::Done { id, .. } | EventKind::Exception { id, .. } => {
                         self.retire(FutureId(*id));
@@ -537,11 +534,11 @@ impl Bus {
         match obs {
             Observation::Pending { id, pool, name } => {
                 self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
-                EventKind::Pending { task: name, id: id.0, pool }
+                EventKind::Pending { task: name.to_string(), id: id.0, pool: pool.to_string() }
             }
             Observation::Running { id, worker, pid } => {
                 let (task, pool) = self.name_of(id);
-                EventKind::Running { task, id: id.0, pool, worker, pid }
+                EventKind::Running { task, id: id.0, pool, worker: worker.to_string(), pid }
             }
             Observation::Finished { id, outcome } => {
                 let (task, pool) = self.name_of(id);
@@ -575,14 +572,16 @@ impl Bus {
             },
             Observation::WorkerStarted { pool, worker, pid } => {
                 self.track_pid(pid, true);
-                EventKind::WorkerStarted { pool, worker, pid }
+                EventKind::WorkerStarted { pool: pool.to_string(), worker: worker.to_string(), pid }
             }
             Observation::WorkerExited { pool, worker, pid, status } => {
                 self.track_pid(pid, false);
-                EventKind::WorkerExited { pool, worker, pid, status }
+                EventKind::WorkerExited { pool: pool.to_string(), worker: worker.to_string(), pid, status }
             }
-            Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool, error },
-            Observation::WorkerLoad { pool, worker, load } => EventKind::WorkerLoad { pool, worker, load },
+            Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool: pool.to_string(), error },
+            Observation::WorkerLoad { pool, worker, load } => {
+                EventKind::WorkerLoad { pool: pool.to_string(), worker: worker.to_string(), load }
+            }
             Observation::CallbackPanicked { id, message } => {
                 let (task, _) = self.name_of(id);
                 EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }

@@ -276,14 +276,11 @@ mod tests {
     }
 
     fn pending(seq: u64, id: u64) -> Event {
-        ev(seq, EventKind::Pending { task: format!("t{id}").into(), id, pool: "p".into() })
+        ev(seq, EventKind::Pending { task: format!("t{id}"), id, pool: "p".into() })
     }
 
     fn done(seq: u64, id: u64) -> Event {
-        ev(
-            seq,
-            EventKind::Done { task: format!("t{id}").into(), id, pool: "p".into(), result: serde_json::Value::Null },
-        )
+        ev(seq, EventKind::Done { task: format!("t{id}"), id, pool: "p".into(), result: serde_json::Value::Null })
     }
 
     #[test]

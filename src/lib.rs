@@ -67,7 +67,7 @@ pub use error::{
     BrokenExecutor, BrokenKind, BuildError, CancelledError, Exception, FutureError, InvalidStateError, SubmitError,
     TimeoutError,
 };
-pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, Name, PoolInfo, EVENTS_VERSION};
+pub use events::{read_log, Counts, ErrorInfo, Event, EventKind, PoolInfo, EVENTS_VERSION};
 pub use executor::protocol;
 pub use executor::thread_pool::default_thread_workers;
 pub use executor::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder, SLURM_JOB_ARG};

@@ -196,11 +196,11 @@ impl Registry {
                 Work::Call(b) => run_builtin(b, &task_name, Some(&env as &dyn TaskEnv)),
                 Work::Command(c) => {
                     let out_bus = bus.clone();
-                    let out_task: crate::events::Name = task_name.as_str().into();
+                    let out_task = task_name.clone();
                     let sink: OutputSink = Arc::new(move |stream, line| {
                         let _ = out_bus.send(BusMsg::Runner(
                             Instant::now(),
-                            EventKind::Output { task: Arc::clone(&out_task), stream, line },
+                            EventKind::Output { task: out_task.clone(), stream, line },
                         ));
                     });
                     run_command(c, &sink, &|_| {}, supervisor.as_deref())
@@ -563,15 +563,17 @@ impl Runner {
     /// A task that never reached a pool: give it a future id, report pending → cancelled.
     fn emit_unsubmitted(&mut self, i: usize, f: &Future<Value>, reason: Option<String>) {
         let task = &self.reg.plan.tasks[i];
-        let pool: crate::events::Name = self.reg.plan.pools[task.pool].name.as_str().into();
-        let name: crate::events::Name = task.name.as_str().into();
+        let pool = self.reg.plan.pools[task.pool].name.clone();
         let now = Instant::now();
         let _ = self.reg.bus.send(BusMsg::Runner(
             now,
-            EventKind::Pending { task: Arc::clone(&name), id: f.id().0, pool: Arc::clone(&pool) },
+            EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() },
         ));
         f.cancel();
-        let _ = self.reg.bus.send(BusMsg::Runner(now, EventKind::Cancelled { task: name, id: f.id().0, pool, reason }));
+        let _ = self
+            .reg
+            .bus
+            .send(BusMsg::Runner(now, EventKind::Cancelled { task: task.name.clone(), id: f.id().0, pool, reason }));
         lock(&self.reg.slots)[i] = Slot::Dropped;
         self.reg.submitted.notify_all();
         self.finished(i, Final::Cancelled);

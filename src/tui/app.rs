@@ -564,13 +564,13 @@ impl App {
                 if !self.index.contains_key(id) {
                     let i = self.rows.len();
                     self.index.insert(*id, i);
-                    self.by_name.insert(task.to_string(), i);
+                    self.by_name.insert(task.clone(), i);
                     self.state_counts[RowState::Pending as usize] += 1;
                     self.pool_mut(pool).queued += 1;
                     self.rows.push(Row {
                         id: *id,
-                        name: task.to_string(),
-                        pool: pool.to_string(),
+                        name: task.clone(),
+                        pool: pool.clone(),
                         state: RowState::Pending,
                         worker: None,
                         pid: None,
@@ -599,7 +599,7 @@ impl App {
                 if let Some(&i) = self.index.get(id) {
                     let r = &mut self.rows[i];
                     r.started = Some(t);
-                    r.worker = Some(worker.to_string());
+                    r.worker = Some(worker.clone());
                     r.pid = *pid;
                     self.set_state(i, RowState::Running);
                 }
@@ -657,7 +657,7 @@ impl App {
             }
             EventKind::WorkerStarted { pool, worker, pid } => {
                 let p = self.pool_mut(pool);
-                if let Some(w) = p.workers.iter_mut().find(|w| *w.name == **worker) {
+                if let Some(w) = p.workers.iter_mut().find(|w| &w.name == worker) {
                     w.alive = true;
                     w.pid = *pid;
                 } else {
@@ -665,7 +665,7 @@ impl App {
                     p.workers.insert(
                         at,
                         WorkerView {
-                            name: worker.to_string(),
+                            name: worker.clone(),
                             pid: *pid,
                             current: None,
                             alive: true,
@@ -698,7 +698,7 @@ impl App {
                 self.push_log(format!("pool {pool} broke: {error}"));
             }
             EventKind::Output { task, line, .. } => {
-                if let Some(&i) = self.by_name.get(&**task) {
+                if let Some(&i) = self.by_name.get(task) {
                     let r = &mut self.rows[i];
                     if r.output.len() == OUTPUT_TAIL {
                         r.output.pop_front();
@@ -1340,7 +1340,7 @@ mod tests {
             tx.send(std::sync::Arc::new(ev(
                 id,
                 0.0,
-                EventKind::Pending { task: format!("t{id}").into(), id, pool: "io".into() },
+                EventKind::Pending { task: format!("t{id}"), id, pool: "io".into() },
             )))
             .unwrap();
         }
