@@ -57,7 +57,7 @@ const TASKS: usize = 100_000;
 /// Run times on this VM swing by 15% from run to run, so the ratios are taken within a
 /// round (the variants run back to back, in an order shuffled every round) and the median
 /// and quartiles of those paired ratios are printed.
-const ROUNDS: usize = 25;
+const ROUNDS: usize = 41;
 /// The slow consumer sleeps this long ...
 const SLOW_PAUSE: Duration = Duration::from_millis(1);
 /// ... after this many events.
@@ -172,6 +172,12 @@ fn process_cpu() -> Duration {
     tv(u.user_time()) + tv(u.system_time())
 }
 
+/// This process's minor page faults so far.
+fn minor_faults() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0, |u| u64::try_from(u.minor_page_faults()).unwrap_or(0))
+}
+
 /// Nanoseconds thread `tid` has spent on a CPU.
 fn cpu_ns(tid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
@@ -219,6 +225,8 @@ struct RunFigures {
     /// over the same span: on a VM whose vCPUs are shared, wall time swings with what the
     /// neighbours do; this does much less.
     cpu: Duration,
+    /// Page faults (minor) over the same span: memory touched for the first time.
+    faults: u64,
     bus_cpu: Option<Duration>,
     arrivals: Option<Arrivals>,
 }
@@ -232,7 +240,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
     let mut slow = None;
     let mut timing = None;
     let start = Instant::now();
-    let cpu_start = process_cpu();
+    let (cpu_start, faults_start) = (process_cpu(), minor_faults());
     if matches!(attach, Attach::LogAndSlowConsumer | Attach::LogSlowAndTiming) {
         let (tx, rx) = unbounded();
         subscribers.push(tx);
@@ -247,6 +255,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
     let report = handle.join();
     let wall = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu_start);
+    let faults = minor_faults().saturating_sub(faults_start);
     assert_eq!(report.exit_code, 0);
     assert_eq!(report.counts.done, TASKS);
     stop.store(true, Ordering::Release);
@@ -256,7 +265,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
         black_box(s.join().expect("the slow consumer does not panic"));
     }
     let _ = std::fs::remove_file(log);
-    RunFigures { wall, cpu, bus_cpu, arrivals }
+    RunFigures { wall, cpu, faults, bus_cpu, arrivals }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -349,7 +358,7 @@ fn criterion_benches(c: &mut Criterion, plan: &Plan) {
 // ---------------------------------------------------------------------------------------
 // The interleaved phase.
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+fn median<T: Ord + Copy>(mut xs: Vec<T>) -> T {
     xs.sort();
     xs[xs.len() / 2]
 }
@@ -403,6 +412,7 @@ fn report(plan: &Plan) {
     ];
     let mut walls: [Vec<Duration>; 4] = Default::default();
     let mut process: [Vec<Duration>; 4] = Default::default();
+    let mut faults: [Vec<u64>; 4] = Default::default();
     let mut cpus: [Vec<Duration>; 4] = Default::default();
     let mut delivered = Vec::new();
     let mut lags = Vec::new();
@@ -419,6 +429,7 @@ fn report(plan: &Plan) {
             let f = run(plan, VARIANTS[i].0);
             walls[i].push(f.wall);
             process[i].push(f.cpu);
+            faults[i].push(f.faults);
             cpus[i].extend(f.bus_cpu);
             if let Some(a) = f.arrivals {
                 events = a.events;
@@ -440,9 +451,10 @@ fn report(plan: &Plan) {
     );
     for (i, (_, name)) in VARIANTS.iter().enumerate() {
         println!(
-            "{name:<36} run {:>7.1} ms, CPU {:>7.1} ms (medians)   bus thread {}",
+            "{name:<36} run {:>7.1} ms, CPU {:>7.1} ms, {:>6} page faults (medians)   bus thread {}",
             ms(median(walls[i].clone())),
             ms(median(process[i].clone())),
+            median(faults[i].clone()),
             per_event(&cpus[i], events)
         );
     }
