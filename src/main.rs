@@ -10,8 +10,10 @@ use clap::Parser;
 use cli::{Cli, Command, DeadlockPolicy, RunArgs};
 use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 
-/// The program's allocator: with glibc's, a subscriber that falls behind frees events on
-/// its own thread and slowed a run by 10-25% (docs/performance.md, "The event bus").
+/// The program's allocator: the engine and the event bus allocate on one thread and free on
+/// another all the time, which glibc's malloc does under a lock (a subscriber that fell
+/// behind cost a run 1.32x with it; the thread pool's trivial task took 4x as long): see
+/// docs/performance.md, "The allocator".
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
