@@ -35,6 +35,7 @@
 
 /// The allocator the program runs with (`src/main.rs`), so that what is measured here is
 /// what `futuretop` does.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -4,6 +4,7 @@
 
 /// The allocator the program runs with (`src/main.rs`), so that what is measured here is
 /// what `futuretop` does.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -14,6 +14,7 @@ use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 /// another all the time, which glibc's malloc does under a lock (a subscriber that fell
 /// behind cost a run 1.32x with it; the thread pool's trivial task took 4x as long): see
 /// docs/performance.md, "The allocator".
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
