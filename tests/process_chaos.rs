@@ -32,6 +32,9 @@ use futuretop::{
 };
 use serde_json::{json, Value};
 
+mod common;
+use common::procs::workers_of;
+
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 const TASKS: usize = 1_000;
 /// Generous: a round takes a second or two.
@@ -103,31 +106,6 @@ fn every_pending_finished(rx: &Receiver<(Instant, Observation)>, what: &str) -> 
 fn all_final(fs: &[Future<Value>], what: &str) {
     let r = wait(fs, Some(DEADLINE), ReturnWhen::AllCompleted);
     assert!(r.not_done.is_empty(), "{what}: {} of {} futures never reached a final state", r.not_done.len(), fs.len());
-}
-
-/// True while `pid` is a live process (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st != "Z" && st != "X")
-    })
-}
-
-/// Live worker processes started by this process.
-fn our_workers() -> Vec<u32> {
-    let me = format!("FUTURETOP_PARENT_PID={}", std::process::id());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        if !String::from_utf8_lossy(&cmdline).contains("__futuretop_worker") {
-            continue;
-        }
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if env.split(|&b| b == 0).any(|kv| kv == me.as_bytes()) && alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 fn sigkill(pid: u32) {
@@ -296,7 +274,7 @@ fn chaos_random_worker_kills_every_future_final_nothing_left_behind() {
     assert!(future_kills > 0, "no Future::kill landed");
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let left = our_workers();
+        let left = workers_of(std::process::id());
         if left.is_empty() {
             break;
         }

@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use futuretop::{read_log, EventKind};
 
+mod common;
+use common::procs::{alive, processes_exact, workers_of};
+
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -26,46 +29,6 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// True while `pid` is a live process (a zombie counts as gone).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st != "Z" && st != "X")
-    })
-}
-
-fn cmdline(pid: u32) -> Option<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .ok()
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim_end().to_owned())
-}
-
-fn live_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .filter(|&p| alive(p))
-        .collect()
-}
-
-/// Live worker processes of run `parent`.
-fn workers_of(parent: u32) -> Vec<u32> {
-    let me = format!("FUTURETOP_PARENT_PID={parent}");
-    live_pids()
-        .into_iter()
-        .filter(|&pid| {
-            cmdline(pid).is_some_and(|c| c.contains("__futuretop_worker"))
-                && std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == me.as_bytes()))
-        })
-        .collect()
-}
-
-/// Live processes whose command line is exactly `cmd`.
-fn processes_exact(cmd: &str) -> Vec<u32> {
-    live_pids().into_iter().filter(|&p| cmdline(p).as_deref() == Some(cmd)).collect()
 }
 
 #[track_caller]

@@ -65,6 +65,9 @@ use futuretop::{
 };
 use serde_json::{json, Value};
 
+mod common;
+use common::procs::{alive, processes_exact, workers_of};
+
 /// The worker program: the real binary, which serves worker requests first thing.
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 /// Upper bound for anything that should happen soon; a passing test never waits this long.
@@ -210,49 +213,6 @@ fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static)
             Ok(()) => panic!("{what} did not return within {LONG:?} (hang)"),
         },
     }
-}
-
-/// True while `pid` is a live process (a zombie, or no such process, counts as gone).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        // "pid (comm) S ...": the state follows the last ')'.
-        s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|st| st != "Z" && st != "X")
-    })
-}
-
-/// Live processes whose command line (arguments joined by spaces) is `cmd` exactly.
-fn processes_exact(cmd: &str) -> Vec<u32> {
-    processes_where(|c| c == cmd)
-}
-
-/// Live processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<u32> {
-    processes_where(|c| c.contains(needle))
-}
-
-fn processes_where(pred: impl Fn(&str) -> bool) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if pred(cmdline.trim_end()) && alive(pid) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Live worker processes started by process `parent` (its `FUTURETOP_PARENT_PID`).
-fn workers_of(parent: u32) -> Vec<u32> {
-    processes_with("__futuretop_worker")
-        .into_iter()
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|&b| b == 0).any(|kv| kv == format!("FUTURETOP_PARENT_PID={parent}").as_bytes())
-            })
-        })
-        .collect()
 }
 
 fn sigkill(pid: u32) {
