@@ -10,8 +10,9 @@
 //!   frames until the call's result (no futures, no queue, no slot thread);
 //! - (b) `map` over N calls on 2 workers with `chunksize` 1 and 100;
 //! - (c) start-up: from the builder to both of 2 workers having answered a call; each is
-//!   paired with one of CPython's (`fork`) taken right after it by a Python process kept
-//!   for that, and the target is judged on the median of those paired ratios;
+//!   paired with one of CPython's (`fork`) taken right before or after it (alternately) by
+//!   a Python process kept for that, and the target is judged on the median of those
+//!   paired ratios;
 //! - (d) the seed's `is_prime` example (`map(is_prime, PRIMES)`) on 2 workers, against the
 //!   same trial division run sequentially in this process.
 //!
@@ -327,6 +328,8 @@ struct Figures {
     primes_sequential: f64,
     /// Python's fork start-ups taken between ours (ms), and the paired ratios ours / its.
     paired_startup: Option<(f64, (f64, f64, f64))>,
+    /// Our start-up (median, ms) when it ran first in its pair, and right after Python's.
+    startup_by_order: Option<[f64; 2]>,
 }
 
 fn interleaved() -> Figures {
@@ -339,15 +342,25 @@ fn interleaved() -> Figures {
     let mut runs: [Vec<Duration>; 7] = Default::default();
     let mut py = PyStartup::spawn();
     let (mut py_fork, mut ratios) = (Vec::new(), Vec::new());
+    // Our start-ups (ms) when ours went first in the pair, and when Python's did.
+    let mut after_python: [Vec<f64>; 2] = Default::default();
     for _ in 0..ROUNDS {
         runs[0].push(timed(|| round_trips(&one, TRIPS)));
         runs[1].push(timed(|| bare_round_trips(&mut bare, TRIPS)));
         runs[2].push(timed(|| map(&two, MAPPED, 1)));
         runs[3].push(timed(|| map(&two, MAPPED * 10, 100)));
-        for _ in 0..STARTUPS_PER_ROUND {
+        for k in 0..STARTUPS_PER_ROUND {
+            // Which side goes first alternates: whichever runs right after the other
+            // inherits its after-effects (processes being torn down, caches).
+            let python_first = (runs[4].len() + k) % 2 == 1;
+            let mut theirs = if python_first { py.as_mut().and_then(PyStartup::fork_ms) } else { None };
             let ours = startup();
+            if !python_first {
+                theirs = py.as_mut().and_then(PyStartup::fork_ms);
+            }
             runs[4].push(ours);
-            if let Some(theirs) = py.as_mut().and_then(PyStartup::fork_ms) {
+            if let Some(theirs) = theirs {
+                after_python[usize::from(python_first)].push(ms(ours));
                 py_fork.push(theirs);
                 ratios.push(ms(ours) / theirs);
             }
@@ -365,6 +378,7 @@ fn interleaved() -> Figures {
         primes_pool: ms(pp),
         primes_sequential: ms(ps),
         paired_startup: (!ratios.is_empty()).then(|| (quartiles(py_fork).1, quartiles(ratios))),
+        startup_by_order: after_python.iter().all(|xs| !xs.is_empty()).then(|| after_python.map(|xs| quartiles(xs).1)),
     }
 }
 
@@ -393,6 +407,9 @@ fn report(f: &Figures) {
     if let Some((fork, (q1, m, q3))) = f.paired_startup {
         println!("    CPython fork start-up, taken between ours {fork:7.2} ms");
         println!("    ours / CPython's, paired (median)        {m:8.3}  (quartiles {q1:.3}-{q3:.3})");
+    }
+    if let Some([first, after]) = f.startup_by_order {
+        println!("    ours when first in its pair / after Python's {first:5.2} / {after:5.2} ms");
     }
     println!("(d) is_prime batch, 2 workers               {:8.1} ms", f.primes_pool);
     println!("    is_prime sequential, in process         {:8.1} ms", f.primes_sequential);
