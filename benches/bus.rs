@@ -79,7 +79,7 @@ fn plan() -> Plan {
 }
 
 /// Where the event log goes: in memory (`/dev/shm`) when there is one, so that the disk's
-/// write-back of the last run's 10 MB, which lands at random moments, does not blur the
+/// write-back of the last run's 30 MB, which lands at random moments, does not blur the
 /// bus's own cost (it still writes every line through the same buffered file).
 fn log_path() -> PathBuf {
     let shm = std::path::Path::new("/dev/shm");
@@ -285,6 +285,22 @@ fn spin(d: Duration) -> u64 {
     n
 }
 
+/// One engine run of variant `v` (0: no sink, 1: the sink drained at once, 2: drained by
+/// the slow consumer) on a pool made for it and warmed up first. A pool per run: a slow
+/// consumer kept from run to run would carry a growing backlog (every run adds more events
+/// than it takes) into every later measurement, whatever the variant.
+fn engine_variant(v: usize, workers: usize, count: u64, work: Duration) -> Duration {
+    const WARM_UP: u64 = 1_000;
+    if v == 0 {
+        let pool = ThreadPoolExecutor::new(workers).expect("a valid pool");
+        engine_run(&pool, WARM_UP, Duration::ZERO);
+        return engine_run(&pool, count, work);
+    }
+    let pool = SinkPool::new(workers, v == 2);
+    engine_run(pool.pool(), WARM_UP, Duration::ZERO);
+    engine_run(pool.pool(), count, work)
+}
+
 /// `n` tasks submitted, then each `result`; `work` is what each does.
 fn engine_run(pool: &ThreadPoolExecutor, n: u64, work: Duration) -> Duration {
     let start = Instant::now();
@@ -419,9 +435,6 @@ fn report(plan: &Plan) {
     let mut lags = Vec::new();
     let mut events = 0u64;
     let n = workers();
-    let bare = ThreadPoolExecutor::new(n).expect("a valid pool");
-    let fast = SinkPool::new(n, false);
-    let slow = SinkPool::new(n, true);
     // engine[work][0: no sink, 1: sink + fast consumer, 2: sink + slow consumer]
     let mut engine: [[Vec<Duration>; 3]; 3] = Default::default();
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
@@ -440,12 +453,10 @@ fn report(plan: &Plan) {
         }
         for (w, (count, work)) in ENGINE_WORK.into_iter().enumerate() {
             for v in shuffled(3, &mut seed) {
-                let pool = [&bare, fast.pool(), slow.pool()][v];
-                engine[w][v].push(engine_run(pool, count, work));
+                engine[w][v].push(engine_variant(v, n, count, work));
             }
         }
     }
-    drop((fast, slow));
     println!();
     println!(
         "== event bus: {TASKS} pow tasks through the runner, {n} workers, {events} events a run, {ROUNDS} interleaved rounds"

@@ -307,7 +307,8 @@ impl Drop for PyStartup {
     }
 }
 
-/// Start-ups per round: ours, each followed by one of Python's.
+/// Start-ups per round: ours, each paired with one of Python's taken right before or
+/// right after it (alternately).
 const STARTUPS_PER_ROUND: usize = 3;
 
 /// `(q1, median, q3)` of `xs`.
@@ -349,10 +350,10 @@ fn interleaved() -> Figures {
         runs[1].push(timed(|| bare_round_trips(&mut bare, TRIPS)));
         runs[2].push(timed(|| map(&two, MAPPED, 1)));
         runs[3].push(timed(|| map(&two, MAPPED * 10, 100)));
-        for k in 0..STARTUPS_PER_ROUND {
+        for _ in 0..STARTUPS_PER_ROUND {
             // Which side goes first alternates: whichever runs right after the other
             // inherits its after-effects (processes being torn down, caches).
-            let python_first = (runs[4].len() + k) % 2 == 1;
+            let python_first = runs[4].len() % 2 == 1;
             let mut theirs = if python_first { py.as_mut().and_then(PyStartup::fork_ms) } else { None };
             let ours = startup();
             if !python_first {

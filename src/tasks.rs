@@ -245,7 +245,8 @@ fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
 }
 
 /// The hidden first argument that makes this program supervise one command
-/// (`PROGRAM __futuretop_exec COMMAND ARGS...`); see [`supervise_command_if_requested`].
+/// (`PROGRAM __futuretop_exec PARENT_PID COMMAND ARGS...`, `PARENT_PID` being the process
+/// that started it); see [`supervise_command_if_requested`].
 pub const EXEC_ARG: &str = "__futuretop_exec";
 
 /// If this process was started as a command supervisor, runs the command and exits with
@@ -263,8 +264,11 @@ fn supervise(argv: &[std::ffi::OsString]) -> i32 {
     use nix::sys::signal::{kill, killpg, Signal};
     use nix::unistd::{getpgrp, getpid};
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
-    let parent = std::env::var(crate::executor::worker::PARENT_ENV).ok().and_then(|p| p.parse::<i32>().ok());
-    if parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
+    // The parent's pid comes as an argument, not in the environment, which is the
+    // command's own (its task's `env:` included) and passed on as it is.
+    let Some((parent, argv)) = argv.split_first() else { return 2 };
+    let Some(parent) = parent.to_str().and_then(|p| p.parse::<i32>().ok()) else { return 2 };
+    if nix::unistd::getppid().as_raw() != parent {
         return 1;
     }
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([
@@ -280,9 +284,7 @@ fn supervise(argv: &[std::ffi::OsString]) -> i32 {
         });
     }
     let Some((program, rest)) = argv.split_first() else { return 2 };
-    let mut command = Command::new(program);
-    crate::executor::worker::command_env(&mut command);
-    let mut child = match command.args(rest).spawn() {
+    let mut child = match Command::new(program).args(rest).spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cannot start `{}`: {e}", program.to_string_lossy());
@@ -340,11 +342,12 @@ pub(crate) fn run_command(
     let Some((program, args)) = cmd.argv.split_first() else {
         return Err(Exception::CommandFailed("empty command".into()));
     };
-    // What futuretop set in its own environment for itself is not the command's.
+    // What futuretop set in its own environment for itself is not the command's; the
+    // supervisor, if any, passes the environment on as it gets it.
     let mut command = Command::new(supervisor.map_or(program.as_ref(), |shim| shim.as_os_str()));
     crate::executor::worker::command_env(&mut command);
     if supervisor.is_some() {
-        command.arg(EXEC_ARG).arg(program).env(crate::executor::worker::PARENT_ENV, std::process::id().to_string());
+        command.arg(EXEC_ARG).arg(std::process::id().to_string()).arg(program);
     }
     command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     for (k, v) in &cmd.env {

@@ -398,7 +398,7 @@ fn signal_mid_run(signal: nix::sys::signal::Signal) {
 
 /// A process-pool worker is started with variables for its own sake (a smaller mimalloc
 /// arena) and with its parent's pid; a command, in a worker or in a thread pool, sees
-/// none of them, and what the task file sets in `env:` always wins.
+/// none of them. What the user's environment or the task's `env:` sets always reaches it.
 #[test]
 fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
     let dir = scratch("env");
@@ -411,22 +411,39 @@ fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
              tasks:\n\
              \x20 - {{ name: in-process-pool, pool: pr, command: {show} }}\n\
              \x20 - {{ name: in-thread-pool, pool: th, command: {show} }}\n\
-             \x20 - {{ name: own-value, pool: pr, command: {show}, env: {{ MIMALLOC_ARENA_RESERVE: 8M }} }}\n"
+             \x20 - {{ name: own-value, pool: pr, command: {show}, env: {{ MIMALLOC_ARENA_RESERVE: 8M }} }}\n\
+             \x20 - {{ name: own-pid-var, pool: th, command: {show}, env: {{ FUTURETOP_PARENT_PID: '7' }} }}\n\
+             \x20 - {{ name: own-pid-var-in-worker, pool: pr, command: {show}, env: {{ FUTURETOP_PARENT_PID: '7' }} }}\n"
         ),
     )
     .unwrap();
-    let run = run_headless(&["run", file.to_str().unwrap()]);
-    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let result = |task: &str| {
-        let done = run.log.iter().find(|e| e["event"] == "done" && e["task"] == task);
-        done.unwrap_or_else(|| panic!("{task} is not done: {:?}", run.log))["result"]
-            .as_str()
-            .unwrap()
-            .trim()
-            .to_owned()
+    // `user`: a value of MIMALLOC_ARENA_RESERVE in futuretop's own environment.
+    let run = |user: Option<&str>| {
+        let log = dir.join("events.jsonl");
+        let mut c = command(&["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()]);
+        for name in ["MIMALLOC_ARENA_RESERVE", "FUTURETOP_ADDED_ENV", "FUTURETOP_PARENT_PID"] {
+            c.env_remove(name);
+        }
+        if let Some(v) = user {
+            c.env("MIMALLOC_ARENA_RESERVE", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+        let log = events(&log);
+        move |task: &str| {
+            let done = log.iter().find(|e| e["event"] == "done" && e["task"] == task);
+            done.unwrap_or_else(|| panic!("{task} is not done: {log:?}"))["result"].as_str().unwrap().trim().to_owned()
+        }
     };
+    let result = run(None);
     assert_eq!(result("in-process-pool"), "vars: unset unset unset");
     assert_eq!(result("in-thread-pool"), "vars: unset unset unset");
     assert_eq!(result("own-value"), "vars: 8M unset unset");
+    assert_eq!(result("own-pid-var"), "vars: unset unset 7");
+    assert_eq!(result("own-pid-var-in-worker"), "vars: unset unset 7");
+    // The user's own setting is theirs: passed on, not replaced, not removed.
+    let result = run(Some("16M"));
+    assert_eq!(result("in-process-pool"), "vars: 16M unset unset");
+    assert_eq!(result("in-thread-pool"), "vars: 16M unset unset");
     let _ = std::fs::remove_dir_all(dir);
 }

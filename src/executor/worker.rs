@@ -34,8 +34,11 @@ pub(crate) const PARENT_ENV: &str = "FUTURETOP_PARENT_PID";
 
 /// Environment a worker is started with for its own sake, unless the user set the same
 /// variable: a worker is small, and mimalloc's default 1 GiB arena reservation cost its
-/// start-up 0.2-0.4 ms (a third of it). Never passed on to a command: see [`command_env`].
-pub(crate) const WORKER_ONLY_ENV: [(&str, &str); 1] = [("MIMALLOC_ARENA_RESERVE", "4M")];
+/// start-up 0.2-0.4 ms (a third of it); only with the `mimalloc` feature (the workers of a
+/// program built without it may not use mimalloc at all). Never passed on to a command:
+/// see [`command_env`].
+pub(crate) const WORKER_ONLY_ENV: &[(&str, &str)] =
+    if cfg!(feature = "mimalloc") { &[("MIMALLOC_ARENA_RESERVE", "4M")] } else { &[] };
 
 /// Names the variables of [`WORKER_ONLY_ENV`] that the parent added (comma-separated).
 pub(crate) const ADDED_ENV: &str = "FUTURETOP_ADDED_ENV";
