@@ -397,13 +397,22 @@ fn signal_mid_run(signal: nix::sys::signal::Signal) {
 // The environment a command sees
 
 /// A process-pool worker is started with variables for its own sake (a smaller mimalloc
-/// arena) and with its parent's pid; a command, in a worker or in a thread pool, sees
-/// none of them. What the user's environment or the task's `env:` sets always reaches it.
+/// arena, no transparent huge pages) and with its parent's pid; a command, in a worker or
+/// in a thread pool, sees none of them, and gets transparent huge pages as futuretop has
+/// them (the worker turned them off only for its own start-up). What the user's
+/// environment or the task's `env:` sets always reaches it.
 #[test]
 fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
     let dir = scratch("env");
     let file = dir.join("env.yaml");
-    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset}"]"#;
+    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${MIMALLOC_ALLOW_THP-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset} thp: $(grep -s THP_enabled /proc/self/status | tr -dc 0-9)"]"#;
+    // Transparent huge pages as this test process has them (futuretop inherits them).
+    let thp = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("THP_enabled"))
+        .map(|l| l.chars().filter(char::is_ascii_digit).collect::<String>())
+        .unwrap_or_default();
     std::fs::write(
         &file,
         format!(
@@ -417,11 +426,29 @@ fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
         ),
     )
     .unwrap();
-    // `user`: a value of MIMALLOC_ARENA_RESERVE in futuretop's own environment.
-    let run = |user: Option<&str>| {
+    // `user`: a value of MIMALLOC_ARENA_RESERVE in futuretop's own environment;
+    // `thp_off`: futuretop is started with transparent huge pages turned off.
+    let run = |user: Option<&str>, thp_off: bool| {
         let log = dir.join("events.jsonl");
-        let mut c = command(&["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()]);
-        for name in ["MIMALLOC_ARENA_RESERVE", "FUTURETOP_ADDED_ENV", "FUTURETOP_PARENT_PID"] {
+        let args = ["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()];
+        let mut c = if thp_off {
+            // PR_SET_THP_DISABLE is 41; the tests forbid `unsafe`, so python3 (which
+            // .ci/run installs) sets it and execs futuretop.
+            let mut c = Command::new("python3");
+            c.args([
+                "-c",
+                "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); os.execv(sys.argv[1], sys.argv[1:])",
+            ])
+            .arg(env!("CARGO_BIN_EXE_futuretop"))
+            .args(args)
+            .current_dir(manifest_dir())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+            c
+        } else {
+            command(&args)
+        };
+        for name in ["MIMALLOC_ARENA_RESERVE", "MIMALLOC_ALLOW_THP", "FUTURETOP_ADDED_ENV", "FUTURETOP_PARENT_PID"] {
             c.env_remove(name);
         }
         if let Some(v) = user {
@@ -435,15 +462,21 @@ fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
             done.unwrap_or_else(|| panic!("{task} is not done: {log:?}"))["result"].as_str().unwrap().trim().to_owned()
         }
     };
-    let result = run(None);
-    assert_eq!(result("in-process-pool"), "vars: unset unset unset");
-    assert_eq!(result("in-thread-pool"), "vars: unset unset unset");
-    assert_eq!(result("own-value"), "vars: 8M unset unset");
-    assert_eq!(result("own-pid-var"), "vars: unset unset 7");
-    assert_eq!(result("own-pid-var-in-worker"), "vars: unset unset 7");
+    let result = run(None, false);
+    assert_eq!(result("in-process-pool"), format!("vars: unset unset unset unset thp: {thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: unset unset unset unset thp: {thp}"));
+    assert_eq!(result("own-value"), format!("vars: 8M unset unset unset thp: {thp}"));
+    assert_eq!(result("own-pid-var"), format!("vars: unset unset unset 7 thp: {thp}"));
+    assert_eq!(result("own-pid-var-in-worker"), format!("vars: unset unset unset 7 thp: {thp}"));
     // The user's own setting is theirs: passed on, not replaced, not removed.
-    let result = run(Some("16M"));
-    assert_eq!(result("in-process-pool"), "vars: 16M unset unset");
-    assert_eq!(result("in-thread-pool"), "vars: 16M unset unset");
+    let result = run(Some("16M"), false);
+    assert_eq!(result("in-process-pool"), format!("vars: 16M unset unset unset thp: {thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: 16M unset unset unset thp: {thp}"));
+    // Started with THP off, futuretop leaves it off for its commands too.
+    if !thp.is_empty() {
+        let result = run(None, true);
+        assert_eq!(result("in-process-pool"), "vars: unset unset unset unset thp: 0");
+        assert_eq!(result("in-thread-pool"), "vars: unset unset unset unset thp: 0");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -24,7 +24,7 @@ use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
-use super::worker::{from_wire, to_wire, ADDED_ENV, PARENT_ENV, WORKER_ARG, WORKER_ONLY_ENV};
+use super::worker::{from_wire, to_wire, worker_only_env, ADDED_ENV, PARENT_ENV, WORKER_ARG};
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
 use crate::future::{Future, Kill};
@@ -475,10 +475,8 @@ fn spawn_worker(shared: &Shared, slot: usize) -> Result<Proc, String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let added: Vec<&str> = WORKER_ONLY_ENV
-        .iter()
-        .filter(|(name, _)| std::env::var_os(name).is_none())
-        .map(|&(name, value)| {
+    let added: Vec<&str> = worker_only_env()
+        .map(|(name, value)| {
             cmd.env(name, value);
             name
         })
