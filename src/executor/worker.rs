@@ -39,10 +39,10 @@ pub(crate) const PARENT_ENV: &str = "FUTURETOP_PARENT_PID";
 /// - `MIMALLOC_ARENA_RESERVE=4M`: a worker is small, and mimalloc's default 1 GiB arena
 ///   reservation cost its start-up 0.2-0.4 ms (a third of it).
 /// - `MIMALLOC_ALLOW_THP=0`: mimalloc asks for transparent huge pages on its arena, so a
-///   worker's first allocation faulted in a 2 MiB page and zeroed it: 0.2 ms, an eighth of
-///   its start-up. mimalloc then turns THP off for the whole process (`PR_SET_THP_DISABLE`,
-///   which commands would inherit), so the worker turns it back on once started
-///   ([`restore_thp`]); the parent adds it only when THP is on for itself.
+///   worker's first allocation faulted in a 2 MiB page and zeroed it: about 0.2 ms of the
+///   1.3-1.6 ms its start took. mimalloc then turns THP off for the whole process
+///   (`PR_SET_THP_DISABLE`, which commands would inherit), so the worker turns it back on
+///   once started ([`restore_thp`]); the parent adds it only when THP is on for itself.
 pub(crate) const WORKER_ONLY_ENV: &[(&str, &str)] =
     if cfg!(feature = "mimalloc") { &[("MIMALLOC_ARENA_RESERVE", "4M"), (THP_ENV, "0")] } else { &[] };
 
