@@ -99,7 +99,7 @@ fn slow_consumer<T: Send + 'static>(rx: Receiver<T>, stop: Arc<AtomicBool>) -> J
                 Ok(e) => {
                     black_box(e);
                     n += 1;
-                    if n % SLOW_EVERY == 0 {
+                    if n.is_multiple_of(SLOW_EVERY) {
                         thread::sleep(SLOW_PAUSE);
                     }
                 }

@@ -85,7 +85,7 @@ fn soak(kind: &str, workers: usize, tasks: usize) {
     // Samples: (seconds, finished, rss).
     let mut samples: Vec<(f64, u64, u64)> = Vec::new();
     let total = tasks as u64;
-    while finished.load(Ordering::Relaxed) < total && start.elapsed() < Duration::from_secs(600) {
+    while finished.load(Ordering::Relaxed) < total && start.elapsed() < Duration::from_mins(10) {
         samples.push((start.elapsed().as_secs_f64(), finished.load(Ordering::Relaxed), rss()));
         std::thread::sleep(Duration::from_millis(10));
     }

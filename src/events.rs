@@ -435,7 +435,7 @@ impl Bus {
             };
             // Under a steady stream the log still reaches the disk every FLUSH_AFTER.
             handled = handled.wrapping_add(1);
-            if handled % 16 == 0 && last_flush.elapsed() >= FLUSH_AFTER {
+            if handled.is_multiple_of(16) && last_flush.elapsed() >= FLUSH_AFTER {
                 self.flush();
                 last_flush = Instant::now();
             }

@@ -176,13 +176,13 @@ fn is_prime(n: u64) -> Result<bool, Exception> {
     if n == 2 {
         return Ok(true);
     }
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         return Ok(false);
     }
     let sqrt_n = n.isqrt();
     let mut i = 3;
     while i <= sqrt_n {
-        if n % i == 0 {
+        if n.is_multiple_of(i) {
             return Ok(false);
         }
         if i % 65_537 == 0 {

@@ -38,7 +38,7 @@ use common::procs::workers_of;
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 const TASKS: usize = 1_000;
 /// Generous: a round takes a second or two.
-const DEADLINE: Duration = Duration::from_secs(60);
+const DEADLINE: Duration = Duration::from_mins(1);
 
 /// xorshift64*: enough randomness for choosing victims and delays.
 struct Rng(u64);
@@ -62,7 +62,7 @@ fn call(b: &Builtin) -> ProcessCall {
 
 /// Task `i`: a short sleep now and then, else `i ** 2`.
 fn task(i: usize) -> (ProcessCall, Value) {
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         (call(&Builtin::Sleep { secs: 0.002 }), Value::Null)
     } else {
         let base = i64::try_from(i).unwrap();

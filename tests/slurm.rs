@@ -99,15 +99,15 @@ fn slurm_pool_against_a_real_cluster() {
     let ns = [112_272_535_095_293_u64, 112_582_705_942_171, 1_099_726_899_285_419];
     let primes: Vec<_> =
         ns.iter().map(|&n| p.submit_named(Some("prime"), builtin(&Builtin::IsPrime { n })).unwrap()).collect();
-    let got: Vec<Value> = primes.iter().map(|f| f.result(Some(Duration::from_secs(120))).unwrap()).collect();
+    let got: Vec<Value> = primes.iter().map(|f| f.result(Some(Duration::from_mins(2))).unwrap()).collect();
     assert_eq!(got, vec![json!(true), json!(true), json!(false)]);
     let echo = p.submit(command(&["sh", "-c", "echo hello from job $SLURM_JOB_ID"])).unwrap();
-    let out = echo.result(Some(Duration::from_secs(120))).unwrap();
+    let out = echo.result(Some(Duration::from_mins(2))).unwrap();
     assert!(out.as_str().unwrap_or("").starts_with("hello from job "), "{out}");
 
     // 2. A failing job ends in exception with its exit code.
     let fails = p.submit(command(&["sh", "-c", "echo 'bad input' >&2; exit 4"])).unwrap();
-    match fails.result(Some(Duration::from_secs(120))) {
+    match fails.result(Some(Duration::from_mins(2))) {
         Err(FutureError::Failed(Exception::CommandFailed(m))) => {
             assert!(m.contains("exited with status 4") && m.contains("bad input"), "{m}");
         }
@@ -121,7 +121,7 @@ fn slurm_pool_against_a_real_cluster() {
         // One per CPU.
         .map(|_| p.submit_named(Some("filler"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap())
         .collect();
-    wait_until("a filler to run", Duration::from_secs(60), || fillers.iter().any(futuretop::Future::running));
+    wait_until("a filler to run", Duration::from_mins(1), || fillers.iter().any(futuretop::Future::running));
     // Submitted together, the fillers went as one job array: ARRAY_0, ARRAY_1, ...
     let ids = String::from_utf8_lossy(
         &Command::new("squeue").args(["-h", "-r", "-n", "filler", "-o", "%i"]).output().unwrap().stdout,
@@ -145,16 +145,16 @@ fn slurm_pool_against_a_real_cluster() {
     for f in &fillers {
         // The node has room for the fillers once the time-limit job is gone; kill each
         // as it runs.
-        wait_until("the filler to run", Duration::from_secs(180), || f.running() || f.done());
+        wait_until("the filler to run", Duration::from_mins(3), || f.running() || f.done());
         assert!(f.kill(), "a running job can be killed");
-        match f.result(Some(Duration::from_secs(60))) {
+        match f.result(Some(Duration::from_mins(1))) {
             Err(FutureError::Failed(Exception::Killed(m))) => assert!(m.contains("cancelled on request"), "{m}"),
             other => panic!("expected Killed, got {other:?}"),
         }
     }
 
     // 5. The job that exceeds its time limit says so.
-    match too_long.result(Some(Duration::from_secs(240))) {
+    match too_long.result(Some(Duration::from_mins(4))) {
         Err(FutureError::Failed(Exception::CommandFailed(m))) => assert!(m.contains("time limit"), "{m}"),
         other => panic!("expected a time-limit failure, got {other:?}"),
     }
@@ -170,7 +170,7 @@ fn slurm_pool_against_a_real_cluster() {
         .unwrap();
     let _cancel_orphan_on_drop = CancelJobsOnDrop;
     let orphan = p2.submit_named(Some("orphan"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap();
-    wait_until("the job to run", Duration::from_secs(60), || orphan.running());
+    wait_until("the job to run", Duration::from_mins(1), || orphan.running());
     let _ = Command::new("pkill").args(["-x", "slurmctld"]).status();
     let outcome = orphan.result(Some(Duration::from_secs(90)));
     // Let the old controller finish exiting before starting a new one.

@@ -500,7 +500,7 @@ fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::Outp
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+        .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().display()))?;
     let readers: Vec<JoinHandle<Vec<u8>>> = [
         child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
         child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
@@ -523,7 +523,11 @@ fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::Outp
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{:?} did not answer within {:.0} s", cmd.get_program(), limit.as_secs_f64()));
+                return Err(format!(
+                    "{} did not answer within {:.0} s",
+                    cmd.get_program().display(),
+                    limit.as_secs_f64()
+                ));
             }
             Err(e) => return Err(e.to_string()),
         }
