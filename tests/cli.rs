@@ -405,7 +405,7 @@ fn signal_mid_run(signal: nix::sys::signal::Signal) {
 fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
     let dir = scratch("env");
     let file = dir.join("env.yaml");
-    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${MIMALLOC_ALLOW_THP-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset} thp: $(grep -s THP_enabled /proc/self/status | tr -dc 0-9)"]"#;
+    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${MIMALLOC_ALLOW_THP-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset} thp:$(grep -s THP_enabled /proc/self/status | tr -dc 0-9)"]"#;
     // Transparent huge pages as this test process has them (futuretop inherits them).
     let thp = std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -463,20 +463,20 @@ fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
         }
     };
     let result = run(None, false);
-    assert_eq!(result("in-process-pool"), format!("vars: unset unset unset unset thp: {thp}"));
-    assert_eq!(result("in-thread-pool"), format!("vars: unset unset unset unset thp: {thp}"));
-    assert_eq!(result("own-value"), format!("vars: 8M unset unset unset thp: {thp}"));
-    assert_eq!(result("own-pid-var"), format!("vars: unset unset unset 7 thp: {thp}"));
-    assert_eq!(result("own-pid-var-in-worker"), format!("vars: unset unset unset 7 thp: {thp}"));
+    assert_eq!(result("in-process-pool"), format!("vars: unset unset unset unset thp:{thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: unset unset unset unset thp:{thp}"));
+    assert_eq!(result("own-value"), format!("vars: 8M unset unset unset thp:{thp}"));
+    assert_eq!(result("own-pid-var"), format!("vars: unset unset unset 7 thp:{thp}"));
+    assert_eq!(result("own-pid-var-in-worker"), format!("vars: unset unset unset 7 thp:{thp}"));
     // The user's own setting is theirs: passed on, not replaced, not removed.
     let result = run(Some("16M"), false);
-    assert_eq!(result("in-process-pool"), format!("vars: 16M unset unset unset thp: {thp}"));
-    assert_eq!(result("in-thread-pool"), format!("vars: 16M unset unset unset thp: {thp}"));
+    assert_eq!(result("in-process-pool"), format!("vars: 16M unset unset unset thp:{thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: 16M unset unset unset thp:{thp}"));
     // Started with THP off, futuretop leaves it off for its commands too.
     if !thp.is_empty() {
         let result = run(None, true);
-        assert_eq!(result("in-process-pool"), "vars: unset unset unset unset thp: 0");
-        assert_eq!(result("in-thread-pool"), "vars: unset unset unset unset thp: 0");
+        assert_eq!(result("in-process-pool"), "vars: unset unset unset unset thp:0");
+        assert_eq!(result("in-thread-pool"), "vars: unset unset unset unset thp:0");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -88,3 +88,35 @@ fn a_command_status_reads_the_same_through_the_supervisor() {
     assert!(log.contains("no-such-program-futuretop"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Which of SIGINT and SIGTERM this process catches (`SigCgt` in /proc/self/status).
+fn caught_int_term() -> (bool, bool) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .expect("a SigCgt line");
+    (mask & (1 << (2 - 1)) != 0, mask & (1 << (15 - 1)) != 0)
+}
+
+/// Only a process-pool worker kills its commands' groups on SIGTERM or SIGINT: a command
+/// run through `Callables` in any other process (a Slurm job, a library user's own)
+/// leaves those signals as they were.
+#[test]
+fn a_command_run_outside_a_worker_leaves_sigterm_and_sigint_alone() {
+    struct Quiet;
+    impl futuretop::WorkerContext for Quiet {
+        fn request(&mut self, _: serde_json::Value) -> Result<serde_json::Value, futuretop::Exception> {
+            Err(futuretop::Exception::task("no parent here"))
+        }
+        fn output(&mut self, _: futuretop::Stream, _: String) {}
+        fn group(&mut self, _: i32) {}
+    }
+    let before = caught_int_term();
+    let plan = futuretop::CommandPlan { argv: vec!["true".into()], env: Vec::new(), cwd: None, timeout: None };
+    let args = serde_json::to_value(plan).expect("a plan serialises");
+    let done = futuretop::Callables::builtins().call(futuretop::COMMAND_CALL, &args, &mut Quiet);
+    assert!(done.is_ok(), "{done:?}");
+    assert_eq!(caught_int_term(), before);
+}

@@ -59,8 +59,10 @@ pub(crate) fn worker_only_env() -> impl Iterator<Item = (&'static str, &'static 
 }
 
 /// Turns transparent huge pages back on in a worker whose parent had mimalloc turn them off
-/// for its start-up ([`WORKER_ONLY_ENV`]), so that the commands it starts get the system's
-/// default. mimalloc, already initialised, keeps not asking for them.
+/// for its start-up ([`WORKER_ONLY_ENV`]), so that the processes it starts get the
+/// system's default. mimalloc, already initialised, keeps not asking for them (where THP
+/// is `always` rather than `madvise`, a later fault in an untouched 2 MiB range of the
+/// worker's arena may still get a huge page, as in any process there).
 fn restore_thp() {
     let added = std::env::var_os(ADDED_ENV).unwrap_or_default();
     if added.to_string_lossy().split(',').any(|n| n == THP_ENV) {
@@ -411,13 +413,22 @@ fn guard_against_orphaning() {
     }
 }
 
-/// On SIGTERM or SIGINT, kills the process groups of the commands this worker started,
-/// then exits. Set up once, before the worker's first command starts: until then there is
-/// no group to kill and the signal's default action ends the worker as well, and a worker
-/// that never runs a command is spared the thread (its start costs a tenth of a worker's
-/// start-up, on the cores the other workers are starting on).
+/// Whether this process is a process-pool worker ([`serve`]): only a worker kills its
+/// commands' groups on SIGTERM or SIGINT (a Slurm job, or a library user calling
+/// [`COMMAND_CALL`] in its own process, keeps the signals' own meaning).
+static IN_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a process-pool worker, on SIGTERM or SIGINT, kills the process groups of the
+/// commands this worker started, then exits. Set up once, before the worker's first
+/// command starts: until then there is no group to kill and the signal's default action
+/// ends the worker as well, and a worker that never runs a command is spared the thread
+/// (its start costs a tenth of a worker's start-up, on the cores the other workers are
+/// starting on). A signal that comes while the thread starts waits for it.
 fn kill_groups_on_signal() {
     static WATCHING: std::sync::Once = std::sync::Once::new();
+    if !IN_WORKER.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     WATCHING.call_once(|| {
         if let Ok(mut signals) =
             signal_hook::iterator::Signals::new([signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT])
@@ -433,6 +444,7 @@ fn kill_groups_on_signal() {
 }
 
 fn serve(callables: &Callables) -> i32 {
+    IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
     guard_against_orphaning();
     restore_thp();
     // A task's panic is reported to the parent as its exception, not printed.

@@ -30,7 +30,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 
 
 class TaskError(Exception):
@@ -158,7 +158,14 @@ class Run:
                 fn, args = self.thread_call(t["call"], pool)
             else:
                 fn, args = simple(t["call"]) or unsupported(f"{t['call']} in a process pool")
-            f = self.executors[pool].submit(fn, *args)
+            try:
+                f = self.executors[pool].submit(fn, *args)
+            except BrokenExecutor as e:
+                # A pool that broke before this submit refuses it (whether it has broken
+                # yet is a race, on either side); futuretop's runner then fails the task
+                # with the same error (src/runner.rs, SubmitError::Broken).
+                f = Future()
+                f.set_exception(e)
             with self.submitted:
                 self.futures[i] = f
                 self.submitted.notify_all()
