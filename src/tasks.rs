@@ -185,7 +185,7 @@ fn is_prime(n: u64) -> Result<bool, Exception> {
         if n.is_multiple_of(i) {
             return Ok(false);
         }
-        if i % 65_537 == 0 {
+        if i.is_multiple_of(65_537) {
             crate::checkpoint()?;
         }
         i += 2;

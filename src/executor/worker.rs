@@ -64,8 +64,7 @@ pub(crate) fn worker_only_env() -> impl Iterator<Item = (&'static str, &'static 
 /// is `always` rather than `madvise`, a later fault in an untouched 2 MiB range of the
 /// worker's arena may still get a huge page, as in any process there).
 fn restore_thp() {
-    let added = std::env::var_os(ADDED_ENV).unwrap_or_default();
-    if added.to_string_lossy().split(',').any(|n| n == THP_ENV) {
+    if added_by_parent().iter().any(|n| n == THP_ENV) {
         let _ = nix::sys::prctl::set_thp_disable(false);
     }
 }
@@ -73,15 +72,19 @@ fn restore_thp() {
 /// Names the variables of [`WORKER_ONLY_ENV`] that the parent added (comma-separated).
 pub(crate) const ADDED_ENV: &str = "FUTURETOP_ADDED_ENV";
 
+/// The variables [`ADDED_ENV`] names in this process's environment (none outside a worker).
+fn added_by_parent() -> Vec<String> {
+    let added = std::env::var_os(ADDED_ENV).unwrap_or_default();
+    added.to_string_lossy().split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect()
+}
+
 /// Leaves out of a command's environment what futuretop added to this process's for
 /// itself: the variables named by [`ADDED_ENV`], that list, and the parent's pid.
 pub(crate) fn command_env(cmd: &mut std::process::Command) {
-    if let Some(added) = std::env::var_os(ADDED_ENV) {
-        for name in added.to_string_lossy().split(',').filter(|n| !n.is_empty()) {
-            cmd.env_remove(name);
-        }
-        cmd.env_remove(ADDED_ENV);
+    for name in added_by_parent() {
+        cmd.env_remove(name);
     }
+    cmd.env_remove(ADDED_ENV);
     cmd.env_remove(PARENT_ENV);
 }
 
