@@ -276,14 +276,15 @@ pub enum EventKind {
     },
     /// The last event: final counts and the exit code.
     RunFinished {
-        /// Futures per final state.
+        /// The plan's tasks per final state.
         counts: Counts,
         /// The program's exit code.
         exit_code: i32,
     },
 }
 
-/// How many futures ended in each state.
+/// How many of the plan's tasks ended in each state (the inner futures of a `submit` are
+/// not counted; docs/events.md, `run_finished`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Finished with a value.

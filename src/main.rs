@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, DeadlockPolicy, RunArgs};
+use futuretop::tui::app::RowState;
 use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 
 /// The program's allocator: the engine and the event bus allocate on one thread and free on
@@ -174,14 +175,18 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
             let _ = handle.control().send(Control::Interrupt);
         }
         let report = handle.join();
-        shown?;
-        let c = report.counts;
+        // The futures as the screen counted them, in the headless summary's words.
+        let shown = shown?;
+        let count = |state| shown.counts.iter().find(|(s, _)| *s == state).map_or(0, |&(_, n)| n);
+        let finished = count(RowState::Done) + count(RowState::Failed) + count(RowState::Cancelled);
+        let unfinished = shown.total.saturating_sub(finished);
         println!(
-            "futuretop: {} done, {} failed, {} cancelled{}; exit code {}",
-            c.done,
-            c.exception,
-            c.cancelled,
-            if c.unfinished > 0 { format!(", {} unfinished", c.unfinished) } else { String::new() },
+            "futuretop: {} futures: {} done, {} failed, {} cancelled{}; exit code {}",
+            shown.total,
+            count(RowState::Done),
+            count(RowState::Failed),
+            count(RowState::Cancelled),
+            if unfinished > 0 { format!(", {unfinished} unfinished") } else { String::new() },
             report.exit_code
         );
         if let Some(e) = report.log_error {

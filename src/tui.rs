@@ -99,10 +99,22 @@ pub enum Source {
     Replay(Vec<Event>),
 }
 
-/// Runs the monitor until the user quits (or the run is interrupted); returns the
-/// run's exit code if it finished.
+/// What the monitor showed when it was left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    /// The run's exit code, if it finished.
+    pub finished: Option<i32>,
+    /// Futures per state, as the header counted them (inner futures of a `submit`
+    /// included).
+    pub counts: [(app::RowState, usize); 5],
+    /// Futures in all (the table's).
+    pub total: usize,
+}
+
+/// Runs the monitor until the user quits (or the run is interrupted); returns what it
+/// showed last: the run's exit code if it finished, and its futures' counts.
 #[allow(clippy::too_many_lines)] // the loop reads best in one piece
-pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
+pub fn run(source: Source, color: bool) -> io::Result<Shown> {
     let guard = TerminalGuard::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
@@ -214,7 +226,7 @@ pub fn run(source: Source, color: bool) -> io::Result<Option<i32>> {
     }
     drop(terminal);
     drop(guard);
-    Ok(app.finished)
+    Ok(Shown { finished: app.finished, counts: app.counts(), total: app.total() })
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.

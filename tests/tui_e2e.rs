@@ -258,9 +258,27 @@ fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
     t.wait_row("b", &["✘ failed", "DeadlockErr"]);
     t.keys(&["q"]);
     let s = t.wait_text("EXIT=1");
-    assert!(s.contains("futuretop: 0 done, 2 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    assert!(s.contains("futuretop: 2 futures: 0 done, 2 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
     t.assert_restored("deadlock-cycle · ");
     t.assert_shell_back();
+}
+
+/// The second deadlock of the documentation: `b` fails the waiting task, which frees the
+/// one worker for the inner future; the summary after `q` counts the futures as the
+/// screen does, the inner one included (the plan has one task).
+#[test]
+fn the_starvation_demo_is_broken_with_b_and_the_summary_counts_the_inner_future() {
+    let t = Tmux::run("starvation", 120, 40, "demo deadlock-starvation");
+    let s = t.wait_text("DEADLOCK (starvation)");
+    assert!(s.contains("wait_on_future → wait_on_future/pow"), "the banner names the wait:\n{s}");
+    t.keys(&["b"]);
+    t.wait_row("wait_on_future", &["✘ failed", "DeadlockErr"]);
+    t.wait_row("wait_on_future/pow", &["✔ done", "25"]);
+    t.wait_text("finished, exit 1");
+    t.keys(&["q"]);
+    let s = t.wait_text("EXIT=1");
+    assert!(s.contains("futuretop: 2 futures: 1 done, 1 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    t.assert_restored("deadlock-starvation · ");
 }
 
 #[test]
