@@ -48,7 +48,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{unbounded, Receiver, Sender};
-use futuretop::{Event, EventKind, Observation, Plan, RunOptions, ThreadPoolBuilder, ThreadPoolExecutor};
+use futuretop::config::Plan;
+use futuretop::events::Event;
+use futuretop::events::EventKind;
+use futuretop::runner::RunOptions;
+use futuretop_engine::Observation;
+use futuretop_engine::ThreadPoolBuilder;
+use futuretop_engine::ThreadPoolExecutor;
 
 /// Tasks in the runner plan (each gives `pending`, `running` and `done`). Kept moderate:
 /// the runner's own bookkeeping grows faster than linearly with the task count (see
@@ -75,7 +81,7 @@ fn plan() -> Plan {
          call: pow\n    args: {{ base: 2 }}\n    map: {{ exp: [{items}] }}\n",
         workers()
     );
-    futuretop::load_task_str("bus-bench.yaml", "bus-bench", &yaml).expect("the bench's plan is valid")
+    futuretop::config::load_str("bus-bench.yaml", "bus-bench", &yaml).expect("the bench's plan is valid")
 }
 
 /// Where the event log goes: in memory (`/dev/shm`) when there is one, so that the disk's
@@ -252,7 +258,7 @@ fn run(plan: &Plan, attach: Attach) -> RunFigures {
         subscribers.push(tx);
         timing = Some(timing_consumer(rx, start));
     }
-    let handle = futuretop::start_run(plan.clone(), &options, subscribers).expect("the run starts");
+    let handle = futuretop::runner::start(plan.clone(), &options, subscribers).expect("the run starts");
     let report = handle.join();
     let wall = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu_start);

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode};
-use futuretop::DeadlockModel;
+use futuretop::deadlock::Model as DeadlockModel;
 
 const POOLS: u64 = 4;
 const WORKERS: u64 = 500;

@@ -30,7 +30,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use futuretop::{as_completed, wait, Future, Observation, ReturnWhen, ThreadPoolBuilder, ThreadPoolExecutor};
+use futuretop_engine::as_completed;
+use futuretop_engine::wait;
+use futuretop_engine::Future;
+use futuretop_engine::Observation;
+use futuretop_engine::ReturnWhen;
+use futuretop_engine::ThreadPoolBuilder;
+use futuretop_engine::ThreadPoolExecutor;
 
 /// Tasks per workload.
 const TASKS: u64 = 100_000;

@@ -35,7 +35,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use futuretop::{Builtin, Observation, ProcessCall, ProcessPoolExecutor, BUILTIN_CALL, WORKER_ARG};
+use futuretop::tasks::Builtin;
+use futuretop::tasks::BUILTIN_CALL;
+use futuretop_engine::executor::WORKER_ARG;
+use futuretop_engine::Observation;
+use futuretop_engine::ProcessCall;
+use futuretop_engine::ProcessPoolExecutor;
 use serde_json::{json, Value};
 
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");

@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futuretop::{EventKind, RunOptions};
+use futuretop::events::EventKind;
+use futuretop::runner::RunOptions;
 
 /// Resident memory of this process, bytes.
 fn rss() -> u64 {
@@ -52,7 +53,7 @@ fn mb(b: u64) -> f64 {
 fn soak(kind: &str, workers: usize, tasks: usize) {
     let yaml = task_file(kind, workers, tasks);
     let before_load = rss();
-    let plan = futuretop::load_task_str("soak.yaml", "soak", &yaml).expect("the soak plan is valid");
+    let plan = futuretop::config::load_str("soak.yaml", "soak", &yaml).expect("the soak plan is valid");
     drop(yaml);
     let log = std::env::temp_dir().join(format!("futuretop-soak-{kind}-{}.jsonl", std::process::id()));
     let options = RunOptions {
@@ -64,7 +65,7 @@ fn soak(kind: &str, workers: usize, tasks: usize) {
     let finished = Arc::new(AtomicU64::new(0));
     let (tx, rx) = crossbeam_channel::unbounded();
     let start = Instant::now();
-    let handle = futuretop::start_run(plan, &options, vec![tx]).expect("the run starts");
+    let handle = futuretop::runner::start(plan, &options, vec![tx]).expect("the run starts");
     // A counting subscriber, as the headless reporter would be.
     let counter = {
         let finished = Arc::clone(&finished);

@@ -11,9 +11,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use futuretop::events::ErrorInfo;
+use futuretop::events::Event;
+use futuretop::events::EventKind;
+use futuretop::events::PoolInfo;
 use futuretop::tui::app::{Action, App};
 use futuretop::tui::ui::{draw, Theme};
-use futuretop::{ErrorInfo, Event, EventKind, PoolInfo};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
@@ -119,22 +122,22 @@ fn bench(c: &mut Criterion) {
 }
 
 /// A plan of `n` calls of `call` with `args` on a 4-thread pool.
-fn plan(n: usize, call: &str, item: &str) -> futuretop::Plan {
+fn plan(n: usize, call: &str, item: &str) -> futuretop::config::Plan {
     let items = vec![item; n].join(", ");
     let yaml = format!(
         "pools:\n  io: {{ kind: thread, max_workers: 4 }}\ntasks:\n  - name: t\n    pool: io\n    call: {call}\n    map: {{ {items_key}: [{items}] }}\n",
         items_key = if call == "pow" { "base" } else { "secs" }
     );
     let yaml = if call == "pow" { yaml.replace("call: pow", "call: pow\n    args: { exp: 2 }") } else { yaml };
-    futuretop::load_task_str("bench.yaml", "bench", &yaml).unwrap_or_else(|e| panic!("{e}"))
+    futuretop::config::load_str("bench.yaml", "bench", &yaml).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs `plan` with one consumer of its events; returns the run's wall time.
-fn run_with(plan: futuretop::Plan, monitor: bool) -> Duration {
+fn run_with(plan: futuretop::config::Plan, monitor: bool) -> Duration {
     let (tx, rx) = crossbeam_channel::unbounded();
     let start = Instant::now();
-    let handle =
-        futuretop::start_run(plan, &futuretop::RunOptions::default(), vec![tx]).unwrap_or_else(|e| panic!("{e}"));
+    let handle = futuretop::runner::start(plan, &futuretop::runner::RunOptions::default(), vec![tx])
+        .unwrap_or_else(|e| panic!("{e}"));
     let consumer = std::thread::spawn(move || {
         if !monitor {
             // A null consumer: takes events and drops them.

@@ -58,7 +58,7 @@ impl std::error::Error for ConfigErrors {}
 /// The kind of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PoolKind {
-    /// A [`ThreadPoolExecutor`](crate::ThreadPoolExecutor).
+    /// A [`ThreadPoolExecutor`](futuretop_engine::ThreadPoolExecutor).
     Thread,
     /// A process pool: each worker is a child process.
     Process,

@@ -32,7 +32,7 @@ pub(crate) mod monitor;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::events::{Event, EventKind};
-use crate::observe::IdMap;
+use futuretop_engine::observe::IdMap;
 
 /// The kind of a deadlock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

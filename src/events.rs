@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::deadlock::monitor::Detector;
-use crate::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
-use crate::tasks::Stream;
-use crate::Exception;
+use futuretop_engine::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
+use futuretop_engine::Exception;
+use futuretop_engine::Stream;
 
 /// The event log reaches the file at most this long after an event (and at once when
 /// the run ends).
@@ -526,13 +526,18 @@ impl Bus {
                 }
                 (at, kind)
             }
-            BusMsg::Engine(at, obs) => (at, self.translate(obs)),
+            BusMsg::Engine(at, obs) => match self.translate(obs) {
+                Some(kind) => (at, kind),
+                None => return,
+            },
         };
         self.publish(at, kind);
     }
 
-    fn translate(&mut self, obs: Observation) -> EventKind {
-        match obs {
+    /// The event an observation is; `None` for one this version does not publish (the
+    /// engine may observe more in a later version).
+    fn translate(&mut self, obs: Observation) -> Option<EventKind> {
+        Some(match obs {
             Observation::Pending { id, pool, name } => {
                 self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
                 EventKind::Pending { task: name.to_string(), id: id.0, pool: pool.to_string() }
@@ -587,7 +592,8 @@ impl Bus {
                 let (task, _) = self.name_of(id);
                 EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }
             }
-        }
+            _ => return None,
+        })
     }
 
     fn publish(&mut self, at: Instant, kind: EventKind) {

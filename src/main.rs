@@ -8,8 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{Cli, Command, DeadlockPolicy, RunArgs};
+use futuretop::config::Plan;
+use futuretop::runner::Control;
+use futuretop::runner::OnDeadlock;
+use futuretop::runner::RunOptions;
 use futuretop::tui::app::RowState;
-use futuretop::{Control, OnDeadlock, Plan, RunOptions};
 
 /// The program's allocator: the engine and the event bus allocate on one thread and free on
 /// another all the time, which glibc's malloc does under a lock (a subscriber that fell
@@ -26,11 +29,14 @@ const EXIT_MONITOR_PANIC: u8 = 101;
 
 fn main() -> ExitCode {
     // A process-pool worker is this binary re-executed: serve, then exit.
-    let callables = futuretop::Callables::builtins();
-    futuretop::serve_worker_if_requested(&callables);
+    let callables = futuretop::tasks::callables();
+    if std::env::args_os().nth(1).is_some_and(|a| a == futuretop_engine::executor::WORKER_ARG) {
+        futuretop::worker_env::restore_thp();
+    }
+    futuretop_engine::serve_worker_if_requested(&callables);
     // So is a Slurm job's program on the node, and a command's supervisor.
-    futuretop::serve_slurm_job_if_requested(&callables);
-    futuretop::supervise_command_if_requested();
+    futuretop_engine::serve_slurm_job_if_requested(&callables);
+    futuretop::tasks::supervise_command_if_requested();
     install_panic_hook();
     let cli = Cli::parse();
     match run(cli) {
@@ -47,7 +53,7 @@ fn main() -> ExitCode {
 fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !futuretop::in_task() {
+        if !futuretop_engine::in_task() {
             default(info);
         }
     }));
@@ -57,9 +63,10 @@ fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         None => match cli.file {
             Some(file) => run_plan(load(&file)?, &cli.run),
-            None => {
-                run_plan(load_embedded("config.example.yaml", "futuretop-demo", futuretop::DEFAULT_DEMO)?, &cli.run)
-            }
+            None => run_plan(
+                load_embedded("config.example.yaml", "futuretop-demo", futuretop::demo::DEFAULT_DEMO)?,
+                &cli.run,
+            ),
         },
         Some(Command::Run { file, run }) => run_plan(load(&file)?, &run),
         Some(Command::Validate { file }) => {
@@ -82,18 +89,18 @@ fn run(cli: Cli) -> Result<u8, String> {
         }
         Some(Command::Demo { name: None, .. }) => {
             println!("bundled scenarios (futuretop demo NAME):");
-            for s in futuretop::SCENARIOS {
+            for s in futuretop::demo::SCENARIOS {
                 println!("  {:<20} {}", s.name, s.about);
             }
             Ok(0)
         }
         Some(Command::Demo { name: Some(name), run }) => {
-            let Some(s) = futuretop::scenario(&name) else {
-                let names: Vec<&str> = futuretop::SCENARIOS.iter().map(|s| s.name).collect();
+            let Some(s) = futuretop::demo::scenario(&name) else {
+                let names: Vec<&str> = futuretop::demo::SCENARIOS.iter().map(|s| s.name).collect();
                 return Err(format!("futuretop: unknown demo '{name}' (demos: {})", names.join(", ")));
             };
             let yaml = if s.name == "urls" {
-                let addr = futuretop::start_local_http()
+                let addr = futuretop::demo::start_local_http()
                     .map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
                 eprintln!("serving the demo pages on http://{addr}/");
                 s.yaml.replace("127.0.0.1:8000", &addr)
@@ -103,7 +110,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
         Some(Command::Replay { log, headless }) => {
-            let events = futuretop::read_log(&log).map_err(|e| format!("futuretop: {e}"))?;
+            let events = futuretop::events::read_log(&log).map_err(|e| format!("futuretop: {e}"))?;
             if use_monitor(headless) {
                 futuretop::tui::run(futuretop::tui::Source::Replay(events), color())
                     .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
@@ -112,13 +119,13 @@ fn run(cli: Cli) -> Result<u8, String> {
             let (tx, rx) = crossbeam_channel::unbounded();
             let mut exit_code = 0;
             for e in events {
-                if let futuretop::EventKind::RunFinished { exit_code: c, .. } = &e.kind {
+                if let futuretop::events::EventKind::RunFinished { exit_code: c, .. } = &e.kind {
                     exit_code = *c;
                 }
                 let _ = tx.send(std::sync::Arc::new(e));
             }
             drop(tx);
-            let tally = futuretop::report_headless(&rx, false, &mut std::io::sink());
+            let tally = futuretop::headless::report(&rx, false, &mut std::io::sink());
             print!("{}", tally.summary(exit_code));
             Ok(0)
         }
@@ -126,11 +133,11 @@ fn run(cli: Cli) -> Result<u8, String> {
 }
 
 fn load(file: &Path) -> Result<Plan, String> {
-    futuretop::load_task_file(file).map_err(|e| e.to_string())
+    futuretop::config::load(file).map_err(|e| e.to_string())
 }
 
 fn load_embedded(file: &str, name: &str, yaml: &str) -> Result<Plan, String> {
-    futuretop::load_task_str(file, name, yaml).map_err(|e| e.to_string())
+    futuretop::config::load_str(file, name, yaml).map_err(|e| e.to_string())
 }
 
 fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
@@ -154,7 +161,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     } else {
         std::collections::HashMap::new()
     };
-    let handle = futuretop::start_run(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
+    let handle = futuretop::runner::start(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
     if monitor {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), args: task_args };
@@ -195,7 +202,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         return Ok(u8::try_from(report.exit_code).unwrap_or(1));
     }
     let stderr = std::io::stderr();
-    let tally = futuretop::report_headless(&rx, stderr.is_terminal(), &mut stderr.lock());
+    let tally = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
     let report = handle.join();
     print!("{}", tally.summary(report.exit_code));
     if let Some(e) = report.log_error {

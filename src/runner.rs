@@ -18,10 +18,13 @@ use serde_json::Value;
 
 use crate::config::{Plan, PoolKind, Work};
 use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EVENTS_VERSION};
-use crate::executor::{ProcessCall, ProcessPoolExecutor, SlurmPool, BUILTIN_CALL, COMMAND_CALL};
-use crate::observe::FutureId;
-use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv};
-use crate::{Call, CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor};
+use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv, TaskRequest};
+use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
+use futuretop_engine::observe::FutureId;
+use futuretop_engine::{
+    Call, CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor,
+};
+use futuretop_engine::{ProcessCall, ProcessPoolExecutor, SlurmPool};
 
 /// What to do when a deadlock is detected (`--on-deadlock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,7 +48,7 @@ pub struct RunOptions {
     /// The program process pools run as workers (default: this executable).
     pub worker_program: Option<PathBuf>,
     /// A program that supervises thread-pool commands so that none outlives futuretop
-    /// (it must call [`supervise_command_if_requested`](crate::supervise_command_if_requested));
+    /// (it must call [`supervise_command_if_requested`](crate::tasks::supervise_command_if_requested));
     /// `None` runs commands directly.
     pub command_supervisor: Option<PathBuf>,
     /// Publish `system` events (CPU and memory of the machine and of worker processes,
@@ -206,7 +209,7 @@ impl Registry {
                     run_command(c, &sink, &|_| {}, supervisor.as_deref())
                 }
             }?;
-            if let Some(id) = crate::current_task() {
+            if let Some(id) = futuretop_engine::current_task() {
                 let _ = bus.send(BusMsg::Result(id, value.clone()));
             }
             Ok(value)
@@ -214,23 +217,13 @@ impl Registry {
     }
 
     /// Answers a process task's request: `wait_on` and `submit`, run in the task's context.
-    fn answer(self: &Arc<Self>, body: &Value) -> Result<Value, Exception> {
+    fn answer(self: &Arc<Self>, body: Value) -> Result<Value, Exception> {
         let env = RegistryEnv(Arc::clone(self));
-        let timeout = body.get("timeout").and_then(Value::as_f64);
-        let index = |k: &str| body.get(k).and_then(Value::as_u64).and_then(|v| usize::try_from(v).ok());
-        match body.get("op").and_then(Value::as_str) {
-            Some("wait_on") => {
-                let task = index("task").ok_or_else(|| Exception::task("wait_on: no task"))?;
-                env.wait_on(task, timeout)
-            }
-            Some("submit") => {
-                let pool = index("pool").ok_or_else(|| Exception::task("submit: no pool"))?;
-                let name = body.get("name").and_then(Value::as_str).unwrap_or("submit").to_owned();
-                let call: Builtin = serde_json::from_value(body.get("call").cloned().unwrap_or(Value::Null))
-                    .map_err(|e| Exception::task(format!("submit: a malformed call: {e}")))?;
-                env.submit_and_wait(pool, name, call, timeout)
-            }
-            _ => Err(Exception::task(format!("an unknown request from a worker: {body}"))),
+        let request: TaskRequest = serde_json::from_value(body)
+            .map_err(|e| Exception::task(format!("a malformed request from a worker: {e}")))?;
+        match request {
+            TaskRequest::WaitOn { task, timeout } => env.wait_on(task, timeout),
+            TaskRequest::Submit { pool, name, call, timeout } => env.submit_and_wait(pool, name, call, timeout),
         }
     }
 
@@ -254,7 +247,7 @@ impl RegistryEnv {
                 Some(Slot::Submitted(f)) => return Ok(f.clone()),
                 Some(Slot::Dropped | Slot::Released) | None => return Err(Exception::Cancelled(CancelledError)),
                 Some(Slot::Waiting) => {
-                    crate::checkpoint()?;
+                    futuretop_engine::checkpoint()?;
                     slots = self
                         .0
                         .submitted
@@ -311,7 +304,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
         .name("futuretop-bus".into())
         .spawn(move || bus.run(&bus_rx))
         .map_err(|e| format!("cannot start the event bus: {e}"))?;
-    let sink: Arc<dyn crate::Sink> = Arc::new(BusSink(bus_tx.clone()));
+    let sink: Arc<dyn futuretop_engine::Sink> = Arc::new(BusSink(bus_tx.clone()));
     let plan = Arc::new(plan);
     let _ = bus_tx.send(BusMsg::Runner(
         start,
@@ -386,7 +379,7 @@ fn process_call(work: &Work) -> ProcessCall {
 /// Builds a plan's Slurm pool.
 fn slurm_pool(
     p: &crate::config::PoolPlan,
-    sink: &Arc<dyn crate::Sink>,
+    sink: &Arc<dyn futuretop_engine::Sink>,
     bus: &Sender<BusMsg>,
     program: Option<&std::path::Path>,
 ) -> Result<SlurmPool, String> {
@@ -415,7 +408,7 @@ fn slurm_pool(
 /// Builds a plan's process pool, its hooks reaching the registry once it exists.
 fn process_pool(
     p: &crate::config::PoolPlan,
-    sink: &Arc<dyn crate::Sink>,
+    sink: &Arc<dyn futuretop_engine::Sink>,
     bus: &Sender<BusMsg>,
     registry: &Arc<OnceLock<Weak<Registry>>>,
     program: Option<&std::path::Path>,
@@ -432,9 +425,10 @@ fn process_pool(
             let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line));
         }))
         .on_request(Arc::new(move |_, body| match reg.get().and_then(Weak::upgrade) {
-            Some(r) => r.answer(&body),
+            Some(r) => r.answer(body),
             None => Err(Exception::task("the run is over")),
         }));
+    b = crate::worker_env::for_workers(b);
     if let Some(n) = p.max_tasks_per_child {
         b = b.max_tasks_per_child(n);
     }

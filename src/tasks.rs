@@ -2,7 +2,7 @@
 //!
 //! Built-ins that need the run (`wait_on`, `submit`) reach it through [`TaskEnv`]; the
 //! others are plain functions of their arguments, so a process worker can run them too.
-//! Long-running built-ins poll [`checkpoint`](crate::checkpoint), so `kill` stops them.
+//! Long-running built-ins poll [`checkpoint`](futuretop_engine::checkpoint), so `kill` stops them.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use futuretop_engine::executor::worker::{guard_process_groups, kill_process_groups, remember_process_group};
+use futuretop_engine::{Callables, Exception, Future, Stream, WorkerContext};
+use serde::Deserialize;
+
 use crate::config::CommandPlan;
-use crate::error::Exception;
-use crate::Future;
 
 /// A built-in callable with its validated arguments (DESIGN §3's table).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -138,11 +140,133 @@ pub(crate) fn run_builtin(b: &Builtin, task_name: &str, env: Option<&dyn TaskEnv
     }
 }
 
+/// The name under which built-in calls travel to a worker (their args are a serialised
+/// [`Builtin`]).
+pub const BUILTIN_CALL: &str = "futuretop.builtin";
+/// The name under which external commands travel to a worker (args: a serialised
+/// [`CommandPlan`]).
+pub const COMMAND_CALL: &str = "futuretop.command";
+
+/// What a YAML task's work becomes for a process or Slurm pool's worker: the built-in
+/// callables ([`BUILTIN_CALL`], decoded straight into [`Builtin`]) and external commands
+/// ([`COMMAND_CALL`]). The program serves these in its workers.
+pub fn callables() -> Callables {
+    let mut c = Callables::new();
+    c.register_raw(BUILTIN_CALL, |args, ctx| {
+        let b: Builtin =
+            serde_json::from_str(args.get()).map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
+        run_in_worker(&b, ctx)
+    });
+    c.register(COMMAND_CALL, |args, ctx| {
+        let cmd = CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
+        let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
+        let sink_lines = Arc::clone(&lines);
+        let sink: OutputSink = Arc::new(move |stream, line| {
+            if let Ok(mut l) = sink_lines.lock() {
+                l.push((stream, line));
+            }
+        });
+        guard_process_groups();
+        let ctx = std::cell::RefCell::new(ctx);
+        let result = run_command(
+            &cmd,
+            &sink,
+            &|pgid| {
+                remember_process_group(pgid);
+                ctx.borrow_mut().group(pgid);
+            },
+            None,
+        );
+        let ctx = ctx.into_inner();
+        let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+        for (stream, line) in lines {
+            ctx.output(stream, line);
+        }
+        result
+    });
+    c
+}
+
+/// Runs a built-in inside a worker: `exit` and `crash` end the process here, waits go
+/// to the parent.
+fn run_in_worker(b: &Builtin, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+    match b {
+        Builtin::Exit { code } => {
+            kill_process_groups();
+            std::process::exit(*code)
+        }
+        Builtin::Crash => {
+            kill_process_groups();
+            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+            // SIGKILL cannot be caught; this line is never reached.
+            std::process::abort()
+        }
+        other => {
+            let task = ctx.task_name().to_owned();
+            let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
+            run_builtin(other, &task, Some(&env))
+        }
+    }
+}
+
+/// What a process worker's task asks of the run in the parent: sent over the pipe, so
+/// the parent's deadlock detector sees the wait like any other.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum TaskRequest {
+    /// `wait_on`: wait on a plan task's future.
+    WaitOn {
+        /// The task waited on (index into the plan's tasks).
+        task: usize,
+        /// Seconds, or forever.
+        timeout: Option<f64>,
+    },
+    /// `submit`: submit a call to a pool and wait on it.
+    Submit {
+        /// The pool (index into the plan's pools).
+        pool: usize,
+        /// The inner future's name.
+        name: String,
+        /// The call.
+        call: Builtin,
+        /// Seconds, or forever.
+        timeout: Option<f64>,
+    },
+}
+
+/// `wait_on` and `submit` from a worker: asked of the parent over the pipe.
+struct Proxy<'a, 'b> {
+    ctx: std::cell::RefCell<&'a mut (dyn WorkerContext + 'b)>,
+}
+
+impl Proxy<'_, '_> {
+    fn ask(&self, request: &TaskRequest) -> Result<Value, Exception> {
+        let body = serde_json::to_value(request).map_err(|e| Exception::task(e.to_string()))?;
+        self.ctx.borrow_mut().request(body)
+    }
+}
+
+impl TaskEnv for Proxy<'_, '_> {
+    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception> {
+        self.ask(&TaskRequest::WaitOn { task, timeout })
+    }
+
+    fn submit_and_wait(
+        &self,
+        pool: usize,
+        name: String,
+        call: Builtin,
+        timeout: Option<f64>,
+    ) -> Result<Value, Exception> {
+        self.ask(&TaskRequest::Submit { pool, name, call, timeout })
+    }
+}
+
 /// Sleeps, waking early (with `Killed`) if the task is killed.
 fn sleep(d: Duration) -> Result<(), Exception> {
     let end = Instant::now() + d;
     loop {
-        crate::checkpoint()?;
+        futuretop_engine::checkpoint()?;
         let now = Instant::now();
         if now >= end {
             return Ok(());
@@ -162,7 +286,7 @@ fn spin(d: Duration) -> Result<u64, Exception> {
             x ^= x << 17;
         }
         iterations += 10_000;
-        crate::checkpoint()?;
+        futuretop_engine::checkpoint()?;
     }
     std::hint::black_box(x);
     Ok(iterations)
@@ -186,7 +310,7 @@ fn is_prime(n: u64) -> Result<bool, Exception> {
             return Ok(false);
         }
         if i.is_multiple_of(65_537) {
-            crate::checkpoint()?;
+            futuretop_engine::checkpoint()?;
         }
         i += 2;
     }
@@ -235,7 +359,7 @@ fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0u64;
     loop {
-        crate::checkpoint()?;
+        futuretop_engine::checkpoint()?;
         match reader.read(&mut buf) {
             Ok(0) => return Ok(total),
             Ok(n) => total += n as u64,
@@ -312,16 +436,6 @@ pub const MAX_LINE_BYTES: usize = 4096;
 /// second must not flood the event log or the monitor).
 pub const OUTPUT_LINES_PER_SEC: u32 = 200;
 
-/// Which stream a line of output came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
 /// Receives each line a command prints.
 pub(crate) type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
 
@@ -345,7 +459,7 @@ pub(crate) fn run_command(
     // What futuretop set in its own environment for itself is not the command's; the
     // supervisor, if any, passes the environment on as it gets it.
     let mut command = Command::new(supervisor.map_or(program.as_ref(), |shim| shim.as_os_str()));
-    crate::executor::worker::command_env(&mut command);
+    crate::worker_env::command_env(&mut command);
     if supervisor.is_some() {
         command.arg(EXEC_ARG).arg(std::process::id().to_string()).arg(program);
     }
@@ -382,7 +496,7 @@ pub(crate) fn run_command(
                 return Err(Exception::CommandFailed(format!("lost track of `{program}`: {e}")));
             }
         }
-        if crate::checkpoint().is_err() {
+        if futuretop_engine::checkpoint().is_err() {
             kill_group();
             let _ = child.wait();
             return Err(Exception::Killed(format!("`{program}` and its process group were killed")));
@@ -407,26 +521,9 @@ pub(crate) fn run_command(
     if status.success() {
         return Ok(Value::String(tail.join("\n")));
     }
-    let how = describe_status(status);
+    let how = futuretop_engine::status::describe_status(status);
     let last = tail.last().map(|l| format!(": {l}")).unwrap_or_default();
     Err(Exception::CommandFailed(format!("`{program}` {how}{last}")))
-}
-
-/// `exited with status 3` or `was killed by signal SIGKILL`.
-pub(crate) fn describe_status(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    if let Some(code) = status.code() {
-        format!("exited with status {code}")
-    } else if let Some(sig) = status.signal() {
-        format!("was killed by signal {}", signal_name(sig))
-    } else {
-        format!("ended with {status}")
-    }
-}
-
-/// `SIGKILL` for 9, and so on.
-pub(crate) fn signal_name(sig: i32) -> String {
-    nix::sys::signal::Signal::try_from(sig).map_or_else(|_| format!("{sig}"), |s| s.as_str().to_owned())
 }
 
 /// Skips to the next newline without holding more than the reader's buffer.

@@ -64,7 +64,7 @@ impl TerminalGuard {
     pub fn enter() -> io::Result<Self> {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !crate::in_task() {
+            if !futuretop_engine::in_task() {
                 restore_terminal();
             }
             hook(info);

@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futuretop::{as_completed, Future, FutureError, TimeoutError};
+use futuretop_engine::as_completed;
+use futuretop_engine::Future;
+use futuretop_engine::FutureError;
+use futuretop_engine::TimeoutError;
 use support::{
     cancelled_and_notified_future, exception_future, ids, pending_future, pool, running_future, successful_future,
     Gate, Tracked,

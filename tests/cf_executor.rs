@@ -32,10 +32,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::unbounded;
-use futuretop::{
-    BuildError, Call, Exception, Executor, Fallible, FutureError, MapOptions, SubmitError, ThreadPoolBuilder,
-    ThreadPoolExecutor, TimeoutError,
-};
+use futuretop_engine::BuildError;
+use futuretop_engine::Call;
+use futuretop_engine::Exception;
+use futuretop_engine::Executor;
+use futuretop_engine::Fallible;
+use futuretop_engine::FutureError;
+use futuretop_engine::MapOptions;
+use futuretop_engine::SubmitError;
+use futuretop_engine::ThreadPoolBuilder;
+use futuretop_engine::ThreadPoolExecutor;
+use futuretop_engine::TimeoutError;
 use support::{eventually, pool, DropSignal, Gate, LONG, WORKER_COUNT};
 
 fn mul(x: i32, y: i32) -> i32 {

@@ -30,10 +30,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::unbounded;
-use futuretop::{
-    BrokenExecutor, BrokenKind, CancelledError, Exception, Future, FutureError, FutureState, InvalidStateError,
-    Observation, TimeoutError,
-};
+use futuretop_engine::BrokenExecutor;
+use futuretop_engine::BrokenKind;
+use futuretop_engine::CancelledError;
+use futuretop_engine::Exception;
+use futuretop_engine::Future;
+use futuretop_engine::FutureError;
+use futuretop_engine::FutureState;
+use futuretop_engine::InvalidStateError;
+use futuretop_engine::Observation;
+use futuretop_engine::TimeoutError;
 use support::{
     cancelled_and_notified_future, cancelled_future, exception_future, observed_pool, os_error, pending_future,
     run_child, running_future, successful_future, LONG,

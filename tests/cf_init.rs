@@ -27,7 +27,12 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futuretop::{BrokenKind, Exception, FutureError, Observation, SubmitError, ThreadPoolExecutor};
+use futuretop_engine::BrokenKind;
+use futuretop_engine::Exception;
+use futuretop_engine::FutureError;
+use futuretop_engine::Observation;
+use futuretop_engine::SubmitError;
+use futuretop_engine::ThreadPoolExecutor;
 use support::{Arrivals, Gate, Observer, LONG};
 
 const WORKER_COUNT: usize = 2;

@@ -33,7 +33,11 @@ mod support;
 
 use std::thread;
 
-use futuretop::{FutureError, Observation, Outcome, SubmitError, ThreadPoolExecutor};
+use futuretop_engine::FutureError;
+use futuretop_engine::Observation;
+use futuretop_engine::Outcome;
+use futuretop_engine::SubmitError;
+use futuretop_engine::ThreadPoolExecutor;
 use support::{observed_pool, pool, run_child, within, Arrivals, Gate, Observer, LONG, WORKER_COUNT};
 
 fn is_worker_started(o: &Observation) -> bool {
@@ -293,7 +297,7 @@ fn test_cancel_futures_wait_false() {
     // No wait: the running call is still blocked; the queued one was cancelled.
     assert!(!running.done());
     assert!(queued.cancelled());
-    assert_eq!(queued.result(None), Err(FutureError::Cancelled(futuretop::CancelledError)));
+    assert_eq!(queued.result(None), Err(FutureError::Cancelled(futuretop_engine::CancelledError)));
     gate.open();
     assert_eq!(running.result(Some(LONG)), Ok("apple"));
     within("drop after shutdown(wait=False, cancel_futures=True)", move || drop(t));

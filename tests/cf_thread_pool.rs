@@ -33,7 +33,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use futuretop::{default_thread_workers, FutureError, SubmitError, ThreadPoolExecutor};
+use futuretop_engine::executor::default_thread_workers;
+use futuretop_engine::FutureError;
+use futuretop_engine::SubmitError;
+use futuretop_engine::ThreadPoolExecutor;
 use support::{pool, within, Arrivals, Gate, LONG};
 
 fn mul(x: i32, y: i32) -> i32 {

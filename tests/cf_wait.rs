@@ -22,7 +22,11 @@ mod support;
 
 use std::time::Instant;
 
-use futuretop::{wait, Exception, Fallible, Future, ReturnWhen};
+use futuretop_engine::wait;
+use futuretop_engine::Exception;
+use futuretop_engine::Fallible;
+use futuretop_engine::Future;
+use futuretop_engine::ReturnWhen;
 use support::{
     cancelled_and_notified_future, cancelled_future, exception_future, ids, pool, successful_future, within, Gate,
     LONG, SHORT,
@@ -33,13 +37,13 @@ fn mul(x: i32, y: i32) -> i32 {
 }
 
 /// Submits a task that blocks on `gate` (Python: `executor.submit(event.wait)`).
-fn submit_blocked(pool: &futuretop::ThreadPoolExecutor, gate: &Gate) -> Future<i32> {
+fn submit_blocked(pool: &futuretop_engine::ThreadPoolExecutor, gate: &Gate) -> Future<i32> {
     let gate = gate.clone();
     pool.submit(move || i32::from(gate.wait())).expect("the pool accepts work")
 }
 
 /// Python's `divmod(x, 0)`: a task that raises.
-fn submit_zero_division(pool: &futuretop::ThreadPoolExecutor) -> Future<i32> {
+fn submit_zero_division(pool: &futuretop_engine::ThreadPoolExecutor) -> Future<i32> {
     pool.submit_named(None, Fallible(|| Err::<i32, _>(Exception::task("integer division or modulo by zero"))))
         .expect("the pool accepts work")
 }

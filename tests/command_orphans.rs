@@ -106,17 +106,17 @@ fn caught_int_term() -> (bool, bool) {
 #[test]
 fn a_command_run_outside_a_worker_leaves_sigterm_and_sigint_alone() {
     struct Quiet;
-    impl futuretop::WorkerContext for Quiet {
-        fn request(&mut self, _: serde_json::Value) -> Result<serde_json::Value, futuretop::Exception> {
-            Err(futuretop::Exception::task("no parent here"))
+    impl futuretop_engine::WorkerContext for Quiet {
+        fn request(&mut self, _: serde_json::Value) -> Result<serde_json::Value, futuretop_engine::Exception> {
+            Err(futuretop_engine::Exception::task("no parent here"))
         }
-        fn output(&mut self, _: futuretop::Stream, _: String) {}
+        fn output(&mut self, _: futuretop_engine::Stream, _: String) {}
         fn group(&mut self, _: i32) {}
     }
     let before = caught_int_term();
-    let plan = futuretop::CommandPlan { argv: vec!["true".into()], env: Vec::new(), cwd: None, timeout: None };
+    let plan = futuretop::config::CommandPlan { argv: vec!["true".into()], env: Vec::new(), cwd: None, timeout: None };
     let args = serde_json::to_value(plan).expect("a plan serialises");
-    let done = futuretop::Callables::builtins().call(futuretop::COMMAND_CALL, &args, &mut Quiet);
+    let done = futuretop::tasks::callables().call(futuretop::tasks::COMMAND_CALL, &args, &mut Quiet);
     assert!(done.is_ok(), "{done:?}");
     assert_eq!(caught_int_term(), before);
 }

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use futuretop::{Event, EventKind};
+use futuretop::events::Event;
+use futuretop::events::EventKind;
 
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 const CYCLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/deadlock-cycle.yaml");

@@ -29,7 +29,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use futuretop::{DeadlockKind, DeadlockModel};
+use futuretop::deadlock::DeadlockKind;
+use futuretop::deadlock::Model as DeadlockModel;
 use proptest::prelude::*;
 
 /// A random model, as indices: pools' capacities, futures' (pool, wants to run), and

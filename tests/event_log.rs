@@ -121,13 +121,13 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
     assert!(text.ends_with('\n'), "the log's last line is cut");
     let log: Vec<Value> =
         text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect();
-    let typed = futuretop::read_log(path).unwrap();
+    let typed = futuretop::events::read_log(path).unwrap();
     assert_eq!(typed.len(), log.len());
 
     // First and last lines.
     let first = &log[0];
     assert_eq!(first["event"], "run_started", "{first}");
-    assert_eq!(first["version"], futuretop::EVENTS_VERSION);
+    assert_eq!(first["version"], futuretop::events::EVENTS_VERSION);
     assert_eq!(first["version"], 1, "docs/events.md documents version 1");
     assert!(first["run"].is_string() && first["file"].is_string(), "{first}");
     for p in first["pools"].as_array().unwrap() {

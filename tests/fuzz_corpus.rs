@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futuretop::protocol::{read_frame, ToParent, ToWorker};
+use futuretop_engine::executor::protocol::{read_frame, ToParent, ToWorker};
 
 /// Far more than any input needs in a debug build; a hang fails the test here.
 const PER_INPUT: Duration = Duration::from_secs(20);
@@ -37,7 +37,7 @@ fn every_task_file_input_gives_a_plan_or_placed_errors() {
         let bytes = std::fs::read(&path).expect("read a corpus file");
         let Ok(text) = std::str::from_utf8(&bytes) else { continue };
         let start = Instant::now();
-        match futuretop::load_task_str_offline("fuzz.yaml", "fuzz", text) {
+        match futuretop::config::load_str_offline("fuzz.yaml", "fuzz", text) {
             Ok(plan) => assert!(plan.tasks.iter().all(|t| !t.name.is_empty()), "{}", path.display()),
             Err(errors) => {
                 let shown = errors.to_string();

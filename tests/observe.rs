@@ -19,10 +19,19 @@ mod support;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::unbounded;
-use futuretop::{
-    checkpoint, current_task, wait, Exception, Fallible, Future, FutureError, FutureId, FutureState, Observation,
-    Outcome, ReturnWhen, WaitOutcome,
-};
+use futuretop_engine::checkpoint;
+use futuretop_engine::current_task;
+use futuretop_engine::wait;
+use futuretop_engine::Exception;
+use futuretop_engine::Fallible;
+use futuretop_engine::Future;
+use futuretop_engine::FutureError;
+use futuretop_engine::FutureId;
+use futuretop_engine::FutureState;
+use futuretop_engine::Observation;
+use futuretop_engine::Outcome;
+use futuretop_engine::ReturnWhen;
+use futuretop_engine::WaitOutcome;
 use support::{observed_pool, Arrivals, Gate, Observer, LONG, SHORT};
 
 /// Waits until `waiter` has started its `n`-th wait on `target`, and returns its timeout.

@@ -26,10 +26,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use futuretop::{
-    wait, Builtin, Exception, Future, FutureError, Observation, ProcessCall, ProcessPoolExecutor, ReturnWhen, Sink,
-    BUILTIN_CALL,
-};
+use futuretop::tasks::Builtin;
+use futuretop::tasks::BUILTIN_CALL;
+use futuretop_engine::wait;
+use futuretop_engine::Exception;
+use futuretop_engine::Future;
+use futuretop_engine::FutureError;
+use futuretop_engine::Observation;
+use futuretop_engine::ProcessCall;
+use futuretop_engine::ProcessPoolExecutor;
+use futuretop_engine::ReturnWhen;
+use futuretop_engine::Sink;
 use serde_json::{json, Value};
 
 mod common;

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futuretop::{read_log, EventKind};
+use futuretop::events::read_log;
+use futuretop::events::EventKind;
 
 mod common;
 use common::procs::{alive, processes_exact, workers_of};

@@ -58,11 +58,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use futuretop::{
-    as_completed, wait, BuildError, Builtin, CommandPlan, Exception, Executor, Future, FutureError, MapOptions,
-    Observation, Outcome, ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ReturnWhen, Sink,
-    SubmitError, BUILTIN_CALL, COMMAND_CALL,
-};
+use futuretop::config::CommandPlan;
+use futuretop::tasks::Builtin;
+use futuretop::tasks::BUILTIN_CALL;
+use futuretop::tasks::COMMAND_CALL;
+use futuretop_engine::as_completed;
+use futuretop_engine::executor::RequestHook;
+use futuretop_engine::wait;
+use futuretop_engine::BuildError;
+use futuretop_engine::Exception;
+use futuretop_engine::Executor;
+use futuretop_engine::Future;
+use futuretop_engine::FutureError;
+use futuretop_engine::MapOptions;
+use futuretop_engine::Observation;
+use futuretop_engine::Outcome;
+use futuretop_engine::ProcessCall;
+use futuretop_engine::ProcessPoolBuilder;
+use futuretop_engine::ProcessPoolExecutor;
+use futuretop_engine::ReturnWhen;
+use futuretop_engine::Sink;
+use futuretop_engine::SubmitError;
 use serde_json::{json, Value};
 
 mod common;
@@ -168,7 +184,7 @@ impl Seen {
     }
 
     /// The pid of the worker process that ran future `id`.
-    fn pid_of(&mut self, id: futuretop::FutureId) -> u32 {
+    fn pid_of(&mut self, id: futuretop_engine::FutureId) -> u32 {
         self.drain()
             .iter()
             .find_map(|o| match o {
@@ -221,7 +237,7 @@ fn sigkill(pid: u32) {
 }
 
 #[track_caller]
-fn broken(f: &Future<Value>) -> futuretop::BrokenExecutor {
+fn broken(f: &Future<Value>) -> futuretop_engine::BrokenExecutor {
     match f.result(Some(LONG)) {
         Err(FutureError::Failed(Exception::Broken(b))) => {
             assert_eq!(b.type_name(), "BrokenProcessPool");

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futuretop::{Plan, Work};
+use futuretop::config::Plan;
+use futuretop::config::Work;
 use serde_json::{json, Value};
 
 fn manifest_dir() -> &'static Path {
@@ -118,7 +119,7 @@ fn compare(file: &str) -> Option<BTreeMap<String, Value>> {
     if !python3_available() {
         return None;
     }
-    let plan = futuretop::load_task_file(&manifest_dir().join(file)).unwrap();
+    let plan = futuretop::config::load(&manifest_dir().join(file)).unwrap();
     let python = run_python(&plan);
     let ours = run_futuretop(file);
     let names: Vec<&str> = plan.tasks.iter().map(|t| t.name.as_str()).collect();

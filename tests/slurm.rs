@@ -12,9 +12,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futuretop::{
-    Builtin, CommandPlan, Exception, FutureError, FutureState, ProcessCall, SlurmPool, BUILTIN_CALL, COMMAND_CALL,
-};
+use futuretop::config::CommandPlan;
+use futuretop::tasks::Builtin;
+use futuretop::tasks::BUILTIN_CALL;
+use futuretop::tasks::COMMAND_CALL;
+use futuretop_engine::Exception;
+use futuretop_engine::FutureError;
+use futuretop_engine::FutureState;
+use futuretop_engine::ProcessCall;
+use futuretop_engine::SlurmPool;
 use serde_json::{json, Value};
 
 fn cluster_up() -> bool {
@@ -121,7 +127,7 @@ fn slurm_pool_against_a_real_cluster() {
         // One per CPU.
         .map(|_| p.submit_named(Some("filler"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap())
         .collect();
-    wait_until("a filler to run", Duration::from_mins(1), || fillers.iter().any(futuretop::Future::running));
+    wait_until("a filler to run", Duration::from_mins(1), || fillers.iter().any(futuretop_engine::Future::running));
     // Submitted together, the fillers went as one job array: ARRAY_0, ARRAY_1, ...
     let ids = String::from_utf8_lossy(
         &Command::new("squeue").args(["-h", "-r", "-n", "filler", "-o", "%i"]).output().unwrap().stdout,

@@ -414,7 +414,10 @@ fn the_80x24_layout_shows_header_rows_banner_and_footer() {
 /// A recorded log whose second task finishes 20 s after the first: the replay waits there
 /// until `.` steps it on.
 fn slow_log() -> String {
-    use futuretop::{Counts, Event, EventKind, PoolInfo};
+    use futuretop::events::Counts;
+    use futuretop::events::Event;
+    use futuretop::events::EventKind;
+    use futuretop::events::PoolInfo;
     let kinds = [
         (
             0.0,

@@ -13,9 +13,14 @@
 
 use std::collections::HashMap;
 
+use futuretop::events::Counts;
+use futuretop::events::ErrorInfo;
+use futuretop::events::Event;
+use futuretop::events::EventKind;
+use futuretop::events::PoolInfo;
 use futuretop::tui::app::{Action, App, SysStats, View};
 use futuretop::tui::ui::{draw, Theme, HELP};
-use futuretop::{Counts, ErrorInfo, Event, EventKind, PoolInfo, Stream};
+use futuretop_engine::Stream;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;

@@ -7,10 +7,15 @@
 //! question surviving clock ticks, Ctrl-C in every mode, a replay being read-only, the
 //! live clock, and drawing at any terminal size without a panic.
 
+use futuretop::events::ErrorInfo;
+use futuretop::events::Event;
+use futuretop::events::EventKind;
+use futuretop::events::PoolInfo;
+use futuretop::runner::Control;
 use futuretop::tui::app::{Action, App, Command, View};
 use futuretop::tui::input::{map, Input, ReplayKey};
 use futuretop::tui::ui::{draw, Theme};
-use futuretop::{Control, ErrorInfo, Event, EventKind, FutureId, PoolInfo};
+use futuretop_engine::FutureId;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{
     Event as TermEvent, KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
@@ -258,7 +263,7 @@ fn the_live_clock_moves_durations_and_stops_at_the_end() {
     app.apply_event(&Event {
         seq: 100,
         t: 6.0,
-        kind: EventKind::RunFinished { counts: futuretop::Counts::default(), exit_code: 0 },
+        kind: EventKind::RunFinished { counts: futuretop::events::Counts::default(), exit_code: 0 },
     });
     app.advance_clock(60.0);
     assert!((app.now - 6.0).abs() < 1e-9, "a finished run keeps its final time");

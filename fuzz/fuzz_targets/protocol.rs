@@ -4,7 +4,7 @@
 //! limit.
 #![no_main]
 
-use futuretop::protocol::{read_frame, ToParent, ToWorker};
+use futuretop_engine::executor::protocol::{read_frame, ToParent, ToWorker};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     // The loader takes text (a file that is not UTF-8 is refused before parsing).
     let Ok(text) = std::str::from_utf8(data) else { return };
-    match futuretop::load_task_str_offline("fuzz.yaml", "fuzz", text) {
+    match futuretop::config::load_str_offline("fuzz.yaml", "fuzz", text) {
         Ok(plan) => assert!(plan.tasks.iter().all(|t| !t.name.is_empty())),
         Err(errors) => {
             let shown = errors.to_string();

@@ -320,7 +320,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
     let default_pool = || PoolPlan {
         name: "default".into(),
         kind: PoolKind::Thread,
-        max_workers: crate::default_thread_workers(),
+        max_workers: futuretop_engine::executor::default_thread_workers(),
         max_tasks_per_child: None,
         slurm: None,
     };
@@ -384,7 +384,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
                 positive(cx, &join(&path, "max_jobs"), "max_jobs", v).unwrap_or(1)
             }
             (None, _) => match kind {
-                PoolKind::Thread => crate::default_thread_workers(),
+                PoolKind::Thread => futuretop_engine::executor::default_thread_workers(),
                 PoolKind::Process => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
                 PoolKind::Slurm => 100,
             },
@@ -430,7 +430,8 @@ fn slurm_settings(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) ->
         .get("time_limit")
         .and_then(|v| positive(cx, &join(path, "time_limit"), "time_limit (seconds)", v))
         .map(|s| s as u64);
-    if let Some(Err(e)) = cx.probe.then(|| crate::executor::slurm_pool::check_cluster(partition.as_deref())) {
+    if let Some(Err(e)) = cx.probe.then(|| futuretop_engine::executor::slurm_pool::check_cluster(partition.as_deref()))
+    {
         let at = if keys.contains_key("partition") { join(path, "partition") } else { join(path, "kind") };
         cx.at_value(&at, e);
     }

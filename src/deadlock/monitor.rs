@@ -11,8 +11,8 @@ use crossbeam_channel::Sender;
 
 use super::{Deadlock, Model};
 use crate::events::{Event, EventKind};
-use crate::observe::FutureId;
 use crate::runner::{Control, OnDeadlock};
+use futuretop_engine::observe::FutureId;
 
 /// Follows a run's events and tells when deadlocks form and end.
 pub(crate) struct Detector {

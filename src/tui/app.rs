@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value;
 
 use crate::events::{Event, EventKind};
-use crate::observe::FutureId;
 use crate::runner::Control;
+use futuretop_engine::observe::FutureId;
 
 /// Lines of command output kept per task.
 const OUTPUT_TAIL: usize = 50;
@@ -1227,7 +1227,10 @@ mod tests {
             ev(
                 12,
                 6.0,
-                EventKind::RunFinished { counts: crate::Counts { done: 3, ..crate::Counts::default() }, exit_code: 0 },
+                EventKind::RunFinished {
+                    counts: crate::events::Counts { done: 3, ..crate::events::Counts::default() },
+                    exit_code: 0,
+                },
             ),
         ]
     }
@@ -1406,7 +1409,11 @@ mod tests {
             EventKind::DeadlockResolved { tasks: vec!["a".into(), "b".into()], how: "break".into() },
         ));
         assert!(app.deadlocks.is_empty());
-        app.apply_event(&ev(11, 2.0, EventKind::RunFinished { counts: crate::Counts::default(), exit_code: 1 }));
+        app.apply_event(&ev(
+            11,
+            2.0,
+            EventKind::RunFinished { counts: crate::events::Counts::default(), exit_code: 1 },
+        ));
         assert_eq!(app.apply(Action::Quit), Some(Command::Exit), "nothing runs: quit at once");
     }
 }

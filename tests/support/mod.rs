@@ -23,7 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use futuretop::{Exception, Future, FutureId, Observation, Sink, ThreadPoolExecutor};
+use futuretop_engine::Exception;
+use futuretop_engine::Future;
+use futuretop_engine::FutureId;
+use futuretop_engine::Observation;
+use futuretop_engine::Sink;
+use futuretop_engine::ThreadPoolExecutor;
 
 /// The upper bound for anything that should happen soon; a passing test never waits this long.
 pub const LONG: Duration = Duration::from_secs(5);

@@ -30,7 +30,7 @@ use crate::context::InterruptReason;
 use crate::error::{BrokenExecutor, BrokenKind, Exception, SubmitError};
 use crate::future::{Future, Kill};
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
-use crate::tasks::Stream;
+use crate::status::Stream;
 
 /// The hidden first argument that makes this program run one Slurm job.
 pub const SLURM_JOB_ARG: &str = "__futuretop_slurm_job";
@@ -155,7 +155,7 @@ impl SlurmPoolBuilder {
 }
 
 /// Asks `sinfo` whether the cluster (and the partition) is there.
-pub(crate) fn check_cluster(partition: Option<&str>) -> Result<(), String> {
+pub fn check_cluster(partition: Option<&str>) -> Result<(), String> {
     let mut cmd = Command::new("sinfo");
     cmd.args(["-h", "-o", "%P"]);
     let out = cmd.output().map_err(|e| match e.kind() {

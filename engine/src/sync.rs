@@ -1,7 +1,7 @@
 //! The synchronisation primitives the Future core is built on: std's, or loom's under `--cfg loom`.
 //!
 //! Everything in `future` that races (the state mutex, the waiters' condition variables)
-//! takes its primitives from here, so `RUSTFLAGS="--cfg loom" cargo test --test loom`
+//! takes its primitives from here, so `RUSTFLAGS="--cfg loom" cargo test -p futuretop-engine --test loom`
 //! model-checks the real code rather than a copy.
 
 #[cfg(loom)]

@@ -12,6 +12,9 @@
 //! | `RuntimeError` (submit after shutdown) | [`SubmitError::Shutdown`]                    |
 //! | `BrokenThreadPool` / `BrokenProcessPool` | [`BrokenExecutor`] (in [`Exception`] and [`SubmitError`]) |
 //! | `ValueError` (`max_workers <= 0`)    | [`BuildError`]                                 |
+//!
+//! Each converts into the crate-level [`Error`], so a caller can use `?` across
+//! operations of different kinds.
 
 use std::fmt;
 
@@ -225,4 +228,29 @@ pub enum BuildError {
     /// `max_tasks_per_child` was 0.
     #[error("max_tasks_per_child must be greater than 0")]
     ZeroTasksPerChild,
+}
+
+/// Any error of the engine's operations, for a caller that uses `?` across them (as
+/// crossbeam's per-operation errors, each converts into it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A pool could not be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A submit (or `map`) was refused.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// A future gave no value: cancelled, timed out, failed or interrupted.
+    #[error(transparent)]
+    Future(#[from] FutureError),
+    /// A future was set twice, or set after it was cancelled.
+    #[error(transparent)]
+    InvalidState(#[from] InvalidStateError),
+}
+
+impl From<Exception> for Error {
+    /// A task's exception, as `result()` raises it.
+    fn from(e: Exception) -> Self {
+        Self::Future(FutureError::Failed(e))
+    }
 }

@@ -150,7 +150,7 @@ pub fn current_task() -> Option<FutureId> {
 }
 
 /// For long-running task code: returns `Err(Killed)` once the task has been killed, so it
-/// can stop early (`futuretop::checkpoint()?` in a loop). Outside a task it is always `Ok`.
+/// can stop early (`futuretop_engine::checkpoint()?` in a loop). Outside a task it is always `Ok`.
 pub fn checkpoint() -> Result<(), Exception> {
     match current().and_then(|c| c.interrupt.pending()) {
         Some(InterruptReason::Kill) => Err(Exception::Killed("stopped at a checkpoint".into())),

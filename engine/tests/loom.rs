@@ -8,18 +8,22 @@
 //! ```text
 //! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
 //!   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-//!   cargo test --release --test loom
+//!   cargo test --release -p futuretop-engine --test loom
 //! ```
 #![cfg(loom)]
 
 use std::time::Duration;
 
-use futuretop::{as_completed, wait, FutureError, FutureState, ReturnWhen};
+use futuretop_engine::as_completed;
+use futuretop_engine::wait;
+use futuretop_engine::FutureError;
+use futuretop_engine::FutureState;
+use futuretop_engine::ReturnWhen;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-type Future = futuretop::Future<u32>;
+type Future = futuretop_engine::Future<u32>;
 
 /// `cancel()` against the worker's `set_running_or_notify_cancel()`: exactly one wins.
 /// If the cancel wins the worker is told (`Ok(false)`) and never runs the call; if the
@@ -44,7 +48,7 @@ fn cancel_races_set_running() {
         if cancelled {
             assert_eq!(f.state(), FutureState::Cancelled);
             assert!(f.cancelled() && f.done());
-            assert_eq!(f.result(None), Err(FutureError::Cancelled(futuretop::CancelledError)));
+            assert_eq!(f.result(None), Err(FutureError::Cancelled(futuretop_engine::CancelledError)));
             // The executor has been notified: a second notification is an error.
             let again = f.set_running_or_notify_cancel().unwrap_err();
             assert_eq!(again.state, "cancelled");
@@ -74,7 +78,7 @@ fn set_result_races_cancel() {
             let err = set.unwrap_err();
             assert_eq!((err.operation, err.state), ("set_result", "cancelled"));
             assert_eq!(f.state(), FutureState::Cancelled);
-            assert_eq!(f.try_result(), Some(Err(FutureError::Cancelled(futuretop::CancelledError))));
+            assert_eq!(f.try_result(), Some(Err(FutureError::Cancelled(futuretop_engine::CancelledError))));
         } else {
             assert_eq!(f.state(), FutureState::Finished);
             assert_eq!(f.try_result(), Some(Ok(7)));

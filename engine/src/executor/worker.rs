@@ -15,7 +15,6 @@ use std::io::{BufReader, BufWriter, Stdin, Stdout, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -23,75 +22,13 @@ use super::protocol::{
     queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, ResultsRef, ToParent, ToWorker, WireError,
     PROTOCOL_VERSION,
 };
-use crate::config::CommandPlan;
 use crate::error::Exception;
-use crate::tasks::{run_builtin, run_command, Builtin, OutputSink, Stream, TaskEnv};
+use crate::status::Stream;
 
 /// The hidden first argument that makes a binary a worker.
 pub const WORKER_ARG: &str = "__futuretop_worker";
 /// The environment variable that carries the parent's pid to the worker.
-pub(crate) const PARENT_ENV: &str = "FUTURETOP_PARENT_PID";
-
-/// Environment a worker is started with for its own sake, unless the user set the same
-/// variable; only with the `mimalloc` feature (the workers of a program built without it
-/// may not use mimalloc at all). Never passed on to a command: see [`command_env`].
-///
-/// - `MIMALLOC_ARENA_RESERVE=4M`: a worker is small, and mimalloc's default 1 GiB arena
-///   reservation cost its start-up 0.2-0.4 ms (a third of it).
-/// - `MIMALLOC_ALLOW_THP=0`: mimalloc asks for transparent huge pages on its arena, so a
-///   worker's first allocation faulted in a 2 MiB page and zeroed it: about 0.2 ms of the
-///   1.3-1.6 ms its start took. mimalloc then turns THP off for the whole process
-///   (`PR_SET_THP_DISABLE`, which commands would inherit), so the worker turns it back on
-///   once started ([`restore_thp`]); the parent adds it only when THP is on for itself.
-pub(crate) const WORKER_ONLY_ENV: &[(&str, &str)] =
-    if cfg!(feature = "mimalloc") { &[("MIMALLOC_ARENA_RESERVE", "4M"), (THP_ENV, "0")] } else { &[] };
-
-/// mimalloc's switch for transparent huge pages (see [`WORKER_ONLY_ENV`]).
-const THP_ENV: &str = "MIMALLOC_ALLOW_THP";
-
-/// The variables of [`WORKER_ONLY_ENV`] to give a worker started from this process: those
-/// the user has not set, and `MIMALLOC_ALLOW_THP` only while THP is on here (else the
-/// worker inherits it off and must leave it so).
-pub(crate) fn worker_only_env() -> impl Iterator<Item = (&'static str, &'static str)> {
-    WORKER_ONLY_ENV.iter().copied().filter(|&(name, _)| {
-        std::env::var_os(name).is_none() && (name != THP_ENV || nix::sys::prctl::get_thp_disable() == Ok(false))
-    })
-}
-
-/// Turns transparent huge pages back on in a worker whose parent had mimalloc turn them off
-/// for its start-up ([`WORKER_ONLY_ENV`]), so that the processes it starts get the
-/// system's default. mimalloc, already initialised, keeps not asking for them (where THP
-/// is `always` rather than `madvise`, a later fault in an untouched 2 MiB range of the
-/// worker's arena may still get a huge page, as in any process there).
-fn restore_thp() {
-    if added_by_parent().iter().any(|n| n == THP_ENV) {
-        let _ = nix::sys::prctl::set_thp_disable(false);
-    }
-}
-
-/// Names the variables of [`WORKER_ONLY_ENV`] that the parent added (comma-separated).
-pub(crate) const ADDED_ENV: &str = "FUTURETOP_ADDED_ENV";
-
-/// The variables [`ADDED_ENV`] names in this process's environment (none outside a worker).
-fn added_by_parent() -> Vec<String> {
-    let added = std::env::var_os(ADDED_ENV).unwrap_or_default();
-    added.to_string_lossy().split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect()
-}
-
-/// Leaves out of a command's environment what futuretop added to this process's for
-/// itself: the variables named by [`ADDED_ENV`], that list, and the parent's pid.
-pub(crate) fn command_env(cmd: &mut std::process::Command) {
-    for name in added_by_parent() {
-        cmd.env_remove(name);
-    }
-    cmd.env_remove(ADDED_ENV);
-    cmd.env_remove(PARENT_ENV);
-}
-
-/// The name under which built-in calls travel (their args are a serialised [`Builtin`]).
-pub const BUILTIN_CALL: &str = "futuretop.builtin";
-/// The name under which external commands travel (args: a serialised [`CommandPlan`]).
-pub const COMMAND_CALL: &str = "futuretop.command";
+pub const PARENT_ENV: &str = "FUTURETOP_PARENT_PID";
 
 /// What a callable running in a worker can ask of its parent.
 pub trait WorkerContext {
@@ -112,13 +49,22 @@ pub trait WorkerContext {
 /// A callable a worker can run by name.
 pub type Callable = Arc<dyn Fn(&Value, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync>;
 
-/// The callables a worker knows, by name. [`Callables::builtins`] has futuretop's own.
+/// A callable that takes its arguments as the JSON text they came in, to decode them
+/// straight into its own types (no `Value` tree in between).
+pub type RawCallable = Arc<dyn Fn(&RawValue, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync>;
+
+/// How a registered callable wants its arguments.
+#[derive(Clone)]
+enum Registered {
+    Value(Callable),
+    Raw(RawCallable),
+}
+
+/// The callables a worker knows, by name (the analogue of the top-level functions a
+/// Python worker can unpickle).
 #[derive(Clone, Default)]
 pub struct Callables {
-    map: HashMap<String, Callable>,
-    /// [`BUILTIN_CALL`] is futuretop's own (not replaced): its arguments are decoded
-    /// straight into [`Builtin`], without a `Value` in between.
-    typed_builtin: bool,
+    map: HashMap<String, Registered>,
 }
 
 impl Callables {
@@ -127,69 +73,31 @@ impl Callables {
         Self::default()
     }
 
-    /// futuretop's built-in callables and external commands.
-    pub fn builtins() -> Self {
-        let mut c = Self::new();
-        c.register(BUILTIN_CALL, |args, ctx| {
-            let b =
-                Builtin::deserialize(args).map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
-            run_in_worker(&b, ctx)
-        });
-        c.typed_builtin = true;
-        c.register(COMMAND_CALL, |args, ctx| {
-            let cmd =
-                CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
-            let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
-            let sink_lines = Arc::clone(&lines);
-            let sink: OutputSink = Arc::new(move |stream, line| {
-                if let Ok(mut l) = sink_lines.lock() {
-                    l.push((stream, line));
-                }
-            });
-            kill_groups_on_signal();
-            let ctx = std::cell::RefCell::new(ctx);
-            let result = run_command(
-                &cmd,
-                &sink,
-                &|pgid| {
-                    remember_group(pgid);
-                    ctx.borrow_mut().group(pgid);
-                },
-                None,
-            );
-            let ctx = ctx.into_inner();
-            let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
-            for (stream, line) in lines {
-                ctx.output(stream, line);
-            }
-            result
-        });
-        c
-    }
-
     /// Runs the callable `name` on `args` here, a panic becoming its exception.
     pub fn call(&self, name: &str, args: &Value, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
-        let Some(f) = self.map.get(name) else {
-            return Err(Exception::task(format!("no callable named '{name}' is registered in the worker")));
-        };
-        catch_unwind(AssertUnwindSafe(|| f(args, ctx))).unwrap_or_else(|p| {
-            Err(Exception::Task { message: crate::future::panic_message(p.as_ref()), panicked: true })
-        })
+        match self.map.get(name) {
+            None => Err(unknown(name)),
+            Some(Registered::Value(f)) => guarded(|| f(args, ctx)),
+            Some(Registered::Raw(f)) => {
+                let text = serde_json::value::to_raw_value(args)
+                    .map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
+                guarded(|| f(&text, ctx))
+            }
+        }
     }
 
-    /// Runs the callable `name` on arguments given as JSON text: a built-in call's are
-    /// decoded straight into its types, a registered callable's into a `Value` first.
+    /// Runs the callable `name` on arguments given as JSON text: decoded straight into a
+    /// raw callable's own types, or into a `Value` first for the others.
     fn call_json(&self, name: &str, args: &RawValue, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
-        if name == BUILTIN_CALL && self.typed_builtin {
-            let b: Builtin = serde_json::from_str(args.get())
-                .map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
-            return catch_unwind(AssertUnwindSafe(|| run_in_worker(&b, ctx))).unwrap_or_else(|p| {
-                Err(Exception::Task { message: crate::future::panic_message(p.as_ref()), panicked: true })
-            });
+        match self.map.get(name) {
+            None => Err(unknown(name)),
+            Some(Registered::Raw(f)) => guarded(|| f(args, ctx)),
+            Some(Registered::Value(f)) => {
+                let v: Value = serde_json::from_str(args.get())
+                    .map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
+                guarded(|| f(&v, ctx))
+            }
         }
-        let v: Value =
-            serde_json::from_str(args.get()).map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
-        self.call(name, &v, ctx)
     }
 
     /// Registers `f` under `name` (replacing any earlier one).
@@ -198,75 +106,52 @@ impl Callables {
         name: &str,
         f: impl Fn(&Value, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync + 'static,
     ) -> &mut Self {
-        if name == BUILTIN_CALL {
-            self.typed_builtin = false;
-        }
-        self.map.insert(name.to_owned(), Arc::new(f));
+        self.map.insert(name.to_owned(), Registered::Value(Arc::new(f)));
+        self
+    }
+
+    /// Registers `f` under `name`, to be given its arguments as JSON text (replacing any
+    /// earlier one): for a callable that decodes them into types of its own.
+    pub fn register_raw(
+        &mut self,
+        name: &str,
+        f: impl Fn(&RawValue, &mut dyn WorkerContext) -> Result<Value, Exception> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.map.insert(name.to_owned(), Registered::Raw(Arc::new(f)));
         self
     }
 }
 
-/// Command process groups started in this worker, killed when it is told to go.
+fn unknown(name: &str) -> Exception {
+    Exception::task(format!("no callable named '{name}' is registered in the worker"))
+}
+
+/// Runs `f`, a panic becoming its exception.
+fn guarded(f: impl FnOnce() -> Result<Value, Exception>) -> Result<Value, Exception> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|p| Err(Exception::Task { message: crate::future::panic_message(p.as_ref()), panicked: true }))
+}
+
+/// Process groups of the commands started in this process, killed when it is told to go.
 static GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
-fn remember_group(pgid: i32) {
+/// Records the process group of a command a callable started in this process, to be
+/// killed with [`kill_process_groups`] (and, in a process-pool worker, when the worker
+/// exits or is told to stop by a signal). Report it to the parent as well, with
+/// [`WorkerContext::group`].
+pub fn remember_process_group(pgid: i32) {
     if let Ok(mut g) = GROUPS.lock() {
         g.push(pgid);
     }
 }
 
-fn kill_groups() {
+/// Kills every process group recorded with [`remember_process_group`] (SIGKILL): call it
+/// before a callable ends its worker process on purpose.
+pub fn kill_process_groups() {
     if let Ok(groups) = GROUPS.lock() {
         for &g in groups.iter() {
             let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(g), nix::sys::signal::Signal::SIGKILL);
         }
-    }
-}
-
-/// Runs a built-in inside a worker: `exit` and `crash` end the process here, waits go
-/// to the parent.
-fn run_in_worker(b: &Builtin, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
-    match b {
-        Builtin::Exit { code } => {
-            kill_groups();
-            std::process::exit(*code)
-        }
-        Builtin::Crash => {
-            kill_groups();
-            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
-            // SIGKILL cannot be caught; this line is never reached.
-            std::process::abort()
-        }
-        other => {
-            let task = ctx.task_name().to_owned();
-            let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
-            run_builtin(other, &task, Some(&env))
-        }
-    }
-}
-
-/// `wait_on` and `submit` from a worker: asked of the parent over the pipe, so the
-/// parent's deadlock detector sees the wait like any other.
-struct Proxy<'a, 'b> {
-    ctx: std::cell::RefCell<&'a mut (dyn WorkerContext + 'b)>,
-}
-
-impl TaskEnv for Proxy<'_, '_> {
-    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception> {
-        self.ctx.borrow_mut().request(serde_json::json!({ "op": "wait_on", "task": task, "timeout": timeout }))
-    }
-
-    fn submit_and_wait(
-        &self,
-        pool: usize,
-        name: String,
-        call: Builtin,
-        timeout: Option<f64>,
-    ) -> Result<Value, Exception> {
-        let call = serde_json::to_value(call).map_err(|e| Exception::task(e.to_string()))?;
-        self.ctx.borrow_mut().request(
-            serde_json::json!({ "op": "submit", "pool": pool, "name": name, "call": call, "timeout": timeout }),
-        )
     }
 }
 
@@ -376,7 +261,7 @@ impl WorkerContext for Ctx<'_> {
             match read_frame::<ToWorker>(self.input) {
                 Ok(Some(ToWorker::Reply { req: r, result })) if r == req => return result.map_err(from_wire),
                 Ok(Some(ToWorker::Exit) | None) | Err(_) => {
-                    kill_groups();
+                    kill_process_groups();
                     std::process::exit(0)
                 }
                 Ok(Some(_)) => {}
@@ -418,16 +303,17 @@ fn guard_against_orphaning() {
 
 /// Whether this process is a process-pool worker ([`serve`]): only a worker kills its
 /// commands' groups on SIGTERM or SIGINT (a Slurm job, or a library user calling
-/// [`COMMAND_CALL`] in its own process, keeps the signals' own meaning).
+/// a command callable in its own process, keeps the signals' own meaning).
 static IN_WORKER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// In a process-pool worker, on SIGTERM or SIGINT, kills the process groups of the
-/// commands this worker started, then exits. Set up once, before the worker's first
-/// command starts: until then there is no group to kill and the signal's default action
+/// Call before a callable starts a command in a process group of its own: in a
+/// process-pool worker, on SIGTERM or SIGINT, the process groups recorded with
+/// [`remember_process_group`] are then killed before the worker exits (elsewhere it does
+/// nothing). Set up once, before the worker's first command starts: until then there is no group to kill and the signal's default action
 /// ends the worker as well, and a worker that never runs a command is spared the thread
 /// (its start costs a tenth of a worker's start-up, on the cores the other workers are
 /// starting on). A signal that comes while the thread starts waits for it.
-fn kill_groups_on_signal() {
+pub fn guard_process_groups() {
     static WATCHING: std::sync::Once = std::sync::Once::new();
     if !IN_WORKER.load(std::sync::atomic::Ordering::Relaxed) {
         return;
@@ -438,7 +324,7 @@ fn kill_groups_on_signal() {
         {
             let _ = std::thread::Builder::new().name("worker-signals".into()).spawn(move || {
                 if let Some(sig) = signals.forever().next() {
-                    kill_groups();
+                    kill_process_groups();
                     std::process::exit(128 + sig);
                 }
             });
@@ -449,7 +335,6 @@ fn kill_groups_on_signal() {
 fn serve(callables: &Callables) -> i32 {
     IN_WORKER.store(true, std::sync::atomic::Ordering::Relaxed);
     guard_against_orphaning();
-    restore_thp();
     // A task's panic is reported to the parent as its exception, not printed.
     std::panic::set_hook(Box::new(|_| {}));
     let mut input = BufReader::new(std::io::stdin());
@@ -490,7 +375,7 @@ fn serve(callables: &Callables) -> i32 {
             ToWorker::Exit => break,
         }
     }
-    kill_groups();
+    kill_process_groups();
     let _ = output.flush();
     0
 }
@@ -515,20 +400,34 @@ mod tests {
     }
 
     #[test]
-    fn built_in_calls_decode_straight_and_registered_callables_get_a_value() {
-        let mut c = Callables::builtins();
-        let pow = raw(r#"{"Pow":{"base":2,"exp":10}}"#);
-        assert_eq!(c.call_json(BUILTIN_CALL, &pow, &mut Quiet), Ok(Value::from(1024)));
-        let bad = c.call_json(BUILTIN_CALL, &raw(r#"{"Pow":{"base":"two"}}"#), &mut Quiet).unwrap_err();
-        assert!(bad.to_string().starts_with("a malformed built-in call"), "{bad}");
+    fn raw_callables_decode_straight_and_value_callables_get_a_value() {
+        #[derive(serde::Deserialize)]
+        struct Pow {
+            base: i64,
+            exp: u32,
+        }
+        let mut c = Callables::new();
+        c.register_raw("pow", |args, _| {
+            let p: Pow = serde_json::from_str(args.get()).map_err(|e| Exception::task(format!("malformed: {e}")))?;
+            Ok(Value::from(p.base.pow(p.exp)))
+        });
+        let pow = raw(r#"{"base":2,"exp":10}"#);
+        assert_eq!(c.call_json("pow", &pow, &mut Quiet), Ok(Value::from(1024)));
+        // The same callable called with a `Value` (a Slurm job's call) gets the same text.
+        assert_eq!(c.call("pow", &serde_json::json!({"base": 3, "exp": 2}), &mut Quiet), Ok(Value::from(9)));
+        let bad = c.call_json("pow", &raw(r#"{"base":"two"}"#), &mut Quiet).unwrap_err();
+        assert!(bad.to_string().starts_with("malformed"), "{bad}");
         c.register("echo", |args, _| Ok(args.clone()));
         assert_eq!(
             c.call_json("echo", &raw(r#"{"b":1,"a":[2]}"#), &mut Quiet),
             Ok(serde_json::json!({"b": 1, "a": [2]}))
         );
-        // A program that registers its own BUILTIN_CALL gets its own callable called.
-        c.register(BUILTIN_CALL, |_, _| Ok(Value::from("mine")));
-        assert_eq!(c.call_json(BUILTIN_CALL, &pow, &mut Quiet), Ok(Value::from("mine")));
+        // Registering a name again replaces the callable, whichever kind either is.
+        c.register("pow", |_, _| Ok(Value::from("mine")));
+        assert_eq!(c.call_json("pow", &pow, &mut Quiet), Ok(Value::from("mine")));
+        c.register("panics", |_, _| panic!("boom"));
+        let panicked = c.call_json("panics", &raw("null"), &mut Quiet).unwrap_err();
+        assert!(panicked.to_string().contains("boom"), "{panicked}");
         let missing = c.call_json("nope", &raw("null"), &mut Quiet).unwrap_err();
         assert!(missing.to_string().contains("no callable named 'nope'"), "{missing}");
     }

@@ -24,12 +24,12 @@ use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
 use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
-use super::worker::{from_wire, to_wire, worker_only_env, ADDED_ENV, PARENT_ENV, WORKER_ARG};
+use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
 use crate::future::{Future, Kill};
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
-use crate::tasks::{describe_status, Stream};
+use crate::status::{describe_status, Stream};
 
 /// A call for a process pool: a callable registered in the worker, by name, and its
 /// arguments (Python pickles the function and its arguments; here both are data).
@@ -64,6 +64,7 @@ pub struct ProcessPoolBuilder {
     max_tasks_per_child: Option<usize>,
     initializer: Option<ProcessCall>,
     program: Option<PathBuf>,
+    worker_env: Vec<(String, String)>,
     name: Option<String>,
     sink: SinkRef,
     on_request: Option<RequestHook>,
@@ -91,6 +92,11 @@ impl ProcessPoolBuilder {
     /// [`serve_worker_if_requested`](super::worker::serve_worker_if_requested) first thing.
     pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
+        self
+    }
+    /// Sets `name` to `value` in every worker's environment (not in the parent's).
+    pub fn worker_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.worker_env.push((name.into(), value.into()));
         self
     }
     /// The pool's name in events.
@@ -141,6 +147,7 @@ impl ProcessPoolBuilder {
                 max_tasks_per_child: self.max_tasks_per_child,
                 initializer: self.initializer,
                 program,
+                worker_env: self.worker_env,
                 sink: self.sink,
                 on_request: self.on_request,
                 on_output: self.on_output,
@@ -196,6 +203,7 @@ struct Shared {
     max_tasks_per_child: Option<usize>,
     initializer: Option<ProcessCall>,
     program: PathBuf,
+    worker_env: Vec<(String, String)>,
     sink: SinkRef,
     on_request: Option<RequestHook>,
     on_output: Option<OutputHook>,
@@ -300,6 +308,12 @@ pub struct ProcessPoolExecutor {
 }
 
 impl ProcessPoolExecutor {
+    /// A pool of at most `max_workers` worker processes running this program (Python:
+    /// `ProcessPoolExecutor(max_workers)`); workers start as submits need them.
+    pub fn new(max_workers: usize) -> Result<Self, BuildError> {
+        Self::builder().max_workers(max_workers).build()
+    }
+
     /// A builder.
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder::default()
@@ -475,15 +489,7 @@ fn spawn_worker(shared: &Shared, slot: usize) -> Result<Proc, String> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let added: Vec<&str> = worker_only_env()
-        .map(|(name, value)| {
-            cmd.env(name, value);
-            name
-        })
-        .collect();
-    if !added.is_empty() {
-        cmd.env(ADDED_ENV, added.join(","));
-    }
+    cmd.envs(shared.worker_env.iter().map(|(k, v)| (k, v)));
     let mut child =
         cmd.spawn().map_err(|e| format!("cannot start a worker process ({}): {e}", shared.program.display()))?;
     let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {

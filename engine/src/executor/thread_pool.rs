@@ -139,7 +139,7 @@ impl Shared {
 /// Python's `ThreadPoolExecutor`: runs closures on up to `max_workers` threads.
 ///
 /// ```
-/// use futuretop::ThreadPoolExecutor;
+/// use futuretop_engine::ThreadPoolExecutor;
 /// let pool = ThreadPoolExecutor::new(4)?;
 /// let f = pool.submit(|| 6 * 7)?;
 /// assert_eq!(f.result(None)?, 42);

@@ -21,7 +21,7 @@ pub struct FutureId(pub u64);
 /// nothing here, and hashing was a large share of `wait`'s cost over many finished
 /// futures and of the event bus's cost per event.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl std::hash::Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -40,7 +40,7 @@ impl std::hash::Hasher for IdHasher {
 }
 
 /// A map keyed by future ids, hashed with [`IdHasher`].
-pub(crate) type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
+pub type IdMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl FutureId {
     pub(crate) fn next() -> Self {

@@ -181,7 +181,7 @@ pub enum ToParent {
         /// The call.
         id: u64,
         /// `stdout` or `stderr`.
-        stream: crate::tasks::Stream,
+        stream: crate::status::Stream,
         /// The line.
         line: String,
     },
@@ -203,7 +203,7 @@ struct Flat {
     req: Option<u64>,
     body: Option<Value>,
     pgid: Option<i32>,
-    stream: Option<crate::tasks::Stream>,
+    stream: Option<crate::status::Stream>,
     line: Option<String>,
     calls: Option<Vec<CallMsg>>,
     results: Option<Vec<CallResult>>,
@@ -345,7 +345,7 @@ mod tests {
             },
             ToParent::Request { id: 4, req: 5, body: serde_json::json!({"op": "wait_on", "task": "t"}) },
             ToParent::Group { id: 6, pgid: 7 },
-            ToParent::Output { id: 8, stream: crate::tasks::Stream::Stderr, line: "a line".into() },
+            ToParent::Output { id: 8, stream: crate::status::Stream::Stderr, line: "a line".into() },
         ];
         for msg in to_parent {
             let mut buf = Vec::new();

@@ -5,18 +5,18 @@
 //! generic over the call type so that each backend accepts what it can really run, and
 //! callers written against the trait (`submit`, `map_calls`, `shutdown`) do not change.
 
-pub(crate) mod process_pool;
+pub mod process_pool;
 pub mod protocol;
-pub(crate) mod slurm_pool;
-pub(crate) mod thread_pool;
-pub(crate) mod worker;
+#[cfg(feature = "slurm")]
+pub mod slurm_pool;
+pub mod thread_pool;
+pub mod worker;
 
 pub use process_pool::{OutputHook, ProcessCall, ProcessPoolBuilder, ProcessPoolExecutor, RequestHook, ValueHook};
+#[cfg(feature = "slurm")]
 pub use slurm_pool::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder, SLURM_JOB_ARG};
-pub use thread_pool::{ThreadPoolBuilder, ThreadPoolExecutor};
-pub use worker::{
-    serve_worker_if_requested, Callable, Callables, WorkerContext, BUILTIN_CALL, COMMAND_CALL, WORKER_ARG,
-};
+pub use thread_pool::{default_thread_workers, ThreadPoolBuilder, ThreadPoolExecutor};
+pub use worker::{serve_worker_if_requested, Callable, Callables, RawCallable, WorkerContext, WORKER_ARG};
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
