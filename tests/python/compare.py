@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs a futuretop plan with Python's concurrent.futures, for tests/python_compare.rs.
+"""Runs a futuretop plan with Python's concurrent.futures, for tests/program/python_compare.rs.
 
 Reads on stdin the plan the Rust test loaded from a task file:
 

@@ -1,0 +1,754 @@
+//! End-to-end tests of the monitor: the real `futuretop` binary in a real terminal,
+//! tmux, driven with `send-keys` and read with `capture-pane` (DESIGN §6, issue 6).
+//!
+//! Each test has its own tmux server (`tmux -L <unique socket> -f /dev/null`), killed by
+//! a guard when the test ends, passed or failed. Nothing waits on a bare sleep: every
+//! step polls the pane (every 50 ms, up to 15 s) until the expected text is there. The
+//! scenarios: the deadlock demo reported and broken with `b`, then `q` and the terminal
+//! restored (no alternate screen, cursor shown, cooked mode, the shell prompt back);
+//! a queued task found with `/` and cancelled with `c`; running tasks on a thread and a
+//! process pool killed with `x`; `q` asking while tasks run (`n` keeps running, `y`
+//! stops: exit 130); the help overlay; Ctrl-C; the 80x24 layout; SIGINT, SIGTERM and
+//! SIGHUP with thread- and process-pool calls and commands running (exit 130, the event
+//! log complete, no process left below futuretop); a panic injected in the render path;
+//! a replay ending on the live run's final screen, line for line. (One wait is a plain
+//! sleep, on purpose: checking that the final screen does not move for 0.6 s.)
+//!
+//! Without tmux each test is skipped with a one-line message, unless `FUTURETOP_E2E=1`
+//! requires it (`.ci/run` installs tmux and sets it).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use futuretop::tui::ui::HELP;
+
+use crate::common::procs::{descendants, proc_stat};
+
+const BIN: &str = env!("CARGO_BIN_EXE_futuretop");
+const DEADLINE: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(50);
+/// The prompt of the interactive shell some tests type their command into.
+const PROMPT: &str = "ft-e2e-ready> ";
+
+/// Whether tmux is here to drive the binary with; without it the test is skipped (a
+/// newcomer's `cargo test`), unless `FUTURETOP_E2E=1` requires it (`.ci/run` sets it after
+/// installing tmux).
+fn tmux_here(test: &str) -> bool {
+    static HERE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let here = *HERE.get_or_init(|| crate::common::installed("tmux", &["-V"]));
+    crate::common::can_run(test, "tmux", here, "FUTURETOP_E2E")
+}
+
+/// A tmux server of our own with one session, `ft`; killed on drop.
+struct Tmux {
+    socket: String,
+    /// The server's socket file, removed on drop with the server.
+    socket_path: PathBuf,
+}
+
+/// A task file for one test, removed on drop.
+struct TaskFile(PathBuf);
+
+impl TaskFile {
+    fn new(test: &str, yaml: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{}.yaml", Tmux::socket_for(test)));
+        std::fs::write(&path, yaml).expect("write the task file");
+        Self(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TaskFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Tmux {
+    fn socket_for(test: &str) -> String {
+        format!("ft-e2e-{}-{test}", std::process::id())
+    }
+
+    fn tmux(socket: &str, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .args(["-L", socket, "-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("tmux must be installed to run the end-to-end tests (.ci/run installs it)");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Starts `command` (run by the shell) in a detached `w`x`h` session.
+    fn start(test: &str, w: u16, h: u16, command: &str) -> Self {
+        let socket = Self::socket_for(test);
+        let (w, h) = (w.to_string(), h.to_string());
+        Self::tmux(&socket, &["new-session", "-d", "-s", "ft", "-x", &w, "-y", &h, command]);
+        let mut t = Self { socket, socket_path: PathBuf::new() };
+        t.socket_path = PathBuf::from(t.pane_var("socket_path"));
+        t
+    }
+
+    /// Runs `BINARY args; echo EXIT=$?; sleep 60` in a `w`x`h` session.
+    fn run(test: &str, w: u16, h: u16, args: &str) -> Self {
+        Self::start(test, w, h, &format!("{BIN} {args}; echo EXIT=$?; sleep 60"))
+    }
+
+    /// Opens an interactive shell with a known prompt and types the command into it,
+    /// followed by a report of the exit code and of the terminal's line discipline. The
+    /// reports' markers are typed quoted (`EX''IT=`, `TT''Y=`) so that the echo of the
+    /// typed line, which wraps wherever the binary's path makes it, never reads as one.
+    fn shell(test: &str, w: u16, h: u16, args: &str) -> Self {
+        Self::shell_with(test, w, h, "", args)
+    }
+
+    /// [`Tmux::shell`] with `env` (`NAME=value ...`) set for the command.
+    fn shell_with(test: &str, w: u16, h: u16, env: &str, args: &str) -> Self {
+        let t = Self::start(test, w, h, &format!("env PS1='{PROMPT}' sh"));
+        t.wait_for("the shell prompt", |s| s.contains(PROMPT.trim_end()));
+        let line = format!(
+            "{env} {BIN} {args}; echo EX''IT=$?; echo TT''Y=$(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | paste -sd, -)"
+        );
+        t.send_literal(&line);
+        t.keys(&["Enter"]);
+        t
+    }
+
+    /// Sends tmux key names (`Enter`, `Escape`, `C-c`, or single characters).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "ft"];
+        args.extend_from_slice(keys);
+        Self::tmux(&self.socket, &args);
+    }
+
+    /// Types `text` as it is.
+    fn send_literal(&self, text: &str) {
+        Self::tmux(&self.socket, &["send-keys", "-t", "ft", "-l", text]);
+    }
+
+    /// The visible pane, one line per row.
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&Self::tmux(&self.socket, &["capture-pane", "-p", "-t", "ft"]).stdout).into_owned()
+    }
+
+    /// A tmux format variable of the pane (`alternate_on`, `cursor_flag`, ...).
+    fn pane_var(&self, var: &str) -> String {
+        let out = Self::tmux(&self.socket, &["display-message", "-p", "-t", "ft", &format!("#{{{var}}}")]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Polls the pane until `check` passes; returns that screen. Fails with the last
+    /// complaint and screen. (A capture can catch a frame half drawn, so every check of
+    /// a screen is polled, not asserted once.)
+    fn wait_check(&self, what: &str, check: impl Fn(&str) -> Result<(), String>) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            match check(&s) {
+                Ok(()) => return s,
+                Err(e) => {
+                    assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}: {e}; the screen:\n{s}");
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Polls the pane until `ok` holds; returns that screen.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.wait_check(what, |s| if ok(s) { Ok(()) } else { Err("not yet".into()) })
+    }
+
+    fn wait_text(&self, text: &str) -> String {
+        self.wait_for(&format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// The futures-table row of task `name`.
+    fn row(screen: &str, name: &str) -> Option<String> {
+        screen.lines().find(|l| l.starts_with(&format!("│{name} "))).map(str::to_owned)
+    }
+
+    /// Polls until the row of `name` contains every one of `parts`.
+    fn wait_row(&self, name: &str, parts: &[&str]) -> String {
+        let s = self.wait_for(&format!("row {name} with {parts:?}"), |s| {
+            Self::row(s, name).is_some_and(|r| parts.iter().all(|p| r.contains(p)))
+        });
+        Self::row(&s, name).unwrap_or_default()
+    }
+
+    /// Checks that the monitor gave the terminal back: no alternate screen, the cursor
+    /// shown, no mouse reporting, and (for `shell` sessions) cooked mode and the prompt.
+    fn assert_restored(&self, header: &str) {
+        let s = self.screen();
+        assert!(!s.contains(header), "the monitor's screen is gone:\n{s}");
+        assert_eq!(self.pane_var("alternate_on"), "0", "the alternate screen was left:\n{s}");
+        assert_eq!(self.pane_var("cursor_flag"), "1", "the cursor is shown again");
+        assert_eq!(self.pane_var("mouse_any_flag"), "0", "mouse reporting is off");
+        assert_eq!(self.pane_var("mouse_button_flag"), "0", "mouse reporting is off");
+    }
+
+    /// For `shell` sessions: the line discipline is back to cooked, echoing mode, and the
+    /// shell prompt is on the last line.
+    fn assert_shell_back(&self) {
+        let s = self.wait_for("the TTY= report", |s| s.lines().any(|l| l.starts_with("TTY=")));
+        let tty = s.lines().find_map(|l| l.strip_prefix("TTY=")).unwrap_or_default();
+        assert_eq!(tty.trim(), "icanon,echo", "raw mode is off (stty: {tty}):\n{s}");
+        let s = self.wait_for("the prompt after the run", |s| {
+            s.lines().rfind(|l| !l.trim().is_empty()).is_some_and(|l| l.trim_end() == PROMPT.trim_end())
+        });
+        assert!(s.lines().any(|l| l.starts_with("EXIT=")), "{s}");
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).output();
+        if self.socket_path.starts_with(std::env::temp_dir()) || self.socket_path.to_string_lossy().contains("tmux-") {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
+    }
+}
+
+/// One thread worker busy with a long sleep, three tasks queued behind it.
+const QUEUED: &str = "
+name: queued
+pools:
+  one: { kind: thread, max_workers: 1 }
+tasks:
+  - name: blocker
+    pool: one
+    call: sleep
+    args: { secs: 30 }
+  - name: q-alpha
+    pool: one
+    call: sleep
+    args: { secs: 0.1 }
+  - name: q-beta
+    pool: one
+    call: sleep
+    args: { secs: 0.1 }
+  - name: q-gamma
+    pool: one
+    call: sleep
+    args: { secs: 0.1 }
+";
+
+/// A long sleep on a thread pool and one on a process pool.
+const LONG: &str = "
+name: long-sleeps
+pools:
+  th: { kind: thread, max_workers: 1 }
+  pr: { kind: process, max_workers: 1 }
+tasks:
+  - name: tsleep
+    pool: th
+    call: sleep
+    args: { secs: 30 }
+  - name: psleep
+    pool: pr
+    call: sleep
+    args: { secs: 30 }
+";
+
+#[test]
+fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
+    if !tmux_here("the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal") {
+        return;
+    }
+    let t = Tmux::shell("deadlock", 120, 40, "demo deadlock-cycle");
+    let s = t.wait_text("DEADLOCK");
+    assert!(s.contains("a → b"), "the banner names the cycle:\n{s}");
+    assert!(s.contains("press b to break"), "and the way out:\n{s}");
+    assert_eq!(t.pane_var("alternate_on"), "1", "the monitor runs on the alternate screen");
+    t.keys(&["b"]);
+    t.wait_for("the run to end, without the banner", |s| s.contains("finished, exit 1") && !s.contains("DEADLOCK"));
+    t.wait_row("b", &["✘ failed", "DeadlockErr"]);
+    t.keys(&["q"]);
+    let s = t.wait_text("EXIT=1");
+    assert!(s.contains("futuretop: 2 futures: 0 done, 2 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    t.assert_restored("deadlock-cycle · ");
+    t.assert_shell_back();
+}
+
+/// The second deadlock of the documentation: `b` fails the waiting task, which frees the
+/// one worker for the inner future; the summary after `q` counts the futures as the
+/// screen does, the inner one included (the plan has one task).
+#[test]
+fn the_starvation_demo_is_broken_with_b_and_the_summary_counts_the_inner_future() {
+    if !tmux_here("the_starvation_demo_is_broken_with_b_and_the_summary_counts_the_inner_future") {
+        return;
+    }
+    let t = Tmux::run("starvation", 120, 40, "demo deadlock-starvation");
+    let s = t.wait_text("DEADLOCK (starvation)");
+    assert!(s.contains("wait_on_future → wait_on_future/pow"), "the banner names the wait:\n{s}");
+    t.keys(&["b"]);
+    t.wait_row("wait_on_future", &["✘ failed", "DeadlockErr"]);
+    t.wait_row("wait_on_future/pow", &["✔ done", "25"]);
+    t.wait_text("finished, exit 1");
+    t.keys(&["q"]);
+    let s = t.wait_text("EXIT=1");
+    assert!(s.contains("futuretop: 2 futures: 1 done, 1 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    t.assert_restored("deadlock-starvation · ");
+}
+
+#[test]
+fn a_queued_task_found_with_slash_is_cancelled_with_c() {
+    if !tmux_here("a_queued_task_found_with_slash_is_cancelled_with_c") {
+        return;
+    }
+    let file = TaskFile::new("cancel", QUEUED);
+    let t = Tmux::run("cancel", 120, 40, &file.path());
+    t.wait_row("blocker", &["▶ running"]);
+    t.wait_row("q-beta", &["· pending"]);
+    t.keys(&["/"]);
+    t.wait_text("search: ▏");
+    t.send_literal("beta");
+    let s = t.wait_text("search: beta▏");
+    assert!(Tmux::row(&s, "q-alpha").is_none(), "the search narrows the table:\n{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("the search to end", |s| !s.contains("search: beta▏") && s.contains("/beta"));
+    t.keys(&["c"]);
+    let row = t.wait_row("q-beta", &["⊘ cancelled"]);
+    assert!(!row.contains("pending"), "{row}");
+    // Esc clears the search: the other queued tasks are still pending, the blocker runs.
+    t.keys(&["Escape"]);
+    t.wait_check("every row back, only q-beta cancelled", |s| {
+        for (name, state) in [("blocker", "▶ running"), ("q-alpha", "· pending"), ("q-gamma", "· pending")] {
+            if !Tmux::row(s, name).is_some_and(|r| r.contains(state)) {
+                return Err(format!("{name} is not {state}"));
+            }
+        }
+        if s.contains("⊘ cancelled 1") {
+            Ok(())
+        } else {
+            Err("the header does not count it".into())
+        }
+    });
+}
+
+#[test]
+fn x_kills_a_running_task_on_a_thread_pool_and_on_a_process_pool() {
+    if !tmux_here("x_kills_a_running_task_on_a_thread_pool_and_on_a_process_pool") {
+        return;
+    }
+    let file = TaskFile::new("kill", LONG);
+    let t = Tmux::run("kill", 120, 40, &file.path());
+    t.wait_row("tsleep", &["▶ running"]);
+    t.wait_row("psleep", &["▶ running"]);
+    // The selection starts on the first row: tsleep.
+    t.keys(&["x"]);
+    let row = t.wait_row("tsleep", &["✘ failed"]);
+    assert!(row.contains("Killed"), "{row}");
+    assert!(Tmux::row(&t.screen(), "psleep").unwrap().contains("▶ running"), "only the selected task died");
+    t.keys(&["j"]);
+    t.keys(&["x"]);
+    let row = t.wait_row("psleep", &["✘ failed"]);
+    assert!(row.contains("Killed"), "{row}");
+    t.wait_text("finished, exit 1");
+    t.keys(&["q"]);
+    t.wait_text("EXIT=1");
+    t.assert_restored("long-sleeps · ");
+}
+
+#[test]
+fn q_asks_while_tasks_run_n_keeps_running_y_stops_with_130() {
+    if !tmux_here("q_asks_while_tasks_run_n_keeps_running_y_stops_with_130") {
+        return;
+    }
+    let file = TaskFile::new("quit", LONG);
+    let t = Tmux::shell("quit", 120, 40, &file.path());
+    t.wait_row("tsleep", &["▶ running"]);
+    t.keys(&["q"]);
+    t.wait_text("quit and stop them? (y/n)");
+    t.keys(&["n"]);
+    t.wait_text("quit cancelled");
+    t.wait_row("tsleep", &["▶ running"]);
+    t.wait_text("· running");
+    t.keys(&["q"]);
+    t.wait_text("quit and stop them? (y/n)");
+    // The question stays up while the monitor's clock ticks (4 times a second).
+    let asked = Instant::now();
+    while asked.elapsed() < Duration::from_millis(700) {
+        let s = t.screen();
+        assert!(s.contains("(y/n)"), "the question went away by itself:\n{s}");
+        std::thread::sleep(POLL);
+    }
+    t.keys(&["y"]);
+    let s = t.wait_text("EXIT=130");
+    assert!(s.contains("exit code 130"), "the summary:\n{s}");
+    t.assert_restored("long-sleeps · ");
+    t.assert_shell_back();
+}
+
+#[test]
+fn the_help_overlay_lists_every_key_and_ctrl_c_stops() {
+    if !tmux_here("the_help_overlay_lists_every_key_and_ctrl_c_stops") {
+        return;
+    }
+    let file = TaskFile::new("help", LONG);
+    let t = Tmux::run("help", 120, 40, &file.path());
+    t.wait_row("tsleep", &["▶ running"]);
+    t.keys(&["?"]);
+    let s = t.wait_text("keys (any key closes)");
+    for (key, what) in HELP {
+        assert!(s.contains(&format!("{key:<15} {what}")), "help lists {key:?}:\n{s}");
+    }
+    t.keys(&["Escape"]);
+    let s = t.wait_for("the help to close", |s| !s.contains("keys (any key closes)"));
+    assert!(Tmux::row(&s, "tsleep").is_some(), "the table is back:\n{s}");
+    t.keys(&["C-c"]);
+    let s = t.wait_text("EXIT=130");
+    assert!(s.contains("exit code 130"), "{s}");
+    t.assert_restored("long-sleeps · ");
+}
+
+#[test]
+fn the_80x24_layout_shows_header_rows_banner_and_footer() {
+    if !tmux_here("the_80x24_layout_shows_header_rows_banner_and_footer") {
+        return;
+    }
+    let t = Tmux::run("small", 80, 24, "");
+    t.wait_check("the demo's screen at 80x24", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        let want = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_owned()) };
+        want(lines.len() == 24, "24 lines")?;
+        want(lines[0].starts_with(" futuretop-demo · config.example.yaml · "), "the header")?;
+        want(lines[1].contains("✔ done") && lines[1].contains("⊘ cancelled"), "the counts")?;
+        want(lines[2].contains("cpu ") && lines[2].contains("mem ") && lines[2].ends_with('G'), "system figures")?;
+        want(s.contains("DEADLOCK") && s.contains("press b to break"), "the banner and its way out")?;
+        let rows = lines
+            .iter()
+            .filter(|l| {
+                l.starts_with('│') && ["pending", "running", "blocked", "done", "failed"].iter().any(|w| l.contains(w))
+            })
+            .count();
+        want(rows >= 6, "six task rows")?;
+        want(Tmux::row(s, "warmup").is_some(), "the first task")?;
+        want(s.contains("workers") && s.contains("pair (thread, "), "the workers panel")?;
+        let footer = lines[23];
+        for k in ["q quit", "? help", "c cancel", "x kill", "b break", "/ find", "t timeline"] {
+            want(footer.contains(k), &format!("the key line shows {k:?}"))?;
+        }
+        want(lines.iter().all(|l| l.chars().count() <= 80), "no line wider than the terminal")
+    });
+    t.keys(&["C-c"]);
+    t.wait_text("EXIT=130");
+    t.assert_restored("futuretop-demo · ");
+}
+
+/// A recorded log whose second task finishes 20 s after the first: the replay waits there
+/// until `.` steps it on.
+fn slow_log() -> String {
+    use futuretop::events::Counts;
+    use futuretop::events::Event;
+    use futuretop::events::EventKind;
+    use futuretop::events::PoolInfo;
+    let kinds = [
+        (
+            0.0,
+            EventKind::RunStarted {
+                version: 1,
+                run: "recorded".into(),
+                file: "recorded.yaml".into(),
+                pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 1 }],
+                tasks: 2,
+            },
+        ),
+        (0.0, EventKind::Pending { task: "first".into(), id: 1, pool: "io".into() }),
+        (0.0, EventKind::Pending { task: "second".into(), id: 2, pool: "io".into() }),
+        (0.0, EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None }),
+        (0.0, EventKind::Running { task: "first".into(), id: 1, pool: "io".into(), worker: "io-1".into(), pid: None }),
+        (0.1, EventKind::Done { task: "first".into(), id: 1, pool: "io".into(), result: 1.into() }),
+        (0.1, EventKind::Running { task: "second".into(), id: 2, pool: "io".into(), worker: "io-1".into(), pid: None }),
+        (20.0, EventKind::Done { task: "second".into(), id: 2, pool: "io".into(), result: 2.into() }),
+        (
+            20.0,
+            EventKind::RunFinished {
+                counts: Counts { done: 2, exception: 0, cancelled: 0, unfinished: 0 },
+                exit_code: 0,
+            },
+        ),
+    ];
+    kinds
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, kind))| serde_json::to_string(&Event { seq: i as u64 + 1, t, kind }).expect("an event") + "\n")
+        .collect()
+}
+
+#[test]
+fn a_replay_is_read_only_and_steps_with_dot_to_the_final_screen() {
+    if !tmux_here("a_replay_is_read_only_and_steps_with_dot_to_the_final_screen") {
+        return;
+    }
+    let file = TaskFile::new("replay", &slow_log());
+    let t = Tmux::run("replay", 120, 40, &format!("replay {}", file.path()));
+    t.wait_row("second", &["▶ running"]);
+    t.wait_text("recorded · recorded.yaml · 0.1s · replay");
+    // Steering keys do not reach a recorded run.
+    t.keys(&["j"]);
+    t.keys(&["x"]);
+    t.wait_text("a replay is read-only");
+    // `.` sends the next event at once: second is done, then the run finished.
+    t.keys(&["."]);
+    t.wait_row("second", &["✔ done", "2"]);
+    t.keys(&["."]);
+    t.wait_check("the final screen", |s| {
+        let ok = s.contains("recorded · recorded.yaml · 20.0s · finished, exit 0")
+            && s.contains("✔ done 2")
+            && s.contains("2/2");
+        if ok {
+            Ok(())
+        } else {
+            Err("not the log's final state".into())
+        }
+    });
+    // Nothing runs in a replay: q leaves at once.
+    t.keys(&["q"]);
+    t.wait_text("EXIT=0");
+    t.assert_restored("recorded · ");
+}
+
+#[test]
+fn a_replay_plays_at_its_recorded_pace_and_plus_speeds_it_up() {
+    if !tmux_here("a_replay_plays_at_its_recorded_pace_and_plus_speeds_it_up") {
+        return;
+    }
+    let file = TaskFile::new("faster", &slow_log());
+    let t = Tmux::run("faster", 120, 40, &format!("replay {}", file.path()));
+    t.wait_row("second", &["▶ running"]);
+    // At the recorded pace the last events are 20 s away, past the deadline; 64 times
+    // faster they are a third of a second away.
+    t.send_literal("++++++");
+    t.wait_text("20.0s · finished, exit 0");
+    t.keys(&["q"]);
+    t.wait_text("EXIT=0");
+}
+
+/// The colours an SGR-annotated capture (`capture-pane -e`) sets: each `ESC [ ... m`
+/// sequence's foreground or background parameters (`31`, `48;5;1`, ...), not the
+/// attributes (bold, reverse) or the resets to the default colour (`39`, `49`).
+fn colours(captured: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for seq in captured.split("\x1b[").skip(1) {
+        let Some(end) = seq.find(|c: char| !(c.is_ascii_digit() || c == ';')) else { continue };
+        if !seq[end..].starts_with('m') {
+            continue;
+        }
+        let params: Vec<u32> = seq[..end].split(';').filter_map(|p| p.parse().ok()).collect();
+        let mut i = 0;
+        while i < params.len() {
+            match params[i] {
+                38 | 48 => {
+                    let n = if params.get(i + 1) == Some(&5) { 3 } else { 5 };
+                    let end = (i + n).min(params.len());
+                    found.push(params[i..end].iter().map(u32::to_string).collect::<Vec<_>>().join(";"));
+                    i += n;
+                    continue;
+                }
+                p @ (30..=37 | 40..=47 | 90..=97 | 100..=107) => found.push(p.to_string()),
+                _ => {}
+            }
+            i += 1;
+        }
+    }
+    found
+}
+
+#[test]
+fn no_color_paints_nothing_and_the_banner_still_stands_out() {
+    if !tmux_here("no_color_paints_nothing_and_the_banner_still_stands_out") {
+        return;
+    }
+    for no_color in [true, false] {
+        let name = if no_color { "nocolor" } else { "color" };
+        let env = if no_color { "env NO_COLOR=1 " } else { "" };
+        let t = Tmux::start(name, 120, 40, &format!("{env}{BIN} demo deadlock-cycle; echo EXIT=$?; sleep 60"));
+        t.wait_text("press b to break");
+        let out = Tmux::tmux(&t.socket, &["capture-pane", "-p", "-e", "-t", "ft"]);
+        let captured = String::from_utf8_lossy(&out.stdout).into_owned();
+        let banner = captured.lines().find(|l| l.contains("DEADLOCK")).unwrap_or_default().to_owned();
+        if no_color {
+            assert_eq!(colours(&captured), Vec::<String>::new(), "NO_COLOR: no colour at all:\n{captured}");
+            assert!(banner.contains("\x1b[1;7m"), "the banner is bold and reversed instead: {banner:?}");
+            assert!(captured.contains("▶ blocked"), "words and symbols carry the states");
+        } else {
+            let c = colours(&banner);
+            assert!(c.contains(&"48;5;1".to_owned()) || c.contains(&"41".to_owned()), "a red banner: {banner:?}");
+        }
+        t.keys(&["C-c"]);
+        t.wait_text("EXIT=130");
+    }
+}
+
+/// Thread and process pools each running a `sleep` call and a `sleep` command.
+const SIGNALLED: &str = "
+name: signalled
+pools:
+  th: { kind: thread, max_workers: 2 }
+  pr: { kind: process, max_workers: 2 }
+tasks:
+  - name: tsleep
+    pool: th
+    call: sleep
+    args: { secs: 30 }
+  - name: tcmd
+    pool: th
+    command: [sleep, '31']
+  - name: psleep
+    pool: pr
+    call: sleep
+    args: { secs: 30 }
+  - name: pcmd
+    pool: pr
+    command: [sleep, '32']
+";
+
+/// A signal to the monitor mid-run: exit 130, the terminal restored, the event log
+/// complete, and no worker process or command left behind.
+fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
+    let test = format!("{signal:?}").to_lowercase();
+    let file = TaskFile::new(&test, SIGNALLED);
+    let pid_file = TaskFile::new(&format!("{test}-pid"), "");
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for(&test)));
+    // The shell writes its pid, then becomes futuretop (exec keeps the pid).
+    let command = format!(
+        "sh -c 'echo $$ > \"$0\"; exec \"$1\" run \"$2\" --events \"$3\"' {} {BIN} {} {}; echo EXIT=$?; sleep 60",
+        pid_file.path(),
+        file.path(),
+        log.display()
+    );
+    let t = Tmux::start(&test, 120, 40, &command);
+    for name in ["tsleep", "tcmd", "psleep", "pcmd"] {
+        t.wait_row(name, &["▶ running"]);
+    }
+    let pid: u32 = std::fs::read_to_string(&pid_file.0).expect("the pid file").trim().parse().expect("a pid");
+    // Two workers, two commands (one under its supervisor): all below futuretop now.
+    let start = Instant::now();
+    let mut below = descendants(pid);
+    while below.len() < 5 && start.elapsed() < DEADLINE {
+        std::thread::sleep(POLL);
+        below = descendants(pid);
+    }
+    assert!(below.len() >= 5, "workers and commands below futuretop: {below:?}");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")), signal).expect("kill");
+    let s = t.wait_text("EXIT=130");
+    assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
+    t.assert_restored("signalled · ");
+    let logged = std::fs::read_to_string(&log).expect("the event log");
+    let _ = std::fs::remove_file(&log);
+    let last: serde_json::Value = serde_json::from_str(logged.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["event"], "run_finished", "{last}");
+    assert_eq!(last["exit_code"], 130, "{last}");
+    // Gone, or a zombie, or a pid since reused by a process with another start time.
+    let gone = |(p, start, _): &(u32, u64, String)| proc_stat(*p).is_none_or(|(_, s)| s != *start);
+    let start = Instant::now();
+    while !below.iter().all(gone) {
+        assert!(start.elapsed() < DEADLINE, "left behind: {:?}", below.iter().filter(|p| !gone(p)).collect::<Vec<_>>());
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn sigterm_stops_the_run_and_restores_the_terminal() {
+    if !tmux_here("sigterm_stops_the_run_and_restores_the_terminal") {
+        return;
+    }
+    signal_stops_the_run(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_the_run_and_restores_the_terminal() {
+    if !tmux_here("sigint_stops_the_run_and_restores_the_terminal") {
+        return;
+    }
+    signal_stops_the_run(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sighup_stops_the_run_and_restores_the_terminal() {
+    if !tmux_here("sighup_stops_the_run_and_restores_the_terminal") {
+        return;
+    }
+    signal_stops_the_run(nix::sys::signal::Signal::SIGHUP);
+}
+
+/// Every line of a screen but the last two (the log line and the key hints, which
+/// differ between a live run and a replay by design).
+fn body(screen: &str) -> Vec<String> {
+    let lines: Vec<String> = screen.lines().map(|l| l.trim_end().to_owned()).collect();
+    lines[..lines.len().saturating_sub(2)].to_vec()
+}
+
+#[test]
+fn a_replay_ends_on_the_live_runs_final_screen() {
+    if !tmux_here("a_replay_ends_on_the_live_runs_final_screen") {
+        return;
+    }
+    // Long enough for system samples (about one a second) and many sparkline samples;
+    // a thread pool and a process pool, failures and results.
+    let yaml = "name: same-screen
+pools:
+  io: { kind: thread, max_workers: 2 }
+  cpu: { kind: process, max_workers: 2 }
+tasks:
+  - name: nap
+    pool: io
+    call: sleep
+    map: { secs: [0.3, 0.6, 0.9, 1.2, 0.4, 0.7] }
+  - name: burn
+    pool: cpu
+    call: spin
+    map: { secs: [0.5, 1.0, 1.5, 0.2] }
+  - name: broken
+    pool: io
+    call: fail
+    args: { message: on purpose }
+";
+    let file = TaskFile::new("same", yaml);
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("same")));
+    let live = Tmux::run("same", 160, 45, &format!("run {} --events {}", file.path(), log.display()));
+    let live_screen = live.wait_text("finished, exit 1");
+    // Let a few more clock ticks pass: the final screen must not move after the end.
+    std::thread::sleep(Duration::from_millis(600));
+    let live_screen_later = live.screen();
+    assert_eq!(body(&live_screen), body(&live_screen_later), "the live screen moved after the run ended");
+    live.keys(&["q"]);
+    live.wait_text("EXIT=1");
+
+    let replay = Tmux::run("same-replay", 160, 45, &format!("replay {}", log.display()));
+    replay.wait_text("same-screen");
+    replay.send_literal("+++");
+    let replay_screen = replay.wait_text("finished, exit 1");
+    let _ = std::fs::remove_file(&log);
+    assert!(live_screen.contains("cpu ") && !live_screen.contains("cpu –"), "no system figures:\n{live_screen}");
+    assert_eq!(body(&live_screen), body(&replay_screen), "live:\n{live_screen}\nreplay:\n{replay_screen}");
+}
+
+#[test]
+fn a_panic_in_the_render_path_restores_the_terminal_prints_once_and_completes_the_log() {
+    if !tmux_here("a_panic_in_the_render_path_restores_the_terminal_prints_once_and_completes_the_log") {
+        return;
+    }
+    let file = TaskFile::new("panic", QUEUED);
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("panic")));
+    // (No backtrace: the screen is checked for the message alone.)
+    let fault = format!("RUST_BACKTRACE=0 {}=render-panic", futuretop::tui::FAULT_ENV);
+    let t = Tmux::shell_with("panic", 120, 40, &fault, &format!("run {} --events {}", file.path(), log.display()));
+    let s = t.wait_text("EXIT=101");
+    t.assert_restored("queued · ");
+    t.assert_shell_back();
+    assert_eq!(s.matches("injected fault: a panic in the render path").count(), 1, "the message once:\n{s}");
+    assert!(s.contains("the monitor stopped on the error above"), "{s}");
+    // The run was stopped, and its log ends with `run_finished` (exit 130: interrupted).
+    let text = std::fs::read_to_string(&log).expect("the event log");
+    let _ = std::fs::remove_file(&log);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["event"], "run_finished", "{last}");
+    assert_eq!(last["exit_code"], 130, "{last}");
+}

@@ -1,0 +1,477 @@
+//! The command line of DESIGN §4, through the real binary: `--help` and `--version` on
+//! every subcommand, `demo` listing the bundled scenarios, `validate` accepting every
+//! bundled file, every bundled scenario run headless with its exit code and summary, and
+//! SIGINT (Ctrl-C), SIGTERM and SIGHUP in the middle of a run: exit 130, a complete event
+//! log, and no child process left behind.
+//!
+//! Nothing here sleeps to let something happen: the tests poll a condition (a line in the
+//! event log, a process in /proc) against a generous deadline.
+
+// The helpers below are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::procs::{descendants, proc_stat};
+use crate::common::scratch;
+
+/// What the concurrent.futures documentation prints for its ProcessPoolExecutor example
+/// (`is_prime` over PRIMES): `[True, True, True, True, True, False]`.
+const PYTHON_PRIMES: [bool; 6] = [true, true, true, true, true, false];
+
+/// Upper bound for anything that should happen soon; a passing test never waits this long.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+const SUBCOMMANDS: [&str; 4] = ["run", "validate", "demo", "replay"];
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_futuretop"));
+    c.args(args).current_dir(manifest_dir()).env("NO_COLOR", "1").stdin(Stdio::null());
+    c
+}
+
+fn futuretop(args: &[&str]) -> Output {
+    command(args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The event log as JSON values, one a line.
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+/// The final event (`done`, `exception`, `cancelled`) of the future named `task`.
+fn final_event<'a>(log: &'a [Value], task: &str) -> &'a Value {
+    let ends: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["task"] == task && matches!(e["event"].as_str(), Some("done" | "exception" | "cancelled")))
+        .collect();
+    assert_eq!(ends.len(), 1, "{task} should end exactly once: {ends:?}");
+    ends[0]
+}
+
+/// A scenario run headless with an event log: its output and its events.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    log: Vec<Value>,
+}
+
+fn run_headless(args: &[&str]) -> Run {
+    let dir = scratch("run");
+    let log = dir.join("events.jsonl");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--headless", "--events", log.to_str().unwrap()]);
+    let out = futuretop(&all);
+    let run = Run { code: out.status.code(), stdout: text(&out.stdout), stderr: text(&out.stderr), log: events(&log) };
+    assert!(!run.stderr.contains("panicked"), "{args:?} panicked:\n{}", run.stderr);
+    assert_eq!(run.log.last().unwrap()["event"], "run_finished", "{args:?}: the log does not end with run_finished");
+    assert_eq!(run.log.last().unwrap()["exit_code"], run.code.unwrap(), "{args:?}: run_finished's exit code");
+    assert!(
+        run.stdout.contains(&format!("exit code {}", run.code.unwrap())),
+        "{args:?}: the summary should end with the exit code:\n{}",
+        run.stdout
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    run
+}
+
+// ---------------------------------------------------------------------------------------
+// --help, --version, demo, validate
+
+#[test]
+fn help_works_for_the_program_and_every_subcommand() {
+    let out = futuretop(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Usage: futuretop"), "{stdout}");
+    for sub in SUBCOMMANDS {
+        assert!(stdout.contains(sub), "the top-level help should list {sub}:\n{stdout}");
+        for args in [vec![sub, "--help"], vec!["help", sub]] {
+            let out = futuretop(&args);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+            let stdout = text(&out.stdout);
+            assert!(stdout.contains(&format!("Usage: futuretop {sub}")), "{args:?}:\n{stdout}");
+        }
+    }
+    // The run options are documented where they apply.
+    let run_help = text(&futuretop(&["run", "--help"]).stdout);
+    for option in ["--headless", "--events", "--on-deadlock"] {
+        assert!(run_help.contains(option), "run --help should document {option}:\n{run_help}");
+    }
+}
+
+#[test]
+fn version_works_for_the_program_and_every_subcommand() {
+    // DESIGN §4: "`--help` and `--version` everywhere".
+    let version = env!("CARGO_PKG_VERSION");
+    let mut failures = Vec::new();
+    for args in [vec!["--version"], vec!["-V"]].into_iter().chain(SUBCOMMANDS.iter().map(|sub| vec![*sub, "--version"]))
+    {
+        let out = futuretop(&args);
+        let stdout = text(&out.stdout);
+        if out.status.code() != Some(0) || !stdout.contains("futuretop") || !stdout.contains(version) {
+            failures.push(format!(
+                "{args:?}: exit {:?}, stdout {stdout:?}, stderr {:?}",
+                out.status.code(),
+                text(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "--version failed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn demo_lists_every_bundled_scenario() {
+    let out = futuretop(&["demo"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    for name in ["example", "deadlock-cycle", "deadlock-starvation", "primes", "urls", "batch"] {
+        assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name} missing from:\n{stdout}");
+    }
+    let out = futuretop(&["demo", "no-such-demo", "--headless"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown demo 'no-such-demo'"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn validate_says_ok_for_every_bundled_file() {
+    let mut files = vec!["config.example.yaml".to_owned()];
+    for entry in std::fs::read_dir(manifest_dir().join("assets")).unwrap() {
+        files.push(format!("assets/{}", entry.unwrap().file_name().to_string_lossy()));
+    }
+    assert!(files.len() >= 6, "{files:?}");
+    // Validating a slurm pool asks the cluster (sinfo): only where there is one.
+    let slurm = Command::new("sinfo").arg("-h").output().is_ok_and(|o| o.status.success());
+    for file in files {
+        let yaml = std::fs::read_to_string(manifest_dir().join(&file)).unwrap();
+        if !slurm && yaml.contains("kind: slurm") {
+            println!("validate {file}: skipped, no Slurm cluster answers here");
+            continue;
+        }
+        let out = futuretop(&["validate", &file]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{file}: {}", text(&out.stderr));
+        assert!(stdout.starts_with(&format!("{file}: ok (")), "{file}: {stdout}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Every bundled scenario, headless
+
+#[test]
+fn primes_runs_and_matches_python() {
+    for args in [&["demo", "primes"][..], &["run", "assets/primes.yaml"][..]] {
+        let run = run_headless(args);
+        assert_eq!(run.code, Some(0), "{args:?}: {}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("6 futures: 6 done, 0 failed, 0 cancelled"), "{}", run.stdout);
+        let results: Vec<Value> =
+            (0..6).map(|i| final_event(&run.log, &format!("is_prime[{i}]"))["result"].clone()).collect();
+        assert_eq!(results, PYTHON_PRIMES.map(Value::Bool), "{args:?}");
+        // A process pool: every task ran in a worker process with a pid.
+        assert!(run.log.iter().filter(|e| e["event"] == "running").all(|e| e["pid"].as_u64().is_some()));
+    }
+}
+
+#[test]
+fn urls_starts_its_own_server_and_one_url_fails() {
+    let run = run_headless(&["demo", "urls"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("serving the demo pages on http://127.0.0.1:"), "{}", run.stderr);
+    assert!(run.stdout.contains("5 futures: 4 done, 1 failed, 0 cancelled"), "{}", run.stdout);
+    let failed = final_event(&run.log, "load_url[4]");
+    assert_eq!(failed["event"], "exception");
+    assert_eq!(failed["error"]["type"], "TaskError");
+    assert!(run.stdout.contains("load_url[4]: TaskError: http://127.0.0.1:1/nonexistant-subdomain"), "{}", run.stdout);
+    for i in 0..4 {
+        let done = final_event(&run.log, &format!("load_url[{i}]"));
+        assert_eq!(done["event"], "done");
+        assert!(done["result"].as_u64().unwrap() >= 1000, "page size {}", done["result"]);
+    }
+}
+
+#[test]
+fn batch_fails_with_a_broken_process_pool_that_names_the_worker() {
+    let run = run_headless(&["demo", "batch"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("13 futures: 8 done, 4 failed, 1 cancelled"), "{}", run.stdout);
+    // The worker that ran 'segfault' is named by its pid.
+    let running = run.log.iter().find(|e| e["event"] == "running" && e["task"] == "segfault").unwrap();
+    let pid = running["pid"].as_u64().unwrap();
+    let crashed = final_event(&run.log, "segfault");
+    assert_eq!(crashed["error"]["type"], "BrokenProcessPool");
+    let message = crashed["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("(pid {pid})")), "{message}");
+    assert!(message.contains("while running 'segfault'"), "{message}");
+    assert!(message.contains("killed by signal"), "{message}");
+    let line = run.stdout.lines().find(|l| l.trim_start().starts_with("segfault: BrokenProcessPool:")).unwrap();
+    assert!(line.contains(&format!("(pid {pid})")) && line.contains("'segfault'"), "{line}");
+    // The pool's pending futures fail the same way; the rest of the batch is unaffected.
+    for t in ["after-crash[0]", "after-crash[1]"] {
+        assert_eq!(final_event(&run.log, t)["error"]["type"], "BrokenProcessPool");
+    }
+    assert!(run.stdout.contains("upload: TaskError: upload refused: quota exceeded"), "{}", run.stdout);
+    assert!(run.stdout.contains("notify: dependency 'upload' failed"), "{}", run.stdout);
+    assert!(run.stderr.contains("pool 'fragile' broke"), "{}", run.stderr);
+}
+
+#[test]
+fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
+    let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);
+    assert_eq!(run.code, Some(3), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("deadlock: a waits on b and b waits on a"), "{}", run.stderr);
+
+    let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "break"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("2 futures: 0 done, 2 failed"), "{}", run.stdout);
+    // The victim gets the DeadlockError; the other re-raises it from its wait, as
+    // `b.result()` re-raises b's exception in Python.
+    for t in ["a", "b"] {
+        assert_eq!(final_event(&run.log, t)["error"]["type"], "DeadlockError");
+    }
+    assert!(run.stdout.contains("DeadlockError"), "{}", run.stdout);
+}
+
+#[test]
+fn deadlock_starvation_is_broken_and_the_inner_pow_then_runs() {
+    let run = run_headless(&["demo", "deadlock-starvation", "--on-deadlock", "break"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("pool 'single' has 1 worker"), "{}", run.stderr);
+    assert!(run.stdout.contains("wait_on_future: DeadlockError"), "{}", run.stdout);
+    let pow = final_event(&run.log, "wait_on_future/pow");
+    assert_eq!(pow["event"], "done");
+    assert_eq!(pow["result"], 25);
+}
+
+#[test]
+fn the_default_demo_runs_headless() {
+    // The embedded config.example.yaml; break its deadlock rather than wait 8 s for a timeout.
+    let run = run_headless(&["demo", "example", "--on-deadlock", "break"]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("24 futures: 19 done, 4 failed, 1 cancelled"), "{}", run.stdout);
+    for line in [
+        "flaky: TaskError: upstream returned 503",
+        "broken-command: CommandFailed: `sh` exited with status 3: disk full",
+        "publish: dependency 'flaky' failed",
+    ] {
+        assert!(run.stdout.contains(line), "{line:?} missing:\n{}", run.stdout);
+    }
+    assert_eq!(final_event(&run.log, "square")["result"], 25);
+    assert_eq!(final_event(&run.log, "primes[5]")["result"], false);
+    assert_eq!(final_event(&run.log, "power")["result"].as_str().map(str::len), Some(3099));
+}
+
+#[test]
+fn replay_prints_the_recorded_runs_summary() {
+    let dir = scratch("replay");
+    let log = dir.join("events.jsonl");
+    let out = futuretop(&["demo", "primes", "--headless", "--events", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let replay = futuretop(&["replay", log.to_str().unwrap(), "--headless"]);
+    assert_eq!(replay.status.code(), Some(0), "{}", text(&replay.stderr));
+    let first = |o: &Output| text(&o.stdout).lines().next().unwrap().split(" in ").next().unwrap().to_owned();
+    assert_eq!(first(&replay), first(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ctrl-C
+
+/// Polls `cond` every 10 ms until it holds or the deadline passes.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigint_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
+    signal_mid_run(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
+    signal_mid_run(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn sighup_mid_run_exits_130_with_a_complete_log_and_no_child_left() {
+    signal_mid_run(nix::sys::signal::Signal::SIGHUP);
+}
+
+/// A headless run with two thread-pool commands, two process-pool workers and a queued
+/// task, stopped by `signal` in the middle.
+fn signal_mid_run(signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+
+    let dir = scratch(&format!("{signal:?}").to_lowercase());
+    let log = dir.join("events.jsonl");
+    let mut child =
+        command(&["run", "tests/fixtures/run/interrupt.yaml", "--headless", "--events", log.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    let pid = child.id();
+
+    // Mid-run: the four long tasks are running ...
+    let long_tasks = ["nap", "shell", "crunch", "grind"];
+    eventually("the long tasks to be running", || {
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        long_tasks.iter().all(|t| log.contains(&format!(r#""event":"running","task":"{t}""#)))
+    });
+    // ... and both commands have started their `sleep`.
+    let mut tree = Vec::new();
+    eventually("both commands' sleep processes", || {
+        tree = descendants(pid);
+        tree.iter().filter(|(_, _, cmd)| cmd.starts_with("sleep ")).count() == 2
+    });
+    let workers = tree.iter().filter(|(_, _, cmd)| cmd.contains("__futuretop_worker")).count();
+    assert_eq!(workers, 2, "two worker processes expected: {tree:?}");
+
+    kill(Pid::from_raw(i32::try_from(pid).unwrap()), signal).unwrap();
+    let mut status = None;
+    eventually("futuretop to exit after the signal", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(status.unwrap().code(), Some(130), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("exit code 130"), "{stdout}");
+
+    // The log is complete: it ends with run_finished, and every future that started ended.
+    let events = events(&log);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["exit_code"], 130);
+    assert_eq!(last["counts"]["unfinished"], 0, "{last}");
+    for t in long_tasks {
+        assert_eq!(final_event(&events, t)["error"]["type"], "Killed", "{t}");
+    }
+    assert_eq!(final_event(&events, "later")["event"], "cancelled");
+
+    // No child is left: every process that was below futuretop is gone (a pid reused
+    // since then has another start time).
+    eventually("every child process to be gone", || {
+        tree.iter().all(|(p, start, _)| proc_stat(*p).is_none_or(|(_, s)| s != *start))
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---------------------------------------------------------------------------------------
+// The environment a command sees
+
+/// A process-pool worker is started with variables for its own sake (a smaller mimalloc
+/// arena, no transparent huge pages) and with its parent's pid; a command, in a worker or
+/// in a thread pool, sees none of them, and gets transparent huge pages as futuretop has
+/// them (the worker turned them off only for its own start-up). What the user's
+/// environment or the task's `env:` sets always reaches it.
+#[test]
+fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
+    let dir = scratch("env");
+    let file = dir.join("env.yaml");
+    let show = r#"["sh", "-c", "echo vars: ${MIMALLOC_ARENA_RESERVE-unset} ${MIMALLOC_ALLOW_THP-unset} ${FUTURETOP_ADDED_ENV-unset} ${FUTURETOP_PARENT_PID-unset} thp:$(grep -s THP_enabled /proc/self/status | tr -dc 0-9)"]"#;
+    // Transparent huge pages as this test process has them (futuretop inherits them).
+    let thp = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("THP_enabled"))
+        .map(|l| l.chars().filter(char::is_ascii_digit).collect::<String>())
+        .unwrap_or_default();
+    std::fs::write(
+        &file,
+        format!(
+            "name: env\npools:\n  pr: {{ kind: process, max_workers: 1 }}\n  th: {{ kind: thread, max_workers: 1 }}\n\
+             tasks:\n\
+             \x20 - {{ name: in-process-pool, pool: pr, command: {show} }}\n\
+             \x20 - {{ name: in-thread-pool, pool: th, command: {show} }}\n\
+             \x20 - {{ name: own-value, pool: pr, command: {show}, env: {{ MIMALLOC_ARENA_RESERVE: 8M }} }}\n\
+             \x20 - {{ name: own-pid-var, pool: th, command: {show}, env: {{ FUTURETOP_PARENT_PID: '7' }} }}\n\
+             \x20 - {{ name: own-pid-var-in-worker, pool: pr, command: {show}, env: {{ FUTURETOP_PARENT_PID: '7' }} }}\n"
+        ),
+    )
+    .unwrap();
+    // `user`: a value of MIMALLOC_ARENA_RESERVE in futuretop's own environment;
+    // `thp_off`: futuretop is started with transparent huge pages turned off.
+    let run = |user: Option<&str>, thp_off: bool| {
+        let log = dir.join("events.jsonl");
+        let args = ["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()];
+        let mut c = if thp_off {
+            // PR_SET_THP_DISABLE is 41; the tests forbid `unsafe`, so python3 (which
+            // .ci/run installs) sets it and execs futuretop.
+            let mut c = Command::new("python3");
+            c.args([
+                "-c",
+                "import ctypes, os, sys; ctypes.CDLL(None).prctl(41, 1, 0, 0, 0); os.execv(sys.argv[1], sys.argv[1:])",
+            ])
+            .arg(env!("CARGO_BIN_EXE_futuretop"))
+            .args(args)
+            .current_dir(manifest_dir())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+            c
+        } else {
+            command(&args)
+        };
+        for name in ["MIMALLOC_ARENA_RESERVE", "MIMALLOC_ALLOW_THP", "FUTURETOP_ADDED_ENV", "FUTURETOP_PARENT_PID"] {
+            c.env_remove(name);
+        }
+        if let Some(v) = user {
+            c.env("MIMALLOC_ARENA_RESERVE", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+        let log = events(&log);
+        move |task: &str| {
+            let done = log.iter().find(|e| e["event"] == "done" && e["task"] == task);
+            done.unwrap_or_else(|| panic!("{task} is not done: {log:?}"))["result"].as_str().unwrap().trim().to_owned()
+        }
+    };
+    let result = run(None, false);
+    assert_eq!(result("in-process-pool"), format!("vars: unset unset unset unset thp:{thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: unset unset unset unset thp:{thp}"));
+    assert_eq!(result("own-value"), format!("vars: 8M unset unset unset thp:{thp}"));
+    assert_eq!(result("own-pid-var"), format!("vars: unset unset unset 7 thp:{thp}"));
+    assert_eq!(result("own-pid-var-in-worker"), format!("vars: unset unset unset 7 thp:{thp}"));
+    // The user's own setting is theirs: passed on, not replaced, not removed.
+    let result = run(Some("16M"), false);
+    assert_eq!(result("in-process-pool"), format!("vars: 16M unset unset unset thp:{thp}"));
+    assert_eq!(result("in-thread-pool"), format!("vars: 16M unset unset unset thp:{thp}"));
+    // Started with THP off, futuretop leaves it off for its commands too (python3 turns
+    // it off before it starts futuretop).
+    let python3 = crate::common::installed("python3", &["--version"]);
+    let python3 = crate::common::can_run(
+        "a_command_does_not_inherit_what_futuretop_set_for_itself (THP off)",
+        "python3",
+        python3,
+        "FUTURETOP_PYTHON_TESTS",
+    );
+    if !thp.is_empty() && python3 {
+        let result = run(None, true);
+        assert_eq!(result("in-process-pool"), "vars: unset unset unset unset thp:0");
+        assert_eq!(result("in-thread-pool"), "vars: unset unset unset unset thp:0");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
