@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::tasks::Builtin;
+pub use crate::tasks::CommandPlan;
 
 /// The largest task file accepted.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -101,19 +102,6 @@ pub struct SlurmPlan {
     pub time_limit: Option<u64>,
     /// The directory shared with the nodes.
     pub dir: Option<String>,
-}
-
-/// An external program to run.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct CommandPlan {
-    /// Program and arguments.
-    pub argv: Vec<String>,
-    /// Extra environment variables.
-    pub env: Vec<(String, String)>,
-    /// Working directory.
-    pub cwd: Option<String>,
-    /// Killed (with its process group) after this many seconds.
-    pub timeout: Option<f64>,
 }
 
 /// What a task does.

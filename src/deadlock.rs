@@ -1,6 +1,7 @@
 //! Deadlock detection: which futures can never make progress, why, and which wait to break. Pure logic.
 //!
-//! The model is built from the event stream: every pool's worker count, which futures
+//! The model knows no event: the detector stage ([`monitor`]) builds it from the event
+//! stream: every pool's worker count, which futures
 //! are pending in which pool, which are running, and which running task waits on which
 //! futures (and until when, if its wait has a timeout).
 //!
@@ -27,11 +28,10 @@
 //! will do), and a wait with a timeout counts while it lasts (the report says when it
 //! expires): so a report is never made for a wait that will be satisfied.
 
-pub(crate) mod monitor;
+pub mod monitor;
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::events::{Event, EventKind};
 use futuretop_engine::observe::IdMap;
 
 /// The kind of a deadlock.
@@ -151,25 +151,6 @@ impl Model {
             if ws.is_empty() {
                 self.waits.remove(&waiter);
             }
-        }
-    }
-
-    /// Updates the model from one event of the stream.
-    pub fn apply(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::RunStarted { pools, .. } => {
-                for p in pools {
-                    self.pool(&p.name, p.max_workers);
-                }
-            }
-            EventKind::Pending { task, id, pool } => self.pending(*id, task, pool),
-            EventKind::Running { id, .. } => self.running(*id),
-            EventKind::Done { id, .. } | EventKind::Cancelled { id, .. } | EventKind::Exception { id, .. } => {
-                self.finished(*id);
-            }
-            EventKind::Wait { id, on_id, timeout, .. } => self.wait(*id, *on_id, e.t, *timeout),
-            EventKind::WaitEnd { id, on_id, .. } => self.wait_end(*id, *on_id),
-            _ => {}
         }
     }
 

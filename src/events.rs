@@ -17,7 +17,6 @@ use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::deadlock::monitor::Detector;
 use futuretop_engine::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
 use futuretop_engine::Exception;
 use futuretop_engine::Stream;
@@ -297,6 +296,16 @@ pub struct Counts {
     pub unfinished: usize,
 }
 
+/// A stage the bus feeds: it sees every event as it is published, and is asked for
+/// events of its own each time the bus has drained its queue (the deadlock detector is
+/// one), which the bus publishes in turn, ordered and logged like every other.
+pub trait Stage: Send {
+    /// Takes in one published event.
+    fn observe(&mut self, e: &Event);
+    /// After a batch of events: the events the stage has to publish.
+    fn check(&mut self) -> Vec<EventKind>;
+}
+
 /// What the bus receives.
 #[derive(Debug)]
 pub(crate) enum BusMsg {
@@ -336,7 +345,7 @@ pub(crate) struct Bus {
     log: Option<BufWriter<std::fs::File>>,
     log_error: Option<String>,
     subscribers: Vec<Sender<Arc<Event>>>,
-    detector: Option<Detector>,
+    stage: Option<Box<dyn Stage>>,
     /// `run_finished`, held until the bus closes.
     last: Option<(Instant, EventKind)>,
     /// The live worker processes, for the system sampler.
@@ -359,7 +368,7 @@ impl Bus {
         start: Instant,
         log: Option<&Path>,
         subscribers: Vec<Sender<Arc<Event>>>,
-        detector: Option<Detector>,
+        stage: Option<Box<dyn Stage>>,
     ) -> std::io::Result<Self> {
         let log = log.map(std::fs::File::create).transpose()?.map(|f| BufWriter::with_capacity(LOG_BUFFER, f));
         Ok(Self {
@@ -371,7 +380,7 @@ impl Bus {
             log,
             log_error: None,
             subscribers,
-            detector,
+            stage,
             last: None,
             worker_pids: WorkerPids::default(),
             line: Vec::with_capacity(256),
@@ -393,9 +402,9 @@ impl Bus {
         }
     }
 
-    /// Asks the deadlock detector for news and publishes it.
-    fn check_deadlocks(&mut self) {
-        let news = self.detector.as_mut().map(Detector::check).unwrap_or_default();
+    /// Asks the stage for news and publishes it.
+    fn check_stage(&mut self) {
+        let news = self.stage.as_mut().map(|s| s.check()).unwrap_or_default();
         let now = Instant::now();
         for kind in news {
             self.publish(now, kind);
@@ -410,7 +419,7 @@ impl Bus {
             let msg = match rx.try_recv() {
                 Ok(m) => m,
                 Err(crossbeam_channel::TryRecvError::Empty) => {
-                    self.check_deadlocks();
+                    self.check_stage();
                     // A pause in the stream: the log is flushed if nothing more comes
                     // within FLUSH_AFTER (a flush a burst would cost a write each).
                     if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
@@ -448,7 +457,7 @@ impl Bus {
                             self.handle(m);
                         }
                     }
-                    self.check_deadlocks();
+                    self.check_stage();
                     if let Some((at, last)) = self.last.take() {
                         self.publish(at, last);
                     }
@@ -603,8 +612,8 @@ impl Bus {
         self.last_t = t;
         // One allocation an event, shared by the log and every subscriber.
         let event = Arc::new(Event { seq: self.seq, t, kind });
-        if let Some(d) = self.detector.as_mut() {
-            d.observe(&event);
+        if let Some(stage) = self.stage.as_mut() {
+            stage.observe(&event);
         }
         if let Some(log) = self.log.as_mut() {
             // Serialised into a buffer kept from line to line (no allocation an event),

@@ -4,12 +4,13 @@
 //! deadlocks they form.
 //!
 //! This crate is the application: the task-file schema and its validation ([`config`]),
-//! the built-in callables and external commands ([`tasks`]), the run ([`runner`]), its
+//! the built-in callables and external commands ([`tasks`]), the run ([`runner`]) and what steers it ([`control`]), its
 //! events ([`events`]), the deadlock detector ([`deadlock`]), the headless reporter
 //! ([`headless`]) and the monitor ([`tui`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
 
 pub mod config;
+pub mod control;
 pub mod deadlock;
 pub mod demo;
 pub mod events;

@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use cli::{Cli, Command, DeadlockPolicy, RunArgs};
 use futuretop::config::Plan;
-use futuretop::runner::Control;
-use futuretop::runner::OnDeadlock;
+use futuretop::control::Control;
+use futuretop::control::OnDeadlock;
 use futuretop::runner::RunOptions;
 use futuretop::tui::app::RowState;
 

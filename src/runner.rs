@@ -17,7 +17,9 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::Value;
 
 use crate::config::{Plan, PoolKind, Work};
-use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, EVENTS_VERSION};
+use crate::control::{Control, OnDeadlock};
+use crate::deadlock::monitor::{Detector, Verdict};
+use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION};
 use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
 use futuretop_engine::observe::FutureId;
@@ -25,18 +27,6 @@ use futuretop_engine::{
     Call, CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor,
 };
 use futuretop_engine::{ProcessCall, ProcessPoolExecutor, SlurmPool};
-
-/// What to do when a deadlock is detected (`--on-deadlock`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnDeadlock {
-    /// Report it and keep waiting, as Python would.
-    #[default]
-    Warn,
-    /// Report it and end the run with exit code 3.
-    Fail,
-    /// Report it and break it: the waiter whose wait began last gets a `DeadlockError`.
-    Break,
-}
 
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
@@ -54,23 +44,6 @@ pub struct RunOptions {
     /// Publish `system` events (CPU and memory of the machine and of worker processes,
     /// about once a second): for a monitor, and for a log that a replay will show.
     pub sample_system: bool,
-}
-
-/// A request to the runner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Control {
-    /// Cancel a pending future (Python's `cancel()`: pending only).
-    Cancel(FutureId),
-    /// Kill a running future (an extension).
-    Kill(FutureId),
-    /// Cancel every pending future of a pool (`shutdown(cancel_futures=True)` for that pool's queue).
-    CancelPool(String),
-    /// Break a deadlock: interrupt this future's wait with a `DeadlockError`.
-    BreakWait(FutureId),
-    /// A deadlock was detected under `--on-deadlock fail`: end the run with code 3.
-    DeadlockFail,
-    /// Ctrl-C or a termination signal: stop everything, exit 130.
-    Interrupt,
 }
 
 /// How a run ended.
@@ -283,12 +256,50 @@ impl TaskEnv for RegistryEnv {
     }
 }
 
+/// The deadlock detector as the bus's stage, and the runner's answer to its verdicts:
+/// `--on-deadlock` decides what a deadlock that formed leads to.
+struct DeadlockStage {
+    detector: Detector,
+    policy: OnDeadlock,
+    control: Sender<Control>,
+}
+
+impl Stage for DeadlockStage {
+    fn observe(&mut self, e: &Event) {
+        self.detector.observe(e);
+    }
+
+    fn check(&mut self) -> Vec<EventKind> {
+        let verdicts = self.detector.check();
+        let mut events = Vec::with_capacity(verdicts.len());
+        for verdict in verdicts {
+            match verdict {
+                Verdict::Formed { event, victim } => {
+                    match self.policy {
+                        OnDeadlock::Warn => {}
+                        OnDeadlock::Fail => {
+                            let _ = self.control.send(Control::DeadlockFail);
+                        }
+                        OnDeadlock::Break => {
+                            let _ = self.control.send(Control::BreakWait(victim));
+                        }
+                    }
+                    events.push(event);
+                }
+                Verdict::Resolved { event } => events.push(event),
+            }
+        }
+        events
+    }
+}
+
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
 pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event>>>) -> Result<RunHandle, String> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
-    let detector = crate::deadlock::monitor::Detector::new(control_tx.clone(), options.on_deadlock);
-    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(detector))
+    let detector =
+        DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone() };
+    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
         .map_err(|e| format!("cannot write the event log: {e}"))?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     // Dropping `stop_sampler` stops the system sampler (before the last event).

@@ -16,7 +16,18 @@ use futuretop_engine::executor::worker::{guard_process_groups, kill_process_grou
 use futuretop_engine::{Callables, Exception, Future, Stream, WorkerContext};
 use serde::Deserialize;
 
-use crate::config::CommandPlan;
+/// An external program to run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CommandPlan {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Killed (with its process group) after this many seconds.
+    pub timeout: Option<f64>,
+}
 
 /// A built-in callable with its validated arguments (DESIGN §3's table).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

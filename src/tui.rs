@@ -23,8 +23,8 @@ use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlter
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 
+use crate::control::Control;
 use crate::events::Event;
-use crate::runner::Control;
 use app::{Action, App, Command};
 use input::{Input, ReplayKey};
 use ui::Theme;

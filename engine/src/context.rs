@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::error::Exception;
-use crate::future::Signal;
 use crate::observe::{FutureId, SinkRef};
+use crate::signal::Signal;
 
 /// Why a running task is asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,14 @@ impl Interrupt {
     }
 }
 
-impl crate::future::Kill for Interrupt {
+/// Something that can stop a running task: installed by the worker that runs it.
+pub trait Kill: Send + Sync {
+    /// Stops `task`, which this worker runs, for `reason`; returns false if it could not
+    /// (the worker has moved on to another task, say).
+    fn kill(&self, task: FutureId, reason: InterruptReason) -> bool;
+}
+
+impl Kill for Interrupt {
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
         self.raise(task, reason)
     }

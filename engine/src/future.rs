@@ -25,10 +25,12 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::context::Kill;
 use crate::context::{self, InterruptReason, TaskContext};
 use crate::error::{CancelledError, Exception, FutureError, InvalidStateError, TimeoutError};
 use crate::observe::{emit, FutureId, Observation, Outcome, SinkRef, WaitOutcome};
-use crate::sync::{lock, Arc, Condvar, Mutex};
+pub(crate) use crate::signal::Signal;
+use crate::sync::{lock, Arc, Mutex};
 
 /// The public state of a future (Python's `_state`, with both cancelled states as one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,13 +55,6 @@ impl FutureState {
             Self::Finished => "finished",
         }
     }
-}
-
-/// Something that can stop a running task: installed by the worker that runs it.
-pub trait Kill: Send + Sync {
-    /// Stops `task`, which this worker runs, for `reason`; returns false if it could not
-    /// (the worker has moved on to another task, say).
-    fn kill(&self, task: FutureId, reason: InterruptReason) -> bool;
 }
 
 enum Phase<T> {
@@ -101,69 +96,6 @@ impl<T> Clone for Future<T> {
     }
 }
 
-/// What waits on futures: a flag, the ids that fired it, and a condition variable.
-/// One type serves `result()`, `wait()` and `as_completed()` (Python's `_Waiter`s).
-pub(crate) struct Signal {
-    state: Mutex<SignalState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-pub(crate) struct SignalState {
-    /// Futures that completed since the signal was installed, in completion order.
-    pub(crate) fired: Vec<FutureId>,
-    /// Set by an interrupt.
-    woken: bool,
-}
-
-impl Signal {
-    pub(crate) fn new() -> Self {
-        Self { state: Mutex::new(SignalState::default()), cv: Condvar::new() }
-    }
-
-    fn fire(&self, id: FutureId) {
-        lock(&self.state).fired.push(id);
-        self.cv.notify_all();
-    }
-
-    pub(crate) fn wake(&self) {
-        lock(&self.state).woken = true;
-        self.cv.notify_all();
-    }
-
-    /// Blocks until `ready` says so, `deadline` passes or `ctx`'s task is interrupted.
-    /// `ready` sees the ids fired so far and may drain them.
-    pub(crate) fn block(
-        &self,
-        deadline: Option<Instant>,
-        ctx: Option<&TaskContext>,
-        mut ready: impl FnMut(&mut Vec<FutureId>) -> bool,
-    ) -> WaitOutcome {
-        let mut s = lock(&self.state);
-        loop {
-            if ready(&mut s.fired) {
-                return WaitOutcome::Completed;
-            }
-            if ctx.is_some_and(|c| c.interrupt.pending().is_some()) {
-                return WaitOutcome::Interrupted;
-            }
-            s.woken = false;
-            match deadline {
-                None => {
-                    s = self.cv.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return WaitOutcome::TimedOut;
-                    }
-                    s = self.cv.wait_timeout(s, d - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
-                }
-            }
-        }
-    }
-}
-
 /// The deadline `timeout` from now; `None` for no timeout or one too far to represent.
 /// The longest a thread watches a future before it sleeps on it (see `spin_until_done`).
 #[cfg(not(loom))]
@@ -199,8 +131,9 @@ impl WaitScope {
         Self { ctx, targets }
     }
 
-    pub(crate) fn ctx(&self) -> Option<&TaskContext> {
-        self.ctx.as_ref()
+    /// Whether the waiting task (if a task waits) has been interrupted.
+    pub(crate) fn interrupted(&self) -> bool {
+        self.ctx.as_ref().is_some_and(|c| c.interrupt.pending().is_some())
     }
 
     /// Ends the wait; for an interrupted one, returns the error the waiter gets.
@@ -326,7 +259,7 @@ impl<T> Future<T> {
             signal
         };
         let scope = WaitScope::begin(&signal, vec![self.core.id], timeout);
-        let outcome = signal.block(deadline, scope.ctx(), |fired| !fired.is_empty());
+        let outcome = signal.block(deadline, || scope.interrupted(), |fired| !fired.is_empty());
         lock(&self.core.state).waiters.retain(|w| !Arc::ptr_eq(w, &signal));
         match scope.end(outcome) {
             Some(e) => Err(e),

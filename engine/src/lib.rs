@@ -90,10 +90,11 @@ pub mod error;
 pub mod executor;
 pub mod future;
 pub mod observe;
+mod signal;
 pub mod status;
 mod sync;
 
-pub use context::{checkpoint, current_task, in_task, InterruptReason};
+pub use context::{checkpoint, current_task, in_task, InterruptReason, Kill};
 pub use error::{
     BrokenExecutor, BrokenKind, BuildError, CancelledError, Error, Exception, FutureError, InvalidStateError,
     SubmitError, TimeoutError,
@@ -104,6 +105,6 @@ pub use executor::{
     serve_worker_if_requested, Call, Callables, Executor, Fallible, MapIter, MapOptions, ProcessCall,
     ProcessPoolBuilder, ProcessPoolExecutor, ThreadPoolBuilder, ThreadPoolExecutor, WorkerContext,
 };
-pub use future::{as_completed, wait, AsCompleted, Future, FutureState, Kill, ReturnWhen, WaitResult};
+pub use future::{as_completed, wait, AsCompleted, Future, FutureState, ReturnWhen, WaitResult};
 pub use observe::{FutureId, Observation, Outcome, Sink, WaitOutcome};
 pub use status::Stream;

@@ -1,46 +1,81 @@
-//! The detector as a stage of the event bus: reports deadlocks as they form and end, applies `--on-deadlock`.
+//! The detector as a stage of the event bus: follows the events, and gives verdicts when deadlocks form and end.
 //!
-//! The bus feeds it every event it publishes and asks it for news each time the bus has
+//! The bus feeds it every event it publishes and asks it for verdicts each time the bus has
 //! drained its queue, so detection costs nothing while no task is blocked, reports come
 //! within one batch of the event that closed the deadlock, and its own events are
 //! ordered and logged like every other.
 
 use std::collections::{BTreeSet, HashMap};
 
-use crossbeam_channel::Sender;
-
 use super::{Deadlock, Model};
 use crate::events::{Event, EventKind};
-use crate::runner::{Control, OnDeadlock};
 use futuretop_engine::observe::FutureId;
 
+/// What the detector concluded after a batch of events. Each carries the event that
+/// reports it; what to do about a deadlock (`--on-deadlock`) is the runner's to decide.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// A deadlock formed.
+    Formed {
+        /// The `deadlock` event that reports it.
+        event: EventKind,
+        /// The waiter whose wait a break interrupts (the one whose wait began last).
+        victim: FutureId,
+    },
+    /// A reported deadlock ended.
+    Resolved {
+        /// The `deadlock_resolved` event that reports it.
+        event: EventKind,
+    },
+}
+
+impl Verdict {
+    /// The event that reports the verdict.
+    pub fn event(&self) -> &EventKind {
+        match self {
+            Self::Formed { event, .. } | Self::Resolved { event } => event,
+        }
+    }
+}
+
 /// Follows a run's events and tells when deadlocks form and end.
-pub(crate) struct Detector {
+#[derive(Default)]
+pub struct Detector {
     model: Model,
     reported: HashMap<BTreeSet<u64>, (Deadlock, Vec<String>)>,
     /// What last ended each waiter's wait (or the waiter), for `deadlock_resolved`.
     causes: HashMap<u64, &'static str>,
     dirty: bool,
     now: f64,
-    control: Sender<Control>,
-    policy: OnDeadlock,
+}
+
+/// Updates `model` from one event of the stream.
+fn apply(model: &mut Model, e: &Event) {
+    match &e.kind {
+        EventKind::RunStarted { pools, .. } => {
+            for p in pools {
+                model.pool(&p.name, p.max_workers);
+            }
+        }
+        EventKind::Pending { task, id, pool } => model.pending(*id, task, pool),
+        EventKind::Running { id, .. } => model.running(*id),
+        EventKind::Done { id, .. } | EventKind::Cancelled { id, .. } | EventKind::Exception { id, .. } => {
+            model.finished(*id);
+        }
+        EventKind::Wait { id, on_id, timeout, .. } => model.wait(*id, *on_id, e.t, *timeout),
+        EventKind::WaitEnd { id, on_id, .. } => model.wait_end(*id, *on_id),
+        _ => {}
+    }
 }
 
 impl Detector {
-    pub(crate) fn new(control: Sender<Control>, policy: OnDeadlock) -> Self {
-        Self {
-            model: Model::new(),
-            reported: HashMap::new(),
-            causes: HashMap::new(),
-            dirty: false,
-            now: 0.0,
-            control,
-            policy,
-        }
+    /// A detector that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Takes in one published event.
-    pub(crate) fn observe(&mut self, e: &Event) {
+    pub fn observe(&mut self, e: &Event) {
         self.now = e.t;
         let relevant = match &e.kind {
             EventKind::WaitEnd { id, outcome, .. } => {
@@ -71,13 +106,13 @@ impl Detector {
             _ => false,
         };
         if relevant {
-            self.model.apply(e);
+            apply(&mut self.model, e);
             self.dirty = true;
         }
     }
 
-    /// After a batch of events: the `deadlock` and `deadlock_resolved` events to publish.
-    pub(crate) fn check(&mut self) -> Vec<EventKind> {
+    /// After a batch of events: the deadlocks that formed and ended since the last check.
+    pub fn check(&mut self) -> Vec<Verdict> {
         if !self.dirty {
             return Vec::new();
         }
@@ -96,7 +131,9 @@ impl Detector {
                     .into_iter()
                     .find(|how| d.tasks.iter().any(|t| self.causes.get(t) == Some(how)))
                     .unwrap_or("finished");
-                out.push(EventKind::DeadlockResolved { tasks: names, how: how.to_owned() });
+                out.push(Verdict::Resolved {
+                    event: EventKind::DeadlockResolved { tasks: names, how: how.to_owned() },
+                });
             }
         }
         for d in found {
@@ -105,7 +142,7 @@ impl Detector {
                 continue;
             }
             let names: Vec<String> = d.tasks.iter().map(|&t| self.model.name(t).to_owned()).collect();
-            out.push(EventKind::Deadlock {
+            let event = EventKind::Deadlock {
                 kind: d.kind.as_str().to_owned(),
                 tasks: names.clone(),
                 pool: d.pools.first().cloned(),
@@ -114,16 +151,8 @@ impl Detector {
                 victim: Some(self.model.name(d.victim).to_owned()),
                 victim_id: Some(d.victim),
                 expires_in: d.expires.map(|(_, at)| (at - self.now).max(0.0)),
-            });
-            match self.policy {
-                OnDeadlock::Warn => {}
-                OnDeadlock::Fail => {
-                    let _ = self.control.send(Control::DeadlockFail);
-                }
-                OnDeadlock::Break => {
-                    let _ = self.control.send(Control::BreakWait(FutureId(d.victim)));
-                }
-            }
+            };
+            out.push(Verdict::Formed { event, victim: FutureId(d.victim) });
             self.reported.insert(key, (d, names));
         }
         if self.reported.is_empty() {

@@ -4,8 +4,8 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
+use crate::control::Control;
 use crate::events::{Event, EventKind};
-use crate::runner::Control;
 use futuretop_engine::observe::FutureId;
 
 /// Lines of command output kept per task.

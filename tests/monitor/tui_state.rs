@@ -7,11 +7,11 @@
 //! question surviving clock ticks, Ctrl-C in every mode, a replay being read-only, the
 //! live clock, and drawing at any terminal size without a panic.
 
+use futuretop::control::Control;
 use futuretop::events::ErrorInfo;
 use futuretop::events::Event;
 use futuretop::events::EventKind;
 use futuretop::events::PoolInfo;
-use futuretop::runner::Control;
 use futuretop::tui::app::{Action, App, Command, View};
 use futuretop::tui::input::{map, Input, ReplayKey};
 use futuretop::tui::ui::{draw, Theme};

@@ -25,9 +25,10 @@ use serde_json::Value;
 
 use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
 use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
+use crate::context::Kill;
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
-use crate::future::{Future, Kill};
+use crate::future::Future;
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
 use crate::status::{describe_status, Stream};
 

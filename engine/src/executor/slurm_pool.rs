@@ -27,8 +27,9 @@ use super::process_pool::ProcessCall;
 use super::protocol::WireError;
 use super::worker::{from_wire, to_wire, Callables, WorkerContext};
 use crate::context::InterruptReason;
+use crate::context::Kill;
 use crate::error::{BrokenExecutor, BrokenKind, Exception, SubmitError};
-use crate::future::{Future, Kill};
+use crate::future::Future;
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
 use crate::status::Stream;
 

@@ -13,9 +13,10 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{run_call, Call, Executor, MapIter, MapOptions};
+use crate::context::Kill;
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
-use crate::future::{Future, Kill};
+use crate::future::Future;
 use crate::observe::{emit, Observation, Sink, SinkRef};
 
 type Initializer = Arc<dyn Fn() -> Result<(), Exception> + Send + Sync>;

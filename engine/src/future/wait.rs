@@ -98,19 +98,23 @@ pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnW
     let total = not_done.len();
     let mut completed = already;
     let mut failed = seen.iter().any(|id| not_done[index[id]].has_exception());
-    let outcome = signal.block(deadline, scope.ctx(), |fired| {
-        for id in fired.drain(..) {
-            if let Some(&i) = index.get(&id) {
-                completed += 1;
-                failed = failed || not_done[i].has_exception();
+    let outcome = signal.block(
+        deadline,
+        || scope.interrupted(),
+        |fired| {
+            for id in fired.drain(..) {
+                if let Some(&i) = index.get(&id) {
+                    completed += 1;
+                    failed = failed || not_done[i].has_exception();
+                }
             }
-        }
-        match return_when {
-            ReturnWhen::FirstCompleted => completed > 0,
-            ReturnWhen::FirstException => failed || completed >= total,
-            ReturnWhen::AllCompleted => completed >= total,
-        }
-    });
+            match return_when {
+                ReturnWhen::FirstCompleted => completed > 0,
+                ReturnWhen::FirstException => failed || completed >= total,
+                ReturnWhen::AllCompleted => completed >= total,
+            }
+        },
+    );
     for f in &not_done {
         f.remove_waiter(&signal);
     }
@@ -177,14 +181,18 @@ impl<T> Iterator for AsCompleted<T> {
         let scope = WaitScope::begin(&self.signal, Vec::new(), self.timeout);
         let pending = &mut self.pending;
         let finished = &mut self.finished;
-        let outcome = self.signal.block(self.deadline, scope.ctx(), |fired| {
-            for id in fired.drain(..) {
-                if let Some(f) = pending.remove(&id) {
-                    finished.push_back(f);
+        let outcome = self.signal.block(
+            self.deadline,
+            || scope.interrupted(),
+            |fired| {
+                for id in fired.drain(..) {
+                    if let Some(f) = pending.remove(&id) {
+                        finished.push_back(f);
+                    }
                 }
-            }
-            !finished.is_empty()
-        });
+                !finished.is_empty()
+            },
+        );
         let interrupted = scope.end(outcome);
         match (outcome, interrupted) {
             (WaitOutcome::Completed, _) => self.finished.pop_front().map(Ok),

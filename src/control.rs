@@ -1,0 +1,32 @@
+//! Run control: what steers a run once it started (the monitor's keys, signals, the deadlock policy).
+
+use futuretop_engine::FutureId;
+
+/// What to do when a deadlock is detected (`--on-deadlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnDeadlock {
+    /// Report it and keep waiting, as Python would.
+    #[default]
+    Warn,
+    /// Report it and end the run with exit code 3.
+    Fail,
+    /// Report it and break it: the waiter whose wait began last gets a `DeadlockError`.
+    Break,
+}
+
+/// A request to the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Cancel a pending future (Python's `cancel()`: pending only).
+    Cancel(FutureId),
+    /// Kill a running future (an extension).
+    Kill(FutureId),
+    /// Cancel every pending future of a pool (`shutdown(cancel_futures=True)` for that pool's queue).
+    CancelPool(String),
+    /// Break a deadlock: interrupt this future's wait with a `DeadlockError`.
+    BreakWait(FutureId),
+    /// A deadlock was detected under `--on-deadlock fail`: end the run with code 3.
+    DeadlockFail,
+    /// Ctrl-C or a termination signal: stop everything, exit 130.
+    Interrupt,
+}
