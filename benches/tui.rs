@@ -29,7 +29,7 @@ fn events(n: u64) -> Vec<Event> {
             version: 1,
             run: "bench".into(),
             file: "bench.yaml".into(),
-            pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 4 }],
+            pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 4 }],
             tasks: usize::try_from(n).unwrap_or(usize::MAX),
         },
     }];
@@ -57,7 +57,7 @@ fn events(n: u64) -> Vec<Event> {
                 },
             );
             if id % 50 == 0 {
-                let error = ErrorInfo { kind: "TaskError".into(), message: "boom".into() };
+                let error = ErrorInfo { kind: futuretop_engine::ErrorKind::TaskError, message: "boom".into() };
                 push(t, EventKind::Exception { task, id, pool: "io".into(), error });
             } else {
                 push(t, EventKind::Done { task, id, pool: "io".into(), result: serde_json::json!(id) });

@@ -57,7 +57,8 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// The kind of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PoolKind {
     /// A [`ThreadPoolExecutor`](futuretop_engine::ThreadPoolExecutor).
     Thread,
@@ -68,13 +69,19 @@ pub enum PoolKind {
 }
 
 impl PoolKind {
-    /// `thread` or `process`.
+    /// `thread`, `process` or `slurm`, as task files and events name it.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Thread => "thread",
             Self::Process => "process",
             Self::Slurm => "slurm",
         }
+    }
+}
+
+impl std::fmt::Display for PoolKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Deadlock detection: which futures can never make progress, why, and which wait to break. Pure logic.
 //!
-//! The model knows no event: the detector stage ([`monitor`]) builds it from the event
-//! stream: every pool's worker count, which futures
+//! The model knows no event: the detector stage ([`crate::detector`]) builds it from the
+//! event stream: every pool's worker count, which futures
 //! are pending in which pool, which are running, and which running task waits on which
 //! futures (and until when, if its wait has a timeout).
 //!
@@ -28,14 +28,13 @@
 //! will do), and a wait with a timeout counts while it lasts (the report says when it
 //! expires): so a report is never made for a wait that will be satisfied.
 
-pub mod monitor;
-
 use std::collections::{BTreeSet, HashMap};
 
 use futuretop_engine::observe::IdMap;
 
 /// The kind of a deadlock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeadlockKind {
     /// Tasks wait on each other in a circle.
     Cycle,
@@ -50,6 +49,47 @@ impl DeadlockKind {
             Self::Cycle => "cycle",
             Self::Starvation => "starvation",
         }
+    }
+}
+
+/// What ended a deadlock, as `deadlock_resolved` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// A task in it was killed.
+    Kill,
+    /// Its wait was broken (`b`, or `--on-deadlock break`).
+    Break,
+    /// A future in it was cancelled.
+    Cancel,
+    /// A wait in it timed out.
+    Timeout,
+    /// A wait in it ended otherwise (the future it waited on finished).
+    Finished,
+}
+
+impl Resolution {
+    /// `kill`, `break`, ..., as events name it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Kill => "kill",
+            Self::Break => "break",
+            Self::Cancel => "cancel",
+            Self::Timeout => "timeout",
+            Self::Finished => "finished",
+        }
+    }
+}
+
+impl std::fmt::Display for DeadlockKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

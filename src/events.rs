@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use futuretop_engine::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
-use futuretop_engine::Exception;
+use futuretop_engine::{ErrorKind, Exception};
+
+use crate::config::PoolKind;
+use crate::deadlock::{DeadlockKind, Resolution};
 use futuretop_engine::Stream;
 
 /// The event log reaches the file at most this long after an event (and at once when
@@ -45,16 +48,16 @@ pub struct Event {
 /// An error as events show it: its type (`TaskError`, `BrokenProcessPool`, ...) and message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorInfo {
-    /// The error's type name.
+    /// The error's type.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ErrorKind,
     /// Its message.
     pub message: String,
 }
 
 impl From<&Exception> for ErrorInfo {
     fn from(e: &Exception) -> Self {
-        Self { kind: e.type_name().to_owned(), message: e.to_string() }
+        Self { kind: e.kind(), message: e.to_string() }
     }
 }
 
@@ -63,8 +66,8 @@ impl From<&Exception> for ErrorInfo {
 pub struct PoolInfo {
     /// Its name.
     pub name: String,
-    /// `thread` or `process`.
-    pub kind: String,
+    /// `thread`, `process` or `slurm`.
+    pub kind: PoolKind,
     /// Its worker count.
     pub max_workers: usize,
 }
@@ -141,7 +144,7 @@ pub enum EventKind {
         pool: String,
         /// Why, when the runner cancelled it (a dependency failed, say).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
+        reason: Option<CancelReason>,
     },
     /// It ended with an exception.
     Exception {
@@ -179,7 +182,7 @@ pub enum EventKind {
         /// The target's future id.
         on_id: u64,
         /// `completed`, `timed_out`, `interrupted` (a deadlock break) or `killed`.
-        outcome: String,
+        outcome: WaitOutcome,
     },
     /// A pool started a worker.
     WorkerStarted {
@@ -245,7 +248,7 @@ pub enum EventKind {
     /// A deadlock formed.
     Deadlock {
         /// `cycle` or `starvation`.
-        kind: String,
+        kind: DeadlockKind,
         /// The tasks, in wait order.
         tasks: Vec<String>,
         /// The starved pool, for starvation.
@@ -271,7 +274,7 @@ pub enum EventKind {
         /// The tasks that were stuck.
         tasks: Vec<String>,
         /// What ended it (`timeout`, `cancel`, `kill`, `break`, `finished`).
-        how: String,
+        how: Resolution,
     },
     /// The last event: final counts and the exit code.
     RunFinished {
@@ -280,6 +283,64 @@ pub enum EventKind {
         /// The program's exit code.
         exit_code: i32,
     },
+}
+
+/// Why the runner cancelled a task before it reached a pool (the `reason` of a
+/// `cancelled` event, written as a sentence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelReason {
+    /// A task it depends on failed: `dependency 'NAME' failed`.
+    DependencyFailed(String),
+    /// A task it depends on was cancelled: `dependency 'NAME' was cancelled`.
+    DependencyCancelled(String),
+    /// The run was stopped (Ctrl-C, `q`, a deadlock under `--on-deadlock fail`) before it
+    /// reached a pool: `the run was stopped`.
+    RunStopped,
+    /// Its pool refused it (broken, or shut down): the pool's message.
+    Refused(String),
+}
+
+const RUN_STOPPED: &str = "the run was stopped";
+
+impl std::fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DependencyFailed(d) => write!(f, "dependency '{d}' failed"),
+            Self::DependencyCancelled(d) => write!(f, "dependency '{d}' was cancelled"),
+            Self::RunStopped => f.write_str(RUN_STOPPED),
+            Self::Refused(message) => f.write_str(message),
+        }
+    }
+}
+
+impl CancelReason {
+    /// Reads the sentence back (any other sentence is a pool's refusal).
+    pub fn parse(s: &str) -> Self {
+        let dependency =
+            |suffix: &str| s.strip_prefix("dependency '").and_then(|r| r.strip_suffix(suffix)).map(str::to_owned);
+        if let Some(d) = dependency("' failed") {
+            Self::DependencyFailed(d)
+        } else if let Some(d) = dependency("' was cancelled") {
+            Self::DependencyCancelled(d)
+        } else if s == RUN_STOPPED {
+            Self::RunStopped
+        } else {
+            Self::Refused(s.to_owned())
+        }
+    }
+}
+
+impl Serialize for CancelReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for CancelReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
 }
 
 /// How many of the plan's tasks ended in each state (the inner futures of a `submit` are
@@ -577,13 +638,7 @@ impl Bus {
                 on: self.name_of(target).0,
                 id: waiter.0,
                 on_id: target.0,
-                outcome: match outcome {
-                    WaitOutcome::Completed => "completed",
-                    WaitOutcome::TimedOut => "timed_out",
-                    WaitOutcome::Interrupted => "interrupted",
-                    WaitOutcome::Killed => "killed",
-                }
-                .to_owned(),
+                outcome,
             },
             Observation::WorkerStarted { pool, worker, pid } => {
                 self.track_pid(pid, true);
@@ -633,13 +688,38 @@ impl Bus {
     }
 }
 
+/// Why an event log could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The file cannot be read.
+    #[error("{}: {error}", path.display())]
+    Read {
+        /// The log.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A line is not an event.
+    #[error("{}:{line}: not an event: {error}", path.display())]
+    Line {
+        /// The log.
+        path: std::path::PathBuf,
+        /// The line's number, from 1.
+        line: usize,
+        /// What is wrong with it (with its column).
+        error: serde_json::Error,
+    },
+}
+
 /// Reads an event log written with `--events`.
-pub fn read_log(path: &Path) -> Result<Vec<Event>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_log(path: &Path) -> Result<Vec<Event>, LogError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LogError::Read { path: path.to_owned(), error })?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: not an event: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|error| LogError::Line { path: path.to_owned(), line: i + 1, error })
+        })
         .collect()
 }
 
@@ -674,5 +754,76 @@ pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Rece
         if bus.send(BusMsg::Runner(Instant::now(), kind)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed fields write the very JSON the strings did (docs/events.md).
+    #[test]
+    fn typed_fields_write_the_documented_json() {
+        let line = |kind: EventKind| serde_json::to_string(&Event { seq: 1, t: 0.5, kind }).unwrap();
+        let error = ErrorInfo { kind: ErrorKind::BrokenProcessPool, message: "gone".into() };
+        assert_eq!(
+            line(EventKind::Exception { task: "a".into(), id: 2, pool: "p".into(), error }),
+            r#"{"seq":1,"t":0.5,"event":"exception","task":"a","id":2,"pool":"p","error":{"type":"BrokenProcessPool","message":"gone"}}"#
+        );
+        assert_eq!(
+            line(EventKind::WaitEnd {
+                task: "a".into(),
+                on: "b".into(),
+                id: 1,
+                on_id: 2,
+                outcome: WaitOutcome::TimedOut
+            }),
+            r#"{"seq":1,"t":0.5,"event":"wait_end","task":"a","on":"b","id":1,"on_id":2,"outcome":"timed_out"}"#
+        );
+        assert_eq!(
+            line(EventKind::DeadlockResolved { tasks: vec!["a".into()], how: Resolution::Break }),
+            r#"{"seq":1,"t":0.5,"event":"deadlock_resolved","tasks":["a"],"how":"break"}"#
+        );
+        let pools = vec![PoolInfo { name: "cpu".into(), kind: PoolKind::Process, max_workers: 2 }];
+        assert_eq!(
+            line(EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools, tasks: 3 }),
+            r#"{"seq":1,"t":0.5,"event":"run_started","version":1,"run":"r","file":"f","pools":[{"name":"cpu","kind":"process","max_workers":2}],"tasks":3}"#
+        );
+        let cancelled = |reason| EventKind::Cancelled { task: "b".into(), id: 3, pool: "p".into(), reason };
+        assert_eq!(
+            line(cancelled(Some(CancelReason::DependencyFailed("a".into())))),
+            r#"{"seq":1,"t":0.5,"event":"cancelled","task":"b","id":3,"pool":"p","reason":"dependency 'a' failed"}"#
+        );
+    }
+
+    #[test]
+    fn a_cancel_reason_reads_back_as_written() {
+        for reason in [
+            CancelReason::DependencyFailed("fetch[3]".into()),
+            CancelReason::DependencyCancelled("it's".into()),
+            CancelReason::RunStopped,
+            CancelReason::Refused("cannot schedule new futures after shutdown".into()),
+        ] {
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(serde_json::from_str::<CancelReason>(&json).unwrap(), reason, "{json}");
+        }
+        // A sentence of no known shape is a pool's refusal, kept whole.
+        assert_eq!(CancelReason::parse("dependency 'x"), CancelReason::Refused("dependency 'x".into()));
+    }
+
+    #[test]
+    fn an_unknown_error_type_in_a_log_is_an_error_with_its_line() {
+        let dir = std::env::temp_dir().join(format!("futuretop-read-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.jsonl");
+        std::fs::write(
+            &path,
+            "{\"seq\":1,\"t\":0.0,\"event\":\"exception\",\"task\":\"a\",\"id\":1,\"pool\":\"p\",\"error\":{\"type\":\"Nope\",\"message\":\"m\"}}\n",
+        )
+        .unwrap();
+        let e = read_log(&path).unwrap_err();
+        assert!(matches!(e, LogError::Line { line: 1, .. }), "{e}");
+        assert!(e.to_string().contains("bad.jsonl:1: not an event: unknown variant `Nope`"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

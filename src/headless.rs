@@ -119,7 +119,7 @@ impl Tally {
             }
             EventKind::Cancelled { task, id, reason, .. } => {
                 if let (Some(f), Some(r)) = (self.set(*id, task, State::Cancelled), reason) {
-                    self.cancelled.push(Named { order: f.order, name: f.name, what: r.clone() });
+                    self.cancelled.push(Named { order: f.order, name: f.name, what: r.to_string() });
                 }
             }
             EventKind::Exception { task, id, error, .. } => {
@@ -297,7 +297,10 @@ mod tests {
                 task: "t2".into(),
                 id: 2,
                 pool: "p".into(),
-                error: crate::events::ErrorInfo { kind: "TaskError".into(), message: "boom".into() },
+                error: crate::events::ErrorInfo {
+                    kind: futuretop_engine::ErrorKind::TaskError,
+                    message: "boom".into(),
+                },
             },
         );
         t.apply(&failed);

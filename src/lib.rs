@@ -5,7 +5,7 @@
 //!
 //! This crate is the application: the task-file schema and its validation ([`config`]),
 //! the built-in callables and external commands ([`tasks`]), the run ([`runner`]) and what steers it ([`control`]), its
-//! events ([`events`]), the deadlock detector ([`deadlock`]), the headless reporter
+//! events ([`events`]), the deadlock model ([`deadlock`]) and detector ([`detector`]), the headless reporter
 //! ([`headless`]) and the monitor ([`tui`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
 
@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod deadlock;
 pub mod demo;
+pub mod detector;
 pub mod events;
 pub mod headless;
 pub mod runner;

@@ -18,8 +18,8 @@ use serde_json::Value;
 
 use crate::config::{Plan, PoolKind, Work};
 use crate::control::{Control, OnDeadlock};
-use crate::deadlock::monitor::{Detector, Verdict};
-use crate::events::{Bus, BusMsg, BusSink, Counts, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION};
+use crate::detector::{Detector, Verdict};
+use crate::events::{Bus, BusMsg, BusSink, CancelReason, Counts, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION};
 use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
 use futuretop_engine::observe::FutureId;
@@ -44,6 +44,30 @@ pub struct RunOptions {
     /// Publish `system` events (CPU and memory of the machine and of worker processes,
     /// about once a second): for a monitor, and for a log that a replay will show.
     pub sample_system: bool,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The event log cannot be created.
+    #[error("cannot write the event log: {0}")]
+    Log(std::io::Error),
+    /// One of the run's threads cannot be started.
+    #[error("cannot start the {what}: {error}")]
+    Thread {
+        /// Which thread (`event bus`, `runner`, `system sampler`).
+        what: &'static str,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A pool cannot be built.
+    #[error("pool '{pool}': {error}")]
+    Pool {
+        /// The pool's name.
+        pool: String,
+        /// Why.
+        error: futuretop_engine::BuildError,
+    },
 }
 
 /// How a run ended.
@@ -294,13 +318,13 @@ impl Stage for DeadlockStage {
 }
 
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
-pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event>>>) -> Result<RunHandle, String> {
+pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event>>>) -> Result<RunHandle, StartError> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let detector =
         DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone() };
-    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
-        .map_err(|e| format!("cannot write the event log: {e}"))?;
+    let bus =
+        Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector))).map_err(StartError::Log)?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     // Dropping `stop_sampler` stops the system sampler (before the last event).
     let (stop_sampler, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -309,12 +333,12 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
         std::thread::Builder::new()
             .name("futuretop-sysinfo".into())
             .spawn(move || crate::events::sample_system(&tx, &pids, &stop_rx))
-            .map_err(|e| format!("cannot start the system sampler: {e}"))?;
+            .map_err(|error| StartError::Thread { what: "system sampler", error })?;
     }
     let bus_thread = std::thread::Builder::new()
         .name("futuretop-bus".into())
         .spawn(move || bus.run(&bus_rx))
-        .map_err(|e| format!("cannot start the event bus: {e}"))?;
+        .map_err(|error| StartError::Thread { what: "event bus", error })?;
     let sink: Arc<dyn futuretop_engine::Sink> = Arc::new(BusSink(bus_tx.clone()));
     let plan = Arc::new(plan);
     let _ = bus_tx.send(BusMsg::Runner(
@@ -326,7 +350,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
             pools: plan
                 .pools
                 .iter()
-                .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind.as_str().into(), max_workers: p.max_workers })
+                .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind, max_workers: p.max_workers })
                 .collect(),
             tasks: plan.tasks.len(),
         },
@@ -345,7 +369,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
                     .max_workers(p.max_workers)
                     .sink(Arc::clone(&sink))
                     .build()
-                    .map_err(|e| format!("pool '{}': {e}", p.name))?,
+                    .map_err(|error| StartError::Pool { pool: p.name.clone(), error })?,
             ),
         };
         pools.push(exec);
@@ -375,7 +399,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
             let log_error = bus_thread.join().ok().flatten();
             RunReport { exit_code, counts, log_error }
         })
-        .map_err(|e| format!("cannot start the runner: {e}"))?;
+        .map_err(|error| StartError::Thread { what: "runner", error })?;
     Ok(RunHandle { control: control_tx, thread })
 }
 
@@ -393,7 +417,7 @@ fn slurm_pool(
     sink: &Arc<dyn futuretop_engine::Sink>,
     bus: &Sender<BusMsg>,
     program: Option<&std::path::Path>,
-) -> Result<SlurmPool, String> {
+) -> Result<SlurmPool, StartError> {
     let values = bus.clone();
     let settings = p.slurm.clone().unwrap_or_default();
     let mut b = SlurmPool::builder().name(p.name.clone()).max_jobs(p.max_workers).sink(Arc::clone(sink)).on_value(
@@ -413,7 +437,7 @@ fn slurm_pool(
     if let Some(program) = program {
         b = b.program(program);
     }
-    b.build().map_err(|e| format!("pool '{}': {e}", p.name))
+    b.build().map_err(|error| StartError::Pool { pool: p.name.clone(), error })
 }
 
 /// Builds a plan's process pool, its hooks reaching the registry once it exists.
@@ -423,7 +447,7 @@ fn process_pool(
     bus: &Sender<BusMsg>,
     registry: &Arc<OnceLock<Weak<Registry>>>,
     program: Option<&std::path::Path>,
-) -> Result<ProcessPoolExecutor, String> {
+) -> Result<ProcessPoolExecutor, StartError> {
     let (values, outputs, reg) = (bus.clone(), bus.clone(), Arc::clone(registry));
     let mut b = ProcessPoolExecutor::builder()
         .name(p.name.clone())
@@ -446,7 +470,7 @@ fn process_pool(
     if let Some(program) = program {
         b = b.program(program);
     }
-    b.build().map_err(|e| format!("pool '{}': {e}", p.name))
+    b.build().map_err(|error| StartError::Pool { pool: p.name.clone(), error })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,14 +583,13 @@ impl Runner {
             Err(e) => {
                 // Broken pool or shut down: the task fails without running.
                 let f = Future::<Value>::new();
-                let reason = e.to_string();
-                self.emit_unsubmitted(i, &f, Some(reason));
+                self.emit_unsubmitted(i, &f, Some(CancelReason::Refused(e.to_string())));
             }
         }
     }
 
     /// A task that never reached a pool: give it a future id, report pending → cancelled.
-    fn emit_unsubmitted(&mut self, i: usize, f: &Future<Value>, reason: Option<String>) {
+    fn emit_unsubmitted(&mut self, i: usize, f: &Future<Value>, reason: Option<CancelReason>) {
         let task = &self.reg.plan.tasks[i];
         let pool = self.reg.plan.pools[task.pool].name.clone();
         let now = Instant::now();
@@ -605,8 +628,12 @@ impl Runner {
                     self.submit(d);
                 }
             } else {
-                let what = if outcome == Final::Cancelled { "was cancelled" } else { "failed" };
-                let reason = format!("dependency '{}' {what}", self.reg.plan.tasks[i].name);
+                let dependency = self.reg.plan.tasks[i].name.clone();
+                let reason = if outcome == Final::Cancelled {
+                    CancelReason::DependencyCancelled(dependency)
+                } else {
+                    CancelReason::DependencyFailed(dependency)
+                };
                 self.emit_unsubmitted(d, &Future::new(), Some(reason));
             }
         }
@@ -648,7 +675,7 @@ impl Runner {
         }
         for i in 0..self.finals.len() {
             if self.finals[i].is_none() && matches!(lock(&self.reg.slots)[i], Slot::Waiting) {
-                self.emit_unsubmitted(i, &Future::new(), Some("the run was stopped".into()));
+                self.emit_unsubmitted(i, &Future::new(), Some(CancelReason::RunStopped));
             }
         }
         let all: Vec<Future<Value>> = lock(&self.reg.by_id).values().map(|(_, f)| f.clone()).collect();

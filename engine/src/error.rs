@@ -61,11 +61,63 @@ pub struct InvalidStateError {
 
 /// Which kind of executor broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BrokenKind {
     /// A [`ThreadPoolExecutor`](crate::ThreadPoolExecutor): an initializer failed.
     ThreadPool,
     /// A process pool: a worker process died or an initializer failed.
     ProcessPool,
+    /// A Slurm pool (an extension): its controller stopped answering, or a job could not
+    /// be submitted.
+    Slurm,
+}
+
+/// The type of an error as events, reports and the worker protocol name it: Python's
+/// class name where Python has one (`TimeoutError`, `BrokenProcessPool`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The task's own failure (an error it returned, or a panic).
+    TaskError,
+    /// A wait timed out.
+    TimeoutError,
+    /// A waited-on future was cancelled.
+    CancelledError,
+    /// A thread pool broke.
+    BrokenThreadPool,
+    /// A process pool broke.
+    BrokenProcessPool,
+    /// A Slurm pool broke (an extension).
+    BrokenSlurmPool,
+    /// The task was killed (an extension).
+    Killed,
+    /// The task's wait was broken to end a deadlock (an extension).
+    DeadlockError,
+    /// An external command failed.
+    CommandFailed,
+}
+
+impl ErrorKind {
+    /// The name, as events and reports write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskError => "TaskError",
+            Self::TimeoutError => "TimeoutError",
+            Self::CancelledError => "CancelledError",
+            Self::BrokenThreadPool => "BrokenThreadPool",
+            Self::BrokenProcessPool => "BrokenProcessPool",
+            Self::BrokenSlurmPool => "BrokenSlurmPool",
+            Self::Killed => "Killed",
+            Self::DeadlockError => "DeadlockError",
+            Self::CommandFailed => "CommandFailed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The executor can no longer run work (Python's `BrokenExecutor` and its subclasses
@@ -80,11 +132,18 @@ pub struct BrokenExecutor {
 }
 
 impl BrokenExecutor {
-    /// Python's class name: `BrokenThreadPool` or `BrokenProcessPool`.
+    /// Python's class name: `BrokenThreadPool` or `BrokenProcessPool` (`BrokenSlurmPool`
+    /// for a Slurm pool).
     pub const fn type_name(&self) -> &'static str {
+        self.error_kind().as_str()
+    }
+
+    /// Its type, as events name it.
+    pub const fn error_kind(&self) -> ErrorKind {
         match self.kind {
-            BrokenKind::ThreadPool => "BrokenThreadPool",
-            BrokenKind::ProcessPool => "BrokenProcessPool",
+            BrokenKind::ThreadPool => ErrorKind::BrokenThreadPool,
+            BrokenKind::ProcessPool => ErrorKind::BrokenProcessPool,
+            BrokenKind::Slurm => ErrorKind::BrokenSlurmPool,
         }
     }
 }
@@ -130,14 +189,19 @@ impl Exception {
 
     /// The type name used in events and reports (`TaskError`, `TimeoutError`, ...).
     pub const fn type_name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Its type, as events and the worker protocol name it.
+    pub const fn kind(&self) -> ErrorKind {
         match self {
-            Self::Task { .. } => "TaskError",
-            Self::Timeout(_) => "TimeoutError",
-            Self::Cancelled(_) => "CancelledError",
-            Self::Broken(b) => b.type_name(),
-            Self::Killed(_) => "Killed",
-            Self::Deadlock(_) => "DeadlockError",
-            Self::CommandFailed(_) => "CommandFailed",
+            Self::Task { .. } => ErrorKind::TaskError,
+            Self::Timeout(_) => ErrorKind::TimeoutError,
+            Self::Cancelled(_) => ErrorKind::CancelledError,
+            Self::Broken(b) => b.error_kind(),
+            Self::Killed(_) => ErrorKind::Killed,
+            Self::Deadlock(_) => ErrorKind::DeadlockError,
+            Self::CommandFailed(_) => ErrorKind::CommandFailed,
         }
     }
 }
@@ -228,6 +292,12 @@ pub enum BuildError {
     /// `max_tasks_per_child` was 0.
     #[error("max_tasks_per_child must be greater than 0")]
     ZeroTasksPerChild,
+    /// A Slurm pool's cluster, or its partition, does not answer (an extension).
+    #[error("{0}")]
+    Cluster(String),
+    /// The system refused what the pool needs to start (its directory, its thread).
+    #[error("{0}")]
+    System(String),
 }
 
 /// Any error of the engine's operations, for a caller that uses `?` across them (as

@@ -96,8 +96,8 @@ mod sync;
 
 pub use context::{checkpoint, current_task, in_task, InterruptReason, Kill};
 pub use error::{
-    BrokenExecutor, BrokenKind, BuildError, CancelledError, Error, Exception, FutureError, InvalidStateError,
-    SubmitError, TimeoutError,
+    BrokenExecutor, BrokenKind, BuildError, CancelledError, Error, ErrorKind, Exception, FutureError,
+    InvalidStateError, SubmitError, TimeoutError,
 };
 #[cfg(feature = "slurm")]
 pub use executor::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder};

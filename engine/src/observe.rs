@@ -67,7 +67,8 @@ pub enum Outcome {
 }
 
 /// How a blocking wait on a future ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WaitOutcome {
     /// The target finished or was cancelled.
     Completed,

@@ -433,7 +433,7 @@ fn slurm_settings(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) ->
     if let Some(Err(e)) = cx.probe.then(|| futuretop_engine::executor::slurm_pool::check_cluster(partition.as_deref()))
     {
         let at = if keys.contains_key("partition") { join(path, "partition") } else { join(path, "kind") };
-        cx.at_value(&at, e);
+        cx.at_value(&at, e.to_string());
     }
     super::SlurmPlan { partition, time_limit, dir }
 }

@@ -4,8 +4,21 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
+use crate::config::PoolKind;
 use crate::control::Control;
-use crate::events::{Event, EventKind};
+use crate::deadlock::DeadlockKind;
+use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
+use futuretop_engine::WaitOutcome;
+
+/// How a wait ended, in words (`timed out`).
+fn wait_outcome(o: WaitOutcome) -> &'static str {
+    match o {
+        WaitOutcome::Completed => "completed",
+        WaitOutcome::TimedOut => "timed out",
+        WaitOutcome::Interrupted => "interrupted",
+        WaitOutcome::Killed => "killed",
+    }
+}
 use futuretop_engine::observe::FutureId;
 
 /// Lines of command output kept per task.
@@ -84,14 +97,33 @@ pub struct Row {
     pub ended: Option<f64>,
     /// Its value.
     pub result: Option<Value>,
-    /// Its error: type and message (or the cancel reason).
-    pub error: Option<(String, String)>,
+    /// Its error, or why it was cancelled.
+    pub error: Option<RowError>,
     /// Futures it is waiting on now.
     pub waits_on: Vec<u64>,
     /// Its own event timeline.
     pub events: VecDeque<(f64, String)>,
     /// The tail of its command output.
     pub output: VecDeque<String>,
+}
+
+/// Why a row did not end with a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowError {
+    /// It ended with this exception.
+    Exception(ErrorInfo),
+    /// It was cancelled, for this reason.
+    Cancelled(CancelReason),
+}
+
+impl std::fmt::Display for RowError {
+    /// `TaskError: boom`, or `cancelled: dependency 'a' failed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exception(e) => write!(f, "{}: {}", e.kind, e.message),
+            Self::Cancelled(r) => write!(f, "cancelled: {r}"),
+        }
+    }
 }
 
 impl Row {
@@ -103,8 +135,8 @@ impl Row {
     /// The result or error, in one line.
     pub fn outcome(&self) -> String {
         match (&self.result, &self.error) {
-            (_, Some((kind, msg))) if kind == "cancelled" => msg.clone(),
-            (_, Some((kind, msg))) => format!("{kind}: {msg}"),
+            (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
+            (_, Some(error @ RowError::Exception(_))) => error.to_string(),
             (Some(v), None) => match v {
                 Value::String(s) => s.lines().last().unwrap_or("").to_owned(),
                 Value::Null => String::new(),
@@ -141,8 +173,8 @@ pub struct WorkerView {
 pub struct PoolView {
     /// Its name.
     pub name: String,
-    /// `thread` or `process`.
-    pub kind: String,
+    /// `thread`, `process` or `slurm` (unknown until `run_started` names it).
+    pub kind: Option<PoolKind>,
     /// Its worker count.
     pub max_workers: usize,
     /// Its workers, in start order.
@@ -159,7 +191,7 @@ pub struct PoolView {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadlockView {
     /// `cycle` or `starvation`.
-    pub kind: String,
+    pub kind: DeadlockKind,
     /// The tasks in wait order.
     pub tasks: Vec<String>,
     /// Their ids.
@@ -466,7 +498,7 @@ impl App {
         }
         self.pools.push(PoolView {
             name: pool.to_owned(),
-            kind: String::new(),
+            kind: None,
             max_workers: 0,
             workers: Vec::new(),
             busy_history: VecDeque::new(),
@@ -556,7 +588,7 @@ impl App {
                 self.index.reserve(*tasks);
                 for p in pools {
                     let v = self.pool_mut(&p.name);
-                    v.kind.clone_from(&p.kind);
+                    v.kind = Some(p.kind);
                     v.max_workers = p.max_workers;
                 }
             }
@@ -622,7 +654,7 @@ impl App {
             }
             EventKind::Exception { id, error, task, .. } => {
                 if let Some(r) = self.row_mut(*id) {
-                    r.error = Some((error.kind.clone(), error.message.clone()));
+                    r.error = Some(RowError::Exception(error.clone()));
                 }
                 self.finish(*id, t, RowState::Failed);
                 self.note(*id, t, format!("{}: {}", error.kind, error.message));
@@ -631,7 +663,7 @@ impl App {
             EventKind::Cancelled { id, reason, task, .. } => {
                 if let Some(r) = self.row_mut(*id) {
                     if let Some(reason) = reason {
-                        r.error = Some(("cancelled".into(), reason.clone()));
+                        r.error = Some(RowError::Cancelled(reason.clone()));
                     }
                 }
                 self.finish(*id, t, RowState::Cancelled);
@@ -653,7 +685,7 @@ impl App {
                         r.waits_on.remove(i);
                     }
                 }
-                self.note(*id, t, format!("wait on {on} ended: {}", outcome.replace('_', " ")));
+                self.note(*id, t, format!("wait on {on} ended: {}", wait_outcome(*outcome)));
             }
             EventKind::WorkerStarted { pool, worker, pid } => {
                 let p = self.pool_mut(pool);
@@ -709,7 +741,7 @@ impl App {
             }
             EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
                 self.deadlocks.push(DeadlockView {
-                    kind: kind.clone(),
+                    kind: *kind,
                     tasks: tasks.clone(),
                     ids: ids.clone(),
                     message: message.clone(),
@@ -1168,7 +1200,7 @@ mod tests {
                 version: 1,
                 run: "r".into(),
                 file: "f.yaml".into(),
-                pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 2 }],
+                pools: vec![PoolInfo { name: "io".into(), kind: crate::config::PoolKind::Thread, max_workers: 2 }],
                 tasks: 3,
             },
         ));
@@ -1196,7 +1228,7 @@ mod tests {
                 task: "a".into(),
                 id: 1,
                 pool: "io".into(),
-                error: ErrorInfo { kind: "TaskError".into(), message: "boom".into() },
+                error: ErrorInfo { kind: futuretop_engine::ErrorKind::TaskError, message: "boom".into() },
             },
         ));
         assert_eq!(app.row(1).map(|r| r.state), Some(RowState::Failed));
@@ -1392,7 +1424,7 @@ mod tests {
             9,
             1.0,
             EventKind::Deadlock {
-                kind: "cycle".into(),
+                kind: crate::deadlock::DeadlockKind::Cycle,
                 tasks: vec!["a".into(), "b".into()],
                 pool: None,
                 message: "a waits on b and b waits on a".into(),
@@ -1406,7 +1438,10 @@ mod tests {
         app.apply_event(&ev(
             10,
             1.1,
-            EventKind::DeadlockResolved { tasks: vec!["a".into(), "b".into()], how: "break".into() },
+            EventKind::DeadlockResolved {
+                tasks: vec!["a".into(), "b".into()],
+                how: crate::deadlock::Resolution::Break,
+            },
         ));
         assert!(app.deadlocks.is_empty());
         app.apply_event(&ev(

@@ -15,6 +15,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, 
 use ratatui::Frame;
 
 use super::app::{App, Pane, PoolView, RowState, View};
+use crate::config::PoolKind;
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,7 +267,8 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
         let queued = p.queued;
         let busy = p.workers.iter().filter(|w| w.current.is_some()).count();
         let broken = if p.broken.is_some() { " BROKEN" } else { "" };
-        let head = format!("{} ({}, {busy}/{} busy, {queued} queued){broken}", p.name, p.kind, p.max_workers);
+        let kind = p.kind.map_or("", PoolKind::as_str);
+        let head = format!("{} ({kind}, {busy}/{} busy, {queued} queued){broken}", p.name, p.max_workers);
         let spark_w = inner.width.saturating_sub(u16::try_from(head.chars().count()).unwrap_or(0) + 1).min(30);
         f.render_widget(
             Paragraph::new(Span::styled(head.clone(), Style::default().add_modifier(Modifier::BOLD))),
@@ -382,8 +384,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     if let Some(v) = &r.result {
         lines.push(Line::from(format!("result: {}", cut(&v.to_string(), 400))));
     }
-    if let Some((k, m)) = &r.error {
-        lines.push(Line::styled(format!("error: {k}: {m}"), theme.fg(Color::Red)));
+    if let Some(e) = &r.error {
+        lines.push(Line::styled(format!("error: {e}"), theme.fg(Color::Red)));
     }
     let waits: Vec<String> =
         r.waits_on.iter().map(|w| app.row(*w).map_or_else(|| format!("#{w}"), |x| x.name.clone())).collect();

@@ -189,6 +189,8 @@ fn slurm_pool_against_a_real_cluster() {
     match outcome {
         Err(FutureError::Failed(Exception::Broken(b))) => {
             assert!(b.reason.contains("controller stopped answering"), "{}", b.reason);
+            // A broken Slurm pool is not a broken process pool.
+            assert_eq!(b.type_name(), "BrokenSlurmPool");
         }
         other => panic!("expected a broken pool, got {other:?}"),
     }

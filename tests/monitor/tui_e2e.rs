@@ -455,7 +455,7 @@ fn slow_log() -> String {
                 version: 1,
                 run: "recorded".into(),
                 file: "recorded.yaml".into(),
-                pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 1 }],
+                pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 1 }],
                 tasks: 2,
             },
         ),

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use futuretop::config::PoolKind;
 use futuretop::events::Counts;
 use futuretop::events::ErrorInfo;
 use futuretop::events::Event;
@@ -20,6 +21,7 @@ use futuretop::events::EventKind;
 use futuretop::events::PoolInfo;
 use futuretop::tui::app::{Action, App, SysStats, View};
 use futuretop::tui::ui::{draw, Theme, HELP};
+use futuretop_engine::ErrorKind;
 use futuretop_engine::Stream;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -58,8 +60,8 @@ impl Log {
         self.at(t, EventKind::Done { task: task.into(), id, pool: pool.into(), result })
     }
 
-    fn failed(&mut self, t: f64, id: u64, task: &str, pool: &str, kind: &str, message: &str) -> &mut Self {
-        let error = ErrorInfo { kind: kind.into(), message: message.into() };
+    fn failed(&mut self, t: f64, id: u64, task: &str, pool: &str, kind: ErrorKind, message: &str) -> &mut Self {
+        let error = ErrorInfo { kind, message: message.into() };
         self.at(t, EventKind::Exception { task: task.into(), id, pool: pool.into(), error })
     }
 
@@ -68,11 +70,9 @@ impl Log {
     }
 }
 
-fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, &str, usize)], tasks: usize) {
-    let pools = pools
-        .iter()
-        .map(|&(name, kind, max_workers)| PoolInfo { name: name.into(), kind: kind.into(), max_workers })
-        .collect();
+fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, PoolKind, usize)], tasks: usize) {
+    let pools =
+        pools.iter().map(|&(name, kind, max_workers)| PoolInfo { name: name.into(), kind, max_workers }).collect();
     log.at(0.0, EventKind::RunStarted { version: 1, run: run.into(), file: file.into(), pools, tasks });
 }
 
@@ -80,7 +80,13 @@ fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, &str, usize)], 
 /// a thread pool and a process pool, command output.
 fn batch_events() -> Vec<Event> {
     let mut log = Log::new();
-    started(&mut log, "nightly-batch", "assets/batch.yaml", &[("io", "thread", 3), ("cpu", "process", 2)], 10);
+    started(
+        &mut log,
+        "nightly-batch",
+        "assets/batch.yaml",
+        &[("io", PoolKind::Thread, 3), ("cpu", PoolKind::Process, 2)],
+        10,
+    );
     for (i, name) in ["download[0]", "download[1]", "download[2]"].iter().enumerate() {
         log.pending(0.01, i as u64 + 1, name, "io");
     }
@@ -105,7 +111,7 @@ fn batch_events() -> Vec<Event> {
         .running(0.8, 5, "compress", "io", "io-1", None)
         .done(1.2, 8, "primes[0]", "cpu", json!(true))
         .running(1.2, 9, "primes[1]", "cpu", "cpu-2", Some(4102))
-        .failed(1.5, 4, "checksum", "cpu", "TaskError", "checksum mismatch in part 3 of 7")
+        .failed(1.5, 4, "checksum", "cpu", ErrorKind::TaskError, "checksum mismatch in part 3 of 7")
         .running(1.5, 10, "primes[2]", "cpu", "cpu-1", Some(4101))
         .done(1.6, 2, "download[1]", "io", json!(1.6))
         .running(1.6, 6, "upload", "io", "io-2", None)
@@ -116,7 +122,7 @@ fn batch_events() -> Vec<Event> {
                 task: "notify".into(),
                 id: 7,
                 pool: "io".into(),
-                reason: Some("dependency checksum failed".into()),
+                reason: Some(futuretop::events::CancelReason::parse("dependency checksum failed")),
             },
         )
         .done(2.1, 9, "primes[1]", "cpu", json!(false))
@@ -128,7 +134,13 @@ fn batch_events() -> Vec<Event> {
 /// timeout of 8 s. A third task keeps the run going.
 fn deadlock_events() -> Vec<Event> {
     let mut log = Log::new();
-    started(&mut log, "deadlock-cycle", "assets/deadlock-cycle.yaml", &[("pair", "thread", 2), ("io", "thread", 1)], 3);
+    started(
+        &mut log,
+        "deadlock-cycle",
+        "assets/deadlock-cycle.yaml",
+        &[("pair", PoolKind::Thread, 2), ("io", PoolKind::Thread, 1)],
+        3,
+    );
     log.pending(0.0, 1, "a", "pair")
         .pending(0.0, 2, "b", "pair")
         .pending(0.0, 3, "warmup", "io")
@@ -143,7 +155,7 @@ fn deadlock_events() -> Vec<Event> {
         .at(
             0.05,
             EventKind::Deadlock {
-                kind: "cycle".into(),
+                kind: futuretop::deadlock::DeadlockKind::Cycle,
                 tasks: vec!["a".into(), "b".into()],
                 pool: None,
                 message: "a waits on b and b waits on a: none of them can ever finish. b's wait times out in 8.0 s; \
@@ -324,14 +336,23 @@ fn the_final_screen_after_the_run() {
             let mut events = deadlock_events();
             let seq = events.len() as u64;
             let more = [
-                (2.0, EventKind::DeadlockResolved { tasks: vec!["a".into(), "b".into()], how: "break".into() }),
+                (
+                    2.0,
+                    EventKind::DeadlockResolved {
+                        tasks: vec!["a".into(), "b".into()],
+                        how: futuretop::deadlock::Resolution::Break,
+                    },
+                ),
                 (
                     2.0,
                     EventKind::Exception {
                         task: "b".into(),
                         id: 2,
                         pool: "pair".into(),
-                        error: ErrorInfo { kind: "DeadlockError".into(), message: "deadlock broken".into() },
+                        error: ErrorInfo {
+                            kind: futuretop_engine::ErrorKind::DeadlockError,
+                            message: "deadlock broken".into(),
+                        },
                     },
                 ),
                 (
@@ -340,7 +361,10 @@ fn the_final_screen_after_the_run() {
                         task: "a".into(),
                         id: 1,
                         pool: "pair".into(),
-                        error: ErrorInfo { kind: "DeadlockError".into(), message: "deadlock broken".into() },
+                        error: ErrorInfo {
+                            kind: futuretop_engine::ErrorKind::DeadlockError,
+                            message: "deadlock broken".into(),
+                        },
                     },
                 ),
                 (

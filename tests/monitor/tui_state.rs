@@ -28,7 +28,7 @@ fn events() -> Vec<Event> {
         version: 1,
         run: "r".into(),
         file: "r.yaml".into(),
-        pools: vec![PoolInfo { name: "io".into(), kind: "thread".into(), max_workers: 2 }],
+        pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 2 }],
         tasks: 4,
     }];
     for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
@@ -282,7 +282,7 @@ fn kill_and_cancel_answer_with_what_happened() {
             task: "a".into(),
             id: 1,
             pool: "io".into(),
-            error: ErrorInfo { kind: "Killed".into(), message: "killed by the user".into() },
+            error: ErrorInfo { kind: futuretop_engine::ErrorKind::Killed, message: "killed by the user".into() },
         },
     });
     assert_eq!(app.apply(Action::Kill), None, "a failed task cannot be killed");
@@ -302,7 +302,7 @@ fn every_screen_draws_at_any_size_without_a_panic() {
         seq: 60,
         t: 1.0,
         kind: EventKind::Deadlock {
-            kind: "cycle".into(),
+            kind: futuretop::deadlock::DeadlockKind::Cycle,
             tasks: vec!["a".into(), "b".into()],
             pool: None,
             message: "a waits on b and b waits on a".repeat(8),

@@ -116,7 +116,7 @@ fn deadlock(es: &[Event]) -> (String, Vec<String>, Option<String>, Option<f64>) 
     let delay = es[i].t - last_wait.t;
     assert!((0.0..REPORT_WITHIN).contains(&delay), "reported {delay:.3} s after the last wait");
     assert!(!message.is_empty());
-    (kind.clone(), tasks.clone(), victim.clone(), *expires_in)
+    (kind.to_string(), tasks.clone(), victim.clone(), *expires_in)
 }
 
 fn exception_of<'a>(es: &'a [Event], task: &str) -> Option<&'a str> {
@@ -129,7 +129,7 @@ fn exception_of<'a>(es: &'a [Event], task: &str) -> Option<&'a str> {
 fn resolved(es: &[Event]) -> Vec<String> {
     es.iter()
         .filter_map(|e| match &e.kind {
-            EventKind::DeadlockResolved { how, .. } => Some(how.clone()),
+            EventKind::DeadlockResolved { how, .. } => Some(how.to_string()),
             _ => None,
         })
         .collect()

@@ -188,11 +188,51 @@ struct Control {
 }
 
 /// A live worker process, as other threads see it (to kill it).
+/// Why the parent killed a worker on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KilledBecause {
+    /// `Future::kill` of the call it ran.
+    Request,
+    /// The pool broke (or its workers were killed or terminated).
+    PoolBroke,
+}
+
+/// Why a worker is retired (told to exit and waited for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    /// The pool shuts down.
+    Shutdown,
+    /// The pool broke while the worker started.
+    PoolBroke,
+    /// It was killed just as its last call finished.
+    KilledAfterLastCall,
+    /// It ran `max_tasks_per_child` calls.
+    MaxTasksPerChild,
+    /// Its initializer failed.
+    InitializerFailed,
+    /// It died running its initializer.
+    InitializerDied,
+}
+
+impl Retire {
+    /// What the `worker_exited` status says before the exit status (nothing on shutdown).
+    fn why(self) -> Option<&'static str> {
+        match self {
+            Self::Shutdown => None,
+            Self::PoolBroke => Some("the pool broke"),
+            Self::KilledAfterLastCall => Some("killed after its last call finished"),
+            Self::MaxTasksPerChild => Some("max_tasks_per_child reached"),
+            Self::InitializerFailed => Some("initializer failed"),
+            Self::InitializerDied => Some("initializer died"),
+        }
+    }
+}
+
 struct Live {
     pid: u32,
     groups: Vec<i32>,
     /// Killed on purpose (by `kill` or because the pool broke): not a crash.
-    on_purpose: Option<String>,
+    on_purpose: Option<KilledBecause>,
     running: Vec<FutureId>,
     /// The interrupt of each running call's pending request (a wait), for breaking it.
     requests: HashMap<FutureId, Arc<Interrupt>>,
@@ -269,7 +309,7 @@ impl Shared {
             }
         }
         for live in lock(&self.live).values_mut() {
-            live.on_purpose.get_or_insert_with(|| "the pool broke".into());
+            live.on_purpose.get_or_insert(KilledBecause::PoolBroke);
             sigkill(live.pid, &live.groups);
             end_requests(live);
         }
@@ -293,7 +333,7 @@ impl Kill for SlotKiller {
         }
         match reason {
             InterruptReason::Kill => {
-                l.on_purpose = Some("killed".into());
+                l.on_purpose = Some(KilledBecause::Request);
                 sigkill(l.pid, &l.groups);
                 end_requests(l);
                 true
@@ -567,7 +607,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
                 fail_broken(item, &b);
                 if let Some(p) = proc.take() {
-                    retire(shared, slot, p, "the pool broke");
+                    retire(shared, slot, p, Retire::PoolBroke);
                 }
                 continue;
             }
@@ -600,13 +640,13 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     // Killed just as its last call finished: the process is gone (or going);
                     // the next item gets a fresh worker instead of failing on this one.
                     if let Some(p) = proc.take() {
-                        retire(shared, slot, p, "killed after its last call finished");
+                        retire(shared, slot, p, Retire::KilledAfterLastCall);
                     }
                     continue;
                 }
                 if shared.max_tasks_per_child.is_some_and(|m| p.tasks >= m) {
                     if let Some(p) = proc.take() {
-                        retire(shared, slot, p, "max_tasks_per_child reached");
+                        retire(shared, slot, p, Retire::MaxTasksPerChild);
                     }
                 }
             }
@@ -614,7 +654,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                 let Some(mut p) = proc.take() else { continue };
                 let status = p.child.wait().map_or_else(|e| format!("could not be waited for ({e})"), describe_status);
                 let live = lock(&shared.live).remove(&slot);
-                let on_purpose = live.as_ref().and_then(|l| l.on_purpose.clone());
+                let on_purpose = live.as_ref().and_then(|l| l.on_purpose);
                 if let Some(l) = &live {
                     sigkill(0, &l.groups);
                     end_requests(l);
@@ -626,7 +666,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     status: status.clone(),
                 });
                 let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
-                if let Some("killed") = on_purpose.as_deref() {
+                if on_purpose == Some(KilledBecause::Request) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
                             "worker {} (pid {}) was killed on request",
@@ -651,7 +691,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         }
     }
     if let Some(p) = proc.take() {
-        retire(shared, slot, p, "ok");
+        retire(shared, slot, p, Retire::Shutdown);
     }
 }
 
@@ -695,7 +735,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
         match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
             Exchange::Done => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
-                    retire(shared, slot, p, "initializer failed");
+                    retire(shared, slot, p, Retire::InitializerFailed);
                     return Err(format!(
                         "A process initializer failed, the process pool is not usable anymore ({}: {e})",
                         e.type_name()
@@ -703,7 +743,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
                 }
             }
             Exchange::Lost(e) => {
-                retire(shared, slot, p, "initializer died");
+                retire(shared, slot, p, Retire::InitializerDied);
                 return Err(format!("A process initializer died, the process pool is not usable anymore ({e})"));
             }
         }
@@ -711,7 +751,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     Ok(p)
 }
 
-fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
+fn retire(shared: &Shared, slot: usize, mut p: Proc, why: Retire) {
     let _ = write_frame(&mut *lock(&p.stdin), &ToWorker::Exit);
     let status = p.child.wait().map(describe_status).unwrap_or_default();
     lock(&shared.live).remove(&slot);
@@ -719,7 +759,10 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: &str) {
         pool: Arc::clone(&shared.name),
         worker: Arc::clone(&p.worker),
         pid: Some(p.pid),
-        status: if why == "ok" { status } else { format!("{why}; {status}") },
+        status: match why.why() {
+            None => status,
+            Some(why) => format!("{why}; {status}"),
+        },
     });
 }
 
@@ -798,7 +841,10 @@ fn answer(shared: &Arc<Shared>, slot: usize, p: &Proc, id: u64, req: u64, body: 
     let Some(hook) = shared.on_request.clone() else {
         let reply = ToWorker::Reply {
             req,
-            result: Err(WireError { kind: "TaskError".into(), message: "this pool answers no requests".into() }),
+            result: Err(WireError {
+                kind: crate::error::ErrorKind::TaskError,
+                message: "this pool answers no requests".into(),
+            }),
         };
         let _ = write_frame(&mut *lock(&stdin), &reply);
         return;
@@ -824,7 +870,10 @@ fn answer(shared: &Arc<Shared>, slot: usize, p: &Proc, id: u64, req: u64, body: 
     if spawned.is_err() {
         let reply = ToWorker::Reply {
             req,
-            result: Err(WireError { kind: "TaskError".into(), message: "the parent could not answer".into() }),
+            result: Err(WireError {
+                kind: crate::error::ErrorKind::TaskError,
+                message: "the parent could not answer".into(),
+            }),
         };
         let _ = write_frame(&mut *lock(&p.stdin), &reply);
     }

@@ -101,7 +101,7 @@ pub struct ResultsRef<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
     /// `TaskError`, `TimeoutError`, `Killed`, ...
-    pub kind: String,
+    pub kind: crate::error::ErrorKind,
     /// The message.
     pub message: String,
 }
@@ -330,7 +330,7 @@ mod tests {
 
     #[test]
     fn every_message_reads_back_as_written_and_a_missing_field_is_named() {
-        let err = WireError { kind: "TaskError".into(), message: "boom".into() };
+        let err = WireError { kind: crate::error::ErrorKind::TaskError, message: "boom".into() };
         let to_parent = [
             ToParent::Hello { version: PROTOCOL_VERSION, pid: 42 },
             ToParent::InitFailed { error: err.clone() },

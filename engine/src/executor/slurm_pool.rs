@@ -28,7 +28,7 @@ use super::protocol::WireError;
 use super::worker::{from_wire, to_wire, Callables, WorkerContext};
 use crate::context::InterruptReason;
 use crate::context::Kill;
-use crate::error::{BrokenExecutor, BrokenKind, Exception, SubmitError};
+use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
 use crate::future::Future;
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
 use crate::status::Stream;
@@ -115,19 +115,24 @@ impl SlurmPoolBuilder {
     }
 
     /// Checks that Slurm answers (`sinfo`), then starts the manager thread.
-    pub fn build(self) -> Result<SlurmPool, String> {
+    pub fn build(self) -> Result<SlurmPool, BuildError> {
         let partition = self.partition;
         check_cluster(partition.as_deref())?;
         let name: Arc<str> = self.name.unwrap_or_else(|| "slurm".into()).into();
         let dir = match self.dir {
             Some(d) => d,
-            None => std::env::current_dir().map_err(|e| e.to_string())?.join(".futuretop-slurm"),
+            None => std::env::current_dir()
+                .map_err(|e| BuildError::System(format!("no current directory: {e}")))?
+                .join(".futuretop-slurm"),
         };
         let dir = dir.join(format!("{}-{}", name, std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BuildError::System(format!("cannot create {}: {e}", dir.display())))?;
         let program = match self.program {
             Some(p) => p,
-            None => std::env::current_exe().map_err(|e| e.to_string())?,
+            None => {
+                std::env::current_exe().map_err(|e| BuildError::System(format!("cannot find this program: {e}")))?
+            }
         };
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
@@ -150,27 +155,35 @@ impl SlurmPoolBuilder {
         let manager = thread::Builder::new()
             .name(format!("{}-slurm", shared.name))
             .spawn(move || manage(&for_thread))
-            .map_err(|e| format!("cannot start the Slurm manager: {e}"))?;
+            .map_err(|e| BuildError::System(format!("cannot start the Slurm manager: {e}")))?;
         Ok(SlurmPool { shared, manager: Mutex::new(Some(manager)) })
     }
 }
 
 /// Asks `sinfo` whether the cluster (and the partition) is there.
-pub fn check_cluster(partition: Option<&str>) -> Result<(), String> {
+pub fn check_cluster(partition: Option<&str>) -> Result<(), BuildError> {
     let mut cmd = Command::new("sinfo");
     cmd.args(["-h", "-o", "%P"]);
-    let out = cmd.output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "Slurm is not installed here: no `sinfo` on PATH".to_owned(),
-        _ => format!("cannot run sinfo: {e}"),
+    let out = cmd.output().map_err(|e| {
+        BuildError::Cluster(match e.kind() {
+            std::io::ErrorKind::NotFound => "Slurm is not installed here: no `sinfo` on PATH".to_owned(),
+            _ => format!("cannot run sinfo: {e}"),
+        })
     })?;
     if !out.status.success() {
-        return Err(format!("the Slurm controller does not answer: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(BuildError::Cluster(format!(
+            "the Slurm controller does not answer: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     if let Some(p) = partition {
         let parts: Vec<String> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_end_matches('*').to_owned()).collect();
         if !parts.iter().any(|x| x == p) {
-            return Err(format!("unknown Slurm partition '{p}' (partitions: {})", parts.join(", ")));
+            return Err(BuildError::Cluster(format!(
+                "unknown Slurm partition '{p}' (partitions: {})",
+                parts.join(", ")
+            )));
         }
     }
     Ok(())
@@ -411,7 +424,7 @@ fn report_node_load(shared: &Shared, nodes: &[String]) {
 }
 
 fn break_pool(shared: &Shared, reason: String) {
-    let b = BrokenExecutor { kind: BrokenKind::ProcessPool, reason };
+    let b = BrokenExecutor { kind: BrokenKind::Slurm, reason };
     *lock(&shared.broken) = Some(b.clone());
     emit(&shared.sink, || Observation::PoolBroken { pool: Arc::clone(&shared.name), error: b.reason.clone() });
     for (_, job) in lock(&shared.jobs).drain() {

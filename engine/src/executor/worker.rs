@@ -22,7 +22,7 @@ use super::protocol::{
     queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, ResultsRef, ToParent, ToWorker, WireError,
     PROTOCOL_VERSION,
 };
-use crate::error::Exception;
+use crate::error::{ErrorKind, Exception};
 use crate::status::Stream;
 
 /// The hidden first argument that makes a binary a worker.
@@ -157,22 +157,24 @@ pub fn kill_process_groups() {
 
 /// Turns an error from the wire back into an exception.
 pub(crate) fn from_wire(e: WireError) -> Exception {
-    use crate::error::{BrokenExecutor, BrokenKind, CancelledError, TimeoutError};
-    match e.kind.as_str() {
-        "TimeoutError" => Exception::Timeout(TimeoutError::single()),
-        "CancelledError" => Exception::Cancelled(CancelledError),
-        "BrokenProcessPool" => Exception::Broken(BrokenExecutor { kind: BrokenKind::ProcessPool, reason: e.message }),
-        "BrokenThreadPool" => Exception::Broken(BrokenExecutor { kind: BrokenKind::ThreadPool, reason: e.message }),
-        "Killed" => Exception::Killed(e.message.trim_start_matches("killed: ").to_owned()),
-        "DeadlockError" => Exception::Deadlock(e.message.trim_start_matches("deadlock broken: ").to_owned()),
-        "CommandFailed" => Exception::CommandFailed(e.message),
-        _ => Exception::Task { message: e.message, panicked: false },
+    use crate::error::{BrokenExecutor, BrokenKind, CancelledError, ErrorKind, TimeoutError};
+    let broken = |kind| Exception::Broken(BrokenExecutor { kind, reason: e.message.clone() });
+    match e.kind {
+        ErrorKind::TimeoutError => Exception::Timeout(TimeoutError::single()),
+        ErrorKind::CancelledError => Exception::Cancelled(CancelledError),
+        ErrorKind::BrokenProcessPool => broken(BrokenKind::ProcessPool),
+        ErrorKind::BrokenThreadPool => broken(BrokenKind::ThreadPool),
+        ErrorKind::BrokenSlurmPool => broken(BrokenKind::Slurm),
+        ErrorKind::Killed => Exception::Killed(e.message.trim_start_matches("killed: ").to_owned()),
+        ErrorKind::DeadlockError => Exception::Deadlock(e.message.trim_start_matches("deadlock broken: ").to_owned()),
+        ErrorKind::CommandFailed => Exception::CommandFailed(e.message),
+        ErrorKind::TaskError => Exception::Task { message: e.message, panicked: false },
     }
 }
 
 /// An exception as it crosses the pipe.
 pub(crate) fn to_wire(e: &Exception) -> WireError {
-    WireError { kind: e.type_name().to_owned(), message: e.to_string() }
+    WireError { kind: e.kind(), message: e.to_string() }
 }
 
 /// The worker's side of the pipe to the parent: frames, and the results of a `map`
@@ -221,7 +223,8 @@ impl Out {
             for CallResult { id, result } in held {
                 let msg = ToParent::Finished { id, result };
                 if queue_frame(&mut self.w, &msg).is_err() {
-                    let error = WireError { kind: "TaskError".into(), message: format!("cannot send the result: {e}") };
+                    let error =
+                        WireError { kind: ErrorKind::TaskError, message: format!("cannot send the result: {e}") };
                     queue_frame(&mut self.w, &ToParent::Finished { id, result: Err(error) })?;
                 }
             }
@@ -360,7 +363,7 @@ fn serve(callables: &Callables) -> i32 {
                     let result = result.map_err(|e| to_wire(&e));
                     output.held_bytes += match &result {
                         Ok(v) => weight(v),
-                        Err(e) => e.message.len() + e.kind.len(),
+                        Err(e) => e.message.len() + e.kind.as_str().len(),
                     };
                     output.held.push(CallResult { id, result });
                     if k == last || output.held_bytes >= HELD_BYTES || flushed.elapsed() >= CHUNK_FLUSH_EVERY {

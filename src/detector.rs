@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Deadlock, Model};
+use crate::deadlock::{Deadlock, Model, Resolution};
 use crate::events::{Event, EventKind};
-use futuretop_engine::observe::FutureId;
+use futuretop_engine::observe::{FutureId, WaitOutcome};
+use futuretop_engine::ErrorKind;
 
 /// What the detector concluded after a batch of events. Each carries the event that
 /// reports it; what to do about a deadlock (`--on-deadlock`) is the runner's to decide.
@@ -44,7 +45,7 @@ pub struct Detector {
     model: Model,
     reported: HashMap<BTreeSet<u64>, (Deadlock, Vec<String>)>,
     /// What last ended each waiter's wait (or the waiter), for `deadlock_resolved`.
-    causes: HashMap<u64, &'static str>,
+    causes: HashMap<u64, Resolution>,
     dirty: bool,
     now: f64,
 }
@@ -79,23 +80,23 @@ impl Detector {
         self.now = e.t;
         let relevant = match &e.kind {
             EventKind::WaitEnd { id, outcome, .. } => {
-                let cause = match outcome.as_str() {
-                    "timed_out" => "timeout",
-                    "interrupted" => "break",
-                    "killed" => "kill",
-                    _ => "finished",
+                let cause = match outcome {
+                    WaitOutcome::TimedOut => Resolution::Timeout,
+                    WaitOutcome::Interrupted => Resolution::Break,
+                    WaitOutcome::Killed => Resolution::Kill,
+                    WaitOutcome::Completed => Resolution::Finished,
                 };
                 self.causes.insert(*id, cause);
                 true
             }
             EventKind::Exception { id, error, .. } => {
-                if error.kind == "Killed" {
-                    self.causes.insert(*id, "kill");
+                if error.kind == ErrorKind::Killed {
+                    self.causes.insert(*id, Resolution::Kill);
                 }
                 true
             }
             EventKind::Cancelled { id, .. } => {
-                self.causes.insert(*id, "cancel");
+                self.causes.insert(*id, Resolution::Cancel);
                 true
             }
             EventKind::RunStarted { .. }
@@ -127,13 +128,11 @@ impl Detector {
         let gone: Vec<BTreeSet<u64>> = self.reported.keys().filter(|k| !keys.contains(k)).cloned().collect();
         for k in gone {
             if let Some((d, names)) = self.reported.remove(&k) {
-                let how = ["kill", "break", "cancel", "timeout"]
+                let how = [Resolution::Kill, Resolution::Break, Resolution::Cancel, Resolution::Timeout]
                     .into_iter()
                     .find(|how| d.tasks.iter().any(|t| self.causes.get(t) == Some(how)))
-                    .unwrap_or("finished");
-                out.push(Verdict::Resolved {
-                    event: EventKind::DeadlockResolved { tasks: names, how: how.to_owned() },
-                });
+                    .unwrap_or(Resolution::Finished);
+                out.push(Verdict::Resolved { event: EventKind::DeadlockResolved { tasks: names, how } });
             }
         }
         for d in found {
@@ -143,7 +142,7 @@ impl Detector {
             }
             let names: Vec<String> = d.tasks.iter().map(|&t| self.model.name(t).to_owned()).collect();
             let event = EventKind::Deadlock {
-                kind: d.kind.as_str().to_owned(),
+                kind: d.kind,
                 tasks: names.clone(),
                 pool: d.pools.first().cloned(),
                 message: self.model.explain(&d, self.now),
