@@ -1,8 +1,8 @@
 //! Task files: YAML → raw types → one validated [`Plan`], every problem reported with its `file:line:col`.
 //!
 //! Loading is three steps. serde_yaml parses the text (syntax errors, alias bombs and
-//! deep nesting are refused there, with a position); [`index::PosIndex`] records where
-//! every key and value starts; then [`validate`] walks the document once, collects *every*
+//! deep nesting are refused there, with a position); `index::PosIndex` records where
+//! every key and value starts; then `validate` walks the document once, collects *every*
 //! problem it finds (unknown keys with a "did you mean", wrong types, unknown pools,
 //! tasks and callables, bad arguments, duplicate names, `depends_on` cycles) and either
 //! returns the [`Plan`] or all the errors. Nothing runs before a file validates.

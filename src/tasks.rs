@@ -1,6 +1,6 @@
 //! What a YAML task can run: the built-in callables and external commands.
 //!
-//! Built-ins that need the run (`wait_on`, `submit`) reach it through [`TaskEnv`]; the
+//! Built-ins that need the run (`wait_on`, `submit`) reach it through `TaskEnv`; the
 //! others are plain functions of their arguments, so a process worker can run them too.
 //! Long-running built-ins poll [`checkpoint`](futuretop_engine::checkpoint), so `kill` stops them.
 

@@ -13,7 +13,7 @@ use futuretop_engine::ProcessPoolBuilder;
 ///   1.3-1.6 ms its start took. mimalloc then turns THP off for the whole process
 ///   (`PR_SET_THP_DISABLE`, which commands would inherit), so the worker turns it back on
 ///   once started ([`restore_thp`]); the parent adds it only when THP is on for itself.
-const WORKER_ONLY_ENV: &[(&str, &str)] =
+pub const WORKER_ONLY_ENV: &[(&str, &str)] =
     if cfg!(feature = "mimalloc") { &[("MIMALLOC_ARENA_RESERVE", "4M"), (THP_ENV, "0")] } else { &[] };
 
 /// mimalloc's switch for transparent huge pages (see [`WORKER_ONLY_ENV`]).
@@ -22,7 +22,7 @@ const THP_ENV: &str = "MIMALLOC_ALLOW_THP";
 /// The variables of [`WORKER_ONLY_ENV`] to give a worker started from this process: those
 /// the user has not set, and `MIMALLOC_ALLOW_THP` only while THP is on here (else the
 /// worker inherits it off and must leave it so).
-fn worker_only_env() -> impl Iterator<Item = (&'static str, &'static str)> {
+pub fn worker_only_env() -> impl Iterator<Item = (&'static str, &'static str)> {
     WORKER_ONLY_ENV.iter().copied().filter(|&(name, _)| {
         std::env::var_os(name).is_none() && (name != THP_ENV || nix::sys::prctl::get_thp_disable() == Ok(false))
     })

@@ -1,6 +1,6 @@
 //! The task a thread is running right now, and the interrupts (kill, deadlock break) it can receive.
 //!
-//! A worker installs a [`TaskContext`] while it runs a task. A blocking wait made from
+//! A worker installs a task context while it runs a task. A blocking wait made from
 //! inside the task (`Future::result`, `wait`, `as_completed`) finds it here, reports
 //! itself as "this task waits on that future" to the pool's sink, and can be
 //! interrupted: `Future::kill` and the deadlock breaker set a flag and wake the wait,

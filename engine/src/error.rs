@@ -51,12 +51,14 @@ impl fmt::Display for TimeoutError {
 /// `set_running_or_notify_cancel`, a `RuntimeError`): the future is not in a state
 /// that allows it. The future is left unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{operation} is not allowed on a future that is {state}")]
+#[error("{}: {future} ({operation} refused)", .state.to_uppercase())]
 pub struct InvalidStateError {
     /// The refused operation (`set_result`, `set_exception`, `set_running_or_notify_cancel`).
     pub operation: &'static str,
     /// The state the future was in, lower-case (`finished`, `cancelled`, `running`).
     pub state: &'static str,
+    /// The future, as Python's repr names it: `<Future #3 state=finished returned i32>`.
+    pub future: String,
 }
 
 /// Which kind of executor broke.

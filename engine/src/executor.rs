@@ -62,6 +62,52 @@ where
     }
 }
 
+/// A function `map` applies to each item: a closure returning the value (its errors are
+/// panics), or [`Fallible`] around one returning `Result<T, E>`, whose `Err` is the call's
+/// exception (Python: the function raised).
+pub trait MapFn<I>: Send + Sync + 'static {
+    /// What the function returns.
+    type Output: Send + 'static;
+    /// Applies the function to one item.
+    fn apply(&self, item: I) -> Result<Self::Output, Exception>;
+}
+
+impl<F, I, T> MapFn<I> for F
+where
+    F: Fn(I) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    fn apply(&self, item: I) -> Result<T, Exception> {
+        Ok(self(item))
+    }
+}
+
+impl<F, I, T, E> MapFn<I> for Fallible<F>
+where
+    F: Fn(I) -> Result<T, E> + Send + Sync + 'static,
+    T: Send + 'static,
+    E: Into<Exception>,
+{
+    type Output = T;
+    fn apply(&self, item: I) -> Result<T, Exception> {
+        (self.0)(item).map_err(Into::into)
+    }
+}
+
+/// One item of a thread pool's `map`, as a call.
+pub(crate) struct MapCall<F, I> {
+    pub(crate) f: std::sync::Arc<F>,
+    pub(crate) item: I,
+}
+
+impl<F: MapFn<I>, I: Send + 'static> Call for MapCall<F, I> {
+    type Output = F::Output;
+    fn call(self) -> Result<F::Output, Exception> {
+        self.f.apply(self.item)
+    }
+}
+
 /// Options of [`Executor::map_calls`] (Python's `map(..., timeout, chunksize, buffersize)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MapOptions {
@@ -83,6 +129,21 @@ impl Default for MapOptions {
 /// Something that runs calls of type `C` on workers and returns futures for them.
 ///
 /// Dropping an executor shuts it down and waits, like leaving Python's `with` block.
+///
+/// ```
+/// use futuretop_engine::{Executor, MapOptions, ThreadPoolExecutor};
+///
+/// // Code written against the trait runs on any executor of closures.
+/// fn squares(e: &impl Executor<Box<dyn FnOnce() -> u64 + Send>>) -> Vec<u64> {
+///     let calls = (1..=3u64).map(|n| Box::new(move || n * n) as Box<dyn FnOnce() -> u64 + Send>);
+///     e.map_calls(calls, MapOptions::default()).unwrap().map(Result::unwrap).collect()
+/// }
+/// let pool = ThreadPoolExecutor::new(2)?;
+/// assert_eq!(squares(&pool), [1, 4, 9]);
+/// pool.shutdown(true, false);
+/// assert!(pool.submit(|| 0).is_err(), "no submit after shutdown");
+/// # Ok::<(), futuretop_engine::Error>(())
+/// ```
 pub trait Executor<C: Call> {
     /// Schedules `call` and returns its future; `name` is what events and the monitor
     /// call it (`task-N` when `None`).
@@ -111,7 +172,7 @@ pub trait Executor<C: Call> {
     fn shutdown(&self, wait: bool, cancel_futures: bool);
 }
 
-type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Future<T>, SubmitError>> + 'a>;
+type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Vec<Future<T>>, SubmitError>> + 'a>;
 
 /// The results of `map`, in input order (Python's `Executor.map` generator).
 ///
@@ -120,8 +181,10 @@ type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Future<T>, SubmitError>>
 /// the iterator (or ending it with an error) cancels every call not yet yielded.
 pub struct MapIter<'a, T> {
     futures: VecDeque<Future<T>>,
-    /// Submits the next input call, while `buffersize` holds some back.
+    /// Submits the next input call (or chunk of calls), while `buffersize` holds some back.
     next_call: Option<NextCall<'a, T>>,
+    /// How many calls may be submitted and not yet yielded (unbounded without `buffersize`).
+    ahead: usize,
     deadline: Option<Instant>,
     submitted: usize,
     ended: bool,
@@ -138,6 +201,18 @@ impl<'a, T: 'a> MapIter<'a, T> {
         C: Call<Output = T>,
         I: Iterator<Item = C> + 'a,
     {
+        let mut calls = calls;
+        let ahead = options.buffersize.unwrap_or(usize::MAX);
+        Self::start_chunks(options, ahead, Box::new(move || calls.next().map(|c| submit(c).map(|f| vec![f]))))
+    }
+
+    /// Starts a map whose calls go in chunks (a process pool's `chunksize`): `next_chunk`
+    /// submits the next chunk. `buffersize` counts chunks, as Python's does.
+    pub(crate) fn start_chunks(
+        options: MapOptions,
+        ahead: usize,
+        mut next_chunk: NextCall<'a, T>,
+    ) -> Result<Self, SubmitError> {
         if options.chunksize == 0 {
             return Err(SubmitError::ZeroChunksize);
         }
@@ -145,16 +220,13 @@ impl<'a, T: 'a> MapIter<'a, T> {
             return Err(SubmitError::ZeroBuffersize);
         }
         let deadline = deadline(options.timeout);
-        let mut calls = calls;
-        let mut next_call: NextCall<'a, T> = Box::new(move || calls.next().map(&mut submit));
-        let mut it = Self { futures: VecDeque::new(), next_call: None, deadline, submitted: 0, ended: false };
-        let ahead = options.buffersize.unwrap_or(usize::MAX);
+        let mut it = Self { futures: VecDeque::new(), next_call: None, ahead, deadline, submitted: 0, ended: false };
         while it.futures.len() < ahead {
-            match next_call() {
+            match next_chunk() {
                 None => return Ok(it),
-                Some(Ok(f)) => {
-                    it.submitted += 1;
-                    it.futures.push_back(f);
+                Some(Ok(fs)) => {
+                    it.submitted += fs.len();
+                    it.futures.extend(fs);
                 }
                 Some(Err(e)) => {
                     it.cancel_rest();
@@ -162,14 +234,8 @@ impl<'a, T: 'a> MapIter<'a, T> {
                 }
             }
         }
-        it.next_call = Some(next_call);
+        it.next_call = Some(next_chunk);
         Ok(it)
-    }
-
-    /// Iterates over futures already submitted (a process pool's chunks, say).
-    pub(crate) fn from_futures(futures: Vec<Future<T>>, timeout: Option<Duration>) -> Self {
-        let submitted = futures.len();
-        Self { futures: futures.into(), next_call: None, deadline: deadline(timeout), submitted, ended: false }
     }
 
     /// The futures of the calls submitted and not yet returned by the iterator, in input
@@ -186,13 +252,14 @@ impl<'a, T: 'a> MapIter<'a, T> {
         self.ended = true;
     }
 
-    /// Tops the buffer up by one call, if there are more. A refused submit (shutdown,
-    /// broken pool) ends the input there.
+    /// Tops the buffer up, if there are more calls. A refused submit (shutdown, broken
+    /// pool) ends the input there.
     fn refill(&mut self) {
-        if let Some(next_call) = self.next_call.as_mut() {
-            if let Some(Ok(f)) = next_call() {
-                self.submitted += 1;
-                self.futures.push_back(f);
+        while self.futures.len() < self.ahead {
+            let Some(next_call) = self.next_call.as_mut() else { return };
+            if let Some(Ok(fs)) = next_call() {
+                self.submitted += fs.len();
+                self.futures.extend(fs);
             } else {
                 self.next_call = None;
             }

@@ -86,6 +86,24 @@ struct Core<T> {
 ///
 /// Cloning gives another handle on the same future. Executors create futures in
 /// `submit`; [`Future::new`] makes a bare one for tests and executor authors.
+///
+/// ```
+/// use futuretop_engine::{Future, FutureError, FutureState};
+///
+/// let f = Future::new();
+/// let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+/// let record = std::sync::Arc::clone(&seen);
+/// f.add_done_callback(move |f| *record.lock().unwrap() = f.try_result());
+/// assert_eq!(f.set_running_or_notify_cancel(), Ok(true));
+/// f.set_result(42)?;
+/// assert_eq!(f.state(), FutureState::Finished);
+/// assert_eq!(f.result(None), Ok(42));
+/// assert_eq!(*seen.lock().unwrap(), Some(Ok(42)));
+/// // A finished future cannot be set again, nor cancelled.
+/// assert!(f.set_result(7).is_err());
+/// assert!(!f.cancel());
+/// # Ok::<(), futuretop_engine::Error>(())
+/// ```
 pub struct Future<T> {
     core: Arc<Core<T>>,
 }
@@ -414,12 +432,8 @@ impl<T> Future<T> {
                 st.phase = Phase::Cancelled { notified: true };
                 Ok(false)
             }
-            Phase::Cancelled { notified: true } => {
-                Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "cancelled" })
-            }
-            Phase::Running => Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "running" }),
-            Phase::Finished(_) => {
-                Err(InvalidStateError { operation: "set_running_or_notify_cancel", state: "finished" })
+            Phase::Cancelled { notified: true } | Phase::Running | Phase::Finished(_) => {
+                Err(invalid(self.core.id, &st.phase, "set_running_or_notify_cancel"))
             }
         }
     }
@@ -456,8 +470,7 @@ impl<T> Future<T> {
                 self.settle(st);
                 Ok(())
             }
-            Phase::Cancelled { .. } => Err(InvalidStateError { operation, state: "cancelled" }),
-            Phase::Finished(_) => Err(InvalidStateError { operation, state: "finished" }),
+            Phase::Cancelled { .. } | Phase::Finished(_) => Err(invalid(self.core.id, &st.phase, operation)),
         }
     }
 
@@ -539,18 +552,31 @@ impl<T> fmt::Debug for Future<T> {
     /// Python's repr: `<Future #3 state=finished raised TaskError>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let st = lock(&self.core.state);
-        match &st.phase {
-            Phase::Pending => write!(f, "<Future {} state=pending>", self.core.id),
-            Phase::Running => write!(f, "<Future {} state=running>", self.core.id),
-            Phase::Cancelled { .. } => write!(f, "<Future {} state=cancelled>", self.core.id),
-            Phase::Finished(Ok(_)) => {
-                write!(f, "<Future {} state=finished returned {}>", self.core.id, short_type_name::<T>())
-            }
-            Phase::Finished(Err(e)) => {
-                write!(f, "<Future {} state=finished raised {}>", self.core.id, e.type_name())
-            }
-        }
+        f.write_str(&repr(self.core.id, &st.phase))
     }
+}
+
+/// Python's repr of a future in `phase`: `<Future #3 state=finished returned i32>`.
+fn repr<T>(id: FutureId, phase: &Phase<T>) -> String {
+    match phase {
+        Phase::Pending => format!("<Future {id} state=pending>"),
+        Phase::Running => format!("<Future {id} state=running>"),
+        Phase::Cancelled { .. } => format!("<Future {id} state=cancelled>"),
+        Phase::Finished(Ok(_)) => format!("<Future {id} state=finished returned {}>", short_type_name::<T>()),
+        Phase::Finished(Err(e)) => format!("<Future {id} state=finished raised {}>", e.type_name()),
+    }
+}
+
+/// `operation` refused on the future `id` in `phase` (Python: `InvalidStateError` with
+/// the state and the future's repr).
+fn invalid<T>(id: FutureId, phase: &Phase<T>, operation: &'static str) -> InvalidStateError {
+    let state = match phase {
+        Phase::Pending => "pending",
+        Phase::Running => "running",
+        Phase::Cancelled { .. } => "cancelled",
+        Phase::Finished(_) => "finished",
+    };
+    InvalidStateError { operation, state, future: repr(id, phase) }
 }
 
 fn short_type_name<T>() -> &'static str {

@@ -48,10 +48,10 @@
 //!
 //! A process pool runs *named* callables: a worker is this program started again, and it
 //! must serve them first thing in `main` (the analogue of Python pickling a top-level
-//! function). `is_prime` is the documentation's; the example is not run here, as a
-//! doctest's `main` is not the program's.
+//! function). `is_prime` is the documentation's. The example runs as a doctest: its own
+//! binary serves as the workers.
 //!
-//! ```no_run
+//! ```
 //! use futuretop_engine::{Callables, ProcessPoolExecutor};
 //! use serde_json::{json, Value};
 //!
@@ -102,7 +102,7 @@ pub use error::{
 #[cfg(feature = "slurm")]
 pub use executor::{serve_slurm_job_if_requested, SlurmPool, SlurmPoolBuilder};
 pub use executor::{
-    serve_worker_if_requested, Call, Callables, Executor, Fallible, MapIter, MapOptions, ProcessCall,
+    serve_worker_if_requested, Call, Callables, Executor, Fallible, MapFn, MapIter, MapOptions, ProcessCall,
     ProcessPoolBuilder, ProcessPoolExecutor, ThreadPoolBuilder, ThreadPoolExecutor, WorkerContext,
 };
 pub use future::{as_completed, wait, AsCompleted, Future, FutureState, ReturnWhen, WaitResult};

@@ -14,7 +14,8 @@
 //!   a pool task whose wait the pool's sink reports (`WaitStart`): the future is completed
 //!   only once the wait has certainly begun, with no sleep.
 //! - `test_multiple_set_*`: Python's message names the state and the repr; Rust returns
-//!   an `InvalidStateError { operation, state }`, checked field by field.
+//!   an `InvalidStateError { operation, state, future }`, checked field by field and by
+//!   its message (the state and the future's repr, as CPython's).
 //!
 //! Cases that cannot apply:
 //! - `test_class_str`: checks Python class reprs (`<class 'concurrent.futures.Future'>`);
@@ -39,7 +40,6 @@ use futuretop_engine::Exception;
 use futuretop_engine::Future;
 use futuretop_engine::FutureError;
 use futuretop_engine::FutureState;
-use futuretop_engine::InvalidStateError;
 use futuretop_engine::Observation;
 use futuretop_engine::TimeoutError;
 
@@ -362,13 +362,22 @@ fn test_exception_with_cancel() {
 fn test_multiple_set_result() {
     let f = pending_future();
     f.set_result(1).unwrap();
-    assert_eq!(f.set_result(2), Err(InvalidStateError { operation: "set_result", state: "finished" }));
+    let e = f.set_result(2).unwrap_err();
+    assert_eq!((e.operation, e.state), ("set_result", "finished"));
+    // CPython: InvalidStateError('FINISHED: <Future at 0x... state=finished returned int>').
+    assert_eq!(
+        e.to_string(),
+        format!("FINISHED: <Future {} state=finished returned i32> (set_result refused)", f.id())
+    );
+    assert_eq!(e.future, format!("{f:?}"));
     assert!(f.done());
     assert_eq!(f.result(None), Ok(1));
 
     // 3.8+: a cancelled future refuses a result too, and stays cancelled.
     let c = cancelled_future();
-    assert_eq!(c.set_result(2), Err(InvalidStateError { operation: "set_result", state: "cancelled" }));
+    let e = c.set_result(2).unwrap_err();
+    assert_eq!((e.operation, e.state), ("set_result", "cancelled"));
+    assert_eq!(e.to_string(), format!("CANCELLED: <Future {} state=cancelled> (set_result refused)", c.id()));
     assert!(c.cancelled());
 }
 
@@ -378,17 +387,14 @@ fn test_multiple_set_exception() {
     let f = pending_future();
     let e = Exception::task("ValueError");
     f.set_exception(e.clone()).unwrap();
-    assert_eq!(
-        f.set_exception(Exception::task("Exception")),
-        Err(InvalidStateError { operation: "set_exception", state: "finished" })
-    );
+    let err = f.set_exception(Exception::task("Exception")).unwrap_err();
+    assert_eq!((err.operation, err.state), ("set_exception", "finished"));
+    assert_eq!(err.future, format!("<Future {} state=finished raised TaskError>", f.id()));
     assert_eq!(f.exception(None), Ok(Some(e)));
 
     let c = cancelled_and_notified_future();
-    assert_eq!(
-        c.set_exception(Exception::task("Exception")),
-        Err(InvalidStateError { operation: "set_exception", state: "cancelled" })
-    );
+    let err = c.set_exception(Exception::task("Exception")).unwrap_err();
+    assert_eq!((err.operation, err.state), ("set_exception", "cancelled"));
     assert!(c.cancelled());
 }
 
@@ -402,7 +408,8 @@ fn test_set_running_or_notify_cancel_from_each_state() {
 
     // RUNNING: Python raises RuntimeError('Future in unexpected state').
     let err = running_future().set_running_or_notify_cancel().unwrap_err();
-    assert_eq!(err, InvalidStateError { operation: "set_running_or_notify_cancel", state: "running" });
+    assert_eq!((err.operation, err.state), ("set_running_or_notify_cancel", "running"));
+    assert!(err.to_string().starts_with("RUNNING: <Future #"), "{err}");
 
     // CANCELLED -> CANCELLED_AND_NOTIFIED, false; still cancelled.
     let f = cancelled_future();

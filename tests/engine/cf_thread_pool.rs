@@ -227,3 +227,28 @@ fn test_thread_names_default() {
     let other_names = thread_names(&other, 1);
     assert!(other_names.iter().all(|n| !n.starts_with(&format!("{}_", prefixes.first().unwrap()))));
 }
+
+// map's rules are the process pool's: the iterator does not borrow the pool, and a
+// `Fallible` function's `Err` is that call's exception (Python: the function raised),
+// which ends the iteration and cancels the rest.
+#[test]
+fn test_map_is_owned_and_takes_fallible_functions() {
+    use futuretop_engine::{Exception, Fallible};
+    fn owned<T: 'static>(t: T) -> T {
+        t
+    }
+    let pool = pool();
+    let halves = owned(
+        pool.map(
+            Fallible(|n: u32| if n.is_multiple_of(2) { Ok(n / 2) } else { Err(format!("{n} is odd")) }),
+            [0, 2, 4, 5, 6],
+            Some(LONG),
+            1,
+        )
+        .unwrap(),
+    );
+    let got: Vec<Result<u32, FutureError>> = halves.collect();
+    assert_eq!(got[..3], [Ok(0), Ok(1), Ok(2)]);
+    assert_eq!(got[3], Err(FutureError::Failed(Exception::task("5 is odd"))));
+    assert_eq!(got.len(), 4, "the first error ends the iteration");
+}

@@ -1001,24 +1001,66 @@ fn test_max_tasks_early_shutdown() {
     }
 }
 
-// CPython: test_force_shutdown_workers [3.14] (kill every worker: running and pending
-// futures end, nothing hangs, no process is left)
+// CPython: test_force_shutdown_workers and test_force_shutdown_workers_stops_pool [3.14]
+// (terminate_workers sends SIGTERM, kill_workers SIGKILL, after shutdown(cancel_futures):
+// queued futures end cancelled, running ones BrokenProcessPool, a later submit is refused
+// as after shutdown; nothing hangs, no process is left)
 #[test]
 fn test_force_shutdown_workers() {
-    let pool = builder(2).build().unwrap();
-    let running: Vec<_> = (0..2).map(|_| pool.submit(sleep(30.0)).unwrap()).collect();
-    let pending: Vec<_> = (0..4).map(|_| pool.submit(sleep(30.0)).unwrap()).collect();
-    until("both workers run", || running.iter().all(Future::running));
-    let pids = pool.worker_pids();
-    assert_eq!(pids.len(), 2);
-    let start = Instant::now();
-    pool.kill_workers();
-    for f in running.iter().chain(&pending) {
-        broken(f);
+    for (terminate, signal) in [(true, "SIGTERM"), (false, "SIGKILL")] {
+        let pool = builder(2).build().unwrap();
+        let running: Vec<_> = (0..2).map(|_| pool.submit(sleep(30.0)).unwrap()).collect();
+        let pending: Vec<_> = (0..4).map(|_| pool.submit(sleep(30.0)).unwrap()).collect();
+        until("both workers run", || running.iter().all(Future::running));
+        let pids = pool.worker_pids();
+        assert_eq!(pids.len(), 2);
+        let start = Instant::now();
+        if terminate {
+            pool.terminate_workers();
+        } else {
+            pool.kill_workers();
+        }
+        assert_eq!(pool.submit(pow(2, 2)).err(), Some(SubmitError::Shutdown), "{signal}");
+        for f in &pending {
+            assert_eq!(f.result(Some(LONG)), Err(FutureError::Cancelled(futuretop_engine::CancelledError)), "{signal}");
+        }
+        for f in &running {
+            let b = broken(f);
+            assert!(b.reason.contains(&format!("killed by signal {signal}")), "{signal}: {}", b.reason);
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        until("the workers are gone", || pids.iter().all(|&p| !alive(p)));
+        assert_eq!(pool.broken(), None, "shut down, not broken");
+        within("shutdown after a forced one", move || pool.shutdown(true, false));
     }
-    assert!(start.elapsed() < Duration::from_secs(5));
-    until("the workers are gone", || pids.iter().all(|&p| !alive(p)));
-    within("shutdown after kill_workers", move || pool.shutdown(true, false));
+}
+
+// CPython: test_force_shutdown_workers on an idle pool (the workers go; nothing was running)
+#[test]
+fn test_force_shutdown_idle_workers() {
+    let pool = builder(1).build().unwrap();
+    assert_eq!(pool.submit(pow(3, 2)).unwrap().result(Some(LONG)), Ok(json!(9)));
+    let pids = pool.worker_pids();
+    pool.terminate_workers();
+    until("the idle worker is gone", || pids.iter().all(|&p| !alive(p)));
+    assert_eq!(pool.submit(pow(3, 2)).err(), Some(SubmitError::Shutdown));
+}
+
+// map and map_with: the iterator outlives the borrow of the pool (as the thread pool's),
+// and buffersize holds chunks back.
+#[test]
+fn test_map_buffersize_counts_chunks_and_the_iterator_is_owned() {
+    fn owned<T: 'static>(t: T) -> T {
+        t
+    }
+    let pool = builder(2).build().unwrap();
+    let items: Vec<Value> = (0..10).map(|i| serde_json::to_value(Builtin::Pow { base: i, exp: 2 }).unwrap()).collect();
+    let options = MapOptions { timeout: Some(LONG), chunksize: 3, buffersize: Some(2) };
+    let it = owned(pool.map_with(BUILTIN_CALL, items, options).unwrap());
+    // Two chunks of three are submitted ahead, no more.
+    assert_eq!(it.pending_futures().count(), 6);
+    let got: Vec<Value> = it.map(Result::unwrap).collect();
+    assert_eq!(got, (0..10).map(|i| json!(i * i)).collect::<Vec<_>>());
 }
 
 // ---------------------------------------------------------------------------------------

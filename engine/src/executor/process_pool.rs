@@ -193,8 +193,10 @@ struct Control {
 enum KilledBecause {
     /// `Future::kill` of the call it ran.
     Request,
-    /// The pool broke (or its workers were killed or terminated).
+    /// The pool broke.
     PoolBroke,
+    /// `terminate_workers` or `kill_workers`, with this signal.
+    ForceShutdown(nix::sys::signal::Signal),
 }
 
 /// Why a worker is retired (told to exit and waited for).
@@ -344,6 +346,27 @@ impl Kill for SlotKiller {
 }
 
 /// Python's `ProcessPoolExecutor`: runs calls in worker processes.
+///
+/// A worker is this program started again: `main` must call
+/// [`serve_worker_if_requested`](super::serve_worker_if_requested) first thing, with
+/// the callables it serves by name.
+///
+/// ```
+/// use futuretop_engine::{Callables, Exception, FutureError, ProcessCall, ProcessPoolExecutor};
+/// use serde_json::{json, Value};
+///
+/// let mut callables = Callables::new();
+/// callables.register("pid", |_, _| Ok(Value::from(std::process::id())));
+/// callables.register("fail", |_, _| Err(Exception::task("no")));
+/// futuretop_engine::serve_worker_if_requested(&callables);
+///
+/// let pool = ProcessPoolExecutor::new(1)?;
+/// let pid = pool.submit(ProcessCall::new("pid", Value::Null))?.result(None)?;
+/// assert_ne!(pid, json!(std::process::id()), "it ran in another process");
+/// let failed = pool.submit(ProcessCall::new("fail", Value::Null))?;
+/// assert_eq!(failed.result(None), Err(FutureError::Failed(Exception::task("no"))));
+/// # Ok::<(), futuretop_engine::Error>(())
+/// ```
 pub struct ProcessPoolExecutor {
     shared: Arc<Shared>,
 }
@@ -377,7 +400,7 @@ impl ProcessPoolExecutor {
 
     /// Schedules `call` under `name` and returns its future.
     pub fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
-        let mut fs = self.submit_item(vec![(name.map(str::to_owned), call)])?;
+        let mut fs = submit_item(&self.shared, vec![(name.map(str::to_owned), call)])?;
         fs.pop().ok_or(SubmitError::Shutdown)
     }
 
@@ -386,52 +409,10 @@ impl ProcessPoolExecutor {
         self.submit_named(None, call)
     }
 
-    fn submit_item(&self, calls: Vec<(Option<String>, ProcessCall)>) -> Result<Vec<Future<Value>>, SubmitError> {
-        let mut control = lock(&self.shared.control);
-        if let Some(b) = &control.broken {
-            return Err(SubmitError::Broken(b.clone()));
-        }
-        let Some(tx) = control.tx.as_ref() else { return Err(SubmitError::Shutdown) };
-        let mut item = Vec::with_capacity(calls.len());
-        for (name, call) in calls {
-            let f = Future::with_sink(self.shared.sink.clone());
-            let name: Option<Arc<str>> = name.map(Into::into);
-            emit(&self.shared.sink, || Observation::Pending {
-                id: f.id(),
-                pool: Arc::clone(&self.shared.name),
-                name: name.clone().unwrap_or_else(|| format!("task-{}", f.id().0).into()),
-            });
-            item.push(Entry { future: f, call, name });
-        }
-        let futures: Vec<Future<Value>> = item.iter().map(|e| e.future.clone()).collect();
-        if tx.send(item).is_err() {
-            return Err(SubmitError::Shutdown);
-        }
-        // As Python's `_adjust_process_count`: an idle worker takes the item; else one
-        // more worker starts, up to max_workers.
-        let took_idle =
-            self.shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        let slot = control.threads.len();
-        if !took_idle && slot < self.shared.max_workers {
-            let shared = Arc::clone(&self.shared);
-            match thread::Builder::new()
-                .name(format!("{}-slot-{slot}", self.shared.name))
-                .spawn(move || slot_loop(&shared, slot))
-            {
-                Ok(h) => control.threads.push(h),
-                Err(e) if slot == 0 => {
-                    drop(control);
-                    self.shared.break_pool(format!("could not start a worker thread: {e}"));
-                }
-                // The slots already running will take the item.
-                Err(_) => {}
-            }
-        }
-        Ok(futures)
-    }
-
-    /// Python's `map(fn, *iterables, chunksize=n)`: `chunksize` calls travel in one
-    /// message; results come back in input order.
+    /// Python's `map(fn, *iterables, timeout=..., chunksize=n)`: the callable `name` on
+    /// each item's arguments, `chunksize` calls a message to a worker; results come back
+    /// in input order. The iterator does not borrow the pool, as with
+    /// [`ThreadPoolExecutor::map`](super::ThreadPoolExecutor::map).
     pub fn map<I>(
         &self,
         name: &str,
@@ -441,22 +422,34 @@ impl ProcessPoolExecutor {
     ) -> Result<super::MapIter<'static, Value>, SubmitError>
     where
         I: IntoIterator<Item = Value>,
+        I::IntoIter: 'static,
     {
-        if chunksize == 0 {
-            return Err(SubmitError::ZeroChunksize);
-        }
-        let mut futures = Vec::new();
-        let mut chunk = Vec::with_capacity(chunksize);
-        for args in items {
-            chunk.push((None, ProcessCall::new(name, args)));
-            if chunk.len() == chunksize {
-                futures.extend(self.submit_item(std::mem::take(&mut chunk))?);
-            }
-        }
-        if !chunk.is_empty() {
-            futures.extend(self.submit_item(chunk)?);
-        }
-        Ok(super::MapIter::from_futures(futures, timeout))
+        self.map_with(name, items, super::MapOptions { timeout, chunksize, buffersize: None })
+    }
+
+    /// `map` with every option, including `buffersize` (Python 3.14: at most that many
+    /// chunks submitted ahead of the consumer).
+    pub fn map_with<I>(
+        &self,
+        name: &str,
+        items: I,
+        options: super::MapOptions,
+    ) -> Result<super::MapIter<'static, Value>, SubmitError>
+    where
+        I: IntoIterator<Item = Value>,
+        I::IntoIter: 'static,
+    {
+        let chunksize = options.chunksize.max(1);
+        let ahead = options.buffersize.map_or(usize::MAX, |b| b.saturating_mul(chunksize));
+        let shared = Arc::clone(&self.shared);
+        let name: Arc<str> = name.into();
+        let mut items = items.into_iter();
+        let next_chunk = Box::new(move || {
+            let chunk: Vec<(Option<String>, ProcessCall)> =
+                items.by_ref().take(chunksize).map(|args| (None, ProcessCall::new(&*name, args))).collect();
+            (!chunk.is_empty()).then(|| submit_item(&shared, chunk))
+        });
+        super::MapIter::start_chunks(options, ahead, next_chunk)
     }
 
     /// Python's `shutdown(wait, cancel_futures)`.
@@ -482,11 +475,81 @@ impl ProcessPoolExecutor {
         }
     }
 
-    /// Kills every worker now (Python 3.14's `kill_workers`): running and pending futures
-    /// end with `BrokenProcessPool`.
-    pub fn kill_workers(&self) {
-        self.shared.break_pool("the workers were killed on request".into());
+    /// Python 3.14's `terminate_workers()`: shuts the pool down with `cancel_futures`
+    /// (queued futures end cancelled, a later submit is refused as after shutdown), then
+    /// sends SIGTERM to every live worker; the futures they ran end with
+    /// `BrokenProcessPool`. A worker running a command kills the command's process group
+    /// before it exits.
+    pub fn terminate_workers(&self) {
+        self.force_shutdown(nix::sys::signal::Signal::SIGTERM);
     }
+
+    /// Python 3.14's `kill_workers()`: as [`terminate_workers`](Self::terminate_workers),
+    /// with SIGKILL (the workers' commands are killed by the parent).
+    pub fn kill_workers(&self) {
+        self.force_shutdown(nix::sys::signal::Signal::SIGKILL);
+    }
+
+    fn force_shutdown(&self, signal: nix::sys::signal::Signal) {
+        self.shutdown(false, true);
+        for live in lock(&self.shared.live).values_mut() {
+            live.on_purpose.get_or_insert(KilledBecause::ForceShutdown(signal));
+            if signal == nix::sys::signal::Signal::SIGKILL {
+                sigkill(live.pid, &live.groups);
+            } else if let Ok(pid) = i32::try_from(live.pid) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+            }
+            end_requests(live);
+        }
+    }
+}
+
+/// Queues one work item (a call, or a `map` chunk) and starts a worker slot for it if
+/// none is idle (Python's `_adjust_process_count`).
+fn submit_item(
+    shared: &Arc<Shared>,
+    calls: Vec<(Option<String>, ProcessCall)>,
+) -> Result<Vec<Future<Value>>, SubmitError> {
+    let mut control = lock(&shared.control);
+    if let Some(b) = &control.broken {
+        return Err(SubmitError::Broken(b.clone()));
+    }
+    let Some(tx) = control.tx.as_ref() else { return Err(SubmitError::Shutdown) };
+    let mut item = Vec::with_capacity(calls.len());
+    for (name, call) in calls {
+        let f = Future::with_sink(shared.sink.clone());
+        let name: Option<Arc<str>> = name.map(Into::into);
+        emit(&shared.sink, || Observation::Pending {
+            id: f.id(),
+            pool: Arc::clone(&shared.name),
+            name: name.clone().unwrap_or_else(|| format!("task-{}", f.id().0).into()),
+        });
+        item.push(Entry { future: f, call, name });
+    }
+    let futures: Vec<Future<Value>> = item.iter().map(|e| e.future.clone()).collect();
+    if tx.send(item).is_err() {
+        return Err(SubmitError::Shutdown);
+    }
+    // As Python's `_adjust_process_count`: an idle worker takes the item; else one
+    // more worker starts, up to max_workers.
+    let took_idle = shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let slot = control.threads.len();
+    if !took_idle && slot < shared.max_workers {
+        let for_slot = Arc::clone(shared);
+        match thread::Builder::new()
+            .name(format!("{}-slot-{slot}", shared.name))
+            .spawn(move || slot_loop(&for_slot, slot))
+        {
+            Ok(h) => control.threads.push(h),
+            Err(e) if slot == 0 => {
+                drop(control);
+                shared.break_pool(format!("could not start a worker thread: {e}"));
+            }
+            // The slots already running will take the item.
+            Err(_) => {}
+        }
+    }
+    Ok(futures)
 }
 
 impl super::Executor<ProcessCall> for ProcessPoolExecutor {
@@ -672,6 +735,20 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                             "worker {} (pid {}) was killed on request",
                             p.worker, p.pid
                         )));
+                    }
+                } else if let Some(KilledBecause::ForceShutdown(signal)) = on_purpose {
+                    // The pool is shut down, not broken: its later submits are refused
+                    // as after shutdown; the calls that ran end as in Python.
+                    let how = if signal == nix::sys::signal::Signal::SIGKILL { "killed" } else { "terminated" };
+                    let b = BrokenExecutor {
+                        kind: BrokenKind::ProcessPool,
+                        reason: format!(
+                            "A child process terminated abruptly, the process pool is not usable anymore: worker {} (pid {}) {status}: the workers were {how} on request",
+                            p.worker, p.pid
+                        ),
+                    };
+                    for e in unfinished {
+                        let _ = e.future.set_exception(Exception::Broken(b.clone()));
                     }
                 } else {
                     let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.label())).collect();

@@ -11,6 +11,9 @@
 //! for the pipe round trip itself (two writes, two reads, two wake-ups), so a binary
 //! encoding would not change the per-task cost measurably (see `docs/performance.md`).
 //!
+//! Public only as far as its fuzzer needs (the messages and [`read_frame`]): a program
+//! uses the process pool, not the protocol.
+//!
 //! Frames larger than [`MAX_FRAME`] are refused: a corrupt length can never make the
 //! reader allocate without bound. A decoder error fails the pool cleanly, never panics.
 
@@ -45,14 +48,14 @@ pub struct CallMsg {
 /// and arguments instead of copying them.
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename = "run")]
-pub struct RunRef<'a> {
+pub(crate) struct RunRef<'a> {
     /// The calls.
     pub calls: Vec<CallRef<'a>>,
 }
 
 /// A [`CallMsg`] that borrows its fields.
 #[derive(Debug, Serialize)]
-pub struct CallRef<'a> {
+pub(crate) struct CallRef<'a> {
     /// See [`CallMsg::id`].
     pub id: u64,
     /// See [`CallMsg::name`].
@@ -82,7 +85,7 @@ impl PartialEq for CallMsg {
 /// A [`ToParent::Finished`] frame written from a borrowed result (no copy of the value).
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename = "finished")]
-pub struct FinishedRef<'a> {
+pub(crate) struct FinishedRef<'a> {
     /// The call's id.
     pub id: u64,
     /// Its value or error.
@@ -92,7 +95,7 @@ pub struct FinishedRef<'a> {
 /// A [`ToParent::Results`] frame written from borrowed results.
 #[derive(Debug, Serialize)]
 #[serde(tag = "op", rename = "results")]
-pub struct ResultsRef<'a> {
+pub(crate) struct ResultsRef<'a> {
     /// The results.
     pub results: &'a [CallResult],
 }
@@ -260,7 +263,7 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> 
 
 /// Writes one frame into `w` without flushing: with a buffered writer, it leaves with the
 /// next flush (several frames in one write).
-pub fn queue_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+pub(crate) fn queue_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
     let len = u32::try_from(body.len()).ok().filter(|&l| l <= MAX_FRAME).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {} bytes is over the limit", body.len()))

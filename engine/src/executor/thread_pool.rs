@@ -12,7 +12,7 @@ use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{run_call, Call, Executor, MapIter, MapOptions};
+use super::{run_call, Call, Executor, MapCall, MapFn, MapIter, MapOptions};
 use crate::context::Kill;
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
@@ -280,98 +280,47 @@ impl ThreadPoolExecutor {
 
     /// Schedules any [`Call`] under a name shown in events and the monitor.
     pub fn submit_named<C: Call>(&self, name: Option<&str>, call: C) -> Result<Future<C::Output>, SubmitError> {
-        let shared = &self.shared;
-        let mut control = shared.control();
-        if let Some(broken) = &control.broken {
-            return Err(SubmitError::Broken(broken.clone()));
-        }
-        let Some(tx) = control.tx.as_ref() else {
-            return Err(SubmitError::Shutdown);
-        };
-        let future = Future::with_sink(shared.sink.clone());
-        emit(&shared.sink, || Observation::Pending {
-            id: future.id(),
-            pool: Arc::clone(&shared.name),
-            name: name.map_or_else(|| format!("task-{}", future.id().0).into(), Into::into),
-        });
-        let work: Box<dyn Work> = Box::new(Job { future: future.clone(), call });
-        if tx.send(work).is_err() {
-            // The receiver lives in `shared`, which we hold: the channel cannot be closed.
-            return Err(SubmitError::Shutdown);
-        }
-        self.adjust_thread_count(&mut control);
-        Ok(future)
-    }
-
-    /// Python's `_adjust_thread_count`: reuse an idle worker, else start one if allowed.
-    fn adjust_thread_count(&self, control: &mut Control) {
-        let shared = &self.shared;
-        let took_idle = shared.idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if took_idle || control.threads.len() >= shared.max_workers {
-            return;
-        }
-        let index = shared.started.fetch_add(1, Ordering::SeqCst);
-        let thread_name = format!("{}_{index}", shared.thread_name_prefix);
-        let worker = WorkerCtx {
-            name: format!("{}-{}", shared.name, index + 1).into(),
-            sink: shared.sink.clone(),
-            interrupt: Arc::new(Interrupt::default()),
-        };
-        let for_thread = Arc::clone(shared);
-        match thread::Builder::new().name(thread_name).spawn(move || worker_loop(&for_thread, &worker)) {
-            Ok(handle) => control.threads.push(handle),
-            Err(e) => {
-                shared.started.fetch_sub(1, Ordering::SeqCst);
-                if control.threads.is_empty() {
-                    // No thread will ever run the queue: fail it rather than hang.
-                    let error = BrokenExecutor {
-                        kind: BrokenKind::ThreadPool,
-                        reason: format!("could not start a worker thread: {e}"),
-                    };
-                    control.broken = Some(error.clone());
-                    shared.broken_flag.store(true, Ordering::SeqCst);
-                    while let Ok(work) = shared.rx.try_recv() {
-                        work.fail(Exception::Broken(error.clone()));
-                    }
-                }
-            }
-        }
+        submit(&self.shared, name, call)
     }
 
     /// Python's `map(fn, iterable, timeout=..., chunksize=...)`: submits `f(item)` for every
     /// item at once and yields the results in input order (several inputs: zip them).
-    pub fn map<I, F, T>(
+    /// `f` is a closure returning the value, or [`Fallible`](super::Fallible) around one
+    /// returning a `Result` whose `Err` is the call's exception. The iterator does not
+    /// borrow the pool, as with [`ProcessPoolExecutor::map`](super::ProcessPoolExecutor::map).
+    pub fn map<I, F>(
         &self,
         f: F,
         items: I,
         timeout: Option<std::time::Duration>,
         chunksize: usize,
-    ) -> Result<MapIter<'_, T>, SubmitError>
+    ) -> Result<MapIter<'static, F::Output>, SubmitError>
     where
         I: IntoIterator,
         I::IntoIter: 'static,
         I::Item: Send + 'static,
-        F: Fn(I::Item) -> T + Send + Sync + 'static,
-        T: Send + 'static,
+        F: MapFn<I::Item>,
     {
         self.map_with(f, items, MapOptions { timeout, chunksize, buffersize: None })
     }
 
     /// `map` with every option, including `buffersize` (Python 3.14).
-    pub fn map_with<I, F, T>(&self, f: F, items: I, options: MapOptions) -> Result<MapIter<'_, T>, SubmitError>
+    pub fn map_with<I, F>(
+        &self,
+        f: F,
+        items: I,
+        options: MapOptions,
+    ) -> Result<MapIter<'static, F::Output>, SubmitError>
     where
         I: IntoIterator,
         I::IntoIter: 'static,
         I::Item: Send + 'static,
-        F: Fn(I::Item) -> T + Send + Sync + 'static,
-        T: Send + 'static,
+        F: MapFn<I::Item>,
     {
         let f = Arc::new(f);
-        let calls = items.into_iter().map(move |item| {
-            let f = Arc::clone(&f);
-            move || f(item)
-        });
-        MapIter::start(options, calls, move |c| self.submit_named(None, c))
+        let calls = items.into_iter().map(move |item| MapCall { f: Arc::clone(&f), item });
+        let shared = Arc::clone(&self.shared);
+        MapIter::start(options, calls, move |c| submit(&shared, None, c))
     }
 
     /// Python's `shutdown(wait=True, *, cancel_futures=False)`.
@@ -429,6 +378,64 @@ impl std::fmt::Debug for ThreadPoolExecutor {
             .field("max_workers", &self.shared.max_workers)
             .field("threads", &self.threads_started())
             .finish_non_exhaustive()
+    }
+}
+
+/// Schedules `call` on the pool `shared` is the state of (see [`ThreadPoolExecutor::submit_named`]).
+fn submit<C: Call>(shared: &Arc<Shared>, name: Option<&str>, call: C) -> Result<Future<C::Output>, SubmitError> {
+    let mut control = shared.control();
+    if let Some(broken) = &control.broken {
+        return Err(SubmitError::Broken(broken.clone()));
+    }
+    let Some(tx) = control.tx.as_ref() else {
+        return Err(SubmitError::Shutdown);
+    };
+    let future = Future::with_sink(shared.sink.clone());
+    emit(&shared.sink, || Observation::Pending {
+        id: future.id(),
+        pool: Arc::clone(&shared.name),
+        name: name.map_or_else(|| format!("task-{}", future.id().0).into(), Into::into),
+    });
+    let work: Box<dyn Work> = Box::new(Job { future: future.clone(), call });
+    if tx.send(work).is_err() {
+        // The receiver lives in `shared`, which we hold: the channel cannot be closed.
+        return Err(SubmitError::Shutdown);
+    }
+    adjust_thread_count(shared, &mut control);
+    Ok(future)
+}
+
+/// Python's `_adjust_thread_count`: reuse an idle worker, else start one if allowed.
+fn adjust_thread_count(shared: &Arc<Shared>, control: &mut Control) {
+    let took_idle = shared.idle.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    if took_idle || control.threads.len() >= shared.max_workers {
+        return;
+    }
+    let index = shared.started.fetch_add(1, Ordering::SeqCst);
+    let thread_name = format!("{}_{index}", shared.thread_name_prefix);
+    let worker = WorkerCtx {
+        name: format!("{}-{}", shared.name, index + 1).into(),
+        sink: shared.sink.clone(),
+        interrupt: Arc::new(Interrupt::default()),
+    };
+    let for_thread = Arc::clone(shared);
+    match thread::Builder::new().name(thread_name).spawn(move || worker_loop(&for_thread, &worker)) {
+        Ok(handle) => control.threads.push(handle),
+        Err(e) => {
+            shared.started.fetch_sub(1, Ordering::SeqCst);
+            if control.threads.is_empty() {
+                // No thread will ever run the queue: fail it rather than hang.
+                let error = BrokenExecutor {
+                    kind: BrokenKind::ThreadPool,
+                    reason: format!("could not start a worker thread: {e}"),
+                };
+                control.broken = Some(error.clone());
+                shared.broken_flag.store(true, Ordering::SeqCst);
+                while let Ok(work) = shared.rx.try_recv() {
+                    work.fail(Exception::Broken(error.clone()));
+                }
+            }
+        }
     }
 }
 

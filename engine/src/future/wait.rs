@@ -65,6 +65,20 @@ fn distinct_by_done<T>(fs: &[Future<T>]) -> (Vec<Future<T>>, Vec<Future<T>>) {
 /// `timeout` passes, then returns which are done. A timeout is not an error: the caller
 /// looks at `not_done` (Python's `concurrent.futures.wait`). A wait from a task that is
 /// killed or chosen to break a deadlock returns early in the same way.
+///
+/// ```
+/// use std::time::Duration;
+/// use futuretop_engine::{wait, ReturnWhen, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(2)?;
+/// let quick = pool.submit(|| 1)?;
+/// let slow = pool.submit(|| std::thread::sleep(Duration::from_millis(200)))?;
+/// let first = wait(&[quick.clone()], None, ReturnWhen::FirstCompleted);
+/// assert_eq!(first.done.len(), 1);
+/// let both = wait(&[slow], Some(Duration::from_millis(1)), ReturnWhen::AllCompleted);
+/// assert_eq!(both.not_done.len(), 1, "the timeout passed first");
+/// # Ok::<(), futuretop_engine::Error>(())
+/// ```
 pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnWhen) -> WaitResult<T> {
     let deadline = deadline(timeout);
     let (mut done, not_done) = distinct_by_done(fs);
@@ -134,6 +148,19 @@ pub fn wait<T>(fs: &[Future<T>], timeout: Option<Duration>, return_when: ReturnW
 /// `Err(FutureError::Timeout)` whose message says how many futures were unfinished
 /// ("2 (of 5) futures unfinished"), then ends. The iterator keeps no handle on a future
 /// it has yielded.
+///
+/// ```
+/// use futuretop_engine::{as_completed, ThreadPoolExecutor};
+///
+/// let pool = ThreadPoolExecutor::new(4)?;
+/// let futures = (1..=4u64).map(|n| pool.submit(move || n * n)).collect::<Result<Vec<_>, _>>()?;
+/// let mut total = 0;
+/// for f in as_completed(&futures, None) {
+///     total += f?.result(None)?;
+/// }
+/// assert_eq!(total, 1 + 4 + 9 + 16);
+/// # Ok::<(), futuretop_engine::Error>(())
+/// ```
 pub fn as_completed<T>(fs: &[Future<T>], timeout: Option<Duration>) -> AsCompleted<T> {
     let all = distinct(fs);
     let total = all.len();
