@@ -82,7 +82,10 @@ fn frame_time(app: &mut App, frames: u32) -> Duration {
     for i in 0..frames {
         // Something changes between frames, as in a live run.
         app.apply(if i % 2 == 0 { Action::Move(-1) } else { Action::Move(1) });
-        let _ = terminal.draw(|f| draw(f, app, Theme { color: true }));
+        app.prepare();
+        let _ = terminal.draw(|f| {
+            draw(f, app, Theme { color: true });
+        });
     }
     start.elapsed() / frames
 }
@@ -99,7 +102,7 @@ fn bench(c: &mut Criterion) {
             for e in &evs {
                 app.apply_event(e);
             }
-            app.rows.len()
+            app.model.rows.len()
         });
     });
 
@@ -153,7 +156,10 @@ fn run_with(plan: futuretop::config::Plan, monitor: bool) -> Duration {
             app.drain(&rx, Duration::from_millis(16));
             if last.elapsed() >= Duration::from_millis(33) {
                 last = Instant::now();
-                let _ = terminal.draw(|f| draw(f, &mut app, Theme { color: true }));
+                app.prepare();
+                let _ = terminal.draw(|f| {
+                    draw(f, &app, Theme { color: true });
+                });
             }
         }
     });
@@ -210,9 +216,9 @@ fn flood(per_sec: u64, secs: u64) -> (f64, Duration) {
                 let t0 = Instant::now();
                 app.apply_event(&e);
                 n_ev += 1;
-                let before = app.rows.len();
+                let before = app.model.rows.len();
                 app.drain(&rx, frame.saturating_sub(last_draw.elapsed()));
-                n_ev += app.rows.len() - before;
+                n_ev += app.model.rows.len() - before;
                 t_apply += t0.elapsed();
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -226,7 +232,10 @@ fn flood(per_sec: u64, secs: u64) -> (f64, Duration) {
         // As the monitor does: a key draws at once, otherwise at most every 33 ms.
         if key_pending.is_some() || last_draw.elapsed() >= frame {
             let t0 = Instant::now();
-            let _ = terminal.draw(|f| draw(f, &mut app, Theme { color: true }));
+            app.prepare();
+            let _ = terminal.draw(|f| {
+                draw(f, &app, Theme { color: true });
+            });
             t_draw += t0.elapsed();
             last_draw = t0;
             frames += 1;

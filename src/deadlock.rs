@@ -1,6 +1,6 @@
 //! Deadlock detection: which futures can never make progress, why, and which wait to break. Pure logic.
 //!
-//! The model knows no event: the detector stage ([`crate::detector`]) builds it from the
+//! The model knows no event: the detector stage (`detector.rs`) builds it from the
 //! event stream: every pool's worker count, which futures
 //! are pending in which pool, which are running, and which running task waits on which
 //! futures (and until when, if its wait has a timeout).

@@ -4,7 +4,7 @@
 //! deadlocks they form.
 //!
 //! This crate is the application: the task-file schema and its validation ([`config`]),
-//! the built-in callables and external commands ([`tasks`]), the run ([`runner`]) and what steers it ([`control`]), its
+//! the built-in callables and external commands ([`tasks`]), the run ([`runner`]) and what steers it ([`control`]), the run model every view folds its events into ([`model`]), its
 //! events ([`events`]), the deadlock model ([`deadlock`]) and detector ([`detector`]), the headless reporter
 //! ([`headless`]) and the monitor ([`tui`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
@@ -16,6 +16,7 @@ pub mod demo;
 pub mod detector;
 pub mod events;
 pub mod headless;
+pub mod model;
 pub mod runner;
 pub mod tasks;
 pub mod tui;

@@ -12,7 +12,6 @@ use futuretop::config::Plan;
 use futuretop::control::Control;
 use futuretop::control::OnDeadlock;
 use futuretop::runner::RunOptions;
-use futuretop::tui::app::RowState;
 
 /// The program's allocator: the engine and the event bus allocate on one thread and free on
 /// another all the time, which glibc's malloc does under a lock (a subscriber that fell
@@ -125,8 +124,8 @@ fn run(cli: Cli) -> Result<u8, String> {
                 let _ = tx.send(std::sync::Arc::new(e));
             }
             drop(tx);
-            let tally = futuretop::headless::report(&rx, false, &mut std::io::sink());
-            print!("{}", tally.summary(exit_code));
+            let model = futuretop::headless::report(&rx, false, &mut std::io::sink());
+            print!("{}", model.summary(exit_code));
             Ok(0)
         }
     }
@@ -184,27 +183,16 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         let report = handle.join();
         // The futures as the screen counted them, in the headless summary's words.
         let shown = shown?;
-        let count = |state| shown.counts.iter().find(|(s, _)| *s == state).map_or(0, |&(_, n)| n);
-        let finished = count(RowState::Done) + count(RowState::Failed) + count(RowState::Cancelled);
-        let unfinished = shown.total.saturating_sub(finished);
-        println!(
-            "futuretop: {} futures: {} done, {} failed, {} cancelled{}; exit code {}",
-            shown.total,
-            count(RowState::Done),
-            count(RowState::Failed),
-            count(RowState::Cancelled),
-            if unfinished > 0 { format!(", {unfinished} unfinished") } else { String::new() },
-            report.exit_code
-        );
+        println!("futuretop: {}; exit code {}", shown.counts.sentence(), report.exit_code);
         if let Some(e) = report.log_error {
             eprintln!("futuretop: the event log is incomplete: {e}");
         }
         return Ok(u8::try_from(report.exit_code).unwrap_or(1));
     }
     let stderr = std::io::stderr();
-    let tally = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
+    let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
     let report = handle.join();
-    print!("{}", tally.summary(report.exit_code));
+    print!("{}", model.summary(report.exit_code));
     if let Some(e) = report.log_error {
         eprintln!("futuretop: the event log is incomplete: {e}");
     }

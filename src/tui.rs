@@ -104,11 +104,9 @@ pub enum Source {
 pub struct Shown {
     /// The run's exit code, if it finished.
     pub finished: Option<i32>,
-    /// Futures per state, as the header counted them (inner futures of a `submit`
-    /// included).
-    pub counts: [(app::RowState, usize); 5],
-    /// Futures in all (the table's).
-    pub total: usize,
+    /// Futures per state, and in all, as the header counted them (inner futures of a
+    /// `submit` included).
+    pub counts: crate::model::StateCounts,
 }
 
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
@@ -152,11 +150,15 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
         if dirty && last_draw.elapsed() >= FRAME {
             // Frames are paced from their start, so a slow frame does not stretch the period.
             last_draw = Instant::now();
+            app.prepare();
+            let mut geometry = app.view.geometry;
             terminal.draw(|f| {
                 assert!(!inject_panic, "injected fault: a panic in the render path ({FAULT_ENV}=render-panic)");
-                ui::draw(f, &mut app, theme);
+                geometry = ui::draw(f, &app, theme);
             })?;
-            dirty = false;
+            // A new layout (a resize): the next frame scrolls the selection into it.
+            dirty = geometry != app.view.geometry;
+            app.set_geometry(geometry);
         }
         let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
         let never = crossbeam_channel::never();
@@ -174,7 +176,7 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
             },
             recv(keys_rx) -> k => {
                 if let Ok(k) = k {
-                    match input::map(&k, &app, app.table_top) {
+                    match input::map(&k, &app) {
                         Some(Input::Action(a)) => command = app.apply(a),
                         Some(Input::Replay(r)) => {
                             if let Some(tx) = &replay {
@@ -219,14 +221,14 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
         // An interrupted run (exit 130) leaves the monitor once it has stopped: after
         // Ctrl-C or `y`, and after a SIGINT, SIGTERM or SIGHUP, which the program
         // forwards to the runner, not to the monitor.
-        let stopped_by_signal = replay.is_none() && app.finished == Some(EXIT_INTERRUPTED);
-        if (interrupted || stopped_by_signal) && (app.finished.is_some() || !events_open) {
+        let stopped_by_signal = replay.is_none() && app.model.finished == Some(EXIT_INTERRUPTED);
+        if (interrupted || stopped_by_signal) && (app.model.finished.is_some() || !events_open) {
             break;
         }
     }
     drop(terminal);
     drop(guard);
-    Ok(Shown { finished: app.finished, counts: app.counts(), total: app.total() })
+    Ok(Shown { finished: app.model.finished, counts: app.counts() })
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.

@@ -1,208 +1,17 @@
-//! The monitor's state: a pure reducer over run events and user actions, tested without a terminal.
+//! The monitor's state: the run model it shows, and its own view state (selection, filter, sort, scroll, overlays); a pure reducer over run events and user actions, tested without a terminal.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::config::PoolKind;
 use crate::control::Control;
-use crate::deadlock::DeadlockKind;
-use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
-use futuretop_engine::WaitOutcome;
-
-/// How a wait ended, in words (`timed out`).
-fn wait_outcome(o: WaitOutcome) -> &'static str {
-    match o {
-        WaitOutcome::Completed => "completed",
-        WaitOutcome::TimedOut => "timed out",
-        WaitOutcome::Interrupted => "interrupted",
-        WaitOutcome::Killed => "killed",
-    }
-}
+use crate::events::Event;
+use crate::model::{Change, Keep, SAMPLE_GRACE};
+pub use crate::model::{
+    DeadlockView, PoolView, Row, RowError, RowState, RunModel, StateCounts, SysStats, WorkerView, SAMPLE_PERIOD,
+};
 use futuretop_engine::observe::FutureId;
-
-/// Lines of command output kept per task.
-const OUTPUT_TAIL: usize = 50;
-/// Timeline entries kept per task (the detail view's event list).
-const TASK_EVENTS: usize = 64;
-/// Spans kept per worker for the timeline view.
-const WORKER_SPANS: usize = 512;
-/// Lines kept in the log.
-const LOG_LINES: usize = 200;
-
-/// A future's state as the monitor shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RowState {
-    /// Queued.
-    Pending,
-    /// On a worker.
-    Running,
-    /// Finished with a value.
-    Done,
-    /// Finished with an exception.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-}
-
-impl RowState {
-    /// The word shown in the table (it carries the state without colour).
-    pub const fn word(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// A one-character symbol for the state.
-    pub const fn symbol(self) -> &'static str {
-        match self {
-            Self::Pending => "·",
-            Self::Running => "▶",
-            Self::Done => "✔",
-            Self::Failed => "✘",
-            Self::Cancelled => "⊘",
-        }
-    }
-
-    /// True for the final states.
-    pub const fn is_final(self) -> bool {
-        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
-    }
-}
-
-/// One future in the table.
-#[derive(Debug, Clone)]
-pub struct Row {
-    /// Its id.
-    pub id: u64,
-    /// Its task name.
-    pub name: String,
-    /// Its pool.
-    pub pool: String,
-    /// Its state.
-    pub state: RowState,
-    /// The worker running it (or that ran it).
-    pub worker: Option<String>,
-    /// The worker's pid (process pools).
-    pub pid: Option<u32>,
-    /// When it was submitted, started, ended (run seconds).
-    pub submitted: f64,
-    /// When a worker took it.
-    pub started: Option<f64>,
-    /// When it reached a final state.
-    pub ended: Option<f64>,
-    /// Its value.
-    pub result: Option<Value>,
-    /// Its error, or why it was cancelled.
-    pub error: Option<RowError>,
-    /// Futures it is waiting on now.
-    pub waits_on: Vec<u64>,
-    /// Its own event timeline.
-    pub events: VecDeque<(f64, String)>,
-    /// The tail of its command output.
-    pub output: VecDeque<String>,
-}
-
-/// Why a row did not end with a value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RowError {
-    /// It ended with this exception.
-    Exception(ErrorInfo),
-    /// It was cancelled, for this reason.
-    Cancelled(CancelReason),
-}
-
-impl std::fmt::Display for RowError {
-    /// `TaskError: boom`, or `cancelled: dependency 'a' failed`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Exception(e) => write!(f, "{}: {}", e.kind, e.message),
-            Self::Cancelled(r) => write!(f, "cancelled: {r}"),
-        }
-    }
-}
-
-impl Row {
-    /// How long it ran (or has been running, at `now`).
-    pub fn duration(&self, now: f64) -> Option<f64> {
-        self.started.map(|s| self.ended.unwrap_or(now) - s)
-    }
-
-    /// The result or error, in one line.
-    pub fn outcome(&self) -> String {
-        match (&self.result, &self.error) {
-            (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
-            (_, Some(error @ RowError::Exception(_))) => error.to_string(),
-            (Some(v), None) => match v {
-                Value::String(s) => s.lines().last().unwrap_or("").to_owned(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            },
-            (None, None) => String::new(),
-        }
-    }
-}
-
-/// A worker in the workers panel.
-#[derive(Debug, Clone)]
-pub struct WorkerView {
-    /// Its name (`cpu-1`).
-    pub name: String,
-    /// Its pid (process pools).
-    pub pid: Option<u32>,
-    /// The future it runs now.
-    pub current: Option<u64>,
-    /// False once it exited.
-    pub alive: bool,
-    /// What it ran: (start, end or None while running, future id).
-    pub spans: VecDeque<(f64, Option<f64>, u64)>,
-    /// CPU percent and resident bytes, from the system sampler.
-    pub cpu: Option<f32>,
-    /// Resident memory in bytes.
-    pub mem: Option<u64>,
-    /// What the worker has in use, as its pool reports it (Slurm nodes).
-    pub load: Option<String>,
-}
-
-/// A pool in the workers panel.
-#[derive(Debug, Clone)]
-pub struct PoolView {
-    /// Its name.
-    pub name: String,
-    /// `thread`, `process` or `slurm` (unknown until `run_started` names it).
-    pub kind: Option<PoolKind>,
-    /// Its worker count.
-    pub max_workers: usize,
-    /// Its workers, in start order.
-    pub workers: Vec<WorkerView>,
-    /// Busy workers, sampled every [`SAMPLE_PERIOD`] of run time (for the sparkline).
-    pub busy_history: VecDeque<u64>,
-    /// Why it broke, if it did.
-    pub broken: Option<String>,
-    /// Its futures waiting for a worker.
-    pub queued: usize,
-}
-
-/// A deadlock being shown.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeadlockView {
-    /// `cycle` or `starvation`.
-    pub kind: DeadlockKind,
-    /// The tasks in wait order.
-    pub tasks: Vec<String>,
-    /// Their ids.
-    pub ids: Vec<u64>,
-    /// The explanation.
-    pub message: String,
-    /// The waiter that `b` interrupts.
-    pub victim_id: Option<u64>,
-    /// When the earliest timeout of its waits expires (run seconds).
-    pub expires_at: Option<f64>,
-}
 
 /// Which rows the table shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -376,60 +185,37 @@ pub enum Command {
     Exit,
 }
 
-/// System figures from the sampler.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SysStats {
-    /// Whole-system CPU percent.
-    pub cpu: f32,
-    /// Memory in use, bytes.
-    pub mem_used: u64,
-    /// Memory in all, bytes.
-    pub mem_total: u64,
-    /// Per worker pid: CPU percent and resident bytes.
-    pub procs: HashMap<u32, (f32, u64)>,
+/// Where the last frame put what the next key needs: the table's page size, the screen
+/// row of its first data row and its width (for mouse clicks). [`draw`](super::ui::draw)
+/// returns it; the host hands it to the next frame's state with [`App::set_geometry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Rows the table can show.
+    pub page: usize,
+    /// The screen row of the table's first data row.
+    pub table_top: u16,
+    /// The screen columns the table spans, from its left edge (0 when no table is shown,
+    /// so clicks elsewhere select nothing).
+    pub table_width: u16,
 }
 
-/// Run time between two samples of the sparklines and the rate, in seconds.
-pub const SAMPLE_PERIOD: f64 = 0.5;
-/// Samples kept for a sparkline.
-const HISTORY: usize = 120;
-/// How far behind the live clock a sample is taken when no event brings it: events
-/// stamped before a sample's time have long arrived by then.
-const SAMPLE_GRACE: f64 = 1.0;
+impl Default for Geometry {
+    fn default() -> Self {
+        Self { page: 10, table_top: 0, table_width: 0 }
+    }
+}
 
-/// The monitor's whole state.
+/// What the monitor shows of the run, and how: everything that is not the run's data.
 #[derive(Debug, Default)]
-pub struct App {
-    /// The run's name.
-    pub run: String,
-    /// The task file.
-    pub file: String,
-    /// Tasks in the plan.
-    pub planned: usize,
-    /// The run clock (seconds, from the latest event or tick).
-    pub now: f64,
-    /// Every future, in submission order.
-    pub rows: Vec<Row>,
-    index: HashMap<u64, usize>,
-    /// Pools and their workers.
-    pub pools: Vec<PoolView>,
-    /// Deadlocks being shown.
-    pub deadlocks: Vec<DeadlockView>,
-    /// Recent log lines.
-    pub log: VecDeque<String>,
-    /// A message for the user (the answer to their last key).
-    pub status: Option<String>,
+pub struct ViewState {
+    /// The screen.
+    pub screen: View,
+    /// The focused pane.
+    pub pane: Pane,
     /// The selected future's id (the selection follows it when rows reorder).
     pub selected: Option<u64>,
     /// The first visible row.
     pub offset: usize,
-    /// Rows the table can show (set by the renderer's last layout).
-    pub page: usize,
-    /// The screen row of the table's first data row (set by the renderer; for clicks).
-    pub table_top: u16,
-    /// The screen columns the table spans, from its left edge (set by the renderer; 0
-    /// when no table is shown, so clicks elsewhere select nothing).
-    pub table_width: u16,
     /// The state filter.
     pub filter: Filter,
     /// The sort order.
@@ -438,10 +224,6 @@ pub struct App {
     pub search: Option<String>,
     /// The last search, applied as a filter on names.
     pub query: String,
-    /// The screen.
-    pub view: View,
-    /// The focused pane.
-    pub pane: Pane,
     /// Lines scrolled in the detail view.
     pub detail_scroll: u16,
     /// Lines scrolled in the workers panel (when it has the focus).
@@ -450,405 +232,61 @@ pub struct App {
     pub help: bool,
     /// The quit question is up.
     pub confirm_quit: bool,
-    /// The run's exit code, once it ended.
-    pub finished: Option<i32>,
+    /// A message for the user (the answer to their last key).
+    pub status: Option<String>,
+    /// The last frame's geometry.
+    pub geometry: Geometry,
+    /// The visible rows' order, until something changes it.
+    order: Option<Vec<usize>>,
+}
+
+/// The monitor's whole state.
+#[derive(Debug, Default)]
+pub struct App {
+    /// The run, as its events tell it.
+    pub model: RunModel,
+    /// How it is shown.
+    pub view: ViewState,
     /// Each plan task's arguments, by task name, when the host knows them.
     pub args: HashMap<String, Value>,
     /// A replay: commands are not sent.
     pub read_only: bool,
-    /// System figures.
-    pub sys: SysStats,
-    /// Futures finished per second: a moving average over the samples while the run
-    /// goes on, the whole run's average once it has finished.
-    pub rate: f64,
-    /// Samples taken: the next is due at `(samples + 1) * SAMPLE_PERIOD` of run time.
-    samples: u64,
-    /// Finished futures at the last sample.
-    done_at_sample: usize,
-    /// The visible rows' order, until something changes it.
-    order: Option<Vec<usize>>,
-    /// Futures per state, kept as events arrive (indexed by `RowState as usize`).
-    state_counts: [usize; 5],
-    /// The latest future of each task name (for output lines).
-    by_name: HashMap<String, usize>,
 }
 
 impl App {
     /// An empty app.
     pub fn new() -> Self {
-        Self { page: 10, ..Self::default() }
-    }
-
-    fn row_mut(&mut self, id: u64) -> Option<&mut Row> {
-        self.index.get(&id).map(|&i| &mut self.rows[i])
+        Self { model: RunModel::new(Keep::All), ..Self::default() }
     }
 
     /// The row of future `id`.
     pub fn row(&self, id: u64) -> Option<&Row> {
-        self.index.get(&id).map(|&i| &self.rows[i])
-    }
-
-    fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
-        self.pools.iter_mut().find(|p| p.name == pool)?.workers.iter_mut().find(|w| w.name == worker)
-    }
-
-    fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
-        if let Some(i) = self.pools.iter().position(|p| p.name == pool) {
-            return &mut self.pools[i];
-        }
-        self.pools.push(PoolView {
-            name: pool.to_owned(),
-            kind: None,
-            max_workers: 0,
-            workers: Vec::new(),
-            busy_history: VecDeque::new(),
-            broken: None,
-            queued: 0,
-        });
-        let last = self.pools.len() - 1;
-        &mut self.pools[last]
-    }
-
-    fn push_log(&mut self, line: String) {
-        if self.log.len() == LOG_LINES {
-            self.log.pop_front();
-        }
-        self.log.push_back(line);
-    }
-
-    fn note(&mut self, id: u64, t: f64, what: String) {
-        if let Some(r) = self.row_mut(id) {
-            if r.events.len() == TASK_EVENTS {
-                r.events.pop_front();
-            }
-            r.events.push_back((t, what));
-        }
-    }
-
-    fn end_span(&mut self, id: u64, t: f64) {
-        let Some(r) = self.row(id) else { return };
-        let (pool, worker) = (r.pool.clone(), r.worker.clone());
-        if let Some(w) = worker.and_then(|w| self.worker_mut(&pool, &w)) {
-            if w.current == Some(id) {
-                w.current = None;
-            }
-            if let Some(span) = w.spans.iter_mut().rev().find(|s| s.2 == id && s.1.is_none()) {
-                span.1 = Some(t);
-            }
-        }
-    }
-
-    /// Moves row `i` to `state`, keeping the counters and the row order right.
-    fn set_state(&mut self, i: usize, state: RowState) {
-        let old = self.rows[i].state;
-        if old == state {
-            return;
-        }
-        self.rows[i].state = state;
-        self.state_counts[old as usize] -= 1;
-        self.state_counts[state as usize] += 1;
-        if (old == RowState::Pending) != (state == RowState::Pending) {
-            let pool = self.rows[i].pool.clone();
-            let p = self.pool_mut(&pool);
-            if state == RowState::Pending {
-                p.queued += 1;
-            } else {
-                p.queued = p.queued.saturating_sub(1);
-            }
-        }
-        // Submission order over every row does not change with states.
-        if self.filter != Filter::All || matches!(self.sort, Sort::State | Sort::Duration) {
-            self.order = None;
-        }
-    }
-
-    fn finish(&mut self, id: u64, t: f64, state: RowState) {
-        self.end_span(id, t);
-        let Some(&i) = self.index.get(&id) else { return };
-        let r = &mut self.rows[i];
-        r.ended = Some(t);
-        r.waits_on.clear();
-        self.set_state(i, state);
+        self.model.row(id)
     }
 
     /// Takes in one run event.
-    #[allow(clippy::too_many_lines)] // one arm per event kind
     pub fn apply_event(&mut self, e: &Event) {
-        // The samples due before this event see the state without it (live or replayed alike).
-        self.sample_until(e.t);
-        self.now = self.now.max(e.t);
-        let t = e.t;
-        match &e.kind {
-            EventKind::RunStarted { run, file, pools, tasks, .. } => {
-                self.run.clone_from(run);
-                self.file.clone_from(file);
-                self.planned = *tasks;
-                // One row a planned future, without reallocating a large table mid-run.
-                self.rows.reserve(*tasks);
-                self.index.reserve(*tasks);
-                for p in pools {
-                    let v = self.pool_mut(&p.name);
-                    v.kind = Some(p.kind);
-                    v.max_workers = p.max_workers;
+        match self.model.apply(e) {
+            Change::Nothing => {}
+            Change::Added(i) => match self.view.order.as_mut() {
+                // A new row at the end: the plain order just grows.
+                Some(order)
+                    if self.view.filter == Filter::All
+                        && self.view.sort == Sort::Submitted
+                        && self.view.query.is_empty() =>
+                {
+                    order.push(i);
+                }
+                _ => self.view.order = None,
+            },
+            // Submission order over every row does not change with states.
+            Change::State => {
+                if self.view.filter != Filter::All || matches!(self.view.sort, Sort::State | Sort::Duration) {
+                    self.view.order = None;
                 }
             }
-            EventKind::Pending { task, id, pool } => {
-                if !self.index.contains_key(id) {
-                    let i = self.rows.len();
-                    self.index.insert(*id, i);
-                    self.by_name.insert(task.clone(), i);
-                    self.state_counts[RowState::Pending as usize] += 1;
-                    self.pool_mut(pool).queued += 1;
-                    self.rows.push(Row {
-                        id: *id,
-                        name: task.clone(),
-                        pool: pool.clone(),
-                        state: RowState::Pending,
-                        worker: None,
-                        pid: None,
-                        submitted: t,
-                        started: None,
-                        ended: None,
-                        result: None,
-                        error: None,
-                        waits_on: Vec::new(),
-                        events: VecDeque::new(),
-                        output: VecDeque::new(),
-                    });
-                    // A new row at the end: the plain order just grows.
-                    match self.order.as_mut() {
-                        Some(order)
-                            if self.filter == Filter::All && self.sort == Sort::Submitted && self.query.is_empty() =>
-                        {
-                            order.push(i);
-                        }
-                        _ => self.order = None,
-                    }
-                }
-                self.note(*id, t, format!("pending in pool {pool}"));
-            }
-            EventKind::Running { id, pool, worker, pid, .. } => {
-                if let Some(&i) = self.index.get(id) {
-                    let r = &mut self.rows[i];
-                    r.started = Some(t);
-                    r.worker = Some(worker.clone());
-                    r.pid = *pid;
-                    self.set_state(i, RowState::Running);
-                }
-                let (pool, worker) = (pool.clone(), worker.clone());
-                if let Some(w) = self.worker_mut(&pool, &worker) {
-                    w.current = Some(*id);
-                    if w.spans.len() == WORKER_SPANS {
-                        w.spans.pop_front();
-                    }
-                    w.spans.push_back((t, None, *id));
-                }
-                self.note(*id, t, format!("running on {worker}"));
-            }
-            EventKind::Done { id, result, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    r.result = Some(result.clone());
-                }
-                self.finish(*id, t, RowState::Done);
-                self.note(*id, t, "done".into());
-            }
-            EventKind::Exception { id, error, task, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    r.error = Some(RowError::Exception(error.clone()));
-                }
-                self.finish(*id, t, RowState::Failed);
-                self.note(*id, t, format!("{}: {}", error.kind, error.message));
-                self.push_log(format!("{task} failed: {}: {}", error.kind, error.message));
-            }
-            EventKind::Cancelled { id, reason, task, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    if let Some(reason) = reason {
-                        r.error = Some(RowError::Cancelled(reason.clone()));
-                    }
-                }
-                self.finish(*id, t, RowState::Cancelled);
-                self.note(*id, t, reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
-                if let Some(r) = reason {
-                    self.push_log(format!("{task} cancelled: {r}"));
-                }
-            }
-            EventKind::Wait { id, on_id, on, timeout, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    r.waits_on.push(*on_id);
-                }
-                let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
-                self.note(*id, t, format!("waits on {on}{limit}"));
-            }
-            EventKind::WaitEnd { id, on_id, on, outcome, .. } => {
-                if let Some(r) = self.row_mut(*id) {
-                    if let Some(i) = r.waits_on.iter().position(|x| x == on_id) {
-                        r.waits_on.remove(i);
-                    }
-                }
-                self.note(*id, t, format!("wait on {on} ended: {}", wait_outcome(*outcome)));
-            }
-            EventKind::WorkerStarted { pool, worker, pid } => {
-                let p = self.pool_mut(pool);
-                if let Some(w) = p.workers.iter_mut().find(|w| &w.name == worker) {
-                    w.alive = true;
-                    w.pid = *pid;
-                } else {
-                    let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
-                    p.workers.insert(
-                        at,
-                        WorkerView {
-                            name: worker.clone(),
-                            pid: *pid,
-                            current: None,
-                            alive: true,
-                            spans: VecDeque::new(),
-                            cpu: None,
-                            mem: None,
-                            load: None,
-                        },
-                    );
-                }
-            }
-            EventKind::WorkerExited { pool, worker, status, .. } => {
-                let (pool, worker) = (pool.clone(), worker.clone());
-                if let Some(w) = self.worker_mut(&pool, &worker) {
-                    w.alive = false;
-                    w.current = None;
-                }
-                if status != "ok" && status != "exited with status 0" {
-                    self.push_log(format!("worker {worker} of {pool}: {status}"));
-                }
-            }
-            EventKind::WorkerLoad { pool, worker, load } => {
-                let (pool, worker) = (pool.clone(), worker.clone());
-                if let Some(w) = self.worker_mut(&pool, &worker) {
-                    w.load = Some(load.clone());
-                }
-            }
-            EventKind::PoolBroken { pool, error } => {
-                self.pool_mut(pool).broken = Some(error.clone());
-                self.push_log(format!("pool {pool} broke: {error}"));
-            }
-            EventKind::Output { task, line, .. } => {
-                if let Some(&i) = self.by_name.get(task) {
-                    let r = &mut self.rows[i];
-                    if r.output.len() == OUTPUT_TAIL {
-                        r.output.pop_front();
-                    }
-                    r.output.push_back(line.clone());
-                }
-                self.push_log(format!("{task}: {line}"));
-            }
-            EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
-                self.deadlocks.push(DeadlockView {
-                    kind: *kind,
-                    tasks: tasks.clone(),
-                    ids: ids.clone(),
-                    message: message.clone(),
-                    victim_id: *victim_id,
-                    expires_at: expires_in.map(|s| t + s),
-                });
-                self.push_log(format!("deadlock: {message}"));
-            }
-            EventKind::DeadlockResolved { tasks, how } => {
-                self.deadlocks.retain(|d| &d.tasks != tasks);
-                self.push_log(format!("deadlock of {} resolved ({how})", tasks.join(", ")));
-            }
-            EventKind::System { cpu, mem_used, mem_total, procs } => {
-                let procs = procs.iter().map(|p| (p.pid, (p.cpu, p.mem))).collect();
-                self.apply_sys(SysStats { cpu: *cpu, mem_used: *mem_used, mem_total: *mem_total, procs });
-            }
-            EventKind::RunFinished { exit_code, .. } => {
-                self.finished = Some(*exit_code);
-                // The clock stops at the last event, even if a live tick ran past it.
-                self.now = t;
-                if t > 0.0 {
-                    self.rate = self.finished_count() as f64 / t;
-                }
-                self.push_log(format!("run finished, exit code {exit_code}"));
-            }
+            Change::Moved => self.view.order = None,
         }
-    }
-
-    /// Counts per state.
-    pub fn counts(&self) -> [(RowState, usize); 5] {
-        let c = self.state_counts;
-        [
-            (RowState::Pending, c[0]),
-            (RowState::Running, c[1]),
-            (RowState::Done, c[2]),
-            (RowState::Failed, c[3]),
-            (RowState::Cancelled, c[4]),
-        ]
-    }
-
-    /// Futures in all (the plan's, or more with inner submits).
-    pub fn total(&self) -> usize {
-        self.rows.len().max(self.planned)
-    }
-
-    /// Futures in a final state.
-    pub fn finished_count(&self) -> usize {
-        let c = self.state_counts;
-        c[RowState::Done as usize] + c[RowState::Failed as usize] + c[RowState::Cancelled as usize]
-    }
-
-    /// Seconds left at the current rate, if it can be told.
-    pub fn eta(&self) -> Option<f64> {
-        let left = self.total().saturating_sub(self.finished_count());
-        (self.rate > 0.0 && left > 0 && self.finished.is_none()).then(|| left as f64 / self.rate)
-    }
-
-    /// The rows the table shows, in order (indices into `rows`).
-    pub fn visible(&mut self) -> &[usize] {
-        if self.order.is_none() {
-            let q = self.query.to_lowercase();
-            let mut v: Vec<usize> = (0..self.rows.len())
-                .filter(|&i| {
-                    let r = &self.rows[i];
-                    self.filter.keeps(r.state) && (q.is_empty() || r.name.to_lowercase().contains(&q))
-                })
-                .collect();
-            let now = self.now;
-            match self.sort {
-                Sort::Submitted => {}
-                Sort::State => v.sort_by_key(|&i| {
-                    let s = self.rows[i].state;
-                    (
-                        match s {
-                            RowState::Running => 0,
-                            RowState::Pending => 1,
-                            RowState::Failed => 2,
-                            RowState::Cancelled => 3,
-                            RowState::Done => 4,
-                        },
-                        i,
-                    )
-                }),
-                Sort::Duration => {
-                    v.sort_by(|&a, &b| {
-                        let da = self.rows[a].duration(now).unwrap_or(-1.0);
-                        let db = self.rows[b].duration(now).unwrap_or(-1.0);
-                        db.total_cmp(&da).then(a.cmp(&b))
-                    });
-                }
-                Sort::Name => v.sort_by(|&a, &b| self.rows[a].name.cmp(&self.rows[b].name).then(a.cmp(&b))),
-            }
-            self.order = Some(v);
-        }
-        self.order.as_deref().unwrap_or(&[])
-    }
-
-    /// The position of the selection among the visible rows.
-    pub fn selected_pos(&mut self) -> Option<usize> {
-        let sel = self.selected?;
-        let i = *self.index.get(&sel)?;
-        if self.filter == Filter::All && self.sort == Sort::Submitted && self.query.is_empty() {
-            // Every row in submission order: the position is the index (no scan of
-            // 100,000 rows per frame).
-            return Some(i);
-        }
-        self.visible().iter().position(|&r| r == i)
     }
 
     /// Takes in the events pending on `events`, for at most `budget`, so that a flood
@@ -863,11 +301,107 @@ impl App {
         }
     }
 
+    /// Futures per state, as the header counts them.
+    pub fn counts(&self) -> StateCounts {
+        self.model.counts()
+    }
+
+    /// The rows the table shows, in order (indices into the model's rows): the order
+    /// kept since the last change, or worked out now.
+    pub fn visible(&self) -> Cow<'_, [usize]> {
+        match &self.view.order {
+            Some(order) => Cow::Borrowed(order),
+            None => Cow::Owned(self.order()),
+        }
+    }
+
+    /// Works the table's order out from the rows, the filter, the search and the sort.
+    fn order(&self) -> Vec<usize> {
+        let rows = &self.model.rows;
+        let q = self.view.query.to_lowercase();
+        let mut v: Vec<usize> = (0..rows.len())
+            .filter(|&i| {
+                let r = &rows[i];
+                self.view.filter.keeps(r.state) && (q.is_empty() || r.name.to_lowercase().contains(&q))
+            })
+            .collect();
+        let now = self.model.now;
+        match self.view.sort {
+            Sort::Submitted => {}
+            Sort::State => v.sort_by_key(|&i| {
+                let s = rows[i].state;
+                (
+                    match s {
+                        RowState::Running => 0,
+                        RowState::Pending => 1,
+                        RowState::Failed => 2,
+                        RowState::Cancelled => 3,
+                        RowState::Done => 4,
+                    },
+                    i,
+                )
+            }),
+            Sort::Duration => {
+                v.sort_by(|&a, &b| {
+                    let da = rows[a].duration(now).unwrap_or(-1.0);
+                    let db = rows[b].duration(now).unwrap_or(-1.0);
+                    db.total_cmp(&da).then(a.cmp(&b))
+                });
+            }
+            Sort::Name => v.sort_by(|&a, &b| rows[a].name.cmp(&rows[b].name).then(a.cmp(&b))),
+        }
+        v
+    }
+
+    /// Keeps the table's order for the frames to come, and the selection on screen:
+    /// the host calls it before it draws (drawing only reads).
+    pub fn prepare(&mut self) {
+        if self.view.order.is_none() {
+            self.view.order = Some(self.order());
+        }
+        self.scroll_to_selection();
+    }
+
+    /// Takes the geometry the last frame returned (see [`Geometry`]).
+    pub fn set_geometry(&mut self, geometry: Geometry) {
+        if self.view.geometry != geometry {
+            self.view.geometry = geometry;
+            self.scroll_to_selection();
+        }
+    }
+
+    /// The position of the selection among the visible rows.
+    pub fn selected_pos(&self) -> Option<usize> {
+        let sel = self.view.selected?;
+        let i = self.model.index_of(sel)?;
+        if self.view.filter == Filter::All && self.view.sort == Sort::Submitted && self.view.query.is_empty() {
+            // Every row in submission order: the position is the index (no scan of
+            // 100,000 rows per frame).
+            return Some(i);
+        }
+        self.visible().iter().position(|&r| r == i)
+    }
+
+    /// The first row the table shows: the view's offset, moved as little as needed for
+    /// the selection to be on a page of `page` rows.
+    pub fn first_shown(&self, page: usize) -> usize {
+        let page = page.max(1);
+        let mut offset = self.view.offset;
+        if let Some(pos) = self.selected_pos() {
+            if pos < offset {
+                offset = pos;
+            } else if pos >= offset + page {
+                offset = pos + 1 - page;
+            }
+        }
+        offset.min(self.visible().len().saturating_sub(1))
+    }
+
     fn select_pos(&mut self, pos: usize) {
         let row = self.visible().get(pos).copied();
-        let id = row.map(|i| self.rows[i].id);
+        let id = row.map(|i| self.model.rows[i].id);
         if id.is_some() {
-            self.selected = id;
+            self.view.selected = id;
         }
         self.scroll_to_selection();
     }
@@ -875,29 +409,23 @@ impl App {
     /// Keeps the selection on screen (selecting the first row if none is, or if the
     /// selected task left the view: keys never act on a row the user cannot see).
     pub fn scroll_to_selection(&mut self) {
-        let page = self.page.max(1);
+        if self.view.order.is_none() {
+            self.view.order = Some(self.order());
+        }
         if self.selected_pos().is_none() {
             let first = self.visible().first().copied();
-            self.selected = first.map(|i| self.rows[i].id);
+            self.view.selected = first.map(|i| self.model.rows[i].id);
         }
-        if let Some(pos) = self.selected_pos() {
-            if pos < self.offset {
-                self.offset = pos;
-            } else if pos >= self.offset + page {
-                self.offset = pos + 1 - page;
-            }
-        }
-        let len = self.visible().len();
-        self.offset = self.offset.min(len.saturating_sub(1));
+        self.view.offset = self.first_shown(self.view.geometry.page);
     }
 
     fn selected_row(&self) -> Option<&Row> {
-        self.selected.and_then(|id| self.row(id))
+        self.view.selected.and_then(|id| self.model.row(id))
     }
 
     fn send(&mut self, c: Control) -> Option<Command> {
         if self.read_only {
-            self.status = Some("a replay is read-only".into());
+            self.view.status = Some("a replay is read-only".into());
             return None;
         }
         Some(Command::Control(c))
@@ -912,77 +440,77 @@ impl App {
             Action::Tick => {
                 // A quiet stretch: take the samples that no event has brought, once any
                 // late event before them has surely arrived.
-                if self.finished.is_none() && !self.read_only {
-                    self.sample_until(self.now - SAMPLE_GRACE);
+                if self.model.finished.is_none() && !self.read_only {
+                    self.model.sample_until(self.model.now - SAMPLE_GRACE);
                 }
                 return None;
             }
             Action::Interrupt => {
-                self.confirm_quit = false;
-                self.search = None;
+                self.view.confirm_quit = false;
+                self.view.search = None;
                 return Some(self.interrupt());
             }
             _ => {}
         }
-        if self.confirm_quit {
-            self.confirm_quit = false;
+        if self.view.confirm_quit {
+            self.view.confirm_quit = false;
             return match action {
                 Action::Confirm | Action::Quit => {
                     if self.read_only {
                         return Some(Command::Exit);
                     }
-                    self.status = Some("stopping the run...".into());
+                    self.view.status = Some("stopping the run...".into());
                     Some(Command::Control(Control::Interrupt))
                 }
                 _ => {
-                    self.status = Some("quit cancelled".into());
+                    self.view.status = Some("quit cancelled".into());
                     None
                 }
             };
         }
-        if let Some(text) = self.search.as_mut() {
+        if let Some(text) = self.view.search.as_mut() {
             match action {
                 Action::SearchChar(c) => text.push(c),
                 Action::SearchBackspace => {
                     text.pop();
                 }
                 Action::SearchEnd | Action::Open => {
-                    self.search = None;
+                    self.view.search = None;
                     return None;
                 }
                 Action::Back => {
-                    self.search = None;
-                    self.query.clear();
-                    self.order = None;
+                    self.view.search = None;
+                    self.view.query.clear();
+                    self.view.order = None;
                     return None;
                 }
                 _ => return None,
             }
-            self.query = self.search.clone().unwrap_or_default();
-            self.order = None;
+            self.view.query = self.view.search.clone().unwrap_or_default();
+            self.view.order = None;
             // Select the first match.
             if let Some(i) = self.visible().first().copied() {
-                self.selected = Some(self.rows[i].id);
-                self.offset = 0;
+                self.view.selected = Some(self.model.rows[i].id);
+                self.view.offset = 0;
             }
             return None;
         }
-        if self.help && !matches!(action, Action::Tick) {
-            self.help = false;
+        if self.view.help && !matches!(action, Action::Tick) {
+            self.view.help = false;
             if matches!(action, Action::Help | Action::Back) {
                 return None;
             }
         }
-        self.status = None;
+        self.view.status = None;
         match action {
-            Action::Move(d) if matches!(self.view, View::Detail(_)) => {
-                let s = i64::from(self.detail_scroll) + d;
-                self.detail_scroll = u16::try_from(s.max(0)).unwrap_or(u16::MAX);
+            Action::Move(d) if matches!(self.view.screen, View::Detail(_)) => {
+                let s = i64::from(self.view.detail_scroll) + d;
+                self.view.detail_scroll = u16::try_from(s.max(0)).unwrap_or(u16::MAX);
             }
-            Action::Move(d) if self.view == View::Main && self.pane == Pane::Workers => {
-                let lines: usize = self.pools.iter().map(|p| 1 + p.workers.len()).sum();
-                let s = i64::try_from(self.workers_scroll).unwrap_or(0) + d;
-                self.workers_scroll = usize::try_from(s.max(0)).unwrap_or(0).min(lines.saturating_sub(1));
+            Action::Move(d) if self.view.screen == View::Main && self.view.pane == Pane::Workers => {
+                let lines: usize = self.model.pools.iter().map(|p| 1 + p.workers.len()).sum();
+                let s = i64::try_from(self.view.workers_scroll).unwrap_or(0) + d;
+                self.view.workers_scroll = usize::try_from(s.max(0)).unwrap_or(0).min(lines.saturating_sub(1));
             }
             Action::Move(d) => {
                 let len = self.visible().len();
@@ -992,36 +520,38 @@ impl App {
                     self.select_pos(pos);
                 }
             }
-            Action::Page(d) => return self.apply(Action::Move(d * i64::try_from(self.page.max(1)).unwrap_or(1))),
+            Action::Page(d) => {
+                return self.apply(Action::Move(d * i64::try_from(self.view.geometry.page.max(1)).unwrap_or(1)))
+            }
             Action::Top => self.select_pos(0),
             Action::Bottom => {
                 let len = self.visible().len();
                 self.select_pos(len.saturating_sub(1));
             }
-            Action::Click(row) => self.select_pos(self.offset + row),
+            Action::Click(row) => self.select_pos(self.view.offset + row),
             Action::Open => {
                 self.scroll_to_selection();
-                if let Some(id) = self.selected {
-                    self.view = View::Detail(id);
-                    self.detail_scroll = 0;
+                if let Some(id) = self.view.selected {
+                    self.view.screen = View::Detail(id);
+                    self.view.detail_scroll = 0;
                 }
             }
             Action::Back => {
-                if self.view == View::Main && !self.query.is_empty() {
-                    self.query.clear();
-                    self.order = None;
+                if self.view.screen == View::Main && !self.view.query.is_empty() {
+                    self.view.query.clear();
+                    self.view.order = None;
                 }
-                self.view = View::Main;
+                self.view.screen = View::Main;
             }
             Action::Cancel => {
                 self.scroll_to_selection();
                 let r = self.selected_row()?;
                 let (id, name, state) = (r.id, r.name.clone(), r.state);
                 if state == RowState::Pending {
-                    self.status = Some(format!("cancelling {name}"));
+                    self.view.status = Some(format!("cancelling {name}"));
                     return self.send(Control::Cancel(FutureId(id)));
                 }
-                self.status = Some(format!(
+                self.view.status = Some(format!(
                     "cannot cancel {name}: it is {} (cancel stops pending tasks only; x kills a running one)",
                     state.word()
                 ));
@@ -1031,60 +561,62 @@ impl App {
                 let r = self.selected_row()?;
                 let (id, name, state) = (r.id, r.name.clone(), r.state);
                 if state == RowState::Running {
-                    self.status = Some(format!("killing {name}"));
+                    self.view.status = Some(format!("killing {name}"));
                     return self.send(Control::Kill(FutureId(id)));
                 }
-                self.status =
+                self.view.status =
                     Some(format!("cannot kill {name}: it is {} (only a running task can be killed)", state.word()));
             }
             Action::CancelPool => {
                 self.scroll_to_selection();
                 let pool = self.selected_row().map(|r| r.pool.clone())?;
-                let n = self.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
-                self.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
+                let n = self.model.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
+                self.view.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
                 return self.send(Control::CancelPool(pool));
             }
             Action::Break => {
-                let Some(d) = self.deadlocks.first() else {
-                    self.status = Some("no deadlock to break".into());
+                let Some(d) = self.model.deadlocks.first() else {
+                    self.view.status = Some("no deadlock to break".into());
                     return None;
                 };
                 let victim = d.victim_id?;
-                let name = self.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.clone());
-                self.status = Some(format!("breaking the deadlock: {name}'s wait gets a DeadlockError"));
+                let name = self.model.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.clone());
+                self.view.status = Some(format!("breaking the deadlock: {name}'s wait gets a DeadlockError"));
                 return self.send(Control::BreakWait(FutureId(victim)));
             }
             Action::SearchStart => {
-                self.search = Some(String::new());
-                self.view = View::Main;
+                self.view.search = Some(String::new());
+                self.view.screen = View::Main;
             }
             Action::SearchChar(_) | Action::SearchBackspace | Action::SearchEnd | Action::Confirm => {}
             Action::CycleFilter => {
-                self.filter = self.filter.next();
-                self.order = None;
-                self.offset = 0;
+                self.view.filter = self.view.filter.next();
+                self.view.order = None;
+                self.view.offset = 0;
                 self.scroll_to_selection();
             }
             Action::CycleSort => {
-                self.sort = self.sort.next();
-                self.order = None;
+                self.view.sort = self.view.sort.next();
+                self.view.order = None;
                 self.scroll_to_selection();
             }
             Action::SwitchPane => {
-                self.pane = match self.pane {
+                self.view.pane = match self.view.pane {
                     Pane::Tasks => Pane::Workers,
                     Pane::Workers => Pane::Tasks,
                 };
             }
-            Action::Graph => self.view = if self.view == View::Graph { View::Main } else { View::Graph },
-            Action::Timeline => self.view = if self.view == View::Timeline { View::Main } else { View::Timeline },
-            Action::Help => self.help = true,
+            Action::Graph => self.view.screen = if self.view.screen == View::Graph { View::Main } else { View::Graph },
+            Action::Timeline => {
+                self.view.screen = if self.view.screen == View::Timeline { View::Main } else { View::Timeline }
+            }
+            Action::Help => self.view.help = true,
             Action::Quit => {
-                let running = self.finished.is_none() && !self.read_only;
+                let running = self.model.finished.is_none() && !self.read_only;
                 if running {
-                    self.confirm_quit = true;
-                    let active = self.rows.iter().filter(|r| !r.state.is_final()).count();
-                    self.status = Some(format!("{active} task(s) still run: quit and stop them? (y/n)"));
+                    self.view.confirm_quit = true;
+                    let active = self.model.rows.iter().filter(|r| !r.state.is_final()).count();
+                    self.view.status = Some(format!("{active} task(s) still run: quit and stop them? (y/n)"));
                 } else {
                     return Some(Command::Exit);
                 }
@@ -1097,10 +629,10 @@ impl App {
 
     /// Ctrl-C: stop the run (or leave, when nothing runs).
     fn interrupt(&mut self) -> Command {
-        if self.read_only || self.finished.is_some() {
+        if self.read_only || self.model.finished.is_some() {
             return Command::Exit;
         }
-        self.status = Some("stopping the run...".into());
+        self.view.status = Some("stopping the run...".into());
         Command::Control(Control::Interrupt)
     }
 
@@ -1109,84 +641,22 @@ impl App {
     /// The clock never goes back, and stops when the run has finished (its last event
     /// sets the final time).
     pub fn advance_clock(&mut self, t: f64) {
-        if self.finished.is_none() && !self.read_only && t > self.now {
-            self.now = t;
-            if self.sort == Sort::Duration {
-                self.order = None;
-            }
+        if !self.read_only && self.model.advance_clock(t) && self.view.sort == Sort::Duration {
+            self.view.order = None;
         }
-    }
-
-    /// Takes every sample due at or before run time `t`. Each sample stands for its
-    /// moment on the run clock and sees exactly the events stamped before it, so a replay
-    /// draws the same sparklines and rate as the live run, whatever the frame timing.
-    pub fn sample_until(&mut self, t: f64) {
-        if self.finished.is_some() || !t.is_finite() {
-            return;
-        }
-        let due = (t / SAMPLE_PERIOD).floor();
-        if due <= self.samples as f64 {
-            return;
-        }
-        // A long quiet stretch (or a hostile log): only the samples still on screen matter.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // `due` > samples >= 0, capped
-        let due = due.min(1e15) as u64;
-        let history = HISTORY as u64;
-        if due - self.samples > 2 * history {
-            self.samples = due - 2 * history;
-        }
-        while self.samples < due {
-            self.samples += 1;
-            self.sample();
-        }
-    }
-
-    /// Samples the sparklines and the rate once.
-    fn sample(&mut self) {
-        for p in &mut self.pools {
-            let busy = p.workers.iter().filter(|w| w.current.is_some()).count() as u64;
-            if p.busy_history.len() == HISTORY {
-                p.busy_history.pop_front();
-            }
-            p.busy_history.push_back(busy);
-        }
-        let done = self.finished_count();
-        let r = done.saturating_sub(self.done_at_sample) as f64 / SAMPLE_PERIOD;
-        self.done_at_sample = done;
-        self.rate = if self.samples == 1 { r } else { 0.7 * self.rate + 0.3 * r };
-    }
-
-    /// Takes in system figures.
-    pub fn apply_sys(&mut self, s: SysStats) {
-        for p in &mut self.pools {
-            for w in &mut p.workers {
-                if let Some((cpu, mem)) = w.pid.and_then(|pid| s.procs.get(&pid)) {
-                    w.cpu = Some(*cpu);
-                    w.mem = Some(*mem);
-                }
-            }
-        }
-        self.sys = s;
     }
 
     /// Futures that wait on `id` now.
     pub fn waited_by(&self, id: u64) -> Vec<&Row> {
-        self.rows.iter().filter(|r| r.waits_on.contains(&id)).collect()
-    }
-}
-
-/// Orders workers `io-2` before `io-10`: by name, then by the number after the last `-`.
-fn worker_order(name: &str) -> (&str, u64) {
-    match name.rsplit_once('-') {
-        Some((base, n)) => (base, n.parse().unwrap_or(u64::MAX)),
-        None => (name, 0),
+        self.model.waited_by(id)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{ErrorInfo, PoolInfo};
+    use crate::events::{ErrorInfo, EventKind, PoolInfo};
+    use crate::model::HISTORY;
 
     fn ev(seq: u64, t: f64, kind: EventKind) -> Event {
         Event { seq, t, kind }
@@ -1220,7 +690,7 @@ mod tests {
         let mut app = App::new();
         started(&mut app);
         assert_eq!(app.row(1).map(|r| r.state), Some(RowState::Running));
-        assert_eq!(app.pools[0].workers[0].current, Some(1));
+        assert_eq!(app.model.pools[0].workers[0].current, Some(1));
         app.apply_event(&ev(
             7,
             1.0,
@@ -1232,10 +702,10 @@ mod tests {
             },
         ));
         assert_eq!(app.row(1).map(|r| r.state), Some(RowState::Failed));
-        assert_eq!(app.pools[0].workers[0].current, None);
-        assert_eq!(app.pools[0].workers[0].spans[0], (0.3, Some(1.0), 1));
-        assert_eq!(app.counts()[3], (RowState::Failed, 1));
-        assert_eq!(app.finished_count(), 1);
+        assert_eq!(app.model.pools[0].workers[0].current, None);
+        assert_eq!(app.model.pools[0].workers[0].spans[0], (0.3, Some(1.0), 1));
+        assert_eq!(app.counts().of(RowState::Failed), 1);
+        assert_eq!(app.counts().finished(), 1);
     }
 
     /// A run of 6 s: `a` then `b` then `c` on one worker, each finishing at a whole second.
@@ -1291,14 +761,14 @@ mod tests {
             assert_eq!(live.apply(Action::Tick), None);
         }
         assert_eq!(next, events.len());
-        let history = |app: &App| app.pools[0].busy_history.iter().copied().collect::<Vec<_>>();
+        let history = |app: &App| app.model.pools[0].busy_history.iter().copied().collect::<Vec<_>>();
         // One sample every half second up to 6 s: busy from 0.3 s on, idle in 3.75..4.
         assert_eq!(history(&replayed), [1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1]);
         assert_eq!(history(&live), history(&replayed));
         // The finished run's rate is its average: 3 futures in 6 s.
-        assert!((replayed.rate - 0.5).abs() < 1e-9, "{}", replayed.rate);
-        assert!((live.rate - 0.5).abs() < 1e-9, "{}", live.rate);
-        assert!((live.now - 6.0).abs() < 1e-9, "the clock stops at the last event, not at the last tick");
+        assert!((replayed.model.rate - 0.5).abs() < 1e-9, "{}", replayed.model.rate);
+        assert!((live.model.rate - 0.5).abs() < 1e-9, "{}", live.model.rate);
+        assert!((live.model.now - 6.0).abs() < 1e-9, "the clock stops at the last event, not at the last tick");
     }
 
     #[test]
@@ -1308,9 +778,9 @@ mod tests {
         app.advance_clock(3.2);
         app.apply(Action::Tick);
         // Samples at 0.5, 1.0, 1.5 and 2.0 s (1 s behind the clock): `a` runs.
-        assert_eq!(app.pools[0].busy_history.iter().copied().collect::<Vec<_>>(), [1, 1, 1, 1]);
-        app.sample_until(1e300);
-        assert_eq!(app.pools[0].busy_history.len(), HISTORY);
+        assert_eq!(app.model.pools[0].busy_history.iter().copied().collect::<Vec<_>>(), [1, 1, 1, 1]);
+        app.model.sample_until(1e300);
+        assert_eq!(app.model.pools[0].busy_history.len(), HISTORY);
     }
 
     #[test]
@@ -1318,9 +788,9 @@ mod tests {
         let mut app = App::new();
         started(&mut app);
         app.apply(Action::Top);
-        assert_eq!(app.selected, Some(1));
+        assert_eq!(app.view.selected, Some(1));
         assert_eq!(app.apply(Action::Cancel), None);
-        assert!(app.status.as_deref().unwrap_or("").contains("cannot cancel a: it is running"));
+        assert!(app.view.status.as_deref().unwrap_or("").contains("cannot cancel a: it is running"));
         app.apply(Action::Move(1));
         assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(2)))));
         app.apply(Action::Top);
@@ -1332,16 +802,16 @@ mod tests {
         let mut app = App::new();
         started(&mut app);
         app.apply(Action::Bottom);
-        assert_eq!(app.selected, Some(3));
+        assert_eq!(app.view.selected, Some(3));
         app.apply(Action::CycleSort); // by state: running a first, then pending b, c
-        assert_eq!(app.selected, Some(3));
+        assert_eq!(app.view.selected, Some(3));
         assert_eq!(app.selected_pos(), Some(2));
         app.apply_event(&ev(
             8,
             0.5,
             EventKind::Running { task: "c".into(), id: 3, pool: "io".into(), worker: "io-2".into(), pid: None },
         ));
-        assert_eq!(app.selected, Some(3), "still c");
+        assert_eq!(app.view.selected, Some(3), "still c");
         assert_eq!(app.selected_pos(), Some(1), "c moved up among the running");
     }
 
@@ -1352,20 +822,20 @@ mod tests {
         app.apply(Action::Top);
         app.apply(Action::Open);
         app.apply(Action::Move(3));
-        assert_eq!(app.detail_scroll, 3);
-        assert_eq!(app.selected, Some(1), "the selection stays");
+        assert_eq!(app.view.detail_scroll, 3);
+        assert_eq!(app.view.selected, Some(1), "the selection stays");
         app.apply(Action::Move(-5));
-        assert_eq!(app.detail_scroll, 0);
+        assert_eq!(app.view.detail_scroll, 0);
         app.apply(Action::Back);
         app.apply(Action::SwitchPane);
         app.apply(Action::Move(1));
-        assert_eq!(app.workers_scroll, 1);
+        assert_eq!(app.view.workers_scroll, 1);
         app.apply(Action::Move(10));
-        assert_eq!(app.workers_scroll, 1, "one pool head and one worker: at most one line away");
-        assert_eq!(app.selected, Some(1));
+        assert_eq!(app.view.workers_scroll, 1, "one pool head and one worker: at most one line away");
+        assert_eq!(app.view.selected, Some(1));
         app.apply(Action::SwitchPane);
         app.apply(Action::Move(1));
-        assert_eq!(app.selected, Some(2), "the table has the arrows again");
+        assert_eq!(app.view.selected, Some(2), "the table has the arrows again");
     }
 
     #[test]
@@ -1381,9 +851,9 @@ mod tests {
         }
         let mut app = App::new();
         app.drain(&rx, std::time::Duration::ZERO);
-        assert_eq!(app.rows.len(), 256, "no time left: one batch, then the frame");
+        assert_eq!(app.model.rows.len(), 256, "no time left: one batch, then the frame");
         app.drain(&rx, std::time::Duration::from_mins(1));
-        assert_eq!(app.rows.len(), 10_000, "enough time: everything pending");
+        assert_eq!(app.model.rows.len(), 10_000, "enough time: everything pending");
     }
 
     #[test]
@@ -1397,11 +867,11 @@ mod tests {
         app.apply(Action::CycleFilter);
         app.apply(Action::CycleFilter);
         app.apply(Action::CycleFilter); // all again
-        assert_eq!(app.filter, Filter::All);
+        assert_eq!(app.view.filter, Filter::All);
         app.apply(Action::SearchStart);
         app.apply(Action::SearchChar('c'));
         assert_eq!(app.visible().len(), 1);
-        assert_eq!(app.selected, Some(3), "the first match is selected");
+        assert_eq!(app.view.selected, Some(3), "the first match is selected");
         app.apply(Action::SearchEnd);
         assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(3)))));
         app.apply(Action::Back);
@@ -1413,13 +883,13 @@ mod tests {
         let mut app = App::new();
         started(&mut app);
         assert_eq!(app.apply(Action::Quit), None);
-        assert!(app.confirm_quit);
+        assert!(app.view.confirm_quit);
         assert_eq!(app.apply(Action::Move(1)), None, "anything but y keeps running");
-        assert!(!app.confirm_quit);
+        assert!(!app.view.confirm_quit);
         app.apply(Action::Quit);
         assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::Interrupt)));
         assert_eq!(app.apply(Action::Break), None);
-        assert_eq!(app.status.as_deref(), Some("no deadlock to break"));
+        assert_eq!(app.view.status.as_deref(), Some("no deadlock to break"));
         app.apply_event(&ev(
             9,
             1.0,
@@ -1443,7 +913,7 @@ mod tests {
                 how: crate::deadlock::Resolution::Break,
             },
         ));
-        assert!(app.deadlocks.is_empty());
+        assert!(app.model.deadlocks.is_empty());
         app.apply_event(&ev(
             11,
             2.0,

@@ -28,9 +28,10 @@ pub enum Input {
     Redraw,
 }
 
-/// Maps a terminal event to an input, given the app's mode. `table_top` is the screen
-/// row of the table's first data row (for mouse clicks).
-pub fn map(ev: &TermEvent, app: &App, table_top: u16) -> Option<Input> {
+/// Maps a terminal event to an input, given the app's mode and the last frame's
+/// geometry (for mouse clicks).
+pub fn map(ev: &TermEvent, app: &App) -> Option<Input> {
+    let table_top = app.view.geometry.table_top;
     match ev {
         TermEvent::Key(k) if k.kind != KeyEventKind::Release => key(*k, app),
         TermEvent::Mouse(m) => match m.kind {
@@ -39,10 +40,10 @@ pub fn map(ev: &TermEvent, app: &App, table_top: u16) -> Option<Input> {
             // Only a click on one of the table's rows selects: not on the workers panel,
             // the footer, or another view.
             MouseEventKind::Down(_)
-                if app.view == View::Main
-                    && m.column < app.table_width
+                if app.view.screen == View::Main
+                    && m.column < app.view.geometry.table_width
                     && m.row >= table_top
-                    && usize::from(m.row - table_top) < app.page =>
+                    && usize::from(m.row - table_top) < app.view.geometry.page =>
             {
                 Some(Input::Action(Action::Click(usize::from(m.row - table_top))))
             }
@@ -58,7 +59,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
     if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c')) {
         return a(Action::Interrupt);
     }
-    if app.search.is_some() {
+    if app.view.search.is_some() {
         return match k.code {
             KeyCode::Char(c) => a(Action::SearchChar(c)),
             KeyCode::Backspace => a(Action::SearchBackspace),
@@ -67,7 +68,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
             _ => None,
         };
     }
-    if app.confirm_quit {
+    if app.view.confirm_quit {
         return match k.code {
             KeyCode::Char('y' | 'Y' | 'q') => a(Action::Confirm),
             _ => a(Action::Back),

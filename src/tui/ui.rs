@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Pane, PoolView, RowState, View};
+use super::app::{App, Geometry, Pane, PoolView, RowState, View};
 use crate::config::PoolKind;
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
@@ -90,11 +90,13 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// Draws the whole screen.
-pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
+/// Draws the whole screen from the state, which it only reads; returns where the table
+/// went (the next key's page size and the clicks' rows), for the host to hand to
+/// [`App::set_geometry`].
+pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     let area = f.area();
     // The banner grows with its explanation (up to 6 lines), so the way out stays visible.
-    let banner_h = app.deadlocks.first().map_or(0, |d| {
+    let banner_h = app.model.deadlocks.first().map_or(0, |d| {
         let width = usize::from(area.width.max(20)) - 1;
         let lines = 1 + (d.message.chars().count() + 1).div_ceil(width);
         u16::try_from(lines.min(6)).unwrap_or(6)
@@ -110,42 +112,50 @@ pub fn draw(f: &mut Frame<'_>, app: &mut App, theme: Theme) {
     if banner_h > 0 {
         draw_banner(f, app, banner, theme);
     }
-    match app.view {
-        View::Main => draw_main(f, app, body, theme),
+    // No table on the other screens: clicks select nothing; the page size stays.
+    let mut geometry = Geometry { table_width: 0, ..app.view.geometry };
+    match app.view.screen {
+        View::Main => geometry = draw_main(f, app, body, theme),
         View::Detail(id) => draw_detail(f, app, id, body, theme),
         View::Graph => draw_graph(f, app, body, theme),
         View::Timeline => draw_timeline(f, app, body, theme),
     }
     draw_footer(f, app, footer, theme);
-    if app.help {
+    if app.view.help {
         draw_help(f, area);
     }
+    geometry
 }
 
 fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
-    let total = app.total();
-    let finished = app.finished_count();
+    let total = app.counts().total;
+    let finished = app.counts().finished();
     let mut counts: Vec<Span<'_>> = Vec::new();
-    for (s, n) in app.counts() {
+    for (s, n) in app.counts().per_state() {
         counts.push(Span::styled(format!("{} {} {n}  ", s.symbol(), s.word()), theme.state(s)));
     }
-    let status = match app.finished {
+    let status = match app.model.finished {
         Some(code) => format!("finished, exit {code}"),
         None if app.read_only => "replay".to_owned(),
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
-        Span::styled(format!(" {} ", app.run), Style::default().add_modifier(Modifier::BOLD)),
-        Span::raw(format!("· {} · {} · {status}", app.file, secs(app.now))),
+        Span::styled(format!(" {} ", app.model.run), Style::default().add_modifier(Modifier::BOLD)),
+        Span::raw(format!("· {} · {} · {status}", app.model.file, secs(app.model.now))),
     ]);
-    let eta = app.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
+    let eta = app.model.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
     // No `system` event yet (a short run, or a log recorded without them): no figures.
-    let system = if app.sys.mem_total == 0 {
+    let system = if app.model.sys.mem_total == 0 {
         "cpu –  mem –".to_owned()
     } else {
-        format!("cpu {:.0}%  mem {}/{}", app.sys.cpu, bytes(app.sys.mem_used), bytes(app.sys.mem_total))
+        format!(
+            "cpu {:.0}%  mem {}/{}",
+            app.model.sys.cpu,
+            bytes(app.model.sys.mem_used),
+            bytes(app.model.sys.mem_total)
+        )
     };
-    let figures = format!(" {finished}/{total}  {:.1}/s{eta}   {system}", app.rate);
+    let figures = format!(" {finished}/{total}  {:.1}/s{eta}   {system}", app.model.rate);
     // The bar takes what the figures leave (so they stay on screen at 80 columns).
     let width = usize::from(area.width).saturating_sub(figures.chars().count()).clamp(10, 60);
     let filled = (finished * width).checked_div(total).unwrap_or(0).min(width);
@@ -158,11 +168,15 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
 }
 
 fn draw_banner(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
-    let Some(d) = app.deadlocks.first() else { return };
-    let more = if app.deadlocks.len() > 1 { format!(" (+{} more)", app.deadlocks.len() - 1) } else { String::new() };
-    let expires = d
-        .expires_at
-        .map_or_else(String::new, |at| format!(" — the first wait times out in {}", secs((at - app.now).max(0.0))));
+    let Some(d) = app.model.deadlocks.first() else { return };
+    let more = if app.model.deadlocks.len() > 1 {
+        format!(" (+{} more)", app.model.deadlocks.len() - 1)
+    } else {
+        String::new()
+    };
+    let expires = d.expires_at.map_or_else(String::new, |at| {
+        format!(" — the first wait times out in {}", secs((at - app.model.now).max(0.0)))
+    });
     let text = vec![
         Line::from(format!(" DEADLOCK ({}): {}{more}{expires} — press b to break", d.kind, d.tasks.join(" → "))),
         Line::from(format!(" {}", d.message)),
@@ -170,37 +184,36 @@ fn draw_banner(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     f.render_widget(Paragraph::new(text).style(theme.banner()).wrap(Wrap { trim: false }), area);
 }
 
-fn draw_main(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
+fn draw_main(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
     let workers_w = if area.width >= 110 { 46 } else { 0 };
     let [table_area, workers_area] =
         Layout::horizontal([Constraint::Min(40), Constraint::Length(workers_w)]).areas(area);
     let narrow = area.width < 110;
     let [table_area, workers_area] = if narrow {
         // Compact: one line per pool (its workers do not fit).
-        let h = (2 + app.pools.len()).min(usize::from(area.height / 3)) as u16;
+        let h = (2 + app.model.pools.len()).min(usize::from(area.height / 3)) as u16;
         Layout::vertical([Constraint::Min(5), Constraint::Length(h.max(3))]).areas(area)
     } else {
         [table_area, workers_area]
     };
-    draw_table(f, app, table_area, theme);
+    let geometry = draw_table(f, app, table_area, theme);
     draw_workers(f, app, workers_area, theme, narrow);
+    geometry
 }
 
-fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
+fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
     let page = usize::from(area.height.saturating_sub(3)).max(1);
-    app.page = page;
-    app.table_top = area.y + 2;
-    app.table_width = area.right();
-    app.scroll_to_selection();
-    let now = app.now;
-    let selected = app.selected;
-    let offset = app.offset;
-    let shown: Vec<usize> = app.visible().iter().skip(offset).take(page).copied().collect();
-    let total_visible = app.visible().len();
+    let geometry = Geometry { page, table_top: area.y + 2, table_width: area.right() };
+    let now = app.model.now;
+    let selected = app.view.selected;
+    let offset = app.first_shown(page);
+    let visible = app.visible();
+    let shown: Vec<usize> = visible.iter().skip(offset).take(page).copied().collect();
+    let total_visible = visible.len();
     let rows: Vec<TableRow<'_>> = shown
         .iter()
         .map(|&i| {
-            let r = &app.rows[i];
+            let r = &app.model.rows[i];
             let style = if Some(r.id) == selected { theme.selected() } else { Style::default() };
             let state = if r.state == RowState::Running && !r.waits_on.is_empty() { "blocked" } else { r.state.word() };
             TableRow::new(vec![
@@ -214,14 +227,14 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
             .style(style)
         })
         .collect();
-    let focus = if app.pane == Pane::Tasks { " [focus]" } else { "" };
+    let focus = if app.view.pane == Pane::Tasks { " [focus]" } else { "" };
     let title = format!(
         " futures {}-{} of {total_visible} · filter {} · sort {}{}{focus} ",
         (offset + 1).min(total_visible),
         (offset + shown.len()).min(total_visible),
-        app.filter.label(),
-        app.sort.label(),
-        if app.query.is_empty() { String::new() } else { format!(" · /{}", app.query) },
+        app.view.filter.label(),
+        app.view.sort.label(),
+        if app.view.query.is_empty() { String::new() } else { format!(" · /{}", app.view.query) },
     );
     let table = Table::new(
         rows,
@@ -240,20 +253,21 @@ fn draw_table(f: &mut Frame<'_>, app: &mut App, area: Rect, theme: Theme) {
     )
     .block(Block::bordered().title(title));
     f.render_widget(table, area);
+    geometry
 }
 
 fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact: bool) {
     if area.width == 0 || area.height == 0 {
         return;
     }
-    let focus = if app.pane == Pane::Workers { " [focus]" } else { "" };
+    let focus = if app.view.pane == Pane::Workers { " [focus]" } else { "" };
     let block = Block::bordered().title(format!(" workers{focus} "));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let mut y = inner.y;
     // Lines scrolled away (Tab gives the panel the focus, then ↑↓ scroll it).
-    let mut skip = if compact { 0 } else { app.workers_scroll };
-    for p in &app.pools {
+    let mut skip = if compact { 0 } else { app.view.workers_scroll };
+    for p in &app.model.pools {
         if y >= inner.bottom() {
             break;
         }
@@ -334,12 +348,12 @@ fn draw_worker_lines(
 }
 
 fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
-    let first = if let Some(s) = &app.search {
+    let first = if let Some(s) = &app.view.search {
         format!(" search: {s}▏ (Enter keeps, Esc clears)")
-    } else if let Some(s) = &app.status {
+    } else if let Some(s) = &app.view.status {
         format!(" {s}")
     } else {
-        app.log.back().map_or_else(String::new, |l| format!(" {l}"))
+        app.model.log.back().map_or_else(String::new, |l| format!(" {l}"))
     };
     // The longest key line that fits: 160, 120 and 80 columns; `?` lists every key.
     let keys = [
@@ -375,7 +389,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
             secs(r.submitted),
             r.started.map_or("-".into(), secs),
             r.ended.map_or("-".into(), secs),
-            r.duration(app.now).map_or("-".into(), secs)
+            r.duration(app.model.now).map_or("-".into(), secs)
         )),
     ];
     if let Some(args) = app.args.get(&r.name).filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
@@ -410,7 +424,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     f.render_widget(
         Paragraph::new(Text::from(lines))
             .wrap(Wrap { trim: false })
-            .scroll((app.detail_scroll, 0))
+            .scroll((app.view.detail_scroll, 0))
             .block(Block::bordered().title(" details (↑↓ scroll, Esc back) ")),
         area,
     );
@@ -418,8 +432,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
 
 fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     let mut lines: Vec<Line<'_>> = Vec::new();
-    let in_deadlock = |id: u64| app.deadlocks.iter().any(|d| d.ids.contains(&id));
-    for r in app.rows.iter().filter(|r| !r.waits_on.is_empty()) {
+    let in_deadlock = |id: u64| app.model.deadlocks.iter().any(|d| d.ids.contains(&id));
+    for r in app.model.rows.iter().filter(|r| !r.waits_on.is_empty()) {
         for w in &r.waits_on {
             let target = app.row(*w);
             let tname = target.map_or_else(|| format!("#{w}"), |t| t.name.clone());
@@ -446,7 +460,7 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     if lines.is_empty() {
         lines.push(Line::from("  no task is waiting on another future"));
     }
-    for d in &app.deadlocks {
+    for d in &app.model.deadlocks {
         lines.push(Line::from(""));
         lines.push(Line::styled(format!("  {}: {}", d.kind, d.tasks.join(" → ")), theme.fg(Color::Red)));
         lines.push(Line::from(format!("  {}", d.message)));
@@ -468,10 +482,10 @@ fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     if width < 4 {
         return;
     }
-    let end = app.now.max(0.1);
+    let end = app.model.now.max(0.1);
     let scale = f64::from(width) / end;
     let mut y = inner.y;
-    for p in &app.pools {
+    for p in &app.model.pools {
         for w in &p.workers {
             if y >= inner.bottom() {
                 return;
@@ -557,9 +571,13 @@ mod tests {
             t: 0.0,
             kind: EventKind::Pending { task: "p".into(), id: 1, pool: "io".into() },
         });
-        app.view = View::Detail(1);
+        app.view.screen = View::Detail(1);
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-        terminal.draw(|f| draw(f, &mut app, Theme { color: false })).unwrap();
+        terminal
+            .draw(|f| {
+                draw(f, &app, Theme { color: false });
+            })
+            .unwrap();
         let text: String = terminal.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
         assert!(text.contains(r#"args: {"n":7}"#), "{text}");
     }

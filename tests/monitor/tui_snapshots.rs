@@ -188,13 +188,20 @@ fn app_from(events: &[Event]) -> App {
     for e in events {
         app.apply_event(e);
     }
-    app.apply_sys(fixed_sys());
+    app.model.apply_sys(fixed_sys());
     app
 }
 
 fn render(app: &mut App, (w, h): (u16, u16), color: bool) -> Buffer {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test terminal");
-    terminal.draw(|f| draw(f, app, Theme { color })).expect("a frame");
+    app.prepare();
+    let mut geometry = app.view.geometry;
+    terminal
+        .draw(|f| {
+            geometry = draw(f, app, Theme { color });
+        })
+        .expect("a frame");
+    app.set_geometry(geometry);
     terminal.backend().buffer().clone()
 }
 
@@ -249,9 +256,9 @@ fn detail_of_a_failed_task() {
             for _ in 0..3 {
                 app.apply(Action::Move(1));
             }
-            assert_eq!(app.selected, Some(4), "checksum is the 4th row");
+            assert_eq!(app.view.selected, Some(4), "checksum is the 4th row");
             app.apply(Action::Open);
-            assert_eq!(app.view, View::Detail(4));
+            assert_eq!(app.view.screen, View::Detail(4));
             app
         },
         |s| {
@@ -268,7 +275,7 @@ fn help_overlay() {
         || {
             let mut app = app_from(&batch_events());
             app.apply(Action::Help);
-            assert!(app.help);
+            assert!(app.view.help);
             app
         },
         |s| {
@@ -299,7 +306,7 @@ fn wait_for_graph() {
         || {
             let mut app = app_from(&deadlock_events());
             app.apply(Action::Graph);
-            assert_eq!(app.view, View::Graph);
+            assert_eq!(app.view.screen, View::Graph);
             app
         },
         |s| {
@@ -316,7 +323,7 @@ fn timeline_view() {
         || {
             let mut app = app_from(&batch_events());
             app.apply(Action::Timeline);
-            assert_eq!(app.view, View::Timeline);
+            assert_eq!(app.view.screen, View::Timeline);
             app
         },
         |s| {

@@ -70,15 +70,24 @@ fn click(column: u16, row: u16) -> TermEvent {
 
 /// Sends a terminal event through the key map into the app, as the monitor's loop does.
 fn press(app: &mut App, ev: &TermEvent) -> Option<Command> {
-    match map(ev, app, app.table_top) {
+    match map(ev, app) {
         Some(Input::Action(a)) => app.apply(a),
         _ => None,
     }
 }
 
+/// Draws a frame as the monitor's loop does: the state prepared, drawn (read only), and
+/// the frame's geometry handed back for the next keys.
 fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("a test terminal");
-    terminal.draw(|f| draw(f, app, Theme { color: false })).expect("a frame");
+    app.prepare();
+    let mut geometry = app.view.geometry;
+    terminal
+        .draw(|f| {
+            geometry = draw(f, app, Theme { color: false });
+        })
+        .expect("a frame");
+    app.set_geometry(geometry);
     let buf = terminal.backend().buffer();
     (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>() + "\n").collect()
 }
@@ -87,13 +96,13 @@ fn render(app: &mut App, w: u16, h: u16) -> String {
 fn the_quit_question_survives_clock_ticks() {
     let mut app = running_app();
     assert_eq!(press(&mut app, &ch('q')), None);
-    assert!(app.confirm_quit, "q asks while tasks run");
-    assert!(app.status.as_deref().unwrap_or("").contains("quit and stop them? (y/n)"));
+    assert!(app.view.confirm_quit, "q asks while tasks run");
+    assert!(app.view.status.as_deref().unwrap_or("").contains("quit and stop them? (y/n)"));
     // The monitor ticks four times a second; the question must wait for the user.
     for _ in 0..8 {
         app.apply(Action::Tick);
     }
-    assert!(app.confirm_quit, "a tick does not answer the question");
+    assert!(app.view.confirm_quit, "a tick does not answer the question");
     assert_eq!(press(&mut app, &ch('y')), Some(Command::Control(Control::Interrupt)));
 }
 
@@ -102,8 +111,8 @@ fn n_keeps_running_and_q_q_stops() {
     let mut app = running_app();
     press(&mut app, &ch('q'));
     assert_eq!(press(&mut app, &ch('n')), None);
-    assert!(!app.confirm_quit);
-    assert_eq!(app.status.as_deref(), Some("quit cancelled"));
+    assert!(!app.view.confirm_quit);
+    assert_eq!(app.view.status.as_deref(), Some("quit cancelled"));
     press(&mut app, &ch('q'));
     assert_eq!(press(&mut app, &ch('q')), Some(Command::Control(Control::Interrupt)), "q twice means yes");
 }
@@ -119,9 +128,9 @@ fn ctrl_c_stops_the_run_in_every_mode() {
 
     let mut app = running_app();
     press(&mut app, &ch('/'));
-    assert!(app.search.is_some());
+    assert!(app.view.search.is_some());
     assert_eq!(press(&mut app, &ctrl_c()), Some(Command::Control(Control::Interrupt)), "while searching");
-    assert!(app.search.is_none());
+    assert!(app.view.search.is_none());
 
     let mut app = running_app();
     press(&mut app, &ch('?'));
@@ -134,17 +143,17 @@ fn search_takes_every_character_then_keys_act_again() {
     press(&mut app, &ch('/'));
     // `q`, `c`, `x` are letters while typing, not quit, cancel, kill.
     for c in ['q', 'c', 'x'] {
-        assert_eq!(map(&ch(c), &app, 0), Some(Input::Action(Action::SearchChar(c))));
+        assert_eq!(map(&ch(c), &app), Some(Input::Action(Action::SearchChar(c))));
     }
     press(&mut app, &ch('c'));
     app.apply(Action::Tick);
-    assert_eq!(app.search.as_deref(), Some("c"), "a tick does not end the search");
-    assert_eq!(app.selected, Some(3), "the first match is selected");
+    assert_eq!(app.view.search.as_deref(), Some("c"), "a tick does not end the search");
+    assert_eq!(app.view.selected, Some(3), "the first match is selected");
     press(&mut app, &key(KeyCode::Enter));
-    assert!(app.search.is_none());
+    assert!(app.view.search.is_none());
     assert_eq!(press(&mut app, &ch('c')), Some(Command::Control(Control::Cancel(FutureId(3)))));
     press(&mut app, &key(KeyCode::Esc));
-    assert!(app.query.is_empty(), "Esc clears the search filter");
+    assert!(app.view.query.is_empty(), "Esc clears the search filter");
     assert_eq!(app.visible().len(), 4);
 }
 
@@ -176,11 +185,11 @@ fn every_key_of_the_design_maps_to_its_action() {
         (ch('q'), Action::Quit),
     ];
     for (ev, action) in cases {
-        assert_eq!(map(&ev, &app, 0), Some(Input::Action(action.clone())), "{ev:?}");
+        assert_eq!(map(&ev, &app), Some(Input::Action(action.clone())), "{ev:?}");
     }
     // Replay keys mean nothing in a live run.
     for c in [' ', '.', '+', '-'] {
-        assert_eq!(map(&ch(c), &app, 0), None);
+        assert_eq!(map(&ch(c), &app), None);
     }
 }
 
@@ -190,11 +199,11 @@ fn a_replay_is_read_only_and_has_its_own_keys() {
     app.read_only = true;
     for (c, k) in [(' ', ReplayKey::Pause), ('.', ReplayKey::Step), ('+', ReplayKey::Faster), ('-', ReplayKey::Slower)]
     {
-        assert_eq!(map(&ch(c), &app, 0), Some(Input::Replay(k)));
+        assert_eq!(map(&ch(c), &app), Some(Input::Replay(k)));
     }
     app.apply(Action::Bottom); // d, pending
     assert_eq!(press(&mut app, &ch('c')), None, "nothing is sent from a replay");
-    assert_eq!(app.status.as_deref(), Some("a replay is read-only"));
+    assert_eq!(app.view.status.as_deref(), Some("a replay is read-only"));
     assert_eq!(press(&mut app, &ch('q')), Some(Command::Exit), "q leaves a replay at once");
 }
 
@@ -206,18 +215,18 @@ fn a_click_selects_the_row_under_it_and_nothing_else() {
         let y = screen.lines().position(|l| l.starts_with(&format!("│{name} "))).unwrap();
         u16::try_from(y).unwrap()
     };
-    assert_eq!(app.selected, Some(1));
+    assert_eq!(app.view.selected, Some(1));
     press(&mut app, &click(5, row_of("c")));
-    assert_eq!(app.selected, Some(3), "the click selected c");
+    assert_eq!(app.view.selected, Some(3), "the click selected c");
     // The workers panel (right of the table), the header, the footer: no change.
     press(&mut app, &click(150, row_of("a")));
     press(&mut app, &click(5, 1));
     press(&mut app, &click(5, 44));
-    assert_eq!(app.selected, Some(3));
+    assert_eq!(app.view.selected, Some(3));
     // Another view: clicks do not move a selection the user cannot see.
     press(&mut app, &ch('t'));
     press(&mut app, &click(5, row_of("a")));
-    assert_eq!(app.selected, Some(3));
+    assert_eq!(app.view.selected, Some(3));
 }
 
 #[test]
@@ -232,11 +241,11 @@ fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
         push(&mut app, EventKind::Pending { task: format!("t{id:03}"), id, pool: "io".into() });
     }
     render(&mut app, 80, 24);
-    let page = app.page;
+    let page = app.view.geometry.page;
     assert!(page >= 8, "a usable page at 80x24: {page}");
     app.apply(Action::Top);
     press(&mut app, &key(KeyCode::PageDown));
-    assert_eq!(app.selected, Some(1 + page as u64));
+    assert_eq!(app.view.selected, Some(1 + page as u64));
     let wheel = TermEvent::Mouse(MouseEvent {
         kind: MouseEventKind::ScrollDown,
         column: 0,
@@ -244,7 +253,7 @@ fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
         modifiers: KeyModifiers::NONE,
     });
     press(&mut app, &wheel);
-    assert_eq!(app.selected, Some(4 + page as u64));
+    assert_eq!(app.view.selected, Some(4 + page as u64));
     let screen = render(&mut app, 80, 24);
     assert!(screen.contains(&format!("t{:03}", 4 + page)), "the selection stays on screen:\n{screen}");
 }
@@ -252,21 +261,21 @@ fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
 #[test]
 fn the_live_clock_moves_durations_and_stops_at_the_end() {
     let mut app = running_app();
-    let before = app.now;
+    let before = app.model.now;
     app.advance_clock(5.0);
-    assert!((app.now - 5.0).abs() < 1e-9);
-    assert!(app.now > before);
+    assert!((app.model.now - 5.0).abs() < 1e-9);
+    assert!(app.model.now > before);
     app.advance_clock(3.0);
-    assert!((app.now - 5.0).abs() < 1e-9, "the clock never goes back");
+    assert!((app.model.now - 5.0).abs() < 1e-9, "the clock never goes back");
     let a = app.row(1).unwrap();
-    assert!((a.duration(app.now).unwrap() - 4.4).abs() < 1e-9, "a running task's time grows with the clock");
+    assert!((a.duration(app.model.now).unwrap() - 4.4).abs() < 1e-9, "a running task's time grows with the clock");
     app.apply_event(&Event {
         seq: 100,
         t: 6.0,
         kind: EventKind::RunFinished { counts: futuretop::events::Counts::default(), exit_code: 0 },
     });
     app.advance_clock(60.0);
-    assert!((app.now - 6.0).abs() < 1e-9, "a finished run keeps its final time");
+    assert!((app.model.now - 6.0).abs() < 1e-9, "a finished run keeps its final time");
 }
 
 #[test]
@@ -274,7 +283,7 @@ fn kill_and_cancel_answer_with_what_happened() {
     let mut app = running_app();
     app.apply(Action::Top);
     assert_eq!(app.apply(Action::Kill), Some(Command::Control(Control::Kill(FutureId(1)))));
-    assert_eq!(app.status.as_deref(), Some("killing a"));
+    assert_eq!(app.view.status.as_deref(), Some("killing a"));
     app.apply_event(&Event {
         seq: 50,
         t: 1.0,
@@ -286,11 +295,11 @@ fn kill_and_cancel_answer_with_what_happened() {
         },
     });
     assert_eq!(app.apply(Action::Kill), None, "a failed task cannot be killed");
-    assert!(app.status.as_deref().unwrap().contains("cannot kill a: it is failed"));
+    assert!(app.view.status.as_deref().unwrap().contains("cannot kill a: it is failed"));
     assert_eq!(app.apply(Action::CancelPool), Some(Command::Control(Control::CancelPool("io".into()))));
-    assert_eq!(app.status.as_deref(), Some("cancelling 3 pending task(s) of pool io"));
+    assert_eq!(app.view.status.as_deref(), Some("cancelling 3 pending task(s) of pool io"));
     app.apply(Action::Open);
-    assert_eq!(app.view, View::Detail(1));
+    assert_eq!(app.view.screen, View::Detail(1));
     let screen = render(&mut app, 80, 24);
     assert!(screen.contains("error: Killed: killed by the user"), "{screen}");
 }
@@ -315,8 +324,8 @@ fn every_screen_draws_at_any_size_without_a_panic() {
     for (w, h) in [(1, 1), (8, 3), (20, 6), (40, 10), (79, 23), (80, 24), (300, 100)] {
         for view in [View::Main, View::Detail(1), View::Detail(99), View::Graph, View::Timeline] {
             for help in [false, true] {
-                app.view = view;
-                app.help = help;
+                app.view.screen = view;
+                app.view.help = help;
                 render(&mut app, w, h);
             }
         }
@@ -327,7 +336,7 @@ fn every_screen_draws_at_any_size_without_a_panic() {
 fn keys_never_act_on_a_task_the_filter_hides() {
     let mut app = running_app();
     app.apply(Action::Bottom);
-    assert_eq!(app.selected, Some(4), "d, pending");
+    assert_eq!(app.view.selected, Some(4), "d, pending");
     // The failed filter shows nothing: there is nothing to cancel, open or kill.
     press(&mut app, &ch('f'));
     press(&mut app, &ch('f'));
@@ -335,13 +344,13 @@ fn keys_never_act_on_a_task_the_filter_hides() {
     assert_eq!(press(&mut app, &ch('c')), None);
     assert_eq!(press(&mut app, &ch('x')), None);
     press(&mut app, &key(KeyCode::Enter));
-    assert_eq!(app.view, View::Main);
+    assert_eq!(app.view.screen, View::Main);
     // Back to every row (failed, done, cancelled, all), then a search that matches nothing.
     for _ in 0..3 {
         press(&mut app, &ch('f'));
     }
     assert_eq!(app.visible().len(), 4);
-    assert_eq!(app.selected, Some(1), "the hidden d gave the selection up to the first row");
+    assert_eq!(app.view.selected, Some(1), "the hidden d gave the selection up to the first row");
     app.apply(Action::Bottom);
     press(&mut app, &ch('/'));
     press(&mut app, &ch('b'));

@@ -1,0 +1,860 @@
+//! The run model: the fold of a run's events into its futures, pools, workers, counts, deadlocks and summary — written once, for the monitor, the headless reporter and the summary after the monitor.
+//!
+//! A view keeps what it shows: the monitor keeps every future ([`Keep::All`]); the
+//! headless reporter only the unfinished ones ([`Keep::Unfinished`]), so that its memory
+//! does not grow with the futures a long run finished. Both count the same way, and both
+//! summarise the run with the same words.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use crate::config::PoolKind;
+use crate::deadlock::DeadlockKind;
+use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
+use futuretop_engine::WaitOutcome;
+
+/// Lines of command output kept per task.
+pub const OUTPUT_TAIL: usize = 50;
+/// Timeline entries kept per task (the detail view's event list).
+pub const TASK_EVENTS: usize = 64;
+/// Spans kept per worker for the timeline view.
+pub const WORKER_SPANS: usize = 512;
+/// Lines kept in the log.
+pub const LOG_LINES: usize = 200;
+
+/// A future's state, as the views show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RowState {
+    /// Queued.
+    Pending,
+    /// On a worker.
+    Running,
+    /// Finished with a value.
+    Done,
+    /// Finished with an exception.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl RowState {
+    /// The word shown in the table (it carries the state without colour).
+    pub const fn word(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// A one-character symbol for the state.
+    pub const fn symbol(self) -> &'static str {
+        match self {
+            Self::Pending => "·",
+            Self::Running => "▶",
+            Self::Done => "✔",
+            Self::Failed => "✘",
+            Self::Cancelled => "⊘",
+        }
+    }
+
+    /// True for the final states.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// One future: what the run's events told of it.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Its id.
+    pub id: u64,
+    /// When it was first seen, counting from 0 (the summary lists in this order).
+    pub order: usize,
+    /// Its task name.
+    pub name: String,
+    /// Its pool.
+    pub pool: String,
+    /// Its state.
+    pub state: RowState,
+    /// The worker running it (or that ran it).
+    pub worker: Option<String>,
+    /// The worker's pid (process pools).
+    pub pid: Option<u32>,
+    /// When it was submitted, started, ended (run seconds).
+    pub submitted: f64,
+    /// When a worker took it.
+    pub started: Option<f64>,
+    /// When it reached a final state.
+    pub ended: Option<f64>,
+    /// Its value.
+    pub result: Option<Value>,
+    /// Its error, or why it was cancelled.
+    pub error: Option<RowError>,
+    /// Futures it is waiting on now.
+    pub waits_on: Vec<u64>,
+    /// Its own event timeline.
+    pub events: VecDeque<(f64, String)>,
+    /// The tail of its command output.
+    pub output: VecDeque<String>,
+}
+
+/// Why a row did not end with a value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowError {
+    /// It ended with this exception.
+    Exception(ErrorInfo),
+    /// It was cancelled, for this reason.
+    Cancelled(CancelReason),
+}
+
+impl std::fmt::Display for RowError {
+    /// `TaskError: boom`, or `cancelled: dependency 'a' failed`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exception(e) => write!(f, "{}: {}", e.kind, e.message),
+            Self::Cancelled(r) => write!(f, "cancelled: {r}"),
+        }
+    }
+}
+
+impl Row {
+    /// How long it ran (or has been running, at `now`).
+    pub fn duration(&self, now: f64) -> Option<f64> {
+        self.started.map(|s| self.ended.unwrap_or(now) - s)
+    }
+
+    /// The result or error, in one line.
+    pub fn outcome(&self) -> String {
+        match (&self.result, &self.error) {
+            (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
+            (_, Some(error @ RowError::Exception(_))) => error.to_string(),
+            (Some(v), None) => match v {
+                Value::String(s) => s.lines().last().unwrap_or("").to_owned(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            },
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A worker in the workers panel.
+#[derive(Debug, Clone)]
+pub struct WorkerView {
+    /// Its name (`cpu-1`).
+    pub name: String,
+    /// Its pid (process pools).
+    pub pid: Option<u32>,
+    /// The future it runs now.
+    pub current: Option<u64>,
+    /// False once it exited.
+    pub alive: bool,
+    /// What it ran: (start, end or None while running, future id).
+    pub spans: VecDeque<(f64, Option<f64>, u64)>,
+    /// CPU percent and resident bytes, from the system sampler.
+    pub cpu: Option<f32>,
+    /// Resident memory in bytes.
+    pub mem: Option<u64>,
+    /// What the worker has in use, as its pool reports it (Slurm nodes).
+    pub load: Option<String>,
+}
+
+/// A pool in the workers panel.
+#[derive(Debug, Clone)]
+pub struct PoolView {
+    /// Its name.
+    pub name: String,
+    /// `thread`, `process` or `slurm` (unknown until `run_started` names it).
+    pub kind: Option<PoolKind>,
+    /// Its worker count.
+    pub max_workers: usize,
+    /// Its workers, in start order.
+    pub workers: Vec<WorkerView>,
+    /// Busy workers, sampled every [`SAMPLE_PERIOD`] of run time (for the sparkline).
+    pub busy_history: VecDeque<u64>,
+    /// Why it broke, if it did.
+    pub broken: Option<String>,
+    /// Its futures waiting for a worker.
+    pub queued: usize,
+}
+
+/// A deadlock being shown.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlockView {
+    /// `cycle` or `starvation`.
+    pub kind: DeadlockKind,
+    /// The tasks in wait order.
+    pub tasks: Vec<String>,
+    /// Their ids.
+    pub ids: Vec<u64>,
+    /// The explanation.
+    pub message: String,
+    /// The waiter that `b` interrupts.
+    pub victim_id: Option<u64>,
+    /// When the earliest timeout of its waits expires (run seconds).
+    pub expires_at: Option<f64>,
+}
+
+/// System figures (the `system` events).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SysStats {
+    /// Whole-system CPU percent.
+    pub cpu: f32,
+    /// Memory in use, bytes.
+    pub mem_used: u64,
+    /// Memory in all, bytes.
+    pub mem_total: u64,
+    /// Per worker pid: CPU percent and resident bytes.
+    pub procs: HashMap<u32, (f32, u64)>,
+}
+
+/// Run time between two samples of the sparklines and the rate, in seconds.
+pub const SAMPLE_PERIOD: f64 = 0.5;
+/// Samples kept for a sparkline.
+pub const HISTORY: usize = 120;
+/// How far behind the live clock a sample is taken when no event brings it: events
+/// stamped before a sample's time have long arrived by then.
+pub const SAMPLE_GRACE: f64 = 1.0;
+
+/// How many slowest futures the summary lists.
+const SLOWEST: usize = 5;
+
+/// Which futures the model keeps once they finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    /// Every future (the monitor's table).
+    #[default]
+    All,
+    /// Only the unfinished ones (the headless reporter): what the summary names is kept
+    /// apart, the rest is counted and let go.
+    Unfinished,
+}
+
+/// Futures per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Per state, indexed by `RowState as usize`.
+    pub by_state: [usize; 5],
+    /// Futures in all: those seen, or the plan's tasks if more (some not submitted yet).
+    pub total: usize,
+}
+
+impl StateCounts {
+    /// Futures in `state`.
+    pub const fn of(&self, state: RowState) -> usize {
+        self.by_state[state as usize]
+    }
+
+    /// Each state with its count, in the header's order.
+    pub const fn per_state(&self) -> [(RowState, usize); 5] {
+        let c = self.by_state;
+        [
+            (RowState::Pending, c[0]),
+            (RowState::Running, c[1]),
+            (RowState::Done, c[2]),
+            (RowState::Failed, c[3]),
+            (RowState::Cancelled, c[4]),
+        ]
+    }
+
+    /// Futures in a final state.
+    pub const fn finished(&self) -> usize {
+        self.of(RowState::Done) + self.of(RowState::Failed) + self.of(RowState::Cancelled)
+    }
+
+    /// `24 futures: 19 done, 4 failed, 1 cancelled` (and `, 3 unfinished` if some are).
+    pub fn sentence(&self) -> String {
+        let unfinished = self.total.saturating_sub(self.finished());
+        format!(
+            "{} futures: {} done, {} failed, {} cancelled{}",
+            self.total,
+            self.of(RowState::Done),
+            self.of(RowState::Failed),
+            self.of(RowState::Cancelled),
+            if unfinished > 0 { format!(", {unfinished} unfinished") } else { String::new() }
+        )
+    }
+}
+
+/// A finished future the summary names.
+#[derive(Debug, Clone, PartialEq)]
+struct Named {
+    order: usize,
+    name: String,
+    /// `TYPE: message` for a failure, the reason for a cancellation.
+    what: String,
+}
+
+/// What the summary names: failures, cancellations with a reason, the slowest futures
+/// and the deadlocks reported. It grows with failures, not with the futures that went well.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Summary {
+    failures: Vec<Named>,
+    cancelled: Vec<Named>,
+    /// The slowest finished futures: (seconds, order, name), slowest first.
+    slowest: Vec<(f64, usize, String)>,
+    deadlocks: Vec<String>,
+}
+
+impl Summary {
+    /// Notes a finished future's duration among the slowest.
+    fn timed(&mut self, r: &Row, ended: f64) {
+        let Some(started) = r.started else { return };
+        let d = ended - started;
+        if self.slowest.len() == SLOWEST && self.slowest.last().is_some_and(|s| s.0 >= d) {
+            return;
+        }
+        self.slowest.push((d, r.order, r.name.clone()));
+        self.slowest.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        self.slowest.truncate(SLOWEST);
+    }
+}
+
+/// What an event changed, for a view that keeps an order of its own over the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// No row was added, none changed state.
+    Nothing,
+    /// A row was added at the end (its index).
+    Added(usize),
+    /// A row changed state.
+    State,
+    /// Rows moved (a finished one was let go under [`Keep::Unfinished`]).
+    Moved,
+}
+
+/// The run as its events tell it.
+#[derive(Debug, Default)]
+pub struct RunModel {
+    /// The run's name.
+    pub run: String,
+    /// The task file.
+    pub file: String,
+    /// Tasks in the plan.
+    pub planned: usize,
+    /// The run clock (seconds, from the latest event or tick).
+    pub now: f64,
+    /// The futures kept (see [`Keep`]), in the order they were first seen.
+    pub rows: Vec<Row>,
+    index: HashMap<u64, usize>,
+    /// The latest future of each task name (for output lines).
+    by_name: HashMap<String, usize>,
+    /// Pools and their workers.
+    pub pools: Vec<PoolView>,
+    /// Deadlocks standing now.
+    pub deadlocks: Vec<DeadlockView>,
+    /// Recent log lines.
+    pub log: VecDeque<String>,
+    /// The run's exit code, once it ended.
+    pub finished: Option<i32>,
+    /// System figures.
+    pub sys: SysStats,
+    /// Futures finished per second: a moving average over the samples while the run
+    /// goes on, the whole run's average once it has finished.
+    pub rate: f64,
+    /// Samples taken: the next is due at `(samples + 1) * SAMPLE_PERIOD` of run time.
+    samples: u64,
+    /// Finished futures at the last sample.
+    done_at_sample: usize,
+    /// Futures per state (indexed by `RowState as usize`).
+    state_counts: [usize; 5],
+    /// Futures seen.
+    seen: usize,
+    keep: Keep,
+    summary: Summary,
+}
+
+impl RunModel {
+    /// An empty model that keeps `keep`.
+    pub fn new(keep: Keep) -> Self {
+        Self { keep, ..Self::default() }
+    }
+
+    fn row_mut(&mut self, id: u64) -> Option<&mut Row> {
+        self.index.get(&id).map(|&i| &mut self.rows[i])
+    }
+
+    /// The row of future `id`.
+    pub fn row(&self, id: u64) -> Option<&Row> {
+        self.index.get(&id).map(|&i| &self.rows[i])
+    }
+
+    /// The index in [`RunModel::rows`] of future `id`.
+    pub fn index_of(&self, id: u64) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
+        self.pools.iter_mut().find(|p| p.name == pool)?.workers.iter_mut().find(|w| w.name == worker)
+    }
+
+    fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
+        if let Some(i) = self.pools.iter().position(|p| p.name == pool) {
+            return &mut self.pools[i];
+        }
+        self.pools.push(PoolView {
+            name: pool.to_owned(),
+            kind: None,
+            max_workers: 0,
+            workers: Vec::new(),
+            busy_history: VecDeque::new(),
+            broken: None,
+            queued: 0,
+        });
+        let last = self.pools.len() - 1;
+        &mut self.pools[last]
+    }
+
+    fn push_log(&mut self, line: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    fn note(&mut self, id: u64, t: f64, what: String) {
+        if let Some(r) = self.row_mut(id) {
+            if r.events.len() == TASK_EVENTS {
+                r.events.pop_front();
+            }
+            r.events.push_back((t, what));
+        }
+    }
+
+    fn end_span(&mut self, id: u64, t: f64) {
+        let Some(r) = self.row(id) else { return };
+        let (pool, worker) = (r.pool.clone(), r.worker.clone());
+        if let Some(w) = worker.and_then(|w| self.worker_mut(&pool, &w)) {
+            if w.current == Some(id) {
+                w.current = None;
+            }
+            if let Some(span) = w.spans.iter_mut().rev().find(|s| s.2 == id && s.1.is_none()) {
+                span.1 = Some(t);
+            }
+        }
+    }
+
+    /// Moves row `i` to `state`, keeping the counters right. A final state is final: a
+    /// second end of a future (a doctored or concatenated log) changes nothing, so that
+    /// no future is counted twice.
+    fn set_state(&mut self, i: usize, state: RowState) -> bool {
+        let old = self.rows[i].state;
+        if old == state || old.is_final() {
+            return false;
+        }
+        self.rows[i].state = state;
+        self.state_counts[old as usize] -= 1;
+        self.state_counts[state as usize] += 1;
+        if (old == RowState::Pending) != (state == RowState::Pending) {
+            let pool = self.rows[i].pool.clone();
+            let p = self.pool_mut(&pool);
+            if state == RowState::Pending {
+                p.queued += 1;
+            } else {
+                p.queued = p.queued.saturating_sub(1);
+            }
+        }
+        true
+    }
+
+    /// Ends future `id` in `state` at `t`; under [`Keep::Unfinished`] its row is let go.
+    fn finish(&mut self, id: u64, t: f64, state: RowState) -> Change {
+        let Some(&i) = self.index.get(&id) else { return Change::Nothing };
+        if self.rows[i].state.is_final() {
+            return Change::Nothing;
+        }
+        self.end_span(id, t);
+        let r = &mut self.rows[i];
+        r.ended = Some(t);
+        r.waits_on.clear();
+        self.set_state(i, state);
+        let r = &self.rows[i];
+        if state != RowState::Cancelled {
+            self.summary.timed(r, t);
+        }
+        match &r.error {
+            Some(RowError::Exception(e)) => {
+                self.summary.failures.push(Named {
+                    order: r.order,
+                    name: r.name.clone(),
+                    what: format!("{}: {}", e.kind, e.message),
+                });
+            }
+            Some(RowError::Cancelled(reason)) => {
+                self.summary.cancelled.push(Named { order: r.order, name: r.name.clone(), what: reason.to_string() });
+            }
+            None => {}
+        }
+        if self.keep == Keep::Unfinished {
+            self.let_go(i);
+            return Change::Moved;
+        }
+        Change::State
+    }
+
+    /// Lets row `i` go (the last row takes its place).
+    fn let_go(&mut self, i: usize) {
+        let r = self.rows.swap_remove(i);
+        self.index.remove(&r.id);
+        if self.by_name.get(&r.name) == Some(&i) {
+            self.by_name.remove(&r.name);
+        }
+        if let Some(moved) = self.rows.get(i) {
+            let (id, name) = (moved.id, moved.name.clone());
+            self.index.insert(id, i);
+            if let Some(at) = self.by_name.get_mut(&name) {
+                if *at == self.rows.len() {
+                    *at = i;
+                }
+            }
+        }
+    }
+
+    /// Takes in one run event; says what it changed.
+    #[allow(clippy::too_many_lines)] // one arm per event kind
+    pub fn apply(&mut self, e: &Event) -> Change {
+        // The samples due before this event see the state without it (live or replayed alike).
+        self.sample_until(e.t);
+        self.now = self.now.max(e.t);
+        let t = e.t;
+        match &e.kind {
+            EventKind::RunStarted { run, file, pools, tasks, .. } => {
+                self.run.clone_from(run);
+                self.file.clone_from(file);
+                self.planned = *tasks;
+                if self.keep == Keep::All {
+                    // One row a planned future, without reallocating a large table mid-run.
+                    self.rows.reserve(*tasks);
+                    self.index.reserve(*tasks);
+                }
+                for p in pools {
+                    let v = self.pool_mut(&p.name);
+                    v.kind = Some(p.kind);
+                    v.max_workers = p.max_workers;
+                }
+            }
+            EventKind::Pending { task, id, pool } => {
+                if self.index.contains_key(id) {
+                    return Change::Nothing;
+                }
+                let i = self.rows.len();
+                self.index.insert(*id, i);
+                self.by_name.insert(task.clone(), i);
+                self.state_counts[RowState::Pending as usize] += 1;
+                self.pool_mut(pool).queued += 1;
+                self.rows.push(Row {
+                    id: *id,
+                    order: self.seen,
+                    name: task.clone(),
+                    pool: pool.clone(),
+                    state: RowState::Pending,
+                    worker: None,
+                    pid: None,
+                    submitted: t,
+                    started: None,
+                    ended: None,
+                    result: None,
+                    error: None,
+                    waits_on: Vec::new(),
+                    events: VecDeque::new(),
+                    output: VecDeque::new(),
+                });
+                self.seen += 1;
+                self.note(*id, t, format!("pending in pool {pool}"));
+                return Change::Added(i);
+            }
+            EventKind::Running { id, pool, worker, pid, .. } => {
+                let Some(&i) = self.index.get(id) else { return Change::Nothing };
+                if !self.set_state(i, RowState::Running) {
+                    return Change::Nothing;
+                }
+                let r = &mut self.rows[i];
+                r.started = Some(t);
+                r.worker = Some(worker.clone());
+                r.pid = *pid;
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.current = Some(*id);
+                    if w.spans.len() == WORKER_SPANS {
+                        w.spans.pop_front();
+                    }
+                    w.spans.push_back((t, None, *id));
+                }
+                self.note(*id, t, format!("running on {worker}"));
+                return Change::State;
+            }
+            EventKind::Done { id, result, .. } => {
+                if self.row(*id).is_none_or(|r| r.state.is_final()) {
+                    return Change::Nothing;
+                }
+                self.note(*id, t, "done".into());
+                let keep = self.keep;
+                if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
+                    r.result = Some(result.clone());
+                }
+                return self.finish(*id, t, RowState::Done);
+            }
+            EventKind::Exception { id, error, task, .. } => {
+                if self.row(*id).is_none_or(|r| r.state.is_final()) {
+                    return Change::Nothing;
+                }
+                if let Some(r) = self.row_mut(*id) {
+                    r.error = Some(RowError::Exception(error.clone()));
+                }
+                self.note(*id, t, format!("{}: {}", error.kind, error.message));
+                self.push_log(format!("{task} failed: {}: {}", error.kind, error.message));
+                return self.finish(*id, t, RowState::Failed);
+            }
+            EventKind::Cancelled { id, reason, task, .. } => {
+                if self.row(*id).is_none_or(|r| r.state.is_final()) {
+                    return Change::Nothing;
+                }
+                if let (Some(r), Some(reason)) = (self.row_mut(*id), reason) {
+                    r.error = Some(RowError::Cancelled(reason.clone()));
+                }
+                self.note(*id, t, reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
+                if let Some(r) = reason {
+                    self.push_log(format!("{task} cancelled: {r}"));
+                }
+                return self.finish(*id, t, RowState::Cancelled);
+            }
+            EventKind::Wait { id, on_id, on, timeout, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    r.waits_on.push(*on_id);
+                }
+                let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
+                self.note(*id, t, format!("waits on {on}{limit}"));
+            }
+            EventKind::WaitEnd { id, on_id, on, outcome, .. } => {
+                if let Some(r) = self.row_mut(*id) {
+                    if let Some(i) = r.waits_on.iter().position(|x| x == on_id) {
+                        r.waits_on.remove(i);
+                    }
+                }
+                self.note(*id, t, format!("wait on {on} ended: {}", wait_outcome(*outcome)));
+            }
+            EventKind::WorkerStarted { pool, worker, pid } => {
+                let p = self.pool_mut(pool);
+                if let Some(w) = p.workers.iter_mut().find(|w| &w.name == worker) {
+                    w.alive = true;
+                    w.pid = *pid;
+                } else {
+                    let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
+                    p.workers.insert(
+                        at,
+                        WorkerView {
+                            name: worker.clone(),
+                            pid: *pid,
+                            current: None,
+                            alive: true,
+                            spans: VecDeque::new(),
+                            cpu: None,
+                            mem: None,
+                            load: None,
+                        },
+                    );
+                }
+            }
+            EventKind::WorkerExited { pool, worker, status, .. } => {
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.alive = false;
+                    w.current = None;
+                }
+                if status != "ok" && status != "exited with status 0" {
+                    self.push_log(format!("worker {worker} of {pool}: {status}"));
+                }
+            }
+            EventKind::WorkerLoad { pool, worker, load } => {
+                let (pool, worker) = (pool.clone(), worker.clone());
+                if let Some(w) = self.worker_mut(&pool, &worker) {
+                    w.load = Some(load.clone());
+                }
+            }
+            EventKind::PoolBroken { pool, error } => {
+                self.pool_mut(pool).broken = Some(error.clone());
+                self.push_log(format!("pool {pool} broke: {error}"));
+            }
+            EventKind::Output { task, line, .. } => {
+                if let Some(&i) = self.by_name.get(task) {
+                    let r = &mut self.rows[i];
+                    if r.output.len() == OUTPUT_TAIL {
+                        r.output.pop_front();
+                    }
+                    r.output.push_back(line.clone());
+                }
+                self.push_log(format!("{task}: {line}"));
+            }
+            EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
+                self.deadlocks.push(DeadlockView {
+                    kind: *kind,
+                    tasks: tasks.clone(),
+                    ids: ids.clone(),
+                    message: message.clone(),
+                    victim_id: *victim_id,
+                    expires_at: expires_in.map(|s| t + s),
+                });
+                self.summary.deadlocks.push(message.clone());
+                self.push_log(format!("deadlock: {message}"));
+            }
+            EventKind::DeadlockResolved { tasks, how } => {
+                self.deadlocks.retain(|d| &d.tasks != tasks);
+                self.push_log(format!("deadlock of {} resolved ({how})", tasks.join(", ")));
+            }
+            EventKind::System { cpu, mem_used, mem_total, procs } => {
+                let procs = procs.iter().map(|p| (p.pid, (p.cpu, p.mem))).collect();
+                self.apply_sys(SysStats { cpu: *cpu, mem_used: *mem_used, mem_total: *mem_total, procs });
+            }
+            EventKind::RunFinished { exit_code, .. } => {
+                self.finished = Some(*exit_code);
+                // The clock stops at the last event, even if a live tick ran past it.
+                self.now = t;
+                if t > 0.0 {
+                    self.rate = self.counts().finished() as f64 / t;
+                }
+                self.push_log(format!("run finished, exit code {exit_code}"));
+            }
+        }
+        Change::Nothing
+    }
+
+    /// Futures per state, and in all.
+    pub fn counts(&self) -> StateCounts {
+        StateCounts { by_state: self.state_counts, total: self.seen.max(self.planned) }
+    }
+
+    /// Seconds left at the current rate, if it can be told.
+    pub fn eta(&self) -> Option<f64> {
+        let c = self.counts();
+        let left = c.total.saturating_sub(c.finished());
+        (self.rate > 0.0 && left > 0 && self.finished.is_none()).then(|| left as f64 / self.rate)
+    }
+
+    /// Moves the run clock on to `t` seconds while the run is live (a live run's tick),
+    /// so that the elapsed time, running tasks' durations and a deadlock's countdown
+    /// advance between events. The clock never goes back, and stops when the run has
+    /// finished (its last event sets the final time). Says whether it moved.
+    pub fn advance_clock(&mut self, t: f64) -> bool {
+        if self.finished.is_none() && t > self.now {
+            self.now = t;
+            return true;
+        }
+        false
+    }
+
+    /// Takes every sample due at or before run time `t`. Each sample stands for its
+    /// moment on the run clock and sees exactly the events stamped before it, so a replay
+    /// draws the same sparklines and rate as the live run, whatever the frame timing.
+    pub fn sample_until(&mut self, t: f64) {
+        if self.finished.is_some() || !t.is_finite() {
+            return;
+        }
+        let due = (t / SAMPLE_PERIOD).floor();
+        if due <= self.samples as f64 {
+            return;
+        }
+        // A long quiet stretch (or a hostile log): only the samples still on screen matter.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // `due` > samples >= 0, capped
+        let due = due.min(1e15) as u64;
+        let history = HISTORY as u64;
+        if due - self.samples > 2 * history {
+            self.samples = due - 2 * history;
+        }
+        while self.samples < due {
+            self.samples += 1;
+            self.sample();
+        }
+    }
+
+    /// Samples the sparklines and the rate once.
+    fn sample(&mut self) {
+        for p in &mut self.pools {
+            let busy = p.workers.iter().filter(|w| w.current.is_some()).count() as u64;
+            if p.busy_history.len() == HISTORY {
+                p.busy_history.pop_front();
+            }
+            p.busy_history.push_back(busy);
+        }
+        let done = self.counts().finished();
+        let r = done.saturating_sub(self.done_at_sample) as f64 / SAMPLE_PERIOD;
+        self.done_at_sample = done;
+        self.rate = if self.samples == 1 { r } else { 0.7 * self.rate + 0.3 * r };
+    }
+
+    /// Takes in system figures.
+    pub fn apply_sys(&mut self, s: SysStats) {
+        for p in &mut self.pools {
+            for w in &mut p.workers {
+                if let Some((cpu, mem)) = w.pid.and_then(|pid| s.procs.get(&pid)) {
+                    w.cpu = Some(*cpu);
+                    w.mem = Some(*mem);
+                }
+            }
+        }
+        self.sys = s;
+    }
+
+    /// Futures that wait on `id` now.
+    pub fn waited_by(&self, id: u64) -> Vec<&Row> {
+        self.rows.iter().filter(|r| r.waits_on.contains(&id)).collect()
+    }
+
+    /// The summary of the run: counts per state, every failure with its message (the
+    /// first 20), cancellations with a reason, the slowest futures, the deadlocks, and
+    /// `exit_code`.
+    pub fn summary(&self, exit_code: i32) -> String {
+        let mut out = format!("{} in {:.2}s\n", self.counts().sentence(), self.now);
+        let mut failures: Vec<&Named> = self.summary.failures.iter().collect();
+        failures.sort_by_key(|f| f.order);
+        if !failures.is_empty() {
+            out.push_str("failures:\n");
+            for f in failures.iter().take(20) {
+                out.push_str(&format!("  {}: {}\n", f.name, f.what));
+            }
+            if failures.len() > 20 {
+                out.push_str(&format!("  ... and {} more\n", failures.len() - 20));
+            }
+        }
+        let mut cancelled: Vec<&Named> = self.summary.cancelled.iter().collect();
+        cancelled.sort_by_key(|f| f.order);
+        if !cancelled.is_empty() {
+            out.push_str("cancelled:\n");
+            for f in cancelled.iter().take(10) {
+                out.push_str(&format!("  {}: {}\n", f.name, f.what));
+            }
+        }
+        if !self.summary.slowest.is_empty() {
+            out.push_str("slowest:\n");
+            for (d, _, name) in &self.summary.slowest {
+                out.push_str(&format!("  {d:>8.3}s  {name}\n"));
+            }
+        }
+        for d in &self.summary.deadlocks {
+            out.push_str(&format!("deadlock: {d}\n"));
+        }
+        out.push_str(&format!("exit code {exit_code}\n"));
+        out
+    }
+}
+
+/// How a wait ended, in words (`timed out`).
+fn wait_outcome(o: WaitOutcome) -> &'static str {
+    match o {
+        WaitOutcome::Completed => "completed",
+        WaitOutcome::TimedOut => "timed out",
+        WaitOutcome::Interrupted => "interrupted",
+        WaitOutcome::Killed => "killed",
+    }
+}
+
+/// Orders workers `io-2` before `io-10`: by name, then by the number after the last `-`.
+fn worker_order(name: &str) -> (&str, u64) {
+    match name.rsplit_once('-') {
+        Some((base, n)) => (base, n.parse().unwrap_or(u64::MAX)),
+        None => (name, 0),
+    }
+}
