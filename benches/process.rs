@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use futuretop::tasks::Builtin;
+use futuretop::builtins::{self, Builtin};
 use futuretop::tasks::BUILTIN_CALL;
 use futuretop_engine::executor::WORKER_ARG;
 use futuretop_engine::Observation;
@@ -61,7 +61,7 @@ const PRIMES: [u64; 6] = [
 ];
 
 fn pow_args() -> Value {
-    serde_json::to_value(Builtin::Pow { base: 2, exp: 10 }).expect("a built-in serialises")
+    serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 10 })).expect("a built-in serialises")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,7 +188,8 @@ fn startup() -> Duration {
 
 /// (d) the seed's example on 2 workers.
 fn primes_pool(pool: &ProcessPoolExecutor) {
-    let items = PRIMES.iter().map(|&n| serde_json::to_value(Builtin::IsPrime { n }).expect("serialises"));
+    let items =
+        PRIMES.iter().map(|&n| serde_json::to_value(Builtin::IsPrime(builtins::IsPrime { n })).expect("serialises"));
     let results: Vec<bool> = pool
         .map(BUILTIN_CALL, items, None, 1)
         .expect("accepts")

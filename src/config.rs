@@ -15,7 +15,7 @@ pub use index::Pos;
 use std::fmt;
 use std::path::Path;
 
-use crate::tasks::Builtin;
+use crate::builtins::Builtin;
 pub use crate::tasks::CommandPlan;
 
 /// The largest task file accepted.
@@ -69,6 +69,16 @@ pub enum PoolKind {
 }
 
 impl PoolKind {
+    /// True when each worker is a process of its own (a built-in may end it: `exit`).
+    pub const fn own_processes(self) -> bool {
+        !matches!(self, Self::Thread)
+    }
+
+    /// True when its tasks can reach the run's other futures (`wait_on`, `submit`).
+    pub const fn reaches_run(self) -> bool {
+        !matches!(self, Self::Slurm)
+    }
+
     /// `thread`, `process` or `slurm`, as task files and events name it.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -204,40 +214,9 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The closest of `candidates` to `word`, if close enough to be a likely typo.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let mut best: Option<(usize, &str)> = None;
-    for c in candidates {
-        let d = edit_distance(word, c);
-        if d <= (c.len().max(word.len()) / 3).max(1) && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, c));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-/// Levenshtein distance, with a swap of two neighbours counted as one edit (`biuld`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut before: Vec<usize> = Vec::new();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-            if i > 0 && j > 0 && *ca == b[j - 1] && a[i - 1] == *cb {
-                cur[j + 1] = cur[j + 1].min(before[j - 1] + 1);
-            }
-        }
-        before = std::mem::replace(&mut prev, cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::schema::{did_you_mean, edit_distance};
 
     #[test]
     fn did_you_mean_finds_typos_and_ignores_strangers() {

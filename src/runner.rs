@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::Value;
 
+use crate::builtins::{wait_result, Builtin, RunCx, TaskEnv};
 use crate::config::{Plan, PoolKind, Work};
 use crate::control::{Control, OnDeadlock};
 use crate::detector::{Detector, Verdict};
-use crate::events::{Bus, BusMsg, BusSink, CancelReason, Counts, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION};
-use crate::tasks::{run_builtin, run_command, wait_result, Builtin, OutputSink, TaskEnv, TaskRequest};
+use crate::events::{
+    Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION,
+};
+use crate::tasks::{run_command, OutputSink, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
 use futuretop_engine::observe::FutureId;
 use futuretop_engine::{
@@ -132,21 +135,14 @@ enum Slot {
 /// Which plan tasks a `wait_on` names (directly or inside a `submit`): their futures are
 /// kept after they finish, for a waiter that comes later.
 fn awaited(plan: &Plan) -> Vec<bool> {
-    fn mark(call: &Builtin, awaited: &mut [bool]) {
-        match call {
-            Builtin::WaitOn { task, .. } => {
-                if let Some(a) = awaited.get_mut(*task) {
-                    *a = true;
-                }
-            }
-            Builtin::Submit { call, .. } => mark(call, awaited),
-            _ => {}
-        }
-    }
     let mut awaited = vec![false; plan.tasks.len()];
     for t in &plan.tasks {
         if let Work::Call(call) = &t.work {
-            mark(call, &mut awaited);
+            call.awaited(&mut |task| {
+                if let Some(a) = awaited.get_mut(task) {
+                    *a = true;
+                }
+            });
         }
     }
     awaited
@@ -193,7 +189,7 @@ impl Registry {
         let supervisor = self.supervisor.clone();
         Fallible(move || -> Result<Value, Exception> {
             let value = match &work {
-                Work::Call(b) => run_builtin(b, &task_name, Some(&env as &dyn TaskEnv)),
+                Work::Call(b) => b.run(&RunCx { task: &task_name, env: Some(&env as &dyn TaskEnv), in_worker: false }),
                 Work::Command(c) => {
                     let out_bus = bus.clone();
                     let out_task = task_name.clone();
@@ -580,8 +576,13 @@ impl Runner {
                 lock(&self.reg.slots)[i] = Slot::Submitted(f);
                 self.reg.submitted.notify_all();
             }
+            Err(SubmitError::Broken(b)) => {
+                // A broken pool: the task fails without running, with the pool's error, as
+                // the futures queued in it when it broke do (Python: submit raises it).
+                self.emit_failed_unsubmitted(i, &Exception::Broken(b));
+            }
             Err(e) => {
-                // Broken pool or shut down: the task fails without running.
+                // Shut down: the task never runs.
                 let f = Future::<Value>::new();
                 self.emit_unsubmitted(i, &f, Some(CancelReason::Refused(e.to_string())));
             }
@@ -605,6 +606,27 @@ impl Runner {
         lock(&self.reg.slots)[i] = Slot::Dropped;
         self.reg.submitted.notify_all();
         self.finished(i, Final::Cancelled);
+    }
+
+    /// A task its pool refused because the pool is broken: give it a future id, report
+    /// pending → exception with the pool's error.
+    fn emit_failed_unsubmitted(&mut self, i: usize, error: &Exception) {
+        let task = &self.reg.plan.tasks[i];
+        let pool = self.reg.plan.pools[task.pool].name.clone();
+        let f = Future::<Value>::new();
+        let now = Instant::now();
+        let _ = self.reg.bus.send(BusMsg::Runner(
+            now,
+            EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() },
+        ));
+        let _ = f.set_exception(error.clone());
+        let _ = self.reg.bus.send(BusMsg::Runner(
+            now,
+            EventKind::Exception { task: task.name.clone(), id: f.id().0, pool, error: ErrorInfo::from(error) },
+        ));
+        lock(&self.reg.slots)[i] = Slot::Submitted(f);
+        self.reg.submitted.notify_all();
+        self.finished(i, Final::Exception);
     }
 
     fn finished(&mut self, i: usize, outcome: Final) {

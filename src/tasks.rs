@@ -1,8 +1,4 @@
-//! What a YAML task can run: the built-in callables and external commands.
-//!
-//! Built-ins that need the run (`wait_on`, `submit`) reach it through `TaskEnv`; the
-//! others are plain functions of their arguments, so a process worker can run them too.
-//! Long-running built-ins poll [`checkpoint`](futuretop_engine::checkpoint), so `kill` stops them.
+//! What a task runs outside the run's own threads: external commands (run, supervised, their output read), and the callables a process worker serves (the built-ins and commands).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -12,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use futuretop_engine::executor::worker::{guard_process_groups, kill_process_groups, remember_process_group};
-use futuretop_engine::{Callables, Exception, Future, Stream, WorkerContext};
+use crate::builtins::{secs, Builtin, RunCx, TaskEnv};
+use futuretop_engine::executor::worker::{guard_process_groups, remember_process_group};
+use futuretop_engine::{Callables, Exception, Stream, WorkerContext};
 use serde::Deserialize;
 
 /// An external program to run.
@@ -27,128 +24,6 @@ pub struct CommandPlan {
     pub cwd: Option<String>,
     /// Killed (with its process group) after this many seconds.
     pub timeout: Option<f64>,
-}
-
-/// A built-in callable with its validated arguments (DESIGN §3's table).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Builtin {
-    /// `sleep(secs)`: returns `null` after sleeping.
-    Sleep {
-        /// Seconds.
-        secs: f64,
-    },
-    /// `spin(secs)`: burns one core; returns the iterations done.
-    Spin {
-        /// Seconds.
-        secs: f64,
-    },
-    /// `pow(base, exp)`: `base ** exp`, exact (a string of digits when beyond 64 bits).
-    Pow {
-        /// The base.
-        base: i64,
-        /// The exponent.
-        exp: u32,
-    },
-    /// `is_prime(n)`: the seed's trial division.
-    IsPrime {
-        /// The number.
-        n: u64,
-    },
-    /// `fetch_url(url, timeout)`: HTTP GET, returns the bytes received.
-    FetchUrl {
-        /// The URL.
-        url: String,
-        /// Seconds for the whole request.
-        timeout: f64,
-    },
-    /// `wait_on(task, timeout)`: that task's result, as `result(timeout)` gives it.
-    WaitOn {
-        /// The task waited on (index into the plan's tasks).
-        task: usize,
-        /// Seconds, or forever.
-        timeout: Option<f64>,
-    },
-    /// `submit(call, args, pool, timeout)`: submits `call` to `pool` and waits on it.
-    Submit {
-        /// The inner call.
-        call: Box<Builtin>,
-        /// Its callable's name (the inner future is named `<task>/<call_name>`).
-        call_name: String,
-        /// The pool it goes to (index into the plan's pools).
-        pool: usize,
-        /// Seconds, or forever.
-        timeout: Option<f64>,
-    },
-    /// `fail(message)`: raises `TaskError(message)`.
-    Fail {
-        /// The message.
-        message: String,
-    },
-    /// `exit(code)`: the worker process exits (process pools only).
-    Exit {
-        /// The exit status.
-        code: i32,
-    },
-    /// `crash`: the worker process dies by a signal (process pools only).
-    Crash,
-}
-
-/// The names of the built-in callables, for validation messages.
-pub const BUILTIN_NAMES: &[&str] =
-    &["sleep", "spin", "pow", "is_prime", "fetch_url", "wait_on", "submit", "fail", "exit", "crash"];
-
-/// What a built-in needs from the run it is part of. In a thread worker this is the
-/// runner itself; in a process worker, a proxy that asks the parent over the pipe.
-pub(crate) trait TaskEnv {
-    /// Waits on plan task `task`'s future, like `result(timeout)`.
-    fn wait_on(&self, task: usize, timeout: Option<f64>) -> Result<Value, Exception>;
-    /// Submits `call` to pool `pool` under `name` and waits on it, like `result(timeout)`.
-    fn submit_and_wait(
-        &self,
-        pool: usize,
-        name: String,
-        call: Builtin,
-        timeout: Option<f64>,
-    ) -> Result<Value, Exception>;
-}
-
-fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
-}
-
-/// A timeout in seconds as a `Duration`.
-pub(crate) fn timeout(s: Option<f64>) -> Option<Duration> {
-    s.map(secs)
-}
-
-/// Waits on `f` as a task does: the value, or its error re-raised (Python's
-/// `f.result(timeout)` inside a task).
-pub(crate) fn wait_result(f: &Future<Value>, t: Option<f64>) -> Result<Value, Exception> {
-    f.result(timeout(t)).map_err(Exception::from)
-}
-
-/// Runs a built-in in this thread.
-pub(crate) fn run_builtin(b: &Builtin, task_name: &str, env: Option<&dyn TaskEnv>) -> Result<Value, Exception> {
-    match b {
-        Builtin::Sleep { secs: s } => sleep(secs(*s)).map(|()| Value::Null),
-        Builtin::Spin { secs: s } => spin(secs(*s)).map(Value::from),
-        Builtin::Pow { base, exp } => Ok(pow(*base, *exp)),
-        Builtin::IsPrime { n } => is_prime(*n).map(Value::Bool),
-        Builtin::FetchUrl { url, timeout } => fetch_url(url, secs(*timeout)).map(Value::from),
-        Builtin::Fail { message } => Err(Exception::task(message.clone())),
-        Builtin::WaitOn { task, timeout: t } => {
-            let env = env.ok_or_else(|| Exception::task("wait_on needs the run's futures"))?;
-            env.wait_on(*task, *t)
-        }
-        Builtin::Submit { call, call_name, pool, timeout: t } => {
-            let env = env.ok_or_else(|| Exception::task("submit needs the run's pools"))?;
-            env.submit_and_wait(*pool, format!("{task_name}/{call_name}"), (**call).clone(), *t)
-        }
-        Builtin::Exit { code } => Err(Exception::task(format!(
-            "exit({code}) only ends a process worker; in a thread pool it would end the whole program"
-        ))),
-        Builtin::Crash => Err(Exception::task("crash only ends a process worker")),
-    }
 }
 
 /// The name under which built-in calls travel to a worker (their args are a serialised
@@ -201,23 +76,9 @@ pub fn callables() -> Callables {
 /// Runs a built-in inside a worker: `exit` and `crash` end the process here, waits go
 /// to the parent.
 fn run_in_worker(b: &Builtin, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
-    match b {
-        Builtin::Exit { code } => {
-            kill_process_groups();
-            std::process::exit(*code)
-        }
-        Builtin::Crash => {
-            kill_process_groups();
-            let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
-            // SIGKILL cannot be caught; this line is never reached.
-            std::process::abort()
-        }
-        other => {
-            let task = ctx.task_name().to_owned();
-            let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
-            run_builtin(other, &task, Some(&env))
-        }
-    }
+    let task = ctx.task_name().to_owned();
+    let env = Proxy { ctx: std::cell::RefCell::new(ctx) };
+    b.run(&RunCx { task: &task, env: Some(&env), in_worker: true })
 }
 
 /// What a process worker's task asks of the run in the parent: sent over the pipe, so
@@ -270,112 +131,6 @@ impl TaskEnv for Proxy<'_, '_> {
         timeout: Option<f64>,
     ) -> Result<Value, Exception> {
         self.ask(&TaskRequest::Submit { pool, name, call, timeout })
-    }
-}
-
-/// Sleeps, waking early (with `Killed`) if the task is killed.
-fn sleep(d: Duration) -> Result<(), Exception> {
-    let end = Instant::now() + d;
-    loop {
-        futuretop_engine::checkpoint()?;
-        let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(20)));
-    }
-}
-
-fn spin(d: Duration) -> Result<u64, Exception> {
-    let start = Instant::now();
-    let mut iterations: u64 = 0;
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while start.elapsed() < d {
-        for _ in 0..10_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-        iterations += 10_000;
-        futuretop_engine::checkpoint()?;
-    }
-    std::hint::black_box(x);
-    Ok(iterations)
-}
-
-/// The seed's `is_prime`: trial division by odd numbers up to `floor(sqrt(n))`.
-fn is_prime(n: u64) -> Result<bool, Exception> {
-    if n < 2 {
-        return Ok(false);
-    }
-    if n == 2 {
-        return Ok(true);
-    }
-    if n.is_multiple_of(2) {
-        return Ok(false);
-    }
-    let sqrt_n = n.isqrt();
-    let mut i = 3;
-    while i <= sqrt_n {
-        if n.is_multiple_of(i) {
-            return Ok(false);
-        }
-        if i.is_multiple_of(65_537) {
-            futuretop_engine::checkpoint()?;
-        }
-        i += 2;
-    }
-    Ok(true)
-}
-
-/// `base ** exp` exactly: a JSON number when it fits in 64 bits, else a string of digits.
-pub(crate) fn pow(base: i64, exp: u32) -> Value {
-    // Base-10^9 limbs, least significant first.
-    const LIMB: u128 = 1_000_000_000;
-    if let Some(v) = base.checked_pow(exp) {
-        return Value::from(v);
-    }
-    let b = u128::from(base.unsigned_abs());
-    let mut limbs: Vec<u128> = vec![1];
-    for _ in 0..exp {
-        let mut carry = 0u128;
-        for l in &mut limbs {
-            let v = *l * b + carry;
-            *l = v % LIMB;
-            carry = v / LIMB;
-        }
-        while carry > 0 {
-            limbs.push(carry % LIMB);
-            carry /= LIMB;
-        }
-    }
-    let mut s = String::new();
-    if base < 0 && exp % 2 == 1 {
-        s.push('-');
-    }
-    let mut it = limbs.iter().rev();
-    if let Some(top) = it.next() {
-        s.push_str(&top.to_string());
-    }
-    for l in it {
-        s.push_str(&format!("{l:09}"));
-    }
-    Value::String(s)
-}
-
-fn fetch_url(url: &str, timeout: Duration) -> Result<u64, Exception> {
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).build().into();
-    let mut response = agent.get(url).call().map_err(|e| Exception::task(format!("{url}: {e}")))?;
-    let mut reader = response.body_mut().as_reader();
-    let mut buf = [0u8; 16 * 1024];
-    let mut total = 0u64;
-    loop {
-        futuretop_engine::checkpoint()?;
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => total += n as u64,
-            Err(e) => return Err(Exception::task(format!("{url}: {e}"))),
-        }
     }
 }
 
@@ -611,16 +366,6 @@ fn spawn_reader(
 mod tests {
     use super::*;
 
-    #[test]
-    fn pow_is_exact_beyond_64_bits() {
-        assert_eq!(pow(2, 10), Value::from(1024));
-        assert_eq!(pow(2, 64), Value::String("18446744073709551616".into()));
-        assert_eq!(pow(-3, 41), Value::String("-36472996377170786403".into()));
-        // The seed's example: Python says len(str(323 ** 1235)) == 3099.
-        let Value::String(big) = pow(323, 1235) else { panic!("expected digits") };
-        assert_eq!(big.len(), 3099);
-    }
-
     fn sh(script: &str) -> CommandPlan {
         CommandPlan {
             argv: vec!["sh".into(), "-c".into(), script.into()],
@@ -705,13 +450,5 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the command's child {pid} survived its timeout");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-    }
-
-    #[test]
-    fn is_prime_matches_the_seed() {
-        let primes: Vec<u64> = (0..30).filter(|&n| is_prime(n).unwrap()).collect();
-        assert_eq!(primes, [2, 3, 5, 7, 11, 13, 17, 19, 23, 29]);
-        assert!(is_prime(112_272_535_095_293).unwrap());
-        assert!(!is_prime(112_272_535_095_295).unwrap());
     }
 }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use futuretop::tasks::Builtin;
+use futuretop::builtins::{self, Builtin};
 use futuretop::tasks::BUILTIN_CALL;
 use futuretop_engine::wait;
 use futuretop_engine::Exception;
@@ -70,10 +70,10 @@ fn call(b: &Builtin) -> ProcessCall {
 /// Task `i`: a short sleep now and then, else `i ** 2`.
 fn task(i: usize) -> (ProcessCall, Value) {
     if i.is_multiple_of(7) {
-        (call(&Builtin::Sleep { secs: 0.002 }), Value::Null)
+        (call(&Builtin::Sleep(builtins::Sleep { secs: 0.002 })), Value::Null)
     } else {
         let base = i64::try_from(i).unwrap();
-        (call(&Builtin::Pow { base, exp: 2 }), json!(base * base))
+        (call(&Builtin::Pow(builtins::Pow { base, exp: 2 })), json!(base * base))
     }
 }
 
@@ -252,7 +252,10 @@ fn future_kill_round(rng: &mut Rng) -> usize {
         }
     }
     assert!(pool.broken().is_none(), "Future::kill broke the pool: {:?}", pool.broken());
-    assert_eq!(pool.submit(call(&Builtin::Pow { base: 2, exp: 4 })).unwrap().result(Some(DEADLINE)), Ok(json!(16)));
+    assert_eq!(
+        pool.submit(call(&Builtin::Pow(builtins::Pow { base: 2, exp: 4 }))).unwrap().result(Some(DEADLINE)),
+        Ok(json!(16))
+    );
     n
 }
 

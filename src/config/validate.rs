@@ -5,25 +5,30 @@ use std::collections::HashMap;
 use serde_yaml::{Mapping, Value};
 
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
-use super::{did_you_mean, CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
-use crate::tasks::{Builtin, BUILTIN_NAMES};
+use super::{CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
+use crate::builtins::{Scope, BUILTIN_NAMES};
+use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
 const POOL_KEYS: &[&str] =
     &["kind", "max_workers", "max_tasks_per_child", "partition", "max_jobs", "time_limit", "dir"];
 const SLURM_KEYS: &[&str] = &["partition", "max_jobs", "time_limit", "dir"];
 const TASK_KEYS: &[&str] = &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on"];
-/// The largest exponent `pow` accepts (its result has to fit on a screen and in a log).
-const MAX_POW_EXP: i64 = 100_000;
-/// The most digits a `pow` result may have (ten times the seed's 323 ** 1235, and then some).
-const MAX_POW_DIGITS: f64 = 100_000.0;
-
 struct Ctx<'a> {
     file: &'a str,
     idx: PosIndex,
     errors: Vec<ConfigError>,
     /// Ask a Slurm cluster whether a slurm pool's partition is there.
     probe: bool,
+}
+
+impl Report for Ctx<'_> {
+    fn at_value(&mut self, path: &str, message: String) {
+        Ctx::at_value(self, path, message);
+    }
+    fn at_key(&mut self, path: &str, message: String) {
+        Ctx::at_key(self, path, message);
+    }
 }
 
 impl Ctx<'_> {
@@ -65,35 +70,6 @@ impl Ctx<'_> {
             }
         }
         out
-    }
-}
-
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
-
-/// How a value reads in a message: `the string 'x'`, `a list`, `the number 3`.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "nothing (null)".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string '{}'", truncate(s, 40)),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
-    }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        format!("{}...", s.chars().take(n).collect::<String>())
     }
 }
 
@@ -438,20 +414,6 @@ fn slurm_settings(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) ->
     super::SlurmPlan { partition, time_limit, dir }
 }
 
-fn positive(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value) -> Option<usize> {
-    match v.as_i64() {
-        Some(n) if n >= 1 => usize::try_from(n).ok(),
-        Some(n) => {
-            cx.at_value(path, format!("{what} must be greater than 0 (got {n})"));
-            None
-        }
-        None => {
-            cx.at_value(path, format!("expected a whole number greater than 0 for {what}, found {}", describe(v)));
-            None
-        }
-    }
-}
-
 #[allow(clippy::too_many_lines)] // one arm per task key, in file order
 fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) -> Option<Base<'a>> {
     let Value::Mapping(m) = raw else {
@@ -698,32 +660,6 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
     Some(CommandPlan { argv, env, cwd, timeout })
 }
 
-fn scalar_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn seconds(cx: &mut Ctx<'_>, path: &str, what: &str, v: &Value, zero_ok: bool) -> Option<f64> {
-    match v.as_f64() {
-        Some(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) => Some(s),
-        Some(s) => {
-            cx.at_value(
-                path,
-                format!("{what} must be {} seconds (got {s})", if zero_ok { "0 or more" } else { "more than 0" }),
-            );
-            None
-        }
-        None => {
-            cx.at_value(path, format!("expected a number of seconds for {what}, found {}", describe(v)));
-            None
-        }
-    }
-}
-
 /// Resolves references to tasks (`depends_on`, `wait_on`) against every task's name.
 struct Names<'b, 'a> {
     bases: &'b [Base<'a>],
@@ -756,6 +692,59 @@ impl Names<'_, '_> {
         let hint =
             did_you_mean(name, names.iter().copied()).map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
         format!("unknown task '{name}' (tasks: {}){hint}", list(&names))
+    }
+}
+
+/// What a built-in's arguments are checked against: the file's tasks and pools.
+struct CallScope<'c, 'x, 'b, 'a> {
+    cx: &'c mut Ctx<'x>,
+    names: &'c Names<'b, 'a>,
+    pool_names: &'c [&'c str],
+    pools: &'c [PoolPlan],
+}
+
+impl Report for CallScope<'_, '_, '_, '_> {
+    fn at_value(&mut self, path: &str, message: String) {
+        self.cx.at_value(path, message);
+    }
+    fn at_key(&mut self, path: &str, message: String) {
+        self.cx.at_key(path, message);
+    }
+}
+
+impl Scope for CallScope<'_, '_, '_, '_> {
+    fn task(&mut self, t: &str, path: &str) -> Option<usize> {
+        match self.names.resolve(t) {
+            Some(ix) if ix.len() == 1 => Some(ix[0]),
+            Some(ix) => {
+                self.cx.at_value(
+                    path,
+                    format!(
+                        "task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]",
+                        ix.len(),
+                        ix.len() - 1
+                    ),
+                );
+                None
+            }
+            None => {
+                let m = self.names.unknown(t);
+                self.cx.at_value(path, m);
+                None
+            }
+        }
+    }
+
+    fn pool(&mut self, v: &Value, path: &str) -> Option<usize> {
+        resolve_pool(self.cx, path, v, self.pool_names)
+    }
+
+    fn pool_name(&self, pool: usize) -> &str {
+        &self.pools[pool].name
+    }
+
+    fn pool_kind(&self, pool: usize) -> PoolKind {
+        self.pools[pool].kind
     }
 }
 
@@ -793,7 +782,8 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
             let work = match &b.body {
                 Body::Call { name: call, path: call_path } => {
                     let own = b.pool.unwrap_or(0);
-                    match parse_call(cx, &names, &pool_names, pools, call, call_path, &args, own, &b.path) {
+                    let mut scope = CallScope { cx: &mut *cx, names: &names, pool_names: &pool_names, pools };
+                    match crate::builtins::parse(&mut scope, call, call_path, &args, own) {
                         Some(builtin) => Work::Call(builtin),
                         None => continue,
                     }
@@ -806,269 +796,6 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
         }
     }
     tasks
-}
-
-/// Reads the arguments of one call, flagging unknown and missing ones.
-struct Args<'x, 'v> {
-    items: &'x [(String, &'v Value, String)],
-    used: Vec<&'static str>,
-    call: &'x str,
-    call_path: &'x str,
-}
-
-impl<'v> Args<'_, 'v> {
-    fn get(&mut self, name: &'static str) -> Option<(&'v Value, &str)> {
-        self.used.push(name);
-        self.items.iter().find(|(a, _, _)| a == name).map(|(_, v, p)| (*v, p.as_str()))
-    }
-
-    fn required(&mut self, cx: &mut Ctx<'_>, name: &'static str) -> Option<(&'v Value, String)> {
-        let found = self.get(name).map(|(v, p)| (v, p.to_owned()));
-        if found.is_none() {
-            cx.at_value(self.call_path, format!("{} needs the argument '{name}' (in `args:` or `map:`)", self.call));
-        }
-        found
-    }
-
-    fn finish(self, cx: &mut Ctx<'_>) {
-        for (a, _, p) in self.items {
-            if !self.used.contains(&a.as_str()) {
-                let hint = did_you_mean(a, self.used.iter().copied())
-                    .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
-                let expected = if self.used.is_empty() { "none".to_owned() } else { self.used.join(", ") };
-                cx.at_key(p, format!("unknown argument '{a}' for {} (arguments: {expected}){hint}", self.call));
-            }
-        }
-    }
-}
-
-fn int(cx: &mut Ctx<'_>, v: &Value, path: &str, what: &str, min: i64, max: i64) -> Option<i64> {
-    match v.as_i64() {
-        Some(n) if (min..=max).contains(&n) => Some(n),
-        Some(n) => {
-            cx.at_value(path, format!("{what} must be between {min} and {max} (got {n})"));
-            None
-        }
-        None => {
-            cx.at_value(path, format!("expected a whole number for {what}, found {}", describe(v)));
-            None
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one arm per built-in
-fn parse_call(
-    cx: &mut Ctx<'_>,
-    names: &Names<'_, '_>,
-    pool_names: &[&str],
-    pools: &[PoolPlan],
-    call: &str,
-    call_path: &str,
-    items: &[(String, &Value, String)],
-    own_pool: usize,
-    task_path: &str,
-) -> Option<Builtin> {
-    let mut a = Args { items, used: Vec::new(), call, call_path };
-    let mut ok = true;
-    let builtin = match call {
-        "sleep" | "spin" => {
-            let secs = a.required(cx, "secs").and_then(|(v, p)| seconds(cx, &p, "secs", v, true));
-            secs.map(|secs| if call == "sleep" { Builtin::Sleep { secs } } else { Builtin::Spin { secs } })
-        }
-        "pow" => {
-            let base = a.required(cx, "base").and_then(|(v, p)| int(cx, v, &p, "base", i64::MIN, i64::MAX));
-            let exp = a.required(cx, "exp").and_then(|(v, p)| int(cx, v, &p, "exp", 0, MAX_POW_EXP));
-            match (base, exp) {
-                (Some(base), Some(exp)) => {
-                    // The result's digits: exp * log10(|base|). Computing it costs about exp
-                    // times its length, and the worker cannot be stopped meanwhile.
-                    let digits = exp as f64 * (base.unsigned_abs().max(1) as f64).log10();
-                    if digits > MAX_POW_DIGITS {
-                        let p = a.items.iter().find(|(n, _, _)| n == "exp").map_or(call_path, |(_, _, p)| p.as_str());
-                        cx.at_value(
-                            p,
-                            format!(
-                                "{base} ** {exp} would have about {digits:.0} digits; expected a result of at most \
-                                 {MAX_POW_DIGITS} digits"
-                            ),
-                        );
-                        None
-                    } else {
-                        u32::try_from(exp).ok().map(|exp| Builtin::Pow { base, exp })
-                    }
-                }
-                _ => None,
-            }
-        }
-        "is_prime" => {
-            let n = a.required(cx, "n").and_then(|(v, p)| {
-                if let Some(n) = v.as_u64() {
-                    Some(n)
-                } else {
-                    cx.at_value(&p, format!("expected a whole number 0 or more for n, found {}", describe(v)));
-                    None
-                }
-            });
-            n.map(|n| Builtin::IsPrime { n })
-        }
-        "fetch_url" => {
-            let url = a.required(cx, "url").and_then(|(v, p)| match v.as_str() {
-                Some(u) if u.starts_with("http://") => Some(u.to_owned()),
-                Some(u) if u.starts_with("https://") => {
-                    cx.at_value(&p, format!("'{u}': this build fetches http:// URLs only (no TLS)"));
-                    None
-                }
-                _ => {
-                    cx.at_value(&p, format!("expected an http:// URL, found {}", describe(v)));
-                    None
-                }
-            });
-            let timeout = match a.get("timeout").map(|(v, p)| (v, p.to_owned())) {
-                None => Some(60.0),
-                Some((v, p)) => seconds(cx, &p, "timeout", v, false),
-            };
-            match (url, timeout) {
-                (Some(url), Some(timeout)) => Some(Builtin::FetchUrl { url, timeout }),
-                _ => None,
-            }
-        }
-        "wait_on" | "submit" if pools[own_pool].kind == PoolKind::Slurm => {
-            cx.at_value(
-                call_path,
-                format!(
-                    "'{call}' waits on the run's other futures, which a Slurm job on another machine cannot reach; pool '{}' is a slurm pool",
-                    pools[own_pool].name
-                ),
-            );
-            return None;
-        }
-        "wait_on" => {
-            let task = a.required(cx, "task").and_then(|(v, p)| {
-                let Some(t) = v.as_str() else {
-                    cx.at_value(&p, format!("expected a task name, found {}", describe(v)));
-                    return None;
-                };
-                match names.resolve(t) {
-                    Some(ix) if ix.len() == 1 => Some(ix[0]),
-                    Some(ix) => {
-                        cx.at_value(
-                            &p,
-                            format!(
-                                "task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]",
-                                ix.len(),
-                                ix.len() - 1
-                            ),
-                        );
-                        None
-                    }
-                    None => {
-                        let m = names.unknown(t);
-                        cx.at_value(&p, m);
-                        None
-                    }
-                }
-            });
-            let timeout = optional_seconds(cx, &mut a, "timeout", &mut ok);
-            task.filter(|_| ok).map(|task| Builtin::WaitOn { task, timeout })
-        }
-        "submit" => {
-            let pool = match a.get("pool").map(|(v, p)| (v, p.to_owned())) {
-                None => Some(own_pool),
-                Some((v, p)) => resolve_pool(cx, &p, v, pool_names),
-            };
-            let timeout = optional_seconds(cx, &mut a, "timeout", &mut ok);
-            let inner_args: Vec<(String, &Value, String)> = match a.get("args").map(|(v, p)| (v, p.to_owned())) {
-                None => Vec::new(),
-                Some((Value::Mapping(m), p)) => {
-                    m.iter().filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v, join(&p, k)))).collect()
-                }
-                Some((Value::Null, _)) => Vec::new(),
-                Some((v, p)) => {
-                    cx.at_value(&p, format!("expected a mapping of the inner call's arguments, found {}", describe(v)));
-                    ok = false;
-                    Vec::new()
-                }
-            };
-            let inner = a.required(cx, "call").and_then(|(v, p)| match v.as_str() {
-                Some("submit") => {
-                    cx.at_value(&p, "submit cannot submit another submit; name the callable to run");
-                    None
-                }
-                Some(c) => {
-                    let c = c.to_owned();
-                    let target = pool.unwrap_or(own_pool);
-                    parse_call(cx, names, pool_names, pools, &c, &p, &inner_args, target, task_path).map(|b| (b, c))
-                }
-                None => {
-                    cx.at_value(&p, format!("expected the name of a built-in callable, found {}", describe(v)));
-                    None
-                }
-            });
-            match (inner, pool) {
-                (Some((call, call_name)), Some(pool)) if ok => {
-                    Some(Builtin::Submit { call: Box::new(call), call_name, pool, timeout })
-                }
-                _ => None,
-            }
-        }
-        "fail" => {
-            let message = match a.get("message") {
-                None => Some("fail() was called".to_owned()),
-                Some((v, p)) => {
-                    if let Some(s) = scalar_string(v) {
-                        Some(s)
-                    } else {
-                        let p = p.to_owned();
-                        cx.at_value(&p, format!("expected a message string, found {}", describe(v)));
-                        None
-                    }
-                }
-            };
-            message.map(|message| Builtin::Fail { message })
-        }
-        "exit" | "crash" => {
-            if pools[own_pool].kind == PoolKind::Thread {
-                cx.at_value(call_path, format!(
-                    "'{call}' ends the worker process it runs in, so it needs a process (or slurm) pool; pool '{}' is a thread pool",
-                    pools[own_pool].name
-                ));
-                ok = false;
-            }
-            if call == "exit" {
-                let code = match a.get("code").map(|(v, p)| (v, p.to_owned())) {
-                    None => Some(1),
-                    Some((v, p)) => int(cx, v, &p, "code", 0, 255).and_then(|c| i32::try_from(c).ok()),
-                };
-                code.filter(|_| ok).map(|code| Builtin::Exit { code })
-            } else {
-                ok.then_some(Builtin::Crash)
-            }
-        }
-        other => {
-            let hint = did_you_mean(other, BUILTIN_NAMES.iter().copied())
-                .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
-            cx.at_value(
-                call_path,
-                format!("unknown callable '{other}' (callables: {}){hint}", BUILTIN_NAMES.join(", ")),
-            );
-            let _ = task_path;
-            return None;
-        }
-    };
-    a.finish(cx);
-    builtin
-}
-
-fn optional_seconds(cx: &mut Ctx<'_>, a: &mut Args<'_, '_>, name: &'static str, ok: &mut bool) -> Option<f64> {
-    let (v, p) = a.get(name).map(|(v, p)| (v, p.to_owned()))?;
-    if v.is_null() {
-        return None;
-    }
-    let s = seconds(cx, &p, name, v, true);
-    if s.is_none() {
-        *ok = false;
-    }
-    s
 }
 
 fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {

@@ -57,8 +57,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use futuretop::builtins::{self, Builtin};
 use futuretop::config::CommandPlan;
-use futuretop::tasks::Builtin;
 use futuretop::tasks::BUILTIN_CALL;
 use futuretop::tasks::COMMAND_CALL;
 use futuretop_engine::as_completed;
@@ -103,15 +103,15 @@ fn call(b: &Builtin) -> ProcessCall {
 }
 
 fn pow(base: i64, exp: u32) -> ProcessCall {
-    call(&Builtin::Pow { base, exp })
+    call(&Builtin::Pow(builtins::Pow { base, exp }))
 }
 
 fn sleep(secs: f64) -> ProcessCall {
-    call(&Builtin::Sleep { secs })
+    call(&Builtin::Sleep(builtins::Sleep { secs }))
 }
 
 fn fail(message: &str) -> ProcessCall {
-    call(&Builtin::Fail { message: message.into() })
+    call(&Builtin::Fail(builtins::Fail { message: message.into() }))
 }
 
 fn sh(script: &str) -> ProcessCall {
@@ -122,7 +122,7 @@ fn sh(script: &str) -> ProcessCall {
 
 /// A task blocked in its worker until the test opens gate `k` (Python's `event.wait`).
 fn blocked(k: usize) -> ProcessCall {
-    call(&Builtin::WaitOn { task: k, timeout: None })
+    call(&Builtin::WaitOn(builtins::WaitOn { task: k, timeout: None }))
 }
 
 /// Futures the test holds, by number, that worker tasks can wait on: the pool's request
@@ -282,7 +282,9 @@ fn test_submit_keyword() {
 #[test]
 fn test_map() {
     let pool = builder(2).build().unwrap();
-    let items = (0..10i64).zip(0..10u32).map(|(b, e)| serde_json::to_value(Builtin::Pow { base: b, exp: e }).unwrap());
+    let items = (0..10i64)
+        .zip(0..10u32)
+        .map(|(b, e)| serde_json::to_value(Builtin::Pow(builtins::Pow { base: b, exp: e })).unwrap());
     let got: Vec<Value> = pool.map(BUILTIN_CALL, items, Some(LONG), 1).unwrap().map(Result::unwrap).collect();
     let expected: Vec<Value> = (0..10i64).map(|i| json!(i.pow(u32::try_from(i).unwrap()))).collect();
     assert_eq!(got, expected);
@@ -297,9 +299,9 @@ fn test_map() {
 fn test_map_exception() {
     let pool = builder(2).build().unwrap();
     let items = vec![
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 1 }).unwrap(),
-        serde_json::to_value(Builtin::Fail { message: "division by zero".into() }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 3 }).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 1 })).unwrap(),
+        serde_json::to_value(Builtin::Fail(builtins::Fail { message: "division by zero".into() })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 3 })).unwrap(),
     ];
     let mut i = pool.map(BUILTIN_CALL, items, Some(LONG), 1).unwrap();
     assert_eq!(i.next(), Some(Ok(json!(2))));
@@ -316,9 +318,9 @@ fn test_map_timeout() {
     let gates = Gates::default();
     let pool = builder(2).on_request(gates.hook()).build().unwrap();
     let items = vec![
-        serde_json::to_value(Builtin::Sleep { secs: 0.0 }).unwrap(),
-        serde_json::to_value(Builtin::Sleep { secs: 0.0 }).unwrap(),
-        serde_json::to_value(Builtin::WaitOn { task: 1, timeout: None }).unwrap(),
+        serde_json::to_value(Builtin::Sleep(builtins::Sleep { secs: 0.0 })).unwrap(),
+        serde_json::to_value(Builtin::Sleep(builtins::Sleep { secs: 0.0 })).unwrap(),
+        serde_json::to_value(Builtin::WaitOn(builtins::WaitOn { task: 1, timeout: None })).unwrap(),
     ];
     let start = Instant::now();
     let mut results = Vec::new();
@@ -367,7 +369,12 @@ fn test_shutdown_race_issue12456() {
     let pool = builder(2).build().unwrap();
     // Issue #12456: race condition at shutdown where trying to post a sentinel in the
     // call queue blocks (the queue is full while processes have exited).
-    let it = pool.map(BUILTIN_CALL, vec![serde_json::to_value(Builtin::Pow { base: 2, exp: 2 }).unwrap(); 3], None, 1);
+    let it = pool.map(
+        BUILTIN_CALL,
+        vec![serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 2 })).unwrap(); 3],
+        None,
+        1,
+    );
     drop(it);
     within("shutdown after map", move || pool.shutdown(true, false));
 }
@@ -755,7 +762,7 @@ fn test_del_shutdown() {
     let (sink, mut seen) = Seen::new();
     let executor = builder(2).sink(sink).build().unwrap();
     let items: Vec<Value> =
-        (-5i64..5).map(|b| serde_json::to_value(Builtin::Pow { base: b, exp: 2 }).unwrap()).collect();
+        (-5i64..5).map(|b| serde_json::to_value(Builtin::Pow(builtins::Pow { base: b, exp: 2 })).unwrap()).collect();
     let res = executor.map(BUILTIN_CALL, items, Some(LONG), 1).unwrap();
     seen.until("a worker started", |s| s.iter().any(|o| matches!(o, Observation::WorkerStarted { .. })));
     within("drop", move || drop(executor));
@@ -885,7 +892,7 @@ fn test_killed_child() {
 fn test_map_chunksize() {
     let pool = builder(2).build().unwrap();
     let items: Vec<Value> =
-        (0..40i64).map(|i| serde_json::to_value(Builtin::Pow { base: i, exp: 2 }).unwrap()).collect();
+        (0..40i64).map(|i| serde_json::to_value(Builtin::Pow(builtins::Pow { base: i, exp: 2 })).unwrap()).collect();
     let expected: Vec<Value> = (0..40i64).map(|i| json!(i * i)).collect();
     for chunksize in [1, 2, 3, 7, 40, 100] {
         let got: Vec<Value> =
@@ -906,7 +913,7 @@ fn test_map_chunksize_batches_calls() {
     let (sink, mut seen) = Seen::new();
     let pool = builder(1).sink(sink).build().unwrap();
     let items: Vec<Value> =
-        (0..12i64).map(|i| serde_json::to_value(Builtin::Pow { base: i, exp: 1 }).unwrap()).collect();
+        (0..12i64).map(|i| serde_json::to_value(Builtin::Pow(builtins::Pow { base: i, exp: 1 })).unwrap()).collect();
     let got: Vec<Value> = pool.map(BUILTIN_CALL, items.clone(), Some(LONG), 4).unwrap().map(Result::unwrap).collect();
     assert_eq!(got.len(), 12);
     let order: Vec<(bool, u64)> = seen
@@ -949,7 +956,7 @@ fn test_traceback() {
     );
     assert_eq!(f.exception(Some(LONG)).unwrap().unwrap().type_name(), "TaskError");
     // A worker task's wait that times out raises TimeoutError, the type intact across the pipe.
-    let f = pool.submit(call(&Builtin::WaitOn { task: 9, timeout: Some(0.05) })).unwrap();
+    let f = pool.submit(call(&Builtin::WaitOn(builtins::WaitOn { task: 9, timeout: Some(0.05) }))).unwrap();
     assert!(matches!(f.exception(Some(LONG)), Ok(Some(Exception::Timeout(_)))), "{:?}", f.exception(None));
     // A command's failure carries its status and last line.
     let f = pool.submit(sh("echo the last words >&2; exit 7")).unwrap();
@@ -1054,7 +1061,8 @@ fn test_map_buffersize_counts_chunks_and_the_iterator_is_owned() {
         t
     }
     let pool = builder(2).build().unwrap();
-    let items: Vec<Value> = (0..10).map(|i| serde_json::to_value(Builtin::Pow { base: i, exp: 2 }).unwrap()).collect();
+    let items: Vec<Value> =
+        (0..10).map(|i| serde_json::to_value(Builtin::Pow(builtins::Pow { base: i, exp: 2 })).unwrap()).collect();
     let options = MapOptions { timeout: Some(LONG), chunksize: 3, buffersize: Some(2) };
     let it = owned(pool.map_with(BUILTIN_CALL, items, options).unwrap());
     // Two chunks of three are submitted ahead, no more.
@@ -1100,7 +1108,7 @@ fn test_error_at_task_unpickle_unknown_callable() {
 #[test]
 fn test_crash_during_func_exec_on_worker() {
     let pool = builder(2).build().unwrap();
-    let f = pool.submit_named(Some("crasher"), call(&Builtin::Crash)).unwrap();
+    let f = pool.submit_named(Some("crasher"), call(&Builtin::Crash(builtins::Crash))).unwrap();
     let b = broken(&f);
     assert!(b.reason.contains("was killed by signal SIGKILL") && b.reason.contains("'crasher'"), "{}", b.reason);
     assert!(matches!(pool.submit(pow(1, 1)), Err(SubmitError::Broken(_))));
@@ -1110,7 +1118,7 @@ fn test_crash_during_func_exec_on_worker() {
 #[test]
 fn test_exit_during_func_exec_on_worker() {
     let pool = builder(2).build().unwrap();
-    let f = pool.submit_named(Some("exiter"), call(&Builtin::Exit { code: 3 })).unwrap();
+    let f = pool.submit_named(Some("exiter"), call(&Builtin::Exit(builtins::Exit { code: 3 }))).unwrap();
     let others: Vec<_> = (0..3).map(|_| pool.submit(sleep(30.0)).unwrap()).collect();
     let b = broken(&f);
     assert!(b.reason.contains("exited with status 3") && b.reason.contains("'exiter'"), "{}", b.reason);
@@ -1132,7 +1140,7 @@ fn test_error_during_func_exec_on_worker() {
 #[test]
 fn test_shutdown_deadlock() {
     let pool = builder(2).build().unwrap();
-    let f = pool.submit(call(&Builtin::Crash)).unwrap();
+    let f = pool.submit(call(&Builtin::Crash(builtins::Crash))).unwrap();
     within("shutdown while crashing", move || pool.shutdown(true, false));
     broken(&f);
 }
@@ -1163,8 +1171,8 @@ fn test_crash_big_data() {
     assert_eq!(f.exception(Some(LONG)), Ok(Some(Exception::task(message))));
     // One message holding a big result and then a crash.
     let items = vec![
-        serde_json::to_value(Builtin::Fail { message: "z".repeat(200_000) }).unwrap(),
-        serde_json::to_value(Builtin::Crash).unwrap(),
+        serde_json::to_value(Builtin::Fail(builtins::Fail { message: "z".repeat(200_000) })).unwrap(),
+        serde_json::to_value(Builtin::Crash(builtins::Crash)).unwrap(),
     ];
     let mut it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
     match it.next() {
@@ -1305,12 +1313,12 @@ fn extension_kill_a_waiting_process_task_ends_its_wait() {
 fn extension_a_kill_in_a_map_chunk_spares_the_chunks_behind_it() {
     let pool = builder(1).build().unwrap();
     let items = [
-        serde_json::to_value(Builtin::Sleep { secs: 30.0 }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 1 }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 2 }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 3 }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 4 }).unwrap(),
-        serde_json::to_value(Builtin::Pow { base: 2, exp: 5 }).unwrap(),
+        serde_json::to_value(Builtin::Sleep(builtins::Sleep { secs: 30.0 })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 1 })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 2 })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 3 })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 4 })).unwrap(),
+        serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 5 })).unwrap(),
     ];
     let it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
     let fs: Vec<Future<Value>> = it.pending_futures().cloned().collect();

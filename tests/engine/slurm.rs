@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use futuretop::builtins::{self, Builtin};
 use futuretop::config::CommandPlan;
-use futuretop::tasks::Builtin;
 use futuretop::tasks::BUILTIN_CALL;
 use futuretop::tasks::COMMAND_CALL;
 use futuretop_engine::Exception;
@@ -99,14 +99,17 @@ fn slurm_pool_against_a_real_cluster() {
         .poll_interval(Duration::from_millis(200))
         .build()
         .unwrap();
-    let too_long = limited.submit_named(Some("too-long"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap();
+    let too_long =
+        limited.submit_named(Some("too-long"), builtin(&Builtin::Sleep(builtins::Sleep { secs: 600.0 }))).unwrap();
 
     let p = pool(&dir);
     let _cancel_jobs_on_drop = CancelJobsOnDrop;
     // 1. A batch runs to completion with the right results (Python: True, True, False).
     let ns = [112_272_535_095_293_u64, 112_582_705_942_171, 1_099_726_899_285_419];
-    let primes: Vec<_> =
-        ns.iter().map(|&n| p.submit_named(Some("prime"), builtin(&Builtin::IsPrime { n })).unwrap()).collect();
+    let primes: Vec<_> = ns
+        .iter()
+        .map(|&n| p.submit_named(Some("prime"), builtin(&Builtin::IsPrime(builtins::IsPrime { n }))).unwrap())
+        .collect();
     let got: Vec<Value> = primes.iter().map(|f| f.result(Some(Duration::from_mins(2))).unwrap()).collect();
     assert_eq!(got, vec![json!(true), json!(true), json!(false)]);
     let echo = p.submit(command(&["sh", "-c", "echo hello from job $SLURM_JOB_ID"])).unwrap();
@@ -127,7 +130,7 @@ fn slurm_pool_against_a_real_cluster() {
     let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
     let fillers: Vec<_> = (0..cpus)
         // One per CPU.
-        .map(|_| p.submit_named(Some("filler"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap())
+        .map(|_| p.submit_named(Some("filler"), builtin(&Builtin::Sleep(builtins::Sleep { secs: 600.0 }))).unwrap())
         .collect();
     wait_until("a filler to run", Duration::from_mins(1), || fillers.iter().any(futuretop_engine::Future::running));
     // Submitted together, the fillers went as one job array: ARRAY_0, ARRAY_1, ...
@@ -138,7 +141,7 @@ fn slurm_pool_against_a_real_cluster() {
     let arrays: std::collections::HashSet<&str> = ids.lines().filter_map(|l| l.split('_').next()).collect();
     assert_eq!(ids.lines().count(), cpus, "{ids}");
     assert_eq!(arrays.len(), 1, "one sbatch for the fillers: {ids}");
-    let queued = p.submit_named(Some("queued"), builtin(&Builtin::Sleep { secs: 1.0 })).unwrap();
+    let queued = p.submit_named(Some("queued"), builtin(&Builtin::Sleep(builtins::Sleep { secs: 1.0 }))).unwrap();
     wait_until("the extra job to be queued in Slurm", Duration::from_secs(30), || {
         squeue_jobs().lines().any(|l| l == "queued PENDING")
     });
@@ -177,7 +180,7 @@ fn slurm_pool_against_a_real_cluster() {
         .build()
         .unwrap();
     let _cancel_orphan_on_drop = CancelJobsOnDrop;
-    let orphan = p2.submit_named(Some("orphan"), builtin(&Builtin::Sleep { secs: 600.0 })).unwrap();
+    let orphan = p2.submit_named(Some("orphan"), builtin(&Builtin::Sleep(builtins::Sleep { secs: 600.0 }))).unwrap();
     wait_until("the job to run", Duration::from_mins(1), || orphan.running());
     let _ = Command::new("pkill").args(["-x", "slurmctld"]).status();
     let outcome = orphan.result(Some(Duration::from_secs(90)));

@@ -231,6 +231,32 @@ fn batch_fails_with_a_broken_process_pool_that_names_the_worker() {
     assert!(run.stderr.contains("pool 'fragile' broke"), "{}", run.stderr);
 }
 
+/// A task submitted to a pool that broke before it: it fails with the pool's error (as
+/// those queued when it broke do, and as Python's submit raises it), not cancelled —
+/// whichever comes first, the crash or the submit, the counts are the same.
+#[test]
+fn a_task_submitted_to_a_broken_pool_fails_with_its_error() {
+    let dir = scratch("broken-pool");
+    let file = dir.join("broken.yaml");
+    std::fs::write(
+        &file,
+        "pools:\n  io: { kind: thread, max_workers: 1 }\n  fragile: { kind: process, max_workers: 1 }\n\
+         tasks:\n\
+         \x20 - { name: segfault, pool: fragile, call: crash }\n\
+         \x20 - { name: later, pool: io, call: sleep, args: { secs: 0.3 } }\n\
+         \x20 - { name: after, pool: fragile, call: sleep, args: { secs: 0 }, depends_on: [later] }\n",
+    )
+    .unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("3 futures: 1 done, 2 failed, 0 cancelled"), "{}", run.stdout);
+    let after = final_event(&run.log, "after");
+    assert_eq!(after["event"], "exception", "{after}");
+    assert_eq!(after["error"]["type"], "BrokenProcessPool", "{after}");
+    assert!(after["error"]["message"].as_str().unwrap().contains("while running 'segfault'"), "{after}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);

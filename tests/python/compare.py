@@ -89,9 +89,9 @@ def unsupported(why):
 
 def simple(call):
     """(function, args) for a call that needs nothing but its arguments."""
-    if call == "Crash":
-        return crash, ()
     (name, a), = call.items()
+    if name == "Crash":
+        return crash, ()
     if name == "Sleep":
         return sleep, (a["secs"],)
     if name == "Spin":
