@@ -1,41 +1,19 @@
 //! The built-in callables a YAML task may name: one file each (its YAML name, its arguments read and checked with positions, which pool kinds may run it, and what it does), registered in one list below.
 //!
 //! To add one: write `builtins/NAME.rs` with a type that implements [`Callable`], and add
-//! its line to the `builtins!` list at the end of this file. Nothing else names built-ins:
+//! its line (`module::Type`) to the `builtins!` list at the end of this file. Nothing else names built-ins:
 //! validation, the runner, process workers and the docs' list of names all go through
 //! [`Builtin`]. Built-ins that need the run (`wait_on`, `submit`) reach it through
 //! [`TaskEnv`]; the others are plain functions of their arguments, so a process worker
 //! can run them too. Long-running ones poll [`checkpoint`](futuretop_engine::checkpoint),
 //! so that `kill` stops them.
 
-mod crash;
-mod exit;
-mod fail;
-mod fetch_url;
-mod is_prime;
-mod pow;
-mod sleep;
-mod spin;
-mod submit;
-mod wait_on;
-
-pub use crash::Crash;
-pub use exit::Exit;
-pub use fail::Fail;
-pub use fetch_url::FetchUrl;
-pub use is_prime::IsPrime;
-pub use pow::Pow;
-pub use sleep::Sleep;
-pub use spin::Spin;
-pub use submit::Submit;
-pub use wait_on::WaitOn;
-
 use std::time::Duration;
 
 use serde_json::Value;
 use serde_yaml::Value as Yaml;
 
-use crate::config::PoolKind;
+use crate::pools::PoolKind;
 use crate::schema::{self, Args, Report};
 use futuretop_engine::{Exception, Future};
 
@@ -245,10 +223,15 @@ pub fn parse(
     builtin
 }
 
-/// Registers the built-ins: the enum of their calls (serialised as `{"Pow": {"base": 2,
+/// Registers the built-ins: declares each one's module, the enum of their calls (serialised as `{"Pow": {"base": 2,
 /// "exp": 10}}` to a worker), the list of their names, and the dispatch to each.
 macro_rules! builtins {
-    ($($variant:ident),* $(,)?) => {
+    ($($module:ident :: $variant:ident),* $(,)?) => {
+        $(
+            mod $module;
+            pub use $module::$variant;
+        )*
+
         /// A built-in call with its checked arguments.
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
         pub enum Builtin {
@@ -297,14 +280,14 @@ macro_rules! builtins {
 }
 
 builtins! {
-    Sleep,
-    Spin,
-    Pow,
-    IsPrime,
-    FetchUrl,
-    WaitOn,
-    Submit,
-    Fail,
-    Exit,
-    Crash,
+    sleep::Sleep,
+    spin::Spin,
+    pow::Pow,
+    is_prime::IsPrime,
+    fetch_url::FetchUrl,
+    wait_on::WaitOn,
+    submit::Submit,
+    fail::Fail,
+    exit::Exit,
+    crash::Crash,
 }

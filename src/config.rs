@@ -16,6 +16,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::builtins::Builtin;
+pub use crate::pools::PoolKind;
 pub use crate::tasks::CommandPlan;
 
 /// The largest task file accepted.
@@ -56,69 +57,18 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// The kind of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolKind {
-    /// A [`ThreadPoolExecutor`](futuretop_engine::ThreadPoolExecutor).
-    Thread,
-    /// A process pool: each worker is a child process.
-    Process,
-    /// A Slurm pool: each task is a cluster job.
-    Slurm,
-}
-
-impl PoolKind {
-    /// True when each worker is a process of its own (a built-in may end it: `exit`).
-    pub const fn own_processes(self) -> bool {
-        !matches!(self, Self::Thread)
-    }
-
-    /// True when its tasks can reach the run's other futures (`wait_on`, `submit`).
-    pub const fn reaches_run(self) -> bool {
-        !matches!(self, Self::Slurm)
-    }
-
-    /// `thread`, `process` or `slurm`, as task files and events name it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Thread => "thread",
-            Self::Process => "process",
-            Self::Slurm => "slurm",
-        }
-    }
-}
-
-impl std::fmt::Display for PoolKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A validated pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolPlan {
     /// Its name (the key under `pools:`).
     pub name: String,
-    /// Thread or process.
+    /// Its kind.
     pub kind: PoolKind,
     /// Worker count.
     pub max_workers: usize,
-    /// Process pools: a worker is replaced after this many tasks.
-    pub max_tasks_per_child: Option<usize>,
-    /// Slurm pools: where and how jobs go.
-    pub slurm: Option<SlurmPlan>,
-}
-
-/// A Slurm pool's settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SlurmPlan {
-    /// The partition (default: the cluster's default).
-    pub partition: Option<String>,
-    /// Each job's time limit in seconds (Slurm counts in whole seconds).
-    pub time_limit: Option<u64>,
-    /// The directory shared with the nodes.
-    pub dir: Option<String>,
+    /// Its kind's own settings, as its backend checked them (`max_tasks_per_child` of a
+    /// process pool, a Slurm pool's partition, ...): see [`crate::pools::Backend`].
+    pub settings: serde_json::Value,
 }
 
 /// What a task does.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use futuretop_engine::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
 use futuretop_engine::{ErrorKind, Exception};
 
-use crate::config::PoolKind;
+use crate::pools::PoolKind;
 use crate::deadlock::{DeadlockKind, Resolution};
 use futuretop_engine::Stream;
 

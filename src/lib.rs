@@ -4,7 +4,7 @@
 //! deadlocks they form.
 //!
 //! This crate is the application: the task-file schema and its validation ([`config`]),
-//! the built-in callables ([`builtins`]) and external commands ([`tasks`]), the readers of a task file's values ([`schema`]), the run ([`runner`]) and what steers it ([`control`]), the run model every view folds its events into ([`model`]), its
+//! the built-in callables ([`builtins`]) and external commands ([`tasks`]), the pool kinds ([`pools`]), the readers of a task file's values ([`schema`]), the run ([`runner`]) and what steers it ([`control`]), the run model every view folds its events into ([`model`]), its
 //! events ([`events`]), the deadlock model ([`deadlock`]) and detector ([`detector`]), the headless reporter
 //! ([`headless`]) and the monitor ([`tui`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
@@ -18,6 +18,7 @@ pub mod detector;
 pub mod events;
 pub mod headless;
 pub mod model;
+pub mod pools;
 pub mod runner;
 pub mod schema;
 pub mod tasks;

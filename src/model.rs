@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::config::PoolKind;
+use crate::pools::PoolKind;
 use crate::deadlock::DeadlockKind;
 use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
 use futuretop_engine::WaitOutcome;

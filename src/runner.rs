@@ -17,19 +17,18 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::Value;
 
 use crate::builtins::{wait_result, Builtin, RunCx, TaskEnv};
-use crate::config::{Plan, PoolKind, Work};
+use crate::config::{Plan, Work};
 use crate::control::{Control, OnDeadlock};
 use crate::detector::{Detector, Verdict};
 use crate::events::{
     Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION,
 };
+use crate::pools::{BuildCx, Job, Pool, Spec};
 use crate::tasks::{run_command, OutputSink, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
 use futuretop_engine::observe::FutureId;
-use futuretop_engine::{
-    Call, CancelledError, Exception, Fallible, Future, FutureError, SubmitError, ThreadPoolExecutor,
-};
-use futuretop_engine::{ProcessCall, ProcessPoolExecutor, SlurmPool};
+use futuretop_engine::ProcessCall;
+use futuretop_engine::{CancelledError, Exception, Future, FutureError, SubmitError};
 
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
@@ -106,22 +105,6 @@ impl RunHandle {
     }
 }
 
-enum Exec {
-    Thread(ThreadPoolExecutor),
-    Process(ProcessPoolExecutor),
-    Slurm(SlurmPool),
-}
-
-impl Exec {
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        match self {
-            Self::Thread(p) => p.shutdown(wait, cancel_futures),
-            Self::Process(p) => p.shutdown(wait, cancel_futures),
-            Self::Slurm(p) => p.shutdown(wait, cancel_futures),
-        }
-    }
-}
-
 enum Slot {
     Waiting,
     Submitted(Future<Value>),
@@ -151,7 +134,7 @@ fn awaited(plan: &Plan) -> Vec<bool> {
 /// What tasks share: the pools, the futures, the bus.
 struct Registry {
     plan: Arc<Plan>,
-    pools: Vec<Exec>,
+    pools: Vec<Box<dyn Pool>>,
     slots: Mutex<Vec<Slot>>,
     submitted: Condvar,
     /// Every live future of the run (inner submits too), with its pool's index.
@@ -163,11 +146,8 @@ struct Registry {
 
 impl Registry {
     fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
-        let future = match &self.pools[pool] {
-            Exec::Thread(p) => p.submit_named(Some(name), self.thread_call(name, work))?,
-            Exec::Process(p) => p.submit_named(Some(name), process_call(&work))?,
-            Exec::Slurm(p) => p.submit_named(Some(name), process_call(&work))?,
-        };
+        let job = Box::new(TaskJob { registry: Arc::clone(self), name: name.to_owned(), work });
+        let future = self.pools[pool].submit(name, job)?;
         lock(&self.by_id).insert(future.id(), (pool, future.clone()));
         // Only live futures can be cancelled or killed: a finished one leaves the table,
         // so that a long run's memory does not grow with every task it finished.
@@ -180,14 +160,14 @@ impl Registry {
         Ok(future)
     }
 
-    /// A plan task's work as a closure for a thread pool: it reports its value to the bus
-    /// (for the `done` event) and its command's output lines.
-    fn thread_call(self: &Arc<Self>, name: &str, work: Work) -> impl Call<Output = Value> {
+    /// A plan task's work as a closure run in this process: it reports its value to the
+    /// bus (for the `done` event) and its command's output lines.
+    fn local_call(self: &Arc<Self>, name: &str, work: Work) -> impl FnOnce() -> Result<Value, Exception> + Send {
         let env = RegistryEnv(Arc::clone(self));
         let bus = self.bus.clone();
         let task_name = name.to_owned();
         let supervisor = self.supervisor.clone();
-        Fallible(move || -> Result<Value, Exception> {
+        move || -> Result<Value, Exception> {
             let value = match &work {
                 Work::Call(b) => b.run(&RunCx { task: &task_name, env: Some(&env as &dyn TaskEnv), in_worker: false }),
                 Work::Command(c) => {
@@ -206,7 +186,7 @@ impl Registry {
                 let _ = bus.send(BusMsg::Result(id, value.clone()));
             }
             Ok(value)
-        })
+        }
     }
 
     /// Answers a process task's request: `wait_on` and `submit`, run in the task's context.
@@ -222,6 +202,26 @@ impl Registry {
 
     fn future(&self, id: FutureId) -> Option<Future<Value>> {
         lock(&self.by_id).get(&id).map(|(_, f)| f.clone())
+    }
+}
+
+/// A plan task's work, as its pool takes it: a closure here, or a call for a worker.
+struct TaskJob {
+    registry: Arc<Registry>,
+    name: String,
+    work: Work,
+}
+
+impl Job for TaskJob {
+    fn local(self: Box<Self>) -> Box<dyn FnOnce() -> Result<Value, Exception> + Send> {
+        Box::new(self.registry.local_call(&self.name, self.work))
+    }
+
+    fn remote(self: Box<Self>) -> ProcessCall {
+        match &self.work {
+            Work::Call(b) => ProcessCall::new(BUILTIN_CALL, serde_json::to_value(b).unwrap_or(Value::Null)),
+            Work::Command(c) => ProcessCall::new(COMMAND_CALL, serde_json::to_value(c).unwrap_or(Value::Null)),
+        }
     }
 }
 
@@ -353,22 +353,26 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
     ));
     let mut pools = Vec::new();
     let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
+    let (values, outputs, reg) = (bus_tx.clone(), bus_tx.clone(), Arc::clone(&weak));
+    let cx = BuildCx {
+        sink: Arc::clone(&sink),
+        on_value: Arc::new(move |id, v| {
+            let _ = values.send(BusMsg::Result(id, v.clone()));
+        }),
+        on_output: Arc::new(move |id, stream, line| {
+            let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line));
+        }),
+        on_request: Arc::new(move |_, body| match reg.get().and_then(Weak::upgrade) {
+            Some(r) => r.answer(body),
+            None => Err(Exception::task("the run is over")),
+        }),
+        program: options.worker_program.clone(),
+    };
     for p in &plan.pools {
-        let exec = match p.kind {
-            PoolKind::Process => {
-                Exec::Process(process_pool(p, &sink, &bus_tx, &weak, options.worker_program.as_deref())?)
-            }
-            PoolKind::Slurm => Exec::Slurm(slurm_pool(p, &sink, &bus_tx, options.worker_program.as_deref())?),
-            PoolKind::Thread => Exec::Thread(
-                ThreadPoolExecutor::builder()
-                    .name(p.name.clone())
-                    .max_workers(p.max_workers)
-                    .sink(Arc::clone(&sink))
-                    .build()
-                    .map_err(|error| StartError::Pool { pool: p.name.clone(), error })?,
-            ),
-        };
-        pools.push(exec);
+        let spec = Spec { name: &p.name, max_workers: p.max_workers, settings: &p.settings };
+        let pool =
+            p.kind.backend().build(&spec, &cx).map_err(|error| StartError::Pool { pool: p.name.clone(), error })?;
+        pools.push(pool);
     }
     let registry = Arc::new(Registry {
         slots: Mutex::new(plan.tasks.iter().map(|_| Slot::Waiting).collect()),
@@ -397,76 +401,6 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
         })
         .map_err(|error| StartError::Thread { what: "runner", error })?;
     Ok(RunHandle { control: control_tx, thread })
-}
-
-/// A plan task's work as a call a worker process or a Slurm job runs.
-fn process_call(work: &Work) -> ProcessCall {
-    match work {
-        Work::Call(b) => ProcessCall::new(BUILTIN_CALL, serde_json::to_value(b).unwrap_or(Value::Null)),
-        Work::Command(c) => ProcessCall::new(COMMAND_CALL, serde_json::to_value(c).unwrap_or(Value::Null)),
-    }
-}
-
-/// Builds a plan's Slurm pool.
-fn slurm_pool(
-    p: &crate::config::PoolPlan,
-    sink: &Arc<dyn futuretop_engine::Sink>,
-    bus: &Sender<BusMsg>,
-    program: Option<&std::path::Path>,
-) -> Result<SlurmPool, StartError> {
-    let values = bus.clone();
-    let settings = p.slurm.clone().unwrap_or_default();
-    let mut b = SlurmPool::builder().name(p.name.clone()).max_jobs(p.max_workers).sink(Arc::clone(sink)).on_value(
-        Arc::new(move |id, v| {
-            let _ = values.send(BusMsg::Result(id, v.clone()));
-        }),
-    );
-    if let Some(part) = settings.partition {
-        b = b.partition(part);
-    }
-    if let Some(s) = settings.time_limit {
-        b = b.time_limit_secs(s);
-    }
-    if let Some(d) = settings.dir {
-        b = b.dir(d);
-    }
-    if let Some(program) = program {
-        b = b.program(program);
-    }
-    b.build().map_err(|error| StartError::Pool { pool: p.name.clone(), error })
-}
-
-/// Builds a plan's process pool, its hooks reaching the registry once it exists.
-fn process_pool(
-    p: &crate::config::PoolPlan,
-    sink: &Arc<dyn futuretop_engine::Sink>,
-    bus: &Sender<BusMsg>,
-    registry: &Arc<OnceLock<Weak<Registry>>>,
-    program: Option<&std::path::Path>,
-) -> Result<ProcessPoolExecutor, StartError> {
-    let (values, outputs, reg) = (bus.clone(), bus.clone(), Arc::clone(registry));
-    let mut b = ProcessPoolExecutor::builder()
-        .name(p.name.clone())
-        .max_workers(p.max_workers)
-        .sink(Arc::clone(sink))
-        .on_value(Arc::new(move |id, v| {
-            let _ = values.send(BusMsg::Result(id, v.clone()));
-        }))
-        .on_output(Arc::new(move |id, stream, line| {
-            let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line));
-        }))
-        .on_request(Arc::new(move |_, body| match reg.get().and_then(Weak::upgrade) {
-            Some(r) => r.answer(body),
-            None => Err(Exception::task("the run is over")),
-        }));
-    b = crate::worker_env::for_workers(b);
-    if let Some(n) = p.max_tasks_per_child {
-        b = b.max_tasks_per_child(n);
-    }
-    if let Some(program) = program {
-        b = b.program(program);
-    }
-    b.build().map_err(|error| StartError::Pool { pool: p.name.clone(), error })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,12 +7,9 @@ use serde_yaml::{Mapping, Value};
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
 use super::{CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
 use crate::builtins::{Scope, BUILTIN_NAMES};
-use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
+use crate::schema::{describe, did_you_mean, join, scalar_string, seconds, Report};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
-const POOL_KEYS: &[&str] =
-    &["kind", "max_workers", "max_tasks_per_child", "partition", "max_jobs", "time_limit", "dir"];
-const SLURM_KEYS: &[&str] = &["partition", "max_jobs", "time_limit", "dir"];
 const TASK_KEYS: &[&str] = &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on"];
 struct Ctx<'a> {
     file: &'a str,
@@ -296,9 +293,8 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
     let default_pool = || PoolPlan {
         name: "default".into(),
         kind: PoolKind::Thread,
-        max_workers: futuretop_engine::executor::default_thread_workers(),
-        max_tasks_per_child: None,
-        slurm: None,
+        max_workers: PoolKind::Thread.backend().default_workers(),
+        settings: serde_json::Value::Null,
     };
     let Some(raw) = raw else { return vec![default_pool()] };
     let Value::Mapping(map) = raw else {
@@ -308,6 +304,16 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
     if map.is_empty() {
         cx.at_value("pools", "no pools declared; declare one, or leave `pools:` out for a default thread pool");
     }
+    // `kind`, `max_workers`, and every kind's own keys.
+    let mut pool_keys = vec!["kind", "max_workers"];
+    for kind in PoolKind::ALL {
+        for k in kind.backend().keys() {
+            if !pool_keys.contains(k) {
+                pool_keys.push(k);
+            }
+        }
+    }
+    let kinds: Vec<&str> = PoolKind::ALL.iter().map(|k| k.as_str()).collect();
     let mut pools = Vec::new();
     for (k, v) in map {
         let Some(name) = k.as_str() else {
@@ -325,93 +331,49 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
             );
             continue;
         };
-        let keys = cx.known_keys(pm, &path, POOL_KEYS, &format!("pool '{name}'"));
+        let keys = cx.known_keys(pm, &path, &pool_keys, &format!("pool '{name}'"));
         let kind = match keys.get("kind") {
             None => PoolKind::Thread,
-            Some(Value::String(s)) if s == "thread" => PoolKind::Thread,
-            Some(Value::String(s)) if s == "process" => PoolKind::Process,
-            Some(Value::String(s)) if s == "slurm" => PoolKind::Slurm,
+            Some(Value::String(s)) if PoolKind::named(s).is_some() => PoolKind::named(s).unwrap_or(PoolKind::Thread),
             Some(other) => {
-                let hint = other
-                    .as_str()
-                    .and_then(|s| did_you_mean(s, ["thread", "process", "slurm"]))
-                    .map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                let hint = other.as_str().and_then(|s| did_you_mean(s, kinds.iter().copied()));
+                let hint = hint.map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
+                let expected = match kinds.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => {
+                        format!("{} or '{last}'", rest.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "))
+                    }
+                    _ => kinds.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", "),
+                };
                 cx.at_value(
                     &join(&path, "kind"),
-                    format!("expected 'thread', 'process' or 'slurm' for kind, found {}{hint}", describe(other)),
+                    format!("expected {expected} for kind, found {}{hint}", describe(other)),
                 );
                 PoolKind::Thread
             }
         };
-        if kind != PoolKind::Slurm {
-            for k in SLURM_KEYS.iter().filter(|k| keys.contains_key(*k)) {
-                cx.at_key(
-                    &join(&path, k),
-                    format!("{k} applies to slurm pools; pool '{name}' is a {} pool", kind.as_str()),
-                );
+        let backend = kind.backend();
+        // A key of another kind's.
+        for (k, _) in pm {
+            let Some(k) = k.as_str() else { continue };
+            if ["kind", "max_workers"].contains(&k) || backend.keys().contains(&k) || !pool_keys.contains(&k) {
+                continue;
             }
+            let owners: Vec<&str> =
+                PoolKind::ALL.iter().filter(|o| o.backend().keys().contains(&k)).map(|o| o.as_str()).collect();
+            cx.at_key(
+                &join(&path, k),
+                format!("{k} applies to {} pools; pool '{name}' is a {kind} pool", owners.join(" or ")),
+            );
         }
-        let max_workers = match (keys.get("max_workers"), keys.get("max_jobs")) {
-            (Some(_), Some(_)) if kind == PoolKind::Slurm => {
-                cx.at_key(&join(&path, "max_workers"), "give max_jobs (or max_workers) for a slurm pool, not both");
-                1
-            }
-            (None, Some(v)) if kind == PoolKind::Slurm => {
-                positive(cx, &join(&path, "max_jobs"), "max_jobs", v).unwrap_or(1)
-            }
-            (None, _) => match kind {
-                PoolKind::Thread => futuretop_engine::executor::default_thread_workers(),
-                PoolKind::Process => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-                PoolKind::Slurm => 100,
-            },
-            (Some(v), _) => positive(cx, &join(&path, "max_workers"), "max_workers", v).unwrap_or(1),
-        };
-        let slurm = (kind == PoolKind::Slurm).then(|| slurm_settings(cx, &path, &keys));
-        let max_tasks_per_child = match keys.get("max_tasks_per_child") {
-            None => None,
-            Some(v) => {
-                if kind != PoolKind::Process {
-                    cx.at_key(
-                        &join(&path, "max_tasks_per_child"),
-                        format!(
-                            "max_tasks_per_child applies to process pools; pool '{name}' is a {} pool",
-                            kind.as_str()
-                        ),
-                    );
-                }
-                positive(cx, &join(&path, "max_tasks_per_child"), "max_tasks_per_child", v)
-            }
-        };
-        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, max_tasks_per_child, slurm });
+        let max_workers = backend.max_workers(cx, &path, &keys);
+        let probe = cx.probe;
+        let settings = backend.settings(cx, &path, &keys, probe);
+        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, settings });
     }
     if pools.is_empty() {
         pools.push(default_pool());
     }
     pools
-}
-
-/// A slurm pool's own keys; asks the cluster whether it (and the partition) is there.
-fn slurm_settings(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) -> super::SlurmPlan {
-    let text = |cx: &mut Ctx<'_>, k: &str| match keys.get(k) {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(other) => {
-            cx.at_value(&join(path, k), format!("expected a string for {k}, found {}", describe(other)));
-            None
-        }
-    };
-    let partition = text(cx, "partition");
-    let dir = text(cx, "dir");
-    let time_limit = keys
-        .get("time_limit")
-        .and_then(|v| positive(cx, &join(path, "time_limit"), "time_limit (seconds)", v))
-        .map(|s| s as u64);
-    if let Some(Err(e)) = cx.probe.then(|| futuretop_engine::executor::slurm_pool::check_cluster(partition.as_deref()))
-    {
-        let at = if keys.contains_key("partition") { join(path, "partition") } else { join(path, "kind") };
-        cx.at_value(&at, e.to_string());
-    }
-    super::SlurmPlan { partition, time_limit, dir }
 }
 
 #[allow(clippy::too_many_lines)] // one arm per task key, in file order

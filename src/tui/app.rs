@@ -670,7 +670,7 @@ mod tests {
                 version: 1,
                 run: "r".into(),
                 file: "f.yaml".into(),
-                pools: vec![PoolInfo { name: "io".into(), kind: crate::config::PoolKind::Thread, max_workers: 2 }],
+                pools: vec![PoolInfo { name: "io".into(), kind: crate::pools::PoolKind::Thread, max_workers: 2 }],
                 tasks: 3,
             },
         ));

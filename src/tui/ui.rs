@@ -15,7 +15,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, 
 use ratatui::Frame;
 
 use super::app::{App, Geometry, Pane, PoolView, RowState, View};
-use crate::config::PoolKind;
+use crate::pools::PoolKind;
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
