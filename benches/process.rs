@@ -132,8 +132,14 @@ impl Drop for Bare {
 // ---------------------------------------------------------------------------------------
 // The workloads.
 
+/// A pool of the program's workers, started as the program starts them (with the
+/// environment it gives its workers: `futuretop::worker_env`).
 fn pool(workers: usize) -> ProcessPoolExecutor {
-    ProcessPoolExecutor::builder().program(EXE).max_workers(workers).build().expect("a pool")
+    futuretop::worker_env::for_workers(ProcessPoolExecutor::builder())
+        .program(EXE)
+        .max_workers(workers)
+        .build()
+        .expect("a pool")
 }
 
 /// (a) one call at a time.
@@ -167,7 +173,12 @@ fn map(pool: &ProcessPoolExecutor, n: usize, chunksize: usize) {
 fn startup() -> Duration {
     let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Observation)>();
     let start = Instant::now();
-    let pool = ProcessPoolExecutor::builder().program(EXE).max_workers(2).sink(Arc::new(tx)).build().expect("a pool");
+    let pool = futuretop::worker_env::for_workers(ProcessPoolExecutor::builder())
+        .program(EXE)
+        .max_workers(2)
+        .sink(Arc::new(tx))
+        .build()
+        .expect("a pool");
     let mut pids = std::collections::HashSet::new();
     let call = ProcessCall::new(BUILTIN_CALL, pow_args());
     while pids.len() < 2 {

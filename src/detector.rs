@@ -30,15 +30,6 @@ pub enum Verdict {
     },
 }
 
-impl Verdict {
-    /// The event that reports the verdict.
-    pub fn event(&self) -> &EventKind {
-        match self {
-            Self::Formed { event, .. } | Self::Resolved { event } => event,
-        }
-    }
-}
-
 /// Follows a run's events and tells when deadlocks form and end.
 #[derive(Default)]
 pub struct Detector {

@@ -20,8 +20,8 @@ use serde_json::Value;
 use futuretop_engine::observe::{FutureId, IdMap, Observation, Outcome, Sink, WaitOutcome};
 use futuretop_engine::{ErrorKind, Exception};
 
-use crate::pools::PoolKind;
 use crate::deadlock::{DeadlockKind, Resolution};
+use crate::pools::PoolKind;
 use futuretop_engine::Stream;
 
 /// The event log reaches the file at most this long after an event (and at once when

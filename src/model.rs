@@ -9,9 +9,9 @@ use std::collections::{HashMap, VecDeque};
 
 use serde_json::Value;
 
-use crate::pools::PoolKind;
 use crate::deadlock::DeadlockKind;
 use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
+use crate::pools::PoolKind;
 use futuretop_engine::WaitOutcome;
 
 /// Lines of command output kept per task.
@@ -409,15 +409,26 @@ impl RunModel {
         &mut self.pools[last]
     }
 
-    fn push_log(&mut self, line: String) {
+    /// Adds a line to the log (a monitor's: the headless reporter keeps none, and makes none).
+    fn push_log(&mut self, line: impl FnOnce() -> String) {
+        if self.keep == Keep::Unfinished {
+            return;
+        }
+        let line = line();
         if self.log.len() == LOG_LINES {
             self.log.pop_front();
         }
         self.log.push_back(line);
     }
 
-    fn note(&mut self, id: u64, t: f64, what: String) {
+    /// Adds an entry to future `id`'s timeline (the monitor's detail view: the headless
+    /// reporter keeps none, and makes none).
+    fn note(&mut self, id: u64, t: f64, what: impl FnOnce() -> String) {
+        if self.keep == Keep::Unfinished {
+            return;
+        }
         if let Some(r) = self.row_mut(id) {
+            let what = what();
             if r.events.len() == TASK_EVENTS {
                 r.events.pop_front();
             }
@@ -543,7 +554,10 @@ impl RunModel {
                 }
                 let i = self.rows.len();
                 self.index.insert(*id, i);
-                self.by_name.insert(task.clone(), i);
+                if self.keep == Keep::All {
+                    // For command output, which only a monitor shows.
+                    self.by_name.insert(task.clone(), i);
+                }
                 self.state_counts[RowState::Pending as usize] += 1;
                 self.pool_mut(pool).queued += 1;
                 self.rows.push(Row {
@@ -564,7 +578,7 @@ impl RunModel {
                     output: VecDeque::new(),
                 });
                 self.seen += 1;
-                self.note(*id, t, format!("pending in pool {pool}"));
+                self.note(*id, t, || format!("pending in pool {pool}"));
                 return Change::Added(i);
             }
             EventKind::Running { id, pool, worker, pid, .. } => {
@@ -584,14 +598,14 @@ impl RunModel {
                     }
                     w.spans.push_back((t, None, *id));
                 }
-                self.note(*id, t, format!("running on {worker}"));
+                self.note(*id, t, || format!("running on {worker}"));
                 return Change::State;
             }
             EventKind::Done { id, result, .. } => {
                 if self.row(*id).is_none_or(|r| r.state.is_final()) {
                     return Change::Nothing;
                 }
-                self.note(*id, t, "done".into());
+                self.note(*id, t, || "done".into());
                 let keep = self.keep;
                 if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
                     r.result = Some(result.clone());
@@ -605,8 +619,8 @@ impl RunModel {
                 if let Some(r) = self.row_mut(*id) {
                     r.error = Some(RowError::Exception(error.clone()));
                 }
-                self.note(*id, t, format!("{}: {}", error.kind, error.message));
-                self.push_log(format!("{task} failed: {}: {}", error.kind, error.message));
+                self.note(*id, t, || format!("{}: {}", error.kind, error.message));
+                self.push_log(|| format!("{task} failed: {}: {}", error.kind, error.message));
                 return self.finish(*id, t, RowState::Failed);
             }
             EventKind::Cancelled { id, reason, task, .. } => {
@@ -616,9 +630,9 @@ impl RunModel {
                 if let (Some(r), Some(reason)) = (self.row_mut(*id), reason) {
                     r.error = Some(RowError::Cancelled(reason.clone()));
                 }
-                self.note(*id, t, reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
+                self.note(*id, t, || reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
                 if let Some(r) = reason {
-                    self.push_log(format!("{task} cancelled: {r}"));
+                    self.push_log(|| format!("{task} cancelled: {r}"));
                 }
                 return self.finish(*id, t, RowState::Cancelled);
             }
@@ -627,7 +641,7 @@ impl RunModel {
                     r.waits_on.push(*on_id);
                 }
                 let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
-                self.note(*id, t, format!("waits on {on}{limit}"));
+                self.note(*id, t, || format!("waits on {on}{limit}"));
             }
             EventKind::WaitEnd { id, on_id, on, outcome, .. } => {
                 if let Some(r) = self.row_mut(*id) {
@@ -635,7 +649,7 @@ impl RunModel {
                         r.waits_on.remove(i);
                     }
                 }
-                self.note(*id, t, format!("wait on {on} ended: {}", wait_outcome(*outcome)));
+                self.note(*id, t, || format!("wait on {on} ended: {}", wait_outcome(*outcome)));
             }
             EventKind::WorkerStarted { pool, worker, pid } => {
                 let p = self.pool_mut(pool);
@@ -666,7 +680,7 @@ impl RunModel {
                     w.current = None;
                 }
                 if status != "ok" && status != "exited with status 0" {
-                    self.push_log(format!("worker {worker} of {pool}: {status}"));
+                    self.push_log(|| format!("worker {worker} of {pool}: {status}"));
                 }
             }
             EventKind::WorkerLoad { pool, worker, load } => {
@@ -677,7 +691,7 @@ impl RunModel {
             }
             EventKind::PoolBroken { pool, error } => {
                 self.pool_mut(pool).broken = Some(error.clone());
-                self.push_log(format!("pool {pool} broke: {error}"));
+                self.push_log(|| format!("pool {pool} broke: {error}"));
             }
             EventKind::Output { task, line, .. } => {
                 if let Some(&i) = self.by_name.get(task) {
@@ -687,7 +701,7 @@ impl RunModel {
                     }
                     r.output.push_back(line.clone());
                 }
-                self.push_log(format!("{task}: {line}"));
+                self.push_log(|| format!("{task}: {line}"));
             }
             EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
                 self.deadlocks.push(DeadlockView {
@@ -699,11 +713,11 @@ impl RunModel {
                     expires_at: expires_in.map(|s| t + s),
                 });
                 self.summary.deadlocks.push(message.clone());
-                self.push_log(format!("deadlock: {message}"));
+                self.push_log(|| format!("deadlock: {message}"));
             }
             EventKind::DeadlockResolved { tasks, how } => {
                 self.deadlocks.retain(|d| &d.tasks != tasks);
-                self.push_log(format!("deadlock of {} resolved ({how})", tasks.join(", ")));
+                self.push_log(|| format!("deadlock of {} resolved ({how})", tasks.join(", ")));
             }
             EventKind::System { cpu, mem_used, mem_total, procs } => {
                 let procs = procs.iter().map(|p| (p.pid, (p.cpu, p.mem))).collect();
@@ -716,7 +730,7 @@ impl RunModel {
                 if t > 0.0 {
                     self.rate = self.counts().finished() as f64 / t;
                 }
-                self.push_log(format!("run finished, exit code {exit_code}"));
+                self.push_log(|| format!("run finished, exit code {exit_code}"));
             }
         }
         Change::Nothing
@@ -856,5 +870,90 @@ fn worker_order(name: &str) -> (&str, u64) {
     match name.rsplit_once('-') {
         Some((base, n)) => (base, n.parse().unwrap_or(u64::MAX)),
         None => (name, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ErrorInfo;
+    use futuretop_engine::{ErrorKind, Stream};
+
+    fn ev(t: f64, kind: EventKind) -> Event {
+        Event { seq: 0, t, kind }
+    }
+
+    fn pending(id: u64, name: &str) -> Event {
+        ev(0.1, EventKind::Pending { task: name.into(), id, pool: "p".into() })
+    }
+
+    fn running(id: u64, name: &str) -> Event {
+        ev(0.2, EventKind::Running { task: name.into(), id, pool: "p".into(), worker: "p-1".into(), pid: None })
+    }
+
+    fn done(id: u64, name: &str) -> Event {
+        ev(0.3, EventKind::Done { task: name.into(), id, pool: "p".into(), result: Value::Null })
+    }
+
+    fn failed(id: u64, name: &str) -> Event {
+        let error = ErrorInfo { kind: ErrorKind::TaskError, message: "boom".into() };
+        ev(0.4, EventKind::Exception { task: name.into(), id, pool: "p".into(), error })
+    }
+
+    #[test]
+    fn unfinished_rows_are_let_go_and_the_others_stay_findable() {
+        let mut m = RunModel::new(Keep::Unfinished);
+        for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+            assert_eq!(m.apply(&pending(id, name)), Change::Added(usize::try_from(id - 1).unwrap()));
+        }
+        // b goes: d takes its place, and is still found by its id.
+        assert_eq!(m.apply(&done(2, "b")), Change::Moved);
+        assert_eq!(m.rows.len(), 3);
+        assert_eq!(m.row(4).map(|r| r.name.as_str()), Some("d"));
+        assert_eq!(m.index_of(4), Some(1));
+        // The last row goes: nothing moves into its place.
+        assert_eq!(m.apply(&failed(3, "c")), Change::Moved);
+        assert_eq!(m.rows.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!(m.apply(&running(4, "d")), Change::State);
+        assert_eq!(m.row(4).map(|r| r.state), Some(RowState::Running));
+        assert_eq!(m.apply(&done(4, "d")), Change::Moved);
+        assert_eq!(m.apply(&done(1, "a")), Change::Moved);
+        assert!(m.rows.is_empty() && m.index.is_empty());
+        let c = m.counts();
+        assert_eq!((c.total, c.of(RowState::Done), c.of(RowState::Failed)), (4, 3, 1));
+        assert!(m.summary(1).contains("failures:\n  c: TaskError: boom\n"), "{}", m.summary(1));
+    }
+
+    #[test]
+    fn a_second_end_changes_nothing_whatever_the_model_keeps() {
+        for keep in [Keep::All, Keep::Unfinished] {
+            let mut m = RunModel::new(keep);
+            m.apply(&pending(1, "a"));
+            m.apply(&done(1, "a"));
+            assert_eq!(m.apply(&failed(1, "a")), Change::Nothing, "{keep:?}");
+            assert_eq!(m.apply(&running(1, "a")), Change::Nothing, "{keep:?}");
+            let c = m.counts();
+            assert_eq!((c.of(RowState::Done), c.of(RowState::Failed)), (1, 0), "{keep:?}");
+            assert!(!m.summary(0).contains("failures"), "{keep:?}");
+        }
+    }
+
+    #[test]
+    fn output_goes_to_the_latest_future_of_its_task_and_only_a_monitor_keeps_it() {
+        let line =
+            |task: &str| ev(0.5, EventKind::Output { task: task.into(), stream: Stream::Stdout, line: "hi".into() });
+        let mut m = RunModel::new(Keep::All);
+        m.apply(&pending(1, "t/pow"));
+        m.apply(&pending(2, "t/pow"));
+        m.apply(&line("t/pow"));
+        assert!(m.row(1).is_some_and(|r| r.output.is_empty()));
+        assert_eq!(m.row(2).map(|r| r.output.len()), Some(1));
+        assert_eq!(m.log.back().map(String::as_str), Some("t/pow: hi"));
+        // The headless model keeps no timeline, log or output.
+        let mut h = RunModel::new(Keep::Unfinished);
+        h.apply(&pending(1, "t/pow"));
+        h.apply(&line("t/pow"));
+        assert!(h.row(1).is_some_and(|r| r.output.is_empty() && r.events.is_empty()));
+        assert!(h.log.is_empty());
     }
 }

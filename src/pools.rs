@@ -13,7 +13,7 @@ use serde_yaml::Value as Yaml;
 
 use crate::schema::{join, positive, Report};
 use futuretop_engine::executor::{OutputHook, RequestHook, ValueHook};
-use futuretop_engine::{BuildError, Exception, Future, ProcessCall, Sink, SubmitError};
+use futuretop_engine::{BuildError, Exception, Executor, Future, ProcessCall, Sink, SubmitError};
 
 /// A validated pool's keys, by name.
 pub type Keys<'m> = HashMap<&'m str, &'m Yaml>;
@@ -81,10 +81,20 @@ pub struct BuildCx {
 
 /// One task's work, as a pool takes it: run here, or sent to a worker process.
 pub trait Job: Send {
-    /// The work as a closure run in this process.
-    fn local(self: Box<Self>) -> Box<dyn FnOnce() -> Result<Value, Exception> + Send>;
+    /// Runs the work in this process (on the pool's thread).
+    fn run_here(self: Box<Self>) -> Result<Value, Exception>;
     /// The work as a call a worker process runs.
     fn remote(self: Box<Self>) -> ProcessCall;
+}
+
+/// A job as an engine call, run where the pool runs it.
+pub struct Here(pub Box<dyn Job>);
+
+impl futuretop_engine::Call for Here {
+    type Output = Value;
+    fn call(self) -> Result<Value, Exception> {
+        self.0.run_here()
+    }
 }
 
 /// A built pool, as the runner uses it.
@@ -93,6 +103,20 @@ pub trait Pool: Send + Sync {
     fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError>;
     /// Python's `shutdown(wait, cancel_futures)`.
     fn shutdown(&self, wait: bool, cancel_futures: bool);
+}
+
+/// A pool whose calls run in worker processes (or jobs): each task's work goes as a
+/// call ([`Job::remote`]), to any engine executor of process calls.
+pub struct Remote<E>(pub E);
+
+impl<E: Executor<ProcessCall> + Send + Sync> Pool for Remote<E> {
+    fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
+        self.0.submit_named(Some(name), job.remote())
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.0.shutdown(wait, cancel_futures);
+    }
 }
 
 /// Registers the pool kinds: declares each one's module, [`PoolKind`] (named as task files

@@ -160,33 +160,30 @@ impl Registry {
         Ok(future)
     }
 
-    /// A plan task's work as a closure run in this process: it reports its value to the
-    /// bus (for the `done` event) and its command's output lines.
-    fn local_call(self: &Arc<Self>, name: &str, work: Work) -> impl FnOnce() -> Result<Value, Exception> + Send {
-        let env = RegistryEnv(Arc::clone(self));
-        let bus = self.bus.clone();
-        let task_name = name.to_owned();
-        let supervisor = self.supervisor.clone();
-        move || -> Result<Value, Exception> {
-            let value = match &work {
-                Work::Call(b) => b.run(&RunCx { task: &task_name, env: Some(&env as &dyn TaskEnv), in_worker: false }),
-                Work::Command(c) => {
-                    let out_bus = bus.clone();
-                    let out_task = task_name.clone();
-                    let sink: OutputSink = Arc::new(move |stream, line| {
-                        let _ = out_bus.send(BusMsg::Runner(
-                            Instant::now(),
-                            EventKind::Output { task: out_task.clone(), stream, line },
-                        ));
-                    });
-                    run_command(c, &sink, &|_| {}, supervisor.as_deref())
-                }
-            }?;
-            if let Some(id) = futuretop_engine::current_task() {
-                let _ = bus.send(BusMsg::Result(id, value.clone()));
+    /// Runs a plan task's work here (on a thread pool's worker): it reports its value to
+    /// the bus (for the `done` event) and its command's output lines.
+    fn run_here(self: &Arc<Self>, name: &str, work: &Work) -> Result<Value, Exception> {
+        let value = match work {
+            Work::Call(b) => {
+                let env = RegistryEnv(Arc::clone(self));
+                b.run(&RunCx { task: name, env: Some(&env as &dyn TaskEnv), in_worker: false })
             }
-            Ok(value)
+            Work::Command(c) => {
+                let out_bus = self.bus.clone();
+                let out_task = name.to_owned();
+                let sink: OutputSink = Arc::new(move |stream, line| {
+                    let _ = out_bus.send(BusMsg::Runner(
+                        Instant::now(),
+                        EventKind::Output { task: out_task.clone(), stream, line },
+                    ));
+                });
+                run_command(c, &sink, &|_| {}, self.supervisor.as_deref())
+            }
+        }?;
+        if let Some(id) = futuretop_engine::current_task() {
+            let _ = self.bus.send(BusMsg::Result(id, value.clone()));
         }
+        Ok(value)
     }
 
     /// Answers a process task's request: `wait_on` and `submit`, run in the task's context.
@@ -213,8 +210,8 @@ struct TaskJob {
 }
 
 impl Job for TaskJob {
-    fn local(self: Box<Self>) -> Box<dyn FnOnce() -> Result<Value, Exception> + Send> {
-        Box::new(self.registry.local_call(&self.name, self.work))
+    fn run_here(self: Box<Self>) -> Result<Value, Exception> {
+        self.registry.run_here(&self.name, &self.work)
     }
 
     fn remote(self: Box<Self>) -> ProcessCall {

@@ -170,7 +170,9 @@ impl<'x, 'v> Args<'x, 'v> {
 
     /// Argument `name` and its path, if given.
     pub fn get(&mut self, name: &'static str) -> Option<(&'v Value, String)> {
-        self.used.push(name);
+        if !self.used.contains(&name) {
+            self.used.push(name);
+        }
         self.items.iter().find(|(a, _, _)| a == name).map(|(_, v, p)| (*v, p.clone()))
     }
 

@@ -254,6 +254,10 @@ pub enum FutureError {
     /// ([`Exception::Killed`]) or chosen to break a deadlock ([`Exception::Deadlock`]).
     #[error(transparent)]
     Interrupted(Exception),
+    /// A `map` with a `buffersize` could not submit its next call: the pool was shut down
+    /// or broke while it was being iterated (Python's `map` raises the submit's error).
+    #[error(transparent)]
+    Refused(SubmitError),
 }
 
 impl From<FutureError> for Exception {
@@ -264,6 +268,8 @@ impl From<FutureError> for Exception {
             FutureError::Cancelled(c) => Self::Cancelled(c),
             FutureError::Timeout(t) => Self::Timeout(t),
             FutureError::Failed(x) | FutureError::Interrupted(x) => x,
+            FutureError::Refused(SubmitError::Broken(b)) => Self::Broken(b),
+            FutureError::Refused(other) => Self::task(other.to_string()),
         }
     }
 }

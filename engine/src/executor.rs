@@ -188,6 +188,8 @@ pub struct MapIter<'a, T> {
     deadline: Option<Instant>,
     submitted: usize,
     ended: bool,
+    /// A submit refused while topping the buffer up: the next `next()` yields it.
+    refused: Option<SubmitError>,
 }
 
 impl<'a, T: 'a> MapIter<'a, T> {
@@ -220,7 +222,15 @@ impl<'a, T: 'a> MapIter<'a, T> {
             return Err(SubmitError::ZeroBuffersize);
         }
         let deadline = deadline(options.timeout);
-        let mut it = Self { futures: VecDeque::new(), next_call: None, ahead, deadline, submitted: 0, ended: false };
+        let mut it = Self {
+            futures: VecDeque::new(),
+            next_call: None,
+            ahead,
+            deadline,
+            submitted: 0,
+            ended: false,
+            refused: None,
+        };
         while it.futures.len() < ahead {
             match next_chunk() {
                 None => return Ok(it),
@@ -253,15 +263,20 @@ impl<'a, T: 'a> MapIter<'a, T> {
     }
 
     /// Tops the buffer up, if there are more calls. A refused submit (shutdown, broken
-    /// pool) ends the input there.
+    /// pool) ends the input there, and is kept for `next()` to yield.
     fn refill(&mut self) {
         while self.futures.len() < self.ahead {
             let Some(next_call) = self.next_call.as_mut() else { return };
-            if let Some(Ok(fs)) = next_call() {
-                self.submitted += fs.len();
-                self.futures.extend(fs);
-            } else {
-                self.next_call = None;
+            match next_call() {
+                Some(Ok(fs)) => {
+                    self.submitted += fs.len();
+                    self.futures.extend(fs);
+                }
+                Some(Err(e)) => {
+                    self.refused = Some(e);
+                    self.next_call = None;
+                }
+                None => self.next_call = None,
             }
         }
     }
@@ -279,6 +294,13 @@ impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
             return None;
         };
         self.refill();
+        if let Some(e) = self.refused.take() {
+            // As Python's `map`: the submit's error comes out of the iteration at once,
+            // and the calls submitted and not yet yielded are cancelled.
+            f.cancel();
+            self.cancel_rest();
+            return Some(Err(FutureError::Refused(e)));
+        }
         let timeout = self.deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match f.result(timeout) {
             Ok(v) => Some(Ok(v)),

@@ -521,7 +521,7 @@ impl<T> Future<T> {
             if self.core.sink.is_some() {
                 emit(&self.core.sink, || Observation::CallbackPanicked { id: self.core.id, message });
             } else {
-                eprintln!("futuretop: exception calling callback for future {}: {message}", self.core.id);
+                eprintln!("exception calling callback for future {}: {message}", self.core.id);
             }
         }
     }
@@ -579,9 +579,25 @@ fn invalid<T>(id: FutureId, phase: &Phase<T>, operation: &'static str) -> Invali
     InvalidStateError { operation, state, future: repr(id, phase) }
 }
 
-fn short_type_name<T>() -> &'static str {
+/// `T`'s name without module paths: `Vec<String>` for `alloc::vec::Vec<alloc::string::String>`.
+fn short_type_name<T>() -> String {
+    fn last(path: &str) -> &str {
+        path.rsplit("::").next().unwrap_or(path)
+    }
     let full = std::any::type_name::<T>();
-    full.rsplit("::").next().unwrap_or(full)
+    let mut out = String::with_capacity(full.len());
+    let mut path = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            path.push(c);
+        } else {
+            out.push_str(last(&path));
+            path.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(last(&path));
+    out
 }
 
 /// The message of a panic payload (`&str` or `String`; anything else is named as such).
@@ -592,5 +608,17 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_type_name;
+
+    #[test]
+    fn a_type_is_named_without_its_module_paths() {
+        assert_eq!(short_type_name::<i32>(), "i32");
+        assert_eq!(short_type_name::<Vec<String>>(), "Vec<String>");
+        assert_eq!(short_type_name::<std::collections::HashMap<u8, Option<String>>>(), "HashMap<u8, Option<String>>");
     }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use futuretop_engine::{BuildError, Future, ProcessPoolExecutor, SubmitError};
+use futuretop_engine::{BuildError, ProcessPoolExecutor};
 use serde_json::Value;
 
-use super::{Backend, BuildCx, Job, Keys, Pool, Spec};
+use super::{Backend, BuildCx, Keys, Pool, Remote, Spec};
 use crate::schema::{join, positive, Report};
 
 /// The process pool kind.
@@ -44,7 +44,7 @@ impl Backend for Process {
         if let Some(program) = &cx.program {
             b = b.program(program);
         }
-        Ok(Box::new(b.build()?))
+        Ok(Box::new(Remote(b.build()?)))
     }
 
     fn own_processes(&self) -> bool {
@@ -53,15 +53,5 @@ impl Backend for Process {
 
     fn reaches_run(&self) -> bool {
         true
-    }
-}
-
-impl Pool for ProcessPoolExecutor {
-    fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
-        self.submit_named(Some(name), job.remote())
-    }
-
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
     }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use futuretop_engine::{BuildError, Future, SlurmPool, SubmitError};
+use futuretop_engine::{BuildError, SlurmPool};
 use serde_json::Value;
 
-use super::{Backend, BuildCx, Job, Keys, Pool, Spec};
+use super::{Backend, BuildCx, Keys, Pool, Remote, Spec};
 use crate::schema::{describe, join, positive, Report};
 
 /// The Slurm pool kind.
@@ -76,7 +76,12 @@ impl Backend for Slurm {
     }
 
     fn build(&self, spec: &Spec<'_>, cx: &BuildCx) -> Result<Box<dyn Pool>, BuildError> {
-        let settings: Settings = serde_json::from_value(spec.settings.clone()).unwrap_or_default();
+        let settings: Settings = if spec.settings.is_null() {
+            Settings::default()
+        } else {
+            serde_json::from_value(spec.settings.clone())
+                .map_err(|e| BuildError::System(format!("a slurm pool's settings do not read back: {e}")))?
+        };
         let mut b = SlurmPool::builder()
             .name(spec.name)
             .max_jobs(spec.max_workers)
@@ -94,7 +99,7 @@ impl Backend for Slurm {
         if let Some(program) = &cx.program {
             b = b.program(program);
         }
-        Ok(Box::new(b.build()?))
+        Ok(Box::new(Remote(b.build()?)))
     }
 
     fn own_processes(&self) -> bool {
@@ -103,15 +108,5 @@ impl Backend for Slurm {
 
     fn reaches_run(&self) -> bool {
         false
-    }
-}
-
-impl Pool for SlurmPool {
-    fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
-        self.submit_named(Some(name), job.remote())
-    }
-
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        SlurmPool::shutdown(self, wait, cancel_futures);
     }
 }

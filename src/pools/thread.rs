@@ -3,7 +3,7 @@
 use futuretop_engine::{BuildError, Future, SubmitError, ThreadPoolExecutor};
 use serde_json::Value;
 
-use super::{Backend, BuildCx, Job, Pool, Spec};
+use super::{Backend, BuildCx, Here, Job, Pool, Spec};
 
 /// The thread pool kind.
 pub struct Thread;
@@ -37,7 +37,7 @@ impl Backend for Thread {
 
 impl Pool for ThreadPoolExecutor {
     fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
-        self.submit_named(Some(name), futuretop_engine::Fallible(job.local()))
+        self.submit_named(Some(name), Here(job))
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {

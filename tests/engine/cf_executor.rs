@@ -425,3 +425,20 @@ fn test_swallows_falsey_exceptions() {
     assert_eq!(f.result(None), Err(FutureError::Failed(Exception::task(""))));
     assert_eq!(f.exception(None), Ok(Some(Exception::task(""))));
 }
+
+// Python 3.14's map(buffersize=...) submits as the consumer goes: a submit the pool
+// refuses (shut down meanwhile) comes out of the iteration as its error, at once, and
+// the calls not yet yielded are cancelled.
+#[test]
+fn test_map_buffersize_reports_a_refused_submit() {
+    let pool = pool();
+    let mut res =
+        pool.map_with(|x: u32| x * 10, 0..10, MapOptions { buffersize: Some(2), ..MapOptions::default() }).unwrap();
+    assert_eq!(res.next(), Some(Ok(0)));
+    pool.shutdown(true, false);
+    match res.next() {
+        Some(Err(FutureError::Refused(SubmitError::Shutdown))) => {}
+        other => panic!("expected the refused submit, got {other:?}"),
+    }
+    assert_eq!(res.next(), None, "the iteration ended there");
+}

@@ -10,7 +10,7 @@
 //!   yet seen by its executor (`CANCELLED_FUTURE`) is *not* in `done` (only
 //!   `CANCELLED_AND_NOTIFIED` is), so `test_first_completed` and
 //!   `test_first_exception_some_already_complete` expect it in `not_done`. futuretop
-//!   deliberately wakes `wait` at `cancel()` (see `src/future.rs`, and cf-semantics.md:
+//!   deliberately wakes `wait` at `cancel()` (see `engine/src/future.rs`, and cf-semantics.md:
 //!   "Already-done futures (finished or cancelled) go to done at once"), so here it is in
 //!   `done`; `test_first_completed` checks that case on its own.
 //! - `wait` on an empty list returns at once in Python whatever `return_when` is

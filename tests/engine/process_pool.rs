@@ -40,10 +40,10 @@
 //!   says how), tested by `test_exit_during_func_exec_on_worker` and
 //!   `test_crash_during_func_exec_on_worker`. `test_error_during_result_unpickle_in_result_handler`
 //!   and `test_exit_during_result_unpickle_in_result_handler` (garbage from a worker) are
-//!   covered by the protocol's unit test in `src/executor/protocol.rs`
+//!   covered by the protocol's unit test in `engine/src/executor/protocol.rs`
 //!   (`frames_round_trip_and_garbage_is_an_error_not_a_panic`: a huge length, a truncated
 //!   body and an undecodable body are each an error, never a panic), and by the parent
-//!   killing a worker that sends one (`exchange` in `src/executor/process_pool.rs`).
+//!   killing a worker that sends one (`exchange` in `engine/src/executor/process_pool.rs`).
 //! - `test_max_workers_negative`: `max_workers` is a `usize`, so -1 does not compile;
 //!   0 is refused.
 

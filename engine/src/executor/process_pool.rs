@@ -159,6 +159,7 @@ impl ProcessPoolBuilder {
                 live: Mutex::new(HashMap::new()),
                 next_worker: AtomicUsize::new(0),
                 idle_slots: AtomicUsize::new(0),
+                forced: Mutex::new(None),
             }),
         })
     }
@@ -259,6 +260,9 @@ struct Shared {
     next_worker: AtomicUsize,
     /// Slots waiting for an item (Python's `_idle_worker_semaphore`).
     idle_slots: AtomicUsize,
+    /// Set by `terminate_workers`/`kill_workers` (under the `live` lock): a worker that
+    /// starts after is signalled too.
+    forced: Mutex<Option<nix::sys::signal::Signal>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -492,16 +496,25 @@ impl ProcessPoolExecutor {
 
     fn force_shutdown(&self, signal: nix::sys::signal::Signal) {
         self.shutdown(false, true);
-        for live in lock(&self.shared.live).values_mut() {
-            live.on_purpose.get_or_insert(KilledBecause::ForceShutdown(signal));
-            if signal == nix::sys::signal::Signal::SIGKILL {
-                sigkill(live.pid, &live.groups);
-            } else if let Ok(pid) = i32::try_from(live.pid) {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-            }
-            end_requests(live);
+        let mut live = lock(&self.shared.live);
+        // A worker still starting (not yet in `live`) sees this once it is, and is
+        // signalled then (see `start`).
+        *lock(&self.shared.forced) = Some(signal);
+        for l in live.values_mut() {
+            force(l, signal);
         }
     }
+}
+
+/// Stops a worker for `terminate_workers` (SIGTERM) or `kill_workers` (SIGKILL).
+fn force(live: &mut Live, signal: nix::sys::signal::Signal) {
+    live.on_purpose.get_or_insert(KilledBecause::ForceShutdown(signal));
+    if signal == nix::sys::signal::Signal::SIGKILL {
+        sigkill(live.pid, &live.groups);
+    } else if let Ok(pid) = i32::try_from(live.pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+    end_requests(live);
 }
 
 /// Queues one work item (a call, or a `map` chunk) and starts a worker slot for it if
@@ -802,10 +815,17 @@ fn fail_broken(item: Item, b: &BrokenExecutor) {
 /// Starts a worker for `slot` and runs the initializer in it.
 fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     let mut p = spawn_worker(shared, slot)?;
-    lock(&shared.live).insert(
-        slot,
-        Live { pid: p.pid, groups: Vec::new(), on_purpose: None, running: Vec::new(), requests: HashMap::new() },
-    );
+    {
+        let mut live = lock(&shared.live);
+        live.insert(
+            slot,
+            Live { pid: p.pid, groups: Vec::new(), on_purpose: None, running: Vec::new(), requests: HashMap::new() },
+        );
+        if let (Some(signal), Some(l)) = (*lock(&shared.forced), live.get_mut(&slot)) {
+            // Started while the workers were being terminated or killed: so is it.
+            force(l, signal);
+        }
+    }
     if let Some(init) = &shared.initializer {
         let f = Future::new();
         let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()) };
