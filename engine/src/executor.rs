@@ -172,7 +172,31 @@ pub trait Executor<C: Call> {
     fn shutdown(&self, wait: bool, cancel_futures: bool);
 }
 
-type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Vec<Future<T>>, SubmitError>> + 'a>;
+type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Submitted<T>, SubmitError>> + 'a>;
+
+/// What one step of a `map`'s input submitted: one call's future, or a chunk's.
+pub(crate) enum Submitted<T> {
+    /// One call (no vector allocated for it).
+    One(Future<T>),
+    /// A chunk of calls, in input order.
+    Chunk(Vec<Future<T>>),
+}
+
+impl<T> Submitted<T> {
+    fn len(&self) -> usize {
+        match self {
+            Self::One(_) => 1,
+            Self::Chunk(fs) => fs.len(),
+        }
+    }
+
+    fn push_onto(self, futures: &mut VecDeque<Future<T>>) {
+        match self {
+            Self::One(f) => futures.push_back(f),
+            Self::Chunk(fs) => futures.extend(fs),
+        }
+    }
+}
 
 /// The results of `map`, in input order (Python's `Executor.map` generator).
 ///
@@ -205,7 +229,7 @@ impl<'a, T: 'a> MapIter<'a, T> {
     {
         let mut calls = calls;
         let ahead = options.buffersize.unwrap_or(usize::MAX);
-        Self::start_chunks(options, ahead, Box::new(move || calls.next().map(|c| submit(c).map(|f| vec![f]))))
+        Self::start_chunks(options, ahead, Box::new(move || calls.next().map(|c| submit(c).map(Submitted::One))))
     }
 
     /// Starts a map whose calls go in chunks (a process pool's `chunksize`): `next_chunk`
@@ -236,7 +260,7 @@ impl<'a, T: 'a> MapIter<'a, T> {
                 None => return Ok(it),
                 Some(Ok(fs)) => {
                     it.submitted += fs.len();
-                    it.futures.extend(fs);
+                    fs.push_onto(&mut it.futures);
                 }
                 Some(Err(e)) => {
                     it.cancel_rest();
@@ -270,7 +294,7 @@ impl<'a, T: 'a> MapIter<'a, T> {
             match next_call() {
                 Some(Ok(fs)) => {
                     self.submitted += fs.len();
-                    self.futures.extend(fs);
+                    fs.push_onto(&mut self.futures);
                 }
                 Some(Err(e)) => {
                     self.refused = Some(e);

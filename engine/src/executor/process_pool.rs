@@ -451,7 +451,7 @@ impl ProcessPoolExecutor {
         let next_chunk = Box::new(move || {
             let chunk: Vec<(Option<String>, ProcessCall)> =
                 items.by_ref().take(chunksize).map(|args| (None, ProcessCall::new(&*name, args))).collect();
-            (!chunk.is_empty()).then(|| submit_item(&shared, chunk))
+            (!chunk.is_empty()).then(|| submit_item(&shared, chunk).map(super::Submitted::Chunk))
         });
         super::MapIter::start_chunks(options, ahead, next_chunk)
     }
