@@ -166,7 +166,25 @@ fn io_reason(e: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::load_str_offline;
     use crate::schema::{did_you_mean, edit_distance};
+
+    /// References resolve through the hashed names: a whole task, one item of a map
+    /// (`fetch[1]`), and an item past the map's end is an unknown task, with its position.
+    #[test]
+    fn names_resolve_to_tasks_and_map_items() {
+        let yaml = "tasks:\n\
+            \x20 - { name: fetch, call: sleep, map: { secs: [0, 0, 0] } }\n\
+            \x20 - { name: one, call: sleep, args: { secs: 0 }, depends_on: ['fetch[1]'] }\n\
+            \x20 - { name: all, call: sleep, args: { secs: 0 }, depends_on: [fetch, one] }\n";
+        let plan = load_str_offline("t.yaml", "t", yaml).expect("a valid file");
+        let deps = |name: &str| plan.tasks.iter().find(|t| t.name == name).map(|t| t.depends_on.clone());
+        assert_eq!(deps("one"), Some(vec![1]));
+        assert_eq!(deps("all"), Some(vec![0, 1, 2, 3]));
+        let bad = yaml.replace("'fetch[1]'", "'fetch[3]'");
+        let e = load_str_offline("t.yaml", "t", &bad).expect_err("fetch[3] is past the map's end").to_string();
+        assert!(e.contains("t.yaml:3:") && e.contains("unknown task 'fetch[3]'"), "{e}");
+    }
 
     #[test]
     fn did_you_mean_finds_typos_and_ignores_strangers() {

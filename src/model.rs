@@ -366,6 +366,10 @@ pub struct RunModel {
     seen: usize,
     keep: Keep,
     summary: Summary,
+    /// Each pool's index in `pools`, by name.
+    pool_index: HashMap<String, usize>,
+    /// Each worker's index in its pool's `workers`, by pool name, then worker name.
+    worker_index: HashMap<String, HashMap<String, usize>>,
 }
 
 impl RunModel {
@@ -389,13 +393,16 @@ impl RunModel {
     }
 
     fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
-        self.pools.iter_mut().find(|p| p.name == pool)?.workers.iter_mut().find(|w| w.name == worker)
+        let &p = self.pool_index.get(pool)?;
+        let &w = self.worker_index.get(pool)?.get(worker)?;
+        self.pools.get_mut(p)?.workers.get_mut(w)
     }
 
     fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
-        if let Some(i) = self.pools.iter().position(|p| p.name == pool) {
+        if let Some(&i) = self.pool_index.get(pool) {
             return &mut self.pools[i];
         }
+        self.pool_index.insert(pool.to_owned(), self.pools.len());
         self.pools.push(PoolView {
             name: pool.to_owned(),
             kind: None,
@@ -652,11 +659,13 @@ impl RunModel {
                 self.note(*id, t, || format!("wait on {on} ended: {}", wait_outcome(*outcome)));
             }
             EventKind::WorkerStarted { pool, worker, pid } => {
-                let p = self.pool_mut(pool);
-                if let Some(w) = p.workers.iter_mut().find(|w| &w.name == worker) {
+                if let Some(w) = self.worker_mut(pool, worker) {
                     w.alive = true;
                     w.pid = *pid;
                 } else {
+                    self.pool_mut(pool);
+                    let pi = self.pool_index.get(pool.as_str()).copied().unwrap_or(0);
+                    let p = &mut self.pools[pi];
                     let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
                     p.workers.insert(
                         at,
@@ -671,6 +680,11 @@ impl RunModel {
                             load: None,
                         },
                     );
+                    // The workers after it moved one place on (a worker starts rarely).
+                    let index = self.worker_index.entry(pool.clone()).or_default();
+                    for (w, view) in p.workers.iter().enumerate().skip(at) {
+                        index.insert(view.name.clone(), w);
+                    }
                 }
             }
             EventKind::WorkerExited { pool, worker, status, .. } => {

@@ -622,31 +622,30 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
     Some(CommandPlan { argv, env, cwd, timeout })
 }
 
-/// Resolves references to tasks (`depends_on`, `wait_on`) against every task's name.
+/// Resolves references to tasks (`depends_on`, `wait_on`) against every task's name,
+/// through a hash of the names (a reference costs the same however many tasks there are).
 struct Names<'b, 'a> {
     bases: &'b [Base<'a>],
+    by_name: HashMap<&'b str, usize>,
 }
 
-impl Names<'_, '_> {
-    /// The indices a name stands for: one future, or every future of a `map:` task.
-    fn resolve(&self, name: &str) -> Option<Vec<usize>> {
-        for b in self.bases {
-            if b.name == name {
-                return Some((b.first..b.first + b.count).collect());
-            }
-            if b.count > 1 || !b.map.is_empty() {
-                if let Some(rest) = name.strip_prefix(b.name.as_str()) {
-                    if let Some(i) =
-                        rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')).and_then(|r| r.parse::<usize>().ok())
-                    {
-                        if i < b.count {
-                            return Some(vec![b.first + i]);
-                        }
-                    }
-                }
-            }
+impl<'b, 'a> Names<'b, 'a> {
+    fn new(bases: &'b [Base<'a>]) -> Self {
+        Self { bases, by_name: bases.iter().enumerate().map(|(i, b)| (b.name.as_str(), i)).collect() }
+    }
+
+    /// The task a name stands for (its index in `bases`) and the futures it means: all of
+    /// a `map:` task's, or the one named `name[i]`.
+    fn resolve(&self, name: &str) -> Option<(usize, std::ops::Range<usize>)> {
+        if let Some(&i) = self.by_name.get(name) {
+            let b = &self.bases[i];
+            return Some((i, b.first..b.first + b.count));
         }
-        None
+        let (base, item) = name.strip_suffix(']')?.rsplit_once('[')?;
+        let item = item.parse::<usize>().ok()?;
+        let &i = self.by_name.get(base)?;
+        let b = &self.bases[i];
+        (item < b.count && (b.count > 1 || !b.map.is_empty())).then(|| (i, b.first + item..b.first + item + 1))
     }
 
     fn unknown(&self, name: &str) -> String {
@@ -676,8 +675,8 @@ impl Report for CallScope<'_, '_, '_, '_> {
 
 impl Scope for CallScope<'_, '_, '_, '_> {
     fn task(&mut self, t: &str, path: &str) -> Option<usize> {
-        match self.names.resolve(t) {
-            Some(ix) if ix.len() == 1 => Some(ix[0]),
+        match self.names.resolve(t).map(|(_, ix)| ix) {
+            Some(ix) if ix.len() == 1 => Some(ix.start),
             Some(ix) => {
                 self.cx.at_value(
                     path,
@@ -711,14 +710,14 @@ impl Scope for CallScope<'_, '_, '_, '_> {
 }
 
 fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<TaskPlan> {
-    let names = Names { bases };
+    let names = Names::new(bases);
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let mut tasks = Vec::new();
     for b in bases {
         let mut depends_on = Vec::new();
         for (d, dpath) in &b.depends_on {
-            match names.resolve(d) {
-                Some(ix) if ix.iter().any(|&i| i >= b.first && i < b.first + b.count) => {
+            match names.resolve(d).map(|(_, ix)| ix) {
+                Some(ix) if ix.start < b.first + b.count && b.first < ix.end => {
                     cx.at_value(dpath, format!("task '{}' depends on itself", b.name));
                 }
                 Some(ix) => depends_on.extend(ix),
@@ -764,7 +763,7 @@ fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {
     // A graph of declared tasks: a `map:` task's futures all share its dependencies, so
     // the futures' graph has a cycle exactly when this one has. Self-dependencies are
     // reported by `second_pass`.
-    let names = Names { bases };
+    let names = Names::new(bases);
     let deps: Vec<Vec<usize>> = bases
         .iter()
         .enumerate()
@@ -772,12 +771,12 @@ fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {
             let mut d: Vec<usize> = b
                 .depends_on
                 .iter()
-                .filter_map(|(name, _)| names.resolve(name))
-                .flatten()
-                .filter_map(|f| bases.iter().position(|o| f >= o.first && f < o.first + o.count))
+                .filter_map(|(name, _)| names.resolve(name).map(|(j, _)| j))
                 .filter(|&j| j != i)
                 .collect();
-            d.dedup();
+            // Each dependency once, in the order written.
+            let mut seen = std::collections::HashSet::new();
+            d.retain(|j| seen.insert(*j));
             d
         })
         .collect();
