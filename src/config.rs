@@ -80,6 +80,16 @@ pub enum Work {
     Command(CommandPlan),
 }
 
+/// What a task waits for before it is submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Dep {
+    /// One task (an index into [`Plan::tasks`]): a plain task, or one item of a `map:`.
+    Task(usize),
+    /// Every item of a `map:` task (their indices, `start..end`): done when all are; a
+    /// failed or cancelled item cancels the dependent, naming that item.
+    Group(std::ops::Range<usize>),
+}
+
 /// A validated task: one future (a `map:` task is expanded into several of these).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskPlan {
@@ -89,8 +99,9 @@ pub struct TaskPlan {
     pub pool: usize,
     /// What it runs.
     pub work: Work,
-    /// Indices into [`Plan::tasks`] that must be done before it is submitted.
-    pub depends_on: Vec<usize>,
+    /// What must be done before it is submitted: tasks, and whole `map:` tasks (one edge
+    /// each, whatever their size). Shared by the items of a `map:`.
+    pub depends_on: std::sync::Arc<[Dep]>,
     /// Its arguments as given (after `map:` expansion), for display.
     pub args: serde_json::Value,
     /// Where the task is declared.
@@ -166,7 +177,7 @@ fn io_reason(e: &std::io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::load_str_offline;
+    use super::{load_str_offline, Dep};
     use crate::schema::{did_you_mean, edit_distance};
 
     /// References resolve through the hashed names: a whole task, one item of a map
@@ -178,9 +189,10 @@ mod tests {
             \x20 - { name: one, call: sleep, args: { secs: 0 }, depends_on: ['fetch[1]'] }\n\
             \x20 - { name: all, call: sleep, args: { secs: 0 }, depends_on: [fetch, one] }\n";
         let plan = load_str_offline("t.yaml", "t", yaml).expect("a valid file");
-        let deps = |name: &str| plan.tasks.iter().find(|t| t.name == name).map(|t| t.depends_on.clone());
-        assert_eq!(deps("one"), Some(vec![1]));
-        assert_eq!(deps("all"), Some(vec![0, 1, 2, 3]));
+        let deps = |name: &str| plan.tasks.iter().find(|t| t.name == name).map(|t| t.depends_on.to_vec());
+        assert_eq!(deps("one"), Some(vec![Dep::Task(1)]));
+        // The map is one edge, however many items it has.
+        assert_eq!(deps("all"), Some(vec![Dep::Group(0..3), Dep::Task(3)]));
         let bad = yaml.replace("'fetch[1]'", "'fetch[3]'");
         let e = load_str_offline("t.yaml", "t", &bad).expect_err("fetch[3] is past the map's end").to_string();
         assert!(e.contains("t.yaml:3:") && e.contains("unknown task 'fetch[3]'"), "{e}");

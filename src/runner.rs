@@ -17,7 +17,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::Value;
 
 use crate::builtins::{wait_result, Builtin, RunCx, TaskEnv};
-use crate::config::{Plan, Work};
+use crate::config::{Dep, Plan, Work};
 use crate::control::{Control, OnDeadlock};
 use crate::detector::{Detector, Verdict};
 use crate::events::{
@@ -410,12 +410,30 @@ enum Final {
 /// A plan task's index and how it ended.
 type Completion = (usize, Final);
 
+/// Who waits on a `map:` task as a whole (`depends_on: [a_map]`): one edge per dependent,
+/// whatever the map's size.
+struct Group {
+    /// Its items, as plan task indices.
+    items: std::ops::Range<usize>,
+    /// Items done so far.
+    done: usize,
+    /// The tasks that depend on it, until it is done or an item failed.
+    dependents: Vec<usize>,
+}
+
 struct Runner {
     reg: Arc<Registry>,
     control: Receiver<Control>,
     completions: (Sender<Completion>, Receiver<Completion>),
     finals: Vec<Option<Final>>,
+    /// The tasks that depend on each task itself (`depends_on: [a]`, or `[a_map[3]]`).
     dependents: Vec<Vec<usize>>,
+    /// The `map:` tasks depended on as a whole.
+    groups: Vec<Group>,
+    /// The group each task is an item of, if one is depended on.
+    group_of: Vec<Option<usize>>,
+    /// Each task's dependencies not yet done (a group counts once).
+    waiting_on: Vec<usize>,
     /// Plan tasks not yet in a final state.
     unfinished: usize,
     /// See [`awaited`].
@@ -426,9 +444,28 @@ impl Runner {
     fn new(reg: Arc<Registry>, control: Receiver<Control>) -> Self {
         let n = reg.plan.tasks.len();
         let mut dependents = vec![Vec::new(); n];
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of = vec![None; n];
+        let mut group_index: HashMap<std::ops::Range<usize>, usize> = HashMap::new();
+        let mut waiting_on = vec![0; n];
         for (i, t) in reg.plan.tasks.iter().enumerate() {
-            for &d in &t.depends_on {
-                dependents[d].push(i);
+            waiting_on[i] = t.depends_on.len();
+            for dep in t.depends_on.iter() {
+                match dep {
+                    Dep::Task(d) => dependents[*d].push(i),
+                    Dep::Group(items) => {
+                        let g = *group_index.entry(items.clone()).or_insert_with(|| {
+                            groups.push(Group { items: items.clone(), done: 0, dependents: Vec::new() });
+                            groups.len() - 1
+                        });
+                        groups[g].dependents.push(i);
+                    }
+                }
+            }
+        }
+        for (g, group) in groups.iter().enumerate() {
+            for item in group.items.clone() {
+                group_of[item] = Some(g);
             }
         }
         Self {
@@ -438,6 +475,9 @@ impl Runner {
             completions: crossbeam_channel::unbounded(),
             finals: vec![None; n],
             dependents,
+            groups,
+            group_of,
+            waiting_on,
             unfinished: n,
         }
     }
@@ -572,23 +612,41 @@ impl Runner {
                 slots[i] = Slot::Released;
             }
         }
-        for d in std::mem::take(&mut self.dependents[i]) {
+        let direct = std::mem::take(&mut self.dependents[i]);
+        let (mut satisfied, mut abandoned) =
+            if outcome == Final::Done { (direct, Vec::new()) } else { (Vec::new(), direct) };
+        if let Some(g) = self.group_of[i] {
+            let group = &mut self.groups[g];
+            if outcome == Final::Done {
+                group.done += 1;
+                if group.done == group.items.len() {
+                    satisfied.extend(std::mem::take(&mut group.dependents));
+                }
+            } else {
+                // The first item that fails or is cancelled ends the group's dependents.
+                abandoned.extend(std::mem::take(&mut group.dependents));
+            }
+        }
+        for d in satisfied {
             if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
                 continue;
             }
-            if outcome == Final::Done {
-                if self.reg.plan.tasks[d].depends_on.iter().all(|&x| self.finals[x] == Some(Final::Done)) {
-                    self.submit(d);
-                }
-            } else {
-                let dependency = self.reg.plan.tasks[i].name.clone();
-                let reason = if outcome == Final::Cancelled {
-                    CancelReason::DependencyCancelled(dependency)
-                } else {
-                    CancelReason::DependencyFailed(dependency)
-                };
-                self.emit_unsubmitted(d, &Future::new(), Some(reason));
+            self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
+            if self.waiting_on[d] == 0 {
+                self.submit(d);
             }
+        }
+        for d in abandoned {
+            if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
+                continue;
+            }
+            let dependency = self.reg.plan.tasks[i].name.clone();
+            let reason = if outcome == Final::Cancelled {
+                CancelReason::DependencyCancelled(dependency)
+            } else {
+                CancelReason::DependencyFailed(dependency)
+            };
+            self.emit_unsubmitted(d, &Future::new(), Some(reason));
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde_yaml::{Mapping, Value};
 
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
-use super::{CommandPlan, ConfigError, ConfigErrors, Plan, PoolKind, PoolPlan, TaskPlan, Work};
+use super::{CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work};
 use crate::builtins::{Scope, BUILTIN_NAMES};
 use crate::schema::{describe, did_you_mean, join, scalar_string, seconds, Report};
 
@@ -714,19 +714,27 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let mut tasks = Vec::new();
     for b in bases {
-        let mut depends_on = Vec::new();
+        let mut depends_on: Vec<Dep> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (d, dpath) in &b.depends_on {
             match names.resolve(d).map(|(_, ix)| ix) {
                 Some(ix) if ix.start < b.first + b.count && b.first < ix.end => {
                     cx.at_value(dpath, format!("task '{}' depends on itself", b.name));
                 }
-                Some(ix) => depends_on.extend(ix),
+                Some(ix) => {
+                    let dep = if ix.len() == 1 { Dep::Task(ix.start) } else { Dep::Group(ix) };
+                    // Each once (a dependency named twice is still one).
+                    if seen.insert(dep.clone()) {
+                        depends_on.push(dep);
+                    }
+                }
                 None => {
                     let m = names.unknown(d);
                     cx.at_value(dpath, m);
                 }
             }
         }
+        let depends_on: std::sync::Arc<[Dep]> = depends_on.into();
         for i in 0..b.count {
             let name = if b.map.is_empty() { b.name.clone() } else { format!("{}[{i}]", b.name) };
             let mut args: Vec<(String, &Value, String)> =
@@ -753,7 +761,14 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                 Body::Invalid(_) => continue,
             };
             let Some(pool) = b.pool else { continue };
-            tasks.push(TaskPlan { name, pool, work, depends_on: depends_on.clone(), args: args_json, pos: b.pos });
+            tasks.push(TaskPlan {
+                name,
+                pool,
+                work,
+                depends_on: std::sync::Arc::clone(&depends_on),
+                args: args_json,
+                pos: b.pos,
+            });
         }
     }
     tasks

@@ -257,6 +257,44 @@ fn a_task_submitted_to_a_broken_pool_fails_with_its_error() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `depends_on: [a_map]` is one edge to the whole map: its dependents start once every item
+/// is done; the first item that fails cancels them, naming that item, and the
+/// cancellation goes on down the chain.
+#[test]
+fn a_dependency_on_a_map_waits_for_all_its_items_and_a_failed_item_cancels_with_its_name() {
+    let dir = scratch("groups");
+    let file = dir.join("groups.yaml");
+    std::fs::write(
+        &file,
+        "pools:\n  io: { kind: thread, max_workers: 3 }\n\
+         tasks:\n\
+         \x20 - { name: a, call: sleep, map: { secs: [0.05, 0.15, 0.1] } }\n\
+         \x20 - { name: b, call: sleep, map: { secs: [0, 0] }, depends_on: [a] }\n\
+         \x20 - { name: f, call: fail, map: { message: [x, y] } }\n\
+         \x20 - { name: g, call: sleep, args: { secs: 0 }, depends_on: [f, a] }\n\
+         \x20 - { name: h, call: sleep, args: { secs: 0 }, depends_on: [g] }\n",
+    )
+    .unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("9 futures: 5 done, 2 failed, 2 cancelled"), "{}", run.stdout);
+    let seq = |event: &str, task: &str| {
+        run.log.iter().find(|e| e["event"] == event && e["task"] == task).map(|e| e["seq"].as_u64().unwrap())
+    };
+    let last_a = (0..3).map(|i| seq("done", &format!("a[{i}]")).unwrap()).max().unwrap();
+    for i in 0..2 {
+        let started = seq("running", &format!("b[{i}]")).unwrap();
+        assert!(started > last_a, "b[{i}] ran before every item of a was done");
+        assert_eq!(final_event(&run.log, &format!("b[{i}]"))["event"], "done");
+    }
+    let g = final_event(&run.log, "g");
+    assert_eq!(g["event"], "cancelled", "{g}");
+    let reason = g["reason"].as_str().unwrap();
+    assert!(reason.starts_with("dependency 'f[") && reason.ends_with("]' failed"), "{reason}");
+    assert_eq!(final_event(&run.log, "h")["reason"], "dependency 'g' was cancelled");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);
