@@ -198,6 +198,29 @@ mod tests {
         assert!(e.contains("t.yaml:3:") && e.contains("unknown task 'fetch[3]'"), "{e}");
     }
 
+    /// `{ each: MAP }` pairs items of maps of the same length; anything else is refused
+    /// at the entry's position.
+    #[test]
+    fn each_pairs_maps_of_the_same_length_only() {
+        let file = |b_items: &str| {
+            format!(
+                "tasks:\n\
+                 \x20 - {{ name: a, call: sleep, map: {{ secs: [0, 0] }} }}\n\
+                 \x20 - {{ name: b, call: sleep, map: {{ secs: [{b_items}] }}, depends_on: [{{ each: a }}] }}\n\
+                 \x20 - {{ name: c, call: sleep, args: {{ secs: 0 }}, depends_on: [{{ each: a }}] }}\n"
+            )
+        };
+        let e = load_str_offline("t.yaml", "t", &file("0, 0, 0")).expect_err("3 items against 2").to_string();
+        assert!(e.contains("t.yaml:3:") && e.contains("{ each: a } pairs the items of two maps of the same length; task 'b' has 3 items and 'a' has 2 items"), "{e}");
+        assert!(e.contains("t.yaml:4:") && e.contains("task 'c' has no map and 'a' has 2 items"), "{e}");
+        let good = "tasks:\n\
+            \x20 - { name: a, call: sleep, map: { secs: [0, 0] } }\n\
+            \x20 - { name: b, call: sleep, map: { secs: [0, 0] }, depends_on: [{ each: a }] }\n";
+        let plan = load_str_offline("t.yaml", "t", good).expect("a valid pairing");
+        assert_eq!(plan.tasks[2].depends_on.to_vec(), vec![Dep::Task(0)]);
+        assert_eq!(plan.tasks[3].depends_on.to_vec(), vec![Dep::Task(1)]);
+    }
+
     #[test]
     fn did_you_mean_finds_typos_and_ignores_strangers() {
         let keys = ["kind", "max_workers", "max_tasks_per_child"];

@@ -90,7 +90,8 @@ struct Base<'a> {
     args: Vec<(String, &'a Value, String)>,
     /// Mapped args: `(arg, [(value, path)])`.
     map: Vec<(String, Vec<(&'a Value, String)>)>,
-    depends_on: Vec<(String, String)>,
+    /// `(name, path, each)`: `each` for `{ each: NAME }`, item i on NAME's item i.
+    depends_on: Vec<(String, String, bool)>,
     first: usize,
     count: usize,
 }
@@ -533,13 +534,29 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         Some(Value::Sequence(items)) => {
             for (j, it) in items.iter().enumerate() {
                 let dpath = format!("{}[{j}]", join(path, "depends_on"));
-                match it.as_str() {
-                    Some(s) => depends_on.push((s.to_owned(), dpath)),
-                    None => cx.at_value(&dpath, format!("expected a task name, found {}", describe(it))),
+                match it {
+                    Value::String(s) => depends_on.push((s.clone(), dpath, false)),
+                    Value::Mapping(m) => {
+                        let keys = cx.known_keys(m, &dpath, &["each"], "a depends_on entry");
+                        match keys.get("each") {
+                            Some(Value::String(s)) => depends_on.push((s.clone(), join(&dpath, "each"), true)),
+                            Some(other) => cx.at_value(
+                                &join(&dpath, "each"),
+                                format!("expected the name of a map task, found {}", describe(other)),
+                            ),
+                            None => cx.at_value(
+                                &dpath,
+                                "expected { each: MAP }: each item waits on the same item of that map".to_owned(),
+                            ),
+                        }
+                    }
+                    _ => {
+                        cx.at_value(&dpath, format!("expected a task name or {{ each: MAP }}, found {}", describe(it)))
+                    }
                 }
             }
         }
-        Some(Value::String(s)) => depends_on.push((s.clone(), join(path, "depends_on"))),
+        Some(Value::String(s)) => depends_on.push((s.clone(), join(path, "depends_on"), false)),
         Some(other) => {
             cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other)));
         }
@@ -656,6 +673,15 @@ impl<'b, 'a> Names<'b, 'a> {
     }
 }
 
+/// `3 items`, or `no map` for a plain task.
+fn items(b: &Base<'_>) -> String {
+    if b.map.is_empty() {
+        "no map".to_owned()
+    } else {
+        format!("{} item{}", b.count, if b.count == 1 { "" } else { "s" })
+    }
+}
+
 /// What a built-in's arguments are checked against: the file's tasks and pools.
 struct CallScope<'c, 'x, 'b, 'a> {
     cx: &'c mut Ctx<'x>,
@@ -716,12 +742,31 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
     for b in bases {
         let mut depends_on: Vec<Dep> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (d, dpath) in &b.depends_on {
-            match names.resolve(d).map(|(_, ix)| ix) {
-                Some(ix) if ix.start < b.first + b.count && b.first < ix.end => {
+        // `{ each: MAP }`: item i of this map waits on item i of MAP (its first item).
+        let mut each: Vec<usize> = Vec::new();
+        for (d, dpath, item_wise) in &b.depends_on {
+            match names.resolve(d) {
+                Some((_, ix)) if ix.start < b.first + b.count && b.first < ix.end => {
                     cx.at_value(dpath, format!("task '{}' depends on itself", b.name));
                 }
-                Some(ix) => {
+                Some((j, ix)) if *item_wise => {
+                    let other = &bases[j];
+                    let is_map = |t: &Base<'_>| !t.map.is_empty();
+                    if !is_map(b) || !is_map(other) || ix.len() != other.count || other.count != b.count {
+                        cx.at_value(
+                            dpath,
+                            format!(
+                                "{{ each: {d} }} pairs the items of two maps of the same length; task '{}' has {} and '{d}' has {}",
+                                b.name,
+                                items(b),
+                                items(other),
+                            ),
+                        );
+                    } else {
+                        each.push(ix.start);
+                    }
+                }
+                Some((_, ix)) => {
                     let dep = if ix.len() == 1 { Dep::Task(ix.start) } else { Dep::Group(ix) };
                     // Each once (a dependency named twice is still one).
                     if seen.insert(dep.clone()) {
@@ -761,14 +806,15 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                 Body::Invalid(_) => continue,
             };
             let Some(pool) = b.pool else { continue };
-            tasks.push(TaskPlan {
-                name,
-                pool,
-                work,
-                depends_on: std::sync::Arc::clone(&depends_on),
-                args: args_json,
-                pos: b.pos,
-            });
+            let depends_on = if each.is_empty() {
+                std::sync::Arc::clone(&depends_on)
+            } else {
+                // This item's own: the shared ones, and item i of each paired map.
+                let own: Vec<Dep> =
+                    depends_on.iter().cloned().chain(each.iter().map(|&first| Dep::Task(first + i))).collect();
+                own.into()
+            };
+            tasks.push(TaskPlan { name, pool, work, depends_on, args: args_json, pos: b.pos });
         }
     }
     tasks
@@ -786,7 +832,7 @@ fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {
             let mut d: Vec<usize> = b
                 .depends_on
                 .iter()
-                .filter_map(|(name, _)| names.resolve(name).map(|(j, _)| j))
+                .filter_map(|(name, _, _)| names.resolve(name).map(|(j, _)| j))
                 .filter(|&j| j != i)
                 .collect();
             // Each dependency once, in the order written.

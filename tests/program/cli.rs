@@ -295,6 +295,42 @@ fn a_dependency_on_a_map_waits_for_all_its_items_and_a_failed_item_cancels_with_
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `depends_on: [{ each: download }]`: item i waits on item i only (a download-then-process
+/// pipeline), and a failed item cancels only its partner, naming it.
+#[test]
+fn each_item_of_a_map_waits_on_the_same_item_of_another() {
+    let dir = scratch("each");
+    let file = dir.join("each.yaml");
+    std::fs::write(
+        &file,
+        "pools:\n  io: { kind: thread, max_workers: 4 }\n\
+         tasks:\n\
+         \x20 - { name: download, call: sleep, map: { secs: [0.4, 0, 0] } }\n\
+         \x20 - { name: process, call: sleep, map: { secs: [0, 0, 0] }, depends_on: [{ each: download }] }\n\
+         \x20 - { name: fetch, call: fail, map: { message: [a, b] } }\n\
+         \x20 - { name: use, call: sleep, map: { secs: [0, 0] }, depends_on: [{ each: fetch }] }\n",
+    )
+    .unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("10 futures: 6 done, 2 failed, 2 cancelled"), "{}", run.stdout);
+    let seq = |event: &str, task: &str| {
+        run.log.iter().find(|e| e["event"] == event && e["task"] == task).map(|e| e["seq"].as_u64().unwrap())
+    };
+    for i in 0..3 {
+        let started = seq("running", &format!("process[{i}]")).unwrap();
+        assert!(started > seq("done", &format!("download[{i}]")).unwrap(), "process[{i}] before its download");
+    }
+    // The quick items do not wait for the slow first download.
+    assert!(seq("running", "process[1]").unwrap() < seq("done", "download[0]").unwrap());
+    for (i, item) in ["a", "b"].iter().enumerate() {
+        let e = final_event(&run.log, &format!("use[{i}]"));
+        assert_eq!(e["event"], "cancelled", "{item}: {e}");
+        assert_eq!(e["reason"], format!("dependency 'fetch[{i}]' failed"));
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);
