@@ -551,7 +551,7 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
                         }
                     }
                     _ => {
-                        cx.at_value(&dpath, format!("expected a task name or {{ each: MAP }}, found {}", describe(it)))
+                        cx.at_value(&dpath, format!("expected a task name or {{ each: MAP }}, found {}", describe(it)));
                     }
                 }
             }
