@@ -92,6 +92,21 @@ fn run_headless(args: &[&str]) -> Run {
     run
 }
 
+/// Runs `yaml` (written to a scratch file) headless; see [`run_headless`].
+fn run_yaml(tag: &str, yaml: &str) -> Run {
+    let dir = scratch(tag);
+    let file = dir.join(format!("{tag}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(dir);
+    run
+}
+
+/// The `seq` of the first `event` of `task` in the log.
+fn seq(log: &[Value], event: &str, task: &str) -> Option<u64> {
+    log.iter().find(|e| e["event"] == event && e["task"] == task).and_then(|e| e["seq"].as_u64())
+}
+
 // ---------------------------------------------------------------------------------------
 // --help, --version, demo, validate
 
@@ -236,25 +251,20 @@ fn batch_fails_with_a_broken_process_pool_that_names_the_worker() {
 /// whichever comes first, the crash or the submit, the counts are the same.
 #[test]
 fn a_task_submitted_to_a_broken_pool_fails_with_its_error() {
-    let dir = scratch("broken-pool");
-    let file = dir.join("broken.yaml");
-    std::fs::write(
-        &file,
+    let run = run_yaml(
+        "broken-pool",
         "pools:\n  io: { kind: thread, max_workers: 1 }\n  fragile: { kind: process, max_workers: 1 }\n\
          tasks:\n\
          \x20 - { name: segfault, pool: fragile, call: crash }\n\
          \x20 - { name: later, pool: io, call: sleep, args: { secs: 0.3 } }\n\
          \x20 - { name: after, pool: fragile, call: sleep, args: { secs: 0 }, depends_on: [later] }\n",
-    )
-    .unwrap();
-    let run = run_headless(&["run", file.to_str().unwrap()]);
+    );
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("3 futures: 1 done, 2 failed, 0 cancelled"), "{}", run.stdout);
     let after = final_event(&run.log, "after");
     assert_eq!(after["event"], "exception", "{after}");
     assert_eq!(after["error"]["type"], "BrokenProcessPool", "{after}");
     assert!(after["error"]["message"].as_str().unwrap().contains("while running 'segfault'"), "{after}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `depends_on: [a_map]` is one edge to the whole map: its dependents start once every item
@@ -262,10 +272,8 @@ fn a_task_submitted_to_a_broken_pool_fails_with_its_error() {
 /// cancellation goes on down the chain.
 #[test]
 fn a_dependency_on_a_map_waits_for_all_its_items_and_a_failed_item_cancels_with_its_name() {
-    let dir = scratch("groups");
-    let file = dir.join("groups.yaml");
-    std::fs::write(
-        &file,
+    let run = run_yaml(
+        "groups",
         "pools:\n  io: { kind: thread, max_workers: 3 }\n\
          tasks:\n\
          \x20 - { name: a, call: sleep, map: { secs: [0.05, 0.15, 0.1] } }\n\
@@ -273,17 +281,12 @@ fn a_dependency_on_a_map_waits_for_all_its_items_and_a_failed_item_cancels_with_
          \x20 - { name: f, call: fail, map: { message: [x, y] } }\n\
          \x20 - { name: g, call: sleep, args: { secs: 0 }, depends_on: [f, a] }\n\
          \x20 - { name: h, call: sleep, args: { secs: 0 }, depends_on: [g] }\n",
-    )
-    .unwrap();
-    let run = run_headless(&["run", file.to_str().unwrap()]);
+    );
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("9 futures: 5 done, 2 failed, 2 cancelled"), "{}", run.stdout);
-    let seq = |event: &str, task: &str| {
-        run.log.iter().find(|e| e["event"] == event && e["task"] == task).map(|e| e["seq"].as_u64().unwrap())
-    };
-    let last_a = (0..3).map(|i| seq("done", &format!("a[{i}]")).unwrap()).max().unwrap();
+    let last_a = (0..3).map(|i| seq(&run.log, "done", &format!("a[{i}]")).unwrap()).max().unwrap();
     for i in 0..2 {
-        let started = seq("running", &format!("b[{i}]")).unwrap();
+        let started = seq(&run.log, "running", &format!("b[{i}]")).unwrap();
         assert!(started > last_a, "b[{i}] ran before every item of a was done");
         assert_eq!(final_event(&run.log, &format!("b[{i}]"))["event"], "done");
     }
@@ -292,43 +295,37 @@ fn a_dependency_on_a_map_waits_for_all_its_items_and_a_failed_item_cancels_with_
     let reason = g["reason"].as_str().unwrap();
     assert!(reason.starts_with("dependency 'f[") && reason.ends_with("]' failed"), "{reason}");
     assert_eq!(final_event(&run.log, "h")["reason"], "dependency 'g' was cancelled");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `depends_on: [{ each: download }]`: item i waits on item i only (a download-then-process
 /// pipeline), and a failed item cancels only its partner, naming it.
 #[test]
 fn each_item_of_a_map_waits_on_the_same_item_of_another() {
-    let dir = scratch("each");
-    let file = dir.join("each.yaml");
-    std::fs::write(
-        &file,
+    let run = run_yaml(
+        "each",
         "pools:\n  io: { kind: thread, max_workers: 4 }\n\
          tasks:\n\
          \x20 - { name: download, call: sleep, map: { secs: [0.4, 0, 0] } }\n\
          \x20 - { name: process, call: sleep, map: { secs: [0, 0, 0] }, depends_on: [{ each: download }] }\n\
          \x20 - { name: fetch, call: fail, map: { message: [a, b] } }\n\
          \x20 - { name: use, call: sleep, map: { secs: [0, 0] }, depends_on: [{ each: fetch }] }\n",
-    )
-    .unwrap();
-    let run = run_headless(&["run", file.to_str().unwrap()]);
+    );
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("10 futures: 6 done, 2 failed, 2 cancelled"), "{}", run.stdout);
-    let seq = |event: &str, task: &str| {
-        run.log.iter().find(|e| e["event"] == event && e["task"] == task).map(|e| e["seq"].as_u64().unwrap())
-    };
     for i in 0..3 {
-        let started = seq("running", &format!("process[{i}]")).unwrap();
-        assert!(started > seq("done", &format!("download[{i}]")).unwrap(), "process[{i}] before its download");
+        let started = seq(&run.log, "running", &format!("process[{i}]")).unwrap();
+        assert!(
+            started > seq(&run.log, "done", &format!("download[{i}]")).unwrap(),
+            "process[{i}] before its download"
+        );
     }
     // The quick items do not wait for the slow first download.
-    assert!(seq("running", "process[1]").unwrap() < seq("done", "download[0]").unwrap());
+    assert!(seq(&run.log, "running", "process[1]").unwrap() < seq(&run.log, "done", "download[0]").unwrap());
     for (i, item) in ["a", "b"].iter().enumerate() {
         let e = final_event(&run.log, &format!("use[{i}]"));
         assert_eq!(e["event"], "cancelled", "{item}: {e}");
         assert_eq!(e["reason"], format!("dependency 'fetch[{i}]' failed"));
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
