@@ -90,6 +90,15 @@ pub enum Dep {
     Group(std::ops::Range<usize>),
 }
 
+/// How a `map:` task's items go to a process pool's workers (`chunksize:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// The index of the map's first item in [`Plan::tasks`].
+    pub first: usize,
+    /// Items a message (Python's `chunksize`).
+    pub size: usize,
+}
+
 /// A validated task: one future (a `map:` task is expanded into several of these).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskPlan {
@@ -102,6 +111,9 @@ pub struct TaskPlan {
     /// What must be done before it is submitted: tasks, and whole `map:` tasks (one edge
     /// each, whatever their size). Shared by the items of a `map:`.
     pub depends_on: std::sync::Arc<[Dep]>,
+    /// For an item of a `map:` task with a `chunksize:` (process pools): its map, and how
+    /// many items go to a worker in one message.
+    pub chunk: Option<Chunk>,
     /// Its arguments as given (after `map:` expansion), for display.
     pub args: serde_json::Value,
     /// Where the task is declared.
@@ -219,6 +231,27 @@ mod tests {
         let plan = load_str_offline("t.yaml", "t", good).expect("a valid pairing");
         assert_eq!(plan.tasks[2].depends_on.to_vec(), vec![Dep::Task(0)]);
         assert_eq!(plan.tasks[3].depends_on.to_vec(), vec![Dep::Task(1)]);
+    }
+
+    /// `chunksize:` is for a `map:` task on a process pool, a whole number above 0.
+    #[test]
+    fn chunksize_is_checked_with_its_position() {
+        let yaml = "pools:\n  io: { kind: thread }\n  cpu: { kind: process, max_workers: 1 }\n\
+            tasks:\n\
+            \x20 - { name: a, pool: io, call: sleep, map: { secs: [0, 0] }, chunksize: 2 }\n\
+            \x20 - { name: b, pool: cpu, call: sleep, args: { secs: 0 }, chunksize: 2 }\n\
+            \x20 - { name: c, pool: cpu, call: sleep, map: { secs: [0] }, chunksize: 0 }\n";
+        let e = load_str_offline("t.yaml", "t", yaml).expect_err("three wrong chunksizes").to_string();
+        assert!(
+            e.contains("t.yaml:5:") && e.contains("chunksize applies to process pools; pool 'io' is a thread pool"),
+            "{e}"
+        );
+        assert!(e.contains("t.yaml:6:") && e.contains("chunksize applies to `map:` tasks; task 'b' has no map"), "{e}");
+        assert!(e.contains("t.yaml:7:") && e.contains("chunksize must be greater than 0 (got 0)"), "{e}");
+        let good = "pools:\n  cpu: { kind: process, max_workers: 1 }\n\
+            tasks:\n  - { name: m, call: sleep, map: { secs: [0, 0, 0] }, chunksize: 2 }\n";
+        let plan = load_str_offline("t.yaml", "t", good).expect("a valid chunksize");
+        assert!(plan.tasks.iter().all(|t| t.chunk == Some(super::Chunk { first: 0, size: 2 })));
     }
 
     #[test]

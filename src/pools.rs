@@ -101,6 +101,11 @@ impl futuretop_engine::Call for Here {
 pub trait Pool: Send + Sync {
     /// Schedules `job` under `name`.
     fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError>;
+    /// Schedules `jobs` (with their names) as one chunk where the pool can send them to a
+    /// worker together (`chunksize:`); by default, one by one.
+    fn submit_chunk(&self, jobs: Vec<(String, Box<dyn Job>)>) -> Vec<Result<Future<Value>, SubmitError>> {
+        jobs.into_iter().map(|(name, job)| self.submit(&name, job)).collect()
+    }
     /// Python's `shutdown(wait, cancel_futures)`.
     fn shutdown(&self, wait: bool, cancel_futures: bool);
 }

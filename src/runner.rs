@@ -145,9 +145,32 @@ struct Registry {
 }
 
 impl Registry {
+    /// Submits plan tasks `items` (names and work) to `pool` as one chunk (see
+    /// [`Pool::submit_chunk`]).
+    fn submit_chunk(
+        self: &Arc<Self>,
+        pool: usize,
+        items: Vec<(String, Work)>,
+    ) -> Vec<Result<Future<Value>, SubmitError>> {
+        let jobs: Vec<(String, Box<dyn Job>)> = items
+            .into_iter()
+            .map(|(name, work)| {
+                let job: Box<dyn Job> = Box::new(TaskJob { registry: Arc::clone(self), name: name.clone(), work });
+                (name, job)
+            })
+            .collect();
+        let results = self.pools[pool].submit_chunk(jobs);
+        results.into_iter().map(|r| r.map(|f| self.track(pool, f))).collect()
+    }
+
     fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
         let job = Box::new(TaskJob { registry: Arc::clone(self), name: name.to_owned(), work });
         let future = self.pools[pool].submit(name, job)?;
+        Ok(self.track(pool, future))
+    }
+
+    /// Keeps a live future of the run, for cancel and kill, until it finishes.
+    fn track(self: &Arc<Self>, pool: usize, future: Future<Value>) -> Future<Value> {
         lock(&self.by_id).insert(future.id(), (pool, future.clone()));
         // Only live futures can be cancelled or killed: a finished one leaves the table,
         // so that a long run's memory does not grow with every task it finished.
@@ -157,7 +180,7 @@ impl Registry {
                 lock(&r.by_id).remove(&f.id());
             }
         });
-        Ok(future)
+        future
     }
 
     /// Runs a plan task's work here (on a thread pool's worker): it reports its value to
@@ -496,11 +519,9 @@ impl Runner {
     }
 
     fn run(&mut self) -> (i32, Counts) {
-        for i in 0..self.finals.len() {
-            if self.reg.plan.tasks[i].depends_on.is_empty() {
-                self.submit(i);
-            }
-        }
+        let ready: Vec<usize> =
+            (0..self.finals.len()).filter(|&i| self.reg.plan.tasks[i].depends_on.is_empty()).collect();
+        self.submit_ready(&ready);
         let mut outcome = None;
         let completions = self.completions.1.clone();
         while self.unfinished > 0 {
@@ -531,9 +552,51 @@ impl Runner {
         (code, counts)
     }
 
+    /// Submits the tasks `ready` (in plan order): the consecutive items of a `map:` with a
+    /// `chunksize:` go in chunks of that many, the others one by one.
+    fn submit_ready(&mut self, ready: &[usize]) {
+        let plan = Arc::clone(&self.reg.plan);
+        let mut k = 0;
+        while k < ready.len() {
+            let i = ready[k];
+            let Some(chunk) = plan.tasks[i].chunk else {
+                self.submit(i);
+                k += 1;
+                continue;
+            };
+            let mut end = k + 1;
+            while end < ready.len()
+                && end - k < chunk.size
+                && ready[end] == ready[end - 1] + 1
+                && plan.tasks[ready[end]].chunk.map(|c| c.first) == Some(chunk.first)
+            {
+                end += 1;
+            }
+            let run = &ready[k..end];
+            k = end;
+            if run.len() == 1 {
+                self.submit(i);
+                continue;
+            }
+            let pool = plan.tasks[i].pool;
+            let items: Vec<(String, Work)> =
+                run.iter().map(|&j| (plan.tasks[j].name.clone(), plan.tasks[j].work.clone())).collect();
+            let results = self.reg.submit_chunk(pool, items);
+            for (&j, result) in run.iter().zip(results) {
+                self.submitted(j, result);
+            }
+        }
+    }
+
     fn submit(&mut self, i: usize) {
         let task = &self.reg.plan.tasks[i];
-        match self.reg.submit_work(task.pool, &task.name, task.work.clone()) {
+        let result = self.reg.submit_work(task.pool, &task.name, task.work.clone());
+        self.submitted(i, result);
+    }
+
+    /// Follows plan task `i` once its pool took it (or refused it).
+    fn submitted(&mut self, i: usize, result: Result<Future<Value>, SubmitError>) {
+        match result {
             Ok(f) => {
                 let done = self.completions.0.clone();
                 f.add_done_callback(move |f| {
@@ -627,15 +690,18 @@ impl Runner {
                 abandoned.extend(std::mem::take(&mut group.dependents));
             }
         }
+        let mut ready = Vec::new();
         for d in satisfied {
             if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
                 continue;
             }
             self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
             if self.waiting_on[d] == 0 {
-                self.submit(d);
+                ready.push(d);
             }
         }
+        ready.sort_unstable();
+        self.submit_ready(&ready);
         for d in abandoned {
             if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
                 continue;

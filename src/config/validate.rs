@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use serde_yaml::{Mapping, Value};
 
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
-use super::{CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work};
+use super::{Chunk, CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work};
 use crate::builtins::{Scope, BUILTIN_NAMES};
-use crate::schema::{describe, did_you_mean, join, scalar_string, seconds, Report};
+use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
-const TASK_KEYS: &[&str] = &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on"];
+const TASK_KEYS: &[&str] =
+    &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on", "chunksize"];
 struct Ctx<'a> {
     file: &'a str,
     idx: PosIndex,
@@ -92,6 +93,8 @@ struct Base<'a> {
     map: Vec<(String, Vec<(&'a Value, String)>)>,
     /// `(name, path, each)`: `each` for `{ each: NAME }`, item i on NAME's item i.
     depends_on: Vec<(String, String, bool)>,
+    /// `chunksize:` and its path.
+    chunksize: Option<(usize, String)>,
     first: usize,
     count: usize,
 }
@@ -561,7 +564,11 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
             cx.at_value(&join(path, "depends_on"), format!("expected a list of task names, found {}", describe(other)));
         }
     }
-    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, first: 0, count })
+    let chunksize = keys.get("chunksize").and_then(|v| {
+        let at = join(path, "chunksize");
+        positive(cx, &at, "chunksize", v).map(|n| (n, at))
+    });
+    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, chunksize, first: 0, count })
 }
 
 fn resolve_pool(cx: &mut Ctx<'_>, path: &str, v: &Value, pools: &[&str]) -> Option<usize> {
@@ -780,6 +787,22 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
             }
         }
         let depends_on: std::sync::Arc<[Dep]> = depends_on.into();
+        // Python's `map(..., chunksize=n)`: a `map:` task's items go to a process pool's
+        // worker n at a time.
+        let chunk = match (&b.chunksize, b.pool) {
+            (None, _) | (_, None) => None,
+            (Some((_, at)), _) if b.map.is_empty() => {
+                cx.at_key(at, format!("chunksize applies to `map:` tasks; task '{}' has no map", b.name));
+                None
+            }
+            (Some((_, at)), Some(p)) if pools[p].kind != PoolKind::Process => {
+                let message =
+                    format!("chunksize applies to process pools; pool '{}' is a {} pool", pools[p].name, pools[p].kind);
+                cx.at_key(at, message);
+                None
+            }
+            (Some((n, _)), Some(_)) => Some(Chunk { first: b.first, size: *n }),
+        };
         for i in 0..b.count {
             let name = if b.map.is_empty() { b.name.clone() } else { format!("{}[{i}]", b.name) };
             let mut args: Vec<(String, &Value, String)> =
@@ -814,7 +837,7 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                     depends_on.iter().cloned().chain(each.iter().map(|&first| Dep::Task(first + i))).collect();
                 own.into()
             };
-            tasks.push(TaskPlan { name, pool, work, depends_on, args: args_json, pos: b.pos });
+            tasks.push(TaskPlan { name, pool, work, depends_on, chunk, args: args_json, pos: b.pos });
         }
     }
     tasks

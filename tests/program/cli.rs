@@ -328,6 +328,40 @@ fn each_item_of_a_map_waits_on_the_same_item_of_another() {
     }
 }
 
+/// `chunksize:` on a process pool's `map:` task sends its items to a worker that many at
+/// a time (Python's `map(..., chunksize=n)`): a chunk's items are all running before the
+/// first of them is done; results and events are each item's own.
+#[test]
+fn chunksize_sends_a_maps_items_to_a_worker_in_chunks() {
+    let run = run_yaml(
+        "chunks",
+        "pools:\n  cpu: { kind: process, max_workers: 1 }\n\
+         tasks:\n\
+         \x20 - { name: p, pool: cpu, call: pow, args: { exp: 2 }, map: { base: [1, 2, 3, 4, 5, 6, 7] }, chunksize: 3 }\n",
+    );
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("7 futures: 7 done"), "{}", run.stdout);
+    for i in 0..7u64 {
+        let done = final_event(&run.log, &format!("p[{i}]"));
+        assert_eq!(done["result"], (i + 1) * (i + 1), "{done}");
+    }
+    // [0, 1, 2], [3, 4, 5], [6]: a chunk is sent whole, so all of it runs before any of it ends.
+    for chunk in [&[0, 1, 2][..], &[3, 4, 5], &[6]] {
+        let first_done = chunk.iter().map(|i| seq(&run.log, "done", &format!("p[{i}]")).unwrap()).min().unwrap();
+        for i in chunk {
+            assert!(seq(&run.log, "running", &format!("p[{i}]")).unwrap() < first_done, "p[{i}] of chunk {chunk:?}");
+        }
+    }
+    // Without chunks the one worker runs an item at a time.
+    let plain = run_yaml(
+        "no-chunks",
+        "pools:\n  cpu: { kind: process, max_workers: 1 }\n\
+         tasks:\n\
+         \x20 - { name: p, pool: cpu, call: pow, args: { exp: 2 }, map: { base: [1, 2] } }\n",
+    );
+    assert!(seq(&plain.log, "done", "p[0]").unwrap() < seq(&plain.log, "running", "p[1]").unwrap());
+}
+
 #[test]
 fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);

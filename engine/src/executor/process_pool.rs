@@ -408,6 +408,17 @@ impl ProcessPoolExecutor {
         fs.pop().ok_or(SubmitError::Shutdown)
     }
 
+    /// Schedules several calls as one work item, named as `submit_named` names them: they
+    /// go to one worker in one message and run there in order, their results coming back
+    /// together (a chunk of Python's `map(..., chunksize=n)`). Each still has its own
+    /// future, which can be cancelled while queued or killed while it runs.
+    pub fn submit_chunk(&self, calls: Vec<(Option<String>, ProcessCall)>) -> Result<Vec<Future<Value>>, SubmitError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        submit_item(&self.shared, calls)
+    }
+
     /// Schedules `call`.
     pub fn submit(&self, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
         self.submit_named(None, call)
