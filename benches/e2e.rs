@@ -1,0 +1,227 @@
+//! End-to-end benchmark (issue 15): the whole program, as a user runs it — `futuretop run
+//! FILE --headless --events LOG` or `futuretop validate FILE`, YAML loading included —
+//! beside CPython doing the same work, and beside controls of its own (a flat file against
+//! a dependent one).
+//!
+//! Each workload runs once per round, ours and Python's (or the control) next to each
+//! other, for `E2E_ROUNDS` rounds (default 3); the medians of the wall times and of the
+//! paired ratios are printed, with each side's peak resident memory (the child's `VmHWM`,
+//! sampled every 2 ms until it exits). Python's side is skipped, with a line, when
+//! `python3` is missing. Files go to a temporary directory, the event log to `/dev/shm`
+//! when it exists.
+//!
+//! Run: `cargo bench --bench e2e` (about a minute).
+
+#![allow(clippy::cast_precision_loss, clippy::unwrap_used)] // figures for people; a bench that cannot start fails
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
+
+/// One run of a child: its wall time and peak resident memory.
+struct Measure {
+    secs: f64,
+    peak_mb: f64,
+}
+
+/// The child's peak resident memory so far (`VmHWM`), in MB.
+fn hwm(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs `cmd` to its end; fails the bench if it fails.
+fn measure(cmd: &mut Command) -> Measure {
+    let start = Instant::now();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let mut peak = 0.0f64;
+    let status = loop {
+        if let Some(h) = hwm(pid) {
+            peak = peak.max(h);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.code().is_some_and(|c| c <= 1), "{cmd:?} failed: {status}\n{err}");
+    Measure { secs, peak_mb: peak }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[(v.len() - 1) / 4], v[(3 * (v.len() - 1)) / 4])
+}
+
+/// `futuretop run FILE --headless --events LOG`.
+fn run(file: &Path, log: &Path) -> Command {
+    let mut c = Command::new(EXE);
+    c.arg("run").arg(file).arg("--headless").arg("--events").arg(log);
+    c
+}
+
+fn validate(file: &Path) -> Command {
+    let mut c = Command::new(EXE);
+    c.arg("validate").arg(file);
+    c
+}
+
+fn python(script: &Path) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(script);
+    c
+}
+
+/// Writes the task files and Python scripts; returns them by name.
+fn files(dir: &Path, n: usize) -> impl Fn(&str) -> PathBuf + '_ {
+    let bases: Vec<String> = (0..n).map(|i| (i % 1000).to_string()).collect();
+    let bases = bases.join(", ");
+    let map = |pool: &str, extra: &str| {
+        format!(
+            "pools:\n  thread: {{ kind: thread, max_workers: 2 }}\n  process: {{ kind: process, max_workers: 2 }}\n\
+             tasks:\n  - {{ name: p, pool: {pool}, call: pow, args: {{ exp: 2 }}, map: {{ base: [{bases}] }}{extra} }}\n"
+        )
+    };
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    write("thread.yaml", map("thread", ""));
+    write("process.yaml", map("process", ""));
+    write("process100.yaml", map("process", ", chunksize: 100"));
+    let py = |pool: &str, chunk: usize| {
+        format!(
+            "import concurrent.futures as cf\n\
+             if __name__ == '__main__':\n\
+             \x20   bases = [i % 1000 for i in range({n})]\n\
+             \x20   with cf.{pool}(max_workers=2) as ex:\n\
+             \x20       results = list(ex.map(pow, bases, [2] * len(bases){}))\n\
+             \x20   assert len(results) == {n}\n",
+            if chunk > 1 { format!(", chunksize={chunk}") } else { String::new() }
+        )
+    };
+    write("thread.py", py("ThreadPoolExecutor", 1));
+    write("process.py", py("ProcessPoolExecutor", 1));
+    write("process100.py", py("ProcessPoolExecutor", 100));
+    // 5,000 x 5,000: a map that depends on a map.
+    let zeros = vec!["0"; 5000].join(", ");
+    write(
+        "map-on-map.yaml",
+        format!(
+            "pools:\n  io: {{ kind: thread, max_workers: 2 }}\ntasks:\n\
+             \x20 - {{ name: a, call: sleep, map: {{ secs: [{zeros}] }} }}\n\
+             \x20 - {{ name: b, call: sleep, map: {{ secs: [{zeros}] }}, depends_on: [a] }}\n"
+        ),
+    );
+    // 100,000 tasks, flat and in a depends_on chain.
+    let mut flat = String::from("pools:\n  io: { kind: thread, max_workers: 2 }\ntasks:\n");
+    let mut chain = flat.clone();
+    for i in 0..n {
+        flat.push_str(&format!("  - {{ name: t{i}, call: sleep, args: {{ secs: 0 }} }}\n"));
+        let dep = if i > 0 { format!(", depends_on: [t{}]", i - 1) } else { String::new() };
+        chain.push_str(&format!("  - {{ name: t{i}, call: sleep, args: {{ secs: 0 }}{dep} }}\n"));
+    }
+    write("flat.yaml", flat);
+    write("chain.yaml", chain);
+    move |name: &str| dir.join(name)
+}
+
+/// How to start one side of a comparison.
+type Side<'a> = Box<dyn Fn() -> Command + 'a>;
+/// What is measured, our command, and the other side with its name (Python's, or a
+/// control of ours), if there is one.
+type Pair<'a> = (&'static str, Side<'a>, Option<(&'static str, Side<'a>)>);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // `cargo test --benches` / `--list`: nothing to run.
+    if args.iter().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let rounds: usize = std::env::var("E2E_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3).max(1);
+    let n = 100_000;
+    let dir = std::env::temp_dir().join(format!("futuretop-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shm = Path::new("/dev/shm");
+    let log = if shm.is_dir() {
+        shm.join(format!("futuretop-e2e-{}.jsonl", std::process::id()))
+    } else {
+        dir.join("events.jsonl")
+    };
+    let file = files(&dir, n);
+    let python3 = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !python3 {
+        println!("python3 is not installed: Python's side is skipped");
+    }
+    let pairs: Vec<Pair<'_>> = vec![
+        (
+            "100k pow map, 2-worker thread pool, run --headless --events",
+            Box::new(|| run(&file("thread.yaml"), &log)),
+            python3.then(|| ("Python map", Box::new(|| python(&file("thread.py"))) as Side<'_>)),
+        ),
+        (
+            "100k pow map, 2-worker process pool, chunksize 1",
+            Box::new(|| run(&file("process.yaml"), &log)),
+            python3.then(|| ("Python map", Box::new(|| python(&file("process.py"))) as Side<'_>)),
+        ),
+        (
+            "100k pow map, 2-worker process pool, chunksize 100",
+            Box::new(|| run(&file("process100.yaml"), &log)),
+            python3.then(|| ("Python map", Box::new(|| python(&file("process100.py"))) as Side<'_>)),
+        ),
+        (
+            "5k-item map depends_on a 5k-item map of sleep 0: run",
+            Box::new(|| run(&file("map-on-map.yaml"), &log)),
+            None,
+        ),
+        ("validate, a 100k-item map (one task)", Box::new(|| validate(&file("thread.yaml"))), None),
+        (
+            "validate, a depends_on chain of 100k tasks",
+            Box::new(|| validate(&file("chain.yaml"))),
+            Some(("a flat file of 100k tasks", Box::new(|| validate(&file("flat.yaml"))) as Side<'_>)),
+        ),
+    ];
+    println!("== futuretop end to end, {rounds} rounds, each pair run next to each other (medians)");
+    for (what, ours, other) in &pairs {
+        let mut mine = Vec::new();
+        let mut theirs = Vec::new();
+        for round in 0..rounds {
+            // Which side goes first alternates, so that neither always runs on a warmer machine.
+            if round % 2 == 1 {
+                if let Some((_, o)) = other {
+                    theirs.push(measure(&mut o()));
+                }
+            }
+            mine.push(measure(&mut ours()));
+            if round % 2 == 0 {
+                if let Some((_, o)) = other {
+                    theirs.push(measure(&mut o()));
+                }
+            }
+        }
+        let secs = |m: &[Measure]| median(m.iter().map(|x| x.secs).collect());
+        let peak = |m: &[Measure]| m.iter().map(|x| x.peak_mb).fold(0.0, f64::max);
+        println!("{what}");
+        println!("  futuretop        {:>8.3} s   peak {:>7.1} MB", secs(&mine), peak(&mine));
+        if let Some((name, _)) = other {
+            let ratios: Vec<f64> = theirs.iter().zip(&mine).map(|(t, m)| t.secs / m.secs).collect();
+            let (q1, q3) = quartiles(ratios.clone());
+            println!("  {name:<16} {:>8.3} s   peak {:>7.1} MB", secs(&theirs), peak(&theirs));
+            println!("  {name} / futuretop: {:.2}x (paired, quartiles {q1:.2}-{q3:.2})", median(ratios));
+        }
+    }
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
