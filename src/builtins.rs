@@ -245,13 +245,6 @@ macro_rules! builtins {
         pub const BUILTIN_NAMES: &[&str] = &[$(<$variant as Callable>::NAME),*];
 
         impl Builtin {
-            /// Its name in task files.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(Self::$variant(_) => <$variant as Callable>::NAME,)*
-                }
-            }
-
             /// Runs it.
             pub fn run(&self, cx: &RunCx<'_>) -> Result<Value, Exception> {
                 match self {

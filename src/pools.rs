@@ -111,12 +111,17 @@ pub trait Pool: Send + Sync {
 }
 
 /// A pool whose calls run in worker processes (or jobs): each task's work goes as a
-/// call ([`Job::remote`]), to any engine executor of process calls.
+/// call ([`Job::remote`]), to any engine executor of process calls (in chunks, where it
+/// takes them: a process pool).
 pub struct Remote<E>(pub E);
 
 impl<E: Executor<ProcessCall> + Send + Sync> Pool for Remote<E> {
     fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
         self.0.submit_named(Some(name), job.remote())
+    }
+
+    fn submit_chunk(&self, jobs: Vec<(String, Box<dyn Job>)>) -> Vec<Result<Future<Value>, SubmitError>> {
+        self.0.submit_chunk(jobs.into_iter().map(|(name, job)| (Some(name), job.remote())).collect())
     }
 
     fn shutdown(&self, wait: bool, cancel_futures: bool) {

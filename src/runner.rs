@@ -430,6 +430,14 @@ enum Final {
     Cancelled,
 }
 
+/// How a task that never reached a pool ends.
+enum Unsubmitted {
+    /// Cancelled: a dependency failed, the run stopped, its pool was shut down.
+    Cancelled(CancelReason),
+    /// Failed with its pool's error: the pool had broken (as it fails the futures it held).
+    Failed(Exception),
+}
+
 /// A plan task's index and how it ended.
 type Completion = (usize, Final);
 
@@ -613,54 +621,40 @@ impl Runner {
             Err(SubmitError::Broken(b)) => {
                 // A broken pool: the task fails without running, with the pool's error, as
                 // the futures queued in it when it broke do (Python: submit raises it).
-                self.emit_failed_unsubmitted(i, &Exception::Broken(b));
+                self.emit_unsubmitted(i, Unsubmitted::Failed(Exception::Broken(b)));
             }
             Err(e) => {
                 // Shut down: the task never runs.
-                let f = Future::<Value>::new();
-                self.emit_unsubmitted(i, &f, Some(CancelReason::Refused(e.to_string())));
+                self.emit_unsubmitted(i, Unsubmitted::Cancelled(CancelReason::Refused(e.to_string())));
             }
         }
     }
 
-    /// A task that never reached a pool: give it a future id, report pending → cancelled.
-    fn emit_unsubmitted(&mut self, i: usize, f: &Future<Value>, reason: Option<CancelReason>) {
-        let task = &self.reg.plan.tasks[i];
-        let pool = self.reg.plan.pools[task.pool].name.clone();
-        let now = Instant::now();
-        let _ = self.reg.bus.send(BusMsg::Runner(
-            now,
-            EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() },
-        ));
-        f.cancel();
-        let _ = self
-            .reg
-            .bus
-            .send(BusMsg::Runner(now, EventKind::Cancelled { task: task.name.clone(), id: f.id().0, pool, reason }));
-        lock(&self.reg.slots)[i] = Slot::Dropped;
-        self.reg.submitted.notify_all();
-        self.finished(i, Final::Cancelled);
-    }
-
-    /// A task its pool refused because the pool is broken: give it a future id, report
-    /// pending → exception with the pool's error.
-    fn emit_failed_unsubmitted(&mut self, i: usize, error: &Exception) {
+    /// A task that never reached a pool: give it a future id and report it pending, then
+    /// how it ended.
+    fn emit_unsubmitted(&mut self, i: usize, end: Unsubmitted) {
         let task = &self.reg.plan.tasks[i];
         let pool = self.reg.plan.pools[task.pool].name.clone();
         let f = Future::<Value>::new();
-        let now = Instant::now();
-        let _ = self.reg.bus.send(BusMsg::Runner(
-            now,
-            EventKind::Pending { task: task.name.clone(), id: f.id().0, pool: pool.clone() },
-        ));
-        let _ = f.set_exception(error.clone());
-        let _ = self.reg.bus.send(BusMsg::Runner(
-            now,
-            EventKind::Exception { task: task.name.clone(), id: f.id().0, pool, error: ErrorInfo::from(error) },
-        ));
-        lock(&self.reg.slots)[i] = Slot::Submitted(f);
+        let (name, id, now) = (task.name.clone(), f.id().0, Instant::now());
+        let _ =
+            self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: name.clone(), id, pool: pool.clone() }));
+        let (kind, slot, outcome) = match end {
+            Unsubmitted::Failed(error) => {
+                let _ = f.set_exception(error.clone());
+                let error = ErrorInfo::from(&error);
+                (EventKind::Exception { task: name, id, pool, error }, Slot::Submitted(f), Final::Exception)
+            }
+            Unsubmitted::Cancelled(reason) => {
+                f.cancel();
+                let reason = Some(reason);
+                (EventKind::Cancelled { task: name, id, pool, reason }, Slot::Dropped, Final::Cancelled)
+            }
+        };
+        let _ = self.reg.bus.send(BusMsg::Runner(now, kind));
+        lock(&self.reg.slots)[i] = slot;
         self.reg.submitted.notify_all();
-        self.finished(i, Final::Exception);
+        self.finished(i, outcome);
     }
 
     fn finished(&mut self, i: usize, outcome: Final) {
@@ -712,7 +706,7 @@ impl Runner {
             } else {
                 CancelReason::DependencyFailed(dependency)
             };
-            self.emit_unsubmitted(d, &Future::new(), Some(reason));
+            self.emit_unsubmitted(d, Unsubmitted::Cancelled(reason));
         }
     }
 
@@ -752,7 +746,7 @@ impl Runner {
         }
         for i in 0..self.finals.len() {
             if self.finals[i].is_none() && matches!(lock(&self.reg.slots)[i], Slot::Waiting) {
-                self.emit_unsubmitted(i, &Future::new(), Some(CancelReason::RunStopped));
+                self.emit_unsubmitted(i, Unsubmitted::Cancelled(CancelReason::RunStopped));
             }
         }
         let all: Vec<Future<Value>> = lock(&self.reg.by_id).values().map(|(_, f)| f.clone()).collect();

@@ -154,6 +154,14 @@ pub trait Executor<C: Call> {
         self.submit_named(None, call)
     }
 
+    /// Schedules `calls` (with their names) as one chunk, where the executor can send them
+    /// to a worker together (a chunk of Python's `map(..., chunksize=n)`; a process pool
+    /// does); by default one by one. Each call keeps its own future, or gets the error
+    /// that refused it.
+    fn submit_chunk(&self, calls: Vec<(Option<String>, C)>) -> Vec<Result<Future<C::Output>, SubmitError>> {
+        calls.into_iter().map(|(name, call)| self.submit_named(name.as_deref(), call)).collect()
+    }
+
     /// Submits every call (or `buffersize` ahead) and returns an iterator over their
     /// results in input order. If a submit fails, the calls already submitted are
     /// cancelled and the error is returned.

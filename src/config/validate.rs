@@ -336,10 +336,10 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
             continue;
         };
         let keys = cx.known_keys(pm, &path, &pool_keys, &format!("pool '{name}'"));
-        let kind = match keys.get("kind") {
+        let kind = match keys.get("kind").map(|v| (v, v.as_str().and_then(PoolKind::named))) {
             None => PoolKind::Thread,
-            Some(Value::String(s)) if PoolKind::named(s).is_some() => PoolKind::named(s).unwrap_or(PoolKind::Thread),
-            Some(other) => {
+            Some((_, Some(kind))) => kind,
+            Some((other, None)) => {
                 let hint = other.as_str().and_then(|s| did_you_mean(s, kinds.iter().copied()));
                 let hint = hint.map_or_else(String::new, |s| format!("; did you mean '{s}'?"));
                 let expected = match kinds.split_last() {

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use futuretop_engine::{BuildError, ProcessPoolExecutor};
 use serde_json::Value;
 
-use super::{Backend, BuildCx, Job, Keys, Pool, Spec};
-use futuretop_engine::{Future, SubmitError};
+use super::{Backend, BuildCx, Keys, Pool, Remote, Spec};
 use crate::schema::{join, positive, Report};
 
 /// The process pool kind.
@@ -45,7 +44,7 @@ impl Backend for Process {
         if let Some(program) = &cx.program {
             b = b.program(program);
         }
-        Ok(Box::new(Chunked(b.build()?)))
+        Ok(Box::new(Remote(b.build()?)))
     }
 
     fn own_processes(&self) -> bool {
@@ -57,24 +56,3 @@ impl Backend for Process {
     }
 }
 
-/// A process pool that sends a `map:` task's chunk to a worker in one message.
-struct Chunked(ProcessPoolExecutor);
-
-impl Pool for Chunked {
-    fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
-        self.0.submit_named(Some(name), job.remote())
-    }
-
-    fn submit_chunk(&self, jobs: Vec<(String, Box<dyn Job>)>) -> Vec<Result<Future<Value>, SubmitError>> {
-        let n = jobs.len();
-        let calls = jobs.into_iter().map(|(name, job)| (Some(name), job.remote())).collect();
-        match self.0.submit_chunk(calls) {
-            Ok(futures) => futures.into_iter().map(Ok).collect(),
-            Err(e) => vec![Err(e); n],
-        }
-    }
-
-    fn shutdown(&self, wait: bool, cancel_futures: bool) {
-        self.0.shutdown(wait, cancel_futures);
-    }
-}

@@ -581,6 +581,15 @@ impl super::Executor<ProcessCall> for ProcessPoolExecutor {
         ProcessPoolExecutor::submit_named(self, name, call)
     }
 
+    /// The chunk goes to a worker in one message: queued whole, or refused whole.
+    fn submit_chunk(&self, calls: Vec<(Option<String>, ProcessCall)>) -> Vec<Result<Future<Value>, SubmitError>> {
+        let n = calls.len();
+        match ProcessPoolExecutor::submit_chunk(self, calls) {
+            Ok(futures) => futures.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e); n],
+        }
+    }
+
     fn shutdown(&self, wait: bool, cancel_futures: bool) {
         ProcessPoolExecutor::shutdown(self, wait, cancel_futures);
     }
