@@ -83,44 +83,105 @@ pub enum Work {
 /// What a task waits for before it is submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dep {
-    /// One task (an index into [`Plan::tasks`]): a plain task, or one item of a `map:`.
+    /// One future (an index into the plan's futures, see [`Plan::len`]): a plain task,
+    /// or one item of a `map:`.
     Task(usize),
-    /// Every item of a `map:` task (their indices, `start..end`): done when all are; a
+    /// Every item of a `map:` task (an index into [`Plan::tasks`]): done when all are; a
     /// failed or cancelled item cancels the dependent, naming that item.
-    Group(std::ops::Range<usize>),
+    Group(usize),
 }
 
-/// How a `map:` task's items go to a process pool's workers (`chunksize:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Chunk {
-    /// The index of the map's first item in [`Plan::tasks`].
-    pub first: usize,
-    /// Items a message (Python's `chunksize`).
-    pub size: usize,
+/// The values of one mapped argument of a `map:` task, one an item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Whole numbers, 8 bytes an item.
+    Ints(Vec<i64>),
+    /// Any other values (strings, floats, mappings), as the file gives them.
+    Values(Vec<serde_yaml::Value>),
+    /// `{ range: [start, stop, step] }`: item `k` is `start + k * step`, nothing stored.
+    Range {
+        /// The first value.
+        start: i64,
+        /// The difference between two items.
+        step: i64,
+    },
 }
 
-/// A validated task: one future (a `map:` task is expanded into several of these).
+impl Column {
+    /// Item `k`'s value (`k` below the map's length).
+    pub fn get(&self, k: usize) -> std::borrow::Cow<'_, serde_yaml::Value> {
+        use std::borrow::Cow;
+        match self {
+            Self::Ints(v) => Cow::Owned(v.get(k).copied().unwrap_or_default().into()),
+            Self::Values(v) => v.get(k).map_or(Cow::Owned(serde_yaml::Value::Null), Cow::Borrowed),
+            Self::Range { start, step } => {
+                let k = i64::try_from(k).unwrap_or(i64::MAX);
+                Cow::Owned(start.saturating_add(k.saturating_mul(*step)).into())
+            }
+        }
+    }
+}
+
+/// What a task runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    /// One future: its work, checked.
+    One(Work),
+    /// A `map:` task: callable `call` once an item, with the task's `args:` and item `k`
+    /// of each column. An item's call is read from these when it is submitted (it was
+    /// checked, item by item, when the file was validated).
+    Map {
+        /// The built-in's name.
+        call: String,
+        /// The mapped arguments, each a column of the map's length.
+        columns: Vec<(String, Column)>,
+    },
+}
+
+/// A validated task, as declared: one future, or the items of a `map:` task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskPlan {
-    /// Its name: `name`, or `name[i]` for an item of a `map:`.
+    /// Its name; the items of a `map:` are `name[0]`, `name[1]`, ...
     pub name: String,
     /// Index into [`Plan::pools`].
     pub pool: usize,
     /// What it runs.
-    pub work: Work,
-    /// What must be done before it is submitted: tasks, and whole `map:` tasks (one edge
-    /// each, whatever their size). Shared by the items of a `map:`.
+    pub body: Body,
+    /// The arguments every item shares (`args:`), as given.
+    pub args: Vec<(String, serde_yaml::Value)>,
+    /// What must be done before any of its futures is submitted: futures, and whole
+    /// `map:` tasks (one edge each, whatever their size).
     pub depends_on: std::sync::Arc<[Dep]>,
-    /// For an item of a `map:` task with a `chunksize:` (process pools): its map, and how
-    /// many items go to a worker in one message.
-    pub chunk: Option<Chunk>,
-    /// Its arguments as given (after `map:` expansion), for display.
-    pub args: serde_json::Value,
+    /// `depends_on: [{ each: MAP }]`: item `k` also waits for item `k` of each of these
+    /// (indices into [`Plan::tasks`], maps of the same length).
+    pub each: Vec<usize>,
+    /// For a `map:` task on a process pool: items a message (`chunksize:`).
+    pub chunk: Option<usize>,
+    /// The index of its first future.
+    pub first: usize,
+    /// How many futures it stands for (1 for a plain task).
+    pub len: usize,
     /// Where the task is declared.
     pub pos: Pos,
 }
 
+impl TaskPlan {
+    /// True for a `map:` task.
+    pub const fn is_map(&self) -> bool {
+        matches!(self.body, Body::Map { .. })
+    }
+
+    /// Its futures, as indices.
+    pub const fn futures(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.len
+    }
+}
+
 /// A validated task file, ready to run.
+///
+/// It is compact: a `map:` task is one entry holding its argument columns, and an item's
+/// name, call and arguments are made when they are needed ([`Plan::name_of`],
+/// [`Plan::work`], [`Plan::args_of`]). Futures are numbered from 0 in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The run's name (`name:`, else the file's stem).
@@ -129,14 +190,143 @@ pub struct Plan {
     pub source: String,
     /// The pools, in file order.
     pub pools: Vec<PoolPlan>,
-    /// The tasks, expanded, in file order.
+    /// The tasks, as declared, in file order.
     pub tasks: Vec<TaskPlan>,
+    /// The futures that a `wait_on` names (directly or in a `submit`), in order: their
+    /// futures are kept after they finish, for a waiter that comes later.
+    pub awaited: Vec<usize>,
+    /// Each task's index in `tasks`, by name.
+    by_name: std::collections::HashMap<String, usize>,
 }
 
+/// The futures a run may have: a `map:` with `{ range: }` could ask for any number, and
+/// the runner keeps a little for each.
+pub const MAX_FUTURES: usize = 100_000_000;
+
 impl Plan {
-    /// The index of the task called `name`.
+    /// The plan of `tasks` (validated) in `pools`.
+    pub(crate) fn new(
+        name: String,
+        source: String,
+        pools: Vec<PoolPlan>,
+        tasks: Vec<TaskPlan>,
+        awaited: Vec<usize>,
+    ) -> Self {
+        let by_name = tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Self { name, source, pools, tasks, awaited, by_name }
+    }
+
+    /// How many futures the plan has (a `map:` task counts its items).
+    pub fn len(&self) -> usize {
+        self.tasks.last().map_or(0, |t| t.first + t.len)
+    }
+
+    /// True when the plan has no future.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The task future `i` belongs to (its index in [`Plan::tasks`]) and its item number.
+    pub fn locate(&self, i: usize) -> Option<(usize, usize)> {
+        let t = self.tasks.partition_point(|t| t.first <= i).checked_sub(1)?;
+        let k = i - self.tasks[t].first;
+        (k < self.tasks[t].len).then_some((t, k))
+    }
+
+    /// The task future `i` belongs to.
+    pub fn task_of(&self, i: usize) -> Option<&TaskPlan> {
+        self.locate(i).map(|(t, _)| &self.tasks[t])
+    }
+
+    /// Future `i`'s name: its task's, or `name[k]` for item `k` of a `map:`.
+    pub fn name_of(&self, i: usize) -> String {
+        match self.locate(i) {
+            Some((t, k)) if self.tasks[t].is_map() => format!("{}[{k}]", self.tasks[t].name),
+            Some((t, _)) => self.tasks[t].name.clone(),
+            None => format!("#{i}"),
+        }
+    }
+
+    /// The future called `name` (a plain task's name, or `map[k]`), or `None` for a
+    /// `map:` task's own name and unknown names.
     pub fn task_index(&self, name: &str) -> Option<usize> {
-        self.tasks.iter().position(|t| t.name == name)
+        if let Some(&t) = self.by_name.get(name) {
+            let t = &self.tasks[t];
+            return (!t.is_map()).then_some(t.first);
+        }
+        let (base, item) = name.strip_suffix(']')?.rsplit_once('[')?;
+        let k = item.parse::<usize>().ok()?;
+        let t = &self.tasks[*self.by_name.get(base)?];
+        (t.is_map() && k < t.len).then_some(t.first + k)
+    }
+
+    /// The task called `name`, as declared.
+    pub fn task_named(&self, name: &str) -> Option<&TaskPlan> {
+        self.by_name.get(name).map(|&t| &self.tasks[t])
+    }
+
+    /// What future `i` runs. For a `map:` item, its call is read again from its arguments,
+    /// as validation read it; `None` only for an index past the plan's end.
+    pub fn work(&self, i: usize) -> Option<Work> {
+        let (t, k) = self.locate(i)?;
+        let task = &self.tasks[t];
+        match &task.body {
+            Body::One(work) => Some(work.clone()),
+            Body::Map { call, columns } => {
+                let values: Vec<std::borrow::Cow<'_, serde_yaml::Value>> =
+                    columns.iter().map(|(_, c)| c.get(k)).collect();
+                let items: Vec<(String, &serde_yaml::Value, String)> = task
+                    .args
+                    .iter()
+                    .map(|(a, v)| (a.clone(), v, String::new()))
+                    .chain(columns.iter().zip(&values).map(|((a, _), v)| (a.clone(), v.as_ref(), String::new())))
+                    .collect();
+                let mut scope = RunScope { plan: self };
+                crate::builtins::parse(&mut scope, call, "", &items, task.pool).map(Work::Call)
+            }
+        }
+    }
+
+    /// Future `i`'s arguments as given (`args:` and its items of `map:`), for display.
+    pub fn args_of(&self, i: usize) -> serde_json::Value {
+        let Some((t, k)) = self.locate(i) else { return serde_json::Value::Null };
+        let task = &self.tasks[t];
+        let json = |v: &serde_yaml::Value| serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
+        let mut out: serde_json::Map<String, serde_json::Value> =
+            task.args.iter().map(|(a, v)| (a.clone(), json(v))).collect();
+        if let Body::Map { columns, .. } = &task.body {
+            for (a, c) in columns {
+                out.insert(a.clone(), json(&c.get(k)));
+            }
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// Reads a `map:` item's call at run time: names resolve through the plan; nothing is
+/// reported (the file validated, item by item).
+struct RunScope<'p> {
+    plan: &'p Plan,
+}
+
+impl crate::schema::Report for RunScope<'_> {
+    fn at_value(&mut self, _: &str, _: String) {}
+    fn at_key(&mut self, _: &str, _: String) {}
+}
+
+impl crate::builtins::Scope for RunScope<'_> {
+    fn task(&mut self, name: &str, _: &str) -> Option<usize> {
+        self.plan.task_index(name)
+    }
+    fn pool(&mut self, v: &serde_yaml::Value, _: &str) -> Option<usize> {
+        let name = v.as_str()?;
+        self.plan.pools.iter().position(|p| p.name == name)
+    }
+    fn pool_name(&self, pool: usize) -> &str {
+        self.plan.pools.get(pool).map_or("", |p| p.name.as_str())
+    }
+    fn pool_kind(&self, pool: usize) -> PoolKind {
+        self.plan.pools.get(pool).map_or(PoolKind::Thread, |p| p.kind)
     }
 }
 
@@ -201,10 +391,17 @@ mod tests {
             \x20 - { name: one, call: sleep, args: { secs: 0 }, depends_on: ['fetch[1]'] }\n\
             \x20 - { name: all, call: sleep, args: { secs: 0 }, depends_on: [fetch, one] }\n";
         let plan = load_str_offline("t.yaml", "t", yaml).expect("a valid file");
-        let deps = |name: &str| plan.tasks.iter().find(|t| t.name == name).map(|t| t.depends_on.to_vec());
+        let deps = |name: &str| plan.task_named(name).map(|t| t.depends_on.to_vec());
         assert_eq!(deps("one"), Some(vec![Dep::Task(1)]));
         // The map is one edge, however many items it has.
-        assert_eq!(deps("all"), Some(vec![Dep::Group(0..3), Dep::Task(3)]));
+        assert_eq!(deps("all"), Some(vec![Dep::Group(0), Dep::Task(3)]));
+        // Names and arguments of items are made on demand.
+        assert_eq!(plan.len(), 5);
+        assert_eq!(
+            (plan.name_of(2), plan.task_index("fetch[2]"), plan.task_index("fetch")),
+            ("fetch[2]".into(), Some(2), None)
+        );
+        assert_eq!(plan.args_of(1), serde_json::json!({ "secs": 0 }));
         let bad = yaml.replace("'fetch[1]'", "'fetch[3]'");
         let e = load_str_offline("t.yaml", "t", &bad).expect_err("fetch[3] is past the map's end").to_string();
         assert!(e.contains("t.yaml:3:") && e.contains("unknown task 'fetch[3]'"), "{e}");
@@ -229,8 +426,8 @@ mod tests {
             \x20 - { name: a, call: sleep, map: { secs: [0, 0] } }\n\
             \x20 - { name: b, call: sleep, map: { secs: [0, 0] }, depends_on: [{ each: a }] }\n";
         let plan = load_str_offline("t.yaml", "t", good).expect("a valid pairing");
-        assert_eq!(plan.tasks[2].depends_on.to_vec(), vec![Dep::Task(0)]);
-        assert_eq!(plan.tasks[3].depends_on.to_vec(), vec![Dep::Task(1)]);
+        assert_eq!(plan.tasks[1].each, vec![0]);
+        assert!(plan.tasks[1].depends_on.is_empty());
     }
 
     /// `chunksize:` is for a `map:` task on a process pool, a whole number above 0.
@@ -251,7 +448,44 @@ mod tests {
         let good = "pools:\n  cpu: { kind: process, max_workers: 1 }\n\
             tasks:\n  - { name: m, call: sleep, map: { secs: [0, 0, 0] }, chunksize: 2 }\n";
         let plan = load_str_offline("t.yaml", "t", good).expect("a valid chunksize");
-        assert!(plan.tasks.iter().all(|t| t.chunk == Some(super::Chunk { first: 0, size: 2 })));
+        assert_eq!(plan.tasks[0].chunk, Some(2));
+    }
+
+    /// `{ range: }` maps an argument over Python's `range(start, stop, step)` without a
+    /// list in the file; its bounds are checked with their positions, and the plan keeps
+    /// no value per item.
+    #[test]
+    fn a_range_column_makes_items_on_demand_and_is_checked() {
+        let yaml = "tasks:\n\
+            \x20 - { name: a, call: pow, args: { exp: 2 }, map: { base: { range: [10, 0, -3] } } }\n\
+            \x20 - { name: b, call: pow, args: { exp: 1 }, map: { base: { range: 300000 } } }\n";
+        let plan = load_str_offline("t.yaml", "t", yaml).expect("a valid file");
+        // 10, 7, 4, 1: as Python's len(range(10, 0, -3)) == 4.
+        assert_eq!(plan.tasks[0].len, 4);
+        assert_eq!(plan.len(), 4 + 300_000);
+        assert_eq!(plan.args_of(3), serde_json::json!({ "exp": 2, "base": 1 }));
+        assert_eq!(plan.name_of(4 + 299_999), "b[299999]");
+        assert!(matches!(plan.work(5), Some(super::Work::Call(crate::builtins::Builtin::Pow(p))) if p.base == 1));
+        assert!(
+            matches!(&plan.tasks[1].body, super::Body::Map { columns, .. } if matches!(columns[0].1, super::Column::Range { .. }))
+        );
+        let bad = "tasks:\n\
+            \x20 - { name: a, call: sleep, map: { secs: { range: [0, 5, 0] } } }\n\
+            \x20 - { name: b, call: sleep, map: { secs: { range: [3, 1] } } }\n\
+            \x20 - { name: c, call: sleep, map: { secs: { range: [0, 1000000000000] } } }\n\
+            \x20 - { name: d, call: sleep, map: { secs: { rnage: 3 } } }\n\
+            \x20 - { name: e, call: sleep, map: { secs: { range: [-2, 2] } } }\n";
+        let e = load_str_offline("t.yaml", "t", bad).expect_err("five bad ranges").to_string();
+        assert!(e.contains("t.yaml:2:") && e.contains("the range's step is 0"), "{e}");
+        assert!(e.contains("t.yaml:3:") && e.contains("`map: secs` is empty"), "{e}");
+        assert!(e.contains("t.yaml:4:") && e.contains("a run is limited to 100000000 futures"), "{e}");
+        assert!(
+            e.contains("t.yaml:5:") && e.contains("unknown key 'rnage'") && e.contains("did you mean 'range'?"),
+            "{e}"
+        );
+        // An item's value out of bounds is reported once, at the range.
+        assert!(e.contains("t.yaml:6:") && e.contains("secs must be 0 or more seconds (got -2)"), "{e}");
+        assert_eq!(e.matches("got -2").count() + e.matches("got -1").count(), 1, "{e}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn run(cli: Cli) -> Result<u8, String> {
             println!(
                 "{}: ok ({} tasks in {} pools: {})",
                 file.display(),
-                plan.tasks.len(),
+                plan.len(),
                 plan.pools.len(),
                 plan.pools
                     .iter()
@@ -154,16 +154,12 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let monitor = use_monitor(args.headless);
-    // Each task's arguments, for the monitor's detail view only (a copy of the plan's).
-    let task_args = if monitor {
-        plan.tasks.iter().map(|t| (t.name.clone(), t.args.clone())).collect()
-    } else {
-        std::collections::HashMap::new()
-    };
-    let handle = futuretop::runner::start(plan, &options, vec![tx]).map_err(|e| format!("futuretop: {e}"))?;
+    let plan = std::sync::Arc::new(plan);
+    let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
+        .map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
     if monitor {
-        let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), args: task_args };
+        let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
         // by now (the guard's hook); the run is stopped so that its log is complete.
         let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, color())));

@@ -239,7 +239,7 @@ pub enum Keep {
 pub struct StateCounts {
     /// Per state, indexed by `RowState as usize`.
     pub by_state: [usize; 5],
-    /// Futures in all: those seen, or the plan's tasks if more (some not submitted yet).
+    /// Futures in all: those seen, and the plan's not seen yet (not submitted yet).
     pub total: usize,
 }
 
@@ -364,6 +364,9 @@ pub struct RunModel {
     state_counts: [usize; 5],
     /// Futures seen.
     seen: usize,
+    /// Futures of the plan seen (an inner future of a `submit`, named `task/call`, is not
+    /// one): the plan's others are pending, not yet handed to their pool.
+    seen_planned: usize,
     keep: Keep,
     summary: Summary,
     /// Each pool's index in `pools`, by name.
@@ -545,9 +548,12 @@ impl RunModel {
                 self.file.clone_from(file);
                 self.planned = *tasks;
                 if self.keep == Keep::All {
-                    // One row a planned future, without reallocating a large table mid-run.
-                    self.rows.reserve(*tasks);
-                    self.index.reserve(*tasks);
+                    // Room for a planned future's row, without reallocating a mid-sized table
+                    // mid-run; not sized from the log alone beyond that (a log may claim
+                    // any number of tasks).
+                    let room = (*tasks).min(1 << 16);
+                    self.rows.reserve(room);
+                    self.index.reserve(room);
                 }
                 for p in pools {
                     let v = self.pool_mut(&p.name);
@@ -566,6 +572,9 @@ impl RunModel {
                     self.by_name.insert(task.clone(), i);
                 }
                 self.state_counts[RowState::Pending as usize] += 1;
+                if !task.contains('/') {
+                    self.seen_planned += 1;
+                }
                 self.pool_mut(pool).queued += 1;
                 self.rows.push(Row {
                     id: *id,
@@ -750,9 +759,13 @@ impl RunModel {
         Change::Nothing
     }
 
-    /// Futures per state, and in all.
+    /// Futures per state, and in all. The plan's futures not seen yet (waiting for their
+    /// dependencies, or for their pool's window) count as pending.
     pub fn counts(&self) -> StateCounts {
-        StateCounts { by_state: self.state_counts, total: self.seen.max(self.planned) }
+        let unseen = self.planned.saturating_sub(self.seen_planned);
+        let mut by_state = self.state_counts;
+        by_state[RowState::Pending as usize] += unseen;
+        StateCounts { by_state, total: self.seen + unseen }
     }
 
     /// Seconds left at the current rate, if it can be told.
@@ -912,6 +925,24 @@ mod tests {
     fn failed(id: u64, name: &str) -> Event {
         let error = ErrorInfo { kind: ErrorKind::TaskError, message: "boom".into() };
         ev(0.4, EventKind::Exception { task: name.into(), id, pool: "p".into(), error })
+    }
+
+    /// The plan's futures not yet handed to a pool (a windowed map's, a dependent's) count
+    /// as pending; a `submit`'s inner futures count as seen, beside the plan's.
+    #[test]
+    fn futures_not_yet_submitted_count_as_pending() {
+        let mut m = RunModel::new(Keep::Unfinished);
+        m.apply(&ev(
+            0.0,
+            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 3 },
+        ));
+        assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
+        m.apply(&pending(1, "a"));
+        m.apply(&pending(2, "a/pow"));
+        m.apply(&done(1, "a"));
+        let c = m.counts();
+        assert_eq!((c.of(RowState::Pending), c.of(RowState::Done), c.total), (3, 1, 4));
+        assert_eq!(c.sentence(), "4 futures: 1 done, 0 failed, 0 cancelled, 3 unfinished");
     }
 
     #[test]

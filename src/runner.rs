@@ -105,38 +105,17 @@ impl RunHandle {
     }
 }
 
-enum Slot {
-    Waiting,
-    Submitted(Future<Value>),
-    /// Cancelled before it was submitted (a dependency failed, or the run stopped).
-    Dropped,
-    /// Finished, and no `wait_on` names it: its future is let go (memory stays flat
-    /// over long runs).
-    Released,
-}
-
-/// Which plan tasks a `wait_on` names (directly or inside a `submit`): their futures are
-/// kept after they finish, for a waiter that comes later.
-fn awaited(plan: &Plan) -> Vec<bool> {
-    let mut awaited = vec![false; plan.tasks.len()];
-    for t in &plan.tasks {
-        if let Work::Call(call) = &t.work {
-            call.awaited(&mut |task| {
-                if let Some(a) = awaited.get_mut(task) {
-                    *a = true;
-                }
-            });
-        }
-    }
-    awaited
-}
-
 /// What tasks share: the pools, the futures, the bus.
 struct Registry {
     plan: Arc<Plan>,
     pools: Vec<Box<dyn Pool>>,
-    slots: Mutex<Vec<Slot>>,
+    /// The futures of the plan's awaited tasks ([`Plan::awaited`]), once they have one:
+    /// kept after they finish, for a `wait_on` that comes later.
+    slots: Mutex<HashMap<usize, Future<Value>>>,
     submitted: Condvar,
+    /// A `wait_on` asks the runner for a task that has no future yet: if it is ready but
+    /// held back by its pool's window, it is submitted at once.
+    want: Sender<usize>,
     /// Every live future of the run (inner submits too), with its pool's index.
     by_id: Mutex<HashMap<FutureId, (usize, Future<Value>)>>,
     /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
@@ -254,21 +233,27 @@ struct RegistryEnv(Arc<Registry>);
 
 impl RegistryEnv {
     fn future_of(&self, task: usize) -> Result<Future<Value>, Exception> {
+        if self.0.plan.awaited.binary_search(&task).is_err() {
+            // Validation lists every task a `wait_on` names: not one of them.
+            return Err(Exception::Cancelled(CancelledError));
+        }
         let mut slots = lock(&self.0.slots);
+        let mut asked = false;
         loop {
-            match slots.get(task) {
-                Some(Slot::Submitted(f)) => return Ok(f.clone()),
-                Some(Slot::Dropped | Slot::Released) | None => return Err(Exception::Cancelled(CancelledError)),
-                Some(Slot::Waiting) => {
-                    futuretop_engine::checkpoint()?;
-                    slots = self
-                        .0
-                        .submitted
-                        .wait_timeout(slots, Duration::from_millis(100))
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .0;
-                }
+            if let Some(f) = slots.get(&task) {
+                return Ok(f.clone());
             }
+            if !asked {
+                let _ = self.0.want.send(task);
+                asked = true;
+            }
+            futuretop_engine::checkpoint()?;
+            slots = self
+                .0
+                .submitted
+                .wait_timeout(slots, Duration::from_millis(100))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
 
@@ -334,7 +319,11 @@ impl Stage for DeadlockStage {
 }
 
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
-pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event>>>) -> Result<RunHandle, StartError> {
+pub fn start(
+    plan: impl Into<Arc<Plan>>,
+    options: &RunOptions,
+    subscribers: Vec<Sender<Arc<Event>>>,
+) -> Result<RunHandle, StartError> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let detector =
@@ -356,7 +345,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
         .spawn(move || bus.run(&bus_rx))
         .map_err(|error| StartError::Thread { what: "event bus", error })?;
     let sink: Arc<dyn futuretop_engine::Sink> = Arc::new(BusSink(bus_tx.clone()));
-    let plan = Arc::new(plan);
+    let plan: Arc<Plan> = plan.into();
     let _ = bus_tx.send(BusMsg::Runner(
         start,
         EventKind::RunStarted {
@@ -368,7 +357,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
                 .iter()
                 .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind, max_workers: p.max_workers })
                 .collect(),
-            tasks: plan.tasks.len(),
+            tasks: plan.len(),
         },
     ));
     let mut pools = Vec::new();
@@ -394,8 +383,10 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
             p.kind.backend().build(&spec, &cx).map_err(|error| StartError::Pool { pool: p.name.clone(), error })?;
         pools.push(pool);
     }
+    let (want_tx, want_rx) = crossbeam_channel::unbounded();
     let registry = Arc::new(Registry {
-        slots: Mutex::new(plan.tasks.iter().map(|_| Slot::Waiting).collect()),
+        slots: Mutex::new(HashMap::new()),
+        want: want_tx,
         plan: Arc::clone(&plan),
         pools,
         submitted: Condvar::new(),
@@ -407,7 +398,7 @@ pub fn start(plan: Plan, options: &RunOptions, subscribers: Vec<Sender<Arc<Event
     let thread = std::thread::Builder::new()
         .name("futuretop-runner".into())
         .spawn(move || {
-            let mut runner = Runner::new(registry, control_rx);
+            let mut runner = Runner::new(registry, control_rx, want_rx);
             let (exit_code, counts) = runner.run();
             // Workers exit (and say so on the bus) before the last event.
             runner.release(exit_code);
@@ -432,111 +423,146 @@ enum Final {
 
 /// How a task that never reached a pool ends.
 enum Unsubmitted {
-    /// Cancelled: a dependency failed, the run stopped, its pool was shut down.
-    Cancelled(CancelReason),
+    /// Cancelled: a dependency failed, the run stopped, its pool was shut down; `None`
+    /// for a user's cancel (`C` on its pool).
+    Cancelled(Option<CancelReason>),
     /// Failed with its pool's error: the pool had broken (as it fails the futures it held).
     Failed(Exception),
 }
 
-/// A plan task's index and how it ended.
+/// A plan future's index and how it ended.
 type Completion = (usize, Final);
 
-/// Who waits on a `map:` task as a whole (`depends_on: [a_map]`): one edge per dependent,
-/// whatever the map's size.
-struct Group {
-    /// Its items, as plan task indices.
-    items: std::ops::Range<usize>,
-    /// Items done so far.
+/// An item whose `{ each: }` pairing will never be satisfied: it ended, cancelled.
+const DEAD: u32 = u32::MAX;
+
+/// The `{ each: }` pairs an item waits for, as counted in [`Entry::each_done`].
+fn pairs(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(DEAD - 1).min(DEAD - 1)
+}
+
+/// The runner's bookkeeping for one task as declared (a `map:` task is one): counters,
+/// not a record per item, so that a run's memory follows its futures in flight.
+#[derive(Default)]
+struct Entry {
+    /// Its dependencies (tasks and whole maps) not yet done.
+    waiting: usize,
+    /// Its items done so far.
     done: usize,
-    /// The tasks that depend on it, until it is done or an item failed.
-    dependents: Vec<usize>,
+    /// Set once a dependency failed or was cancelled, or the run stopped, while it waited:
+    /// its items were cancelled.
+    abandoned: bool,
+    /// The tasks that depend on this `map:` as a whole, until it is done or an item failed.
+    group_dependents: Vec<usize>,
+    /// The `map:` tasks whose item `k` waits for this one's item `k` (`{ each: }`).
+    each_dependents: Vec<usize>,
+    /// With `{ each: }` dependencies: per item, its paired items done so far ([`DEAD`]
+    /// once it was cancelled). Empty otherwise.
+    each_done: Vec<u32>,
+}
+
+/// A pool's futures in flight and its ready futures not yet handed to it.
+struct Feed {
+    /// Plan futures submitted to it and not yet finished.
+    in_flight: usize,
+    /// How many may be in flight: enough to keep every worker busy, with a margin.
+    window: usize,
+    /// Ready futures in the order they became ready: runs of consecutive indices.
+    ready: std::collections::VecDeque<std::ops::Range<usize>>,
 }
 
 struct Runner {
     reg: Arc<Registry>,
     control: Receiver<Control>,
+    wants: Receiver<usize>,
     completions: (Sender<Completion>, Receiver<Completion>),
-    finals: Vec<Option<Final>>,
-    /// The tasks that depend on each task itself (`depends_on: [a]`, or `[a_map[3]]`).
-    dependents: Vec<Vec<usize>>,
-    /// The `map:` tasks depended on as a whole.
-    groups: Vec<Group>,
-    /// The group each task is an item of, if one is depended on.
-    group_of: Vec<Option<usize>>,
-    /// Each task's dependencies not yet done (a group counts once).
-    waiting_on: Vec<usize>,
-    /// Plan tasks not yet in a final state.
+    entries: Vec<Entry>,
+    feeds: Vec<Feed>,
+    /// The tasks (indices into `entries`) waiting for each future named alone
+    /// (`depends_on: [a]` or `[a_map[3]]`).
+    direct: HashMap<usize, Vec<usize>>,
+    /// Ready futures submitted ahead of their turn, for a `wait_on`: skipped when their turn comes.
+    forced: std::collections::HashSet<usize>,
+    /// Final states so far.
+    counts: Counts,
+    /// Set when the run stops: nothing more is handed to a pool.
+    stopping: bool,
+    /// Plan futures not yet in a final state.
     unfinished: usize,
-    /// See [`awaited`].
-    awaited: Vec<bool>,
 }
 
 impl Runner {
-    fn new(reg: Arc<Registry>, control: Receiver<Control>) -> Self {
-        let n = reg.plan.tasks.len();
-        let mut dependents = vec![Vec::new(); n];
-        let mut groups: Vec<Group> = Vec::new();
-        let mut group_of = vec![None; n];
-        let mut group_index: HashMap<std::ops::Range<usize>, usize> = HashMap::new();
-        let mut waiting_on = vec![0; n];
-        for (i, t) in reg.plan.tasks.iter().enumerate() {
-            waiting_on[i] = t.depends_on.len();
+    fn new(reg: Arc<Registry>, control: Receiver<Control>, wants: Receiver<usize>) -> Self {
+        let plan = Arc::clone(&reg.plan);
+        let mut entries: Vec<Entry> = plan.tasks.iter().map(|_| Entry::default()).collect();
+        let mut direct: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (e, t) in plan.tasks.iter().enumerate() {
+            entries[e].waiting = t.depends_on.len();
             for dep in t.depends_on.iter() {
                 match dep {
-                    Dep::Task(d) => dependents[*d].push(i),
-                    Dep::Group(items) => {
-                        let g = *group_index.entry(items.clone()).or_insert_with(|| {
-                            groups.push(Group { items: items.clone(), done: 0, dependents: Vec::new() });
-                            groups.len() - 1
-                        });
-                        groups[g].dependents.push(i);
-                    }
+                    Dep::Task(d) => direct.entry(*d).or_default().push(e),
+                    Dep::Group(g) => entries[*g].group_dependents.push(e),
                 }
             }
-        }
-        for (g, group) in groups.iter().enumerate() {
-            for item in group.items.clone() {
-                group_of[item] = Some(g);
+            for &other in &t.each {
+                entries[other].each_dependents.push(e);
+            }
+            if !t.each.is_empty() {
+                entries[e].each_done = vec![0; t.len];
             }
         }
+        let feeds = plan
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(p, pool)| {
+                let workers = pool.max_workers.max(1);
+                // A chunk of a `chunksize:` map is one message: room for two a worker.
+                let chunk = plan.tasks.iter().filter(|t| t.pool == p).filter_map(|t| t.chunk).max().unwrap_or(1);
+                let window = (4 * workers + 64).max(workers.saturating_mul(chunk).saturating_mul(2) + chunk);
+                Feed { in_flight: 0, window, ready: std::collections::VecDeque::new() }
+            })
+            .collect();
+        let unfinished = plan.len();
         Self {
-            awaited: awaited(&reg.plan),
             reg,
             control,
+            wants,
             completions: crossbeam_channel::unbounded(),
-            finals: vec![None; n],
-            dependents,
-            groups,
-            group_of,
-            waiting_on,
-            unfinished: n,
+            entries,
+            feeds,
+            direct,
+            forced: std::collections::HashSet::new(),
+            counts: Counts::default(),
+            stopping: false,
+            unfinished,
         }
     }
 
     fn counts(&self) -> Counts {
-        let mut c = Counts::default();
-        for f in &self.finals {
-            match f {
-                Some(Final::Done) => c.done += 1,
-                Some(Final::Exception) => c.exception += 1,
-                Some(Final::Cancelled) => c.cancelled += 1,
-                None => c.unfinished += 1,
-            }
-        }
-        c
+        Counts { unfinished: self.unfinished, ..self.counts }
     }
 
     fn run(&mut self) -> (i32, Counts) {
-        let ready: Vec<usize> =
-            (0..self.finals.len()).filter(|&i| self.reg.plan.tasks[i].depends_on.is_empty()).collect();
-        self.submit_ready(&ready);
+        for e in 0..self.entries.len() {
+            if self.entries[e].waiting == 0 {
+                self.make_ready(e);
+            }
+        }
+        self.dispatch_all();
         let mut outcome = None;
         let completions = self.completions.1.clone();
+        let wants = self.wants.clone();
         while self.unfinished > 0 {
             select! {
                 recv(completions) -> msg => {
                     if let Ok((i, f)) = msg {
-                        self.finished(i, f);
+                        self.finished(i, f, true);
+                    }
+                }
+                recv(wants) -> msg => {
+                    if let Ok(i) = msg {
+                        self.want(i);
                     }
                 }
                 recv(self.control) -> msg => match msg {
@@ -560,52 +586,128 @@ impl Runner {
         (code, counts)
     }
 
-    /// Submits the tasks `ready` (in plan order): the consecutive items of a `map:` with a
-    /// `chunksize:` go in chunks of that many, the others one by one.
-    fn submit_ready(&mut self, ready: &[usize]) {
+    /// True when future `i` (item `k` of task `e`) may be submitted: its task's
+    /// dependencies are done, and so are its `{ each: }` pairs.
+    fn is_ready(&self, e: usize, k: usize) -> bool {
+        let entry = &self.entries[e];
+        let need = self.reg.plan.tasks[e].each.len();
+        entry.waiting == 0 && !entry.abandoned && (need == 0 || entry.each_done.get(k).copied() == Some(pairs(need)))
+    }
+
+    /// Task `e`'s dependencies are all done: its items (those whose pairs are done too)
+    /// join its pool's ready queue.
+    fn make_ready(&mut self, e: usize) {
         let plan = Arc::clone(&self.reg.plan);
-        let mut k = 0;
-        while k < ready.len() {
-            let i = ready[k];
-            let Some(chunk) = plan.tasks[i].chunk else {
-                self.submit(i);
-                k += 1;
+        let t = &plan.tasks[e];
+        if t.each.is_empty() {
+            self.feeds[t.pool].ready.push_back(t.futures());
+            return;
+        }
+        let need = pairs(t.each.len());
+        for k in 0..t.len {
+            if self.entries[e].each_done[k] == need {
+                self.push_ready(t.pool, t.first + k);
+            }
+        }
+    }
+
+    fn push_ready(&mut self, pool: usize, i: usize) {
+        let ready = &mut self.feeds[pool].ready;
+        match ready.back_mut() {
+            Some(last) if last.end == i => last.end += 1,
+            _ => ready.push_back(i..i + 1),
+        }
+    }
+
+    fn dispatch_all(&mut self) {
+        for p in 0..self.feeds.len() {
+            self.dispatch(p);
+        }
+    }
+
+    /// Hands pool `p` its ready futures, in order, while it has fewer than its window in
+    /// flight: the consecutive items of a `map:` with a `chunksize:` go in chunks of that
+    /// many, the others one by one.
+    fn dispatch(&mut self, p: usize) {
+        let plan = Arc::clone(&self.reg.plan);
+        while !self.stopping && self.feeds[p].in_flight < self.feeds[p].window {
+            let Some(run) = self.feeds[p].ready.front_mut() else { return };
+            let i = run.start;
+            let Some((e, _)) = plan.locate(i) else {
+                self.feeds[p].ready.pop_front();
                 continue;
             };
-            let mut end = k + 1;
-            while end < ready.len()
-                && end - k < chunk.size
-                && ready[end] == ready[end - 1] + 1
-                && plan.tasks[ready[end]].chunk.map(|c| c.first) == Some(chunk.first)
-            {
+            let t = &plan.tasks[e];
+            // A chunk stays inside its task, and stops before a future submitted ahead.
+            let mut end = i + 1;
+            let limit = run.end.min(t.first + t.len).min(i.saturating_add(t.chunk.unwrap_or(1)));
+            while end < limit && !self.forced.contains(&end) {
                 end += 1;
             }
-            let run = &ready[k..end];
-            k = end;
-            if run.len() == 1 {
+            run.start = end;
+            if run.start >= run.end {
+                self.feeds[p].ready.pop_front();
+            }
+            if self.forced.remove(&i) {
+                continue;
+            }
+            if end - i == 1 {
                 self.submit(i);
                 continue;
             }
-            let pool = plan.tasks[i].pool;
-            let items: Vec<(String, Work)> =
-                run.iter().map(|&j| (plan.tasks[j].name.clone(), plan.tasks[j].work.clone())).collect();
-            let results = self.reg.submit_chunk(pool, items);
-            for (&j, result) in run.iter().zip(results) {
+            let items: Vec<(usize, String, Option<Work>)> =
+                (i..end).map(|j| (j, plan.name_of(j), plan.work(j))).collect();
+            let (good, bad): (Vec<_>, Vec<_>) = items.into_iter().partition(|(_, _, w)| w.is_some());
+            for (j, _, _) in bad {
+                self.unreadable(j);
+            }
+            let indices: Vec<usize> = good.iter().map(|(j, _, _)| *j).collect();
+            let results =
+                self.reg.submit_chunk(p, good.into_iter().filter_map(|(_, name, w)| w.map(|w| (name, w))).collect());
+            for (j, result) in indices.into_iter().zip(results) {
                 self.submitted(j, result);
             }
         }
     }
 
     fn submit(&mut self, i: usize) {
-        let task = &self.reg.plan.tasks[i];
-        let result = self.reg.submit_work(task.pool, &task.name, task.work.clone());
+        let plan = Arc::clone(&self.reg.plan);
+        let (Some(t), Some(work)) = (plan.task_of(i), plan.work(i)) else {
+            self.unreadable(i);
+            return;
+        };
+        let result = self.reg.submit_work(t.pool, &plan.name_of(i), work);
         self.submitted(i, result);
     }
 
-    /// Follows plan task `i` once its pool took it (or refused it).
+    /// A `map:` item whose call cannot be read again (a bug: validation read it): it
+    /// fails without running, saying so.
+    fn unreadable(&mut self, i: usize) {
+        let error = Exception::task(format!("cannot read the call of {}", self.reg.plan.name_of(i)));
+        self.end_unsubmitted(i, Unsubmitted::Failed(error));
+    }
+
+    /// A `wait_on` waits for future `i`, which has none yet: if it is ready and held back
+    /// by its pool's window, it goes now (Python's `map` would have submitted it already).
+    fn want(&mut self, i: usize) {
+        if lock(&self.reg.slots).contains_key(&i) || self.forced.contains(&i) {
+            return;
+        }
+        let Some((e, k)) = self.reg.plan.locate(i) else { return };
+        let pool = self.reg.plan.tasks[e].pool;
+        let queued = self.feeds[pool].ready.iter().any(|r| r.contains(&i));
+        if self.is_ready(e, k) && queued {
+            self.forced.insert(i);
+            self.submit(i);
+        }
+    }
+
+    /// Follows plan future `i` once its pool took it (or refused it).
     fn submitted(&mut self, i: usize, result: Result<Future<Value>, SubmitError>) {
         match result {
             Ok(f) => {
+                let pool = self.reg.plan.task_of(i).map_or(0, |t| t.pool);
+                self.feeds[pool].in_flight += 1;
                 let done = self.completions.0.clone();
                 f.add_done_callback(move |f| {
                     let outcome = match f.try_result() {
@@ -615,98 +717,194 @@ impl Runner {
                     };
                     let _ = done.send((i, outcome));
                 });
-                lock(&self.reg.slots)[i] = Slot::Submitted(f);
-                self.reg.submitted.notify_all();
+                if self.reg.plan.awaited.binary_search(&i).is_ok() {
+                    lock(&self.reg.slots).insert(i, f);
+                    self.reg.submitted.notify_all();
+                }
             }
             Err(SubmitError::Broken(b)) => {
                 // A broken pool: the task fails without running, with the pool's error, as
                 // the futures queued in it when it broke do (Python: submit raises it).
-                self.emit_unsubmitted(i, Unsubmitted::Failed(Exception::Broken(b)));
+                self.end_unsubmitted(i, Unsubmitted::Failed(Exception::Broken(b)));
             }
             Err(e) => {
                 // Shut down: the task never runs.
-                self.emit_unsubmitted(i, Unsubmitted::Cancelled(CancelReason::Refused(e.to_string())));
+                self.end_unsubmitted(i, Unsubmitted::Cancelled(Some(CancelReason::Refused(e.to_string()))));
             }
         }
     }
 
-    /// A task that never reached a pool: give it a future id and report it pending, then
-    /// how it ended.
-    fn emit_unsubmitted(&mut self, i: usize, end: Unsubmitted) {
-        let task = &self.reg.plan.tasks[i];
-        let pool = self.reg.plan.pools[task.pool].name.clone();
+    /// A future that never reached a pool: give it a future id and report it pending,
+    /// then how it ended; then what follows from that.
+    fn end_unsubmitted(&mut self, i: usize, end: Unsubmitted) {
+        let outcome = self.emit_unsubmitted(i, end);
+        self.finished(i, outcome, false);
+    }
+
+    /// Reports future `i`, which never reached a pool, pending and ended; how it ended.
+    fn emit_unsubmitted(&mut self, i: usize, end: Unsubmitted) -> Final {
+        let plan = &self.reg.plan;
+        let pool = plan.task_of(i).map_or_else(String::new, |t| plan.pools[t.pool].name.clone());
         let f = Future::<Value>::new();
-        let (name, id, now) = (task.name.clone(), f.id().0, Instant::now());
+        let (name, id, now) = (plan.name_of(i), f.id().0, Instant::now());
         let _ =
             self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: name.clone(), id, pool: pool.clone() }));
-        let (kind, slot, outcome) = match end {
+        let (kind, outcome) = match end {
             Unsubmitted::Failed(error) => {
                 let _ = f.set_exception(error.clone());
                 let error = ErrorInfo::from(&error);
-                (EventKind::Exception { task: name, id, pool, error }, Slot::Submitted(f), Final::Exception)
+                (EventKind::Exception { task: name, id, pool, error }, Final::Exception)
             }
             Unsubmitted::Cancelled(reason) => {
                 f.cancel();
-                let reason = Some(reason);
-                (EventKind::Cancelled { task: name, id, pool, reason }, Slot::Dropped, Final::Cancelled)
+                (EventKind::Cancelled { task: name, id, pool, reason }, Final::Cancelled)
             }
         };
         let _ = self.reg.bus.send(BusMsg::Runner(now, kind));
-        lock(&self.reg.slots)[i] = slot;
-        self.reg.submitted.notify_all();
-        self.finished(i, outcome);
+        if plan.awaited.binary_search(&i).is_ok() {
+            lock(&self.reg.slots).insert(i, f);
+            self.reg.submitted.notify_all();
+        }
+        outcome
     }
 
-    fn finished(&mut self, i: usize, outcome: Final) {
-        if self.finals[i].is_some() {
-            return;
-        }
-        self.finals[i] = Some(outcome);
-        self.unfinished -= 1;
-        if !self.awaited[i] {
-            let mut slots = lock(&self.reg.slots);
-            if matches!(slots[i], Slot::Submitted(_)) {
-                slots[i] = Slot::Released;
+    /// Future `i` ended (`submitted`: it had reached its pool). What depends on it is
+    /// submitted or cancelled, and so on down the chains, without recursion (a chain of
+    /// 100,000 tasks cancelled by its first would overflow a stack).
+    fn finished(&mut self, i: usize, outcome: Final, submitted: bool) {
+        self.settle(vec![(i, outcome, submitted)]);
+    }
+
+    /// Follows each future ended in `work` (see [`Runner::finished`]).
+    fn settle(&mut self, mut work: Vec<(usize, Final, bool)>) {
+        let plan = Arc::clone(&self.reg.plan);
+        let mut pools_to_feed = Vec::new();
+        while let Some((i, outcome, submitted)) = work.pop() {
+            let Some((e, k)) = plan.locate(i) else { continue };
+            let t = &plan.tasks[e];
+            if submitted {
+                self.feeds[t.pool].in_flight = self.feeds[t.pool].in_flight.saturating_sub(1);
+                pools_to_feed.push(t.pool);
             }
-        }
-        let direct = std::mem::take(&mut self.dependents[i]);
-        let (mut satisfied, mut abandoned) =
-            if outcome == Final::Done { (direct, Vec::new()) } else { (Vec::new(), direct) };
-        if let Some(g) = self.group_of[i] {
-            let group = &mut self.groups[g];
+            self.unfinished = self.unfinished.saturating_sub(1);
+            match outcome {
+                Final::Done => self.counts.done += 1,
+                Final::Exception => self.counts.exception += 1,
+                Final::Cancelled => self.counts.cancelled += 1,
+            }
+            let reason = || {
+                let name = plan.name_of(i);
+                if outcome == Final::Cancelled {
+                    CancelReason::DependencyCancelled(name)
+                } else {
+                    CancelReason::DependencyFailed(name)
+                }
+            };
+            // Tasks that wait for this future alone, or for its whole map.
+            let mut satisfied = Vec::new();
+            let mut abandoned = Vec::new();
+            let direct = self.direct.remove(&i).unwrap_or_default();
             if outcome == Final::Done {
-                group.done += 1;
-                if group.done == group.items.len() {
-                    satisfied.extend(std::mem::take(&mut group.dependents));
+                satisfied.extend(direct);
+                let entry = &mut self.entries[e];
+                entry.done += 1;
+                if entry.done == t.len {
+                    satisfied.extend(std::mem::take(&mut entry.group_dependents));
                 }
             } else {
-                // The first item that fails or is cancelled ends the group's dependents.
-                abandoned.extend(std::mem::take(&mut group.dependents));
+                abandoned.extend(direct);
+                // The first item that fails or is cancelled ends the map's dependents.
+                abandoned.extend(std::mem::take(&mut self.entries[e].group_dependents));
+            }
+            for d in satisfied {
+                let entry = &mut self.entries[d];
+                if entry.abandoned {
+                    continue;
+                }
+                entry.waiting = entry.waiting.saturating_sub(1);
+                if entry.waiting == 0 {
+                    self.make_ready(d);
+                    pools_to_feed.push(plan.tasks[d].pool);
+                }
+            }
+            for d in abandoned {
+                let reason = reason();
+                self.abandon(d, &reason, &mut work);
+            }
+            // Item k of the maps paired with this one.
+            for d in self.entries[e].each_dependents.clone() {
+                let need = pairs(plan.tasks[d].each.len());
+                let dt = &plan.tasks[d];
+                let entry = &mut self.entries[d];
+                let (waiting, abandoned) = (entry.waiting, entry.abandoned);
+                let Some(count) = entry.each_done.get_mut(k) else { continue };
+                if *count == DEAD || abandoned {
+                    continue;
+                }
+                if outcome == Final::Done {
+                    *count += 1;
+                    if *count == need && waiting == 0 {
+                        self.push_ready(dt.pool, dt.first + k);
+                        pools_to_feed.push(dt.pool);
+                    }
+                } else {
+                    *count = DEAD;
+                    let end = Unsubmitted::Cancelled(Some(reason()));
+                    let o = self.emit_unsubmitted(dt.first + k, end);
+                    work.push((dt.first + k, o, false));
+                }
             }
         }
-        let mut ready = Vec::new();
-        for d in satisfied {
-            if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
-                continue;
-            }
-            self.waiting_on[d] = self.waiting_on[d].saturating_sub(1);
-            if self.waiting_on[d] == 0 {
-                ready.push(d);
+        pools_to_feed.sort_unstable();
+        pools_to_feed.dedup();
+        if !self.stopping {
+            for p in pools_to_feed {
+                self.dispatch(p);
             }
         }
-        ready.sort_unstable();
-        self.submit_ready(&ready);
-        for d in abandoned {
-            if self.finals[d].is_some() || !matches!(lock(&self.reg.slots)[d], Slot::Waiting) {
-                continue;
+    }
+
+    /// Task `e` will never run (a dependency failed or was cancelled, or the run
+    /// stopped): each of its futures that has not ended is reported cancelled, with
+    /// `reason`, and queued in `work` for what follows from it.
+    fn abandon(&mut self, e: usize, reason: &CancelReason, work: &mut Vec<(usize, Final, bool)>) {
+        let plan = Arc::clone(&self.reg.plan);
+        let entry = &mut self.entries[e];
+        if entry.abandoned || entry.waiting == 0 {
+            // Already cancelled, or already ready (its futures are its pool's).
+            return;
+        }
+        entry.abandoned = true;
+        let t = &plan.tasks[e];
+        for k in 0..t.len {
+            if let Some(count) = self.entries[e].each_done.get_mut(k) {
+                if *count == DEAD {
+                    continue;
+                }
+                *count = DEAD;
             }
-            let dependency = self.reg.plan.tasks[i].name.clone();
-            let reason = if outcome == Final::Cancelled {
-                CancelReason::DependencyCancelled(dependency)
-            } else {
-                CancelReason::DependencyFailed(dependency)
-            };
-            self.emit_unsubmitted(d, Unsubmitted::Cancelled(reason));
+            let o = self.emit_unsubmitted(t.first + k, Unsubmitted::Cancelled(Some(reason.clone())));
+            work.push((t.first + k, o, false));
+        }
+    }
+
+    /// Cancels the ready futures that pool `p` has not been handed yet (`reason`: `None`
+    /// for a user's cancel), and what depends on them.
+    fn cancel_ready(&mut self, p: usize, reason: Option<&CancelReason>) {
+        let ready = std::mem::take(&mut self.feeds[p].ready);
+        for run in ready {
+            for i in run {
+                if self.forced.remove(&i) {
+                    continue;
+                }
+                let plan = Arc::clone(&self.reg.plan);
+                if let Some((e, k)) = plan.locate(i) {
+                    if let Some(count) = self.entries[e].each_done.get_mut(k) {
+                        *count = DEAD;
+                    }
+                }
+                self.end_unsubmitted(i, Unsubmitted::Cancelled(reason.cloned()));
+            }
         }
     }
 
@@ -734,6 +932,9 @@ impl Runner {
                 for f in futures {
                     f.cancel();
                 }
+                // And those it has not been handed yet: pending futures too.
+                self.cancel_ready(pool, None);
+                self.dispatch(pool);
             }
             Control::Interrupt | Control::DeadlockFail => {}
         }
@@ -741,14 +942,33 @@ impl Runner {
 
     /// Ctrl-C or a deadlock failure: cancel what waits, kill what runs, give it a moment.
     fn stop(&mut self) {
+        self.stopping = true;
         for p in &self.reg.pools {
             p.shutdown(false, true);
         }
-        for i in 0..self.finals.len() {
-            if self.finals[i].is_none() && matches!(lock(&self.reg.slots)[i], Slot::Waiting) {
-                self.emit_unsubmitted(i, Unsubmitted::Cancelled(CancelReason::RunStopped));
+        for p in 0..self.feeds.len() {
+            self.cancel_ready(p, Some(&CancelReason::RunStopped));
+        }
+        let plan = Arc::clone(&self.reg.plan);
+        let mut work = Vec::new();
+        for (e, t) in plan.tasks.iter().enumerate() {
+            if self.entries[e].waiting > 0 {
+                self.abandon(e, &CancelReason::RunStopped, &mut work);
+                continue;
+            }
+            // Items still waiting for their `{ each: }` pairs.
+            let need = pairs(t.each.len());
+            for k in 0..self.entries[e].each_done.len() {
+                let count = self.entries[e].each_done[k];
+                if count != DEAD && count < need && !self.entries[e].abandoned {
+                    self.entries[e].each_done[k] = DEAD;
+                    let end = Unsubmitted::Cancelled(Some(CancelReason::RunStopped));
+                    let o = self.emit_unsubmitted(t.first + k, end);
+                    work.push((t.first + k, o, false));
+                }
             }
         }
+        self.settle(work);
         let all: Vec<Future<Value>> = lock(&self.reg.by_id).values().map(|(_, f)| f.clone()).collect();
         for f in &all {
             if !f.cancel() {
@@ -758,7 +978,7 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(3);
         while self.unfinished > 0 {
             match self.completions.1.recv_deadline(deadline) {
-                Ok((i, f)) => self.finished(i, f),
+                Ok((i, f)) => self.finished(i, f, true),
                 Err(_) => break,
             }
         }
@@ -776,5 +996,123 @@ impl Runner {
             // Blocked threads keep the registry alive; dropping it would join them.
             std::mem::forget(reg);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::{start, RunOptions};
+    use crate::control::{Control, OnDeadlock};
+    use crate::events::{Event, EventKind};
+
+    fn plan(yaml: &str) -> crate::config::Plan {
+        crate::config::load_str_offline("t.yaml", "t", yaml).expect("a valid file")
+    }
+
+    /// Each future's events, by id: every one has a `pending` first and ends once.
+    fn lifecycles(events: &[Arc<Event>]) -> HashMap<u64, Vec<&'static str>> {
+        let mut by_id: HashMap<u64, Vec<&'static str>> = HashMap::new();
+        for e in events {
+            let (id, what) = match &e.kind {
+                EventKind::Pending { id, .. } => (*id, "pending"),
+                EventKind::Running { id, .. } => (*id, "running"),
+                EventKind::Done { id, .. } => (*id, "done"),
+                EventKind::Exception { id, .. } => (*id, "exception"),
+                EventKind::Cancelled { id, .. } => (*id, "cancelled"),
+                _ => continue,
+            };
+            by_id.entry(id).or_default().push(what);
+        }
+        by_id
+    }
+
+    /// A large map is handed to its pool a window at a time (never more than the window
+    /// queued or running); `C` on the pool half-way cancels the futures it holds and those
+    /// not yet handed to it alike, each with a `pending` and one `cancelled`, without a reason
+    /// (a user's cancel).
+    #[test]
+    fn a_windowed_map_is_fed_a_window_at_a_time_and_cancel_pool_reaches_unsubmitted_items() {
+        const ITEMS: usize = 3000;
+        let yaml = format!(
+            "pools:\n  io: {{ kind: thread, max_workers: 2 }}\n\
+             tasks:\n  - {{ name: m, pool: io, call: spin, map: {{ secs: [{}] }} }}\n",
+            vec!["0.0005"; ITEMS].join(", ")
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = start(plan(&yaml), &RunOptions::default(), vec![tx]).expect("the run starts");
+        let mut events = Vec::new();
+        let (mut live, mut most_live, mut done) = (0i64, 0i64, 0);
+        let mut cancelled_pool = false;
+        for e in &rx {
+            match &e.kind {
+                EventKind::Pending { .. } => live += 1,
+                EventKind::Done { .. } | EventKind::Exception { .. } | EventKind::Cancelled { .. } => {
+                    live -= 1;
+                    if matches!(e.kind, EventKind::Done { .. }) {
+                        done += 1;
+                    }
+                }
+                _ => {}
+            }
+            most_live = most_live.max(live);
+            if done == 200 && !cancelled_pool {
+                cancelled_pool = true;
+                handle.control().send(Control::CancelPool("io".into())).expect("the run listens");
+            }
+            events.push(e);
+        }
+        let report = handle.join();
+        // The window: 4 a worker and 64 more, never the whole map.
+        assert!(most_live <= 4 * 2 + 64 + 1, "{most_live} futures were live at once");
+        let c = report.counts;
+        assert_eq!((c.done + c.cancelled, c.exception, c.unfinished), (ITEMS, 0, 0), "{c:?}");
+        assert!(c.cancelled > ITEMS / 2, "most items were never submitted, and cancelled: {c:?}");
+        let by_id = lifecycles(&events);
+        assert_eq!(by_id.len(), ITEMS, "one future an item");
+        for (id, states) in &by_id {
+            assert!(
+                matches!(states[..], ["pending", "cancelled"] | ["pending", "running", "done" | "cancelled"]),
+                "future {id}: {states:?}"
+            );
+        }
+        let unsubmitted_reasons = events.iter().filter_map(|e| match &e.kind {
+            EventKind::Cancelled { reason, .. } => Some(reason.clone()),
+            _ => None,
+        });
+        assert!(unsubmitted_reasons.into_iter().all(|r| r.is_none()), "a user's cancel has no reason");
+    }
+
+    /// A task that waits on an item its pool's window has not reached gets that item
+    /// submitted at once, as Python's `map` would have queued it: with one worker, the
+    /// waiter starves its own pool, and the detector says so (here, the run fails).
+    #[test]
+    fn waiting_on_an_item_not_yet_submitted_is_a_deadlock_the_detector_sees() {
+        let yaml = format!(
+            "pools:\n  io: {{ kind: thread, max_workers: 1 }}\n\
+             tasks:\n\
+             \x20 - {{ name: w, pool: io, call: wait_on, args: {{ task: 'm[150]' }} }}\n\
+             \x20 - {{ name: m, pool: io, call: sleep, map: {{ secs: [{}] }} }}\n",
+            vec!["0"; 200].join(", ")
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let options = RunOptions { on_deadlock: OnDeadlock::Fail, ..RunOptions::default() };
+        let handle = start(plan(&yaml), &options, vec![tx]).expect("the run starts");
+        let events: Vec<Arc<Event>> = rx.iter().collect();
+        let report = handle.join();
+        assert_eq!(report.exit_code, 3, "{:?}", report.counts);
+        let deadlock = events.iter().find_map(|e| match &e.kind {
+            EventKind::Deadlock { tasks, pool, .. } => Some((tasks.clone(), pool.clone())),
+            _ => None,
+        });
+        let (tasks, pool) = deadlock.expect("a deadlock was reported");
+        assert_eq!(pool.as_deref(), Some("io"));
+        assert!(tasks.contains(&"w".to_owned()) && tasks.contains(&"m[150]".to_owned()), "{tasks:?}");
+        // Every future still ends once, those never submitted included.
+        let by_id = lifecycles(&events);
+        assert_eq!(by_id.len(), 201);
+        assert!(by_id.values().all(|s| s.first() == Some(&"pending") && s.len() >= 2), "{by_id:?}");
     }
 }

@@ -92,8 +92,8 @@ pub enum Source {
         events: Receiver<std::sync::Arc<Event>>,
         /// Its control channel.
         control: Sender<Control>,
-        /// Each plan task's arguments, by task name (for the detail view).
-        args: std::collections::HashMap<String, serde_json::Value>,
+        /// The plan being run (for the detail view's arguments).
+        plan: Option<std::sync::Arc<crate::config::Plan>>,
     },
     /// A recorded log, replayed at its own pace.
     Replay(Vec<Event>),
@@ -126,8 +126,8 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
     })?;
     let mut app = App::new();
     let (events, control, replay) = match source {
-        Source::Live { events, control, args } => {
-            app.args = args;
+        Source::Live { events, control, plan } => {
+            app.plan = plan;
             (events, Some(control), None)
         }
         Source::Replay(log) => {

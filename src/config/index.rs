@@ -52,12 +52,26 @@ pub(crate) struct PosIndex {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<String>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
+    /// A collection below what a lean index records.
+    Skip,
 }
+
+/// How many levels a lean index records: the top's keys, its values, and their items
+/// (`tasks[3]`, `pools.cpu`): the positions a valid file's plan keeps.
+const LEAN_LEVELS: usize = 2;
 
 #[derive(Default)]
 struct Builder {
+    /// Record only the first [`LEAN_LEVELS`] levels.
+    lean: bool,
     stack: Vec<Frame>,
     index: PosIndex,
     documents: usize,
@@ -76,6 +90,7 @@ impl Builder {
     /// The path of the value that this event starts, or `None` if the event is a key.
     fn value_path(&mut self, ev: &Event, pos: Pos) -> Option<String> {
         match self.stack.last_mut() {
+            Some(Frame::Skip) => None,
             None => Some(String::new()),
             Some(Frame::Seq { path, next }) => {
                 let p = format!("{path}[{next}]");
@@ -122,6 +137,24 @@ impl Builder {
                     self.too_deep = Some(pos);
                     return;
                 }
+                if self.lean && self.stack.len() > LEAN_LEVELS {
+                    // Keys and values alternate in a recorded mapping; a block mapping
+                    // starts at its first key.
+                    if let Some(Frame::Map { path, key }) = self.stack.last_mut() {
+                        if key.take().is_none() {
+                            if let Some(start) = self.index.values.get_mut(path.as_str()) {
+                                if (pos.line, pos.col) < (start.line, start.col) {
+                                    *start = pos;
+                                }
+                            }
+                            *key = Some(String::new());
+                        }
+                    }
+                    if opens {
+                        self.stack.push(Frame::Skip);
+                    }
+                    return;
+                }
                 let Some(path) = self.value_path(ev, pos) else { return };
                 self.index.values.entry(path.clone()).or_insert(pos);
                 match ev {
@@ -146,7 +179,18 @@ impl PosIndex {
     /// did: nesting deeper than [`MAX_DEPTH`], or text yaml-rust2 cannot read (the index
     /// then holds what was read before).
     pub(crate) fn scan(text: &str) -> (Self, Option<Problem>) {
-        let mut b = Builder::default();
+        Self::scan_with(text, false)
+    }
+
+    /// [`PosIndex::scan`] that records only the top levels (see [`LEAN_LEVELS`]): the
+    /// guard pass of a file that is likely valid, cheap in memory however many values it
+    /// has. Other positions fall back to their nearest recorded ancestor.
+    pub(crate) fn scan_lean(text: &str) -> (Self, Option<Problem>) {
+        Self::scan_with(text, true)
+    }
+
+    fn scan_with(text: &str, lean: bool) -> (Self, Option<Problem>) {
+        let mut b = Builder { lean, ..Builder::default() };
         let mut parser = Parser::new_from_str(text);
         loop {
             match parser.next_token() {
@@ -242,6 +286,20 @@ mod tests {
         assert_eq!(idx.value("tasks"), Pos { line: 4, col: 3 });
         // Unknown paths fall back to the nearest ancestor.
         assert_eq!(idx.value("tasks[0].pool.deeper[3]"), Pos { line: 5, col: 11 });
+    }
+
+    /// A lean index records the top levels only (one position a task, whatever its size),
+    /// at the same places as a full one; deeper paths fall back to their task.
+    #[test]
+    fn a_lean_index_keeps_the_tasks_positions_only() {
+        let text = "tasks:\n  - name: a\n    map: { n: [1, 2, 3] }\n  - { name: b, call: x }\n";
+        let (full, lean) = (PosIndex::build(text), PosIndex::scan_lean(text).0);
+        for path in ["tasks", "tasks[0]", "tasks[1]"] {
+            assert_eq!(lean.value(path), full.value(path), "{path}");
+        }
+        assert_eq!(full.value("tasks[0].map.n[2]"), Pos { line: 3, col: 22 });
+        assert_eq!(lean.value("tasks[0].map.n[2]"), Pos { line: 2, col: 5 });
+        assert!(lean.values.len() < 6 && full.values.len() > 10, "{} / {}", lean.values.len(), full.values.len());
     }
 
     #[test]

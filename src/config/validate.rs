@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use serde_yaml::{Mapping, Value};
 
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
-use super::{Chunk, CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work};
+use super::MAX_FUTURES;
+use super::{
+    Body as PlanBody, Column, CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work,
+};
 use crate::builtins::{Scope, BUILTIN_NAMES};
 use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
@@ -14,8 +17,12 @@ const TASK_KEYS: &[&str] =
     &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on", "chunksize"];
 struct Ctx<'a> {
     file: &'a str,
+    /// The text, to index in full once a problem needs a position the lean index lacks.
+    text: &'a str,
+    /// The lean index (see [`PosIndex::scan_lean`]).
     idx: PosIndex,
-    errors: Vec<ConfigError>,
+    /// Problems found, with where they are: a position, or a path to look up.
+    errors: Vec<(Where, String)>,
     /// Ask a Slurm cluster whether a slurm pool's partition is there.
     probe: bool,
 }
@@ -29,17 +36,44 @@ impl Report for Ctx<'_> {
     }
 }
 
+/// Where a problem is: a position, or the value or key at a path.
+enum Where {
+    At(Pos),
+    Value(String),
+    Key(String),
+}
+
 impl Ctx<'_> {
     fn at(&mut self, pos: Pos, message: impl Into<String>) {
-        self.errors.push(ConfigError { file: self.file.to_owned(), pos, message: message.into() });
+        self.errors.push((Where::At(pos), message.into()));
     }
     fn at_value(&mut self, path: &str, message: impl Into<String>) {
-        let pos = self.idx.value(path);
-        self.at(pos, message);
+        self.errors.push((Where::Value(path.to_owned()), message.into()));
     }
     fn at_key(&mut self, path: &str, message: impl Into<String>) {
-        let pos = self.idx.key(path);
-        self.at(pos, message);
+        self.errors.push((Where::Key(path.to_owned()), message.into()));
+    }
+
+    /// The problems found, with their positions, in file order: the text is indexed in
+    /// full here, once, if a problem needs it.
+    fn into_errors(self) -> ConfigErrors {
+        let needs_index = self.errors.iter().any(|(w, _)| !matches!(w, Where::At(_)));
+        let full = if needs_index { PosIndex::scan(self.text).0 } else { PosIndex::default() };
+        let mut errors: Vec<ConfigError> = self
+            .errors
+            .into_iter()
+            .map(|(w, message)| {
+                let pos = match w {
+                    Where::At(pos) => pos,
+                    Where::Value(path) => full.value(&path),
+                    Where::Key(path) => full.key(&path),
+                };
+                ConfigError { file: self.file.to_owned(), pos, message }
+            })
+            .collect();
+        errors.sort_by_key(|e| (e.pos.line, e.pos.col));
+        errors.dedup();
+        ConfigErrors(errors)
     }
 
     /// Flags every key of `map` not in `known`, with a suggestion; returns the known ones.
@@ -89,14 +123,35 @@ struct Base<'a> {
     body: Body<'a>,
     /// `(arg, value, path)`.
     args: Vec<(String, &'a Value, String)>,
-    /// Mapped args: `(arg, [(value, path)])`.
-    map: Vec<(String, Vec<(&'a Value, String)>)>,
+    /// Mapped args: `(arg, its values, the path of its list)`.
+    map: Vec<(String, Mapped<'a>, String)>,
     /// `(name, path, each)`: `each` for `{ each: NAME }`, item i on NAME's item i.
     depends_on: Vec<(String, String, bool)>,
     /// `chunksize:` and its path.
     chunksize: Option<(usize, String)>,
     first: usize,
     count: usize,
+}
+
+/// A mapped argument's values, as the file gives them.
+enum Mapped<'a> {
+    /// A list.
+    List(&'a [Value]),
+    /// `{ range: [start, stop, step] }`.
+    Range { start: i64, step: i64 },
+}
+
+impl Mapped<'_> {
+    /// Item `k`'s value, and its path below `apath` (the list's).
+    fn item(&self, k: usize) -> std::borrow::Cow<'_, Value> {
+        match self {
+            Self::List(items) => std::borrow::Cow::Borrowed(&items[k]),
+            Self::Range { start, step } => {
+                let k = i64::try_from(k).unwrap_or(i64::MAX);
+                std::borrow::Cow::Owned(start.saturating_add(k.saturating_mul(*step)).into())
+            }
+        }
+    }
 }
 
 enum Body<'a> {
@@ -114,7 +169,7 @@ pub(super) fn validate(file: &str, default_name: &str, text: &str, probe: bool) 
         ));
     }
     // The guard pass: linear time, bounded depth (see `index`).
-    let (idx, problem) = PosIndex::scan(text);
+    let (idx, problem) = PosIndex::scan_lean(text);
     match problem {
         Some(Problem::TooDeep(pos)) => {
             return Err(one(
@@ -134,20 +189,17 @@ pub(super) fn validate(file: &str, default_name: &str, text: &str, probe: bool) 
     let doc: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
         Err(e) => {
-            let (pos, message) = yaml_error(&e, &idx);
+            let (pos, message) = yaml_error(&e, &PosIndex::scan(text).0);
             return Err(one(pos, message));
         }
     };
-    let mut cx = Ctx { file, idx, errors: Vec::new(), probe };
+    let mut cx = Ctx { file, text, idx, errors: Vec::new(), probe };
     let plan = check(&mut cx, default_name, &doc);
+    // The document is let go before the errors are placed (which may index the text).
+    drop(doc);
     match plan {
         Some(plan) if cx.errors.is_empty() => Ok(plan),
-        _ => {
-            let mut errors = cx.errors;
-            errors.sort_by_key(|e| (e.pos.line, e.pos.col));
-            errors.dedup();
-            Err(ConfigErrors(errors))
-        }
+        _ => Err(cx.into_errors()),
     }
 }
 
@@ -279,18 +331,28 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
                 continue;
             }
             seen.insert(b.name.clone(), b.pos);
+            if next.saturating_add(b.count) > MAX_FUTURES {
+                cx.at_value(
+                    &path,
+                    format!(
+                        "task '{}' brings the run to more than {MAX_FUTURES} futures; expected fewer items",
+                        b.name
+                    ),
+                );
+                continue;
+            }
             b.first = next;
             next += b.count;
             bases.push(b);
         }
     }
-    let tasks = second_pass(cx, &bases, &pools);
+    let (tasks, awaited) = second_pass(cx, &bases, &pools);
     // On the tasks as declared, so that a cycle is found even beside other problems.
     check_cycles(cx, &bases);
     if !cx.errors.is_empty() {
         return None;
     }
-    Some(Plan { name, source: cx.file.to_owned(), pools, tasks })
+    Some(Plan::new(name, cx.file.to_owned(), pools, tasks, awaited))
 }
 
 fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
@@ -502,22 +564,16 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
                     continue;
                 };
                 let apath = join(&join(path, "map"), a);
-                let Value::Sequence(items) = v else {
-                    cx.at_value(&apath, format!("expected a list of values for `map: {a}`, found {}", describe(v)));
-                    continue;
-                };
-                if items.is_empty() {
+                let Some((mapped, len)) = mapped(cx, &apath, a, v) else { continue };
+                if len == 0 {
                     cx.at_value(&apath, format!("`map: {a}` is empty: the task would run zero times"));
                     continue;
                 }
                 if args.iter().any(|(n, _, _)| n == a) {
                     cx.at_key(&apath, format!("argument '{a}' is given both in `args:` and in `map:`"));
                 }
-                shortest = shortest.min(items.len());
-                map.push((
-                    a.to_owned(),
-                    items.iter().enumerate().map(|(j, it)| (it, format!("{apath}[{j}]"))).collect::<Vec<_>>(),
-                ));
+                shortest = shortest.min(len);
+                map.push((a.to_owned(), mapped, apath));
             }
             if matches!(body, Body::Command(_)) {
                 cx.at_key(&join(path, "map"), "`map:` applies to `call:` tasks");
@@ -569,6 +625,60 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         positive(cx, &at, "chunksize", v).map(|n| (n, at))
     });
     Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, chunksize, first: 0, count })
+}
+
+/// A `map:` argument's values and how many there are: a list, or `{ range: STOP }`,
+/// `{ range: [START, STOP] }`, `{ range: [START, STOP, STEP] }` as Python's `range`.
+fn mapped<'a>(cx: &mut Ctx<'_>, apath: &str, a: &str, v: &'a Value) -> Option<(Mapped<'a>, usize)> {
+    const FORM: &str = "{ range: STOP }, { range: [START, STOP] } or { range: [START, STOP, STEP] }";
+    match v {
+        Value::Sequence(items) => Some((Mapped::List(items), items.len())),
+        Value::Mapping(m) => {
+            let keys = cx.known_keys(m, apath, &["range"], &format!("`map: {a}`"));
+            let Some(r) = keys.get("range") else {
+                cx.at_value(apath, format!("expected a list of values or {FORM} for `map: {a}`"));
+                return None;
+            };
+            let rpath = join(apath, "range");
+            let bounds: Vec<&Value> = match r {
+                Value::Sequence(items) if (2..=3).contains(&items.len()) => items.iter().collect(),
+                Value::Sequence(_) | Value::Mapping(_) => {
+                    cx.at_value(&rpath, format!("expected {FORM}, found {}", describe(r)));
+                    return None;
+                }
+                one => vec![one],
+            };
+            let mut ints = Vec::new();
+            for (j, b) in bounds.iter().enumerate() {
+                let at = if bounds.len() == 1 { rpath.clone() } else { format!("{rpath}[{j}]") };
+                ints.push(crate::schema::int(cx, b, &at, "a range bound", i64::MIN, i64::MAX)?);
+            }
+            let (start, end, step) = match ints[..] {
+                [end] => (0, end, 1),
+                [start, end] => (start, end, 1),
+                [start, end, step] => (start, end, step),
+                _ => return None,
+            };
+            if step == 0 {
+                cx.at_value(&rpath, "the range's step is 0; expected a step other than 0".to_owned());
+                return None;
+            }
+            // Python's len(range(start, stop, step)).
+            let (lo, hi, by) = if step > 0 { (start, end, step) } else { (end, start, -step) };
+            let span = i128::from(hi) - i128::from(lo);
+            let len = if span <= 0 { 0 } else { (span - 1) / i128::from(by) + 1 };
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if len > MAX_FUTURES {
+                cx.at_value(&rpath, format!("the range has {len} values; a run is limited to {MAX_FUTURES} futures"));
+                return None;
+            }
+            Some((Mapped::Range { start, step }, len))
+        }
+        _ => {
+            cx.at_value(apath, format!("expected a list of values or {FORM} for `map: {a}`, found {}", describe(v)));
+            None
+        }
+    }
 }
 
 fn resolve_pool(cx: &mut Ctx<'_>, path: &str, v: &Value, pools: &[&str]) -> Option<usize> {
@@ -689,20 +799,39 @@ fn items(b: &Base<'_>) -> String {
     }
 }
 
-/// What a built-in's arguments are checked against: the file's tasks and pools.
+/// What a built-in's arguments are checked against: the file's tasks and pools. Without
+/// a `cx`, nothing is reported: `failed` says whether something would have been.
 struct CallScope<'c, 'x, 'b, 'a> {
-    cx: &'c mut Ctx<'x>,
+    cx: Option<&'c mut Ctx<'x>>,
+    failed: bool,
     names: &'c Names<'b, 'a>,
     pool_names: &'c [&'c str],
     pools: &'c [PoolPlan],
 }
 
+impl<'c, 'x, 'b, 'a> CallScope<'c, 'x, 'b, 'a> {
+    fn new(
+        cx: Option<&'c mut Ctx<'x>>,
+        names: &'c Names<'b, 'a>,
+        pool_names: &'c [&'c str],
+        pools: &'c [PoolPlan],
+    ) -> Self {
+        Self { cx, failed: false, names, pool_names, pools }
+    }
+}
+
 impl Report for CallScope<'_, '_, '_, '_> {
     fn at_value(&mut self, path: &str, message: String) {
-        self.cx.at_value(path, message);
+        self.failed = true;
+        if let Some(cx) = self.cx.as_deref_mut() {
+            cx.at_value(path, message);
+        }
     }
     fn at_key(&mut self, path: &str, message: String) {
-        self.cx.at_key(path, message);
+        self.failed = true;
+        if let Some(cx) = self.cx.as_deref_mut() {
+            cx.at_key(path, message);
+        }
     }
 }
 
@@ -711,7 +840,8 @@ impl Scope for CallScope<'_, '_, '_, '_> {
         match self.names.resolve(t).map(|(_, ix)| ix) {
             Some(ix) if ix.len() == 1 => Some(ix.start),
             Some(ix) => {
-                self.cx.at_value(
+                Report::at_value(
+                    self,
                     path,
                     format!(
                         "task '{t}' is a map of {} futures; wait on one of them, from {t}[0] to {t}[{}]",
@@ -723,14 +853,19 @@ impl Scope for CallScope<'_, '_, '_, '_> {
             }
             None => {
                 let m = self.names.unknown(t);
-                self.cx.at_value(path, m);
+                Report::at_value(self, path, m);
                 None
             }
         }
     }
 
     fn pool(&mut self, v: &Value, path: &str) -> Option<usize> {
-        resolve_pool(self.cx, path, v, self.pool_names)
+        if let Some(cx) = self.cx.as_deref_mut() {
+            return resolve_pool(cx, path, v, self.pool_names);
+        }
+        let found = v.as_str().and_then(|p| self.pool_names.iter().position(|q| *q == p));
+        self.failed |= found.is_none();
+        found
     }
 
     fn pool_name(&self, pool: usize) -> &str {
@@ -742,14 +877,15 @@ impl Scope for CallScope<'_, '_, '_, '_> {
     }
 }
 
-fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<TaskPlan> {
+fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec<TaskPlan>, Vec<usize>) {
     let names = Names::new(bases);
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let mut tasks = Vec::new();
+    let mut awaited = Vec::new();
     for b in bases {
         let mut depends_on: Vec<Dep> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        // `{ each: MAP }`: item i of this map waits on item i of MAP (its first item).
+        // `{ each: MAP }`: item i of this map waits on item i of MAP.
         let mut each: Vec<usize> = Vec::new();
         for (d, dpath, item_wise) in &b.depends_on {
             match names.resolve(d) {
@@ -769,12 +905,12 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                                 items(other),
                             ),
                         );
-                    } else {
-                        each.push(ix.start);
+                    } else if !each.contains(&j) {
+                        each.push(j);
                     }
                 }
-                Some((_, ix)) => {
-                    let dep = if ix.len() == 1 { Dep::Task(ix.start) } else { Dep::Group(ix) };
+                Some((j, ix)) => {
+                    let dep = if ix.len() == 1 { Dep::Task(ix.start) } else { Dep::Group(j) };
                     // Each once (a dependency named twice is still one).
                     if seen.insert(dep.clone()) {
                         depends_on.push(dep);
@@ -786,7 +922,6 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                 }
             }
         }
-        let depends_on: std::sync::Arc<[Dep]> = depends_on.into();
         // Python's `map(..., chunksize=n)`: a `map:` task's items go to a process pool's
         // worker n at a time.
         let chunk = match (&b.chunksize, b.pool) {
@@ -801,46 +936,104 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> Vec<
                 cx.at_key(at, message);
                 None
             }
-            (Some((n, _)), Some(_)) => Some(Chunk { first: b.first, size: *n }),
+            (Some((n, _)), Some(_)) => Some(*n),
         };
-        for i in 0..b.count {
-            let name = if b.map.is_empty() { b.name.clone() } else { format!("{}[{i}]", b.name) };
-            let mut args: Vec<(String, &Value, String)> =
-                b.args.iter().map(|(a, v, p)| (a.clone(), *v, p.clone())).collect();
-            for (a, items) in &b.map {
-                let (v, p) = &items[i];
-                args.push((a.clone(), *v, p.clone()));
-            }
-            let args_json = serde_json::Value::Object(
-                args.iter()
-                    .map(|(a, v, _)| (a.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
-                    .collect(),
-            );
-            let work = match &b.body {
-                Body::Call { name: call, path: call_path } => {
-                    let own = b.pool.unwrap_or(0);
-                    let mut scope = CallScope { cx: &mut *cx, names: &names, pool_names: &pool_names, pools };
-                    match crate::builtins::parse(&mut scope, call, call_path, &args, own) {
-                        Some(builtin) => Work::Call(builtin),
-                        None => continue,
+        let own = b.pool.unwrap_or(0);
+        let body = match &b.body {
+            Body::Call { name: call, path: call_path } if b.map.is_empty() => {
+                let mut scope = CallScope::new(Some(&mut *cx), &names, &pool_names, pools);
+                match crate::builtins::parse(&mut scope, call, call_path, &b.args, own) {
+                    Some(builtin) => {
+                        builtin.awaited(&mut |t| awaited.push(t));
+                        Some(PlanBody::One(Work::Call(builtin)))
                     }
+                    None => None,
                 }
-                Body::Command(c) => Work::Command(c.clone()),
-                Body::Invalid(_) => continue,
-            };
-            let Some(pool) = b.pool else { continue };
-            let depends_on = if each.is_empty() {
-                std::sync::Arc::clone(&depends_on)
-            } else {
-                // This item's own: the shared ones, and item i of each paired map.
-                let own: Vec<Dep> =
-                    depends_on.iter().cloned().chain(each.iter().map(|&first| Dep::Task(first + i))).collect();
-                own.into()
-            };
-            tasks.push(TaskPlan { name, pool, work, depends_on, chunk, args: args_json, pos: b.pos });
+            }
+            Body::Call { name: call, path: call_path } => {
+                let ok = check_items(cx, b, call, call_path, (&names, &pool_names, pools), &mut awaited);
+                ok.then(|| PlanBody::Map { call: call.clone(), columns: b.map.iter().map(column).collect() })
+            }
+            Body::Command(c) => Some(PlanBody::One(Work::Command(c.clone()))),
+            Body::Invalid(_) => None,
+        };
+        let (Some(body), Some(pool)) = (body, b.pool) else { continue };
+        tasks.push(TaskPlan {
+            name: b.name.clone(),
+            pool,
+            body,
+            args: b.args.iter().map(|(a, v, _)| (a.clone(), (*v).clone())).collect(),
+            depends_on: depends_on.into(),
+            each,
+            chunk,
+            first: b.first,
+            len: b.count,
+            pos: b.pos,
+        });
+    }
+    awaited.sort_unstable();
+    awaited.dedup();
+    (tasks, awaited)
+}
+
+/// A mapped argument as the plan keeps it: whole numbers in 8 bytes each.
+fn column((name, mapped, _): &(String, Mapped<'_>, String)) -> (String, Column) {
+    let column = match mapped {
+        Mapped::Range { start, step } => Column::Range { start: *start, step: *step },
+        Mapped::List(items) => {
+            let ints: Option<Vec<i64>> =
+                items.iter().map(|v| if let Value::Number(n) = v { n.as_i64() } else { None }).collect();
+            ints.map_or_else(|| Column::Values(items.to_vec()), Column::Ints)
+        }
+    };
+    (name.clone(), column)
+}
+
+/// Checks every item of a `map:` task's calls; true if all are good. An item is first
+/// read without paths or messages (most files are right, and a path an argument costs
+/// an allocation); one that is wrong is read again to report where and why.
+fn check_items(
+    cx: &mut Ctx<'_>,
+    b: &Base<'_>,
+    call: &str,
+    call_path: &str,
+    (names, pool_names, pools): (&Names<'_, '_>, &[&str], &[PoolPlan]),
+    awaited: &mut Vec<usize>,
+) -> bool {
+    let own = b.pool.unwrap_or(0);
+    let mut good = true;
+    for k in 0..b.count {
+        let values: Vec<std::borrow::Cow<'_, Value>> = b.map.iter().map(|(_, m, _)| m.item(k)).collect();
+        let mut args: Vec<(String, &Value, String)> =
+            b.args.iter().map(|(a, v, _)| (a.clone(), *v, String::new())).collect();
+        args.extend(b.map.iter().zip(&values).map(|((a, _, _), v)| (a.clone(), v.as_ref(), String::new())));
+        let mut quiet = CallScope::new(None, names, pool_names, pools);
+        let parsed = crate::builtins::parse(&mut quiet, call, call_path, &args, own);
+        match parsed {
+            Some(builtin) if !quiet.failed => builtin.awaited(&mut |t| awaited.push(t)),
+            _ => {
+                good = false;
+                // Again, with paths, reporting.
+                for (arg, (a, m, apath)) in args.iter_mut().skip(b.args.len()).zip(&b.map) {
+                    debug_assert_eq!(&arg.0, a);
+                    arg.2 = match m {
+                        Mapped::List(_) => format!("{apath}[{k}]"),
+                        Mapped::Range { .. } => join(apath, "range"),
+                    };
+                }
+                for (arg, (_, _, path)) in args.iter_mut().zip(&b.args) {
+                    arg.2.clone_from(path);
+                }
+                let mut scope = CallScope::new(Some(&mut *cx), names, pool_names, pools);
+                let _ = crate::builtins::parse(&mut scope, call, call_path, &args, own);
+                // A range's bad values would be reported once an item.
+                if b.map.iter().any(|(_, m, _)| matches!(m, Mapped::Range { .. })) {
+                    break;
+                }
+            }
         }
     }
-    tasks
+    good
 }
 
 fn check_cycles(cx: &mut Ctx<'_>, bases: &[Base<'_>]) {

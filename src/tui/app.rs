@@ -1,9 +1,6 @@
 //! The monitor's state: the run model it shows, and its own view state (selection, filter, sort, scroll, overlays); a pure reducer over run events and user actions, tested without a terminal.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-
-use serde_json::Value;
 
 use crate::control::Control;
 use crate::events::Event;
@@ -247,8 +244,9 @@ pub struct App {
     pub model: RunModel,
     /// How it is shown.
     pub view: ViewState,
-    /// Each plan task's arguments, by task name, when the host knows them.
-    pub args: HashMap<String, Value>,
+    /// The plan being run, when the host knows it: the detail view shows a future's
+    /// arguments from it (made when shown, not kept per row).
+    pub plan: Option<std::sync::Arc<crate::config::Plan>>,
     /// A replay: commands are not sent.
     pub read_only: bool,
 }
@@ -718,7 +716,7 @@ mod tests {
             )
         };
         let done = |seq, t, task: &str, id| {
-            ev(seq, t, EventKind::Done { task: task.into(), id, pool: "io".into(), result: Value::Null })
+            ev(seq, t, EventKind::Done { task: task.into(), id, pool: "io".into(), result: serde_json::Value::Null })
         };
         vec![
             done(7, 2.0, "a", 1),

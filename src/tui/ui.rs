@@ -392,7 +392,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
             r.duration(app.model.now).map_or("-".into(), secs)
         )),
     ];
-    if let Some(args) = app.args.get(&r.name).filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
+    let args = app.plan.as_ref().and_then(|p| p.task_index(&r.name).map(|i| p.args_of(i)));
+    if let Some(args) = args.filter(|a| a.as_object().is_some_and(|o| !o.is_empty())) {
         lines.push(Line::from(format!("args: {}", cut(&args.to_string(), 400))));
     }
     if let Some(v) = &r.result {
@@ -565,11 +566,13 @@ mod tests {
     #[test]
     fn the_detail_view_shows_a_plan_tasks_arguments() {
         let mut app = App::new();
-        app.args.insert("p".into(), serde_json::json!({ "n": 7 }));
+        let yaml = "tasks:\n  - { name: p, call: pow, args: { exp: 2 }, map: { base: [5, 7] } }\n";
+        let plan = crate::config::load_str_offline("t.yaml", "t", yaml).expect("a valid file");
+        app.plan = Some(std::sync::Arc::new(plan));
         app.apply_event(&Event {
             seq: 1,
             t: 0.0,
-            kind: EventKind::Pending { task: "p".into(), id: 1, pool: "io".into() },
+            kind: EventKind::Pending { task: "p[1]".into(), id: 1, pool: "io".into() },
         });
         app.view.screen = View::Detail(1);
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
@@ -579,6 +582,6 @@ mod tests {
             })
             .unwrap();
         let text: String = terminal.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
-        assert!(text.contains(r#"args: {"n":7}"#), "{text}");
+        assert!(text.contains(r#"args: {"exp":2,"base":7}"#), "{text}");
     }
 }

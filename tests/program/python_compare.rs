@@ -39,13 +39,12 @@ fn spec(plan: &Plan) -> Value {
         .iter()
         .map(|p| json!({ "name": p.name, "kind": p.kind.as_str(), "max_workers": p.max_workers }))
         .collect();
-    let tasks: Vec<Value> = plan
-        .tasks
-        .iter()
-        .map(|t| {
-            let Work::Call(call) = &t.work else { panic!("{}: Python cannot run a command", t.name) };
-            assert!(t.depends_on.is_empty(), "{}: depends_on has no Python counterpart", t.name);
-            json!({ "name": t.name, "pool": t.pool, "call": call })
+    let tasks: Vec<Value> = (0..plan.len())
+        .map(|i| {
+            let (t, name) = (plan.task_of(i).unwrap(), plan.name_of(i));
+            let Some(Work::Call(call)) = plan.work(i) else { panic!("{name}: Python cannot run a command") };
+            assert!(t.depends_on.is_empty() && t.each.is_empty(), "{name}: depends_on has no Python counterpart");
+            json!({ "name": name, "pool": t.pool, "call": call })
         })
         .collect();
     json!({ "pools": pools, "tasks": tasks })
@@ -101,11 +100,11 @@ fn compare(file: &str) -> Option<BTreeMap<String, Value>> {
     let plan = futuretop::config::load(&manifest_dir().join(file)).unwrap();
     let python = run_python(&plan);
     let ours = run_futuretop(file);
-    let names: Vec<&str> = plan.tasks.iter().map(|t| t.name.as_str()).collect();
+    let names: Vec<String> = (0..plan.len()).map(|i| plan.name_of(i)).collect();
     assert_eq!(python.keys().map(String::as_str).collect::<Vec<_>>().len(), names.len(), "{python:?}");
     let mut differences = Vec::new();
     for name in names {
-        let (p, o) = (&python[name], ours.get(name));
+        let (p, o) = (&python[&name], ours.get(&name));
         if Some(p) != o {
             differences
                 .push(format!("  {name}: Python {p}, futuretop {}", o.map_or("nothing".into(), Value::to_string)));
