@@ -39,28 +39,28 @@ fn events(n: u64) -> Vec<Event> {
         v.push(Event { seq, t, kind });
     };
     for w in 1..=4 {
-        push(0.0, EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}"), pid: None });
+        push(0.0, EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}").into(), pid: None });
     }
     for id in 1..=n {
         let t = id as f64 * 1e-5;
         let task = format!("task[{id}]");
-        push(t, EventKind::Pending { task: task.clone(), id, pool: "io".into() });
+        push(t, EventKind::Pending { task: task.clone().into(), id, pool: "io".into() });
         if id + 100 < n {
             push(
                 t,
                 EventKind::Running {
-                    task: task.clone(),
+                    task: task.clone().into(),
                     id,
                     pool: "io".into(),
-                    worker: format!("io-{}", id % 4 + 1),
+                    worker: format!("io-{}", id % 4 + 1).into(),
                     pid: None,
                 },
             );
             if id % 50 == 0 {
                 let error = ErrorInfo { kind: futuretop_engine::ErrorKind::TaskError, message: "boom".into() };
-                push(t, EventKind::Exception { task, id, pool: "io".into(), error });
+                push(t, EventKind::Exception { task: task.into(), id, pool: "io".into(), error });
             } else {
-                push(t, EventKind::Done { task, id, pool: "io".into(), result: serde_json::json!(id) });
+                push(t, EventKind::Done { task: task.into(), id, pool: "io".into(), result: serde_json::json!(id) });
             }
         }
     }

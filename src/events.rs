@@ -33,6 +33,10 @@ const LOG_BUFFER: usize = 256 * 1024;
 /// The version of the event-log format, in the first line's `run_started` event.
 pub const EVENTS_VERSION: u32 = 1;
 
+/// A name in an event (a task's, a pool's, a worker's): shared, so that the events of one
+/// future, the bus and the views hold one copy of it.
+pub type Name = Arc<str>;
+
 /// One event of a run: a sequence number, a time, and what happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -103,22 +107,22 @@ pub enum EventKind {
     /// A future was submitted and waits for a worker.
     Pending {
         /// The task's name.
-        task: String,
+        task: Name,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: String,
+        pool: Name,
     },
     /// A worker runs it.
     Running {
         /// The task's name.
-        task: String,
+        task: Name,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: String,
+        pool: Name,
         /// The worker (`cpu-1`).
-        worker: String,
+        worker: Name,
         /// The worker's process id, for process pools.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -126,22 +130,22 @@ pub enum EventKind {
     /// It finished with a value.
     Done {
         /// The task's name.
-        task: String,
+        task: Name,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: String,
+        pool: Name,
         /// The value.
         result: Value,
     },
     /// It was cancelled before it ran.
     Cancelled {
         /// The task's name.
-        task: String,
+        task: Name,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: String,
+        pool: Name,
         /// Why, when the runner cancelled it (a dependency failed, say).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<CancelReason>,
@@ -149,20 +153,20 @@ pub enum EventKind {
     /// It ended with an exception.
     Exception {
         /// The task's name.
-        task: String,
+        task: Name,
         /// The future's id.
         id: u64,
         /// Its pool.
-        pool: String,
+        pool: Name,
         /// The error.
         error: ErrorInfo,
     },
     /// A running task began to wait on another task's future.
     Wait {
         /// The waiting task.
-        task: String,
+        task: Name,
         /// The task it waits on.
-        on: String,
+        on: Name,
         /// The waiter's future id.
         id: u64,
         /// The target's future id.
@@ -174,9 +178,9 @@ pub enum EventKind {
     /// That wait ended.
     WaitEnd {
         /// The waiting task.
-        task: String,
+        task: Name,
         /// The task it waited on.
-        on: String,
+        on: Name,
         /// The waiter's future id.
         id: u64,
         /// The target's future id.
@@ -187,9 +191,9 @@ pub enum EventKind {
     /// A pool started a worker.
     WorkerStarted {
         /// The pool.
-        pool: String,
+        pool: Name,
         /// The worker.
-        worker: String,
+        worker: Name,
         /// Its process id (process pools).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -197,9 +201,9 @@ pub enum EventKind {
     /// A worker ended.
     WorkerExited {
         /// The pool.
-        pool: String,
+        pool: Name,
         /// The worker.
-        worker: String,
+        worker: Name,
         /// Its process id (process pools).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pid: Option<u32>,
@@ -209,9 +213,9 @@ pub enum EventKind {
     /// What a worker has in use (a Slurm node: allocated CPUs, free memory, jobs).
     WorkerLoad {
         /// The pool.
-        pool: String,
+        pool: Name,
         /// The worker.
-        worker: String,
+        worker: Name,
         /// In words.
         load: String,
     },
@@ -232,14 +236,14 @@ pub enum EventKind {
     /// A pool broke: its pending futures fail, later submits are refused.
     PoolBroken {
         /// The pool.
-        pool: String,
+        pool: Name,
         /// Why.
         error: String,
     },
     /// A line a command printed.
     Output {
         /// The task.
-        task: String,
+        task: Name,
         /// `stdout` or `stderr`.
         stream: Stream,
         /// The line (cut at 4 KiB).
@@ -556,10 +560,11 @@ impl Bus {
         }
     }
 
-    fn name_of(&self, id: FutureId) -> (String, String) {
-        self.futures
-            .get(&id)
-            .map_or_else(|| (format!("task-{}", id.0), String::new()), |f| (f.task.to_string(), f.pool.to_string()))
+    fn name_of(&self, id: FutureId) -> (Name, Name) {
+        self.futures.get(&id).map_or_else(
+            || (format!("task-{}", id.0).into(), Name::from("")),
+            |f| (Arc::clone(&f.task), Arc::clone(&f.pool)),
+        )
     }
 
     fn handle(&mut self, msg: BusMsg) {
@@ -584,10 +589,8 @@ impl Bus {
                 }
                 match &kind {
                     EventKind::Pending { task, id, pool } => {
-                        self.futures.insert(
-                            FutureId(*id),
-                            FutureInfo { task: task.as_str().into(), pool: pool.as_str().into() },
-                        );
+                        self.futures
+                            .insert(FutureId(*id), FutureInfo { task: Arc::clone(task), pool: Arc::clone(pool) });
                     }
                     EventKind::Cancelled { id, .. } | EventKind::Done { id, .. } | EventKind::Exception { id, .. } => {
                         self.retire(FutureId(*id));
@@ -610,11 +613,11 @@ impl Bus {
         Some(match obs {
             Observation::Pending { id, pool, name } => {
                 self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
-                EventKind::Pending { task: name.to_string(), id: id.0, pool: pool.to_string() }
+                EventKind::Pending { task: name, id: id.0, pool }
             }
             Observation::Running { id, worker, pid } => {
                 let (task, pool) = self.name_of(id);
-                EventKind::Running { task, id: id.0, pool, worker: worker.to_string(), pid }
+                EventKind::Running { task, id: id.0, pool, worker, pid }
             }
             Observation::Finished { id, outcome } => {
                 let (task, pool) = self.name_of(id);
@@ -642,16 +645,14 @@ impl Bus {
             },
             Observation::WorkerStarted { pool, worker, pid } => {
                 self.track_pid(pid, true);
-                EventKind::WorkerStarted { pool: pool.to_string(), worker: worker.to_string(), pid }
+                EventKind::WorkerStarted { pool, worker, pid }
             }
             Observation::WorkerExited { pool, worker, pid, status } => {
                 self.track_pid(pid, false);
-                EventKind::WorkerExited { pool: pool.to_string(), worker: worker.to_string(), pid, status }
+                EventKind::WorkerExited { pool, worker, pid, status }
             }
-            Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool: pool.to_string(), error },
-            Observation::WorkerLoad { pool, worker, load } => {
-                EventKind::WorkerLoad { pool: pool.to_string(), worker: worker.to_string(), load }
-            }
+            Observation::PoolBroken { pool, error } => EventKind::PoolBroken { pool, error },
+            Observation::WorkerLoad { pool, worker, load } => EventKind::WorkerLoad { pool, worker, load },
             Observation::CallbackPanicked { id, message } => {
                 let (task, _) = self.name_of(id);
                 EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }

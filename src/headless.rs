@@ -100,11 +100,14 @@ mod tests {
     }
 
     fn pending(seq: u64, id: u64) -> Event {
-        ev(seq, EventKind::Pending { task: format!("t{id}"), id, pool: "p".into() })
+        ev(seq, EventKind::Pending { task: format!("t{id}").into(), id, pool: "p".into() })
     }
 
     fn done(seq: u64, id: u64) -> Event {
-        ev(seq, EventKind::Done { task: format!("t{id}"), id, pool: "p".into(), result: serde_json::Value::Null })
+        ev(
+            seq,
+            EventKind::Done { task: format!("t{id}").into(), id, pool: "p".into(), result: serde_json::Value::Null },
+        )
     }
 
     #[test]
@@ -148,6 +151,6 @@ mod tests {
         assert_eq!(all.counts(), unfinished.counts());
         assert_eq!(all.summary(0), unfinished.summary(0));
         assert_eq!((all.rows.len(), unfinished.rows.len()), (3, 1));
-        assert_eq!(unfinished.row(1).map(|r| r.name.as_str()), Some("t1"), "the kept row is found by its id");
+        assert_eq!(unfinished.row(1).map(|r| &*r.name), Some("t1"), "the kept row is found by its id");
     }
 }

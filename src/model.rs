@@ -10,8 +10,9 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value;
 
 use crate::deadlock::DeadlockKind;
-use crate::events::{CancelReason, ErrorInfo, Event, EventKind};
+use crate::events::{CancelReason, ErrorInfo, Event, EventKind, Name};
 use crate::pools::PoolKind;
+use futuretop_engine::observe::IdMap;
 use futuretop_engine::WaitOutcome;
 
 /// Lines of command output kept per task.
@@ -75,13 +76,13 @@ pub struct Row {
     /// When it was first seen, counting from 0 (the summary lists in this order).
     pub order: usize,
     /// Its task name.
-    pub name: String,
+    pub name: Name,
     /// Its pool.
-    pub pool: String,
+    pub pool: Name,
     /// Its state.
     pub state: RowState,
     /// The worker running it (or that ran it).
-    pub worker: Option<String>,
+    pub worker: Option<Name>,
     /// The worker's pid (process pools).
     pub pid: Option<u32>,
     /// When it was submitted, started, ended (run seconds).
@@ -146,7 +147,7 @@ impl Row {
 #[derive(Debug, Clone)]
 pub struct WorkerView {
     /// Its name (`cpu-1`).
-    pub name: String,
+    pub name: Name,
     /// Its pid (process pools).
     pub pid: Option<u32>,
     /// The future it runs now.
@@ -284,7 +285,7 @@ impl StateCounts {
 #[derive(Debug, Clone, PartialEq)]
 struct Named {
     order: usize,
-    name: String,
+    name: Name,
     /// `TYPE: message` for a failure, the reason for a cancellation.
     what: String,
 }
@@ -296,7 +297,7 @@ struct Summary {
     failures: Vec<Named>,
     cancelled: Vec<Named>,
     /// The slowest finished futures: (seconds, order, name), slowest first.
-    slowest: Vec<(f64, usize, String)>,
+    slowest: Vec<(f64, usize, Name)>,
     deadlocks: Vec<String>,
 }
 
@@ -340,9 +341,9 @@ pub struct RunModel {
     pub now: f64,
     /// The futures kept (see [`Keep`]), in the order they were first seen.
     pub rows: Vec<Row>,
-    index: HashMap<u64, usize>,
+    index: IdMap<u64, usize>,
     /// The latest future of each task name (for output lines).
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<Name, usize>,
     /// Pools and their workers.
     pub pools: Vec<PoolView>,
     /// Deadlocks standing now.
@@ -370,9 +371,9 @@ pub struct RunModel {
     keep: Keep,
     summary: Summary,
     /// Each pool's index in `pools`, by name.
-    pool_index: HashMap<String, usize>,
+    pool_index: IdMap<Name, usize>,
     /// Each worker's index in its pool's `workers`, by pool name, then worker name.
-    worker_index: HashMap<String, HashMap<String, usize>>,
+    worker_index: IdMap<Name, IdMap<Name, usize>>,
 }
 
 impl RunModel {
@@ -405,7 +406,7 @@ impl RunModel {
         if let Some(&i) = self.pool_index.get(pool) {
             return &mut self.pools[i];
         }
-        self.pool_index.insert(pool.to_owned(), self.pools.len());
+        self.pool_index.insert(pool.into(), self.pools.len());
         self.pools.push(PoolView {
             name: pool.to_owned(),
             kind: None,
@@ -673,7 +674,7 @@ impl RunModel {
                     w.pid = *pid;
                 } else {
                     self.pool_mut(pool);
-                    let pi = self.pool_index.get(pool.as_str()).copied().unwrap_or(0);
+                    let pi = self.pool_index.get(&**pool).copied().unwrap_or(0);
                     let p = &mut self.pools[pi];
                     let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
                     p.workers.insert(
@@ -717,7 +718,7 @@ impl RunModel {
                 self.push_log(|| format!("pool {pool} broke: {error}"));
             }
             EventKind::Output { task, line, .. } => {
-                if let Some(&i) = self.by_name.get(task) {
+                if let Some(&i) = self.by_name.get(&**task) {
                     let r = &mut self.rows[i];
                     if r.output.len() == OUTPUT_TAIL {
                         r.output.pop_front();
@@ -954,7 +955,7 @@ mod tests {
         // b goes: d takes its place, and is still found by its id.
         assert_eq!(m.apply(&done(2, "b")), Change::Moved);
         assert_eq!(m.rows.len(), 3);
-        assert_eq!(m.row(4).map(|r| r.name.as_str()), Some("d"));
+        assert_eq!(m.row(4).map(|r| &*r.name), Some("d"));
         assert_eq!(m.index_of(4), Some(1));
         // The last row goes: nothing moves into its place.
         assert_eq!(m.apply(&failed(3, "c")), Change::Moved);

@@ -26,7 +26,7 @@ use crate::events::{
 use crate::pools::{BuildCx, Job, Pool, Spec};
 use crate::tasks::{run_command, OutputSink, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
-use futuretop_engine::observe::FutureId;
+use futuretop_engine::observe::{FutureId, IdMap};
 use futuretop_engine::ProcessCall;
 use futuretop_engine::{CancelledError, Exception, Future, FutureError, SubmitError};
 
@@ -117,7 +117,7 @@ struct Registry {
     /// held back by its pool's window, it is submitted at once.
     want: Sender<usize>,
     /// Every live future of the run (inner submits too), with its pool's index.
-    by_id: Mutex<HashMap<FutureId, (usize, Future<Value>)>>,
+    by_id: Mutex<IdMap<FutureId, (usize, Future<Value>)>>,
     /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
     supervisor: Option<PathBuf>,
     bus: Sender<BusMsg>,
@@ -138,13 +138,18 @@ impl Registry {
                 (name, job)
             })
             .collect();
-        let results = self.pools[pool].submit_chunk(jobs);
-        results.into_iter().map(|r| r.map(|f| self.track(pool, f))).collect()
+        self.pools[pool].submit_chunk(jobs)
     }
 
-    fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
+    /// Submits a plan future's work; the runner keeps it in [`Registry::by_id`] while it is live.
+    fn submit_plan(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
         let job = Box::new(TaskJob { registry: Arc::clone(self), name: name.to_owned(), work });
-        let future = self.pools[pool].submit(name, job)?;
+        self.pools[pool].submit(name, job)
+    }
+
+    /// Submits an inner future (a `submit`'s), kept in [`Registry::by_id`] while it is live.
+    fn submit_work(self: &Arc<Self>, pool: usize, name: &str, work: Work) -> Result<Future<Value>, SubmitError> {
+        let future = self.submit_plan(pool, name, work)?;
         Ok(self.track(pool, future))
     }
 
@@ -172,11 +177,11 @@ impl Registry {
             }
             Work::Command(c) => {
                 let out_bus = self.bus.clone();
-                let out_task = name.to_owned();
+                let out_task: crate::events::Name = name.into();
                 let sink: OutputSink = Arc::new(move |stream, line| {
                     let _ = out_bus.send(BusMsg::Runner(
                         Instant::now(),
-                        EventKind::Output { task: out_task.clone(), stream, line },
+                        EventKind::Output { task: Arc::clone(&out_task), stream, line },
                     ));
                 });
                 run_command(c, &sink, &|_| {}, self.supervisor.as_deref())
@@ -390,7 +395,7 @@ pub fn start(
         plan: Arc::clone(&plan),
         pools,
         submitted: Condvar::new(),
-        by_id: Mutex::new(HashMap::new()),
+        by_id: Mutex::new(IdMap::default()),
         bus: bus_tx.clone(),
         supervisor: options.command_supervisor.clone(),
     });
@@ -430,8 +435,8 @@ enum Unsubmitted {
     Failed(Exception),
 }
 
-/// A plan future's index and how it ended.
-type Completion = (usize, Final);
+/// A plan future's index, its id and how it ended.
+type Completion = (usize, FutureId, Final);
 
 /// An item whose `{ each: }` pairing will never be satisfied: it ended, cancelled.
 const DEAD: u32 = u32::MAX;
@@ -556,7 +561,8 @@ impl Runner {
         while self.unfinished > 0 {
             select! {
                 recv(completions) -> msg => {
-                    if let Ok((i, f)) = msg {
+                    if let Ok((i, id, f)) = msg {
+                        lock(&self.reg.by_id).remove(&id);
                         self.finished(i, f, true);
                     }
                 }
@@ -676,7 +682,7 @@ impl Runner {
             self.unreadable(i);
             return;
         };
-        let result = self.reg.submit_work(t.pool, &plan.name_of(i), work);
+        let result = self.reg.submit_plan(t.pool, &plan.name_of(i), work);
         self.submitted(i, result);
     }
 
@@ -708,6 +714,9 @@ impl Runner {
             Ok(f) => {
                 let pool = self.reg.plan.task_of(i).map_or(0, |t| t.pool);
                 self.feeds[pool].in_flight += 1;
+                // Live until the runner hears it ended (one callback a future, and the
+                // table is only touched by this thread and by controls).
+                lock(&self.reg.by_id).insert(f.id(), (pool, f.clone()));
                 let done = self.completions.0.clone();
                 f.add_done_callback(move |f| {
                     let outcome = match f.try_result() {
@@ -715,7 +724,7 @@ impl Runner {
                         Some(Err(FutureError::Cancelled(_))) => Final::Cancelled,
                         _ => Final::Exception,
                     };
-                    let _ = done.send((i, outcome));
+                    let _ = done.send((i, f.id(), outcome));
                 });
                 if self.reg.plan.awaited.binary_search(&i).is_ok() {
                     lock(&self.reg.slots).insert(i, f);
@@ -744,9 +753,9 @@ impl Runner {
     /// Reports future `i`, which never reached a pool, pending and ended; how it ended.
     fn emit_unsubmitted(&mut self, i: usize, end: Unsubmitted) -> Final {
         let plan = &self.reg.plan;
-        let pool = plan.task_of(i).map_or_else(String::new, |t| plan.pools[t.pool].name.clone());
+        let pool: crate::events::Name = plan.task_of(i).map_or("", |t| plan.pools[t.pool].name.as_str()).into();
         let f = Future::<Value>::new();
-        let (name, id, now) = (plan.name_of(i), f.id().0, Instant::now());
+        let (name, id, now): (crate::events::Name, _, _) = (plan.name_of(i).into(), f.id().0, Instant::now());
         let _ =
             self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: name.clone(), id, pool: pool.clone() }));
         let (kind, outcome) = match end {
@@ -978,7 +987,10 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(3);
         while self.unfinished > 0 {
             match self.completions.1.recv_deadline(deadline) {
-                Ok((i, f)) => self.finished(i, f, true),
+                Ok((i, id, f)) => {
+                    lock(&self.reg.by_id).remove(&id);
+                    self.finished(i, f, true);
+                }
                 Err(_) => break,
             }
         }

@@ -570,7 +570,7 @@ impl App {
                 let pool = self.selected_row().map(|r| r.pool.clone())?;
                 let n = self.model.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
                 self.view.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
-                return self.send(Control::CancelPool(pool));
+                return self.send(Control::CancelPool(pool.to_string()));
             }
             Action::Break => {
                 let Some(d) = self.model.deadlocks.first() else {
@@ -578,7 +578,7 @@ impl App {
                     return None;
                 };
                 let victim = d.victim_id?;
-                let name = self.model.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.clone());
+                let name = self.model.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.to_string());
                 self.view.status = Some(format!("breaking the deadlock: {name}'s wait gets a DeadlockError"));
                 return self.send(Control::BreakWait(FutureId(victim)));
             }
@@ -843,7 +843,7 @@ mod tests {
             tx.send(std::sync::Arc::new(ev(
                 id,
                 0.0,
-                EventKind::Pending { task: format!("t{id}"), id, pool: "io".into() },
+                EventKind::Pending { task: format!("t{id}").into(), id, pool: "io".into() },
             )))
             .unwrap();
         }

@@ -218,9 +218,9 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
             let state = if r.state == RowState::Running && !r.waits_on.is_empty() { "blocked" } else { r.state.word() };
             TableRow::new(vec![
                 Cell::from(cut(&r.name, 28)),
-                Cell::from(r.pool.clone()),
+                Cell::from(r.pool.to_string()),
                 Cell::from(Span::styled(format!("{} {state}", r.state.symbol()), theme.state(r.state))),
-                Cell::from(r.worker.clone().unwrap_or_default()),
+                Cell::from(r.worker.as_deref().unwrap_or_default().to_owned()),
                 Cell::from(r.duration(now).map(secs).unwrap_or_default()),
                 Cell::from(cut(&r.outcome(), 80)),
             ])
@@ -335,7 +335,7 @@ fn draw_worker_lines(
         let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
         let name = format!("  {:<9} ", w.name);
         let room = usize::from(inner.width).saturating_sub(name.chars().count() + 8);
-        let what = [res.as_str(), task.map_or("", |r| r.name.as_str()), pid.as_str()]
+        let what = [res.as_str(), task.map_or("", |r| &*r.name), pid.as_str()]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
@@ -403,8 +403,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
         lines.push(Line::styled(format!("error: {e}"), theme.fg(Color::Red)));
     }
     let waits: Vec<String> =
-        r.waits_on.iter().map(|w| app.row(*w).map_or_else(|| format!("#{w}"), |x| x.name.clone())).collect();
-    let by: Vec<String> = app.waited_by(id).iter().map(|x| x.name.clone()).collect();
+        r.waits_on.iter().map(|w| app.row(*w).map_or_else(|| format!("#{w}"), |x| x.name.to_string())).collect();
+    let by: Vec<String> = app.waited_by(id).iter().map(|x| x.name.to_string()).collect();
     lines.push(Line::from(format!(
         "waits on: {}   waited on by: {}",
         if waits.is_empty() { "-".into() } else { waits.join(", ") },
@@ -437,7 +437,7 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     for r in app.model.rows.iter().filter(|r| !r.waits_on.is_empty()) {
         for w in &r.waits_on {
             let target = app.row(*w);
-            let tname = target.map_or_else(|| format!("#{w}"), |t| t.name.clone());
+            let tname = target.map_or_else(|| format!("#{w}"), |t| t.name.to_string());
             let tstate = target.map_or("?", |t| {
                 if t.state == RowState::Running && !t.waits_on.is_empty() {
                     "blocked"

@@ -238,7 +238,7 @@ fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
         app.apply_event(&Event { seq, t: 0.0, kind });
     };
     for id in 1..=100 {
-        push(&mut app, EventKind::Pending { task: format!("t{id:03}"), id, pool: "io".into() });
+        push(&mut app, EventKind::Pending { task: format!("t{id:03}").into(), id, pool: "io".into() });
     }
     render(&mut app, 80, 24);
     let page = app.view.geometry.page;

@@ -121,7 +121,7 @@ fn deadlock(es: &[Event]) -> (String, Vec<String>, Option<String>, Option<f64>) 
 
 fn exception_of<'a>(es: &'a [Event], task: &str) -> Option<&'a str> {
     es.iter().find_map(|e| match &e.kind {
-        EventKind::Exception { task: t, error, .. } if t == task => Some(error.kind.as_str()),
+        EventKind::Exception { task: t, error, .. } if &**t == task => Some(error.kind.as_str()),
         _ => None,
     })
 }
@@ -180,7 +180,7 @@ fn cycle_break_gives_the_victim_a_deadlock_error() {
     let began = |task: &str| {
         es.iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Wait { task: t, .. } if t == task => Some(e.t),
+                EventKind::Wait { task: t, .. } if &**t == task => Some(e.t),
                 _ => None,
             })
             .fold(f64::MIN, f64::max)
@@ -233,7 +233,7 @@ fn starvation_break_gives_the_victim_a_deadlock_error_and_the_queue_runs() {
     assert_eq!(resolved(&es), vec!["break".to_owned()]);
     // The worker is free again: the queued pow runs (5 ** 2).
     assert!(es.iter().any(|e| matches!(&e.kind,
-        EventKind::Done { task, result, .. } if task == "wait_on_future/pow" && *result == serde_json::json!(25))));
+        EventKind::Done { task, result, .. } if &**task == "wait_on_future/pow" && *result == serde_json::json!(25))));
 }
 
 // ---------------------------------------------------------------------------------------
