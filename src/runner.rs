@@ -438,6 +438,9 @@ enum Unsubmitted {
 /// A plan future's index, its id and how it ended.
 type Completion = (usize, FutureId, Final);
 
+/// Completions the runner takes in one go before it looks at its controls again.
+const BATCH: usize = 256;
+
 /// An item whose `{ each: }` pairing will never be satisfied: it ended, cancelled.
 const DEAD: u32 = u32::MAX;
 
@@ -559,6 +562,30 @@ impl Runner {
         let completions = self.completions.1.clone();
         let wants = self.wants.clone();
         while self.unfinished > 0 {
+            // Under a steady stream, completions are taken in batches without `select`
+            // (whose registration on every channel contends with the workers sending);
+            // controls are looked at between batches, so a key still acts at once.
+            let mut taken = 0;
+            while taken < BATCH {
+                let Ok((i, id, f)) = completions.try_recv() else { break };
+                lock(&self.reg.by_id).remove(&id);
+                self.finished(i, f, true);
+                taken += 1;
+            }
+            while let Ok(i) = wants.try_recv() {
+                self.want(i);
+            }
+            match self.control.try_recv() {
+                Ok(c) => {
+                    if let Some(code) = self.control_message(&c) {
+                        outcome = Some(code);
+                        break;
+                    }
+                    continue;
+                }
+                Err(_) if taken > 0 => continue,
+                Err(_) => {}
+            }
             select! {
                 recv(completions) -> msg => {
                     if let Ok((i, id, f)) = msg {
@@ -571,25 +598,35 @@ impl Runner {
                         self.want(i);
                     }
                 }
-                recv(self.control) -> msg => match msg {
-                    Ok(Control::Interrupt) => {
-                        self.stop();
-                        outcome = Some(130);
+                recv(self.control) -> msg => if let Ok(c) = msg {
+                    if let Some(code) = self.control_message(&c) {
+                        outcome = Some(code);
                         break;
                     }
-                    Ok(Control::DeadlockFail) => {
-                        self.stop();
-                        outcome = Some(3);
-                        break;
-                    }
-                    Ok(c) => self.steer(&c),
-                    Err(_) => {}
                 }
             }
         }
         let counts = self.counts();
         let code = outcome.unwrap_or(i32::from(counts.exception > 0));
         (code, counts)
+    }
+
+    /// Acts on a control message; the run's exit code if it ends the run.
+    fn control_message(&mut self, c: &Control) -> Option<i32> {
+        match c {
+            Control::Interrupt => {
+                self.stop();
+                Some(130)
+            }
+            Control::DeadlockFail => {
+                self.stop();
+                Some(3)
+            }
+            c => {
+                self.steer(c);
+                None
+            }
+        }
     }
 
     /// True when future `i` (item `k` of task `e`) may be submitted: its task's
