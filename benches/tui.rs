@@ -31,6 +31,7 @@ fn events(n: u64) -> Vec<Event> {
             file: "bench.yaml".into(),
             pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 4 }],
             tasks: usize::try_from(n).unwrap_or(usize::MAX),
+            maps: Vec::new(),
         },
     }];
     let mut seq = 1;

@@ -260,6 +260,11 @@ impl Plan {
         (t.is_map() && k < t.len).then_some(t.first + k)
     }
 
+    /// The index in [`Plan::tasks`] of the task called `name`.
+    pub fn task_position(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
     /// The task called `name`, as declared.
     pub fn task_named(&self, name: &str) -> Option<&TaskPlan> {
         self.by_name.get(name).map(|&t| &self.tasks[t])

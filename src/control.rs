@@ -23,6 +23,10 @@ pub enum Control {
     Kill(FutureId),
     /// Cancel every pending future of a pool (`shutdown(cancel_futures=True)` for that pool's queue).
     CancelPool(String),
+    /// Cancel the items of `map:` task NAME not yet handed to their pool (see bounded
+    /// submission in `docs/design.md`), as `cancel()` on each: they end `cancelled`, and
+    /// what depends on them is cancelled in turn.
+    CancelUnsubmitted(String),
     /// Break a deadlock: interrupt this future's wait with a `DeadlockError`.
     BreakWait(FutureId),
     /// A deadlock was detected under `--on-deadlock fail`: end the run with code 3.

@@ -76,6 +76,17 @@ pub struct PoolInfo {
     pub max_workers: usize,
 }
 
+/// A `map:` task in `run_started`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapInfo {
+    /// Its name (its items are `name[0]`, `name[1]`, ...).
+    pub task: String,
+    /// Its pool.
+    pub pool: String,
+    /// How many items it has.
+    pub items: usize,
+}
+
 /// One worker process in a `system` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcSample {
@@ -103,6 +114,11 @@ pub enum EventKind {
         pools: Vec<PoolInfo>,
         /// The number of tasks in the plan (after `map:` expansion).
         tasks: usize,
+        /// The `map:` tasks: their items are handed to their pool a window at a time, so
+        /// a view can show those not yet handed over (an addition of issue 15; empty in
+        /// older logs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        maps: Vec<MapInfo>,
     },
     /// A future was submitted and waits for a worker.
     Pending {
@@ -849,7 +865,14 @@ mod tests {
         );
         let pools = vec![PoolInfo { name: "cpu".into(), kind: PoolKind::Process, max_workers: 2 }];
         assert_eq!(
-            line(EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools, tasks: 3 }),
+            line(EventKind::RunStarted {
+                version: 1,
+                run: "r".into(),
+                file: "f".into(),
+                pools,
+                tasks: 3,
+                maps: Vec::new()
+            }),
             r#"{"seq":1,"t":0.5,"event":"run_started","version":1,"run":"r","file":"f","pools":[{"name":"cpu","kind":"process","max_workers":2}],"tasks":3}"#
         );
         let cancelled = |reason| EventKind::Cancelled { task: "b".into(), id: 3, pool: "p".into(), reason };

@@ -6,11 +6,12 @@
 //! summarise the run with the same words.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::deadlock::DeadlockKind;
-use crate::events::{CancelReason, ErrorInfo, Event, EventKind, Name};
+use crate::events::{CancelReason, ErrorInfo, Event, EventKind, MapInfo, Name};
 use crate::pools::PoolKind;
 use futuretop_engine::observe::IdMap;
 use futuretop_engine::WaitOutcome;
@@ -101,6 +102,9 @@ pub struct Row {
     pub events: VecDeque<(f64, String)>,
     /// The tail of its command output.
     pub output: VecDeque<String>,
+    /// For the row that stands for a `map:` task's items not yet handed to their pool
+    /// (named `map[…]`, an id of its own): how many there are. 0 for a future's row.
+    pub unsubmitted: usize,
 }
 
 /// Why a row did not end with a value.
@@ -130,6 +134,9 @@ impl Row {
 
     /// The result or error, in one line.
     pub fn outcome(&self) -> String {
+        if self.unsubmitted > 0 {
+            return format!("{} not yet submitted", self.unsubmitted);
+        }
         match (&self.result, &self.error) {
             (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
             (_, Some(error @ RowError::Exception(_))) => error.to_string(),
@@ -220,6 +227,10 @@ pub const HISTORY: usize = 120;
 /// How far behind the live clock a sample is taken when no event brings it: events
 /// stamped before a sample's time have long arrived by then.
 pub const SAMPLE_GRACE: f64 = 1.0;
+
+/// The ids of the rows of maps' unsubmitted items count down from here (future ids count
+/// up from 1).
+const UNSUBMITTED_IDS: u64 = u64::MAX;
 
 /// How many slowest futures the summary lists.
 const SLOWEST: usize = 5;
@@ -370,6 +381,10 @@ pub struct RunModel {
     seen_planned: usize,
     keep: Keep,
     summary: Summary,
+    /// The rows of the maps' items not yet handed over ([`Row::unsubmitted`]), by map name.
+    unsubmitted: IdMap<Name, u64>,
+    /// Rows moved up since a view last asked (see [`RunModel::take_rows_moved`]).
+    rows_moved: bool,
     /// Each pool's index in `pools`, by name.
     pool_index: IdMap<Name, usize>,
     /// Each worker's index in its pool's `workers`, by pool name, then worker name.
@@ -518,6 +533,70 @@ impl RunModel {
         Change::State
     }
 
+    /// Adds the row that stands for map `m`'s items not yet handed to their pool (the
+    /// `j`th map of the run): a monitor shows them, and `c` on it cancels them.
+    fn add_unsubmitted(&mut self, j: usize, m: &MapInfo, t: f64) {
+        let id = UNSUBMITTED_IDS - j as u64;
+        if self.index.contains_key(&id) || m.items == 0 {
+            return;
+        }
+        let name: Name = m.task.as_str().into();
+        self.unsubmitted.insert(Arc::clone(&name), id);
+        self.index.insert(id, self.rows.len());
+        self.rows.push(Row {
+            id,
+            order: usize::MAX,
+            name: format!("{}[…]", m.task).into(),
+            pool: m.pool.as_str().into(),
+            state: RowState::Pending,
+            worker: None,
+            pid: None,
+            submitted: t,
+            started: None,
+            ended: None,
+            result: None,
+            error: None,
+            waits_on: Vec::new(),
+            events: VecDeque::new(),
+            output: VecDeque::new(),
+            unsubmitted: m.items,
+        });
+    }
+
+    /// Future `task` was handed to its pool: one fewer of its map's items waits for that;
+    /// the map's row of them goes with the last (the rows after it move up one).
+    fn handed_over(&mut self, task: &str) {
+        if self.unsubmitted.is_empty() {
+            return;
+        }
+        let Some((map, _)) = task.strip_suffix(']').and_then(|t| t.rsplit_once('[')) else { return };
+        let Some(&id) = self.unsubmitted.get(map) else { return };
+        let Some(&i) = self.index.get(&id) else { return };
+        let row = &mut self.rows[i];
+        row.unsubmitted = row.unsubmitted.saturating_sub(1);
+        if row.unsubmitted > 0 {
+            return;
+        }
+        self.unsubmitted.remove(map);
+        self.index.remove(&id);
+        self.rows.remove(i);
+        for (k, r) in self.rows.iter().enumerate().skip(i) {
+            self.index.insert(r.id, k);
+            if let Some(at) = self.by_name.get_mut(&r.name) {
+                if *at == k + 1 {
+                    *at = k;
+                }
+            }
+        }
+        self.rows_moved = true;
+    }
+
+    /// True once, after rows moved up (a map's row of unsubmitted items went): a view
+    /// that keeps an order over the rows works it out again.
+    pub fn take_rows_moved(&mut self) -> bool {
+        std::mem::take(&mut self.rows_moved)
+    }
+
     /// Lets row `i` go (the last row takes its place).
     fn let_go(&mut self, i: usize) {
         let r = self.rows.swap_remove(i);
@@ -544,7 +623,7 @@ impl RunModel {
         self.now = self.now.max(e.t);
         let t = e.t;
         match &e.kind {
-            EventKind::RunStarted { run, file, pools, tasks, .. } => {
+            EventKind::RunStarted { run, file, pools, tasks, maps, .. } => {
                 self.run.clone_from(run);
                 self.file.clone_from(file);
                 self.planned = *tasks;
@@ -561,11 +640,18 @@ impl RunModel {
                     v.kind = Some(p.kind);
                     v.max_workers = p.max_workers;
                 }
+                if self.keep == Keep::All && !maps.is_empty() {
+                    for (j, m) in maps.iter().enumerate() {
+                        self.add_unsubmitted(j, m, t);
+                    }
+                    return Change::Moved;
+                }
             }
             EventKind::Pending { task, id, pool } => {
                 if self.index.contains_key(id) {
                     return Change::Nothing;
                 }
+                self.handed_over(task);
                 let i = self.rows.len();
                 self.index.insert(*id, i);
                 if self.keep == Keep::All {
@@ -593,6 +679,7 @@ impl RunModel {
                     waits_on: Vec::new(),
                     events: VecDeque::new(),
                     output: VecDeque::new(),
+                    unsubmitted: 0,
                 });
                 self.seen += 1;
                 self.note(*id, t, || format!("pending in pool {pool}"));
@@ -935,7 +1022,14 @@ mod tests {
         let mut m = RunModel::new(Keep::Unfinished);
         m.apply(&ev(
             0.0,
-            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 3 },
+            EventKind::RunStarted {
+                version: 1,
+                run: "r".into(),
+                file: "f".into(),
+                pools: vec![],
+                tasks: 3,
+                maps: Vec::new(),
+            },
         ));
         assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
         m.apply(&pending(1, "a"));
@@ -944,6 +1038,39 @@ mod tests {
         let c = m.counts();
         assert_eq!((c.of(RowState::Pending), c.of(RowState::Done), c.total), (3, 1, 4));
         assert_eq!(c.sentence(), "4 futures: 1 done, 0 failed, 0 cancelled, 3 unfinished");
+    }
+
+    /// A monitor shows a map's items not yet handed to their pool as one row, `m[…]`,
+    /// counted down as they are handed over and gone with the last; it is not a future,
+    /// so the counts do not see it twice.
+    #[test]
+    fn a_maps_unsubmitted_items_are_one_row_until_the_last_is_handed_over() {
+        let mut m = RunModel::new(Keep::All);
+        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2 }];
+        let started =
+            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 3, maps };
+        assert_eq!(m.apply(&ev(0.0, started)), Change::Moved);
+        assert_eq!((m.rows.len(), &*m.rows[0].name, m.rows[0].unsubmitted), (1, "m[…]", 2));
+        assert_eq!(m.rows[0].outcome(), "2 not yet submitted");
+        assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
+        m.apply(&pending(1, "m[0]"));
+        m.apply(&pending(2, "x"));
+        assert_eq!(m.rows[0].unsubmitted, 1);
+        assert!(!m.take_rows_moved());
+        m.apply(&pending(3, "m[1]"));
+        assert!(m.take_rows_moved(), "the row went: the views' order is stale");
+        let names: Vec<&str> = m.rows.iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["m[0]", "x", "m[1]"]);
+        assert_eq!((m.index_of(1), m.index_of(3)), (Some(0), Some(2)));
+        assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
+        // The headless reporter keeps no such row.
+        let mut h = RunModel::new(Keep::Unfinished);
+        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2 }];
+        h.apply(&ev(
+            0.0,
+            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 2, maps },
+        ));
+        assert!(h.rows.is_empty());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::{Dep, Plan, Work};
 use crate::control::{Control, OnDeadlock};
 use crate::detector::{Detector, Verdict};
 use crate::events::{
-    Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, PoolInfo, Stage, EVENTS_VERSION,
+    Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, MapInfo, PoolInfo, Stage, EVENTS_VERSION,
 };
 use crate::pools::{BuildCx, Job, Pool, Spec};
 use crate::tasks::{run_command, OutputSink, TaskRequest};
@@ -363,6 +363,12 @@ pub fn start(
                 .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind, max_workers: p.max_workers })
                 .collect(),
             tasks: plan.len(),
+            maps: plan
+                .tasks
+                .iter()
+                .filter(|t| t.is_map())
+                .map(|t| MapInfo { task: t.name.clone(), pool: plan.pools[t.pool].name.clone(), items: t.len })
+                .collect(),
         },
     ));
     let mut pools = Vec::new();
@@ -875,7 +881,7 @@ impl Runner {
             }
             for d in abandoned {
                 let reason = reason();
-                self.abandon(d, &reason, &mut work);
+                self.abandon(d, Some(&reason), &mut work);
             }
             // Item k of the maps paired with this one.
             for d in self.entries[e].each_dependents.clone() {
@@ -913,7 +919,7 @@ impl Runner {
     /// Task `e` will never run (a dependency failed or was cancelled, or the run
     /// stopped): each of its futures that has not ended is reported cancelled, with
     /// `reason`, and queued in `work` for what follows from it.
-    fn abandon(&mut self, e: usize, reason: &CancelReason, work: &mut Vec<(usize, Final, bool)>) {
+    fn abandon(&mut self, e: usize, reason: Option<&CancelReason>, work: &mut Vec<(usize, Final, bool)>) {
         let plan = Arc::clone(&self.reg.plan);
         let entry = &mut self.entries[e];
         if entry.abandoned || entry.waiting == 0 {
@@ -929,7 +935,7 @@ impl Runner {
                 }
                 *count = DEAD;
             }
-            let o = self.emit_unsubmitted(t.first + k, Unsubmitted::Cancelled(Some(reason.clone())));
+            let o = self.emit_unsubmitted(t.first + k, Unsubmitted::Cancelled(reason.cloned()));
             work.push((t.first + k, o, false));
         }
     }
@@ -982,8 +988,63 @@ impl Runner {
                 self.cancel_ready(pool, None);
                 self.dispatch(pool);
             }
+            Control::CancelUnsubmitted(name) => {
+                if let Some(e) = self.reg.plan.task_position(name) {
+                    self.cancel_unsubmitted(e);
+                }
+            }
             Control::Interrupt | Control::DeadlockFail => {}
         }
+    }
+
+    /// Cancels task `e`'s futures not yet handed to its pool (a user's cancel: no
+    /// reason), and what depends on them.
+    fn cancel_unsubmitted(&mut self, e: usize) {
+        let plan = Arc::clone(&self.reg.plan);
+        let t = &plan.tasks[e];
+        let mut work = Vec::new();
+        if self.entries[e].waiting > 0 {
+            self.abandon(e, None, &mut work);
+            self.settle(work);
+            return;
+        }
+        let own = t.futures();
+        let mut keep = std::collections::VecDeque::new();
+        let mut cancel = Vec::new();
+        for run in std::mem::take(&mut self.feeds[t.pool].ready) {
+            let inside = run.start.max(own.start)..run.end.min(own.end);
+            if inside.start >= inside.end {
+                keep.push_back(run);
+                continue;
+            }
+            if run.start < inside.start {
+                keep.push_back(run.start..inside.start);
+            }
+            cancel.extend(inside.clone().filter(|i| !self.forced.remove(i)));
+            if inside.end < run.end {
+                keep.push_back(inside.end..run.end);
+            }
+        }
+        self.feeds[t.pool].ready = keep;
+        // With `{ each: }`: the items whose pairs are not all done yet, too.
+        let need = pairs(t.each.len());
+        let each_done = &mut self.entries[e].each_done;
+        if !each_done.is_empty() {
+            for &i in &cancel {
+                each_done[i - t.first] = DEAD;
+            }
+            for (k, count) in each_done.iter_mut().enumerate() {
+                if *count < need {
+                    *count = DEAD;
+                    cancel.push(t.first + k);
+                }
+            }
+        }
+        for i in cancel {
+            let o = self.emit_unsubmitted(i, Unsubmitted::Cancelled(None));
+            work.push((i, o, false));
+        }
+        self.settle(work);
     }
 
     /// Ctrl-C or a deadlock failure: cancel what waits, kill what runs, give it a moment.
@@ -999,7 +1060,7 @@ impl Runner {
         let mut work = Vec::new();
         for (e, t) in plan.tasks.iter().enumerate() {
             if self.entries[e].waiting > 0 {
-                self.abandon(e, &CancelReason::RunStopped, &mut work);
+                self.abandon(e, Some(&CancelReason::RunStopped), &mut work);
                 continue;
             }
             // Items still waiting for their `{ each: }` pairs.
@@ -1132,6 +1193,52 @@ mod tests {
             _ => None,
         });
         assert!(unsubmitted_reasons.into_iter().all(|r| r.is_none()), "a user's cancel has no reason");
+    }
+
+    /// Cancelling a map's items not yet handed to their pool (`c` on its `m[…]` row)
+    /// cancels those, without a reason, and their dependents, with theirs; the items the
+    /// pool holds, and other tasks, go on.
+    #[test]
+    fn cancel_unsubmitted_cancels_the_rest_of_a_map_and_its_dependents() {
+        let yaml = format!(
+            "pools:\n  io: {{ kind: thread, max_workers: 1 }}\n\
+             tasks:\n\
+             \x20 - {{ name: m, pool: io, call: sleep, map: {{ secs: [{}] }} }}\n\
+             \x20 - {{ name: after, pool: io, call: sleep, map: {{ secs: [{}] }}, depends_on: [{{ each: m }}] }}\n\
+             \x20 - {{ name: other, pool: io, call: sleep, args: {{ secs: 0 }} }}\n",
+            vec!["0.001"; 1000].join(", "),
+            vec!["0"; 1000].join(", ")
+        );
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let handle = start(plan(&yaml), &RunOptions::default(), vec![tx]).expect("the run starts");
+        let mut events = Vec::new();
+        let mut asked = false;
+        for e in &rx {
+            if matches!(&e.kind, EventKind::Done { task, .. } if &**task == "m[10]") && !asked {
+                asked = true;
+                handle.control().send(Control::CancelUnsubmitted("m".into())).expect("the run listens");
+            }
+            events.push(e);
+        }
+        let report = handle.join();
+        let end = |name: &str| {
+            events.iter().rev().find_map(|e| match &e.kind {
+                EventKind::Done { task, .. } if &**task == name => Some(("done", None)),
+                EventKind::Cancelled { task, reason, .. } if &**task == name => {
+                    Some(("cancelled", reason.as_ref().map(ToString::to_string)))
+                }
+                _ => None,
+            })
+        };
+        assert_eq!(end("m[999]"), Some(("cancelled", None)), "a user's cancel has no reason");
+        assert_eq!(end("after[999]"), Some(("cancelled", Some("dependency 'm[999]' was cancelled".into()))));
+        assert_eq!(end("m[0]"), Some(("done", None)));
+        assert_eq!(end("after[0]"), Some(("done", None)));
+        assert_eq!(end("other"), Some(("done", None)));
+        let c = report.counts;
+        assert_eq!((c.done + c.cancelled, c.unfinished, c.exception), (2001, 0, 0), "{c:?}");
+        assert!(c.cancelled > 1000, "most of m, and their partners: {c:?}");
+        assert!(lifecycles(&events).values().all(|s| s.first() == Some(&"pending") && s.len() >= 2));
     }
 
     /// A task that waits on an item its pool's window has not reached gets that item

@@ -264,7 +264,12 @@ impl App {
 
     /// Takes in one run event.
     pub fn apply_event(&mut self, e: &Event) {
-        match self.model.apply(e) {
+        let change = self.model.apply(e);
+        if self.model.take_rows_moved() {
+            self.view.order = None;
+            return;
+        }
+        match change {
             Change::Nothing => {}
             Change::Added(i) => match self.view.order.as_mut() {
                 // A new row at the end: the plain order just grows.
@@ -544,7 +549,13 @@ impl App {
             Action::Cancel => {
                 self.scroll_to_selection();
                 let r = self.selected_row()?;
-                let (id, name, state) = (r.id, r.name.clone(), r.state);
+                let (id, name, state, unsubmitted) = (r.id, r.name.clone(), r.state, r.unsubmitted);
+                if unsubmitted > 0 {
+                    // The row of a map's items not yet handed to their pool: `name[…]`.
+                    let map = name.strip_suffix("[…]").unwrap_or(&name).to_owned();
+                    self.view.status = Some(format!("cancelling the {unsubmitted} items of {map} not yet submitted"));
+                    return self.send(Control::CancelUnsubmitted(map));
+                }
                 if state == RowState::Pending {
                     self.view.status = Some(format!("cancelling {name}"));
                     return self.send(Control::Cancel(FutureId(id)));
@@ -670,6 +681,7 @@ mod tests {
                 file: "f.yaml".into(),
                 pools: vec![PoolInfo { name: "io".into(), kind: crate::pools::PoolKind::Thread, max_workers: 2 }],
                 tasks: 3,
+                maps: Vec::new(),
             },
         ));
         for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {

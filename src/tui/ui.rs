@@ -382,7 +382,12 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
         Line::from(vec![
             Span::styled(format!("{} ", r.name), Style::default().add_modifier(Modifier::BOLD)),
             Span::styled(format!("{} {}", r.state.symbol(), r.state.word()), theme.state(r.state)),
-            Span::raw(format!("  pool {}  worker {}  id #{}", r.pool, r.worker.as_deref().unwrap_or("-"), r.id)),
+            Span::raw(format!(
+                "  pool {}  worker {}  id {}",
+                r.pool,
+                r.worker.as_deref().unwrap_or("-"),
+                if r.unsubmitted > 0 { "-".to_owned() } else { format!("#{}", r.id) }
+            )),
         ]),
         Line::from(format!(
             "submitted {}  started {}  ended {}  ran {}",

@@ -331,6 +331,48 @@ fn a_queued_task_found_with_slash_is_cancelled_with_c() {
     });
 }
 
+/// A map of 500 behind a blocker on a one-worker pool: the pool is handed a window of it,
+/// and the rest shows as one row, `m[…]`, pending and not yet submitted. `c` on that row
+/// cancels those items; `C` then cancels the pool's queued ones; the blocker runs on.
+#[test]
+fn a_windowed_map_is_cancelled_by_c_on_its_unsubmitted_row_and_by_cap_c_on_its_pool() {
+    if !tmux_here("a_windowed_map_is_cancelled_by_c_on_its_unsubmitted_row_and_by_cap_c_on_its_pool") {
+        return;
+    }
+    let yaml = format!(
+        "pools:\n  one: {{ kind: thread, max_workers: 1 }}\n\
+         tasks:\n\
+         \x20 - {{ name: blocker, pool: one, call: sleep, args: {{ secs: 30 }} }}\n\
+         \x20 - {{ name: m, pool: one, call: sleep, map: {{ secs: [{}] }} }}\n",
+        vec!["0"; 500].join(", ")
+    );
+    let file = TaskFile::new("window", &yaml);
+    let t = Tmux::run("window", 120, 40, &file.path());
+    t.wait_row("blocker", &["▶ running"]);
+    let row = t.wait_row("m[…]", &["· pending", "not yet"]);
+    let waiting: usize = row
+        .split_whitespace()
+        .zip(row.split_whitespace().skip(1))
+        .find(|(_, next)| *next == "not")
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count of unsubmitted items in {row}"));
+    assert!((300..500).contains(&waiting), "most of the map waits for the window: {row}");
+    // The row of unsubmitted items is the table's first: the selection starts on it.
+    t.keys(&["c"]);
+    let s = t.wait_text(&format!("⊘ cancelled {waiting}"));
+    assert!(s.contains(&format!("cancelling the {waiting} items of m not yet submitted")), "{s}");
+    t.wait_for("the row of unsubmitted items to go", |s| Tmux::row(s, "m[…]").is_none());
+    t.wait_row("m[0]", &["· pending"]);
+    t.keys(&["C"]);
+    t.wait_text("⊘ cancelled 500");
+    t.wait_row("m[0]", &["⊘ cancelled"]);
+    t.wait_row("blocker", &["▶ running"]);
+    t.keys(&["q"]);
+    t.wait_text("(y/n)");
+    t.keys(&["y"]);
+    t.wait_text("EXIT=130");
+}
+
 #[test]
 fn x_kills_a_running_task_on_a_thread_pool_and_on_a_process_pool() {
     if !tmux_here("x_kills_a_running_task_on_a_thread_pool_and_on_a_process_pool") {
@@ -457,6 +499,7 @@ fn slow_log() -> String {
                 file: "recorded.yaml".into(),
                 pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 1 }],
                 tasks: 2,
+                maps: Vec::new(),
             },
         ),
         (0.0, EventKind::Pending { task: "first".into(), id: 1, pool: "io".into() }),

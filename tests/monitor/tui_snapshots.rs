@@ -73,7 +73,10 @@ impl Log {
 fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, PoolKind, usize)], tasks: usize) {
     let pools =
         pools.iter().map(|&(name, kind, max_workers)| PoolInfo { name: name.into(), kind, max_workers }).collect();
-    log.at(0.0, EventKind::RunStarted { version: 1, run: run.into(), file: file.into(), pools, tasks });
+    log.at(
+        0.0,
+        EventKind::RunStarted { version: 1, run: run.into(), file: file.into(), pools, tasks, maps: Vec::new() },
+    );
 }
 
 /// A nightly batch in full swing: done, failed, running, queued and cancelled tasks,
