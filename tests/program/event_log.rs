@@ -407,3 +407,65 @@ fn interrupted_log_is_complete() {
     assert_eq!(ended["later"].state, "cancelled");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The log's invariants at 1,000,000 futures (issue 15): a map of a million `pow` calls,
+/// handed to its pool a window at a time, run headless with the log. Every future has
+/// one `pending`, one `running` and one `done`, in that order; `seq` has no gap;
+/// `run_finished` counts them all. The log (about 300 MB) is read line by line.
+#[test]
+fn a_million_futures_each_end_once_and_seq_has_no_gap() {
+    use std::io::BufRead;
+    const N: u64 = 1_000_000;
+    #[derive(serde::Deserialize)]
+    struct Line {
+        seq: u64,
+        event: String,
+        id: Option<u64>,
+        counts: Option<Value>,
+    }
+    let dir = scratch("million");
+    let file = dir.join("million.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "pools:\n  cpu: {{ kind: thread, max_workers: 2 }}\n\
+             tasks:\n  - {{ name: p, pool: cpu, call: pow, args: {{ exp: 2 }}, map: {{ base: {{ range: {N} }} }} }}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("events.jsonl");
+    let out = command(&["run", file.to_str().unwrap()], &log).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Per future: 1 after `pending`, 2 after `running`, 3 once ended.
+    let mut stage: HashMap<u64, u8> = HashMap::with_capacity(1 << 20);
+    let (mut expected_seq, mut first, mut last, mut last_event) = (1u64, None, None, String::new());
+    let reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&log).unwrap());
+    for line in reader.lines() {
+        let line = line.unwrap();
+        let l: Line = serde_json::from_str(&line).unwrap_or_else(|e| panic!("line {expected_seq}: {e}: {line}"));
+        assert_eq!(l.seq, expected_seq, "seq has a gap or goes back: {line}");
+        expected_seq += 1;
+        first.get_or_insert_with(|| l.event.clone());
+        last_event.clone_from(&l.event);
+        let next = match l.event.as_str() {
+            "pending" => 1,
+            "running" => 2,
+            "done" | "exception" | "cancelled" => 3,
+            "run_finished" => {
+                last = l.counts.clone();
+                continue;
+            }
+            _ => continue,
+        };
+        let id = l.id.unwrap_or_else(|| panic!("a future event without an id: {line}"));
+        let now = stage.entry(id).or_insert(0);
+        assert_eq!(*now + 1, next, "future {id} out of order at {line}");
+        *now = next;
+    }
+    assert_eq!((first.as_deref(), last_event.as_str()), (Some("run_started"), "run_finished"));
+    assert_eq!(stage.len() as u64, N, "one future an item");
+    assert!(stage.values().all(|&s| s == 3), "every future ended");
+    let counts = last.expect("run_finished is the last event");
+    assert_eq!(counts, json!({ "done": N, "exception": 0, "cancelled": 0, "unfinished": 0 }));
+    let _ = std::fs::remove_dir_all(dir);
+}
