@@ -10,13 +10,21 @@
 //! `python3` is missing. Files go to a temporary directory, the event log to `/dev/shm`
 //! when it exists.
 //!
-//! Run: `cargo bench --bench e2e` (about a minute).
+//! Then, once each: a 1,000,000-item map (`{ range: }`) run headless with the log, its
+//! log replayed headless (`futuretop replay LOG --headless`), and the same log taken into
+//! the monitor's state in this process (time, this process's peak memory, and frames and
+//! keys on a 160x45 `TestBackend` with the million rows); with `E2E_10M=1`, a
+//! 10,000,000-item map too (about 45 s more, a 3.3 GB log).
+//!
+//! Run: `cargo bench --bench e2e` (about two minutes).
 
 #![allow(clippy::cast_precision_loss, clippy::unwrap_used)] // figures for people; a bench that cannot start fails
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use futuretop::tui::app::Action;
 
 const EXE: &str = env!("CARGO_BIN_EXE_futuretop");
 
@@ -222,6 +230,77 @@ fn main() {
             println!("  {name} / futuretop: {:.2}x (paired, quartiles {q1:.2}-{q3:.2})", median(ratios));
         }
     }
+    big(&dir, &log);
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// This process's peak resident memory so far, in MB.
+fn own_hwm() -> f64 {
+    hwm(std::process::id()).unwrap_or(0.0)
+}
+
+/// A million futures (and ten million with `E2E_10M=1`): the run, its replay, the monitor.
+fn big(dir: &Path, log: &Path) {
+    let map = |n: usize| {
+        let file = dir.join(format!("range{n}.yaml"));
+        std::fs::write(
+            &file,
+            format!(
+                "pools:\n  cpu: {{ kind: thread, max_workers: 2 }}\n\
+                 tasks:\n  - {{ name: p, pool: cpu, call: pow, args: {{ exp: 2 }}, map: {{ base: {{ range: {n} }} }} }}\n"
+            ),
+        )
+        .unwrap();
+        file
+    };
+    if std::env::var_os("E2E_10M").is_some() {
+        let m = measure(&mut run(&map(10_000_000), log));
+        println!("10,000,000-item pow map, thread pool, run --headless --events (once)");
+        println!("  futuretop        {:>8.3} s   peak {:>7.1} MB", m.secs, m.peak_mb);
+    }
+    let m = measure(&mut run(&map(1_000_000), log));
+    println!("1,000,000-item pow map, thread pool, run --headless --events (once)");
+    println!("  futuretop        {:>8.3} s   peak {:>7.1} MB", m.secs, m.peak_mb);
+    let mut replay = Command::new(EXE);
+    replay.arg("replay").arg(log).arg("--headless");
+    let m = measure(&mut replay);
+    println!("its log replayed: replay --headless (once)");
+    println!("  futuretop        {:>8.3} s   peak {:>7.1} MB", m.secs, m.peak_mb);
+    // The monitor's state with the million futures, in this process.
+    let before = own_hwm();
+    let start = Instant::now();
+    let mut app = futuretop::tui::app::App::new();
+    for e in futuretop::events::LogReader::open(log).unwrap() {
+        app.apply_event(&e.unwrap());
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "the monitor takes the log in: {took:.3} s, {} rows, peak {:.1} MB (this process: {before:.1} MB before)",
+        app.model.rows.len(),
+        own_hwm()
+    );
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 45)).unwrap();
+    let mut frame = |app: &mut futuretop::tui::app::App| {
+        let t = Instant::now();
+        app.prepare();
+        term.draw(|f| {
+            let g = futuretop::tui::ui::draw(f, app, futuretop::tui::ui::Theme { color: true });
+            let _ = g;
+        })
+        .unwrap();
+        t.elapsed().as_secs_f64() * 1e3
+    };
+    let first = frame(&mut app);
+    let mut keys = Vec::new();
+    for action in [Action::Bottom, Action::Top, Action::Page(1), Action::Page(1), Action::Move(1), Action::Bottom] {
+        let t = Instant::now();
+        let _ = app.apply(action);
+        let key = t.elapsed().as_secs_f64() * 1e3;
+        keys.push(key + frame(&mut app));
+    }
+    println!(
+        "  first frame {first:.2} ms; key to frame (End, Home, PgDn, PgDn, Down, End): {}",
+        keys.iter().map(|k| format!("{k:.2}")).collect::<Vec<_>>().join(", ")
+    );
 }

@@ -790,16 +790,56 @@ pub enum LogError {
     },
 }
 
-/// Reads an event log written with `--events`.
+/// Reads an event log written with `--events`, whole (see [`LogReader`] to go through a
+/// large one an event at a time).
 pub fn read_log(path: &Path) -> Result<Vec<Event>, LogError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LogError::Read { path: path.to_owned(), error })?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|error| LogError::Line { path: path.to_owned(), line: i + 1, error })
+    LogReader::open(path)?.collect()
+}
+
+/// Reads an event log an event at a time: memory for one line, not for the log (a
+/// 1,000,000-future run writes 300 MB of it).
+pub struct LogReader {
+    path: std::path::PathBuf,
+    lines: std::io::BufReader<std::fs::File>,
+    line: String,
+    number: usize,
+}
+
+impl LogReader {
+    /// Opens the log at `path`.
+    pub fn open(path: &Path) -> Result<Self, LogError> {
+        let file = std::fs::File::open(path).map_err(|error| LogError::Read { path: path.to_owned(), error })?;
+        Ok(Self {
+            path: path.to_owned(),
+            lines: std::io::BufReader::with_capacity(1 << 16, file),
+            line: String::new(),
+            number: 0,
         })
-        .collect()
+    }
+}
+
+impl Iterator for LogReader {
+    type Item = Result<Event, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::io::BufRead;
+        loop {
+            self.line.clear();
+            self.number += 1;
+            match self.lines.read_line(&mut self.line) {
+                Ok(0) => return None,
+                Ok(_) if self.line.trim().is_empty() => {}
+                Ok(_) => {
+                    return Some(serde_json::from_str(&self.line).map_err(|error| LogError::Line {
+                        path: self.path.clone(),
+                        line: self.number,
+                        error,
+                    }));
+                }
+                Err(error) => return Some(Err(LogError::Read { path: self.path.clone(), error })),
+            }
+        }
+    }
 }
 
 /// Samples system CPU and memory, and the live worker processes, about once a second,

@@ -109,22 +109,41 @@ fn run(cli: Cli) -> Result<u8, String> {
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
         Some(Command::Replay { log, headless }) => {
-            let events = futuretop::events::read_log(&log).map_err(|e| format!("futuretop: {e}"))?;
+            use futuretop::events::{EventKind, LogReader};
+            let open = || LogReader::open(&log).map_err(|e| format!("futuretop: {e}"));
             if use_monitor(headless) {
-                futuretop::tui::run(futuretop::tui::Source::Replay(events), color())
+                // Read through once first, so that a bad line is reported before the
+                // screen is taken; then replayed from the file, an event at a time.
+                for e in open()? {
+                    e.map_err(|e| format!("futuretop: {e}"))?;
+                }
+                let events = open()?.map_while(Result::ok);
+                futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), color())
                     .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
                 return Ok(0);
             }
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let mut exit_code = 0;
-            for e in events {
-                if let futuretop::events::EventKind::RunFinished { exit_code: c, .. } = &e.kind {
-                    exit_code = *c;
-                }
-                let _ = tx.send(std::sync::Arc::new(e));
-            }
-            drop(tx);
+            // Headless: the log is read as the summary is made, a few thousand events
+            // ahead at most.
+            let (tx, rx) = crossbeam_channel::bounded(4096);
+            let reader = open()?;
+            let feeder = std::thread::Builder::new()
+                .name("futuretop-replay".into())
+                .spawn(move || -> Result<i32, String> {
+                    let mut exit_code = 0;
+                    for e in reader {
+                        let e = e.map_err(|e| format!("futuretop: {e}"))?;
+                        if let EventKind::RunFinished { exit_code: c, .. } = &e.kind {
+                            exit_code = *c;
+                        }
+                        if tx.send(std::sync::Arc::new(e)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(exit_code)
+                })
+                .map_err(|e| format!("futuretop: cannot start the replay: {e}"))?;
             let model = futuretop::headless::report(&rx, false, &mut std::io::sink());
+            let exit_code = feeder.join().map_err(|_| "futuretop: the replay stopped on a bug".to_owned())??;
             print!("{}", model.summary(exit_code));
             Ok(0)
         }

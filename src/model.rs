@@ -8,6 +8,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use serde_json::Value;
 
 use crate::deadlock::DeadlockKind;
@@ -94,14 +96,16 @@ pub struct Row {
     pub ended: Option<f64>,
     /// Its value.
     pub result: Option<Value>,
-    /// Its error, or why it was cancelled.
-    pub error: Option<RowError>,
+    /// Its error, or why it was cancelled (boxed: most rows have none).
+    pub error: Option<Box<RowError>>,
     /// Futures it is waiting on now.
-    pub waits_on: Vec<u64>,
-    /// Its own event timeline.
-    pub events: VecDeque<(f64, String)>,
+    pub waits_on: ThinVec<u64>,
+    /// What its timeline tells beyond its own states (its waits, kept as they came):
+    /// [`Row::timeline`] makes the whole of it when a detail view shows it, so that a row
+    /// of the 1,000,000 a monitor may hold keeps no text of its states.
+    pub events: ThinVec<(f64, String)>,
     /// The tail of its command output.
-    pub output: VecDeque<String>,
+    pub output: ThinVec<String>,
     /// For the row that stands for a `map:` task's items not yet handed to their pool
     /// (named `map[…]`, an id of its own): how many there are. 0 for a future's row.
     pub unsubmitted: usize,
@@ -132,12 +136,33 @@ impl Row {
         self.started.map(|s| self.ended.unwrap_or(now) - s)
     }
 
+    /// Its timeline, in time order: submitted, taken by a worker, its waits, ended.
+    pub fn timeline(&self) -> Vec<(f64, String)> {
+        let mut lines = vec![(self.submitted, format!("pending in pool {}", self.pool))];
+        if let (Some(t), Some(w)) = (self.started, &self.worker) {
+            lines.push((t, format!("running on {w}")));
+        }
+        lines.extend(self.events.iter().cloned());
+        if let Some(t) = self.ended {
+            let end = match (self.error.as_deref(), self.state) {
+                (Some(RowError::Exception(e)), _) => format!("{}: {}", e.kind, e.message),
+                (Some(RowError::Cancelled(r)), _) => format!("cancelled: {r}"),
+                (None, RowState::Cancelled) => "cancelled".into(),
+                (None, _) => "done".into(),
+            };
+            lines.push((t, end));
+        }
+        // Stable: at the same time, the order above (pending, running, waits, end).
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        lines
+    }
+
     /// The result or error, in one line.
     pub fn outcome(&self) -> String {
         if self.unsubmitted > 0 {
             return format!("{} not yet submitted", self.unsubmitted);
         }
-        match (&self.result, &self.error) {
+        match (&self.result, self.error.as_deref()) {
             (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
             (_, Some(error @ RowError::Exception(_))) => error.to_string(),
             (Some(v), None) => match v {
@@ -456,9 +481,9 @@ impl RunModel {
         if let Some(r) = self.row_mut(id) {
             let what = what();
             if r.events.len() == TASK_EVENTS {
-                r.events.pop_front();
+                r.events.remove(0);
             }
-            r.events.push_back((t, what));
+            r.events.push((t, what));
         }
     }
 
@@ -513,7 +538,7 @@ impl RunModel {
         if state != RowState::Cancelled {
             self.summary.timed(r, t);
         }
-        match &r.error {
+        match r.error.as_deref() {
             Some(RowError::Exception(e)) => {
                 self.summary.failures.push(Named {
                     order: r.order,
@@ -556,9 +581,9 @@ impl RunModel {
             ended: None,
             result: None,
             error: None,
-            waits_on: Vec::new(),
-            events: VecDeque::new(),
-            output: VecDeque::new(),
+            waits_on: ThinVec::new(),
+            events: ThinVec::new(),
+            output: ThinVec::new(),
             unsubmitted: m.items,
         });
     }
@@ -667,7 +692,8 @@ impl RunModel {
                     id: *id,
                     order: self.seen,
                     name: task.clone(),
-                    pool: pool.clone(),
+                    // The pool's own name (one copy however many rows, from a log too).
+                    pool: self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone()),
                     state: RowState::Pending,
                     worker: None,
                     pid: None,
@@ -676,13 +702,12 @@ impl RunModel {
                     ended: None,
                     result: None,
                     error: None,
-                    waits_on: Vec::new(),
-                    events: VecDeque::new(),
-                    output: VecDeque::new(),
+                    waits_on: ThinVec::new(),
+                    events: ThinVec::new(),
+                    output: ThinVec::new(),
                     unsubmitted: 0,
                 });
                 self.seen += 1;
-                self.note(*id, t, || format!("pending in pool {pool}"));
                 return Change::Added(i);
             }
             EventKind::Running { id, pool, worker, pid, .. } => {
@@ -690,26 +715,26 @@ impl RunModel {
                 if !self.set_state(i, RowState::Running) {
                     return Change::Nothing;
                 }
-                let r = &mut self.rows[i];
-                r.started = Some(t);
-                r.worker = Some(worker.clone());
-                r.pid = *pid;
-                let (pool, worker) = (pool.clone(), worker.clone());
-                if let Some(w) = self.worker_mut(&pool, &worker) {
+                // The worker's own name (one copy however many rows, from a log too).
+                let mut name = worker.clone();
+                if let Some(w) = self.worker_mut(pool, worker) {
                     w.current = Some(*id);
                     if w.spans.len() == WORKER_SPANS {
                         w.spans.pop_front();
                     }
                     w.spans.push_back((t, None, *id));
+                    name = w.name.clone();
                 }
-                self.note(*id, t, || format!("running on {worker}"));
+                let r = &mut self.rows[i];
+                r.started = Some(t);
+                r.worker = Some(name);
+                r.pid = *pid;
                 return Change::State;
             }
             EventKind::Done { id, result, .. } => {
                 if self.row(*id).is_none_or(|r| r.state.is_final()) {
                     return Change::Nothing;
                 }
-                self.note(*id, t, || "done".into());
                 let keep = self.keep;
                 if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
                     r.result = Some(result.clone());
@@ -721,9 +746,8 @@ impl RunModel {
                     return Change::Nothing;
                 }
                 if let Some(r) = self.row_mut(*id) {
-                    r.error = Some(RowError::Exception(error.clone()));
+                    r.error = Some(Box::new(RowError::Exception(error.clone())));
                 }
-                self.note(*id, t, || format!("{}: {}", error.kind, error.message));
                 self.push_log(|| format!("{task} failed: {}: {}", error.kind, error.message));
                 return self.finish(*id, t, RowState::Failed);
             }
@@ -732,9 +756,8 @@ impl RunModel {
                     return Change::Nothing;
                 }
                 if let (Some(r), Some(reason)) = (self.row_mut(*id), reason) {
-                    r.error = Some(RowError::Cancelled(reason.clone()));
+                    r.error = Some(Box::new(RowError::Cancelled(reason.clone())));
                 }
-                self.note(*id, t, || reason.clone().map_or_else(|| "cancelled".into(), |r| format!("cancelled: {r}")));
                 if let Some(r) = reason {
                     self.push_log(|| format!("{task} cancelled: {r}"));
                 }
@@ -808,9 +831,9 @@ impl RunModel {
                 if let Some(&i) = self.by_name.get(&**task) {
                     let r = &mut self.rows[i];
                     if r.output.len() == OUTPUT_TAIL {
-                        r.output.pop_front();
+                        r.output.remove(0);
                     }
-                    r.output.push_back(line.clone());
+                    r.output.push(line.clone());
                 }
                 self.push_log(|| format!("{task}: {line}"));
             }

@@ -95,8 +95,8 @@ pub enum Source {
         /// The plan being run (for the detail view's arguments).
         plan: Option<std::sync::Arc<crate::config::Plan>>,
     },
-    /// A recorded log, replayed at its own pace.
-    Replay(Vec<Event>),
+    /// A recorded log's events, replayed at their own pace (read as they are needed).
+    Replay(Box<dyn Iterator<Item = Event> + Send>),
 }
 
 /// What the monitor showed when it was left.
@@ -232,12 +232,12 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.
-fn feed(log: Vec<Event>, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
+fn feed(log: Box<dyn Iterator<Item = Event> + Send>, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
     let mut speed = 1.0_f64;
     let mut paused = false;
     let mut clock = 0.0_f64;
     let mut last = Instant::now();
-    let mut it = log.into_iter().peekable();
+    let mut it = log.peekable();
     // A key that arrived while the feeder waited for the next event's time.
     let mut waited: Option<ReplayKey> = None;
     while let Some(next_t) = it.peek().map(|e| e.t) {

@@ -417,7 +417,7 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     )));
     lines.push(Line::from(""));
     lines.push(Line::styled("timeline", Style::default().add_modifier(Modifier::BOLD)));
-    for (t, what) in &r.events {
+    for (t, what) in &r.timeline() {
         lines.push(Line::from(format!("  {:>8}  {what}", secs(*t))));
     }
     if !r.output.is_empty() {
