@@ -350,7 +350,14 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
+    // Read with the bound too: a device or a pipe (`/dev/zero`, `<(yes)`) reports no size.
+    let mut bytes = Vec::new();
+    let opened = std::fs::File::open(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(opened, MAX_FILE_BYTES + 1), &mut bytes)
+        .map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(fail(format!("the file is larger than {MAX_FILE_BYTES} bytes, the limit of a task file")));
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         fail(format!(
             "not a text file: invalid UTF-8 at byte {}; expected a YAML task file",

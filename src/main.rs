@@ -21,6 +21,35 @@ use futuretop::runner::RunOptions;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `println!` that never panics: a closed pipe (`futuretop ... | head`) or a full disk
+/// ends the writing quietly, and the program exits with its own code.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics (see [`say!`]).
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see [`say!`]).
+macro_rules! warn {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
+/// Exit code when the event log is not whole: a run could not write all of it (a full
+/// disk, say), or a replayed log has damaged lines or no `run_finished`.
+const EXIT_LOG_INCOMPLETE: u8 = 4;
+
 /// Exit code for usage and configuration errors (DESIGN §4).
 const EXIT_USAGE: u8 = 2;
 /// The exit code after a panic in the monitor (as a Rust program that panics).
@@ -41,7 +70,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
-            eprintln!("{message}");
+            warn!("{message}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -70,7 +99,7 @@ fn run(cli: Cli) -> Result<u8, String> {
         Some(Command::Run { file, run }) => run_plan(load(&file)?, &run),
         Some(Command::Validate { file }) => {
             let plan = load(&file)?;
-            println!(
+            say!(
                 "{}: ok ({} tasks in {} pools: {})",
                 file.display(),
                 plan.len(),
@@ -87,9 +116,9 @@ fn run(cli: Cli) -> Result<u8, String> {
             Ok(0)
         }
         Some(Command::Demo { name: None, .. }) => {
-            println!("bundled scenarios (futuretop demo NAME):");
+            say!("bundled scenarios (futuretop demo NAME):");
             for s in futuretop::demo::SCENARIOS {
-                println!("  {:<20} {}", s.name, s.about);
+                say!("  {:<20} {}", s.name, s.about);
             }
             Ok(0)
         }
@@ -101,53 +130,117 @@ fn run(cli: Cli) -> Result<u8, String> {
             let yaml = if s.name == "urls" {
                 let addr = futuretop::demo::start_local_http()
                     .map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
-                eprintln!("serving the demo pages on http://{addr}/");
+                warn!("serving the demo pages on http://{addr}/");
                 s.yaml.replace("127.0.0.1:8000", &addr)
             } else {
                 s.yaml.to_owned()
             };
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
-        Some(Command::Replay { log, headless }) => {
-            use futuretop::events::{EventKind, LogReader};
-            let open = || LogReader::open(&log).map_err(|e| format!("futuretop: {e}"));
-            if use_monitor(headless) {
-                // Read through once first, so that a bad line is reported before the
-                // screen is taken; then replayed from the file, an event at a time.
-                for e in open()? {
-                    e.map_err(|e| format!("futuretop: {e}"))?;
-                }
-                let events = open()?.map_while(Result::ok);
-                futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), color())
-                    .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
-                return Ok(0);
+        Some(Command::Replay { log, headless }) => replay(&log, headless),
+    }
+}
+
+/// What reading a log through found, beside its events.
+struct Replayed {
+    /// `run_finished`'s exit code, if the log has one.
+    exit_code: Option<i32>,
+    /// An event was read.
+    started: bool,
+    /// Lines that are not events (damaged, or the last one cut), and the first few of them.
+    damaged: usize,
+    problems: Vec<String>,
+    /// Events of kinds this version does not know, skipped.
+    skipped: usize,
+}
+
+impl Replayed {
+    /// Says on stderr what was wrong with the log; the exit code: the recorded one for a
+    /// log read whole, else [`EXIT_LOG_INCOMPLETE`].
+    fn report(&self) -> u8 {
+        for p in &self.problems {
+            warn!("futuretop: warning: {p}");
+        }
+        if self.damaged > self.problems.len() {
+            warn!("futuretop: warning: {} more lines that are not events", self.damaged - self.problems.len());
+        }
+        if self.skipped > 0 {
+            warn!("futuretop: {} events of kinds this version does not know were skipped", self.skipped);
+        }
+        match self.exit_code {
+            Some(code) if self.damaged == 0 => u8::try_from(code).unwrap_or(1),
+            Some(_) => EXIT_LOG_INCOMPLETE,
+            None => {
+                warn!("futuretop: the run did not finish: the log has no run_finished (the run was killed, or is still going)");
+                EXIT_LOG_INCOMPLETE
             }
-            // Headless: the log is read as the summary is made, a few thousand events
-            // ahead at most.
-            let (tx, rx) = crossbeam_channel::bounded(4096);
-            let reader = open()?;
-            let feeder = std::thread::Builder::new()
-                .name("futuretop-replay".into())
-                .spawn(move || -> Result<i32, String> {
-                    let mut exit_code = 0;
-                    for e in reader {
-                        let e = e.map_err(|e| format!("futuretop: {e}"))?;
-                        if let EventKind::RunFinished { exit_code: c, .. } = &e.kind {
-                            exit_code = *c;
-                        }
-                        if tx.send(std::sync::Arc::new(e)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(exit_code)
-                })
-                .map_err(|e| format!("futuretop: cannot start the replay: {e}"))?;
-            let model = futuretop::headless::report(&rx, false, &mut std::io::sink());
-            let exit_code = feeder.join().map_err(|_| "futuretop: the replay stopped on a bug".to_owned())??;
-            print!("{}", model.summary(exit_code));
-            Ok(0)
         }
     }
+}
+
+/// Reads the log at `path` through, handing each event to `each` (which says whether to
+/// go on): damaged lines are counted and skipped, a log of a newer format is refused.
+fn read_through(path: &Path, mut each: impl FnMut(futuretop::events::Event) -> bool) -> Result<Replayed, String> {
+    use futuretop::events::{EventKind, LogError, LogReader, EVENTS_VERSION};
+    let mut reader = LogReader::open(path).map_err(|e| format!("futuretop: {e}"))?;
+    let mut r = Replayed { exit_code: None, started: false, damaged: 0, problems: Vec::new(), skipped: 0 };
+    for item in reader.by_ref() {
+        match item {
+            Ok(event) => {
+                match &event.kind {
+                    EventKind::RunStarted { version, .. } if *version > EVENTS_VERSION => {
+                        return Err(format!(
+                            "futuretop: {}: the log is in format version {version}; this futuretop reads version {EVENTS_VERSION} (a newer futuretop wrote it)",
+                            path.display()
+                        ));
+                    }
+                    EventKind::RunFinished { exit_code, .. } => r.exit_code = Some(*exit_code),
+                    _ => {}
+                }
+                r.started = true;
+                if !each(event) {
+                    break;
+                }
+            }
+            Err(e @ LogError::Read { .. }) => return Err(format!("futuretop: {e}")),
+            // Not one event before it: not an event log at all (`replay /dev/zero`).
+            Err(e) if r.exit_code.is_none() && !r.started => return Err(format!("futuretop: {e}")),
+            Err(e) => {
+                r.damaged += 1;
+                if r.problems.len() < 5 {
+                    r.problems.push(e.to_string());
+                }
+            }
+        }
+    }
+    r.skipped = reader.skipped();
+    Ok(r)
+}
+
+/// `futuretop replay LOG`: the monitor, or with `--headless` the summary, of a recorded
+/// run; exits with the run's exit code (or 4 for a log that is not whole).
+fn replay(log: &Path, headless: bool) -> Result<u8, String> {
+    if use_monitor(headless) {
+        // Read through once first, so that a newer format is refused before the screen
+        // is taken; then replayed from the file, an event at a time.
+        let found = read_through(log, |_| true)?;
+        let events =
+            futuretop::events::LogReader::open(log).map_err(|e| format!("futuretop: {e}"))?.filter_map(Result::ok);
+        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), color())
+            .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
+        return Ok(found.report());
+    }
+    // Headless: the log is read as the summary is made, a few thousand events ahead at most.
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let path = log.to_owned();
+    let feeder = std::thread::Builder::new()
+        .name("futuretop-replay".into())
+        .spawn(move || read_through(&path, |e| tx.send(std::sync::Arc::new(e)).is_ok()))
+        .map_err(|e| format!("futuretop: cannot start the replay: {e}"))?;
+    let model = futuretop::headless::report(&rx, false, &mut std::io::sink());
+    let found = feeder.join().map_err(|_| "futuretop: the replay stopped on a bug".to_owned())??;
+    say_raw!("{}", model.summary(found.exit_code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
+    Ok(found.report())
 }
 
 fn load(file: &Path) -> Result<Plan, String> {
@@ -185,9 +278,9 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         let Ok(shown) = shown else {
             let _ = handle.control().send(Control::Interrupt);
             let report = handle.join();
-            eprintln!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
+            warn!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
             if let Some(e) = report.log_error {
-                eprintln!("futuretop: the event log is incomplete: {e}");
+                warn!("futuretop: the event log is incomplete: {e}");
             }
             return Ok(EXIT_MONITOR_PANIC);
         };
@@ -198,20 +291,35 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         let report = handle.join();
         // The futures as the screen counted them, in the headless summary's words.
         let shown = shown?;
-        println!("futuretop: {}; exit code {}", shown.counts.sentence(), report.exit_code);
-        if let Some(e) = report.log_error {
-            eprintln!("futuretop: the event log is incomplete: {e}");
-        }
-        return Ok(u8::try_from(report.exit_code).unwrap_or(1));
+        say!("futuretop: {}; exit code {}", shown.counts.sentence(), report.exit_code);
+        return Ok(exit_code(&report));
     }
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
     let report = handle.join();
-    print!("{}", model.summary(report.exit_code));
-    if let Some(e) = report.log_error {
-        eprintln!("futuretop: the event log is incomplete: {e}");
+    say_raw!("{}", model.summary(report.exit_code));
+    Ok(exit_code(&report))
+}
+
+/// The program's exit code for a run that ended: the run's, or [`EXIT_LOG_INCOMPLETE`]
+/// (said on stderr) when its event log could not be written in full and the run
+/// otherwise ended on its own (0 or 1: a deadlock's 3 and an interruption's 130 stay).
+fn exit_code(report: &futuretop::runner::RunReport) -> u8 {
+    let code = u8::try_from(report.exit_code).unwrap_or(1);
+    match &report.log_error {
+        Some(e) => {
+            warn!("futuretop: the event log is incomplete: {e}");
+            if code <= 1 {
+                warn!(
+                    "futuretop: exit code {EXIT_LOG_INCOMPLETE}: the event log is not whole (the run's own was {code})"
+                );
+                EXIT_LOG_INCOMPLETE
+            } else {
+                code
+            }
+        }
+        None => code,
     }
-    Ok(u8::try_from(report.exit_code).unwrap_or(1))
 }
 
 /// The monitor needs a terminal on both ends; without one (CI, a pipe) the run is headless.

@@ -606,3 +606,113 @@ fn a_command_does_not_inherit_what_futuretop_set_for_itself() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 16: bounded reads, EPIPE, an honest event log
+
+/// A task file or a log with no end (`/dev/zero`) is refused after its bound, not read
+/// until memory runs out.
+#[test]
+fn endless_inputs_are_refused_at_their_bound() {
+    let out = futuretop(&["validate", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("larger than 16777216 bytes"), "{}", text(&out.stderr));
+    let out = futuretop(&["replay", "/dev/zero", "--headless"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains(":1: a line longer than 16 MiB"), "{}", text(&out.stderr));
+}
+
+/// Output cut by a closed pipe (`| head`) ends the program quietly with its own exit
+/// code: no panic (which would be 101).
+#[test]
+fn a_closed_pipe_ends_the_program_quietly_with_its_exit_code() {
+    if !crate::common::installed("bash", &["--version"]) {
+        eprintln!("bash is not installed: skipped");
+        return;
+    }
+    let dir = scratch("epipe");
+    let file = dir.join("many.yaml");
+    // 3,000 unknown pools: well over the 64 KiB a pipe holds.
+    let mut yaml = String::from("tasks:\n");
+    for i in 0..3000 {
+        yaml.push_str(&format!("  - {{ name: t{i}, pool: nowhere, call: sleep, args: {{ secs: 0 }} }}\n"));
+    }
+    std::fs::write(&file, yaml).unwrap();
+    let script = format!(
+        "{} validate {} 2>&1 | head -c 100 > /dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_futuretop"),
+        file.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    assert_eq!(text(&out.stdout).trim(), "2", "validate's own exit code, not a panic's: {}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A run whose event log cannot be written in full (`/dev/full`) exits 4, saying so.
+#[test]
+fn a_run_whose_log_fills_the_disk_exits_4() {
+    let dir = scratch("full");
+    let file = dir.join("one.yaml");
+    std::fs::write(&file, "tasks:\n  - { name: a, call: sleep, args: { secs: 0 } }\n").unwrap();
+    let out = futuretop(&["run", file.to_str().unwrap(), "--headless", "--events", "/dev/full"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the event log is incomplete") && stderr.contains("exit code 4"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `replay` shows every whole event of a log that is cut, damaged, of a newer kind or
+/// unfinished, says what was wrong, and exits with the recorded exit code only for a
+/// whole log (4 otherwise); it refuses a newer format outright.
+#[test]
+fn replay_is_honest_about_cut_damaged_unknown_and_unfinished_logs() {
+    let dir = scratch("honest");
+    let file = dir.join("two.yaml");
+    std::fs::write(
+        &file,
+        "tasks:\n  - { name: a, call: sleep, args: { secs: 0 } }\n  - { name: b, call: fail, args: { message: no } }\n",
+    )
+    .unwrap();
+    let log = dir.join("run.jsonl");
+    let out = futuretop(&["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let whole = std::fs::read_to_string(&log).unwrap();
+    let replay = |name: &str, text_of_log: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text_of_log).unwrap();
+        let out = futuretop(&["replay", path.to_str().unwrap(), "--headless"]);
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // Whole: the recorded exit code.
+    let (code, stdout, _) = replay("whole.jsonl", &whole);
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("2 futures: 1 done, 1 failed"), "{stdout}");
+    // An unknown kind in the middle is skipped (docs/events.md), the rest is whole.
+    let lines: Vec<&str> = whole.lines().collect();
+    let mut with_unknown = lines.clone();
+    with_unknown.insert(2, r#"{"seq":99,"t":0.1,"event":"from_the_future","x":1}"#);
+    let (code, stdout, stderr) = replay("unknown.jsonl", &(with_unknown.join("\n") + "\n"));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.contains("2 futures: 1 done, 1 failed"), "{stdout}");
+    assert!(stderr.contains("1 events of kinds this version does not know were skipped"), "{stderr}");
+    // Cut in the middle of its last line: what is whole is shown; it did not finish.
+    let cut = &whole[..whole.len() - 20];
+    let (code, stdout, stderr) = replay("cut.jsonl", cut);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stdout.contains("2 futures"), "{stdout}");
+    assert!(stderr.contains("the log ends in the middle of this line"), "{stderr}");
+    assert!(stderr.contains("the run did not finish"), "{stderr}");
+    // A damaged line in the middle costs only itself.
+    let mut damaged = lines.clone();
+    damaged[2] = "{ not json";
+    let (code, stdout, stderr) = replay("damaged.jsonl", &(damaged.join("\n") + "\n"));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains(":3: not an event"), "{stderr}");
+    assert!(stdout.contains("exit code"), "{stdout}");
+    // A newer format is refused, before anything is shown.
+    let newer = whole.replacen("\"version\":1", "\"version\":99", 1);
+    let (code, stdout, stderr) = replay("newer.jsonl", &newer);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("format version 99") && stdout.is_empty(), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
