@@ -43,13 +43,20 @@ impl fmt::Display for ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// The most problems a file's report shows; the rest are counted.
+pub const SHOWN_ERRORS: usize = 100;
+
 impl fmt::Display for ConfigErrors {
+    /// The first [`SHOWN_ERRORS`] problems, one a line, then how many more there are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.0.iter().take(SHOWN_ERRORS).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
             write!(f, "{e}")?;
+        }
+        if self.0.len() > SHOWN_ERRORS {
+            write!(f, "\n... and {} more problems", self.0.len() - SHOWN_ERRORS)?;
         }
         Ok(())
     }

@@ -39,6 +39,10 @@ pub trait Backend: Sync {
         }
     }
 
+    /// The most workers a pool of this kind may have: a documented limit, far above any
+    /// machine's (a thread or a process each), so that a typo cannot start a million.
+    fn worker_limit(&self) -> usize;
+
     /// Its own keys' values, checked (`probe`: also ask whatever it runs on, a cluster,
     /// whether it is there); kept in the plan until the pool is built.
     fn settings(&self, _r: &mut dyn Report, _path: &str, _keys: &Keys<'_>, _probe: bool) -> Value {

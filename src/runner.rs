@@ -52,8 +52,13 @@ pub struct RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The event log cannot be created.
-    #[error("cannot write the event log: {0}")]
-    Log(std::io::Error),
+    #[error("cannot write the event log {}: {error}", path.display())]
+    Log {
+        /// The log's path, as given.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
     /// One of the run's threads cannot be started.
     #[error("cannot start the {what}: {error}")]
     Thread {
@@ -333,8 +338,8 @@ pub fn start(
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let detector =
         DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone() };
-    let bus =
-        Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector))).map_err(StartError::Log)?;
+    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
+        .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     // Dropping `stop_sampler` stops the system sampler (before the last event).
     let (stop_sampler, stop_rx) = crossbeam_channel::bounded::<()>(0);

@@ -92,9 +92,18 @@ pub fn scalar_string(v: &Value) -> Option<String> {
     }
 }
 
-/// A number of seconds, more than 0 (or 0 too, with `zero_ok`).
+/// The longest duration a task file may give (a sleep, a timeout): one that a clock can
+/// still add to now. 1e300 seconds used to pass validation and fail at run time.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// A number of seconds, more than 0 (or 0 too, with `zero_ok`), at most [`MAX_SECONDS`].
 pub fn seconds(r: &mut dyn Report, path: &str, what: &str, v: &Value, zero_ok: bool) -> Option<f64> {
     match v.as_f64() {
+        Some(s) if s.is_finite() && s > MAX_SECONDS => {
+            let given = if let Value::Number(n) = v { n.to_string() } else { s.to_string() };
+            r.at_value(path, format!("{what} must be at most {MAX_SECONDS} seconds, about 31 years (got {given})"));
+            None
+        }
         Some(s) if s.is_finite() && (s > 0.0 || (zero_ok && s == 0.0)) => Some(s),
         Some(s) => {
             r.at_value(

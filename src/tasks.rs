@@ -236,7 +236,15 @@ pub(crate) fn run_command(
     if let Some(cwd) = &cmd.cwd {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|e| Exception::CommandFailed(format!("cannot start `{program}`: {e}")))?;
+    let mut child = command.spawn().map_err(|e| {
+        // A missing working directory fails the spawn too: name it, not the program.
+        match &cmd.cwd {
+            Some(cwd) if !std::path::Path::new(cwd).is_dir() => Exception::CommandFailed(format!(
+                "cannot start `{program}`: its working directory {cwd:?} does not exist"
+            )),
+            _ => Exception::CommandFailed(format!("cannot start `{program}`: {e}")),
+        }
+    })?;
     let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     on_spawn(pgid.as_raw());
     let tail = Arc::new(Mutex::new(VecDeque::new()));

@@ -432,6 +432,14 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
             );
         }
         let max_workers = backend.max_workers(cx, &path, &keys);
+        let limit = backend.worker_limit();
+        if max_workers > limit {
+            let key = if keys.contains_key("max_workers") { "max_workers" } else { "max_jobs" };
+            cx.at_value(
+                &join(&path, key),
+                format!("{key} must be at most {limit} for a {kind} pool (got {max_workers}); a documented limit"),
+            );
+        }
         let probe = cx.probe;
         let settings = backend.settings(cx, &path, &keys, probe);
         pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, settings });
@@ -701,6 +709,10 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
             let mut argv = Vec::new();
             for (j, it) in items.iter().enumerate() {
                 match scalar_string(it) {
+                    Some(s) if s.contains('\0') => cx.at_value(
+                        &format!("{cpath}[{j}]"),
+                        "a NUL byte in a command's argument; a program cannot be given one".to_owned(),
+                    ),
                     Some(s) => argv.push(s),
                     None => cx.at_value(
                         &format!("{cpath}[{j}]"),
@@ -731,6 +743,16 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
         Some(Value::Mapping(m)) => {
             for (k, v) in m {
                 match (k.as_str(), scalar_string(v)) {
+                    (Some(k), Some(_)) if k.is_empty() || k.contains(['=', '\0']) => cx.at_key(
+                        &join(&join(path, "env"), k),
+                        format!(
+                            "environment variable name {k:?} is empty or holds '=' or a NUL byte; expected a name like PATH"
+                        ),
+                    ),
+                    (Some(k), Some(v)) if v.contains('\0') => cx.at_value(
+                        &join(&join(path, "env"), k),
+                        format!("a NUL byte in the value of {k}; an environment variable cannot hold one"),
+                    ),
                     (Some(k), Some(v)) => env.push((k.to_owned(), v)),
                     _ => cx.at_value(
                         &join(path, "env"),
@@ -746,6 +768,10 @@ fn command(cx: &mut Ctx<'_>, path: &str, cmd: &Value, keys: &HashMap<&str, &Valu
     }
     let cwd = match keys.get("cwd") {
         None => None,
+        Some(Value::String(s)) if s.contains('\0') => {
+            cx.at_value(&join(path, "cwd"), "a NUL byte in the directory's path".to_owned());
+            None
+        }
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => {
             cx.at_value(&join(path, "cwd"), format!("expected a directory path, found {}", describe(other)));

@@ -20,6 +20,10 @@ impl Backend for Process {
         &["max_tasks_per_child"]
     }
 
+    fn worker_limit(&self) -> usize {
+        1024
+    }
+
     fn default_workers(&self) -> usize {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     }

@@ -31,6 +31,10 @@ impl Backend for Slurm {
         &["partition", "max_jobs", "time_limit", "dir"]
     }
 
+    fn worker_limit(&self) -> usize {
+        100_000
+    }
+
     fn default_workers(&self) -> usize {
         100
     }

@@ -13,6 +13,10 @@ impl Backend for Thread {
         "thread"
     }
 
+    fn worker_limit(&self) -> usize {
+        4096
+    }
+
     fn default_workers(&self) -> usize {
         futuretop_engine::executor::default_thread_workers()
     }

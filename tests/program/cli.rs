@@ -716,3 +716,22 @@ fn replay_is_honest_about_cut_damaged_unknown_and_unfinished_logs() {
     assert!(stderr.contains("format version 99") && stdout.is_empty(), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--events` in a directory that does not exist names the path; a command whose `cwd`
+/// does not exist fails naming the directory, not the program. (A missing `cwd` is not
+/// refused at validation: an earlier task may create it.)
+#[test]
+fn a_missing_directory_is_named() {
+    let dir = scratch("missing-dir");
+    let file = dir.join("cwd.yaml");
+    std::fs::write(&file, "tasks:\n  - { name: here, command: [\"true\"], cwd: /no/such/dir }\n").unwrap();
+    let out = futuretop(&["run", file.to_str().unwrap(), "--headless", "--events", "/no/such/dir/x.jsonl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot write the event log /no/such/dir/x.jsonl: "), "{}", text(&out.stderr));
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1));
+    let failed = final_event(&run.log, "here");
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("its working directory \"/no/such/dir\" does not exist"), "{failed}");
+    let _ = std::fs::remove_dir_all(dir);
+}

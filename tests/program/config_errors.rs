@@ -327,3 +327,62 @@ fn every_bad_fixture_is_checked_by_a_test() {
         assert!(source.contains(&format!("fixture(\"{name}\")")), "fixture {name} has no test");
     }
 }
+
+/// Issue 16: what would certainly fail at run time is refused at validation, with its
+/// position: a duration no clock can add, an environment variable name that is empty or
+/// holds `=`, NUL bytes in a command, its environment or its directory, and a pool of
+/// absurd size (a documented limit).
+#[test]
+fn what_would_certainly_fail_later_is_refused_at_validation() {
+    let dir = scratch("later");
+    let path = dir.join("later.yaml");
+    std::fs::write(
+        &path,
+        "pools:\n\
+         \x20 io: { kind: thread, max_workers: 1000000 }\n\
+         \x20 cpu: { kind: process, max_workers: 100000 }\n\
+         tasks:\n\
+         \x20 - { name: a, pool: io, call: sleep, args: { secs: 1e300 } }\n\
+         \x20 - { name: b, pool: io, command: [\"true\"], env: { \"A=B\": x } }\n\
+         \x20 - { name: c, pool: io, command: [\"true\"], env: { \"\": x } }\n\
+         \x20 - { name: d, pool: io, command: [\"tr\\0ue\"] }\n\
+         \x20 - { name: e, pool: io, command: [\"true\"], env: { A: \"x\\0y\" } }\n\
+         \x20 - { name: f, pool: io, command: [\"true\"], cwd: \"/tm\\0p\" }\n\
+         \x20 - { name: g, pool: io, command: [\"true\"], timeout: 1e12 }\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    check(
+        file,
+        &[
+            at(2, 36, &["max_workers must be at most 4096 for a thread pool (got 1000000)"]),
+            at(3, 38, &["max_workers must be at most 1024 for a process pool (got 100000)"]),
+            at(5, 53, &["secs must be at most 1000000000 seconds", "(got 1e300)"]),
+            at(6, 52, &["environment variable name \"A=B\" is empty or holds '='"]),
+            at(7, 52, &["environment variable name \"\" is empty"]),
+            at(8, 36, &["a NUL byte in a command's argument"]),
+            at(9, 55, &["a NUL byte in the value of A"]),
+            at(10, 50, &["a NUL byte in the directory's path"]),
+            at(11, 54, &["timeout must be at most 1000000000 seconds"]),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// 3,000 problems print the first 100 and how many more there are (they printed 428 KB).
+#[test]
+fn a_file_with_thousands_of_problems_shows_the_first_hundred() {
+    let dir = scratch("thousands");
+    let path = dir.join("many.yaml");
+    let mut yaml = String::from("tasks:\n");
+    for i in 0..3000 {
+        yaml.push_str(&format!("  - {{ name: t{i}, pool: nowhere, call: sleep, args: {{ secs: 0 }} }}\n"));
+    }
+    std::fs::write(&path, yaml).unwrap();
+    let (out, _) = futuretop(&["validate", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().filter(|l| l.contains("unknown pool 'nowhere'")).count(), 100, "{stderr}");
+    assert!(stderr.trim_end().ends_with("... and 2900 more problems"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
