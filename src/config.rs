@@ -35,7 +35,8 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.message)
+        use crate::text::visible;
+        write!(f, "{}:{}:{}: {}", visible(&self.file), self.pos.line, self.pos.col, visible(&self.message))
     }
 }
 

@@ -12,6 +12,7 @@ use crossbeam_channel::Receiver;
 
 use crate::events::{Event, EventKind};
 use crate::model::{Keep, RowState, RunModel};
+use crate::text::visible;
 
 /// `[######..] 12/20  done 10  failed 1  cancelled 1  running 2  3.4s`.
 fn progress_line(model: &RunModel, width: usize) -> String {
@@ -49,7 +50,7 @@ pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn
             model.apply(e);
             match &e.kind {
                 EventKind::Deadlock { message, .. } => {
-                    let _ = writeln!(err, "{}deadlock: {message}", if drawn { "\n" } else { "" });
+                    let _ = writeln!(err, "{}deadlock: {}", if drawn { "\n" } else { "" }, visible(message));
                     drawn = false;
                 }
                 EventKind::DeadlockResolved { tasks, how } => {
@@ -57,12 +58,18 @@ pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn
                         err,
                         "{}deadlock resolved ({how}): {}",
                         if drawn { "\n" } else { "" },
-                        tasks.join(", ")
+                        visible(&tasks.join(", "))
                     );
                     drawn = false;
                 }
                 EventKind::PoolBroken { pool, error } => {
-                    let _ = writeln!(err, "{}pool '{pool}' broke: {error}", if drawn { "\n" } else { "" });
+                    let _ = writeln!(
+                        err,
+                        "{}pool '{}' broke: {}",
+                        if drawn { "\n" } else { "" },
+                        visible(pool),
+                        visible(error)
+                    );
                     drawn = false;
                 }
                 _ => {}

@@ -22,6 +22,7 @@ pub mod pools;
 pub mod runner;
 pub mod schema;
 pub mod tasks;
+pub mod text;
 pub mod tui;
 pub mod worker_env;
 

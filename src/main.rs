@@ -22,11 +22,13 @@ use futuretop::runner::RunOptions;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `println!` that never panics: a closed pipe (`futuretop ... | head`) or a full disk
-/// ends the writing quietly, and the program exits with its own code.
+/// ends the writing quietly, and the program exits with its own code. Every line the
+/// program prints goes through these, with its control characters shown escaped
+/// ([`futuretop::text::lines`]): none reaches the terminal raw.
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+        let _ = writeln!(std::io::stdout().lock(), "{}", futuretop::text::lines(&format!($($t)*)));
     }};
 }
 
@@ -34,7 +36,7 @@ macro_rules! say {
 macro_rules! say_raw {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($t)*);
+        let _ = write!(std::io::stdout().lock(), "{}", futuretop::text::lines(&format!($($t)*)));
     }};
 }
 
@@ -42,7 +44,7 @@ macro_rules! say_raw {
 macro_rules! warn {
     ($($t:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+        let _ = writeln!(std::io::stderr().lock(), "{}", futuretop::text::lines(&format!($($t)*)));
     }};
 }
 

@@ -958,14 +958,17 @@ impl RunModel {
     /// The summary of the run: counts per state, every failure with its message (the
     /// first 20), cancellations with a reason, the slowest futures, the deadlocks, and
     /// `exit_code`.
+    /// Names and messages are shown with their control characters escaped
+    /// ([`crate::text::visible`]): one line each, whatever they hold.
     pub fn summary(&self, exit_code: i32) -> String {
+        use crate::text::visible;
         let mut out = format!("{} in {:.2}s\n", self.counts().sentence(), self.now);
         let mut failures: Vec<&Named> = self.summary.failures.iter().collect();
         failures.sort_by_key(|f| f.order);
         if !failures.is_empty() {
             out.push_str("failures:\n");
             for f in failures.iter().take(20) {
-                out.push_str(&format!("  {}: {}\n", f.name, f.what));
+                out.push_str(&format!("  {}: {}\n", visible(&f.name), visible(&f.what)));
             }
             if failures.len() > 20 {
                 out.push_str(&format!("  ... and {} more\n", failures.len() - 20));
@@ -976,17 +979,17 @@ impl RunModel {
         if !cancelled.is_empty() {
             out.push_str("cancelled:\n");
             for f in cancelled.iter().take(10) {
-                out.push_str(&format!("  {}: {}\n", f.name, f.what));
+                out.push_str(&format!("  {}: {}\n", visible(&f.name), visible(&f.what)));
             }
         }
         if !self.summary.slowest.is_empty() {
             out.push_str("slowest:\n");
             for (d, _, name) in &self.summary.slowest {
-                out.push_str(&format!("  {d:>8.3}s  {name}\n"));
+                out.push_str(&format!("  {d:>8.3}s  {}\n", visible(name)));
             }
         }
         for d in &self.summary.deadlocks {
-            out.push_str(&format!("deadlock: {d}\n"));
+            out.push_str(&format!("deadlock: {}\n", visible(d)));
         }
         out.push_str(&format!("exit code {exit_code}\n"));
         out

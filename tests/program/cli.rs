@@ -735,3 +735,38 @@ fn a_missing_directory_is_named() {
     assert!(message.contains("its working directory \"/no/such/dir\" does not exist"), "{failed}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Names, messages and errors reach the terminal with their control characters shown
+/// escaped: a `fail` message that retitles the window or clears the screen, a task name
+/// with a newline, an unknown name in an error (issue 16).
+#[test]
+fn control_characters_never_reach_the_terminal_raw() {
+    let dir = scratch("inject");
+    let file = dir.join("inject.yaml");
+    std::fs::write(
+        &file,
+        "tasks:\n\
+         \x20 - { name: \"two\\nlines\", call: fail, args: { message: \"\\e]0;owned\\a \\e(0 \\e[2J\" } }\n\
+         \x20 - { name: after, call: sleep, args: { secs: 0 }, depends_on: [\"two\\nlines\"] }\n",
+    )
+    .unwrap();
+    let run = run_headless(&["run", file.to_str().unwrap()]);
+    assert_eq!(run.code, Some(1));
+    for stream in [&run.stdout, &run.stderr] {
+        assert!(!stream.contains('\u{1b}') && !stream.contains('\u{7}'), "a raw control character: {stream:?}");
+    }
+    assert!(
+        run.stdout.contains("two\\nlines: TaskError: \\u{1b}]0;owned\\u{7} \\u{1b}(0 \\u{1b}[2J"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("after: dependency 'two\\nlines' failed"), "{}", run.stdout);
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "tasks:\n  - { name: a, call: sleep, args: { secs: 0 }, depends_on: [\"\\e[2J\"] }\n")
+        .unwrap();
+    let out = futuretop(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains('\u{1b}') && stderr.contains("unknown task '\\u{1b}[2J'"), "{stderr:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
