@@ -451,7 +451,7 @@ impl Bus {
         subscribers: Vec<Sender<Arc<Event>>>,
         stage: Option<Box<dyn Stage>>,
     ) -> std::io::Result<Self> {
-        let log = log.map(std::fs::File::create).transpose()?.map(|f| BufWriter::with_capacity(LOG_BUFFER, f));
+        let log = log.map(open_log).transpose()?.map(|f| BufWriter::with_capacity(LOG_BUFFER, f));
         Ok(Self {
             start,
             seq: 0,
@@ -765,6 +765,31 @@ pub(crate) fn encode(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()>
     }
     out.push(b'}');
     Ok(())
+}
+
+/// Creates the event log at `path` without waiting: a FIFO that no one reads is refused
+/// at once (`ENXIO`), instead of blocking the run, and signals, before anything started.
+/// Writes then block as usual.
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(nix::errno::Errno::ENXIO as i32) {
+                std::io::Error::new(e.kind(), "a FIFO that no process reads (ENXIO)")
+            } else {
+                e
+            }
+        })?;
+    let flags = fcntl(&file, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let blocking = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+    fcntl(&file, FcntlArg::F_SETFL(blocking)).map_err(std::io::Error::from)?;
+    Ok(file)
 }
 
 /// Why an event log could not be read.

@@ -770,3 +770,57 @@ fn control_characters_never_reach_the_terminal_raw() {
     assert!(!stderr.contains('\u{1b}') && stderr.contains("unknown task '\\u{1b}[2J'"), "{stderr:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--events` on a FIFO that no process reads is refused at once, naming it: it used to
+/// block before anything ran, with SIGTERM then ending it 143 (issue 16).
+#[test]
+fn an_events_fifo_without_a_reader_is_refused_at_once() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("events.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let file = dir.join("one.yaml");
+    std::fs::write(&file, "tasks:\n  - { name: a, call: sleep, args: { secs: 0 } }\n").unwrap();
+    let started = Instant::now();
+    let out = futuretop(&["run", file.to_str().unwrap(), "--headless", "--events", fifo.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(10), "it waited for a reader");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("a FIFO that no process reads"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A `sinfo` that never answers, or prints garbage, during validation: the probe gives up
+/// after its deadline, and a message is one short printable line (issue 16).
+#[test]
+fn a_slurm_probe_has_a_deadline_and_a_bounded_message() {
+    let dir = scratch("sinfo");
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let file = dir.join("slurm.yaml");
+    std::fs::write(&file, "pools:\n  hpc: { kind: slurm, partition: debug }\ntasks:\n  - { name: a, pool: hpc, call: sleep, args: { secs: 0 } }\n").unwrap();
+    let fake = |body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let sinfo = bin.join("sinfo");
+        std::fs::write(&sinfo, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&sinfo, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let started = Instant::now();
+        let out = command(&["validate", file.to_str().unwrap()]).env("PATH", path).output().unwrap();
+        (out, started.elapsed())
+    };
+    let (out, took) = fake("exec sleep 1000");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(20), "the probe waited {took:?}");
+    assert!(
+        text(&out.stderr).contains("the Slurm controller does not answer: sinfo did not answer within 10 s"),
+        "{}",
+        text(&out.stderr)
+    );
+    // 200 KB of bytes, control characters included, and a success.
+    let (out, _) = fake("head -c 200000 /dev/urandom; exit 0");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("unknown Slurm partition 'debug'"), "{stderr}");
+    assert!(stderr.len() < 4096, "{} bytes of message", stderr.len());
+    assert!(!stderr.chars().any(|c| c.is_control() && c != '\n'), "{stderr:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -160,29 +160,89 @@ impl SlurmPoolBuilder {
     }
 }
 
+/// How long a Slurm command (`sinfo`, `squeue`, `scontrol`, `sbatch`, `scancel`) may take
+/// before it is killed and taken for a controller that does not answer.
+pub const SLURM_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The most of a Slurm command's output (each stream) that is read; the rest is dropped.
+const SLURM_OUTPUT: u64 = 1 << 20;
+
+/// Runs a Slurm command with [`SLURM_DEADLINE`] (see [`run_within`]).
+fn slurm(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    run_within(cmd, SLURM_DEADLINE)
+}
+
+/// Runs `cmd` for at most `limit`, reading at most [`SLURM_OUTPUT`] bytes of each stream
+/// (the rest is drained and dropped): a command that hangs, or prints without end,
+/// cannot hold the caller. Past the limit it is killed, and the error is `TimedOut`.
+fn run_within(cmd: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let read = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.by_ref().take(SLURM_OUTPUT).read_to_end(&mut buf);
+                let _ = std::io::copy(&mut p, &mut std::io::sink());
+            }
+            buf
+        })
+    };
+    let out = read(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = read(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("did not answer within {:.0} s", limit.as_secs_f64()),
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Ok(std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
+}
+
+/// A command's words for a message: one line, at most 200 characters, printable.
+fn words(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let clean: String = text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
+    if text.trim().chars().count() > 200 {
+        format!("{clean}...")
+    } else {
+        clean
+    }
+}
+
 /// Asks `sinfo` whether the cluster (and the partition) is there.
 pub fn check_cluster(partition: Option<&str>) -> Result<(), BuildError> {
     let mut cmd = Command::new("sinfo");
     cmd.args(["-h", "-o", "%P"]);
-    let out = cmd.output().map_err(|e| {
+    let out = slurm(&mut cmd).map_err(|e| {
         BuildError::Cluster(match e.kind() {
             std::io::ErrorKind::NotFound => "Slurm is not installed here: no `sinfo` on PATH".to_owned(),
+            std::io::ErrorKind::TimedOut => format!("the Slurm controller does not answer: sinfo {e}"),
             _ => format!("cannot run sinfo: {e}"),
         })
     })?;
     if !out.status.success() {
-        return Err(BuildError::Cluster(format!(
-            "the Slurm controller does not answer: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(BuildError::Cluster(format!("the Slurm controller does not answer: {}", words(&out.stderr))));
     }
     if let Some(p) = partition {
         let parts: Vec<String> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_end_matches('*').to_owned()).collect();
         if !parts.iter().any(|x| x == p) {
+            let shown: Vec<String> = parts.iter().take(12).map(|x| words(x.as_bytes())).collect();
+            let more = if parts.len() > 12 { format!(", ... ({} in all)", parts.len()) } else { String::new() };
             return Err(BuildError::Cluster(format!(
-                "unknown Slurm partition '{p}' (partitions: {})",
-                parts.join(", ")
+                "unknown Slurm partition '{p}' (partitions: {}{more})",
+                shown.join(", ")
             )));
         }
     }
@@ -317,7 +377,7 @@ impl Kill for SlurmKiller {
 }
 
 fn scancel(job_id: &str) {
-    let _ = Command::new("scancel").arg(job_id).output();
+    let _ = slurm(Command::new("scancel").arg(job_id));
 }
 
 fn manage(shared: &Arc<Shared>) {
@@ -395,8 +455,8 @@ fn manage(shared: &Arc<Shared>) {
 /// Reports each node's allocated CPUs, free memory and jobs (one `sinfo` and one
 /// `squeue` call for all nodes).
 fn report_node_load(shared: &Shared, nodes: &[String]) {
-    let Ok(out) = Command::new("sinfo").args(["-N", "-h", "-o", "%N|%C|%e"]).output() else { return };
-    let jobs = Command::new("squeue").args(["-h", "-t", "RUNNING", "-o", "%N"]).output().ok();
+    let Ok(out) = slurm(Command::new("sinfo").args(["-N", "-h", "-o", "%N|%C|%e"])) else { return };
+    let jobs = slurm(Command::new("squeue").args(["-h", "-t", "RUNNING", "-o", "%N"])).ok();
     let jobs = jobs.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let mut f = line.split('|');
@@ -469,9 +529,9 @@ fn sbatch(shared: &Shared, batch: &[Entry]) -> Result<Vec<(String, PathBuf)>, St
         cmd.arg(format!("--time={}:{:02}", s / 60, s % 60));
     }
     cmd.arg(format!("--wrap=exec '{}' {SLURM_JOB_ARG} {target}", shared.program.display()));
-    let out = cmd.output().map_err(|e| format!("cannot run sbatch: {e}"))?;
+    let out = slurm(&mut cmd).map_err(|e| format!("cannot run sbatch: {e}"))?;
     if !out.status.success() {
-        return Err(format!("Slurm refused the job: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!("Slurm refused the job: {}", words(&out.stderr)));
     }
     let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or("").to_owned();
     if id.is_empty() {
@@ -505,52 +565,11 @@ fn squeue(ids: &[String], limit: Duration) -> Result<HashMap<String, (String, St
         .collect())
 }
 
-/// Runs `cmd` to completion, or kills it after `limit` (Slurm's clients retry a missing
-/// controller for a long while; a poll must not hang with them).
+/// [`run_within`], its error as a message naming the program.
 fn output_within(mut cmd: Command, limit: Duration) -> Result<std::process::Output, String> {
-    use std::io::Read;
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().display()))?;
-    let readers: Vec<JoinHandle<Vec<u8>>> = [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|mut pipe| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = pipe.read_to_end(&mut buf);
-            buf
-        })
-    })
-    .collect();
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() < limit => thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{} did not answer within {:.0} s",
-                    cmd.get_program().display(),
-                    limit.as_secs_f64()
-                ));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-    };
-    let mut outputs = readers.into_iter().map(|r| r.join().unwrap_or_default());
-    Ok(std::process::Output {
-        status,
-        stdout: outputs.next().unwrap_or_default(),
-        stderr: outputs.next().unwrap_or_default(),
+    run_within(&mut cmd, limit).map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => format!("{} {e}", cmd.get_program().display()),
+        _ => format!("cannot run {}: {e}", cmd.get_program().display()),
     })
 }
 
@@ -663,7 +682,7 @@ impl Kill for NoKill {
 
 /// `(JobState, ExitCode, Reason)` from `scontrol show job`.
 fn scontrol(job_id: &str) -> Option<(String, String, String)> {
-    let out = Command::new("scontrol").args(["show", "job", "-o", job_id]).output().ok()?;
+    let out = slurm(Command::new("scontrol").args(["show", "job", "-o", job_id])).ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |k: &str| {
         text.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).map(str::to_owned).unwrap_or_default()
