@@ -131,6 +131,28 @@ impl std::fmt::Display for RowError {
 }
 
 impl Row {
+    /// A pending row, as it is first seen.
+    fn pending(id: u64, order: usize, name: Name, pool: Name, submitted: f64) -> Self {
+        Self {
+            id,
+            order,
+            name,
+            pool,
+            state: RowState::Pending,
+            worker: None,
+            pid: None,
+            submitted,
+            started: None,
+            ended: None,
+            result: None,
+            error: None,
+            waits_on: ThinVec::new(),
+            events: ThinVec::new(),
+            output: ThinVec::new(),
+            unsubmitted: 0,
+        }
+    }
+
     /// How long it ran (or has been running, at `now`).
     pub fn duration(&self, now: f64) -> Option<f64> {
         self.started.map(|s| self.ended.unwrap_or(now) - s)
@@ -568,24 +590,8 @@ impl RunModel {
         let name: Name = m.task.as_str().into();
         self.unsubmitted.insert(Arc::clone(&name), id);
         self.index.insert(id, self.rows.len());
-        self.rows.push(Row {
-            id,
-            order: usize::MAX,
-            name: format!("{}[…]", m.task).into(),
-            pool: m.pool.as_str().into(),
-            state: RowState::Pending,
-            worker: None,
-            pid: None,
-            submitted: t,
-            started: None,
-            ended: None,
-            result: None,
-            error: None,
-            waits_on: ThinVec::new(),
-            events: ThinVec::new(),
-            output: ThinVec::new(),
-            unsubmitted: m.items,
-        });
+        let name = format!("{}[…]", m.task).into();
+        self.rows.push(Row { unsubmitted: m.items, ..Row::pending(id, usize::MAX, name, m.pool.as_str().into(), t) });
     }
 
     /// Future `task` was handed to its pool: one fewer of its map's items waits for that;
@@ -688,25 +694,9 @@ impl RunModel {
                     self.seen_planned += 1;
                 }
                 self.pool_mut(pool).queued += 1;
-                self.rows.push(Row {
-                    id: *id,
-                    order: self.seen,
-                    name: task.clone(),
-                    // The pool's own name (one copy however many rows, from a log too).
-                    pool: self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone()),
-                    state: RowState::Pending,
-                    worker: None,
-                    pid: None,
-                    submitted: t,
-                    started: None,
-                    ended: None,
-                    result: None,
-                    error: None,
-                    waits_on: ThinVec::new(),
-                    events: ThinVec::new(),
-                    output: ThinVec::new(),
-                    unsubmitted: 0,
-                });
+                // The pool's own name (one copy however many rows, from a log too).
+                let pool_name = self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone());
+                self.rows.push(Row::pending(*id, self.seen, task.clone(), pool_name, t));
                 self.seen += 1;
                 return Change::Added(i);
             }

@@ -744,13 +744,13 @@ impl Runner {
     /// A `wait_on` waits for future `i`, which has none yet: if it is ready and held back
     /// by its pool's window, it goes now (Python's `map` would have submitted it already).
     fn want(&mut self, i: usize) {
-        if lock(&self.reg.slots).contains_key(&i) || self.forced.contains(&i) {
+        // An awaited future gets its slot when it is submitted or ends unsubmitted: one
+        // without a slot that is ready is still in its pool's ready queue.
+        if self.stopping || lock(&self.reg.slots).contains_key(&i) || self.forced.contains(&i) {
             return;
         }
         let Some((e, k)) = self.reg.plan.locate(i) else { return };
-        let pool = self.reg.plan.tasks[e].pool;
-        let queued = self.feeds[pool].ready.iter().any(|r| r.contains(&i));
-        if self.is_ready(e, k) && queued {
+        if self.is_ready(e, k) {
             self.forced.insert(i);
             self.submit(i);
         }
