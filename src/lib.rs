@@ -21,6 +21,7 @@ pub mod model;
 pub mod pools;
 pub mod runner;
 pub mod schema;
+pub mod supervisor;
 pub mod tasks;
 pub mod text;
 pub mod tui;

@@ -59,7 +59,8 @@ const EXIT_MONITOR_PANIC: u8 = 101;
 
 fn main() -> ExitCode {
     // A process-pool worker is this binary re-executed: serve, then exit.
-    let callables = futuretop::tasks::callables();
+    // Commands run in workers go through the same supervisor as the others.
+    let callables = futuretop::tasks::callables_supervised(std::env::current_exe().ok());
     if std::env::args_os().nth(1).is_some_and(|a| a == futuretop_engine::executor::WORKER_ARG) {
         futuretop::worker_env::restore_thp();
     }

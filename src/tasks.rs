@@ -35,15 +35,22 @@ pub const COMMAND_CALL: &str = "futuretop.command";
 
 /// What a YAML task's work becomes for a process or Slurm pool's worker: the built-in
 /// callables ([`BUILTIN_CALL`], decoded straight into [`Builtin`]) and external commands
-/// ([`COMMAND_CALL`]). The program serves these in its workers.
+/// ([`COMMAND_CALL`]). Commands run without a supervisor: see [`callables_supervised`].
 pub fn callables() -> Callables {
+    callables_supervised(None)
+}
+
+/// [`callables`], with commands run under `supervisor` (a program that serves
+/// [`EXEC_ARG`] first thing, as this one does: see [`crate::supervisor`]), so that nothing
+/// a command starts outlives it. The program serves these in its workers.
+pub fn callables_supervised(supervisor: Option<std::path::PathBuf>) -> Callables {
     let mut c = Callables::new();
     c.register_raw(BUILTIN_CALL, |args, ctx| {
         let b: Builtin =
             serde_json::from_str(args.get()).map_err(|e| Exception::task(format!("a malformed built-in call: {e}")))?;
         run_in_worker(&b, ctx)
     });
-    c.register(COMMAND_CALL, |args, ctx| {
+    c.register(COMMAND_CALL, move |args, ctx| {
         let cmd = CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
         let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
         let sink_lines = Arc::clone(&lines);
@@ -61,7 +68,7 @@ pub fn callables() -> Callables {
                 remember_process_group(pgid);
                 ctx.borrow_mut().group(pgid);
             },
-            None,
+            supervisor.as_deref(),
         );
         let ctx = ctx.into_inner();
         let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
@@ -134,64 +141,7 @@ impl TaskEnv for Proxy<'_, '_> {
     }
 }
 
-/// The hidden first argument that makes this program supervise one command
-/// (`PROGRAM __futuretop_exec PARENT_PID COMMAND ARGS...`, `PARENT_PID` being the process
-/// that started it); see [`supervise_command_if_requested`].
-pub const EXEC_ARG: &str = "__futuretop_exec";
-
-/// If this process was started as a command supervisor, runs the command and exits with
-/// its status; else returns. The supervisor leads the command's process group and asks
-/// the kernel for SIGTERM when futuretop dies, on which it kills the whole group.
-pub fn supervise_command_if_requested() {
-    let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(std::ffi::OsStr::new(EXEC_ARG)) {
-        return;
-    }
-    std::process::exit(supervise(&args.collect::<Vec<_>>()));
-}
-
-fn supervise(argv: &[std::ffi::OsString]) -> i32 {
-    use nix::sys::signal::{kill, killpg, Signal};
-    use nix::unistd::{getpgrp, getpid};
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
-    // The parent's pid comes as an argument, not in the environment, which is the
-    // command's own (its task's `env:` included) and passed on as it is.
-    let Some((parent, argv)) = argv.split_first() else { return 2 };
-    let Some(parent) = parent.to_str().and_then(|p| p.parse::<i32>().ok()) else { return 2 };
-    if nix::unistd::getppid().as_raw() != parent {
-        return 1;
-    }
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGHUP,
-    ]) {
-        let _ = std::thread::Builder::new().name("supervisor".into()).spawn(move || {
-            if signals.forever().next().is_some() {
-                // futuretop is gone (or stops the command): the whole group goes.
-                let _ = killpg(getpgrp(), Signal::SIGKILL);
-            }
-        });
-    }
-    let Some((program, rest)) = argv.split_first() else { return 2 };
-    let mut child = match Command::new(program).args(rest).spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot start `{}`: {e}", program.to_string_lossy());
-            return 127;
-        }
-    };
-    let Ok(status) = child.wait() else { return 1 };
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(sig) = status.signal().and_then(|s| Signal::try_from(s).ok()) {
-            // Die the way the command died, so that its status reads the same.
-            let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
-            let _ = kill(getpid(), sig);
-        }
-    }
-    status.code().unwrap_or(1)
-}
+pub use crate::supervisor::{supervise_command_if_requested, EXEC_ARG};
 
 /// Lines of a command's output kept for its result and the detail view.
 pub const OUTPUT_TAIL_LINES: usize = 50;
@@ -246,7 +196,6 @@ pub(crate) fn run_command(
         }
     })?;
     let pgid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    on_spawn(pgid.as_raw());
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(2);
     if let Some(out) = child.stdout.take() {
@@ -256,10 +205,21 @@ pub(crate) fn run_command(
         spawn_reader(err, Stream::Stderr, Arc::clone(&tail), Arc::clone(output), done_tx.clone());
     }
     drop(done_tx);
+    if supervisor.is_some() {
+        // Until the supervisor has left the group it leads, killing the group would kill
+        // it before it can clean up: nobody is told of the group before then.
+        crate::supervisor::await_supervisor(&mut child);
+    }
+    on_spawn(pgid.as_raw());
     let started = Instant::now();
     let limit = cmd.timeout.map(secs);
     let kill_group = || {
         let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        if supervisor.is_some() {
+            // The command may have left its group (`setsid`): the supervisor kills it by
+            // its pid, then every descendant it left, then exits.
+            let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGTERM);
+        }
     };
     let status = loop {
         match child.try_wait() {
@@ -272,12 +232,12 @@ pub(crate) fn run_command(
         }
         if futuretop_engine::checkpoint().is_err() {
             kill_group();
-            let _ = child.wait();
+            wait_killed(&mut child);
             return Err(Exception::Killed(format!("`{program}` and its process group were killed")));
         }
         if limit.is_some_and(|l| started.elapsed() >= l) {
             kill_group();
-            let _ = child.wait();
+            wait_killed(&mut child);
             return Err(Exception::CommandFailed(format!(
                 "`{program}` timed out after {:.1} s and was killed",
                 started.elapsed().as_secs_f64()
@@ -285,8 +245,11 @@ pub(crate) fn run_command(
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    // Whatever the command left running in its group goes with it.
-    kill_group();
+    // Whatever the command left running in its group goes with it (a supervisor has
+    // killed all it left, in its group or not, before it exited).
+    if supervisor.is_none() {
+        kill_group();
+    }
     // Wait for the readers to drain the pipes, but not forever: a grandchild that left
     // the group may hold them open.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -298,6 +261,20 @@ pub(crate) fn run_command(
     let how = futuretop_engine::status::describe_status(status);
     let last = tail.last().map(|l| format!(": {l}")).unwrap_or_default();
     Err(Exception::CommandFailed(format!("`{program}` {how}{last}")))
+}
+
+/// Waits for a killed command (or its supervisor, which cleans up first) to end: five
+/// seconds at most, then it is SIGKILLed and reaped.
+fn wait_killed(child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Skips to the next newline without holding more than the reader's buffer.

@@ -14,7 +14,7 @@
 //!   proxies to the parent; this file's request hook ([`Gates`]) answers it with a future
 //!   the test sets. The task is really blocked in its worker process until then.
 //! - `os.getpid()` in a task: the `pid` of the future's `Running` observation (the pool
-//!   reports which worker process runs each call), or `sh -c 'echo $PPID'` in a command.
+//!   reports which worker process runs each call), or, in a command, its nearest ancestor that is a worker (`$PPID` is its supervisor).
 //! - `executor._processes`: `worker_pids()`, and `/proc` to check a pid is gone.
 //!
 //! Cases that cannot apply, and why:
@@ -820,8 +820,11 @@ fn test_initializer() {
     let (sink, mut seen) = Seen::new();
     // The initializer records its worker's pid; each task succeeds only if its own
     // worker's pid is already there.
-    let pool = builder(2).initializer(sh(&format!("echo $PPID >> {}", file.display()))).sink(sink).build().unwrap();
-    let check = format!("grep -qx \"$PPID\" {} && sleep 0.3", file.display());
+    // A command runs under a supervisor: its worker is the nearest ancestor that is one.
+    let worker = "w=$PPID; until tr '\\0' ' ' < /proc/$w/cmdline | grep -q '^[^ ]* __futuretop_[w]orker'; do w=$(cut -d' ' -f4 /proc/$w/stat); done";
+    let pool =
+        builder(2).initializer(sh(&format!("{worker}; echo $w >> {}", file.display()))).sink(sink).build().unwrap();
+    let check = format!("{worker}; grep -qx \"$w\" {} && sleep 0.3", file.display());
     let fs: Vec<_> = (0..2).map(|_| pool.submit(sh(&check)).unwrap()).collect();
     for f in &fs {
         f.result(Some(LONG)).unwrap();

@@ -115,3 +115,93 @@ fn a_command_run_outside_a_worker_leaves_sigterm_and_sigint_alone() {
     assert!(done.is_ok(), "{done:?}");
     assert_eq!(caught_int_term(), before);
 }
+
+/// Unique sleep lengths for one test's processes (so that only they match).
+fn markers(base: u32, n: u32) -> Vec<String> {
+    (0..n).map(|i| format!("sleep {}", base + 10 * (std::process::id() % 97) + i)).collect()
+}
+
+fn gone(marks: &[String]) -> bool {
+    marks.iter().all(|m| processes_with(m).is_empty())
+}
+
+/// A command that escapes its process group two ways: a daemon's double fork into a new
+/// session (`(setsid sleep A &)`, re-parented at once) and a `setsid` child it keeps.
+fn escaping(marks: &[String], then: &str) -> String {
+    format!(
+        "[\"sh\", \"-c\", \"({} &) ; setsid {} & {then}\"]",
+        marks[0].replacen("sleep", "setsid sleep", 1),
+        marks[1]
+    )
+}
+
+#[test]
+fn what_a_command_starts_in_a_new_session_ends_when_the_command_ends() {
+    let dir = scratch("daemon");
+    let (t, p) = (markers(5000, 2), markers(6000, 2));
+    let yaml = format!(
+        "pools:\n  io: {{ kind: thread, max_workers: 2 }}\n  cpu: {{ kind: process, max_workers: 1 }}\ntasks:\n  - name: t\n    pool: io\n    command: {}\n  - name: p\n    pool: cpu\n    command: {}\n",
+        escaping(&t, "echo started"),
+        escaping(&p, "echo started")
+    );
+    std::fs::write(dir.join("d.yaml"), yaml).expect("write the task file");
+    let out = Command::new(env!("CARGO_BIN_EXE_futuretop"))
+        .args(["run", "d.yaml", "--headless"])
+        .current_dir(&dir)
+        .output()
+        .expect("futuretop runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let all: Vec<String> = t.iter().chain(&p).cloned().collect();
+    until("the escaped processes to be gone", Duration::from_secs(15), || gone(&all));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sigkilled_futuretop_takes_what_its_commands_started_in_new_sessions() {
+    let dir = scratch("kill-setsid");
+    let (t, p) = (markers(7000, 3), markers(8000, 3));
+    let yaml = format!(
+        "pools:\n  io: {{ kind: thread, max_workers: 2 }}\n  cpu: {{ kind: process, max_workers: 1 }}\ntasks:\n  - name: t\n    pool: io\n    command: {}\n  - name: p\n    pool: cpu\n    command: {}\n",
+        escaping(&t, &t[2]),
+        escaping(&p, &p[2])
+    );
+    std::fs::write(dir.join("k.yaml"), yaml).expect("write the task file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_futuretop"))
+        .args(["run", "k.yaml", "--headless"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("futuretop starts");
+    let all: Vec<String> = t.iter().chain(&p).cloned().collect();
+    until("every process to run", Duration::from_secs(15), || all.iter().all(|m| !processes_with(m).is_empty()));
+    child.kill().expect("SIGKILL futuretop");
+    let _ = child.wait();
+    until("every process, escaped or not, to be gone", Duration::from_secs(15), || gone(&all));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_timeout_kills_a_command_that_left_its_group_and_what_it_started() {
+    let dir = scratch("timeout-setsid");
+    let (t, s) = (markers(9000, 3), markers(9500, 1));
+    let yaml = format!(
+        "pools:\n  io: {{ kind: thread, max_workers: 2 }}\ntasks:\n  - name: t\n    pool: io\n    timeout: 0.5\n    command: {}\n  - name: s\n    pool: io\n    timeout: 0.5\n    command: [\"setsid\", {:?}, {:?}]\n",
+        escaping(&t, &t[2]),
+        "sleep",
+        s[0].trim_start_matches("sleep ")
+    );
+    std::fs::write(dir.join("t.yaml"), yaml).expect("write the task file");
+    let out = Command::new(env!("CARGO_BIN_EXE_futuretop"))
+        .args(["run", "t.yaml", "--headless"])
+        .current_dir(&dir)
+        .output()
+        .expect("futuretop runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("`sh` timed out after 0.5 s"), "{stdout}");
+    assert!(stdout.contains("`setsid` timed out after 0.5 s"), "{stdout}");
+    let all: Vec<String> = t.iter().chain(&s).cloned().collect();
+    until("the timed-out commands' processes to be gone", Duration::from_secs(15), || gone(&all));
+    let _ = std::fs::remove_dir_all(&dir);
+}
