@@ -191,7 +191,8 @@ impl PosIndex {
 
     fn scan_with(text: &str, lean: bool) -> (Self, Option<Problem>) {
         let mut b = Builder { lean, ..Builder::default() };
-        let mut parser = Parser::new_from_str(text);
+        let text = untab(text);
+        let mut parser = Parser::new_from_str(&text);
         loop {
             match parser.next_token() {
                 Ok((Event::StreamEnd, _)) => return (b.index, None),
@@ -206,7 +207,7 @@ impl PosIndex {
                     let pos = Pos { line: m.line(), col: m.col() + 1 };
                     // yaml-rust2 reads up to 255 `[` ahead before it gives a first event.
                     if e.info() == "recursion limit exceeded" {
-                        return (b.index, Some(Problem::TooDeep(first_too_deep_bracket(text).unwrap_or(pos))));
+                        return (b.index, Some(Problem::TooDeep(first_too_deep_bracket(&text).unwrap_or(pos))));
                     }
                     return (b.index, Some(Problem::Syntax(pos, e.info().to_owned())));
                 }
@@ -238,6 +239,24 @@ impl PosIndex {
     pub(crate) fn key(&self, path: &str) -> Pos {
         self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
     }
+}
+
+/// `text` with every tab that follows a line's first non-blank character made a space,
+/// for this index only (a tab and a space are one column each, so positions stay).
+/// yaml-rust2 refuses a tab after a key's colon (`name:<TAB>a`), which YAML allows and
+/// serde_yaml reads; without this, every position after it would fall back to the top.
+/// Tabs in a line's indentation (an error for both parsers) are left alone.
+fn untab(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start_matches([' ', '\t']);
+        out.push_str(&line[..line.len() - body.len()]);
+        out.extend(body.chars().map(|c| if c == '\t' { ' ' } else { c }));
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Where `[` or `{` first opens level `MAX_DEPTH + 1`, counting brackets without regard
@@ -300,6 +319,17 @@ mod tests {
         assert_eq!(full.value("tasks[0].map.n[2]"), Pos { line: 3, col: 22 });
         assert_eq!(lean.value("tasks[0].map.n[2]"), Pos { line: 2, col: 5 });
         assert!(lean.values.len() < 6 && full.values.len() > 10, "{} / {}", lean.values.len(), full.values.len());
+    }
+
+    #[test]
+    fn a_tab_after_a_colon_or_a_dash_keeps_every_later_position() {
+        // yaml-rust2 alone refuses `name:<TAB>a`, and the whole index was lost after it.
+        let idx = PosIndex::build("tasks:\n  - name:\ta\n    pool:\tio\n  -\tname: b\n    pool: [x,\ty]\n");
+        assert_eq!(idx.value("tasks[0].pool"), Pos { line: 3, col: 11 });
+        assert_eq!(idx.key("tasks[1].name"), Pos { line: 4, col: 5 });
+        assert_eq!(idx.value("tasks[1].pool[1]"), Pos { line: 5, col: 15 });
+        // A tab inside a line's indentation is not touched (both parsers refuse it).
+        assert!(matches!(PosIndex::scan("a:\n\tb: 1\n").1, Some(Problem::Syntax(..))));
     }
 
     #[test]

@@ -386,3 +386,13 @@ fn a_file_with_thousands_of_problems_shows_the_first_hundred() {
     assert!(stderr.trim_end().ends_with("... and 2900 more problems"), "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_tab_after_a_colon_does_not_lose_the_positions_after_it() {
+    // `name:<TAB>a` is valid YAML; every error below it was reported at 1:1 or at the
+    // task before.
+    check(
+        &fixture("tabs_after_colons.yaml"),
+        &[at(9, 11, &["unknown pool 'gpu' (pools: io)"]), at(11, 19, &["secs must be 0 or more"])],
+    );
+}
