@@ -69,7 +69,10 @@ fn main() -> ExitCode {
     futuretop_engine::serve_slurm_job_if_requested(&callables);
     futuretop::tasks::supervise_command_if_requested();
     install_panic_hook();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(message) => {
@@ -81,6 +84,26 @@ fn main() -> ExitCode {
 
 /// Keeps a task's panic off the terminal (it is stored as the future's exception);
 /// any other panic is reported once, by the default hook.
+/// Prints what clap has to say (an error, or `--help` and `--version`) and gives its exit
+/// code. An error quotes the user's arguments, which may hold control characters, and
+/// clap passes them raw to a terminal: when an argument holds one, the message is printed
+/// without clap's colours (and so without escape sequences) through the sanitiser.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let raw = std::env::args_os().any(|a| {
+        let a = a.to_string_lossy();
+        futuretop::text::visible(&a) != a
+    });
+    let plain = e.render().to_string();
+    if !raw {
+        let _ = e.print();
+    } else if e.use_stderr() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), futuretop::text::lines(&plain).as_bytes());
+    } else {
+        say_raw!("{plain}");
+    }
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE))
+}
+
 fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -824,3 +824,22 @@ fn a_slurm_probe_has_a_deadline_and_a_bounded_message() {
     assert!(!stderr.chars().any(|c| c.is_control() && c != '\n'), "{stderr:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// clap quotes a bad argument in its error, and on a terminal (here forced with
+/// `CLICOLOR_FORCE`, as a terminal would have it) it printed it raw: a window title set
+/// by `futuretop validate x $'\e]0;owned\a'`. The message now comes without colours
+/// through the sanitiser when an argument holds a control character, and keeps its
+/// colours otherwise.
+#[test]
+fn a_control_character_in_an_argument_never_reaches_the_terminal_raw() {
+    let exe = env!("CARGO_BIN_EXE_futuretop");
+    let hostile =
+        Command::new(exe).args(["validate", "x", "y\u{1b}]0;owned\u{7}"]).env("CLICOLOR_FORCE", "1").output().unwrap();
+    assert_eq!(hostile.status.code(), Some(2));
+    let stderr = text(&hostile.stderr);
+    assert!(!stderr.contains('\u{1b}') && !stderr.contains('\u{7}'), "{stderr:?}");
+    assert!(stderr.contains("unexpected argument"), "{stderr:?}");
+    let plain = Command::new(exe).args(["validate", "x", "y"]).env("CLICOLOR_FORCE", "1").output().unwrap();
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(text(&plain.stderr).contains("\u{1b}["), "clap's colours stay for ordinary arguments");
+}
