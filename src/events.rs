@@ -848,7 +848,7 @@ pub const MAX_LOG_LINE: usize = 16 * 1024 * 1024;
 /// error the reader goes on with the next line, so that a damaged line costs only itself.
 pub struct LogReader {
     path: std::path::PathBuf,
-    lines: std::io::BufReader<std::fs::File>,
+    lines: std::io::BufReader<Box<dyn std::io::Read + Send>>,
     line: Vec<u8>,
     number: usize,
     skipped: usize,
@@ -859,14 +859,19 @@ impl LogReader {
     /// Opens the log at `path`.
     pub fn open(path: &Path) -> Result<Self, LogError> {
         let file = std::fs::File::open(path).map_err(|error| LogError::Read { path: path.to_owned(), error })?;
-        Ok(Self {
-            path: path.to_owned(),
-            lines: std::io::BufReader::with_capacity(1 << 16, file),
+        Ok(Self::from_reader(path, file))
+    }
+
+    /// Reads a log from `input` (a pipe, bytes in memory); `path` names it in errors.
+    pub fn from_reader(path: impl Into<std::path::PathBuf>, input: impl std::io::Read + Send + 'static) -> Self {
+        Self {
+            path: path.into(),
+            lines: std::io::BufReader::with_capacity(1 << 16, Box::new(input)),
             line: Vec::new(),
             number: 0,
             skipped: 0,
             done: false,
-        })
+        }
     }
 
     /// Events skipped so far because this version does not know their kind.

@@ -26,6 +26,14 @@ pub const TASK_EVENTS: usize = 64;
 pub const WORKER_SPANS: usize = 512;
 /// Lines kept in the log.
 pub const LOG_LINES: usize = 200;
+/// Workers a pool shows at most: past that, a worker that starts takes the place of the
+/// one that died longest ago (a pool whose workers restart, `max_tasks_per_child`, starts
+/// one a task), and one that finds no dead place is not shown.
+pub const WORKER_VIEWS: usize = 4096;
+/// Futures one future is shown waiting on at most (a `wait` on more names the first).
+pub const WAITS_SHOWN: usize = 256;
+/// Deadlocks kept: standing at once, and named in the summary (then counted).
+pub const DEADLOCKS_KEPT: usize = 100;
 
 /// A future's state, as the views show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -235,6 +243,10 @@ pub struct PoolView {
     pub broken: Option<String>,
     /// Its futures waiting for a worker.
     pub queued: usize,
+    /// Workers not shown: they started when [`WORKER_VIEWS`] were shown and none had died.
+    pub hidden_workers: usize,
+    /// Places in `workers` of the workers that died, oldest first (see [`WORKER_VIEWS`]).
+    dead: VecDeque<usize>,
 }
 
 /// A deadlock being shown.
@@ -357,6 +369,10 @@ struct Summary {
     /// The slowest finished futures: (seconds, order, name), slowest first.
     slowest: Vec<(f64, usize, Name)>,
     deadlocks: Vec<String>,
+    /// Deadlocks past the first [`DEADLOCKS_KEPT`].
+    more_deadlocks: usize,
+    /// Futures of a log past [`crate::config::MAX_FUTURES`], not followed.
+    futures_not_read: usize,
 }
 
 impl Summary {
@@ -477,6 +493,8 @@ impl RunModel {
             busy_history: VecDeque::new(),
             broken: None,
             queued: 0,
+            hidden_workers: 0,
+            dead: VecDeque::new(),
         });
         let last = self.pools.len() - 1;
         &mut self.pools[last]
@@ -682,6 +700,11 @@ impl RunModel {
                 if self.index.contains_key(id) {
                     return Change::Nothing;
                 }
+                if self.index.len() >= crate::config::MAX_FUTURES {
+                    // No run has more: a log that does is not followed past it.
+                    self.summary.futures_not_read += 1;
+                    return Change::Nothing;
+                }
                 self.handed_over(task);
                 let i = self.rows.len();
                 self.index.insert(*id, i);
@@ -755,7 +778,9 @@ impl RunModel {
             }
             EventKind::Wait { id, on_id, on, timeout, .. } => {
                 if let Some(r) = self.row_mut(*id) {
-                    r.waits_on.push(*on_id);
+                    if r.waits_on.len() < WAITS_SHOWN {
+                        r.waits_on.push(*on_id);
+                    }
                 }
                 let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
                 self.note(*id, t, || format!("waits on {on}{limit}"));
@@ -776,32 +801,60 @@ impl RunModel {
                     self.pool_mut(pool);
                     let pi = self.pool_index.get(&**pool).copied().unwrap_or(0);
                     let p = &mut self.pools[pi];
-                    let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
-                    p.workers.insert(
-                        at,
-                        WorkerView {
-                            name: worker.clone(),
-                            pid: *pid,
-                            current: None,
-                            alive: true,
-                            spans: VecDeque::new(),
-                            cpu: None,
-                            mem: None,
-                            load: None,
-                        },
-                    );
-                    // The workers after it moved one place on (a worker starts rarely).
+                    let view = WorkerView {
+                        name: worker.clone(),
+                        pid: *pid,
+                        current: None,
+                        alive: true,
+                        spans: VecDeque::new(),
+                        cpu: None,
+                        mem: None,
+                        load: None,
+                    };
                     let index = self.worker_index.entry(pool.clone()).or_default();
-                    for (w, view) in p.workers.iter().enumerate().skip(at) {
-                        index.insert(view.name.clone(), w);
+                    if p.workers.len() >= WORKER_VIEWS {
+                        // Full: the place of the worker that died longest ago, if any.
+                        let place = std::iter::from_fn(|| p.dead.pop_front())
+                            .find(|&w| p.workers.get(w).is_some_and(|v| !v.alive));
+                        match place {
+                            Some(w) => {
+                                index.remove(&*p.workers[w].name);
+                                index.insert(worker.clone(), w);
+                                p.workers[w] = view;
+                            }
+                            None => p.hidden_workers += 1,
+                        }
+                    } else {
+                        let at = p.workers.partition_point(|w| worker_order(&w.name) < worker_order(worker));
+                        p.workers.insert(at, view);
+                        // The workers after it moved one place on (usually none: workers
+                        // start in name order).
+                        for (w, view) in p.workers.iter().enumerate().skip(at) {
+                            index.insert(view.name.clone(), w);
+                        }
+                        if at + 1 < p.workers.len() {
+                            for d in &mut p.dead {
+                                *d += usize::from(*d >= at);
+                            }
+                        }
                     }
                 }
             }
             EventKind::WorkerExited { pool, worker, status, .. } => {
                 let (pool, worker) = (pool.clone(), worker.clone());
                 if let Some(w) = self.worker_mut(&pool, &worker) {
-                    w.alive = false;
-                    w.current = None;
+                    if w.alive {
+                        w.alive = false;
+                        w.current = None;
+                        let place = self.worker_index.get(&*pool).and_then(|i| i.get(&*worker)).copied();
+                        if let (Some(&p), Some(place)) = (self.pool_index.get(&*pool), place) {
+                            let dead = &mut self.pools[p].dead;
+                            if dead.len() >= WORKER_VIEWS {
+                                dead.pop_front();
+                            }
+                            dead.push_back(place);
+                        }
+                    }
                 }
                 if status != "ok" && status != "exited with status 0" {
                     self.push_log(|| format!("worker {worker} of {pool}: {status}"));
@@ -828,6 +881,9 @@ impl RunModel {
                 self.push_log(|| format!("{task}: {line}"));
             }
             EventKind::Deadlock { kind, tasks, ids, message, victim_id, expires_in, .. } => {
+                if self.deadlocks.len() == DEADLOCKS_KEPT {
+                    self.deadlocks.remove(0);
+                }
                 self.deadlocks.push(DeadlockView {
                     kind: *kind,
                     tasks: tasks.clone(),
@@ -836,7 +892,11 @@ impl RunModel {
                     victim_id: *victim_id,
                     expires_at: expires_in.map(|s| t + s),
                 });
-                self.summary.deadlocks.push(message.clone());
+                if self.summary.deadlocks.len() < DEADLOCKS_KEPT {
+                    self.summary.deadlocks.push(message.clone());
+                } else {
+                    self.summary.more_deadlocks += 1;
+                }
                 self.push_log(|| format!("deadlock: {message}"));
             }
             EventKind::DeadlockResolved { tasks, how } => {
@@ -980,6 +1040,16 @@ impl RunModel {
         }
         for d in &self.summary.deadlocks {
             out.push_str(&format!("deadlock: {}\n", visible(d)));
+        }
+        if self.summary.futures_not_read > 0 {
+            out.push_str(&format!(
+                "{} futures past the first {} were not read (no run has more)\n",
+                self.summary.futures_not_read,
+                crate::config::MAX_FUTURES
+            ));
+        }
+        if self.summary.more_deadlocks > 0 {
+            out.push_str(&format!("... and {} more deadlocks\n", self.summary.more_deadlocks));
         }
         out.push_str(&format!("exit code {exit_code}\n"));
         out
@@ -1144,5 +1214,74 @@ mod tests {
         h.apply(&line("t/pow"));
         assert!(h.row(1).is_some_and(|r| r.output.is_empty() && r.events.is_empty()));
         assert!(h.log.is_empty());
+    }
+
+    /// A hostile or merely long log cannot grow the model past its caps: restarting
+    /// workers take the places of dead ones (each start in constant time), waits and
+    /// deadlocks are capped, the rest counted.
+    #[test]
+    fn workers_waits_and_deadlocks_stay_within_their_caps() {
+        let start = |w: usize| {
+            ev(0.1, EventKind::WorkerStarted { pool: "p".into(), worker: format!("p-{w}").into(), pid: None })
+        };
+        let exit = |w: usize| {
+            ev(
+                0.2,
+                EventKind::WorkerExited {
+                    pool: "p".into(),
+                    worker: format!("p-{w}").into(),
+                    pid: None,
+                    status: "ok".into(),
+                },
+            )
+        };
+        let mut m = RunModel::new(Keep::All);
+        // A worker a task, 20,000 of them, each dying after its task.
+        for w in 0..20_000 {
+            m.apply(&start(w));
+            m.apply(&exit(w));
+        }
+        let pool = &m.pools[0];
+        assert_eq!(pool.workers.len(), WORKER_VIEWS);
+        assert_eq!(pool.hidden_workers, 0, "a dead worker's place is taken");
+        assert!(pool.workers.iter().any(|w| &*w.name == "p-19999"), "the latest worker is shown");
+        // Full of live workers: a new one is counted, not shown, and events for it are
+        // ignored.
+        let mut m = RunModel::new(Keep::All);
+        for w in 0..WORKER_VIEWS + 3 {
+            m.apply(&start(w));
+        }
+        assert_eq!((m.pools[0].workers.len(), m.pools[0].hidden_workers), (WORKER_VIEWS, 3));
+        m.apply(&exit(WORKER_VIEWS + 1));
+        m.apply(&exit(5));
+        m.apply(&start(WORKER_VIEWS + 9));
+        assert!(m.pools[0].workers.iter().any(|w| *w.name == format!("p-{}", WORKER_VIEWS + 9)));
+        assert!(!m.pools[0].workers.iter().any(|w| &*w.name == "p-5"));
+        // A future shown waiting on at most WAITS_SHOWN others.
+        m.apply(&pending(1, "a"));
+        for on in 0..1000 {
+            m.apply(&ev(0.3, EventKind::Wait { task: "a".into(), id: 1, on: "b".into(), on_id: on, timeout: None }));
+        }
+        assert_eq!(m.row(1).map(|r| r.waits_on.len()), Some(WAITS_SHOWN));
+        // Deadlocks: at most DEADLOCKS_KEPT standing and named; the rest counted.
+        for k in 0..DEADLOCKS_KEPT + 7 {
+            m.apply(&ev(
+                0.4,
+                EventKind::Deadlock {
+                    kind: DeadlockKind::Cycle,
+                    tasks: vec![format!("t{k}")],
+                    pool: None,
+                    message: format!("cycle {k}"),
+                    ids: vec![],
+                    victim: None,
+                    victim_id: None,
+                    expires_in: None,
+                },
+            ));
+        }
+        assert_eq!(m.deadlocks.len(), DEADLOCKS_KEPT);
+        let summary = m.summary(1);
+        assert!(summary.contains("deadlock: cycle 99\n") && !summary.contains("cycle 100\n"), "{summary}");
+        assert!(summary.contains("... and 7 more deadlocks"), "{summary}");
     }
 }

@@ -282,7 +282,11 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
         let busy = p.workers.iter().filter(|w| w.current.is_some()).count();
         let broken = if p.broken.is_some() { " BROKEN" } else { "" };
         let kind = p.kind.map_or("", PoolKind::as_str);
-        let head = format!("{} ({kind}, {busy}/{} busy, {queued} queued){broken}", p.name, p.max_workers);
+        let unseen = match p.hidden_workers {
+            0 => String::new(),
+            n => format!(", {n} workers not shown"),
+        };
+        let head = format!("{} ({kind}, {busy}/{} busy, {queued} queued{unseen}){broken}", p.name, p.max_workers);
         let spark_w = inner.width.saturating_sub(u16::try_from(head.chars().count()).unwrap_or(0) + 1).min(30);
         f.render_widget(
             Paragraph::new(Span::styled(head.clone(), Style::default().add_modifier(Modifier::BOLD))),

@@ -1,10 +1,12 @@
 //! The fuzzers' seed corpora and every input they ever found a fault with, replayed on
 //! each `cargo test` (the fuzzers themselves need a nightly toolchain; see
-//! docs/reliability.md): the task-file loader and the process-pool protocol decoder must
-//! answer each with a value or a clean error, never a panic or a hang.
+//! docs/reliability.md): the task-file loader, the process-pool protocol decoder and the
+//! event-log reader (with the models replay feeds) must answer each with a value or a
+//! clean error, never a panic or a hang.
 //!
 //! `fuzz/corpus/<target>/` holds the seeds (the bundled scenarios, the example file, the
-//! bad-input fixtures, one frame of each protocol message); `fuzz/regressions/<target>/`
+//! bad-input fixtures, one frame of each protocol message, the logs of the bundled
+//! scenarios, cut, damaged and newer ones); `fuzz/regressions/<target>/`
 //! holds what fuzzing found, kept after the fix.
 
 use std::path::{Path, PathBuf};
@@ -66,4 +68,31 @@ fn every_protocol_input_decodes_or_fails_cleanly() {
     }
     // The seeds hold one frame of each message: they must decode.
     assert!(decoded >= 13, "only {decoded} frames of the seeds decoded");
+}
+
+#[test]
+fn every_event_log_input_replays_or_fails_cleanly() {
+    use futuretop::model::{Keep, RunModel};
+    let files = inputs("event_log");
+    assert!(files.len() >= 10, "the seed corpus is missing: {} files", files.len());
+    let (mut events, mut finished) = (0, 0);
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read a corpus file");
+        let start = Instant::now();
+        let mut monitor = RunModel::new(Keep::All);
+        let mut headless = RunModel::new(Keep::Unfinished);
+        for event in futuretop::events::LogReader::from_reader(&path, std::io::Cursor::new(bytes)).flatten() {
+            events += 1;
+            finished += usize::from(matches!(event.kind, futuretop::events::EventKind::RunFinished { .. }));
+            monitor.apply(&event);
+            headless.apply(&event);
+        }
+        assert!(!monitor.summary(0).is_empty() && !headless.summary(0).is_empty());
+        for row in &monitor.rows {
+            let _ = row.timeline();
+        }
+        assert!(start.elapsed() < PER_INPUT, "{} took {:?}", path.display(), start.elapsed());
+    }
+    // The seeds are mostly whole logs of real runs: they must read.
+    assert!(events >= 250 && finished >= 6, "only {events} events and {finished} run_finished read");
 }
