@@ -449,8 +449,62 @@ enum Unsubmitted {
 /// A plan future's index, its id and how it ended.
 type Completion = (usize, FutureId, Final);
 
-/// Completions the runner takes in one go before it looks at its controls again.
-const BATCH: usize = 256;
+/// How long the runner sleeps at most while futures are in flight: the ends that did not
+/// ring its bell (see [`Inbox`]) are taken at least this often.
+const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
+
+/// Where the done-callbacks leave their futures' ends for the runner, and when they wake
+/// it. A wake-up is a system call on each side (a third of a trivial task's whole cost when
+/// it came with every end), so a callback rings the runner's bell only when the runner
+/// has something to do at once: an end that is not a success, or a future something
+/// waits for by name or item by item (`depends_on: [a]`, `{ each: }`), or a pool whose
+/// futures in flight fell to half its window (time to hand it more). Other ends wait for
+/// the next wake-up, at most [`QUIET_ENDS_EVERY`].
+struct Inbox {
+    ends: Mutex<Vec<Completion>>,
+    bell: (Sender<()>, Receiver<()>),
+    /// Per pool: futures handed over whose end is not yet in `ends`.
+    outstanding: Vec<std::sync::atomic::AtomicUsize>,
+    /// Per pool: ring when `outstanding` falls to this.
+    low_water: Vec<usize>,
+}
+
+impl Inbox {
+    fn new(windows: impl Iterator<Item = usize>) -> Self {
+        let low_water: Vec<usize> = windows.map(|w| w / 2).collect();
+        Self {
+            ends: Mutex::new(Vec::new()),
+            bell: crossbeam_channel::bounded(1),
+            outstanding: low_water.iter().map(|_| std::sync::atomic::AtomicUsize::new(0)).collect(),
+            low_water,
+        }
+    }
+
+    /// A future of `pool` was handed over.
+    fn handed(&self, pool: usize) {
+        if let Some(o) = self.outstanding.get(pool) {
+            o.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// A future of `pool` ended (from its done-callback).
+    fn ended(&self, pool: usize, end: Completion, urgent: bool) {
+        lock(&self.ends).push(end);
+        let left = self
+            .outstanding
+            .get(pool)
+            .map_or(0, |o| o.fetch_sub(1, std::sync::atomic::Ordering::AcqRel).saturating_sub(1));
+        if urgent || left <= self.low_water.get(pool).copied().unwrap_or(0) {
+            // Full when already rung: nothing to do then.
+            let _ = self.bell.0.try_send(());
+        }
+    }
+
+    /// Every end left so far, oldest first.
+    fn take(&self) -> Vec<Completion> {
+        std::mem::take(&mut *lock(&self.ends))
+    }
+}
 
 /// An item whose `{ each: }` pairing will never be satisfied: it ended, cancelled.
 const DEAD: u32 = u32::MAX;
@@ -494,7 +548,7 @@ struct Runner {
     reg: Arc<Registry>,
     control: Receiver<Control>,
     wants: Receiver<usize>,
-    completions: (Sender<Completion>, Receiver<Completion>),
+    inbox: Arc<Inbox>,
     entries: Vec<Entry>,
     feeds: Vec<Feed>,
     /// The tasks (indices into `entries`) waiting for each future named alone
@@ -530,7 +584,7 @@ impl Runner {
                 entries[e].each_done = vec![0; t.len];
             }
         }
-        let feeds = plan
+        let feeds: Vec<Feed> = plan
             .pools
             .iter()
             .enumerate()
@@ -547,7 +601,7 @@ impl Runner {
             reg,
             control,
             wants,
-            completions: crossbeam_channel::unbounded(),
+            inbox: Arc::new(Inbox::new(feeds.iter().map(|f: &Feed| f.window))),
             entries,
             feeds,
             direct,
@@ -570,19 +624,14 @@ impl Runner {
         }
         self.dispatch_all();
         let mut outcome = None;
-        let completions = self.completions.1.clone();
+        let bell = self.inbox.bell.1.clone();
         let wants = self.wants.clone();
         while self.unfinished > 0 {
-            // Under a steady stream, completions are taken in batches without `select`
-            // (whose registration on every channel contends with the workers sending);
-            // controls are looked at between batches, so a key still acts at once.
-            let mut taken = 0;
-            while taken < BATCH {
-                let Ok((i, id, f)) = completions.try_recv() else { break };
-                lock(&self.reg.by_id).remove(&id);
-                self.finished(i, f, true);
-                taken += 1;
-            }
+            // The ends come in batches (see `Inbox`); controls are looked at between
+            // batches, so a key still acts at once.
+            let ends = self.inbox.take();
+            let taken = ends.len();
+            self.take_ends(ends);
             while let Ok(i) = wants.try_recv() {
                 self.want(i);
             }
@@ -597,29 +646,45 @@ impl Runner {
                 Err(_) if taken > 0 => continue,
                 Err(_) => {}
             }
+            let in_flight = self.feeds.iter().any(|f| f.in_flight > 0);
+            let quiet = if in_flight { QUIET_ENDS_EVERY } else { Duration::from_hours(1) };
             select! {
-                recv(completions) -> msg => {
-                    if let Ok((i, id, f)) = msg {
-                        lock(&self.reg.by_id).remove(&id);
-                        self.finished(i, f, true);
-                    }
-                }
+                recv(bell) -> _ => {}
                 recv(wants) -> msg => {
                     if let Ok(i) = msg {
                         self.want(i);
                     }
                 }
-                recv(self.control) -> msg => if let Ok(c) = msg {
-                    if let Some(code) = self.control_message(&c) {
-                        outcome = Some(code);
-                        break;
+                recv(self.control) -> msg => {
+                    if let Ok(c) = msg {
+                        if let Some(code) = self.control_message(&c) {
+                            outcome = Some(code);
+                            break;
+                        }
                     }
                 }
+                default(quiet) => {}
             }
         }
         let counts = self.counts();
         let code = outcome.unwrap_or(i32::from(counts.exception > 0));
         (code, counts)
+    }
+
+    /// Follows the ends taken from the inbox, in the order they came.
+    fn take_ends(&mut self, ends: Vec<Completion>) {
+        if ends.is_empty() {
+            return;
+        }
+        {
+            let mut by_id = lock(&self.reg.by_id);
+            for (_, id, _) in &ends {
+                by_id.remove(id);
+            }
+        }
+        for (i, _, f) in ends {
+            self.finished(i, f, true);
+        }
     }
 
     /// Acts on a control message; the run's exit code if it ends the run.
@@ -756,6 +821,13 @@ impl Runner {
         }
     }
 
+    /// True when a task waits for future `i` by itself: by name (`depends_on: [a]`,
+    /// `[a_map[3]]`) or item by item (`{ each: }`). Its end is acted on at once.
+    fn is_awaited_by_name(&self, i: usize) -> bool {
+        self.direct.contains_key(&i)
+            || self.reg.plan.locate(i).is_some_and(|(e, _)| !self.entries[e].each_dependents.is_empty())
+    }
+
     /// Follows plan future `i` once its pool took it (or refused it).
     fn submitted(&mut self, i: usize, result: Result<Future<Value>, SubmitError>) {
         match result {
@@ -765,14 +837,17 @@ impl Runner {
                 // Live until the runner hears it ended (one callback a future, and the
                 // table is only touched by this thread and by controls).
                 lock(&self.reg.by_id).insert(f.id(), (pool, f.clone()));
-                let done = self.completions.0.clone();
+                let inbox = Arc::clone(&self.inbox);
+                inbox.handed(pool);
+                let awaited_by_name = self.is_awaited_by_name(i);
                 f.add_done_callback(move |f| {
                     let outcome = match f.try_result() {
                         Some(Ok(_)) => Final::Done,
                         Some(Err(FutureError::Cancelled(_))) => Final::Cancelled,
                         _ => Final::Exception,
                     };
-                    let _ = done.send((i, f.id(), outcome));
+                    let urgent = awaited_by_name || !matches!(outcome, Final::Done);
+                    inbox.ended(pool, (i, f.id(), outcome), urgent);
                 });
                 if self.reg.plan.awaited.binary_search(&i).is_ok() {
                     lock(&self.reg.slots).insert(i, f);
@@ -1088,14 +1163,12 @@ impl Runner {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(3);
-        while self.unfinished > 0 {
-            match self.completions.1.recv_deadline(deadline) {
-                Ok((i, id, f)) => {
-                    lock(&self.reg.by_id).remove(&id);
-                    self.finished(i, f, true);
-                }
-                Err(_) => break,
+        while self.unfinished > 0 && Instant::now() < deadline {
+            let ends = self.inbox.take();
+            if ends.is_empty() {
+                let _ = self.inbox.bell.1.recv_deadline(deadline.min(Instant::now() + QUIET_ENDS_EVERY));
             }
+            self.take_ends(ends);
         }
     }
 
@@ -1125,6 +1198,36 @@ mod tests {
 
     fn plan(yaml: &str) -> crate::config::Plan {
         crate::config::load_str_offline("t.yaml", "t", yaml).expect("a valid file")
+    }
+
+    /// The runner is woken by an end only when it has something to do at once: a
+    /// failure or cancellation, a future awaited by name, or a pool that ran down to half
+    /// its window; other ends wait in the inbox for the next wake-up.
+    #[test]
+    fn an_end_rings_the_runner_only_when_it_must_act() {
+        use super::{Final, Inbox};
+        use futuretop_engine::observe::FutureId;
+        let inbox = Inbox::new([8usize].into_iter());
+        let rung = |inbox: &Inbox| inbox.bell.1.try_recv().is_ok();
+        for _ in 0..10 {
+            inbox.handed(0);
+        }
+        // 10 in flight, low water 4: quiet ends do not ring until 4 are left.
+        for k in 0..5 {
+            inbox.ended(0, (k, FutureId(k as u64), Final::Done), false);
+            assert!(!rung(&inbox), "end {k} rang with {} in flight", 9 - k);
+        }
+        inbox.ended(0, (5, FutureId(5), Final::Exception), true);
+        assert!(rung(&inbox), "an urgent end rings");
+        inbox.ended(0, (6, FutureId(6), Final::Done), false);
+        assert!(rung(&inbox), "3 left, under the low water: rings");
+        // Two ends between wake-ups ring once (the bell holds one).
+        inbox.ended(0, (7, FutureId(7), Final::Done), false);
+        inbox.ended(0, (8, FutureId(8), Final::Done), false);
+        assert!(rung(&inbox) && !rung(&inbox));
+        let ends: Vec<usize> = inbox.take().into_iter().map(|(i, _, _)| i).collect();
+        assert_eq!(ends, (0..9).collect::<Vec<_>>(), "every end is kept, in order");
+        assert!(inbox.take().is_empty());
     }
 
     /// Each future's events, by id: every one has a `pending` first and ends once.
