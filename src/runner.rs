@@ -453,6 +453,12 @@ type Completion = (usize, FutureId, Final);
 /// ring its bell (see [`Inbox`]) are taken at least this often.
 const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
 
+/// Messages waiting for the bus past which the runner hands its pools nothing more until
+/// the bus catches up. The engine never waits for the bus (its channel is unbounded), so
+/// without this a run whose workers outpace the event log would hold the difference in
+/// memory: 290 MB at the end of a 1,000,000-item map, and growing with the run.
+const BUS_BACKLOG: usize = 1 << 16;
+
 /// Where the done-callbacks leave their futures' ends for the runner, and when they wake
 /// it. A wake-up is a system call on each side (a third of a trivial task's whole cost when
 /// it came with every end), so a callback rings the runner's bell only when the runner
@@ -562,6 +568,8 @@ struct Runner {
     stopping: bool,
     /// Plan futures not yet in a final state.
     unfinished: usize,
+    /// Set when a pool was not fed because the bus was behind ([`BUS_BACKLOG`]).
+    held_back: bool,
 }
 
 impl Runner {
@@ -609,6 +617,7 @@ impl Runner {
             counts: Counts::default(),
             stopping: false,
             unfinished,
+            held_back: false,
         }
     }
 
@@ -632,6 +641,9 @@ impl Runner {
             let ends = self.inbox.take();
             let taken = ends.len();
             self.take_ends(ends);
+            if std::mem::take(&mut self.held_back) {
+                self.dispatch_all();
+            }
             while let Ok(i) = wants.try_recv() {
                 self.want(i);
             }
@@ -646,7 +658,7 @@ impl Runner {
                 Err(_) if taken > 0 => continue,
                 Err(_) => {}
             }
-            let in_flight = self.feeds.iter().any(|f| f.in_flight > 0);
+            let in_flight = self.held_back || self.feeds.iter().any(|f| f.in_flight > 0);
             let quiet = if in_flight { QUIET_ENDS_EVERY } else { Duration::from_hours(1) };
             select! {
                 recv(bell) -> _ => {}
@@ -748,6 +760,10 @@ impl Runner {
     /// flight: the consecutive items of a `map:` with a `chunksize:` go in chunks of that
     /// many, the others one by one.
     fn dispatch(&mut self, p: usize) {
+        if self.reg.bus.len() >= BUS_BACKLOG && !self.feeds[p].ready.is_empty() {
+            self.held_back = true;
+            return;
+        }
         let plan = Arc::clone(&self.reg.plan);
         while !self.stopping && self.feeds[p].in_flight < self.feeds[p].window {
             let Some(run) = self.feeds[p].ready.front_mut() else { return };
