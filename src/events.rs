@@ -394,8 +394,10 @@ pub(crate) enum BusMsg {
     Engine(Instant, Observation),
     /// A task's value, sent by the task itself just before its future finishes.
     Result(FutureId, Value),
-    /// From the runner.
-    Runner(Instant, EventKind),
+    /// From the runner (boxed: an event is twice the size of the engine's observations,
+    /// which are nearly all of a run's messages, and every message is as large as the
+    /// largest).
+    Runner(Instant, Box<EventKind>),
     /// A line a task's command printed, named by the task's future.
     Output(Instant, FutureId, Stream, String),
     /// Flush, close the log and stop; acknowledged on the given channel.
@@ -591,7 +593,8 @@ impl Bus {
             }
             BusMsg::Close(_) => return,
             BusMsg::Output(at, id, stream, line) => (at, EventKind::Output { task: self.name_of(id).0, stream, line }),
-            BusMsg::Runner(at, mut kind) => {
+            BusMsg::Runner(at, kind) => {
+                let mut kind = *kind;
                 if matches!(kind, EventKind::RunFinished { .. }) {
                     // Held back until `Close`, so that it is the log's last line.
                     self.last = Some((at, kind));
@@ -984,7 +987,7 @@ pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Rece
             mem_total: sys.total_memory(),
             procs,
         };
-        if bus.send(BusMsg::Runner(Instant::now(), kind)).is_err() {
+        if bus.send(BusMsg::Runner(Instant::now(), Box::new(kind))).is_err() {
             return;
         }
     }

@@ -186,7 +186,7 @@ impl Registry {
                 let sink: OutputSink = Arc::new(move |stream, line| {
                     let _ = out_bus.send(BusMsg::Runner(
                         Instant::now(),
-                        EventKind::Output { task: Arc::clone(&out_task), stream, line },
+                        Box::new(EventKind::Output { task: Arc::clone(&out_task), stream, line }),
                     ));
                 });
                 run_command(c, &sink, &|_| {}, self.supervisor.as_deref())
@@ -358,7 +358,7 @@ pub fn start(
     let plan: Arc<Plan> = plan.into();
     let _ = bus_tx.send(BusMsg::Runner(
         start,
-        EventKind::RunStarted {
+        Box::new(EventKind::RunStarted {
             version: EVENTS_VERSION,
             run: plan.name.clone(),
             file: plan.source.clone(),
@@ -374,7 +374,7 @@ pub fn start(
                 .filter(|t| t.is_map())
                 .map(|t| MapInfo { task: t.name.clone(), pool: plan.pools[t.pool].name.clone(), items: t.len })
                 .collect(),
-        },
+        }),
     ));
     let mut pools = Vec::new();
     let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
@@ -420,7 +420,7 @@ pub fn start(
             runner.release(exit_code);
             drop(stop_sampler);
             let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-            let _ = bus_tx.send(BusMsg::Runner(Instant::now(), EventKind::RunFinished { counts, exit_code }));
+            let _ = bus_tx.send(BusMsg::Runner(Instant::now(), Box::new(EventKind::RunFinished { counts, exit_code })));
             let _ = bus_tx.send(BusMsg::Close(ack_tx));
             let _ = ack_rx.recv_timeout(Duration::from_secs(10));
             let log_error = bus_thread.join().ok().flatten();
@@ -895,8 +895,10 @@ impl Runner {
         let pool: crate::events::Name = plan.task_of(i).map_or("", |t| plan.pools[t.pool].name.as_str()).into();
         let f = Future::<Value>::new();
         let (name, id, now): (crate::events::Name, _, _) = (plan.name_of(i).into(), f.id().0, Instant::now());
-        let _ =
-            self.reg.bus.send(BusMsg::Runner(now, EventKind::Pending { task: name.clone(), id, pool: pool.clone() }));
+        let _ = self
+            .reg
+            .bus
+            .send(BusMsg::Runner(now, Box::new(EventKind::Pending { task: name.clone(), id, pool: pool.clone() })));
         let (kind, outcome) = match end {
             Unsubmitted::Failed(error) => {
                 let _ = f.set_exception(error.clone());
@@ -908,7 +910,7 @@ impl Runner {
                 (EventKind::Cancelled { task: name, id, pool, reason }, Final::Cancelled)
             }
         };
-        let _ = self.reg.bus.send(BusMsg::Runner(now, kind));
+        let _ = self.reg.bus.send(BusMsg::Runner(now, Box::new(kind)));
         if plan.awaited.binary_search(&i).is_ok() {
             lock(&self.reg.slots).insert(i, f);
             self.reg.submitted.notify_all();
