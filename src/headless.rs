@@ -38,7 +38,6 @@ const CLOCK_EVERY: u32 = 256;
 
 /// Consumes the run's events until it ends, showing progress on `err`; returns the run
 /// model (which kept only what the summary needs: [`RunModel::summary`]).
-
 pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn Write) -> RunModel {
     let mut model = RunModel::new(Keep::Unfinished);
     let every = if tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
