@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A 1-based line and column in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,6 +40,134 @@ pub(crate) enum Problem {
     Syntax(Pos, String),
 }
 
+/// A `map:` column written as a flow list of plain whole numbers (`base: [1, 2, 3]`), read
+/// by the guard pass as it goes by: serde_yaml would hold an event, then a value, for
+/// each item (a 100,000-item map cost 50 MB and most of the file's load time), whereas
+/// this is 8 bytes an item. The list is then hidden from serde_yaml (see
+/// [`PosIndex::hide_columns`]) and the plan takes it from here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IntColumn {
+    /// The list's path (`tasks[2].map.base`).
+    pub(crate) path: String,
+    /// Where its `[` and its `]` are (character offsets).
+    span: (usize, usize),
+    /// Its items.
+    pub(crate) ints: Vec<i64>,
+}
+
+/// Lists shorter than this go through serde_yaml as they are.
+const INT_COLUMN_MIN: usize = 256;
+
+/// What a collection is to [`Columns`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Root,
+    Tasks,
+    Task(usize),
+    Map(usize),
+    Column,
+    Other,
+}
+
+/// One open collection, for [`Columns`].
+struct Open {
+    role: Role,
+    /// A mapping (else a sequence).
+    map: bool,
+    /// In a mapping: the next node is a key.
+    expect_key: bool,
+    /// In a mapping: the key of the value that comes next.
+    key: Option<String>,
+    /// In a sequence: the next item's index.
+    next: usize,
+}
+
+/// Finds the [`IntColumn`]s in the guard pass's event stream: `tasks[N].map.KEY` whose
+/// value is a flow list of plain whole numbers.
+#[derive(Default)]
+struct Columns {
+    open: Vec<Open>,
+    /// The column being read: its path, where its `[` is, its items, whether it still
+    /// qualifies.
+    current: Option<(String, usize, Vec<i64>, bool)>,
+    found: Vec<IntColumn>,
+}
+
+impl Columns {
+    fn on_event(&mut self, ev: &Event, mark: Marker) {
+        match ev {
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(o) = self.open.pop() {
+                    if o.role == Role::Column {
+                        if let Some((path, start, ints, true)) = self.current.take() {
+                            if ints.len() >= INT_COLUMN_MIN {
+                                self.found.push(IntColumn { path, span: (start, mark.index()), ints });
+                            }
+                        }
+                        self.current = None;
+                    }
+                }
+            }
+            Event::Scalar(..) | Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let opens = matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..));
+                let map = matches!(ev, Event::MappingStart(..));
+                // Where this node sits: its parent's role and its key or index.
+                let (parent, key, index) = match self.open.last_mut() {
+                    None => (None, None, 0),
+                    Some(o) if o.map && o.expect_key => {
+                        o.expect_key = false;
+                        o.key = match ev {
+                            Event::Scalar(k, ..) => Some(k.clone()),
+                            _ => None,
+                        };
+                        if opens {
+                            // A complex key: nothing of ours is inside.
+                            self.open.push(Open { role: Role::Other, map, expect_key: map, key: None, next: 0 });
+                        }
+                        return;
+                    }
+                    Some(o) if o.map => {
+                        o.expect_key = true;
+                        (Some(o.role), o.key.take(), 0)
+                    }
+                    Some(o) => {
+                        o.next += 1;
+                        (Some(o.role), None, o.next - 1)
+                    }
+                };
+                if parent == Some(Role::Column) {
+                    let plain = match ev {
+                        Event::Scalar(v, TScalarStyle::Plain, _, None) => v.parse::<i64>().ok(),
+                        _ => None,
+                    };
+                    if let Some((_, _, ints, ok)) = self.current.as_mut() {
+                        match plain {
+                            Some(n) if *ok => ints.push(n),
+                            _ => *ok = false,
+                        }
+                    }
+                }
+                if !opens {
+                    return;
+                }
+                let role = match (parent, key.as_deref(), map) {
+                    (None, _, true) => Role::Root,
+                    (Some(Role::Root), Some("tasks"), false) => Role::Tasks,
+                    (Some(Role::Tasks), _, true) => Role::Task(index),
+                    (Some(Role::Task(n)), Some("map"), true) => Role::Map(n),
+                    (Some(Role::Map(n)), Some(k), false) if matches!(ev, Event::SequenceStart(0, None)) => {
+                        self.current = Some((format!("tasks[{n}].map.{k}"), mark.index(), Vec::new(), true));
+                        Role::Column
+                    }
+                    _ => Role::Other,
+                };
+                self.open.push(Open { role, map, expect_key: map, key: None, next: 0 });
+            }
+            Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentStart | Event::DocumentEnd => {}
+        }
+    }
+}
+
 /// Positions of every key and value in a YAML document.
 #[derive(Debug, Default)]
 pub(crate) struct PosIndex {
@@ -49,6 +177,8 @@ pub(crate) struct PosIndex {
     pub(crate) first_alias: Option<Pos>,
     /// Where the second document starts, if there is one.
     pub(crate) second_document: Option<Pos>,
+    /// The `map:` columns read on the way (the lean pass only).
+    pub(crate) columns: Vec<IntColumn>,
 }
 
 enum Frame {
@@ -193,10 +323,19 @@ impl PosIndex {
         let mut b = Builder { lean, ..Builder::default() };
         let text = untab(text);
         let mut parser = Parser::new_from_str(&text);
+        let mut columns = lean.then(Columns::default);
         loop {
             match parser.next_token() {
-                Ok((Event::StreamEnd, _)) => return (b.index, None),
+                Ok((Event::StreamEnd, _)) => {
+                    if let Some(c) = columns {
+                        b.index.columns = c.found;
+                    }
+                    return (b.index, None);
+                }
                 Ok((ev, mark)) => {
+                    if let Some(c) = columns.as_mut() {
+                        c.on_event(&ev, mark);
+                    }
                     b.on_event(&ev, mark);
                     if let Some(pos) = b.too_deep {
                         return (b.index, Some(Problem::TooDeep(pos)));
@@ -219,6 +358,35 @@ impl PosIndex {
     #[cfg(test)]
     pub(crate) fn build(text: &str) -> Self {
         Self::scan(text).0
+    }
+
+    /// `text` with each of [`PosIndex::columns`] replaced by `[]` and spaces (its line
+    /// breaks kept), so that every other position stays where it was; the columns are
+    /// dropped if `text` is not plain ASCII (their offsets count characters) or a span
+    /// is not a `[...]` after all. Borrowed when there is nothing to hide.
+    pub(crate) fn hide_columns<'t>(&mut self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        let spans_hold = text.is_ascii()
+            && self.columns.iter().all(|c| {
+                let (a, b) = c.span;
+                a < b && text.as_bytes().get(a) == Some(&b'[') && text.as_bytes().get(b) == Some(&b']')
+            });
+        if !spans_hold {
+            self.columns.clear();
+        }
+        if self.columns.is_empty() {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = text.as_bytes().to_vec();
+        for c in &self.columns {
+            let (a, b) = c.span;
+            for byte in &mut out[a + 1..b] {
+                if *byte != b'\n' {
+                    *byte = b' ';
+                }
+            }
+        }
+        // Only ASCII spaces replaced ASCII bytes: still UTF-8.
+        std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_owned()))
     }
 
     /// Where the value at `path` starts (or its nearest indexed ancestor).
@@ -319,6 +487,46 @@ mod tests {
         assert_eq!(full.value("tasks[0].map.n[2]"), Pos { line: 3, col: 22 });
         assert_eq!(lean.value("tasks[0].map.n[2]"), Pos { line: 2, col: 5 });
         assert!(lean.values.len() < 6 && full.values.len() > 10, "{} / {}", lean.values.len(), full.values.len());
+    }
+
+    /// The guard pass reads long flow lists of plain whole numbers under `tasks[N].map`
+    /// (and nothing else), and hiding them keeps every other position.
+    #[test]
+    fn long_lists_of_whole_numbers_in_a_map_are_read_on_the_way() {
+        let list = |n: usize, extra: &str| {
+            let items: Vec<String> = (0..n).map(|i| (i64::try_from(i).unwrap_or(0) - 5).to_string()).collect();
+            format!("[{}{extra}]", items.join(", "))
+        };
+        let n = INT_COLUMN_MIN;
+        let text = format!(
+            "tasks:\n  - name: a\n    map: {{ base: {}, exp: {} }}\n  - name: b\n    map:\n      x: {}\n      y: {}\n      z: {}\n    args: {{ n: {} }}\n  - {{ name: c, map: {{ q: {} }} }}\n",
+            list(n, ""),
+            list(3, ""),
+            list(n, ", \"s\""),
+            list(n, ", 1.5"),
+            list(n, ", [1]"),
+            list(n, ""),
+            list(n + 1, "")
+        );
+        let (mut idx, problem) = PosIndex::scan_lean(&text);
+        assert!(problem.is_none());
+        let found: Vec<(&str, usize)> = idx.columns.iter().map(|c| (c.path.as_str(), c.ints.len())).collect();
+        // Too short, a string, a float, a nested list, not under `map:`: not read.
+        assert_eq!(found, vec![("tasks[0].map.base", n), ("tasks[2].map.q", n + 1)]);
+        assert_eq!(idx.columns[0].ints[..3], [-5, -4, -3]);
+        let hidden = idx.hide_columns(&text).into_owned();
+        assert_eq!(hidden.len(), text.len());
+        assert!(hidden.contains("base: [    ") && hidden.contains("q: [    "));
+        let (again, _) = PosIndex::scan(&hidden);
+        let (orig, _) = PosIndex::scan(&text);
+        for path in ["tasks[0].map.exp", "tasks[1].map.x", "tasks[1].args.n", "tasks[2].name"] {
+            assert_eq!(again.value(path), orig.value(path), "{path}");
+        }
+        // Not plain ASCII: nothing is hidden (the offsets count characters).
+        let mut idx = PosIndex::scan_lean(&format!("# é\n{text}")).0;
+        assert!(!idx.columns.is_empty());
+        assert!(matches!(idx.hide_columns(&format!("# é\n{text}")), std::borrow::Cow::Borrowed(_)));
+        assert!(idx.columns.is_empty());
     }
 
     #[test]

@@ -25,6 +25,8 @@ struct Ctx<'a> {
     errors: Vec<(Where, String)>,
     /// Ask a Slurm cluster whether a slurm pool's partition is there.
     probe: bool,
+    /// The `map:` lists read by the guard pass, by path, until a task takes its own.
+    columns: HashMap<String, Vec<i64>>,
 }
 
 impl Report for Ctx<'_> {
@@ -137,6 +139,8 @@ struct Base<'a> {
 enum Mapped<'a> {
     /// A list.
     List(&'a [Value]),
+    /// A list of whole numbers read by the guard pass ([`super::index::IntColumn`]).
+    Ints(Vec<i64>),
     /// `{ range: [start, stop, step] }`.
     Range { start: i64, step: i64 },
 }
@@ -146,6 +150,7 @@ impl Mapped<'_> {
     fn item(&self, k: usize) -> std::borrow::Cow<'_, Value> {
         match self {
             Self::List(items) => std::borrow::Cow::Borrowed(&items[k]),
+            Self::Ints(items) => std::borrow::Cow::Owned(items[k].into()),
             Self::Range { start, step } => {
                 let k = i64::try_from(k).unwrap_or(i64::MAX);
                 std::borrow::Cow::Owned(start.saturating_add(k.saturating_mul(*step)).into())
@@ -186,14 +191,20 @@ pub(super) fn validate(file: &str, default_name: &str, text: &str, probe: bool) 
         }
         _ => {}
     }
-    let doc: Value = match serde_yaml::from_str(text) {
+    let (mut idx, problem) = (idx, problem);
+    // Long lists of whole numbers in `map:` were read by the guard pass: serde_yaml does
+    // not see them (see `IntColumn`).
+    let hidden = if problem.is_none() { idx.hide_columns(text) } else { std::borrow::Cow::Borrowed(text) };
+    let doc: Value = match serde_yaml::from_str(&hidden) {
         Ok(v) => v,
         Err(e) => {
             let (pos, message) = yaml_error(&e, &PosIndex::scan(text).0);
             return Err(one(pos, message));
         }
     };
-    let mut cx = Ctx { file, text, idx, errors: Vec::new(), probe };
+    drop(hidden);
+    let columns = std::mem::take(&mut idx.columns).into_iter().map(|c| (c.path, c.ints)).collect();
+    let mut cx = Ctx { file, text, idx, errors: Vec::new(), probe, columns };
     let plan = check(&mut cx, default_name, &doc);
     // The document is let go before the errors are placed (which may index the text).
     drop(doc);
@@ -640,6 +651,13 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
 fn mapped<'a>(cx: &mut Ctx<'_>, apath: &str, a: &str, v: &'a Value) -> Option<(Mapped<'a>, usize)> {
     const FORM: &str = "{ range: STOP }, { range: [START, STOP] } or { range: [START, STOP, STEP] }";
     match v {
+        Value::Sequence(items) if items.is_empty() => match cx.columns.remove(apath) {
+            Some(ints) => {
+                let len = ints.len();
+                Some((Mapped::Ints(ints), len))
+            }
+            None => Some((Mapped::List(items), 0)),
+        },
         Value::Sequence(items) => Some((Mapped::List(items), items.len())),
         Value::Mapping(m) => {
             let keys = cx.known_keys(m, apath, &["range"], &format!("`map: {a}`"));
@@ -1006,6 +1024,7 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
 fn column((name, mapped, _): &(String, Mapped<'_>, String)) -> (String, Column) {
     let column = match mapped {
         Mapped::Range { start, step } => Column::Range { start: *start, step: *step },
+        Mapped::Ints(items) => Column::Ints(items.clone()),
         Mapped::List(items) => {
             let ints: Option<Vec<i64>> =
                 items.iter().map(|v| if let Value::Number(n) = v { n.as_i64() } else { None }).collect();
@@ -1043,7 +1062,7 @@ fn check_items(
                 for (arg, (a, m, apath)) in args.iter_mut().skip(b.args.len()).zip(&b.map) {
                     debug_assert_eq!(&arg.0, a);
                     arg.2 = match m {
-                        Mapped::List(_) => format!("{apath}[{k}]"),
+                        Mapped::List(_) | Mapped::Ints(_) => format!("{apath}[{k}]"),
                         Mapped::Range { .. } => join(apath, "range"),
                     };
                 }

@@ -396,3 +396,13 @@ fn a_tab_after_a_colon_does_not_lose_the_positions_after_it() {
         &[at(9, 11, &["unknown pool 'gpu' (pools: io)"]), at(11, 19, &["secs must be 0 or more"])],
     );
 }
+
+#[test]
+fn an_item_of_a_long_map_list_is_placed_at_its_own_column() {
+    // 300 whole numbers: the list is read by the guard pass, not by serde_yaml, and an
+    // item's error is still placed at the item.
+    check(
+        &fixture("long_map_column.yaml"),
+        &[at(4, 769, &["secs must be 0 or more seconds (got -1)"]), at(5, 65, &["unknown task 'nope'"])],
+    );
+}
