@@ -86,6 +86,10 @@ struct Open {
 /// value is a flow list of plain whole numbers.
 #[derive(Default)]
 struct Columns {
+    /// Lists of whole numbers found in the text before the pass ([`find_int_lists`]), by
+    /// where their `[` is: yaml-rust2 is given them empty (it would hold every item of a
+    /// one-line flow mapping, a task written `- { ... }`, until the line ends).
+    lists: HashMap<usize, Vec<i64>>,
     open: Vec<Open>,
     /// The column being read: its path, where its `[` is, its items, whether it still
     /// qualifies.
@@ -99,7 +103,10 @@ impl Columns {
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(o) = self.open.pop() {
                     if o.role == Role::Column {
-                        if let Some((path, start, ints, true)) = self.current.take() {
+                        if let Some((path, start, mut ints, true)) = self.current.take() {
+                            if ints.is_empty() {
+                                ints = self.lists.remove(&start).unwrap_or_default();
+                            }
                             if ints.len() >= INT_COLUMN_MIN {
                                 self.found.push(IntColumn { path, span: (start, mark.index()), ints });
                             }
@@ -322,8 +329,11 @@ impl PosIndex {
     fn scan_with(text: &str, lean: bool) -> (Self, Option<Problem>) {
         let mut b = Builder { lean, ..Builder::default() };
         let text = untab(text);
+        // The guard pass of a plain-ASCII file reads long lists of whole numbers itself (see
+        // `Columns::lists`); yaml-rust2 sees them empty, at the same offsets.
+        let (text, lists) = if lean && text.is_ascii() { find_int_lists(text) } else { (text, HashMap::new()) };
+        let mut columns = lean.then(|| Columns { lists, ..Columns::default() });
         let mut parser = Parser::new_from_str(&text);
-        let mut columns = lean.then(Columns::default);
         loop {
             match parser.next_token() {
                 Ok((Event::StreamEnd, _)) => {
@@ -406,6 +416,73 @@ impl PosIndex {
     /// Where the key that names `path` starts (else its value).
     pub(crate) fn key(&self, path: &str) -> Pos {
         self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
+    }
+}
+
+/// Every `[` of `text` followed by at least [`INT_COLUMN_MIN`] whole numbers (`-?[0-9]+`,
+/// separated by commas and blanks) and its `]`: the numbers by where the `[` is, and the
+/// text with those numbers made spaces (line breaks kept). Found without regard to YAML:
+/// only those yaml-rust2 then finds as a `map:` column are used. Linear: a list's scan
+/// stops at the first character that is not a digit, a sign, a comma or a blank, and no
+/// `[` is one of those.
+fn find_int_lists(text: std::borrow::Cow<'_, str>) -> (std::borrow::Cow<'_, str>, HashMap<usize, Vec<i64>>) {
+    let bytes = text.as_bytes();
+    let mut found: Vec<(usize, usize, Vec<i64>)> = Vec::new();
+    let mut at = 0;
+    while let Some(k) = bytes[at..].iter().position(|&b| b == b'[') {
+        let open = at + k;
+        let mut i = open + 1;
+        let mut ints = Vec::new();
+        let mut ok = false;
+        loop {
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                i += 1;
+            }
+            let start = i;
+            if bytes.get(i) == Some(&b'-') {
+                i += 1;
+            }
+            while i < bytes.len() && bytes[i].is_ascii_digit() {
+                i += 1;
+            }
+            let Some(n) = text.get(start..i).and_then(|t| t.parse::<i64>().ok()) else { break };
+            ints.push(n);
+            while i < bytes.len() && matches!(bytes[i], b' ' | b'\t' | b'\r' | b'\n') {
+                i += 1;
+            }
+            match bytes.get(i) {
+                Some(b',') => i += 1,
+                Some(b']') => {
+                    ok = true;
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if ok && ints.len() >= INT_COLUMN_MIN {
+            found.push((open, i, ints));
+        }
+        at = i.max(open + 1);
+        if at >= bytes.len() {
+            break;
+        }
+    }
+    if found.is_empty() {
+        return (text, HashMap::new());
+    }
+    let mut out = bytes.to_vec();
+    for (open, close, _) in &found {
+        for byte in &mut out[open + 1..*close] {
+            if *byte != b'\n' {
+                *byte = b' ';
+            }
+        }
+    }
+    let lists = found.into_iter().map(|(open, _, ints)| (open, ints)).collect();
+    // Only ASCII spaces replaced ASCII bytes.
+    match String::from_utf8(out) {
+        Ok(hidden) => (std::borrow::Cow::Owned(hidden), lists),
+        Err(_) => (text, HashMap::new()),
     }
 }
 
@@ -527,6 +604,25 @@ mod tests {
         assert!(!idx.columns.is_empty());
         assert!(matches!(idx.hide_columns(&format!("# é\n{text}")), std::borrow::Cow::Borrowed(_)));
         assert!(idx.columns.is_empty());
+    }
+
+    /// A list of whole numbers that is not a `map:` column (in a string, a comment, an
+    /// argument) is found by the text scan but used as what it is: the file reads the same.
+    #[test]
+    fn a_list_of_numbers_elsewhere_reads_as_written() {
+        let list: Vec<String> = (0..INT_COLUMN_MIN).map(|i| i.to_string()).collect();
+        let list = format!("[{}]", list.join(", "));
+        let text = format!(
+            "# {list}\ntasks:\n  - {{ name: a, call: fail, args: {{ message: \"{list}\" }} }}\n  - {{ name: b, call: pow, args: {{ exp: 2 }}, map: {{ base: {list} }} }}\n  - {{ name: c, call: sleep, map: {{ secs: [0, 1] }} }}\n"
+        );
+        let plan = crate::config::load_str_offline("t.yaml", "t", &text).expect("a valid file");
+        assert_eq!(plan.len(), 1 + INT_COLUMN_MIN + 2);
+        let message = format!("{:?}", plan.work(0));
+        assert!(message.contains(&list), "{message}");
+        assert!(format!("{:?}", plan.work(1 + 200)).contains("200"), "{:?}", plan.work(201));
+        let (idx, _) = PosIndex::scan_lean(&text);
+        assert_eq!(idx.columns.len(), 1);
+        assert_eq!(idx.columns[0].path, "tasks[1].map.base");
     }
 
     #[test]
