@@ -459,6 +459,9 @@ const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
 /// memory: 290 MB at the end of a 1,000,000-item map, and growing with the run.
 const BUS_BACKLOG: usize = 1 << 16;
 
+/// How soon a runner held back by the bus looks again.
+const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
+
 /// Where the done-callbacks leave their futures' ends for the runner, and when they wake
 /// it. A wake-up is a system call on each side (a third of a trivial task's whole cost when
 /// it came with every end), so a callback rings the runner's bell only when the runner
@@ -658,8 +661,15 @@ impl Runner {
                 Err(_) if taken > 0 => continue,
                 Err(_) => {}
             }
-            let in_flight = self.held_back || self.feeds.iter().any(|f| f.in_flight > 0);
-            let quiet = if in_flight { QUIET_ENDS_EVERY } else { Duration::from_hours(1) };
+            let in_flight = self.feeds.iter().any(|f| f.in_flight > 0);
+            // Held back: look again soon (the bus drains fast), not when the pools are dry.
+            let quiet = if self.held_back {
+                HELD_BACK_RETRY
+            } else if in_flight {
+                QUIET_ENDS_EVERY
+            } else {
+                Duration::from_hours(1)
+            };
             select! {
                 recv(bell) -> _ => {}
                 recv(wants) -> msg => {
