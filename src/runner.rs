@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -466,9 +467,18 @@ const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
 /// it. A wake-up is a system call on each side (a third of a trivial task's whole cost when
 /// it came with every end), so a callback rings the runner's bell only when the runner
 /// has something to do at once: an end that is not a success, or a future something
-/// waits for by name or item by item (`depends_on: [a]`, `{ each: }`), or a pool whose
-/// futures in flight fell to half its window (time to hand it more). Other ends wait for
+/// waits for by name or item by item (`depends_on: [a]`, `{ each: }`), or the last item
+/// of a map something waits for as a whole, or a pool whose futures in flight fell to
+/// half its window (time to hand it more). Other ends wait for
 /// the next wake-up, at most [`QUIET_ENDS_EVERY`].
+/// Whether an end must wake the runner at once (see [`Inbox`]): a failure or cancel, a
+/// future waited for by name or item by item, or the last item of a map that something
+/// waits for as a whole (`group`: its items not yet ended, counted down here).
+fn end_is_urgent(awaited_by_name: bool, group: Option<&AtomicUsize>, outcome: Final) -> bool {
+    let last_of_group = group.is_some_and(|g| g.fetch_sub(1, Ordering::AcqRel) == 1);
+    awaited_by_name || last_of_group || !matches!(outcome, Final::Done)
+}
+
 struct Inbox {
     ends: Mutex<Vec<Completion>>,
     bell: (Sender<()>, Receiver<()>),
@@ -573,6 +583,10 @@ struct Runner {
     unfinished: usize,
     /// Set when a pool was not fed because the bus was behind ([`BUS_BACKLOG`]).
     held_back: bool,
+    /// Per task with dependents on it as a whole (`depends_on: [a_map]`): its items not
+    /// yet ended, counted down by their done-callbacks, so that the last one rings the
+    /// runner's bell (its dependents start at once, not at the next quiet wake-up).
+    group_left: Vec<Option<Arc<AtomicUsize>>>,
 }
 
 impl Runner {
@@ -608,6 +622,11 @@ impl Runner {
             })
             .collect();
         let unfinished = plan.len();
+        let group_left = entries
+            .iter()
+            .zip(plan.tasks.iter())
+            .map(|(e, t)| (!e.group_dependents.is_empty()).then(|| Arc::new(AtomicUsize::new(t.len))))
+            .collect();
         Self {
             reg,
             control,
@@ -621,6 +640,7 @@ impl Runner {
             stopping: false,
             unfinished,
             held_back: false,
+            group_left,
         }
     }
 
@@ -866,13 +886,14 @@ impl Runner {
                 let inbox = Arc::clone(&self.inbox);
                 inbox.handed(pool);
                 let awaited_by_name = self.is_awaited_by_name(i);
+                let group = self.reg.plan.locate(i).and_then(|(e, _)| self.group_left[e].clone());
                 f.add_done_callback(move |f| {
                     let outcome = match f.try_result() {
                         Some(Ok(_)) => Final::Done,
                         Some(Err(FutureError::Cancelled(_))) => Final::Cancelled,
                         _ => Final::Exception,
                     };
-                    let urgent = awaited_by_name || !matches!(outcome, Final::Done);
+                    let urgent = end_is_urgent(awaited_by_name, group.as_deref(), outcome);
                     inbox.ended(pool, (i, f.id(), outcome), urgent);
                 });
                 if self.reg.plan.awaited.binary_search(&i).is_ok() {
@@ -1256,6 +1277,19 @@ mod tests {
         let ends: Vec<usize> = inbox.take().into_iter().map(|(i, _, _)| i).collect();
         assert_eq!(ends, (0..9).collect::<Vec<_>>(), "every end is kept, in order");
         assert!(inbox.take().is_empty());
+    }
+
+    #[test]
+    fn the_last_item_of_a_map_waited_for_as_a_whole_is_urgent() {
+        use super::{end_is_urgent, Final};
+        use std::sync::atomic::AtomicUsize;
+        let left = AtomicUsize::new(3);
+        assert!(!end_is_urgent(false, Some(&left), Final::Done));
+        assert!(end_is_urgent(false, Some(&left), Final::Exception), "a failure always rings");
+        assert!(end_is_urgent(false, Some(&left), Final::Done), "the third and last item rings");
+        assert!(!end_is_urgent(false, None, Final::Done), "a quiet end of a map nobody waits for");
+        assert!(end_is_urgent(true, None, Final::Done), "a future named in depends_on");
+        assert!(end_is_urgent(false, None, Final::Cancelled));
     }
 
     /// Each future's events, by id: every one has a `pending` first and ends once.
