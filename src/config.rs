@@ -300,6 +300,74 @@ impl Plan {
         }
     }
 
+    /// How many futures wait, directly or through others, on any of `futures` (indices
+    /// into the plan's futures) or on any item of `tasks` (indices into
+    /// [`Plan::tasks`]): what a cancel or failure of them would cancel, by `depends_on`
+    /// on a future, on a whole `map:` and item by item (`{ each: }`). A dependent `map:`
+    /// counts all its items. Linear in the plan's tasks and edges; for a preview, not a
+    /// loop.
+    pub fn dependents_of(&self, futures: &[usize], tasks: &[usize]) -> usize {
+        let n = self.tasks.len();
+        // Reverse edges: on a whole task, on one item (`Dep::Task`), and item by item.
+        let mut on_group: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut on_item: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
+        let mut on_each: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (d, t) in self.tasks.iter().enumerate() {
+            for dep in t.depends_on.iter() {
+                match *dep {
+                    Dep::Group(g) if g < n => on_group[g].push(d),
+                    Dep::Task(i) => {
+                        if let Some((e, k)) = self.locate(i) {
+                            on_item[e].push((k, d));
+                        }
+                    }
+                    Dep::Group(_) => {}
+                }
+            }
+            for &e in t.each.iter().filter(|&&e| e < n) {
+                on_each[e].push(d);
+            }
+        }
+        // A node is a whole task (`None`) or one item of a map.
+        let mut whole = vec![false; n];
+        let mut items: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+        let mut counted_items = vec![0usize; n];
+        let mut count = 0usize;
+        let mut queue: Vec<(usize, Option<usize>)> = Vec::new();
+        for &i in futures {
+            if let Some((e, k)) = self.locate(i) {
+                queue.push((e, self.tasks[e].is_map().then_some(k)));
+            }
+        }
+        queue.extend(tasks.iter().filter(|&&t| t < n).map(|&t| (t, None)));
+        while let Some((e, item)) = queue.pop() {
+            let mut reached: Vec<(usize, Option<usize>)> = on_group[e].iter().map(|&d| (d, None)).collect();
+            reached
+                .extend(on_item[e].iter().filter(|(k, _)| item.is_none_or(|item| item == *k)).map(|&(_, d)| (d, None)));
+            reached.extend(on_each[e].iter().map(|&d| (d, item)));
+            for (d, k) in reached {
+                if whole[d] {
+                    continue;
+                }
+                match k {
+                    Some(k) if self.tasks[d].is_map() => {
+                        if items.insert((d, k)) {
+                            counted_items[d] += 1;
+                            count += 1;
+                            queue.push((d, Some(k)));
+                        }
+                    }
+                    _ => {
+                        whole[d] = true;
+                        count += self.tasks[d].len - counted_items[d];
+                        queue.push((d, None));
+                    }
+                }
+            }
+        }
+        count
+    }
+
     /// Future `i`'s arguments as given (`args:` and its items of `map:`), for display.
     pub fn args_of(&self, i: usize) -> serde_json::Value {
         let Some((t, k)) = self.locate(i) else { return serde_json::Value::Null };
@@ -425,6 +493,31 @@ mod tests {
         let bad = yaml.replace("'fetch[1]'", "'fetch[3]'");
         let e = load_str_offline("t.yaml", "t", &bad).expect_err("fetch[3] is past the map's end").to_string();
         assert!(e.contains("t.yaml:3:") && e.contains("unknown task 'fetch[3]'"), "{e}");
+    }
+
+    /// A cancel's preview counts what would go with it: dependents on an item, on the
+    /// whole map, item by item, and theirs in turn, each once.
+    #[test]
+    fn dependents_are_counted_through_every_kind_of_edge() {
+        let yaml = "tasks:\n\
+            \x20 - { name: get, call: sleep, map: { secs: [0, 0, 0] } }\n\
+            \x20 - { name: put, call: sleep, map: { secs: [0, 0, 0] }, depends_on: [{ each: get }] }\n\
+            \x20 - { name: one, call: sleep, args: { secs: 0 }, depends_on: ['get[1]'] }\n\
+            \x20 - { name: all, call: sleep, args: { secs: 0 }, depends_on: [put] }\n\
+            \x20 - { name: after, call: sleep, args: { secs: 0 }, depends_on: [all, one] }\n\
+            \x20 - { name: alone, call: sleep, args: { secs: 0 } }\n";
+        let plan = load_str_offline("t.yaml", "t", yaml).expect("a valid file");
+        let item = |name: &str| plan.task_index(name).expect("a future");
+        // get[0]: put[0], then all (put as a whole), then after.
+        assert_eq!(plan.dependents_of(&[item("get[0]")], &[]), 3);
+        // get[1]: put[1], one, all, after.
+        assert_eq!(plan.dependents_of(&[item("get[1]")], &[]), 4);
+        // Both: put[0], put[1], one, all, after, each counted once.
+        assert_eq!(plan.dependents_of(&[item("get[0]"), item("get[1]")], &[]), 5);
+        // The whole of get: every item of put, one, all, after.
+        assert_eq!(plan.dependents_of(&[], &[plan.task_position("get").expect("a task")]), 6);
+        assert_eq!(plan.dependents_of(&[item("alone")], &[]), 0);
+        assert_eq!(plan.dependents_of(&[item("after")], &[]), 0);
     }
 
     /// `{ each: MAP }` pairs items of maps of the same length; anything else is refused

@@ -317,13 +317,13 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         let report = handle.join();
         // The futures as the screen counted them, in the headless summary's words.
         let shown = shown?;
-        say!("futuretop: {}; exit code {}", shown.counts.sentence(), report.exit_code);
+        say_raw!("{}", shown.model.summary_with_log(report.exit_code, args.events.as_deref()));
         return Ok(exit_code(&report));
     }
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
     let report = handle.join();
-    say_raw!("{}", model.summary(report.exit_code));
+    say_raw!("{}", model.summary_with_log(report.exit_code, args.events.as_deref()));
     Ok(exit_code(&report))
 }
 

@@ -1011,6 +1011,12 @@ impl RunModel {
     /// Names and messages are shown with their control characters escaped
     /// ([`crate::text::visible`]): one line each, whatever they hold.
     pub fn summary(&self, exit_code: i32) -> String {
+        self.summary_with_log(exit_code, None)
+    }
+
+    /// [`RunModel::summary`], with the event log's path before the exit code when the
+    /// run wrote one (`event log: run.jsonl`).
+    pub fn summary_with_log(&self, exit_code: i32, log: Option<&std::path::Path>) -> String {
         use crate::text::visible;
         let mut out = format!("{} in {:.2}s\n", self.counts().sentence(), self.now);
         let mut failures: Vec<&Named> = self.summary.failures.iter().collect();
@@ -1050,6 +1056,9 @@ impl RunModel {
         }
         if self.summary.more_deadlocks > 0 {
             out.push_str(&format!("... and {} more deadlocks\n", self.summary.more_deadlocks));
+        }
+        if let Some(log) = log {
+            out.push_str(&format!("event log: {}\n", visible(&log.display().to_string())));
         }
         out.push_str(&format!("exit code {exit_code}\n"));
         out

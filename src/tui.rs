@@ -100,13 +100,16 @@ pub enum Source {
 }
 
 /// What the monitor showed when it was left.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Shown {
     /// The run's exit code, if it finished.
     pub finished: Option<i32>,
     /// Futures per state, and in all, as the header counted them (inner futures of a
     /// `submit` included).
     pub counts: crate::model::StateCounts,
+    /// The run as the screen knew it: the exit summary is made from it
+    /// ([`RunModel::summary`](crate::model::RunModel::summary)), the same as `--headless`.
+    pub model: crate::model::RunModel,
 }
 
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
@@ -179,6 +182,7 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
                     match input::map(&k, &app) {
                         Some(Input::Action(a)) => command = app.apply(a),
                         Some(Input::Replay(r)) => {
+                            app.replay_key(r);
                             if let Some(tx) = &replay {
                                 let _ = tx.send(r);
                             }
@@ -228,13 +232,12 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
     }
     drop(terminal);
     drop(guard);
-    Ok(Shown { finished: app.model.finished, counts: app.counts() })
+    Ok(Shown { finished: app.model.finished, counts: app.counts(), model: app.model })
 }
 
 /// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.
 fn feed(log: Box<dyn Iterator<Item = Event> + Send>, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
-    let mut speed = 1.0_f64;
-    let mut paused = false;
+    let mut pace = app::ReplayPace::default();
     let mut clock = 0.0_f64;
     let mut last = Instant::now();
     let mut it = log.peekable();
@@ -242,24 +245,20 @@ fn feed(log: Box<dyn Iterator<Item = Event> + Send>, out: &Sender<std::sync::Arc
     let mut waited: Option<ReplayKey> = None;
     while let Some(next_t) = it.peek().map(|e| e.t) {
         for k in waited.take().into_iter().chain(keys.try_iter()) {
-            match k {
-                ReplayKey::Pause => paused = !paused,
-                ReplayKey::Faster => speed = (speed * 2.0).min(64.0),
-                ReplayKey::Slower => speed = (speed / 2.0).max(1.0 / 16.0),
-                ReplayKey::Step => {
-                    if let Some(e) = it.next() {
-                        clock = e.t;
-                        let _ = out.send(std::sync::Arc::new(e));
-                    }
+            pace.apply(k);
+            if k == ReplayKey::Step {
+                if let Some(e) = it.next() {
+                    clock = e.t;
+                    let _ = out.send(std::sync::Arc::new(e));
                 }
             }
         }
         let now = Instant::now();
-        if !paused {
-            clock += (now - last).as_secs_f64() * speed;
+        if !pace.paused {
+            clock += (now - last).as_secs_f64() * pace.speed;
         }
         last = now;
-        if !paused && next_t <= clock {
+        if !pace.paused && next_t <= clock {
             if let Some(e) = it.next() {
                 if out.send(std::sync::Arc::new(e)).is_err() {
                     return;

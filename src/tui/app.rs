@@ -173,6 +173,55 @@ pub enum Action {
     Tick,
 }
 
+/// A question before an action that cannot be undone (`x`, `C`, `c` on a task with
+/// dependents, `b`): `y` does it; any other key does nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    /// The question, with what the action will take down (`kill 'build': running 12.3s
+    /// on cpu-1, pid 4101?`).
+    pub prompt: String,
+    /// What `y` sends: its target held by future id, whatever the selection does meanwhile.
+    pub control: Control,
+}
+
+/// A replay's pace: how fast the log is played, and whether it is paused. The feeder and
+/// the screen keep one each, moved by the same keys through [`ReplayPace::apply`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayPace {
+    /// Times the recorded pace (1/16 to 64).
+    pub speed: f64,
+    /// Paused (Space).
+    pub paused: bool,
+}
+
+impl Default for ReplayPace {
+    fn default() -> Self {
+        Self { speed: 1.0, paused: false }
+    }
+}
+
+impl ReplayPace {
+    /// Takes one replay key (a step moves nothing here: the feeder sends one event).
+    pub fn apply(&mut self, key: super::input::ReplayKey) {
+        use super::input::ReplayKey;
+        match key {
+            ReplayKey::Pause => self.paused = !self.paused,
+            ReplayKey::Faster => self.speed = (self.speed * 2.0).min(64.0),
+            ReplayKey::Slower => self.speed = (self.speed / 2.0).max(1.0 / 16.0),
+            ReplayKey::Step => {}
+        }
+    }
+
+    /// `paused`, or the speed (`2x`, `0.5x`).
+    pub fn label(self) -> String {
+        if self.paused {
+            "paused".to_owned()
+        } else {
+            format!("{}x", self.speed)
+        }
+    }
+}
+
 /// What the app asks its host to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -194,11 +243,15 @@ pub struct Geometry {
     /// The screen columns the table spans, from its left edge (0 when no table is shown,
     /// so clicks elsewhere select nothing).
     pub table_width: u16,
+    /// The detail view's last scroll position: its last line at the bottom of the box.
+    pub detail_max: u16,
+    /// The workers panel's last scroll position.
+    pub workers_max: usize,
 }
 
 impl Default for Geometry {
     fn default() -> Self {
-        Self { page: 10, table_top: 0, table_width: 0 }
+        Self { page: 10, table_top: 0, table_width: 0, detail_max: 0, workers_max: 0 }
     }
 }
 
@@ -229,6 +282,10 @@ pub struct ViewState {
     pub help: bool,
     /// The quit question is up.
     pub confirm_quit: bool,
+    /// A question before a destructive action is up.
+    pub confirm: Option<Confirmation>,
+    /// A replay's pace, as the header shows it.
+    pub replay: ReplayPace,
     /// A message for the user (the answer to their last key).
     pub status: Option<String>,
     /// The last frame's geometry.
@@ -249,6 +306,8 @@ pub struct App {
     pub plan: Option<std::sync::Arc<crate::config::Plan>>,
     /// A replay: commands are not sent.
     pub read_only: bool,
+    /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
+    pub skip_confirmation: bool,
 }
 
 impl App {
@@ -498,23 +557,39 @@ impl App {
             }
             return None;
         }
-        if self.view.help && !matches!(action, Action::Tick) {
+        if self.view.help {
+            // The key that closes an overlay does nothing else.
             self.view.help = false;
-            if matches!(action, Action::Help | Action::Back) {
-                return None;
+            return None;
+        }
+        if let Some(question) = self.view.confirm.take() {
+            if action == Action::Confirm {
+                return self.confirmed(question.control);
             }
+            self.view.status = Some("nothing done".into());
+            return None;
         }
         self.view.status = None;
+        if self.read_only && matches!(action, Action::Cancel | Action::Kill | Action::CancelPool | Action::Break) {
+            self.view.status = Some("a replay is read-only".into());
+            return None;
+        }
         match action {
             Action::Move(d) if matches!(self.view.screen, View::Detail(_)) => {
                 let s = i64::from(self.view.detail_scroll) + d;
-                self.view.detail_scroll = u16::try_from(s.max(0)).unwrap_or(u16::MAX);
+                self.view.detail_scroll =
+                    u16::try_from(s.max(0)).unwrap_or(u16::MAX).min(self.view.geometry.detail_max);
             }
-            Action::Move(d) if self.view.screen == View::Main && self.view.pane == Pane::Workers => {
-                let lines: usize = self.model.pools.iter().map(|p| 1 + p.workers.len()).sum();
+            Action::Top if matches!(self.view.screen, View::Detail(_)) => self.view.detail_scroll = 0,
+            Action::Bottom if matches!(self.view.screen, View::Detail(_)) => {
+                self.view.detail_scroll = self.view.geometry.detail_max;
+            }
+            Action::Move(d) if self.workers_focused() => {
                 let s = i64::try_from(self.view.workers_scroll).unwrap_or(0) + d;
-                self.view.workers_scroll = usize::try_from(s.max(0)).unwrap_or(0).min(lines.saturating_sub(1));
+                self.view.workers_scroll = usize::try_from(s.max(0)).unwrap_or(0).min(self.view.geometry.workers_max);
             }
+            Action::Top if self.workers_focused() => self.view.workers_scroll = 0,
+            Action::Bottom if self.workers_focused() => self.view.workers_scroll = self.view.geometry.workers_max,
             Action::Move(d) => {
                 let len = self.visible().len();
                 if len > 0 {
@@ -553,15 +628,30 @@ impl App {
                 if unsubmitted > 0 {
                     // The row of a map's items not yet handed to their pool: `name[…]`.
                     let map = name.strip_suffix("[…]").unwrap_or(&name).to_owned();
-                    self.view.status = Some(format!("cancelling the {unsubmitted} items of {map} not yet submitted"));
+                    self.view.status =
+                        Some(format!("cancelling the {unsubmitted} items of {} not yet submitted", quote(&map)));
                     return self.send(Control::CancelUnsubmitted(map));
                 }
                 if state == RowState::Pending {
-                    self.view.status = Some(format!("cancelling {name}"));
+                    let dependents = self
+                        .plan
+                        .as_ref()
+                        .and_then(|p| p.task_index(&name).map(|i| p.dependents_of(&[i], &[])))
+                        .unwrap_or(0);
+                    if dependents > 0 {
+                        let prompt = format!(
+                            "cancel {}? {} will be cancelled with it",
+                            quote(&name),
+                            count(dependents, "dependent")
+                        );
+                        return self.ask(&prompt, Control::Cancel(FutureId(id)));
+                    }
+                    self.view.status = Some(format!("cancelling {}", quote(&name)));
                     return self.send(Control::Cancel(FutureId(id)));
                 }
                 self.view.status = Some(format!(
-                    "cannot cancel {name}: it is {} (cancel stops pending tasks only; x kills a running one)",
+                    "cannot cancel {}: it is {} (cancel stops pending tasks only; [x] kills a running one)",
+                    quote(&name),
                     state.word()
                 ));
             }
@@ -570,18 +660,31 @@ impl App {
                 let r = self.selected_row()?;
                 let (id, name, state) = (r.id, r.name.clone(), r.state);
                 if state == RowState::Running {
-                    self.view.status = Some(format!("killing {name}"));
-                    return self.send(Control::Kill(FutureId(id)));
+                    let r = self.selected_row()?;
+                    let mut prompt = format!("kill {}: running", quote(&name));
+                    if let Some(d) = r.duration(self.model.now) {
+                        prompt.push_str(&format!(" {d:.1}s"));
+                    }
+                    if let Some(w) = &r.worker {
+                        prompt.push_str(&format!(" on {w}"));
+                    }
+                    if let Some(pid) = r.pid {
+                        prompt.push_str(&format!(", pid {pid}"));
+                    }
+                    prompt.push('?');
+                    return self.ask(&prompt, Control::Kill(FutureId(id)));
                 }
-                self.view.status =
-                    Some(format!("cannot kill {name}: it is {} (only a running task can be killed)", state.word()));
+                self.view.status = Some(format!(
+                    "cannot kill {}: it is {} (only a running task can be killed)",
+                    quote(&name),
+                    state.word()
+                ));
             }
             Action::CancelPool => {
                 self.scroll_to_selection();
                 let pool = self.selected_row().map(|r| r.pool.clone())?;
-                let n = self.model.rows.iter().filter(|r| r.pool == pool && r.state == RowState::Pending).count();
-                self.view.status = Some(format!("cancelling {n} pending task(s) of pool {pool}"));
-                return self.send(Control::CancelPool(pool.to_string()));
+                let prompt = self.cancel_pool_preview(&pool);
+                return self.ask(&prompt, Control::CancelPool(pool.to_string()));
             }
             Action::Break => {
                 let Some(d) = self.model.deadlocks.first() else {
@@ -590,8 +693,9 @@ impl App {
                 };
                 let victim = d.victim_id?;
                 let name = self.model.row(victim).map_or_else(|| format!("#{victim}"), |r| r.name.to_string());
-                self.view.status = Some(format!("breaking the deadlock: {name}'s wait gets a DeadlockError"));
-                return self.send(Control::BreakWait(FutureId(victim)));
+                let cycle = d.tasks.iter().map(|t| quote(t)).collect::<Vec<_>>().join(" → ");
+                let prompt = format!("break the deadlock {cycle}: the wait of {} gets a DeadlockError?", quote(&name));
+                return self.ask(&prompt, Control::BreakWait(FutureId(victim)));
             }
             Action::SearchStart => {
                 self.view.search = Some(String::new());
@@ -625,7 +729,8 @@ impl App {
                 if running {
                     self.view.confirm_quit = true;
                     let active = self.model.rows.iter().filter(|r| !r.state.is_final()).count();
-                    self.view.status = Some(format!("{active} task(s) still run: quit and stop them? (y/n)"));
+                    self.view.status =
+                        Some(format!("{} still running: quit and stop them? [y/N]", count(active, "task")));
                 } else {
                     return Some(Command::Exit);
                 }
@@ -634,6 +739,101 @@ impl App {
             Action::Tick => {}
         }
         None
+    }
+
+    fn workers_focused(&self) -> bool {
+        self.view.screen == View::Main && self.view.pane == Pane::Workers
+    }
+
+    /// Asks `prompt` before sending `control` (at once when confirmation is off).
+    fn ask(&mut self, prompt: &str, control: Control) -> Option<Command> {
+        if self.skip_confirmation {
+            return self.confirmed(control);
+        }
+        self.view.status = None;
+        self.view.confirm = Some(Confirmation { prompt: format!("{prompt} [y/N]"), control });
+        None
+    }
+
+    /// `y` to a question: sends its control, if its target is still what the question
+    /// said (a task that ended meanwhile is not acted on).
+    fn confirmed(&mut self, control: Control) -> Option<Command> {
+        let name_of = |app: &Self, id: u64| app.model.row(id).map_or_else(|| format!("#{id}"), |r| quote(&r.name));
+        let (status, still) = match &control {
+            Control::Kill(FutureId(id)) => {
+                let running = self.model.row(*id).is_some_and(|r| r.state == RowState::Running);
+                let name = name_of(self, *id);
+                if running {
+                    (format!("killing {name}"), true)
+                } else {
+                    (format!("{name} is no longer running: nothing done"), false)
+                }
+            }
+            Control::Cancel(FutureId(id)) => {
+                let pending = self.model.row(*id).is_some_and(|r| r.state == RowState::Pending);
+                let name = name_of(self, *id);
+                if pending {
+                    (format!("cancelling {name}"), true)
+                } else {
+                    (format!("{name} is no longer pending: nothing done"), false)
+                }
+            }
+            Control::BreakWait(FutureId(id)) => {
+                if self.model.deadlocks.iter().any(|d| d.victim_id == Some(*id)) {
+                    (format!("breaking the deadlock: the wait of {} gets a DeadlockError", name_of(self, *id)), true)
+                } else {
+                    ("the deadlock is gone: nothing done".to_owned(), false)
+                }
+            }
+            Control::CancelPool(pool) => (format!("cancelling the pending tasks of pool {}", quote(pool)), true),
+            _ => (String::new(), true),
+        };
+        self.view.status = Some(status);
+        if still {
+            self.send(control)
+        } else {
+            None
+        }
+    }
+
+    /// What `C` on `pool` will do: `cancel 60 pending tasks of pool 'io'; 7 dependents
+    /// will be cancelled; 4 running tasks are not touched?`.
+    fn cancel_pool_preview(&self, pool: &str) -> String {
+        let mut pending = 0usize;
+        let mut running = 0usize;
+        let mut futures = Vec::new();
+        let mut tasks = Vec::new();
+        for r in self.model.rows.iter().filter(|r| &*r.pool == pool) {
+            match r.state {
+                RowState::Pending if r.unsubmitted > 0 => {
+                    pending += r.unsubmitted;
+                    let map = r.name.strip_suffix("[…]").unwrap_or(&r.name);
+                    tasks.extend(self.plan.as_ref().and_then(|p| p.task_position(map)));
+                }
+                RowState::Pending => {
+                    pending += 1;
+                    futures.extend(self.plan.as_ref().and_then(|p| p.task_index(&r.name)));
+                }
+                RowState::Running => running += 1,
+                _ => {}
+            }
+        }
+        let mut prompt = format!("cancel {} of pool {}", count(pending, "pending task"), quote(pool));
+        let dependents = self.plan.as_ref().map_or(0, |p| p.dependents_of(&futures, &tasks));
+        if dependents > 0 {
+            prompt.push_str(&format!("; {} will be cancelled", count(dependents, "dependent")));
+        }
+        if running > 0 {
+            let verb = if running == 1 { "is" } else { "are" };
+            prompt.push_str(&format!("; {} {verb} not touched", count(running, "running task")));
+        }
+        prompt.push('?');
+        prompt
+    }
+
+    /// Takes a replay key: the header shows the pace the feeder now keeps.
+    pub fn replay_key(&mut self, key: super::input::ReplayKey) {
+        self.view.replay.apply(key);
     }
 
     /// Ctrl-C: stop the run (or leave, when nothing runs).
@@ -658,6 +858,21 @@ impl App {
     /// Futures that wait on `id` now.
     pub fn waited_by(&self, id: u64) -> Vec<&Row> {
         self.model.waited_by(id)
+    }
+}
+
+/// A name in quotes, as messages show names (`'b'`), so that a task called `b` is not
+/// read as the key.
+pub fn quote(name: &str) -> String {
+    format!("'{name}'")
+}
+
+/// `1 task`, `3 tasks`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
     }
 }
 
@@ -800,11 +1015,12 @@ mod tests {
         app.apply(Action::Top);
         assert_eq!(app.view.selected, Some(1));
         assert_eq!(app.apply(Action::Cancel), None);
-        assert!(app.view.status.as_deref().unwrap_or("").contains("cannot cancel a: it is running"));
+        assert!(app.view.status.as_deref().unwrap_or("").contains("cannot cancel 'a': it is running"));
         app.apply(Action::Move(1));
         assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(2)))));
         app.apply(Action::Top);
-        assert_eq!(app.apply(Action::Kill), Some(Command::Control(Control::Kill(FutureId(1)))));
+        assert_eq!(app.apply(Action::Kill), None, "a kill asks first");
+        assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::Kill(FutureId(1)))));
     }
 
     #[test]
@@ -831,8 +1047,12 @@ mod tests {
         started(&mut app);
         app.apply(Action::Top);
         app.apply(Action::Open);
+        // What the last frame found: 5 lines below the box, one worker line below the panel.
+        app.set_geometry(Geometry { detail_max: 5, workers_max: 1, ..app.view.geometry });
         app.apply(Action::Move(3));
         assert_eq!(app.view.detail_scroll, 3);
+        app.apply(Action::Move(3));
+        assert_eq!(app.view.detail_scroll, 5, "not past the end");
         assert_eq!(app.view.selected, Some(1), "the selection stays");
         app.apply(Action::Move(-5));
         assert_eq!(app.view.detail_scroll, 0);
@@ -914,7 +1134,8 @@ mod tests {
                 expires_in: None,
             },
         ));
-        assert_eq!(app.apply(Action::Break), Some(Command::Control(Control::BreakWait(FutureId(2)))));
+        assert_eq!(app.apply(Action::Break), None, "a break asks first");
+        assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::BreakWait(FutureId(2)))));
         app.apply_event(&ev(
             10,
             1.1,

@@ -68,6 +68,17 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
             _ => None,
         };
     }
+    if app.view.confirm.is_some() {
+        // `y` does it; any other key does nothing.
+        return match k.code {
+            KeyCode::Char('y' | 'Y') => a(Action::Confirm),
+            _ => a(Action::Back),
+        };
+    }
+    if app.view.help {
+        // Any key closes the help, and does nothing else.
+        return a(Action::Help);
+    }
     if app.view.confirm_quit {
         return match k.code {
             KeyCode::Char('y' | 'Y' | 'q') => a(Action::Confirm),

@@ -116,7 +116,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     let mut geometry = Geometry { table_width: 0, ..app.view.geometry };
     match app.view.screen {
         View::Main => geometry = draw_main(f, app, body, theme),
-        View::Detail(id) => draw_detail(f, app, id, body, theme),
+        View::Detail(id) => geometry.detail_max = draw_detail(f, app, id, body, theme),
         View::Graph => draw_graph(f, app, body, theme),
         View::Timeline => draw_timeline(f, app, body, theme),
     }
@@ -135,8 +135,9 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         counts.push(Span::styled(format!("{} {} {n}  ", s.symbol(), s.word()), theme.state(s)));
     }
     let status = match app.model.finished {
+        Some(code) if app.read_only => format!("finished, exit {code} · replay {}", app.view.replay.label()),
         Some(code) => format!("finished, exit {code}"),
-        None if app.read_only => "replay".to_owned(),
+        None if app.read_only => format!("replay {}", app.view.replay.label()),
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
@@ -196,14 +197,14 @@ fn draw_main(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry
     } else {
         [table_area, workers_area]
     };
-    let geometry = draw_table(f, app, table_area, theme);
-    draw_workers(f, app, workers_area, theme, narrow);
+    let mut geometry = draw_table(f, app, table_area, theme);
+    geometry.workers_max = draw_workers(f, app, workers_area, theme, narrow);
     geometry
 }
 
 fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
     let page = usize::from(area.height.saturating_sub(3)).max(1);
-    let geometry = Geometry { page, table_top: area.y + 2, table_width: area.right() };
+    let geometry = Geometry { page, table_top: area.y + 2, table_width: area.right(), ..app.view.geometry };
     let now = app.model.now;
     let selected = app.view.selected;
     let offset = app.first_shown(page);
@@ -256,17 +257,21 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
     geometry
 }
 
-fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact: bool) {
+/// Draws the workers panel; returns its last scroll position (its last line at the
+/// bottom of the box).
+fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact: bool) -> usize {
     if area.width == 0 || area.height == 0 {
-        return;
+        return 0;
     }
     let focus = if app.view.pane == Pane::Workers { " [focus]" } else { "" };
     let block = Block::bordered().title(format!(" workers{focus} "));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let mut y = inner.y;
+    let lines: usize = app.model.pools.iter().map(|p| 1 + if compact { 0 } else { p.workers.len() }).sum();
+    let max = lines.saturating_sub(usize::from(inner.height));
     // Lines scrolled away (Tab gives the panel the focus, then ↑↓ scroll it).
-    let mut skip = if compact { 0 } else { app.view.workers_scroll };
+    let mut skip = if compact { 0 } else { app.view.workers_scroll.min(max) };
     for p in &app.model.pools {
         if y >= inner.bottom() {
             break;
@@ -306,6 +311,7 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
         }
         draw_worker_lines(f, app, p, 0, &mut y, inner, theme);
     }
+    max
 }
 
 /// The lines of `pool`'s workers from the `from`-th on, down from screen row `row`.
@@ -354,20 +360,28 @@ fn draw_worker_lines(
 fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
     let first = if let Some(s) = &app.view.search {
         format!(" search: {s}▏ (Enter keeps, Esc clears)")
+    } else if let Some(q) = &app.view.confirm {
+        format!(" {}", q.prompt)
     } else if let Some(s) = &app.view.status {
         format!(" {s}")
     } else {
         app.model.log.back().map_or_else(String::new, |l| format!(" {l}"))
     };
     // The longest key line that fits: 160, 120 and 80 columns; `?` lists every key.
-    let keys = [
+    let live = [
         " q quit  ? help  ↑↓ move  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
         " q quit  ? help  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
         " q quit  ? help  ⏎ open  c cancel  x kill  b break  / find  w graph  t timeline",
-    ]
-    .into_iter()
-    .find(|k| k.chars().count() <= usize::from(area.width))
-    .unwrap_or(" q quit  ? help");
+    ];
+    let replay = [
+        " q quit  ? help  ␣ pause  . step  + faster  - slower  ↑↓ move  ⏎ details  / search  f filter  s sort  w graph  t timeline",
+        " q quit  ? help  ␣ pause  . step  + faster  - slower  ⏎ details  / search  f filter  s sort  w graph",
+        " q quit  ? help  ␣ pause  . step  + faster  - slower  ⏎ open",
+    ];
+    let keys = if app.read_only { replay } else { live }
+        .into_iter()
+        .find(|k| k.chars().count() <= usize::from(area.width))
+        .unwrap_or(" q quit  ? help");
     f.render_widget(
         Paragraph::new(vec![
             Line::from(cut(&first, usize::from(area.width))),
@@ -377,10 +391,12 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
     );
 }
 
-fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) {
+/// Draws one task's details; returns the last scroll position (the last line at the
+/// bottom of the box), which the next keys clamp to.
+fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) -> u16 {
     let Some(r) = app.row(id) else {
         f.render_widget(Paragraph::new("no such task").block(Block::bordered()), area);
-        return;
+        return 0;
     };
     let mut lines: Vec<Line<'_>> = vec![
         Line::from(vec![
@@ -431,13 +447,12 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
             lines.push(Line::from(format!("  {l}")));
         }
     }
-    f.render_widget(
-        Paragraph::new(Text::from(lines))
-            .wrap(Wrap { trim: false })
-            .scroll((app.view.detail_scroll, 0))
-            .block(Block::bordered().title(" details (↑↓ scroll, Esc back) ")),
-        area,
-    );
+    let block = Block::bordered().title(" details (↑↓ g G scroll, Esc back) ");
+    let inner = block.inner(area);
+    let text = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+    let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
+    f.render_widget(text.scroll((app.view.detail_scroll.min(max), 0)).block(block), area);
+    max
 }
 
 fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
@@ -549,6 +564,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("w", "wait-for graph"),
     ("t", "timeline: tasks per worker over time"),
     ("space . + -", "replay: pause, step, faster, slower"),
+    ("y", "yes, to a question (x, C, b and c with dependents ask first)"),
     ("mouse", "click selects, wheel scrolls"),
 ];
 
@@ -560,7 +576,8 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
     let lines: Vec<Line<'_>> = HELP.iter().map(|(k, what)| Line::from(format!(" {k:<15} {what}"))).collect();
     f.render_widget(Clear, rect);
     f.render_widget(
-        Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(" keys (any key closes) ")),
+        Paragraph::new(lines)
+            .block(Block::default().borders(Borders::ALL).title(" keys (any key closes, and does nothing else) ")),
         rect,
     );
 }

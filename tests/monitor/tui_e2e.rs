@@ -266,11 +266,22 @@ fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
     assert!(s.contains("press b to break"), "and the way out:\n{s}");
     assert_eq!(t.pane_var("alternate_on"), "1", "the monitor runs on the alternate screen");
     t.keys(&["b"]);
+    // The victim is the last waiter: a or b, by which began to wait last.
+    let s = t.wait_text("break the deadlock 'a' → 'b': the wait of '");
+    assert!(
+        s.contains("the wait of 'a' gets a DeadlockError? [y/N]")
+            || s.contains("the wait of 'b' gets a DeadlockError? [y/N]"),
+        "the question names the victim:\n{s}"
+    );
+    t.keys(&["y"]);
     t.wait_for("the run to end, without the banner", |s| s.contains("finished, exit 1") && !s.contains("DEADLOCK"));
     t.wait_row("b", &["✘ failed", "DeadlockErr"]);
     t.keys(&["q"]);
     let s = t.wait_text("EXIT=1");
-    assert!(s.contains("futuretop: 2 futures: 0 done, 2 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    // The same summary as --headless: counts, failures with their messages, exit code.
+    assert!(s.contains("2 futures: 0 done, 2 failed, 0 cancelled in "), "the summary:\n{s}");
+    assert!(s.contains("failures:") && s.contains(": DeadlockError: "), "the failures:\n{s}");
+    assert!(s.contains("slowest:") && s.contains("\nexit code 1"), "the summary:\n{s}");
     t.assert_restored("deadlock-cycle · ");
     t.assert_shell_back();
 }
@@ -287,12 +298,15 @@ fn the_starvation_demo_is_broken_with_b_and_the_summary_counts_the_inner_future(
     let s = t.wait_text("DEADLOCK (starvation)");
     assert!(s.contains("wait_on_future → wait_on_future/pow"), "the banner names the wait:\n{s}");
     t.keys(&["b"]);
+    t.wait_text("[y/N]");
+    t.keys(&["y"]);
     t.wait_row("wait_on_future", &["✘ failed", "DeadlockErr"]);
     t.wait_row("wait_on_future/pow", &["✔ done", "25"]);
     t.wait_text("finished, exit 1");
     t.keys(&["q"]);
     let s = t.wait_text("EXIT=1");
-    assert!(s.contains("futuretop: 2 futures: 1 done, 1 failed, 0 cancelled; exit code 1"), "the summary:\n{s}");
+    assert!(s.contains("2 futures: 1 done, 1 failed, 0 cancelled in "), "the summary:\n{s}");
+    assert!(s.contains("\nexit code 1"), "the summary:\n{s}");
     t.assert_restored("deadlock-starvation · ");
 }
 
@@ -360,15 +374,19 @@ fn a_windowed_map_is_cancelled_by_c_on_its_unsubmitted_row_and_by_cap_c_on_its_p
     // The row of unsubmitted items is the table's first: the selection starts on it.
     t.keys(&["c"]);
     let s = t.wait_text(&format!("⊘ cancelled {waiting}"));
-    assert!(s.contains(&format!("cancelling the {waiting} items of m not yet submitted")), "{s}");
+    assert!(s.contains(&format!("cancelling the {waiting} items of 'm' not yet submitted")), "{s}");
     t.wait_for("the row of unsubmitted items to go", |s| Tmux::row(s, "m[…]").is_none());
     t.wait_row("m[0]", &["· pending"]);
     t.keys(&["C"]);
+    // The question says what C takes down, and what it leaves.
+    let pending = 500 - waiting;
+    t.wait_text(&format!("cancel {pending} pending tasks of pool 'one'; 1 running task is not touched? [y/N]"));
+    t.keys(&["y"]);
     t.wait_text("⊘ cancelled 500");
     t.wait_row("m[0]", &["⊘ cancelled"]);
     t.wait_row("blocker", &["▶ running"]);
     t.keys(&["q"]);
-    t.wait_text("(y/n)");
+    t.wait_text("[y/N]");
     t.keys(&["y"]);
     t.wait_text("EXIT=130");
 }
@@ -382,13 +400,23 @@ fn x_kills_a_running_task_on_a_thread_pool_and_on_a_process_pool() {
     let t = Tmux::run("kill", 120, 40, &file.path());
     t.wait_row("tsleep", &["▶ running"]);
     t.wait_row("psleep", &["▶ running"]);
-    // The selection starts on the first row: tsleep.
+    // The selection starts on the first row: tsleep. x asks first; n does nothing.
     t.keys(&["x"]);
+    t.wait_text("kill 'tsleep': running ");
+    t.keys(&["n"]);
+    t.wait_text("nothing done");
+    assert!(Tmux::row(&t.screen(), "tsleep").unwrap().contains("▶ running"), "n killed nothing");
+    t.keys(&["x"]);
+    t.wait_text("kill 'tsleep': running ");
+    t.keys(&["y"]);
     let row = t.wait_row("tsleep", &["✘ failed"]);
     assert!(row.contains("Killed"), "{row}");
     assert!(Tmux::row(&t.screen(), "psleep").unwrap().contains("▶ running"), "only the selected task died");
     t.keys(&["j"]);
     t.keys(&["x"]);
+    let s = t.wait_text("kill 'psleep': running ");
+    assert!(s.contains(" on pr-1, pid ") || s.contains(" on pr-2, pid "), "the worker and its pid:\n{s}");
+    t.keys(&["y"]);
     let row = t.wait_row("psleep", &["✘ failed"]);
     assert!(row.contains("Killed"), "{row}");
     t.wait_text("finished, exit 1");
@@ -406,18 +434,18 @@ fn q_asks_while_tasks_run_n_keeps_running_y_stops_with_130() {
     let t = Tmux::shell("quit", 120, 40, &file.path());
     t.wait_row("tsleep", &["▶ running"]);
     t.keys(&["q"]);
-    t.wait_text("quit and stop them? (y/n)");
+    t.wait_text("quit and stop them? [y/N]");
     t.keys(&["n"]);
     t.wait_text("quit cancelled");
     t.wait_row("tsleep", &["▶ running"]);
     t.wait_text("· running");
     t.keys(&["q"]);
-    t.wait_text("quit and stop them? (y/n)");
+    t.wait_text("quit and stop them? [y/N]");
     // The question stays up while the monitor's clock ticks (4 times a second).
     let asked = Instant::now();
     while asked.elapsed() < Duration::from_millis(700) {
         let s = t.screen();
-        assert!(s.contains("(y/n)"), "the question went away by itself:\n{s}");
+        assert!(s.contains("[y/N]"), "the question went away by itself:\n{s}");
         std::thread::sleep(POLL);
     }
     t.keys(&["y"]);
@@ -436,13 +464,23 @@ fn the_help_overlay_lists_every_key_and_ctrl_c_stops() {
     let t = Tmux::run("help", 120, 40, &file.path());
     t.wait_row("tsleep", &["▶ running"]);
     t.keys(&["?"]);
-    let s = t.wait_text("keys (any key closes)");
+    let s = t.wait_text("keys (any key closes, and does nothing else)");
     for (key, what) in HELP {
         assert!(s.contains(&format!("{key:<15} {what}")), "help lists {key:?}:\n{s}");
     }
     t.keys(&["Escape"]);
-    let s = t.wait_for("the help to close", |s| !s.contains("keys (any key closes)"));
+    let s = t.wait_for("the help to close", |s| !s.contains("keys (any key closes"));
     assert!(Tmux::row(&s, "tsleep").is_some(), "the table is back:\n{s}");
+    // The key that closes the help does nothing else: ? then x kills nothing, ? then C
+    // asks nothing.
+    for k in ["x", "C"] {
+        t.keys(&["?"]);
+        t.wait_text("keys (any key closes");
+        t.keys(&[k]);
+        let s = t.wait_for("the help to close", |s| !s.contains("keys (any key closes"));
+        assert!(!s.contains("[y/N]"), "{k} acted:\n{s}");
+        assert!(Tmux::row(&s, "tsleep").is_some_and(|r| r.contains("▶ running")), "{k} acted:\n{s}");
+    }
     t.keys(&["C-c"]);
     let s = t.wait_text("EXIT=130");
     assert!(s.contains("exit code 130"), "{s}");
@@ -724,7 +762,9 @@ fn sighup_stops_the_run_and_restores_the_terminal() {
 /// Every line of a screen but the last two (the log line and the key hints, which
 /// differ between a live run and a replay by design).
 fn body(screen: &str) -> Vec<String> {
-    let lines: Vec<String> = screen.lines().map(|l| l.trim_end().to_owned()).collect();
+    // A replay's header also shows its pace (` · replay 8x`).
+    let lines: Vec<String> =
+        screen.lines().map(|l| l.split_once(" · replay ").map_or(l, |(head, _)| head).trim_end().to_owned()).collect();
     lines[..lines.len().saturating_sub(2)].to_vec()
 }
 

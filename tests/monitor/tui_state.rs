@@ -98,7 +98,7 @@ fn the_quit_question_survives_clock_ticks() {
     let mut app = running_app();
     assert_eq!(press(&mut app, &ch('q')), None);
     assert!(app.view.confirm_quit, "q asks while tasks run");
-    assert!(app.view.status.as_deref().unwrap_or("").contains("quit and stop them? (y/n)"));
+    assert!(app.view.status.as_deref().unwrap_or("").contains("quit and stop them? [y/N]"));
     // The monitor ticks four times a second; the question must wait for the user.
     for _ in 0..8 {
         app.apply(Action::Tick);
@@ -205,7 +205,159 @@ fn a_replay_is_read_only_and_has_its_own_keys() {
     app.apply(Action::Bottom); // d, pending
     assert_eq!(press(&mut app, &ch('c')), None, "nothing is sent from a replay");
     assert_eq!(app.view.status.as_deref(), Some("a replay is read-only"));
+    // The same answer on every row and for every acting key: not the live refusals.
+    for row in [Action::Top, Action::Bottom] {
+        app.apply(row);
+        for k in ['c', 'x', 'C', 'b'] {
+            app.view.status = None;
+            assert_eq!(press(&mut app, &ch(k)), None, "{k}");
+            assert_eq!(app.view.status.as_deref(), Some("a replay is read-only"), "{k}");
+            assert!(app.view.confirm.is_none(), "{k}: no question either");
+        }
+    }
+    // The header shows the pace the replay keys set.
+    app.replay_key(ReplayKey::Faster);
+    assert!(render(&mut app, 120, 30).contains("replay 2x"));
+    app.replay_key(ReplayKey::Pause);
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("replay paused"), "{screen}");
+    assert!(screen.contains("␣ pause  . step  + faster  - slower"), "the footer lists the replay keys:\n{screen}");
+    assert!(!screen.contains("x kill"), "and not the live ones:\n{screen}");
     assert_eq!(press(&mut app, &ch('q')), Some(Command::Exit), "q leaves a replay at once");
+}
+
+#[test]
+fn the_key_that_closes_the_help_does_nothing_else() {
+    let mut app = running_app();
+    app.apply(Action::Top); // a, running
+    for k in ['x', 'C', 'c', 'b', 'q', 'j', '/', 'f'] {
+        assert_eq!(press(&mut app, &ch('?')), None);
+        assert!(app.view.help, "? opens the help");
+        assert_eq!(press(&mut app, &ch(k)), None, "{k} only closes the help");
+        assert!(!app.view.help);
+        assert!(app.view.confirm.is_none() && !app.view.confirm_quit && app.view.search.is_none(), "{k}");
+        assert_eq!(app.view.selected, Some(1), "{k}");
+    }
+    assert_eq!(app.view.filter, futuretop::tui::app::Filter::All);
+}
+
+#[test]
+fn x_c_and_b_ask_first_and_the_question_holds_its_target_by_id() {
+    let mut app = running_app();
+    app.apply(Action::Top); // a, running on io-1
+    assert_eq!(press(&mut app, &ch('x')), None);
+    let prompt = app.view.confirm.as_ref().map(|q| q.prompt.clone()).unwrap_or_default();
+    assert!(prompt.starts_with("kill 'a': running ") && prompt.ends_with(" on io-1? [y/N]"), "{prompt}");
+    assert!(render(&mut app, 100, 24).contains("kill 'a': running"), "the question is on screen");
+    // Anything but y does nothing.
+    assert_eq!(press(&mut app, &ch('n')), None);
+    assert!(app.view.confirm.is_none());
+    assert_eq!(app.view.status.as_deref(), Some("nothing done"));
+    // The target is held by id: the selection may move before y.
+    press(&mut app, &ch('x'));
+    app.apply_event(&Event {
+        seq: 40,
+        t: 1.0,
+        kind: EventKind::Pending { task: "e".into(), id: 5, pool: "io".into() },
+    });
+    assert_eq!(press(&mut app, &ch('y')), Some(Command::Control(Control::Kill(FutureId(1)))));
+    // A task that ended while the question was up is not acted on.
+    press(&mut app, &ch('x'));
+    app.apply_event(&Event {
+        seq: 41,
+        t: 1.1,
+        kind: EventKind::Done { task: "a".into(), id: 1, pool: "io".into(), result: serde_json::Value::Null },
+    });
+    assert_eq!(press(&mut app, &ch('y')), None);
+    assert_eq!(app.view.status.as_deref(), Some("'a' is no longer running: nothing done"));
+    // With confirmation off (a preference), x acts at once.
+    let mut app = running_app();
+    app.skip_confirmation = true;
+    app.apply(Action::Top);
+    assert_eq!(press(&mut app, &ch('x')), Some(Command::Control(Control::Kill(FutureId(1)))));
+}
+
+#[test]
+fn c_asks_only_for_a_task_with_dependents_and_c_pool_previews_them() {
+    let yaml = "pools:\n  io: { kind: thread, max_workers: 1 }\ntasks:\n\
+        \x20 - { name: a, pool: io, call: sleep, args: { secs: 9 } }\n\
+        \x20 - { name: b, pool: io, call: sleep, args: { secs: 0 } }\n\
+        \x20 - { name: c, pool: io, call: sleep, args: { secs: 0 } }\n\
+        \x20 - { name: d, pool: io, call: sleep, args: { secs: 0 } }\n\
+        \x20 - { name: after_b, pool: io, call: sleep, args: { secs: 0 }, depends_on: [b] }\n\
+        \x20 - { name: after_that, pool: io, call: sleep, args: { secs: 0 }, depends_on: [after_b] }\n";
+    let plan = futuretop::config::load_str_offline("r.yaml", "r", yaml).expect("a valid file");
+    let mut app = running_app();
+    app.plan = Some(std::sync::Arc::new(plan));
+    app.apply(Action::Move(2)); // c: no dependents
+    assert_eq!(press(&mut app, &ch('c')), Some(Command::Control(Control::Cancel(FutureId(3)))), "at once");
+    app.apply(Action::Top);
+    app.apply(Action::Move(1)); // b: two dependents, one through the other
+    assert_eq!(press(&mut app, &ch('c')), None);
+    assert_eq!(
+        app.view.confirm.as_ref().map(|q| q.prompt.as_str()),
+        Some("cancel 'b'? 2 dependents will be cancelled with it [y/N]")
+    );
+    assert_eq!(press(&mut app, &ch('y')), Some(Command::Control(Control::Cancel(FutureId(2)))));
+    assert_eq!(press(&mut app, &ch('C')), None);
+    assert_eq!(
+        app.view.confirm.as_ref().map(|q| q.prompt.as_str()),
+        Some(
+            "cancel 3 pending tasks of pool 'io'; 2 dependents will be cancelled; 1 running task is not touched? [y/N]"
+        )
+    );
+}
+
+#[test]
+fn details_and_the_workers_panel_stop_at_their_ends_and_g_g_jump() {
+    let mut app = running_app();
+    for i in 0..200 {
+        app.apply_event(&Event {
+            seq: 100 + i,
+            t: 1.0,
+            kind: EventKind::Output {
+                task: "a".into(),
+                stream: futuretop_engine::Stream::Stdout,
+                line: format!("line {i}"),
+            },
+        });
+    }
+    app.apply(Action::Top);
+    app.apply(Action::Open);
+    let first = render(&mut app, 80, 24);
+    press(&mut app, &ch('G'));
+    let max = app.view.detail_scroll;
+    assert!(max > 0 && max == app.view.geometry.detail_max, "{max}");
+    let bottom = render(&mut app, 80, 24);
+    assert!(bottom.contains("line 199"), "G shows the last line:\n{bottom}");
+    press(&mut app, &key(KeyCode::Down));
+    press(&mut app, &key(KeyCode::PageDown));
+    assert_eq!(app.view.detail_scroll, max, "no scrolling past the end");
+    assert_eq!(render(&mut app, 80, 24), bottom, "no empty box below the end");
+    press(&mut app, &key(KeyCode::Home));
+    assert_eq!(app.view.detail_scroll, 0);
+    assert_eq!(render(&mut app, 80, 24), first);
+    // The workers panel: 30 workers in a box of fewer lines.
+    press(&mut app, &key(KeyCode::Esc));
+    for w in 2..=30 {
+        app.apply_event(&Event {
+            seq: 400 + w,
+            t: 1.0,
+            kind: EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}").into(), pid: None },
+        });
+    }
+    render(&mut app, 160, 30);
+    press(&mut app, &key(KeyCode::Tab));
+    press(&mut app, &ch('G'));
+    let wmax = app.view.workers_scroll;
+    assert!(wmax > 0 && wmax == app.view.geometry.workers_max, "{wmax}");
+    let screen = render(&mut app, 160, 30);
+    assert!(screen.contains("io-30"), "the last worker is on screen:\n{screen}");
+    press(&mut app, &ch('j'));
+    assert_eq!(app.view.workers_scroll, wmax);
+    press(&mut app, &ch('g'));
+    assert_eq!(app.view.workers_scroll, 0);
+    assert_eq!(app.view.selected, Some(1), "the table's selection did not move");
 }
 
 #[test]
@@ -283,8 +435,9 @@ fn the_live_clock_moves_durations_and_stops_at_the_end() {
 fn kill_and_cancel_answer_with_what_happened() {
     let mut app = running_app();
     app.apply(Action::Top);
-    assert_eq!(app.apply(Action::Kill), Some(Command::Control(Control::Kill(FutureId(1)))));
-    assert_eq!(app.view.status.as_deref(), Some("killing a"));
+    assert_eq!(app.apply(Action::Kill), None, "x asks first");
+    assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::Kill(FutureId(1)))));
+    assert_eq!(app.view.status.as_deref(), Some("killing 'a'"));
     app.apply_event(&Event {
         seq: 50,
         t: 1.0,
@@ -296,9 +449,14 @@ fn kill_and_cancel_answer_with_what_happened() {
         },
     });
     assert_eq!(app.apply(Action::Kill), None, "a failed task cannot be killed");
-    assert!(app.view.status.as_deref().unwrap().contains("cannot kill a: it is failed"));
-    assert_eq!(app.apply(Action::CancelPool), Some(Command::Control(Control::CancelPool("io".into()))));
-    assert_eq!(app.view.status.as_deref(), Some("cancelling 3 pending task(s) of pool io"));
+    assert!(app.view.status.as_deref().unwrap().contains("cannot kill 'a': it is failed"));
+    assert_eq!(app.apply(Action::CancelPool), None, "C asks first");
+    assert_eq!(
+        app.view.confirm.as_ref().map(|q| q.prompt.as_str()),
+        Some("cancel 3 pending tasks of pool 'io'? [y/N]")
+    );
+    assert_eq!(app.apply(Action::Confirm), Some(Command::Control(Control::CancelPool("io".into()))));
+    assert_eq!(app.view.status.as_deref(), Some("cancelling the pending tasks of pool 'io'"));
     app.apply(Action::Open);
     assert_eq!(app.view.screen, View::Detail(1));
     let screen = render(&mut app, 80, 24);

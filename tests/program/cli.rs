@@ -84,8 +84,8 @@ fn run_headless(args: &[&str]) -> Run {
     assert_eq!(run.log.last().unwrap()["event"], "run_finished", "{args:?}: the log does not end with run_finished");
     assert_eq!(run.log.last().unwrap()["exit_code"], run.code.unwrap(), "{args:?}: run_finished's exit code");
     assert!(
-        run.stdout.contains(&format!("exit code {}", run.code.unwrap())),
-        "{args:?}: the summary should end with the exit code:\n{}",
+        run.stdout.ends_with(&format!("event log: {}\nexit code {}\n", log.display(), run.code.unwrap())),
+        "{args:?}: the summary should end with the event log's path and the exit code:\n{}",
         run.stdout
     );
     let _ = std::fs::remove_dir_all(dir);
