@@ -391,9 +391,12 @@ impl Model {
     }
 
     /// One or two sentences a newcomer understands: what waits on what, why it can never
-    /// end, and what would end it. `now` is the run's clock, for the timeout countdown.
-    pub fn explain(&self, d: &Deadlock, now: f64) -> String {
-        let n = |id: u64| self.name(id).to_owned();
+    /// end, and whether a timeout will end it. Names are quoted (`'b'`), so a task called
+    /// `b` is not read as a key; the text names no key and no countdown (it is printed
+    /// headless too, and kept in the log: the monitor's banner adds the live countdown
+    /// and the key).
+    pub fn explain(&self, d: &Deadlock) -> String {
+        let n = |id: u64| format!("'{}'", self.name(id));
         let mut s = match d.kind {
             DeadlockKind::Cycle => {
                 let mut parts: Vec<String> = Vec::new();
@@ -439,15 +442,8 @@ impl Model {
             }
         };
         match d.expires {
-            Some((w, at)) => s.push_str(&format!(
-                " {}'s wait times out in {:.1} s; press b to break it now.",
-                n(w),
-                (at - now).max(0.0)
-            )),
-            None => s.push_str(&format!(
-                " Press b (or run with --on-deadlock break) to give {} a DeadlockError.",
-                n(d.victim)
-            )),
+            Some((w, _)) => s.push_str(&format!(" The wait of {} has a timeout: it will end this deadlock.", n(w))),
+            None => s.push_str(&format!(" Breaking it gives the wait of {} a DeadlockError.", n(d.victim))),
         }
         s
     }
@@ -491,11 +487,13 @@ mod tests {
         assert_eq!(found[0].kind, DeadlockKind::Cycle);
         assert_eq!(found[0].key(), [1, 2].into_iter().collect());
         assert_eq!(found[0].victim, 2, "b's wait began last");
-        let text = m.explain(&found[0], 0.3);
+        let text = m.explain(&found[0]);
         assert!(
-            text.contains("a waits on b and b waits on a") || text.contains("b waits on a and a waits on b"),
+            text.contains("'a' waits on 'b' and 'b' waits on 'a'")
+                || text.contains("'b' waits on 'a' and 'a' waits on 'b'"),
             "{text}"
         );
+        assert!(text.ends_with("Breaking it gives the wait of 'b' a DeadlockError."), "{text}");
     }
 
     #[test]
@@ -509,8 +507,8 @@ mod tests {
         assert_eq!(found[0].kind, DeadlockKind::Starvation);
         assert_eq!(found[0].tasks, vec![1, 2]);
         assert_eq!(found[0].pools, vec!["single".to_owned()]);
-        let text = m.explain(&found[0], 0.2);
-        assert!(text.contains("wait_on_future waits on wait_on_future/pow (queued in pool 'single')"), "{text}");
+        let text = m.explain(&found[0]);
+        assert!(text.contains("'wait_on_future' waits on 'wait_on_future/pow' (queued in pool 'single')"), "{text}");
         assert!(text.contains("1 worker"), "{text}");
     }
 
@@ -549,7 +547,7 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].tasks, vec![1, 2, 3, 4]);
         assert_eq!(found[0].expires, Some((4, 5.4)));
-        assert!(m.explain(&found[0], 2.0).contains("d's wait times out in 3.4 s"));
+        assert!(m.explain(&found[0]).ends_with("The wait of 'd' has a timeout: it will end this deadlock."));
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl Detector {
                 kind: d.kind,
                 tasks: names.clone(),
                 pool: d.pools.first().cloned(),
-                message: self.model.explain(&d, self.now),
+                message: self.model.explain(&d),
                 ids: d.tasks.clone(),
                 victim: Some(self.model.name(d.victim).to_owned()),
                 victim_id: Some(d.victim),

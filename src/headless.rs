@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::control::OnDeadlock;
 use crate::events::{Event, EventKind};
 use crate::model::{Keep, RowState, RunModel};
 use crate::text::visible;
@@ -36,9 +37,28 @@ fn progress_line(model: &RunModel, width: usize) -> String {
 /// not once an event: a steady stream is hundreds of thousands of events a second.
 const CLOCK_EVERY: u32 = 256;
 
+/// What follows a deadlock's report under each `--on-deadlock` policy: the flags, not a
+/// key (there is none to press here).
+fn deadlock_hint(policy: OnDeadlock) -> &'static str {
+    match policy {
+        OnDeadlock::Warn => {
+            "the run waits on it (--on-deadlock warn): Ctrl-C stops the run; \
+             --on-deadlock fail|break ends the run or breaks the deadlock by itself"
+        }
+        OnDeadlock::Fail => "stopping the run (--on-deadlock fail)",
+        OnDeadlock::Break => "breaking it (--on-deadlock break)",
+    }
+}
+
 /// Consumes the run's events until it ends, showing progress on `err`; returns the run
-/// model (which kept only what the summary needs: [`RunModel::summary`]).
-pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn Write) -> RunModel {
+/// model (which kept only what the summary needs: [`RunModel::summary`]). `policy` is
+/// the run's `--on-deadlock`, for the line after a deadlock's report (`None`: a replay).
+pub fn report(
+    events: &Receiver<std::sync::Arc<Event>>,
+    tty: bool,
+    err: &mut dyn Write,
+    policy: Option<OnDeadlock>,
+) -> RunModel {
     let mut model = RunModel::new(Keep::Unfinished);
     let every = if tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
     let mut last_draw = Instant::now();
@@ -63,6 +83,9 @@ pub fn report(events: &Receiver<std::sync::Arc<Event>>, tty: bool, err: &mut dyn
             match &e.kind {
                 EventKind::Deadlock { message, .. } => {
                     let _ = writeln!(err, "{}deadlock: {}", if drawn { "\n" } else { "" }, visible(message));
+                    if let Some(policy) = policy {
+                        let _ = writeln!(err, "  {}", deadlock_hint(policy));
+                    }
                     drawn = false;
                 }
                 EventKind::DeadlockResolved { tasks, how } => {

@@ -263,7 +263,7 @@ fn replay(log: &Path, headless: bool) -> Result<u8, String> {
         .name("futuretop-replay".into())
         .spawn(move || read_through(&path, |e| tx.send(std::sync::Arc::new(e)).is_ok()))
         .map_err(|e| format!("futuretop: cannot start the replay: {e}"))?;
-    let model = futuretop::headless::report(&rx, false, &mut std::io::sink());
+    let model = futuretop::headless::report(&rx, false, &mut std::io::sink(), None);
     let found = feeder.join().map_err(|_| "futuretop: the replay stopped on a bug".to_owned())??;
     say_raw!("{}", model.summary(found.exit_code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
     Ok(found.report())
@@ -321,7 +321,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         return Ok(exit_code(&report));
     }
     let stderr = std::io::stderr();
-    let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock());
+    let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), Some(options.on_deadlock));
     let report = handle.join();
     say_raw!("{}", model.summary_with_log(report.exit_code, args.events.as_deref()));
     Ok(exit_code(&report))

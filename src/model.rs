@@ -126,16 +126,58 @@ pub enum RowError {
     Exception(ErrorInfo),
     /// It was cancelled, for this reason.
     Cancelled(CancelReason),
+    /// Its wait was the one chosen to break a deadlock (`b`, `--on-deadlock break`): it
+    /// raised this `DeadlockError`.
+    BrokeDeadlock {
+        /// The exception.
+        error: ErrorInfo,
+        /// The deadlock, its names quoted: `'a' → 'b'`.
+        cycle: String,
+    },
+    /// It was in a broken deadlock and raised the `DeadlockError` of the future it waited
+    /// on (as `Future.result()` raises the future's own exception).
+    WaitedOnBroken {
+        /// The exception.
+        error: ErrorInfo,
+        /// The future it waited on.
+        on: Name,
+    },
+}
+
+impl RowError {
+    /// The exception it ended with; `None` for a cancellation.
+    pub const fn exception(&self) -> Option<&ErrorInfo> {
+        match self {
+            Self::Exception(error) | Self::BrokeDeadlock { error, .. } | Self::WaitedOnBroken { error, .. } => {
+                Some(error)
+            }
+            Self::Cancelled(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RowError {
-    /// `TaskError: boom`, or `cancelled: dependency 'a' failed`.
+    /// `TaskError: boom`, `cancelled: dependency 'a' failed`, `DeadlockError (chosen to
+    /// break 'a' → 'b')`, or `failed because 'b', which it waited on, raised DeadlockError`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Exception(e) => write!(f, "{}: {}", e.kind, e.message),
             Self::Cancelled(r) => write!(f, "cancelled: {r}"),
+            Self::BrokeDeadlock { error, cycle } => write!(f, "{} (chosen to break {cycle})", error.kind),
+            Self::WaitedOnBroken { error, on } => {
+                write!(f, "failed because '{on}', which it waited on, raised {}", error.kind)
+            }
         }
     }
+}
+
+/// How a member of a broken deadlock's `DeadlockError` reads ([`RowError`]).
+#[derive(Debug, Clone, PartialEq)]
+enum Broken {
+    /// Its wait was chosen: the deadlock, quoted.
+    Victim(String),
+    /// It waited on this member.
+    Waited(Name),
 }
 
 impl Row {
@@ -175,8 +217,7 @@ impl Row {
         lines.extend(self.events.iter().cloned());
         if let Some(t) = self.ended {
             let end = match (self.error.as_deref(), self.state) {
-                (Some(RowError::Exception(e)), _) => format!("{}: {}", e.kind, e.message),
-                (Some(RowError::Cancelled(r)), _) => format!("cancelled: {r}"),
+                (Some(e), _) => e.to_string(),
                 (None, RowState::Cancelled) => "cancelled".into(),
                 (None, _) => "done".into(),
             };
@@ -194,7 +235,7 @@ impl Row {
         }
         match (&self.result, self.error.as_deref()) {
             (_, Some(RowError::Cancelled(reason))) => reason.to_string(),
-            (_, Some(error @ RowError::Exception(_))) => error.to_string(),
+            (_, Some(error)) => error.to_string(),
             (Some(v), None) => match v {
                 Value::String(s) => s.lines().last().unwrap_or("").to_owned(),
                 Value::Null => String::new(),
@@ -422,6 +463,11 @@ pub struct RunModel {
     pub pools: Vec<PoolView>,
     /// Deadlocks standing now.
     pub deadlocks: Vec<DeadlockView>,
+    /// The members of the deadlocks broken so far whose end is still to come, by id: how
+    /// their `DeadlockError` reads (the chosen one, or one that waited on it).
+    broken: HashMap<u64, Broken>,
+    /// The last deadlock reported, its names quoted (`'a' → 'b'`).
+    last_deadlock: Option<String>,
     /// Recent log lines.
     pub log: VecDeque<String>,
     /// The run's exit code, once it ended.
@@ -458,6 +504,29 @@ impl RunModel {
     /// An empty model that keeps `keep`.
     pub fn new(keep: Keep) -> Self {
         Self { keep, ..Self::default() }
+    }
+
+    /// The deadlock that stopped the run under `--on-deadlock fail` (exit code 3), its
+    /// names quoted: `'a' → 'b'`.
+    pub fn stopped_by_deadlock(&self) -> Option<String> {
+        (self.finished == Some(crate::runner::EXIT_DEADLOCK)).then(|| self.last_deadlock.clone()).flatten()
+    }
+
+    /// A wait of `id` was interrupted to break a deadlock: its members' `DeadlockError`s
+    /// say who was chosen and who only waited on it.
+    fn note_broken(&mut self, id: u64) {
+        let Some(d) = self.deadlocks.iter().find(|d| d.victim_id == Some(id)) else { return };
+        let cycle = d.tasks.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" → ");
+        let n = d.ids.len();
+        let mut marks = Vec::with_capacity(n);
+        for (i, &member) in d.ids.iter().enumerate() {
+            if member == id {
+                marks.push((member, Broken::Victim(cycle.clone())));
+            } else if let Some(on) = d.tasks.get((i + 1) % n) {
+                marks.push((member, Broken::Waited(on.as_str().into())));
+            }
+        }
+        self.broken.extend(marks);
     }
 
     fn row_mut(&mut self, id: u64) -> Option<&mut Row> {
@@ -579,15 +648,11 @@ impl RunModel {
             self.summary.timed(r, t);
         }
         match r.error.as_deref() {
-            Some(RowError::Exception(e)) => {
-                self.summary.failures.push(Named {
-                    order: r.order,
-                    name: r.name.clone(),
-                    what: format!("{}: {}", e.kind, e.message),
-                });
-            }
             Some(RowError::Cancelled(reason)) => {
                 self.summary.cancelled.push(Named { order: r.order, name: r.name.clone(), what: reason.to_string() });
+            }
+            Some(e) => {
+                self.summary.failures.push(Named { order: r.order, name: r.name.clone(), what: e.to_string() });
             }
             None => {}
         }
@@ -758,8 +823,17 @@ impl RunModel {
                 if self.row(*id).is_none_or(|r| r.state.is_final()) {
                     return Change::Nothing;
                 }
+                let row_error = match self.broken.remove(id) {
+                    Some(Broken::Victim(cycle)) if error.kind == futuretop_engine::ErrorKind::DeadlockError => {
+                        RowError::BrokeDeadlock { error: error.clone(), cycle }
+                    }
+                    Some(Broken::Waited(on)) if error.kind == futuretop_engine::ErrorKind::DeadlockError => {
+                        RowError::WaitedOnBroken { error: error.clone(), on }
+                    }
+                    _ => RowError::Exception(error.clone()),
+                };
                 if let Some(r) = self.row_mut(*id) {
-                    r.error = Some(Box::new(RowError::Exception(error.clone())));
+                    r.error = Some(Box::new(row_error));
                 }
                 self.push_log(|| format!("{task} failed: {}: {}", error.kind, error.message));
                 return self.finish(*id, t, RowState::Failed);
@@ -792,6 +866,9 @@ impl RunModel {
                     }
                 }
                 self.note(*id, t, || format!("wait on {on} ended: {}", wait_outcome(*outcome)));
+                if *outcome == WaitOutcome::Interrupted {
+                    self.note_broken(*id);
+                }
             }
             EventKind::WorkerStarted { pool, worker, pid } => {
                 if let Some(w) = self.worker_mut(pool, worker) {
@@ -884,6 +961,7 @@ impl RunModel {
                 if self.deadlocks.len() == DEADLOCKS_KEPT {
                     self.deadlocks.remove(0);
                 }
+                self.last_deadlock = Some(tasks.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" → "));
                 self.deadlocks.push(DeadlockView {
                     kind: *kind,
                     tasks: tasks.clone(),
@@ -1057,6 +1135,9 @@ impl RunModel {
         if self.summary.more_deadlocks > 0 {
             out.push_str(&format!("... and {} more deadlocks\n", self.summary.more_deadlocks));
         }
+        if let Some(cycle) = self.stopped_by_deadlock() {
+            out.push_str(&format!("stopped: deadlock {} (--on-deadlock fail)\n", visible(&cycle)));
+        }
         if let Some(log) = log {
             out.push_str(&format!("event log: {}\n", visible(&log.display().to_string())));
         }
@@ -1108,6 +1189,56 @@ mod tests {
     fn failed(id: u64, name: &str) -> Event {
         let error = ErrorInfo { kind: ErrorKind::TaskError, message: "boom".into() };
         ev(0.4, EventKind::Exception { task: name.into(), id, pool: "p".into(), error })
+    }
+
+    /// After a break, the chosen waiter and the one that only waited on it read apart,
+    /// on the row, in the timeline and in the summary.
+    #[test]
+    fn a_broken_deadlock_tells_the_chosen_waiter_from_the_others() {
+        let mut m = RunModel::new(Keep::All);
+        for (id, name) in [(1, "a"), (2, "b")] {
+            m.apply(&pending(id, name));
+            m.apply(&running(id, name));
+        }
+        m.apply(&ev(
+            0.5,
+            EventKind::Deadlock {
+                kind: DeadlockKind::Cycle,
+                tasks: vec!["a".into(), "b".into()],
+                pool: None,
+                message: "'a' waits on 'b' and 'b' waits on 'a'".into(),
+                ids: vec![1, 2],
+                victim: Some("b".into()),
+                victim_id: Some(2),
+                expires_in: None,
+            },
+        ));
+        let deadlock_error = ErrorInfo { kind: ErrorKind::DeadlockError, message: "this wait was chosen".into() };
+        m.apply(&ev(
+            0.6,
+            EventKind::WaitEnd { task: "b".into(), on: "a".into(), id: 2, on_id: 1, outcome: WaitOutcome::Interrupted },
+        ));
+        for (id, name) in [(2, "b"), (1, "a")] {
+            let error = deadlock_error.clone();
+            m.apply(&ev(0.7, EventKind::Exception { task: name.into(), id, pool: "p".into(), error }));
+        }
+        let outcome = |id| m.row(id).map(Row::outcome).unwrap_or_default();
+        assert_eq!(outcome(2), "DeadlockError (chosen to break 'a' → 'b')");
+        assert_eq!(outcome(1), "failed because 'b', which it waited on, raised DeadlockError");
+        let s = m.summary(1);
+        assert!(s.contains("  b: DeadlockError (chosen to break 'a' → 'b')\n"), "{s}");
+        assert!(s.contains("  a: failed because 'b', which it waited on, raised DeadlockError\n"), "{s}");
+        assert!(!s.contains("stopped: deadlock"), "a break is not a stop: {s}");
+        // Under --on-deadlock fail the run ends with exit code 3, and says why.
+        m.apply(&ev(
+            1.0,
+            EventKind::RunFinished {
+                counts: crate::events::Counts::default(),
+                exit_code: crate::runner::EXIT_DEADLOCK,
+            },
+        ));
+        assert_eq!(m.stopped_by_deadlock().as_deref(), Some("'a' → 'b'"));
+        assert!(m.summary(3).contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail)\nexit code 3\n"));
     }
 
     /// The plan's futures not yet handed to a pool (a windowed map's, a dependent's) count

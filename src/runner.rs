@@ -460,6 +460,12 @@ const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
 /// memory: 290 MB at the end of a 1,000,000-item map, and growing with the run.
 const BUS_BACKLOG: usize = 1 << 16;
 
+/// The exit code of a run stopped by a deadlock under `--on-deadlock fail`.
+pub const EXIT_DEADLOCK: i32 = 3;
+/// The exit code of an interrupted run (Ctrl-C, `y` to the quit question, SIGINT,
+/// SIGTERM, SIGHUP).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
 /// How soon a runner held back by the bus looks again.
 const HELD_BACK_RETRY: Duration = Duration::from_millis(2);
 
@@ -734,11 +740,11 @@ impl Runner {
         match c {
             Control::Interrupt => {
                 self.stop();
-                Some(130)
+                Some(EXIT_INTERRUPTED)
             }
             Control::DeadlockFail => {
                 self.stop();
-                Some(3)
+                Some(EXIT_DEADLOCK)
             }
             c => {
                 self.steer(c);
@@ -1225,7 +1231,7 @@ impl Runner {
     /// or deadlocked one, leaves threads that cannot finish to the process exit.
     fn release(self, exit_code: i32) {
         let reg = self.reg;
-        let abandoned = exit_code == 3 || exit_code == 130;
+        let abandoned = exit_code == EXIT_DEADLOCK || exit_code == EXIT_INTERRUPTED;
         for p in &reg.pools {
             p.shutdown(!abandoned, abandoned);
         }

@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::app::{App, Geometry, Pane, PoolView, RowState, View};
+use super::app::{quote, App, Geometry, Pane, PoolView, RowState, View};
 use crate::pools::PoolKind;
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
@@ -97,8 +97,9 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     let area = f.area();
     // The banner grows with its explanation (up to 6 lines), so the way out stays visible.
     let banner_h = app.model.deadlocks.first().map_or(0, |d| {
-        let width = usize::from(area.width.max(20)) - 1;
-        let lines = 1 + (d.message.chars().count() + 1).div_ceil(width);
+        let width = usize::from(area.width.max(20));
+        let lines =
+            banner_head(app, d).chars().count().div_ceil(width) + (d.message.chars().count() + 1).div_ceil(width);
         u16::try_from(lines.min(6)).unwrap_or(6)
     });
     let [header, banner, body, footer] = Layout::vertical([
@@ -134,9 +135,13 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     for (s, n) in app.counts().per_state() {
         counts.push(Span::styled(format!("{} {} {n}  ", s.symbol(), s.word()), theme.state(s)));
     }
+    let ended = |code: i32| match app.model.stopped_by_deadlock() {
+        Some(cycle) => format!("stopped: deadlock {cycle} (--on-deadlock fail), exit {code}"),
+        None => format!("finished, exit {code}"),
+    };
     let status = match app.model.finished {
-        Some(code) if app.read_only => format!("finished, exit {code} · replay {}", app.view.replay.label()),
-        Some(code) => format!("finished, exit {code}"),
+        Some(code) if app.read_only => format!("{} · replay {}", ended(code), app.view.replay.label()),
+        Some(code) => ended(code),
         None if app.read_only => format!("replay {}", app.view.replay.label()),
         None => "running".to_owned(),
     };
@@ -144,7 +149,12 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Span::styled(format!(" {} ", app.model.run), Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("· {} · {} · {status}", app.model.file, secs(app.model.now))),
     ]);
-    let eta = app.model.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)));
+    // No ETA while a deadlock stands: the run will not end by itself.
+    let eta = if app.model.deadlocks.is_empty() {
+        app.model.eta().map_or_else(String::new, |e| format!("  eta {}", secs(e)))
+    } else {
+        "  eta –".to_owned()
+    };
     // No `system` event yet (a short run, or a log recorded without them): no figures.
     let system = if app.model.sys.mem_total == 0 {
         "cpu –  mem –".to_owned()
@@ -170,19 +180,26 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
 
 fn draw_banner(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     let Some(d) = app.model.deadlocks.first() else { return };
+    let text = vec![Line::from(banner_head(app, d)), Line::from(format!(" {}", d.message))];
+    f.render_widget(Paragraph::new(text).style(theme.banner()).wrap(Wrap { trim: false }), area);
+}
+
+/// The banner's first line: the deadlock, its one countdown and the way out
+/// (` DEADLOCK (cycle): 'a' → 'b' — times out in 5.5s, or press [b] to break it`).
+fn banner_head(app: &App, d: &crate::model::DeadlockView) -> String {
     let more = if app.model.deadlocks.len() > 1 {
         format!(" (+{} more)", app.model.deadlocks.len() - 1)
     } else {
         String::new()
     };
-    let expires = d.expires_at.map_or_else(String::new, |at| {
-        format!(" — the first wait times out in {}", secs((at - app.model.now).max(0.0)))
-    });
-    let text = vec![
-        Line::from(format!(" DEADLOCK ({}): {}{more}{expires} — press b to break", d.kind, d.tasks.join(" → "))),
-        Line::from(format!(" {}", d.message)),
-    ];
-    f.render_widget(Paragraph::new(text).style(theme.banner()).wrap(Wrap { trim: false }), area);
+    let way_out = match (d.expires_at, app.read_only) {
+        (Some(at), false) => format!("times out in {}, or press [b] to break it", secs((at - app.model.now).max(0.0))),
+        (Some(at), true) => format!("times out in {}", secs((at - app.model.now).max(0.0))),
+        (None, false) => "press [b] to break it".to_owned(),
+        (None, true) => "it stands until something ends it".to_owned(),
+    };
+    let cycle = d.tasks.iter().map(|t| quote(t)).collect::<Vec<_>>().join(" → ");
+    format!(" DEADLOCK ({}): {cycle}{more} — {way_out}", d.kind)
 }
 
 fn draw_main(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
@@ -487,7 +504,8 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     }
     for d in &app.model.deadlocks {
         lines.push(Line::from(""));
-        lines.push(Line::styled(format!("  {}: {}", d.kind, d.tasks.join(" → ")), theme.fg(Color::Red)));
+        let cycle = d.tasks.iter().map(|t| quote(t)).collect::<Vec<_>>().join(" → ");
+        lines.push(Line::styled(format!("  {}: {cycle}", d.kind), theme.fg(Color::Red)));
         lines.push(Line::from(format!("  {}", d.message)));
     }
     f.render_widget(

@@ -262,8 +262,9 @@ fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
     }
     let t = Tmux::shell("deadlock", 120, 40, "demo deadlock-cycle");
     let s = t.wait_text("DEADLOCK");
-    assert!(s.contains("a → b"), "the banner names the cycle:\n{s}");
-    assert!(s.contains("press b to break"), "and the way out:\n{s}");
+    assert!(s.contains("'a' → 'b'"), "the banner names the cycle:\n{s}");
+    assert!(s.contains("'a' → 'b' — press [b] to break it"), "and the way out:\n{s}");
+    assert!(s.contains("Breaking it gives the wait of '"), "and what breaking does:\n{s}");
     assert_eq!(t.pane_var("alternate_on"), "1", "the monitor runs on the alternate screen");
     t.keys(&["b"]);
     // The victim is the last waiter: a or b, by which began to wait last.
@@ -280,7 +281,8 @@ fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
     let s = t.wait_text("EXIT=1");
     // The same summary as --headless: counts, failures with their messages, exit code.
     assert!(s.contains("2 futures: 0 done, 2 failed, 0 cancelled in "), "the summary:\n{s}");
-    assert!(s.contains("failures:") && s.contains(": DeadlockError: "), "the failures:\n{s}");
+    assert!(s.contains("failures:") && s.contains(": DeadlockError (chosen to break 'a' → 'b')"), "{s}");
+    assert!(s.contains(", which it waited on, raised DeadlockError"), "the other one:\n{s}");
     assert!(s.contains("slowest:") && s.contains("\nexit code 1"), "the summary:\n{s}");
     t.assert_restored("deadlock-cycle · ");
     t.assert_shell_back();
@@ -296,7 +298,7 @@ fn the_starvation_demo_is_broken_with_b_and_the_summary_counts_the_inner_future(
     }
     let t = Tmux::run("starvation", 120, 40, "demo deadlock-starvation");
     let s = t.wait_text("DEADLOCK (starvation)");
-    assert!(s.contains("wait_on_future → wait_on_future/pow"), "the banner names the wait:\n{s}");
+    assert!(s.contains("'wait_on_future' → 'wait_on_future/pow'"), "the banner names the wait:\n{s}");
     t.keys(&["b"]);
     t.wait_text("[y/N]");
     t.keys(&["y"]);
@@ -500,7 +502,7 @@ fn the_80x24_layout_shows_header_rows_banner_and_footer() {
         want(lines[0].starts_with(" futuretop-demo · config.example.yaml · "), "the header")?;
         want(lines[1].contains("✔ done") && lines[1].contains("⊘ cancelled"), "the counts")?;
         want(lines[2].contains("cpu ") && lines[2].contains("mem ") && lines[2].ends_with('G'), "system figures")?;
-        want(s.contains("DEADLOCK") && s.contains("press b to break"), "the banner and its way out")?;
+        want(s.contains("DEADLOCK") && s.contains("press [b] to break"), "the banner and its way out")?;
         let rows = lines
             .iter()
             .filter(|l| {
@@ -650,7 +652,7 @@ fn no_color_paints_nothing_and_the_banner_still_stands_out() {
         let name = if no_color { "nocolor" } else { "color" };
         let env = if no_color { "env NO_COLOR=1 " } else { "" };
         let t = Tmux::start(name, 120, 40, &format!("{env}{BIN} demo deadlock-cycle; echo EXIT=$?; sleep 60"));
-        t.wait_text("press b to break");
+        t.wait_text("press [b] to break");
         let out = Tmux::tmux(&t.socket, &["capture-pane", "-p", "-e", "-t", "ft"]);
         let captured = String::from_utf8_lossy(&out.stdout).into_owned();
         let banner = captured.lines().find(|l| l.contains("DEADLOCK")).unwrap_or_default().to_owned();

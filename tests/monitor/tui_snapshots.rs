@@ -161,8 +161,8 @@ fn deadlock_events() -> Vec<Event> {
                 kind: futuretop::deadlock::DeadlockKind::Cycle,
                 tasks: vec!["a".into(), "b".into()],
                 pool: None,
-                message: "a waits on b and b waits on a: none of them can ever finish. b's wait times out in 8.0 s; \
-                          press b to break it now."
+                message: "'a' waits on 'b' and 'b' waits on 'a': none of them can ever finish. The wait of 'b' has \
+                          a timeout: it will end this deadlock."
                     .into(),
                 ids: vec![1, 2],
                 victim: Some("b".into()),
@@ -295,9 +295,10 @@ fn deadlock_banner() {
         "deadlock",
         || app_from(&deadlock_events()),
         |s| {
-            assert!(s.contains("DEADLOCK (cycle): a → b"), "the banner names the cycle:\n{s}");
-            assert!(s.contains("times out in 7.0s"), "the countdown to the wait's timeout:\n{s}");
-            assert!(s.contains("press b to break"), "the way out:\n{s}");
+            assert!(s.contains("DEADLOCK (cycle): 'a' → 'b'"), "the banner names the cycle, quoted:\n{s}");
+            assert!(s.contains("— times out in 7.0s, or press [b] to break it"), "the countdown and the way out:\n{s}");
+            assert_eq!(s.matches("times out in").count(), 1, "one countdown:\n{s}");
+            assert!(s.contains("eta –"), "no ETA while the deadlock stands:\n{s}");
         },
     );
 }

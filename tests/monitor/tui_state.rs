@@ -519,3 +519,35 @@ fn keys_never_act_on_a_task_the_filter_hides() {
     press(&mut app, &key(KeyCode::Enter));
     assert_eq!(press(&mut app, &ch('c')), None, "d is hidden by the search: not cancelled");
 }
+
+#[test]
+fn a_run_stopped_by_on_deadlock_fail_says_so_on_its_final_screen() {
+    let mut app = running_app();
+    app.apply_event(&Event {
+        seq: 60,
+        t: 1.0,
+        kind: EventKind::Deadlock {
+            kind: futuretop::deadlock::DeadlockKind::Cycle,
+            tasks: vec!["a".into(), "b".into()],
+            pool: None,
+            message: "'a' waits on 'b' and 'b' waits on 'a': none of them can ever finish.".into(),
+            ids: vec![1, 2],
+            victim: Some("b".into()),
+            victim_id: Some(2),
+            expires_in: None,
+        },
+    });
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("eta –"), "no ETA while the deadlock stands:\n{screen}");
+    assert!(screen.contains("DEADLOCK (cycle): 'a' → 'b' — press [b] to break it"), "{screen}");
+    app.apply_event(&Event {
+        seq: 61,
+        t: 1.1,
+        kind: EventKind::RunFinished {
+            counts: futuretop::events::Counts::default(),
+            exit_code: futuretop::runner::EXIT_DEADLOCK,
+        },
+    });
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail), exit 3"), "{screen}");
+}

@@ -366,17 +366,37 @@ fn chunksize_sends_a_maps_items_to_a_worker_in_chunks() {
 fn deadlock_cycle_fails_with_exit_3_or_is_broken() {
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "fail"]);
     assert_eq!(run.code, Some(3), "{}{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("deadlock: a waits on b and b waits on a"), "{}", run.stderr);
+    assert!(run.stderr.contains("deadlock: 'a' waits on 'b' and 'b' waits on 'a'"), "{}", run.stderr);
+    assert!(run.stderr.contains("  stopping the run (--on-deadlock fail)"), "{}", run.stderr);
+    assert!(run.stdout.contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail)\n"), "{}", run.stdout);
+    // Headless, nobody can press a key: no message names one.
+    assert!(!run.stderr.contains("press") && !run.stderr.contains("Press"), "{}", run.stderr);
 
     let run = run_headless(&["demo", "deadlock-cycle", "--on-deadlock", "break"]);
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("2 futures: 0 done, 2 failed"), "{}", run.stdout);
+    assert!(!run.stdout.contains("stopped: deadlock"), "{}", run.stdout);
     // The victim gets the DeadlockError; the other re-raises it from its wait, as
     // `b.result()` re-raises b's exception in Python.
     for t in ["a", "b"] {
         assert_eq!(final_event(&run.log, t)["error"]["type"], "DeadlockError");
     }
-    assert!(run.stdout.contains("DeadlockError"), "{}", run.stdout);
+    // The summary tells them apart: the one chosen, and the one that waited on it.
+    let victim = run
+        .log
+        .iter()
+        .find(|e| e["event"] == "deadlock")
+        .and_then(|e| e["victim"].as_str())
+        .expect("the deadlock names its victim")
+        .to_owned();
+    let other = if victim == "a" { "b" } else { "a" };
+    assert!(run.stdout.contains(&format!("  {victim}: DeadlockError (chosen to break 'a' → 'b')\n")), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("  {other}: failed because '{victim}', which it waited on, raised DeadlockError\n")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -32,15 +32,18 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// The contract: a report within 200 ms of the deadlock forming.
 const REPORT_WITHIN: f64 = 0.2;
 
-/// The run: the binary on `file`, headless, its events in `dir/events.jsonl`.
+/// The run: the binary on `file`, headless, its events in `dir/events.jsonl`, its
+/// stderr in `dir/stderr.txt`.
 struct Run {
     child: Child,
     events: PathBuf,
+    stderr: PathBuf,
 }
 
 impl Run {
     fn start(file: &Path, mode: &str, dir: &Path) -> Self {
         let events = dir.join("events.jsonl");
+        let stderr = dir.join("stderr.txt");
         let child = Command::new(EXE)
             .arg("run")
             .arg(file)
@@ -48,10 +51,10 @@ impl Run {
             .arg(&events)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .unwrap();
-        Self { child, events }
+        Self { child, events, stderr }
     }
 
     /// The complete lines of the log so far.
@@ -148,9 +151,16 @@ fn cycle_warn_reports_and_waits_until_interrupted() {
     let dir = scratch("cycle-warn");
     let run = Run::start(Path::new(CYCLE), "warn", &dir);
     run.until("the deadlock report", has_deadlock);
+    let stderr = run.stderr.clone();
     run.sigint();
     let (status, es) = run.finish();
     assert_eq!(status.code(), Some(130));
+    // Headless there is no key to press: the report names the flags that would act.
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    assert!(text.contains("deadlock: 'a' waits on 'b' and 'b' waits on 'a'"), "{text}");
+    assert!(text.contains("  the run waits on it (--on-deadlock warn): Ctrl-C stops the run; "), "{text}");
+    assert!(text.contains("--on-deadlock fail|break"), "{text}");
+    assert!(!text.contains("press") && !text.contains("Press"), "{text}");
     let (kind, tasks, _, expires) = deadlock(&es);
     assert_eq!(kind, "cycle");
     assert_eq!(set(&tasks), set(&["a".into(), "b".into()]));

@@ -249,7 +249,7 @@ fn check(spec: &Spec) -> Result<(), TestCaseError> {
             .max_by(|a, b| a.2.total_cmp(&b.2))
             .map(|(w, _, _)| id(*w));
         prop_assert_eq!(Some(d.victim), last, "victim of {:?}", d);
-        let text = m.explain(d, 0.0);
+        let text = m.explain(d);
         for &t in &tasks {
             prop_assert!(text.contains(&format!("t{t}")), "the explanation misses t{}: {}", t, text);
         }
