@@ -59,38 +59,154 @@ impl Filter {
     }
 }
 
-/// The table's order.
+/// The table's order: submission order, or by one of its columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sort {
     /// Submission order.
     #[default]
     Submitted,
-    /// By state (running first), then submission.
-    State,
-    /// Longest running first.
-    Duration,
     /// By name.
     Name,
+    /// By pool, then submission.
+    Pool,
+    /// By state (running first), then submission.
+    State,
+    /// By worker, then submission.
+    Worker,
+    /// Longest running first.
+    Duration,
+    /// By result or error text.
+    Result,
 }
 
 impl Sort {
+    /// `s`: submitted, state, duration, name.
     fn next(self) -> Self {
         match self {
             Self::Submitted => Self::State,
             Self::State => Self::Duration,
             Self::Duration => Self::Name,
-            Self::Name => Self::Submitted,
+            Self::Name | Self::Pool | Self::Worker | Self::Result => Self::Submitted,
         }
     }
 
-    /// Its name in the footer.
+    /// The sorts in the table's column order (`<` and `>` move along it).
+    pub const COLUMNS: [Self; 7] =
+        [Self::Submitted, Self::Name, Self::Pool, Self::State, Self::Worker, Self::Duration, Self::Result];
+
+    /// The next (`>`) or previous (`<`) column.
+    fn step(self, forward: bool) -> Self {
+        let n = Self::COLUMNS.len();
+        let i = Self::COLUMNS.iter().position(|&c| c == self).unwrap_or(0);
+        Self::COLUMNS[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+    }
+
+    /// Its name in the table's title.
     pub const fn label(self) -> &'static str {
         match self {
             Self::Submitted => "submitted",
-            Self::State => "state",
-            Self::Duration => "duration",
             Self::Name => "name",
+            Self::Pool => "pool",
+            Self::State => "state",
+            Self::Worker => "worker",
+            Self::Duration => "duration",
+            Self::Result => "result",
         }
+    }
+
+    /// The table column it sorts by (0 = name ... 5 = result), if any.
+    pub const fn column(self) -> Option<usize> {
+        match self {
+            Self::Submitted => None,
+            Self::Name => Some(0),
+            Self::Pool => Some(1),
+            Self::State => Some(2),
+            Self::Worker => Some(3),
+            Self::Duration => Some(4),
+            Self::Result => Some(5),
+        }
+    }
+}
+
+/// What `/` filters by: terms combined with AND, each `[!][FIELD:]TEXT`, where FIELD is
+/// `name`, `pool`, `state` or `error`; a term without a field matches any of them. Text
+/// matches a part, whatever its case; `!` negates the term (`state:failed !pool:io`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Query {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    negate: bool,
+    field: Option<Field>,
+    text: String,
+}
+
+/// A field a query term can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Name,
+    Pool,
+    State,
+    Error,
+}
+
+impl Query {
+    /// Parses what the user typed (never fails: an unknown `field:` is text).
+    pub fn parse(text: &str) -> Self {
+        let terms = text
+            .split_whitespace()
+            .filter_map(|word| {
+                let (negate, word) = match word.strip_prefix('!') {
+                    Some(rest) => (true, rest),
+                    None => (false, word),
+                };
+                let (field, text) = match word.split_once(':') {
+                    Some(("name", t)) => (Some(Field::Name), t),
+                    Some(("pool", t)) => (Some(Field::Pool), t),
+                    Some(("state", t)) => (Some(Field::State), t),
+                    Some(("error", t)) => (Some(Field::Error), t),
+                    _ => (None, word),
+                };
+                (!text.is_empty()).then(|| Term { negate, field, text: text.to_lowercase() })
+            })
+            .collect();
+        Self { terms }
+    }
+
+    /// True when it keeps every row.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether a row's state can change what it says: a term on `state:`, `error:`, or
+    /// on any field.
+    fn reads_state(&self) -> bool {
+        self.terms.iter().any(|t| matches!(t.field, None | Some(Field::State | Field::Error)))
+    }
+
+    /// Whether `row` passes every term.
+    pub fn matches(&self, row: &Row) -> bool {
+        self.terms.iter().all(|t| {
+            let has = |s: &str| s.to_lowercase().contains(&t.text);
+            let state = || {
+                if row.state == RowState::Running && !row.waits_on.is_empty() {
+                    "blocked"
+                } else {
+                    row.state.word()
+                }
+            };
+            let error = || row.error.as_ref().map(ToString::to_string).unwrap_or_default();
+            let hit = match t.field {
+                Some(Field::Name) => has(&row.name),
+                Some(Field::Pool) => has(&row.pool),
+                Some(Field::State) => has(state()),
+                Some(Field::Error) => has(&error()),
+                None => has(&row.name) || has(&row.pool) || has(state()) || has(&error()),
+            };
+            hit != t.negate
+        })
     }
 }
 
@@ -149,12 +265,20 @@ pub enum Action {
     SearchChar(char),
     /// Delete the last search character.
     SearchBackspace,
+    /// Clear the search text (`Ctrl-U`).
+    SearchClear,
+    /// Delete the search text's last word (`Ctrl-W`).
+    SearchDeleteWord,
     /// End the search (keep the match selected).
     SearchEnd,
     /// Next state filter.
     CycleFilter,
     /// Next sort order.
     CycleSort,
+    /// Sort by the next (`>`, true) or previous (`<`) column.
+    SortColumn(bool),
+    /// Invert the sort (`I`).
+    InvertSort,
     /// Switch panes.
     SwitchPane,
     /// The wait-for graph.
@@ -270,6 +394,8 @@ pub struct ViewState {
     pub filter: Filter,
     /// The sort order.
     pub sort: Sort,
+    /// The sort inverted (`I`).
+    pub sort_inverted: bool,
     /// The search text; `Some` while typing.
     pub search: Option<String>,
     /// The last search, applied as a filter on names.
@@ -330,20 +456,20 @@ impl App {
         }
         match change {
             Change::Nothing => {}
-            Change::Added(i) => match self.view.order.as_mut() {
-                // A new row at the end: the plain order just grows.
-                Some(order)
-                    if self.view.filter == Filter::All
-                        && self.view.sort == Sort::Submitted
-                        && self.view.query.is_empty() =>
-                {
-                    order.push(i);
+            Change::Added(i) => {
+                let plain = self.plain_order();
+                match self.view.order.as_mut() {
+                    // A new row at the end: the plain order just grows.
+                    Some(order) if plain => order.push(i),
+                    _ => self.view.order = None,
                 }
-                _ => self.view.order = None,
-            },
+            }
             // Submission order over every row does not change with states.
             Change::State => {
-                if self.view.filter != Filter::All || matches!(self.view.sort, Sort::State | Sort::Duration) {
+                if self.view.filter != Filter::All
+                    || (!self.view.query.is_empty() && Query::parse(&self.view.query).reads_state())
+                    || matches!(self.view.sort, Sort::State | Sort::Duration | Sort::Worker | Sort::Result)
+                {
                     self.view.order = None;
                 }
             }
@@ -363,6 +489,14 @@ impl App {
         }
     }
 
+    /// Every row, in submission order: the table's position of a row is its index.
+    fn plain_order(&self) -> bool {
+        self.view.filter == Filter::All
+            && self.view.sort == Sort::Submitted
+            && !self.view.sort_inverted
+            && self.view.query.is_empty()
+    }
+
     /// Futures per state, as the header counts them.
     pub fn counts(&self) -> StateCounts {
         self.model.counts()
@@ -380,16 +514,24 @@ impl App {
     /// Works the table's order out from the rows, the filter, the search and the sort.
     fn order(&self) -> Vec<usize> {
         let rows = &self.model.rows;
-        let q = self.view.query.to_lowercase();
+        let q = Query::parse(&self.view.query);
         let mut v: Vec<usize> = (0..rows.len())
             .filter(|&i| {
                 let r = &rows[i];
-                self.view.filter.keeps(r.state) && (q.is_empty() || r.name.to_lowercase().contains(&q))
+                self.view.filter.keeps(r.state) && (q.is_empty() || q.matches(r))
             })
             .collect();
         let now = self.model.now;
         match self.view.sort {
             Sort::Submitted => {}
+            Sort::Pool => v.sort_by(|&a, &b| rows[a].pool.cmp(&rows[b].pool).then(a.cmp(&b))),
+            Sort::Worker => v.sort_by(|&a, &b| rows[a].worker.cmp(&rows[b].worker).then(a.cmp(&b))),
+            Sort::Result => {
+                let texts: Vec<String> = v.iter().map(|&i| rows[i].outcome()).collect();
+                let mut pairs: Vec<(String, usize)> = texts.into_iter().zip(v.iter().copied()).collect();
+                pairs.sort();
+                v = pairs.into_iter().map(|(_, i)| i).collect();
+            }
             Sort::State => v.sort_by_key(|&i| {
                 let s = rows[i].state;
                 (
@@ -411,6 +553,9 @@ impl App {
                 });
             }
             Sort::Name => v.sort_by(|&a, &b| rows[a].name.cmp(&rows[b].name).then(a.cmp(&b))),
+        }
+        if self.view.sort_inverted {
+            v.reverse();
         }
         v
     }
@@ -436,7 +581,7 @@ impl App {
     pub fn selected_pos(&self) -> Option<usize> {
         let sel = self.view.selected?;
         let i = self.model.index_of(sel)?;
-        if self.view.filter == Filter::All && self.view.sort == Sort::Submitted && self.view.query.is_empty() {
+        if self.plain_order() {
             // Every row in submission order: the position is the index (no scan of
             // 100,000 rows per frame).
             return Some(i);
@@ -535,6 +680,11 @@ impl App {
                 Action::SearchChar(c) => text.push(c),
                 Action::SearchBackspace => {
                     text.pop();
+                }
+                Action::SearchClear => text.clear(),
+                Action::SearchDeleteWord => {
+                    let kept = text.trim_end().rfind(char::is_whitespace).map_or(0, |i| i + 1);
+                    text.truncate(kept);
                 }
                 Action::SearchEnd | Action::Open => {
                     self.view.search = None;
@@ -701,7 +851,12 @@ impl App {
                 self.view.search = Some(String::new());
                 self.view.screen = View::Main;
             }
-            Action::SearchChar(_) | Action::SearchBackspace | Action::SearchEnd | Action::Confirm => {}
+            Action::SearchChar(_)
+            | Action::SearchBackspace
+            | Action::SearchClear
+            | Action::SearchDeleteWord
+            | Action::SearchEnd
+            | Action::Confirm => {}
             Action::CycleFilter => {
                 self.view.filter = self.view.filter.next();
                 self.view.order = None;
@@ -710,6 +865,16 @@ impl App {
             }
             Action::CycleSort => {
                 self.view.sort = self.view.sort.next();
+                self.view.order = None;
+                self.scroll_to_selection();
+            }
+            Action::SortColumn(forward) => {
+                self.view.sort = self.view.sort.step(forward);
+                self.view.order = None;
+                self.scroll_to_selection();
+            }
+            Action::InvertSort => {
+                self.view.sort_inverted = !self.view.sort_inverted;
                 self.view.order = None;
                 self.scroll_to_selection();
             }

@@ -60,6 +60,13 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         return a(Action::Interrupt);
     }
     if app.view.search.is_some() {
+        if k.modifiers.contains(KeyModifiers::CONTROL) {
+            return match k.code {
+                KeyCode::Char('u') => a(Action::SearchClear),
+                KeyCode::Char('w') => a(Action::SearchDeleteWord),
+                _ => None,
+            };
+        }
         return match k.code {
             KeyCode::Char(c) => a(Action::SearchChar(c)),
             KeyCode::Backspace => a(Action::SearchBackspace),
@@ -103,6 +110,9 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         KeyCode::Char('/') => a(Action::SearchStart),
         KeyCode::Char('f') => a(Action::CycleFilter),
         KeyCode::Char('s') => a(Action::CycleSort),
+        KeyCode::Char('<') => a(Action::SortColumn(false)),
+        KeyCode::Char('>') => a(Action::SortColumn(true)),
+        KeyCode::Char('I') => a(Action::InvertSort),
         KeyCode::Tab => a(Action::SwitchPane),
         KeyCode::Char('w') => a(Action::Graph),
         KeyCode::Char('t') => a(Action::Timeline),

@@ -246,14 +246,19 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
         })
         .collect();
     let focus = if app.view.pane == Pane::Tasks { " [focus]" } else { "" };
+    let arrow = if app.view.sort_inverted { "▲" } else { "▼" };
     let title = format!(
-        " futures {}-{} of {total_visible} · filter {} · sort {}{}{focus} ",
+        " futures {}-{} of {total_visible} · filter {} · sort {}{arrow}{}{focus} ",
         (offset + 1).min(total_visible),
         (offset + shown.len()).min(total_visible),
         app.view.filter.label(),
         app.view.sort.label(),
         if app.view.query.is_empty() { String::new() } else { format!(" · /{}", app.view.query) },
     );
+    let mut heads = ["name", "pool", "state", "worker", "time", "result / error"].map(str::to_owned);
+    if let Some(c) = app.view.sort.column() {
+        heads[c].push_str(arrow);
+    }
     let table = Table::new(
         rows,
         [
@@ -265,12 +270,20 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
             Constraint::Min(10),
         ],
     )
-    .header(
-        TableRow::new(vec!["name", "pool", "state", "worker", "time", "result / error"])
-            .style(Style::default().add_modifier(Modifier::BOLD)),
-    )
+    .header(TableRow::new(heads.to_vec()).style(Style::default().add_modifier(Modifier::BOLD)))
     .block(Block::bordered().title(title));
     f.render_widget(table, area);
+    if total_visible == 0 && area.height > 3 && area.width > 4 {
+        let why = if !app.view.query.is_empty() {
+            format!("no task matches '{}'", app.view.query)
+        } else if app.view.filter != super::app::Filter::All {
+            format!("no task is {} (f changes the filter)", app.view.filter.label())
+        } else {
+            "no task yet".to_owned()
+        };
+        let line = Rect { x: area.x + 1, y: area.y + 2, width: area.width - 2, height: 1 };
+        f.render_widget(Paragraph::new(cut(&why, usize::from(line.width))), line);
+    }
     geometry
 }
 
@@ -376,7 +389,7 @@ fn draw_worker_lines(
 
 fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
     let first = if let Some(s) = &app.view.search {
-        format!(" search: {s}▏ (Enter keeps, Esc clears)")
+        format!(" search: {s}▏ (name: pool: state: error: !not · Enter keeps, Esc clears, Ctrl-U, Ctrl-W)")
     } else if let Some(q) = &app.view.confirm {
         format!(" {}", q.prompt)
     } else if let Some(s) = &app.view.status {
@@ -575,9 +588,9 @@ pub const HELP: &[(&str, &str)] = &[
     ("x", "kill the selected running task"),
     ("C", "cancel every pending task of its pool"),
     ("b", "break the shown deadlock (its last waiter gets DeadlockError)"),
-    ("/", "search by name"),
+    ("/", "filter as you type (name: pool: state: error:, ! negates)"),
     ("f", "cycle the state filter"),
-    ("s", "cycle the sort order"),
+    ("s < > I", "cycle the sort; sort by the previous, next column; invert"),
     ("Tab", "switch pane (↑↓ then scroll the workers)"),
     ("w", "wait-for graph"),
     ("t", "timeline: tasks per worker over time"),
@@ -606,6 +619,24 @@ mod tests {
     use crate::events::{Event, EventKind};
     use ratatui::backend::TestBackend;
     use ratatui::Terminal;
+
+    /// The key table of docs/tui.md, as the help overlay lists the keys.
+    fn help_table() -> String {
+        let mut t = String::from("| Key | What it does |\n|---|---|\n");
+        for (k, what) in HELP {
+            t.push_str(&format!("| `{k}` | {what} |\n"));
+        }
+        t
+    }
+
+    /// docs/tui.md's key table is the help overlay's, word for word: a key added to
+    /// one and not the other fails here (the message holds the table to paste).
+    #[test]
+    fn the_documented_keys_are_the_help_overlays() {
+        let doc = include_str!("../../docs/tui.md");
+        let table = help_table();
+        assert!(doc.contains(&table), "docs/tui.md must hold the help overlay's key table:\n{table}");
+    }
 
     #[test]
     fn the_detail_view_shows_a_plan_tasks_arguments() {

@@ -551,3 +551,85 @@ fn a_run_stopped_by_on_deadlock_fail_says_so_on_its_final_screen() {
     let screen = render(&mut app, 120, 30);
     assert!(screen.contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail), exit 3"), "{screen}");
 }
+
+fn ctrl(c: char) -> TermEvent {
+    TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        press(app, &ch(c));
+    }
+}
+
+fn names(app: &App) -> Vec<String> {
+    app.visible().iter().map(|&i| app.model.rows[i].name.to_string()).collect()
+}
+
+#[test]
+fn slash_filters_with_fields_negation_and_and_and_ctrl_u_w_edit() {
+    let mut app = running_app();
+    // b fails, on another pool's worker name: states, pools and errors to filter on.
+    app.apply_event(&Event {
+        seq: 40,
+        t: 1.0,
+        kind: EventKind::Exception {
+            task: "a".into(),
+            id: 1,
+            pool: "io".into(),
+            error: ErrorInfo { kind: futuretop_engine::ErrorKind::TaskError, message: "disk full".into() },
+        },
+    });
+    press(&mut app, &ch('/'));
+    typed(&mut app, "state:pending");
+    assert_eq!(names(&app), ["b", "c", "d"], "filtered as typed");
+    typed(&mut app, " !name:c");
+    assert_eq!(names(&app), ["b", "d"], "terms combine with AND; ! negates");
+    press(&mut app, &ctrl('w'));
+    assert_eq!(app.view.search.as_deref(), Some("state:pending "), "Ctrl-W deletes a word");
+    press(&mut app, &ctrl('u'));
+    assert_eq!(app.view.search.as_deref(), Some(""), "Ctrl-U clears");
+    assert_eq!(names(&app).len(), 4);
+    typed(&mut app, "error:DISK");
+    assert_eq!(names(&app), ["a"], "error messages match, whatever the case");
+    press(&mut app, &ctrl('u'));
+    typed(&mut app, "full");
+    assert_eq!(names(&app), ["a"], "a bare term looks at the error too");
+    press(&mut app, &ctrl('u'));
+    typed(&mut app, "pool:io state:failed");
+    assert_eq!(names(&app), ["a"]);
+    press(&mut app, &ctrl('u'));
+    typed(&mut app, "zebra");
+    assert!(names(&app).is_empty());
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("no task matches 'zebra'"), "{screen}");
+    press(&mut app, &key(KeyCode::Esc));
+    assert!(app.view.search.is_none() && app.view.query.is_empty(), "Esc clears");
+    assert_eq!(names(&app).len(), 4);
+}
+
+#[test]
+fn angle_brackets_choose_the_sort_column_and_i_inverts_it() {
+    let mut app = running_app();
+    assert_eq!(map(&ch('>'), &app), Some(Input::Action(Action::SortColumn(true))));
+    assert_eq!(map(&ch('<'), &app), Some(Input::Action(Action::SortColumn(false))));
+    assert_eq!(map(&ch('I'), &app), Some(Input::Action(Action::InvertSort)));
+    press(&mut app, &ch('>'));
+    assert_eq!(app.view.sort, futuretop::tui::app::Sort::Name);
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("sort name▼") && screen.contains("name▼ "), "the header marks the column:\n{screen}");
+    press(&mut app, &ch('I'));
+    assert_eq!(names(&app), ["d", "c", "b", "a"]);
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("sort name▲") && screen.contains("name▲ "), "and the direction:\n{screen}");
+    press(&mut app, &ch('<'));
+    press(&mut app, &ch('<'));
+    assert_eq!(app.view.sort, futuretop::tui::app::Sort::Result, "< wraps round to the last column");
+    press(&mut app, &ch('>'));
+    assert_eq!(app.view.sort, futuretop::tui::app::Sort::Submitted);
+    assert_eq!(names(&app), ["d", "c", "b", "a"], "still inverted");
+    press(&mut app, &ch('I'));
+    press(&mut app, &ch('s'));
+    assert_eq!(app.view.sort, futuretop::tui::app::Sort::State, "s keeps cycling");
+    assert_eq!(names(&app), ["a", "b", "c", "d"], "running first");
+}
