@@ -50,7 +50,37 @@ pub enum Command {
         /// Print the log's final state instead of opening the monitor.
         #[arg(long)]
         headless: bool,
+        /// How the monitor draws.
+        #[command(flatten)]
+        display: DisplayArgs,
     },
+    /// Print a shell completion script: `futuretop completions bash > ~/.local/share/bash-completion/completions/futuretop`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// How the monitor draws.
+#[derive(Debug, Clone, Args)]
+pub struct DisplayArgs {
+    /// Colours: `auto` (unless NO_COLOR is set), `always` or `never`.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Leave the mouse to the terminal (select text), instead of clicks and the wheel.
+    #[arg(long)]
+    pub no_mouse: bool,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colours unless `NO_COLOR` is set (to anything but the empty string).
+    Auto,
+    /// Colours, whatever `NO_COLOR` says.
+    Always,
+    /// No colours.
+    Never,
 }
 
 /// How to run.
@@ -65,6 +95,9 @@ pub struct RunArgs {
     /// What to do when a deadlock is detected.
     #[arg(long, value_enum, default_value_t = DeadlockPolicy::Warn)]
     pub on_deadlock: DeadlockPolicy,
+    /// How the monitor draws.
+    #[command(flatten)]
+    pub display: DisplayArgs,
 }
 
 /// `--on-deadlock`.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, DeadlockPolicy, RunArgs};
+use cli::{Cli, ColorChoice, Command, DeadlockPolicy, DisplayArgs, RunArgs};
 use futuretop::config::Plan;
 use futuretop::control::Control;
 use futuretop::control::OnDeadlock;
@@ -163,7 +163,13 @@ fn run(cli: Cli) -> Result<u8, String> {
             };
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
-        Some(Command::Replay { log, headless }) => replay(&log, headless),
+        Some(Command::Replay { log, headless, display }) => replay(&log, headless, &display),
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "futuretop", &mut out);
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &out);
+            Ok(0)
+        }
     }
 }
 
@@ -245,14 +251,14 @@ fn read_through(path: &Path, mut each: impl FnMut(futuretop::events::Event) -> b
 
 /// `futuretop replay LOG`: the monitor, or with `--headless` the summary, of a recorded
 /// run; exits with the run's exit code (or 4 for a log that is not whole).
-fn replay(log: &Path, headless: bool) -> Result<u8, String> {
+fn replay(log: &Path, headless: bool, display: &DisplayArgs) -> Result<u8, String> {
     if use_monitor(headless) {
         // Read through once first, so that a newer format is refused before the screen
         // is taken; then replayed from the file, an event at a time.
         let found = read_through(log, |_| true)?;
         let events =
             futuretop::events::LogReader::open(log).map_err(|e| format!("futuretop: {e}"))?.filter_map(Result::ok);
-        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), color())
+        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), monitor_options(display))
             .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
         return Ok(found.report());
     }
@@ -300,7 +306,8 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
         // by now (the guard's hook); the run is stopped so that its log is complete.
-        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, color())));
+        let display = monitor_options(&args.display);
+        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, display)));
         let Ok(shown) = shown else {
             let _ = handle.control().send(Control::Interrupt);
             let report = handle.join();
@@ -348,14 +355,29 @@ fn exit_code(report: &futuretop::runner::RunReport) -> u8 {
     }
 }
 
-/// The monitor needs a terminal on both ends; without one (CI, a pipe) the run is headless.
+/// The monitor needs a terminal on both ends; without one (CI, a pipe) the run is
+/// headless. A `TERM=dumb` terminal cannot draw it: headless too, with a note.
 fn use_monitor(headless: bool) -> bool {
-    !headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal()
+    if headless || !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return false;
+    }
+    if std::env::var_os("TERM").is_some_and(|t| t == "dumb") {
+        static NOTED: std::sync::Once = std::sync::Once::new();
+        NOTED.call_once(|| warn!("futuretop: TERM=dumb cannot show the monitor: running headless"));
+        return false;
+    }
+    true
 }
 
-/// Colours unless `NO_COLOR` is set (to anything but the empty string).
-fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+/// How the monitor draws: colours by `--color` (`auto`: unless `NO_COLOR` is set to
+/// anything but the empty string), the mouse unless `--no-mouse`.
+fn monitor_options(display: &DisplayArgs) -> futuretop::tui::MonitorOptions {
+    let color = match display.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    };
+    futuretop::tui::MonitorOptions { color, mouse: !display.no_mouse }
 }
 
 /// SIGINT, SIGTERM and SIGHUP stop the run cleanly (exit 130): pending tasks are

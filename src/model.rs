@@ -24,6 +24,8 @@ pub const OUTPUT_TAIL: usize = 50;
 pub const TASK_EVENTS: usize = 64;
 /// Spans kept per worker for the timeline view.
 pub const WORKER_SPANS: usize = 512;
+/// Samples the rate looks back over: 30 s of run time.
+pub const RATE_WINDOW: usize = 60;
 /// Lines kept in the log.
 pub const LOG_LINES: usize = 200;
 /// Workers a pool shows at most: past that, a worker that starts takes the place of the
@@ -474,13 +476,14 @@ pub struct RunModel {
     pub finished: Option<i32>,
     /// System figures.
     pub sys: SysStats,
-    /// Futures finished per second: a moving average over the samples while the run
+    /// Futures finished per second: over the last 30 s of run time (since the start while
+    /// the run is younger, so it shows from the first finished futures on) while the run
     /// goes on, the whole run's average once it has finished.
     pub rate: f64,
     /// Samples taken: the next is due at `(samples + 1) * SAMPLE_PERIOD` of run time.
     samples: u64,
-    /// Finished futures at the last sample.
-    done_at_sample: usize,
+    /// Finished futures at each of the last [`RATE_WINDOW`] samples, oldest first.
+    done_history: VecDeque<usize>,
     /// Futures per state (indexed by `RowState as usize`).
     state_counts: [usize; 5],
     /// Futures seen.
@@ -1043,6 +1046,9 @@ impl RunModel {
         let history = HISTORY as u64;
         if due - self.samples > 2 * history {
             self.samples = due - 2 * history;
+            // Nothing finished in the stretch skipped.
+            let done = self.counts().finished();
+            self.done_history = std::iter::repeat_n(done, RATE_WINDOW).collect();
         }
         while self.samples < due {
             self.samples += 1;
@@ -1059,10 +1065,17 @@ impl RunModel {
             }
             p.busy_history.push_back(busy);
         }
+        // Futures finished over the last RATE_WINDOW samples, or since the start while the
+        // run is younger: a rate from the first finished futures on, steady when they
+        // finish seldom.
         let done = self.counts().finished();
-        let r = done.saturating_sub(self.done_at_sample) as f64 / SAMPLE_PERIOD;
-        self.done_at_sample = done;
-        self.rate = if self.samples == 1 { r } else { 0.7 * self.rate + 0.3 * r };
+        let (before, span) = if self.done_history.len() == RATE_WINDOW {
+            (self.done_history.pop_front().unwrap_or(0), RATE_WINDOW)
+        } else {
+            (0, self.done_history.len() + 1)
+        };
+        self.done_history.push_back(done);
+        self.rate = done.saturating_sub(before) as f64 / (span as f64 * SAMPLE_PERIOD);
     }
 
     /// Takes in system figures.
@@ -1189,6 +1202,25 @@ mod tests {
     fn failed(id: u64, name: &str) -> Event {
         let error = ErrorInfo { kind: ErrorKind::TaskError, message: "boom".into() };
         ev(0.4, EventKind::Exception { task: name.into(), id, pool: "p".into(), error })
+    }
+
+    /// The rate shows from the first finished futures on (the run's average while it is
+    /// young), then over the last 30 s: a burst long ago no longer counts.
+    #[test]
+    fn the_rate_starts_with_the_first_finished_futures_and_looks_back_30_s() {
+        let mut m = RunModel::new(Keep::All);
+        for id in 1..=4 {
+            m.apply(&pending(id, &format!("t{id}")));
+            m.apply(&running(id, &format!("t{id}")));
+        }
+        m.apply(&ev(0.9, EventKind::Done { task: "t1".into(), id: 1, pool: "p".into(), result: Value::Null }));
+        m.sample_until(2.0);
+        assert!((m.rate - 0.5).abs() < 1e-9, "one future in the first 2 s: {}", m.rate);
+        m.sample_until(40.0);
+        assert!(m.rate.abs() < 1e-9, "nothing finished in the last 30 s: {}", m.rate);
+        m.apply(&ev(40.2, EventKind::Done { task: "t2".into(), id: 2, pool: "p".into(), result: Value::Null }));
+        m.sample_until(41.0);
+        assert!((m.rate - 1.0 / 30.0).abs() < 1e-9, "{}", m.rate);
     }
 
     /// After a break, the chosen waiter and the one that only waited on it read apart,

@@ -50,7 +50,29 @@ fn restore_terminal() {
         return;
     }
     let _ = disable_raw_mode();
-    let _ = execute!(io::stdout(), DisableMouseCapture, LeaveAlternateScreen, cursor::Show);
+    if MOUSE_CAPTURED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        let _ = execute!(io::stdout(), DisableMouseCapture);
+    }
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+/// Whether the monitor took the mouse (not with `--no-mouse`).
+static MOUSE_CAPTURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// How the monitor draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorOptions {
+    /// Colours (false under `NO_COLOR` or `--color never`).
+    pub color: bool,
+    /// Take the mouse for clicks and the wheel (false with `--no-mouse`: the terminal
+    /// keeps it, to select text).
+    pub mouse: bool,
+}
+
+impl Default for MonitorOptions {
+    fn default() -> Self {
+        Self { color: true, mouse: true }
+    }
 }
 
 /// Puts the terminal in raw, alternate-screen, mouse mode; restores it on drop and
@@ -60,8 +82,8 @@ pub struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    /// Enters monitor mode.
-    pub fn enter() -> io::Result<Self> {
+    /// Enters monitor mode; takes the mouse if `mouse`.
+    pub fn enter(mouse: bool) -> io::Result<Self> {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if !futuretop_engine::in_task() {
@@ -72,7 +94,11 @@ impl TerminalGuard {
         IN_MONITOR_MODE.store(true, std::sync::atomic::Ordering::SeqCst);
         enable_raw_mode()?;
         let guard = Self { _private: () };
-        execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, cursor::Hide)?;
+        execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+        if mouse {
+            MOUSE_CAPTURED.store(true, std::sync::atomic::Ordering::SeqCst);
+            execute!(io::stdout(), EnableMouseCapture)?;
+        }
         Ok(guard)
     }
 }
@@ -115,8 +141,8 @@ pub struct Shown {
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
 /// showed last: the run's exit code if it finished, and its futures' counts.
 #[allow(clippy::too_many_lines)] // the loop reads best in one piece
-pub fn run(source: Source, color: bool) -> io::Result<Shown> {
-    let guard = TerminalGuard::enter()?;
+pub fn run(source: Source, options: MonitorOptions) -> io::Result<Shown> {
+    let guard = TerminalGuard::enter(options.mouse)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let (keys_tx, keys_rx) = crossbeam_channel::unbounded();
@@ -143,7 +169,12 @@ pub fn run(source: Source, color: bool) -> io::Result<Shown> {
     };
     let ticks = tick(Duration::from_millis(250));
     let started = Instant::now();
-    let theme = Theme { color };
+    // crossterm drops every colour under NO_COLOR by itself: `--color always` overrides
+    // it (the theme already chose the colours from `--color`).
+    if options.color {
+        ratatui::crossterm::style::force_color_output(true);
+    }
+    let theme = Theme { color: options.color };
     let mut dirty = true;
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
     let mut interrupted = false;

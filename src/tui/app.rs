@@ -279,6 +279,8 @@ pub enum Action {
     SortColumn(bool),
     /// Invert the sort (`I`).
     InvertSort,
+    /// Sort by this column (a click on its head); again on the same one inverts it.
+    SortBy(Sort),
     /// Switch panes.
     SwitchPane,
     /// The wait-for graph.
@@ -371,11 +373,21 @@ pub struct Geometry {
     pub detail_max: u16,
     /// The workers panel's last scroll position.
     pub workers_max: usize,
+    /// The table's column heads, left to right: the screen column each ends before, and
+    /// the sort it stands for (a click on a head sorts by it). Unused places are `None`.
+    pub heads: [Option<(u16, Sort)>; 6],
 }
 
 impl Default for Geometry {
     fn default() -> Self {
-        Self { page: 10, table_top: 0, table_width: 0, detail_max: 0, workers_max: 0 }
+        Self { page: 10, table_top: 0, table_width: 0, detail_max: 0, workers_max: 0, heads: [None; 6] }
+    }
+}
+
+impl Geometry {
+    /// The sort of the column head at screen column `x`, if a head is there.
+    pub fn head_at(&self, x: u16) -> Option<Sort> {
+        self.heads.iter().flatten().find(|(end, _)| x < *end).map(|&(_, sort)| sort)
     }
 }
 
@@ -870,6 +882,16 @@ impl App {
             }
             Action::SortColumn(forward) => {
                 self.view.sort = self.view.sort.step(forward);
+                self.view.order = None;
+                self.scroll_to_selection();
+            }
+            Action::SortBy(sort) => {
+                if self.view.sort == sort {
+                    self.view.sort_inverted = !self.view.sort_inverted;
+                } else {
+                    self.view.sort = sort;
+                    self.view.sort_inverted = false;
+                }
                 self.view.order = None;
                 self.scroll_to_selection();
             }

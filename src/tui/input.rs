@@ -39,6 +39,15 @@ pub fn map(ev: &TermEvent, app: &App) -> Option<Input> {
             MouseEventKind::ScrollUp => Some(Input::Action(Action::Move(-3))),
             // Only a click on one of the table's rows selects: not on the workers panel,
             // the footer, or another view.
+            // A click on a column head sorts by it.
+            MouseEventKind::Down(_)
+                if app.view.screen == View::Main
+                    && table_top > 0
+                    && m.row == table_top - 1
+                    && m.column < app.view.geometry.table_width =>
+            {
+                app.view.geometry.head_at(m.column).map(|s| Input::Action(Action::SortBy(s)))
+            }
             MouseEventKind::Down(_)
                 if app.view.screen == View::Main
                     && m.column < app.view.geometry.table_width

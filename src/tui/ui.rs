@@ -95,14 +95,16 @@ fn cut(s: &str, n: usize) -> String {
 /// [`App::set_geometry`].
 pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     let area = f.area();
-    // The banner grows with its explanation (up to 6 lines), so the way out stays visible.
-    let banner_h = app.model.deadlocks.first().map_or(0, |d| {
-        let width = usize::from(area.width.max(20));
-        let lines =
-            banner_head(app, d).chars().count().div_ceil(width) + (d.message.chars().count() + 1).div_ceil(width);
-        u16::try_from(lines.min(6)).unwrap_or(6)
-    });
-    let [header, banner, body, footer] = Layout::vertical([
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        draw_too_small(f, app, area, theme);
+        return Geometry { table_width: 0, ..app.view.geometry };
+    }
+    // The banner grows with its explanation (up to 6 lines), so the way out stays
+    // visible; when the screen is short it gives way first, down to its first line.
+    let banner = app.model.deadlocks.first().map(|d| banner_lines(app, d, usize::from(area.width)));
+    let room = area.height.saturating_sub(3 + 2 + 5).max(1);
+    let banner_h = banner.as_ref().map_or(0, |lines| u16::try_from(lines.len().min(6)).unwrap_or(6).min(room));
+    let [header, banner_area, body, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(banner_h),
         Constraint::Min(5),
@@ -110,8 +112,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     ])
     .areas(area);
     draw_header(f, app, header, theme);
-    if banner_h > 0 {
-        draw_banner(f, app, banner, theme);
+    if let Some(lines) = banner {
+        draw_banner(f, lines, banner_area, theme);
     }
     // No table on the other screens: clicks select nothing; the page size stays.
     let mut geometry = Geometry { table_width: 0, ..app.view.geometry };
@@ -178,10 +180,75 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     f.render_widget(Paragraph::new(vec![title, Line::from(counts), progress]), area);
 }
 
-fn draw_banner(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
-    let Some(d) = app.model.deadlocks.first() else { return };
-    let text = vec![Line::from(banner_head(app, d)), Line::from(format!(" {}", d.message))];
-    f.render_widget(Paragraph::new(text).style(theme.banner()).wrap(Wrap { trim: false }), area);
+/// The smallest screen the monitor draws on; below it, a `terminal too small` screen.
+pub const MIN_WIDTH: u16 = 40;
+/// See [`MIN_WIDTH`].
+pub const MIN_HEIGHT: u16 = 10;
+
+/// The banner's lines at `width`: its first line, then the explanation, wrapped.
+fn banner_lines(app: &App, d: &crate::model::DeadlockView, width: usize) -> Vec<String> {
+    let mut lines = wrap(&banner_head(app, d), width);
+    lines.extend(wrap(&format!(" {}", d.message), width));
+    lines
+}
+
+/// Draws the banner's first `area.height` lines; a cut ends in `…`.
+fn draw_banner(f: &mut Frame<'_>, mut lines: Vec<String>, area: Rect, theme: Theme) {
+    let shown = usize::from(area.height);
+    if lines.len() > shown {
+        lines.truncate(shown);
+        if let Some(last) = lines.last_mut() {
+            *last = cut(&format!("{last} …"), usize::from(area.width));
+        }
+    }
+    let text: Vec<Line<'_>> = lines.into_iter().map(Line::from).collect();
+    f.render_widget(Paragraph::new(text).style(theme.banner()), area);
+}
+
+/// `text` broken into lines of at most `width` characters, at spaces where it can.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line: Vec<char> = Vec::new();
+    for (k, word) in text.split(' ').enumerate() {
+        let w: Vec<char> = word.chars().collect();
+        if k > 0 {
+            if !line.is_empty() && line.len() + 1 + w.len() > width {
+                lines.push(line.drain(..).collect());
+            } else {
+                line.push(' ');
+            }
+        }
+        for c in w {
+            if line.len() == width {
+                lines.push(line.drain(..).collect());
+            }
+            line.push(c);
+        }
+    }
+    lines.push(line.into_iter().collect());
+    lines
+}
+
+/// Below [`MIN_WIDTH`] x [`MIN_HEIGHT`]: what the screen is, what it needs, and the
+/// two facts that matter most, a deadlock first.
+fn draw_too_small(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    if let Some(d) = app.model.deadlocks.first() {
+        let cycle = d.tasks.iter().map(|t| quote(t)).collect::<Vec<_>>().join(" → ");
+        let key = if app.read_only { "" } else { " [b]" };
+        lines.push(Line::styled(cut(&format!("DEADLOCK{key}: {cycle}"), usize::from(area.width)), theme.banner()));
+    }
+    let c = app.counts();
+    let text = format!(
+        "terminal too small: {}×{}, needs at least {MIN_WIDTH}×{MIN_HEIGHT} · {}/{} finished",
+        area.width,
+        area.height,
+        c.finished(),
+        c.total
+    );
+    lines.extend(wrap(&text, usize::from(area.width)).into_iter().map(Line::from));
+    f.render_widget(Paragraph::new(lines), area);
 }
 
 /// The banner's first line: the deadlock, its one countdown and the way out
@@ -203,7 +270,13 @@ fn banner_head(app: &App, d: &crate::model::DeadlockView) -> String {
 }
 
 fn draw_main(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
-    let workers_w = if area.width >= 110 { 46 } else { 0 };
+    // Side by side from 110 columns; from 160 the panel takes two fifths of the screen
+    // (its lines hold a task's name and a pid), up to 90 columns.
+    let workers_w = match area.width {
+        w if w >= 160 => (w * 2 / 5).min(90),
+        w if w >= 110 => 46,
+        _ => 0,
+    };
     let [table_area, workers_area] =
         Layout::horizontal([Constraint::Min(40), Constraint::Length(workers_w)]).areas(area);
     let narrow = area.width < 110;
@@ -219,6 +292,32 @@ fn draw_main(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry
     geometry
 }
 
+/// The table's columns at `inner` columns of width, as (column, width), in table order:
+/// name and state always, then time, pool, worker and result as they fit (one column
+/// between each; the result at least 12 wide); the name takes what is left, from 8 up to
+/// 20, and the result the rest.
+fn table_columns(inner: usize) -> Vec<(usize, usize)> {
+    // (column, width), by priority: name, state, time, result, pool, worker.
+    const STATE: usize = 11;
+    let mut chosen: Vec<(usize, usize)> = vec![(0, 8), (2, STATE)];
+    let used = |c: &[(usize, usize)]| c.iter().map(|&(_, w)| w + 1).sum::<usize>();
+    for (col, w) in [(4, 7), (5, 12), (1, 8), (3, 9)] {
+        if used(&chosen) + w < inner {
+            chosen.push((col, w));
+        }
+    }
+    // The name grows to 20 first, then the result takes the rest.
+    let spare = inner.saturating_sub(used(&chosen));
+    let grow = spare.min(12);
+    chosen[0].1 += grow;
+    let spare = spare - grow;
+    if let Some(r) = chosen.iter_mut().find(|(c, _)| *c == 5) {
+        r.1 += spare;
+    }
+    chosen.sort_by_key(|&(c, _)| c);
+    chosen
+}
+
 fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
     let page = usize::from(area.height.saturating_sub(3)).max(1);
     let geometry = Geometry { page, table_top: area.y + 2, table_width: area.right(), ..app.view.geometry };
@@ -228,21 +327,37 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
     let visible = app.visible();
     let shown: Vec<usize> = visible.iter().skip(offset).take(page).copied().collect();
     let total_visible = visible.len();
+    let columns = table_columns(usize::from(area.width.saturating_sub(2)));
+    let mut geometry = geometry;
+    let mut x = area.x + 1;
+    for (slot, &(c, w)) in geometry.heads.iter_mut().zip(columns.iter()) {
+        x = x.saturating_add(u16::try_from(w + 1).unwrap_or(u16::MAX));
+        *slot = Some((x, super::app::Sort::COLUMNS[c + 1]));
+    }
+    for slot in geometry.heads.iter_mut().skip(columns.len()) {
+        *slot = None;
+    }
     let rows: Vec<TableRow<'_>> = shown
         .iter()
         .map(|&i| {
             let r = &app.model.rows[i];
             let style = if Some(r.id) == selected { theme.selected() } else { Style::default() };
             let state = if r.state == RowState::Running && !r.waits_on.is_empty() { "blocked" } else { r.state.word() };
-            TableRow::new(vec![
-                Cell::from(cut(&r.name, 28)),
-                Cell::from(r.pool.to_string()),
-                Cell::from(Span::styled(format!("{} {state}", r.state.symbol()), theme.state(r.state))),
-                Cell::from(r.worker.as_deref().unwrap_or_default().to_owned()),
-                Cell::from(r.duration(now).map(secs).unwrap_or_default()),
-                Cell::from(cut(&r.outcome(), 80)),
-            ])
-            .style(style)
+            // Every cut ends in `…`, at the width its column was given.
+            let cells: Vec<Cell<'_>> = columns
+                .iter()
+                .map(|&(c, w)| match c {
+                    0 => Cell::from(cut(&r.name, w)),
+                    1 => Cell::from(cut(&r.pool, w)),
+                    2 => {
+                        Cell::from(Span::styled(cut(&format!("{} {state}", r.state.symbol()), w), theme.state(r.state)))
+                    }
+                    3 => Cell::from(cut(r.worker.as_deref().unwrap_or_default(), w)),
+                    4 => Cell::from(r.duration(now).map(secs).unwrap_or_default()),
+                    _ => Cell::from(cut(&r.outcome(), w)),
+                })
+                .collect();
+            TableRow::new(cells).style(style)
         })
         .collect();
     let focus = if app.view.pane == Pane::Tasks { " [focus]" } else { "" };
@@ -259,19 +374,12 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
     if let Some(c) = app.view.sort.column() {
         heads[c].push_str(arrow);
     }
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(20),
-            Constraint::Length(8),
-            Constraint::Length(11),
-            Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Min(10),
-        ],
-    )
-    .header(TableRow::new(heads.to_vec()).style(Style::default().add_modifier(Modifier::BOLD)))
-    .block(Block::bordered().title(title));
+    let heads: Vec<String> = columns.iter().map(|&(c, w)| cut(&heads[c], w)).collect();
+    let widths: Vec<Constraint> =
+        columns.iter().map(|&(_, w)| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX))).collect();
+    let table = Table::new(rows, widths)
+        .header(TableRow::new(heads).style(Style::default().add_modifier(Modifier::BOLD)))
+        .block(Block::bordered().title(title));
     f.render_widget(table, area);
     if total_visible == 0 && area.height > 3 && area.width > 4 {
         let why = if !app.view.query.is_empty() {
@@ -596,7 +704,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("t", "timeline: tasks per worker over time"),
     ("space . + -", "replay: pause, step, faster, slower"),
     ("y", "yes, to a question (x, C, b and c with dependents ask first)"),
-    ("mouse", "click selects, wheel scrolls"),
+    ("mouse", "click selects, on a head sorts; Shift-drag selects text"),
 ];
 
 fn draw_help(f: &mut Frame<'_>, area: Rect) {

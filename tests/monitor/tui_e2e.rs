@@ -276,7 +276,13 @@ fn the_deadlock_demo_is_reported_broken_with_b_and_q_restores_the_terminal() {
     );
     t.keys(&["y"]);
     t.wait_for("the run to end, without the banner", |s| s.contains("finished, exit 1") && !s.contains("DEADLOCK"));
-    t.wait_row("b", &["✘ failed", "DeadlockErr"]);
+    // The chosen waiter and the one that waited on it read apart.
+    let (a, b) = (t.wait_row("a", &["✘ failed"]), t.wait_row("b", &["✘ failed"]));
+    assert!(
+        (a.contains("DeadlockErr") && b.contains("failed beca"))
+            || (b.contains("DeadlockErr") && a.contains("failed beca")),
+        "a: {a}\nb: {b}"
+    );
     t.keys(&["q"]);
     let s = t.wait_text("EXIT=1");
     // The same summary as --headless: counts, failures with their messages, exit code.
@@ -836,4 +842,110 @@ fn a_panic_in_the_render_path_restores_the_terminal_prints_once_and_completes_th
     let last: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
     assert_eq!(last["event"], "run_finished", "{last}");
     assert_eq!(last["exit_code"], 130, "{last}");
+}
+
+/// `--no-mouse` leaves the mouse to the terminal (to select text); without it the monitor
+/// takes it. tmux says which: `mouse_any_flag` is the pane's mouse reporting.
+#[test]
+fn no_mouse_leaves_the_mouse_to_the_terminal() {
+    if !tmux_here("no_mouse_leaves_the_mouse_to_the_terminal") {
+        return;
+    }
+    let file = TaskFile::new("mouse", LONG);
+    for (flag, want) in [("", "1"), (" --no-mouse", "0")] {
+        let name = if flag.is_empty() { "mouse-on" } else { "mouse-off" };
+        let t = Tmux::run(name, 120, 40, &format!("run {}{flag}", file.path()));
+        t.wait_row("tsleep", &["▶ running"]);
+        assert_eq!(t.pane_var("mouse_any_flag"), want, "mouse reporting with {flag:?}");
+        t.keys(&["C-c"]);
+        t.wait_text("EXIT=130");
+        assert_eq!(t.pane_var("mouse_any_flag"), "0", "given back on the way out");
+    }
+}
+
+/// `TERM=dumb` cannot draw the monitor: the run goes headless and says so.
+#[test]
+fn term_dumb_runs_headless_with_a_note() {
+    if !tmux_here("term_dumb_runs_headless_with_a_note") {
+        return;
+    }
+    let file = TaskFile::new("dumb", "tasks:\n  - { name: quick, call: sleep, args: { secs: 0.1 } }\n");
+    let t = Tmux::shell_with("dumb", 120, 40, "TERM=dumb", &file.path());
+    let s = t.wait_text("EXIT=0");
+    assert!(s.contains("futuretop: TERM=dumb cannot show the monitor: running headless"), "{s}");
+    assert!(s.contains("1 futures: 1 done, 0 failed, 0 cancelled in "), "the headless summary:\n{s}");
+    assert_eq!(t.pane_var("alternate_on"), "0", "no full-screen UI");
+}
+
+/// `futuretop completions bash`, sourced in a real bash: Tab completes a subcommand.
+#[test]
+fn bash_completes_the_subcommands() {
+    if !tmux_here("bash_completes_the_subcommands") {
+        return;
+    }
+    if !crate::common::installed("bash", &["--version"]) {
+        println!("skipped: bash is not installed");
+        return;
+    }
+    let t = Tmux::start("complete", 120, 20, &format!("env PS1='{PROMPT}' bash --norc --noprofile"));
+    t.wait_for("the prompt", |s| s.contains(PROMPT.trim_end()));
+    t.send_literal(&format!("source <({BIN} completions bash); echo SOURCED=$?"));
+    t.keys(&["Enter"]);
+    t.wait_text("SOURCED=0");
+    t.send_literal("futuretop rep");
+    t.keys(&["Tab"]);
+    t.wait_text("> futuretop replay");
+    t.keys(&["C-u"]);
+    t.send_literal("futuretop run --on-deadlock ");
+    t.keys(&["Tab", "Tab"]);
+    t.wait_check("the policies listed", |s| {
+        if ["warn", "fail", "break"].iter().all(|p| s.contains(p)) {
+            Ok(())
+        } else {
+            Err("not every --on-deadlock value".into())
+        }
+    });
+}
+
+/// The filter language, typed as a user would: fields, negation, `Ctrl-U`, and the
+/// message when nothing matches.
+#[test]
+fn slash_filters_by_state_and_name_and_says_when_nothing_matches() {
+    if !tmux_here("slash_filters_by_state_and_name_and_says_when_nothing_matches") {
+        return;
+    }
+    let file = TaskFile::new("filter", QUEUED);
+    let t = Tmux::run("filter", 120, 40, &file.path());
+    t.wait_row("q-beta", &["· pending"]);
+    t.keys(&["/"]);
+    t.send_literal("state:pending !name:beta");
+    let s = t.wait_text("search: state:pending !name:beta▏");
+    for (name, shown) in [("q-alpha", true), ("q-gamma", true), ("q-beta", false), ("blocker", false)] {
+        assert_eq!(Tmux::row(&s, name).is_some(), shown, "{name}:\n{s}");
+    }
+    t.keys(&["C-u"]);
+    t.wait_for("the text cleared and every row back", |s| {
+        s.contains("search: ▏") && Tmux::row(s, "blocker").is_some() && Tmux::row(s, "q-beta").is_some()
+    });
+    t.send_literal("zebra");
+    t.wait_text("no task matches 'zebra'");
+    t.keys(&["Escape"]);
+    t.wait_for("the filter gone", |s| Tmux::row(s, "q-beta").is_some() && !s.contains("zebra"));
+}
+
+/// `--color never` paints nothing, whatever the terminal; `--color always` paints even
+/// under `NO_COLOR`.
+#[test]
+fn color_never_and_always_override_the_environment() {
+    if !tmux_here("color_never_and_always_override_the_environment") {
+        return;
+    }
+    for (env, flag, coloured) in [("", "--color never", false), ("env NO_COLOR=1 ", "--color always", true)] {
+        let name = if coloured { "color-always" } else { "color-never" };
+        let t = Tmux::start(name, 120, 40, &format!("{env}{BIN} demo deadlock-cycle {flag}; echo EXIT=$?; sleep 60"));
+        t.wait_text("press [b] to break");
+        let out = Tmux::tmux(&t.socket, &["capture-pane", "-p", "-e", "-t", "ft"]);
+        let captured = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(!colours(&captured).is_empty(), coloured, "{env}{flag}:\n{captured}");
+    }
 }

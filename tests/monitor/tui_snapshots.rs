@@ -29,8 +29,11 @@ use ratatui::style::Color;
 use ratatui::Terminal;
 use serde_json::json;
 
-/// The two sizes every screen is drawn at.
-const SIZES: [(u16, u16); 2] = [(80, 24), (160, 45)];
+/// The sizes every screen is drawn at: the smallest the monitor draws on, a classic
+/// terminal, a large one and a wide one.
+const SIZES: [(u16, u16); 4] = [(40, 10), (80, 24), (160, 45), (250, 60)];
+/// The sizes a screen's own checks read (the smallest shows only part of it).
+const CHECKED: [(u16, u16); 3] = [(80, 24), (160, 45), (250, 60)];
 
 /// Builds events with consecutive sequence numbers.
 struct Log {
@@ -223,12 +226,20 @@ fn text(buf: &Buffer) -> String {
     out
 }
 
-/// Draws `app` at both sizes (plain) and checks each against its snapshot.
+/// Draws `app` at every size and checks each against its snapshot; under `NO_COLOR`
+/// (colour off) not one cell is coloured, and the words are the same as in colour.
 fn snapshot_both(name: &str, mut make: impl FnMut() -> App, check: impl Fn(&str)) {
     for size in SIZES {
         let mut app = make();
-        let screen = text(&render(&mut app, size, false));
-        check(&screen);
+        let plain = render(&mut app, size, false);
+        let screen = text(&plain);
+        if CHECKED.contains(&size) {
+            check(&screen);
+        }
+        let coloured = plain.content().iter().filter(|c| c.fg != Color::Reset || c.bg != Color::Reset).count();
+        assert_eq!(coloured, 0, "{name} at {size:?}: {coloured} coloured cells under NO_COLOR");
+        let mut app = make();
+        assert_eq!(text(&render(&mut app, size, true)), screen, "{name} at {size:?}: colour changes the words");
         insta::assert_snapshot!(format!("{name}_{}x{}", size.0, size.1), screen);
     }
 }
@@ -337,6 +348,92 @@ fn timeline_view() {
             assert!(s.contains("2.3s"), "the time axis ends at the last event:\n{s}");
         },
     );
+}
+
+#[test]
+fn a_question_before_a_kill() {
+    snapshot_both(
+        "confirm_kill",
+        || {
+            let mut app = app_from(&batch_events());
+            app.apply(Action::Top);
+            for _ in 0..3 {
+                app.apply(Action::Move(1));
+            }
+            app.apply(Action::Move(1)); // compress, running on io-1
+            assert_eq!(app.apply(Action::Kill), None);
+            assert!(app.view.confirm.is_some());
+            app
+        },
+        |s| assert!(s.contains("kill 'compress': running 1.5s on io-1? [y/N]"), "the question:\n{s}"),
+    );
+}
+
+#[test]
+fn details_with_output() {
+    snapshot_both(
+        "detail_output",
+        || {
+            let mut events = batch_events();
+            let seq = events.len() as u64;
+            for k in 0..60u64 {
+                let stream = if k % 10 == 9 { Stream::Stderr } else { Stream::Stdout };
+                let line = format!("compressed block {k} of 60");
+                events.push(Event {
+                    seq: seq + 1 + k,
+                    t: 2.3,
+                    kind: EventKind::Output { task: "compress".into(), stream, line },
+                });
+            }
+            let mut app = app_from(&events);
+            app.apply(Action::Top);
+            for _ in 0..4 {
+                app.apply(Action::Move(1));
+            }
+            app.apply(Action::Open);
+            assert_eq!(app.view.screen, View::Detail(5));
+            // Scrolled past the end: the view stops at the last line, at every size.
+            app.view.detail_scroll = u16::MAX;
+            app
+        },
+        |s| assert!(s.contains("│  compressed block 59 of 60 "), "the last line, in the box:\n{s}"),
+    );
+}
+
+#[test]
+fn a_paused_replay() {
+    snapshot_both(
+        "replay_paused",
+        || {
+            let mut app = App::new();
+            app.read_only = true;
+            for e in batch_events() {
+                app.apply_event(&e);
+            }
+            app.model.apply_sys(fixed_sys());
+            app.replay_key(futuretop::tui::input::ReplayKey::Faster);
+            app.replay_key(futuretop::tui::input::ReplayKey::Pause);
+            app
+        },
+        |s| {
+            assert!(s.contains("· replay paused"), "the header:\n{s}");
+            assert!(s.contains("␣ pause  . step  + faster  - slower"), "the replay keys:\n{s}");
+        },
+    );
+}
+
+#[test]
+fn a_terminal_too_small() {
+    for (w, h) in [(20, 5), (39, 9), (30, 3)] {
+        let mut app = app_from(&deadlock_events());
+        let screen = text(&render(&mut app, (w, h), false));
+        assert!(screen.starts_with("DEADLOCK [b]: 'a' →"), "the deadlock first, at {w}x{h}:\n{screen}");
+        assert!(screen.contains("terminal too small"), "{w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("too_small_{w}x{h}"), screen);
+    }
+    let mut app = app_from(&batch_events());
+    let screen = text(&render(&mut app, (39, 10), false));
+    assert!(screen.contains("terminal too small: 39×10, needs at\nleast 40×10"), "{screen}");
 }
 
 #[test]

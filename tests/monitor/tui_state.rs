@@ -633,3 +633,19 @@ fn angle_brackets_choose_the_sort_column_and_i_inverts_it() {
     assert_eq!(app.view.sort, futuretop::tui::app::Sort::State, "s keeps cycling");
     assert_eq!(names(&app), ["a", "b", "c", "d"], "running first");
 }
+
+#[test]
+fn a_click_on_a_column_head_sorts_by_it_and_again_inverts() {
+    let mut app = running_app();
+    let screen = render(&mut app, 160, 45);
+    let (y, line) = screen.lines().enumerate().find(|(_, l)| l.starts_with("│name")).expect("the heads");
+    let x = line.chars().position(|c| c == 'p').expect("the pool head");
+    let (x, y) = (u16::try_from(x).unwrap(), u16::try_from(y).unwrap());
+    press(&mut app, &click(x + 1, y));
+    assert_eq!(app.view.sort, futuretop::tui::app::Sort::Pool);
+    assert!(!app.view.sort_inverted);
+    render(&mut app, 160, 45);
+    press(&mut app, &click(x + 1, y));
+    assert!(app.view.sort_inverted, "a second click inverts");
+    assert_eq!(app.view.selected, Some(1), "the selection stays with its task");
+}
