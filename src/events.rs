@@ -61,7 +61,7 @@ pub struct ErrorInfo {
 
 impl From<&Exception> for ErrorInfo {
     fn from(e: &Exception) -> Self {
-        Self { kind: e.kind(), message: e.to_string() }
+        Self { kind: e.kind(), message: e.detail() }
     }
 }
 
@@ -996,6 +996,28 @@ pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An error reads `Type: what happened`, never `Killed: killed: ...`: the event's
+    /// message is the exception's own words, without the prefix naming its kind again.
+    #[test]
+    fn an_error_never_says_its_kind_twice() {
+        let cases = [
+            Exception::Killed("while running on a thread worker".into()),
+            Exception::Deadlock("this wait was chosen to break a deadlock".into()),
+            Exception::task("boom"),
+            Exception::CommandFailed("`false` exited with status 1".into()),
+        ];
+        for e in &cases {
+            let info = ErrorInfo::from(e);
+            let shown = format!("{}: {}", info.kind, info.message);
+            let words: Vec<String> =
+                shown.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+            assert!(words.windows(2).all(|w| w[0] != w[1]), "{shown}");
+            let kind = info.kind.as_str().to_lowercase();
+            assert!(!info.message.to_lowercase().starts_with(kind.trim_end_matches("error")), "{shown}");
+        }
+        assert_eq!(ErrorInfo::from(&cases[0]).message, "while running on a thread worker");
+    }
 
     /// The typed fields write the very JSON the strings did (docs/events.md).
     #[test]

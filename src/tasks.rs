@@ -233,7 +233,7 @@ pub(crate) fn run_command(
         if futuretop_engine::checkpoint().is_err() {
             kill_group();
             wait_killed(&mut child);
-            return Err(Exception::Killed(format!("`{program}` and its process group were killed")));
+            return Err(Exception::Killed(format!("`{program}` and its process group")));
         }
         if limit.is_some_and(|l| started.elapsed() >= l) {
             kill_group();

@@ -189,6 +189,17 @@ impl Exception {
         Self::Task { message: message.into(), panicked: false }
     }
 
+    /// What happened, in words, without the prefix that names its kind again: a kill's
+    /// `while running on a thread worker`, where `to_string()` says `killed: while running
+    /// on a thread worker`. Events and the monitor show it after the type
+    /// (`Killed: while running on a thread worker`), so that no word comes twice.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Killed(what) | Self::Deadlock(what) => what.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// The type name used in events and reports (`TaskError`, `TimeoutError`, ...).
     pub const fn type_name(&self) -> &'static str {
         self.kind().as_str()

@@ -168,7 +168,7 @@ impl WaitScope {
         }
         c.interrupt.consume_deadlock();
         match outcome {
-            WaitOutcome::Killed => Some(Exception::Killed("killed while waiting on another future".into())),
+            WaitOutcome::Killed => Some(Exception::Killed("while waiting on another future".into())),
             WaitOutcome::Interrupted => Some(Exception::Deadlock("this wait was chosen to break a deadlock".into())),
             WaitOutcome::Completed | WaitOutcome::TimedOut => None,
         }

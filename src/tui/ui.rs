@@ -505,21 +505,45 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
     } else {
         app.model.log.back().map_or_else(String::new, |l| format!(" {l}"))
     };
-    // The longest key line that fits: 160, 120 and 80 columns; `?` lists every key.
-    let live = [
-        " q quit  ? help  ↑↓ move  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
-        " q quit  ? help  ⏎ details  c cancel  x kill  C cancel pool  b break  / search  f filter  s sort  w graph  t timeline",
-        " q quit  ? help  ⏎ open  c cancel  x kill  b break  / find  w graph  t timeline",
+    // The keys that fit, in one order and the same words at every width: the least
+    // needed go first when the line is short; `?` lists every key.
+    let live: &[(&str, u8)] = &[
+        ("q quit", 0),
+        ("? help", 0),
+        ("↑↓ move", 9),
+        ("⏎ details", 1),
+        ("c cancel", 2),
+        ("x kill", 2),
+        ("C cancel pool", 5),
+        ("b break", 2),
+        ("/ search", 3),
+        ("f filter", 6),
+        ("s sort", 6),
+        ("w graph", 4),
+        ("t timeline", 4),
     ];
-    let replay = [
-        " q quit  ? help  ␣ pause  . step  + faster  - slower  ↑↓ move  ⏎ details  / search  f filter  s sort  w graph  t timeline",
-        " q quit  ? help  ␣ pause  . step  + faster  - slower  ⏎ details  / search  f filter  s sort  w graph",
-        " q quit  ? help  ␣ pause  . step  + faster  - slower  ⏎ open",
+    let replay: &[(&str, u8)] = &[
+        ("q quit", 0),
+        ("? help", 0),
+        ("␣ pause", 1),
+        (". step", 1),
+        ("+ faster", 1),
+        ("- slower", 1),
+        ("↑↓ move", 9),
+        ("⏎ details", 2),
+        ("/ search", 3),
+        ("f filter", 6),
+        ("s sort", 6),
+        ("w graph", 4),
+        ("t timeline", 5),
     ];
-    let keys = if app.read_only { replay } else { live }
-        .into_iter()
-        .find(|k| k.chars().count() <= usize::from(area.width))
-        .unwrap_or(" q quit  ? help");
+    let items = if app.read_only { replay } else { live };
+    let line = |max: u8| {
+        let kept: Vec<&str> = items.iter().filter(|(_, p)| *p <= max).map(|(k, _)| *k).collect();
+        format!(" {}", kept.join("  "))
+    };
+    let keys =
+        (0..=9u8).rev().map(line).find(|l| l.chars().count() <= usize::from(area.width)).unwrap_or_else(|| line(0));
     f.render_widget(
         Paragraph::new(vec![
             Line::from(cut(&first, usize::from(area.width))),
@@ -744,6 +768,35 @@ mod tests {
         let doc = include_str!("../../docs/tui.md");
         let table = help_table();
         assert!(doc.contains(&table), "docs/tui.md must hold the help overlay's key table:\n{table}");
+    }
+
+    /// The key line drops keys as the screen narrows, never renames one.
+    #[test]
+    fn the_key_line_says_the_same_words_at_every_width() {
+        let app = App::new();
+        let wide = {
+            let mut t = Terminal::new(TestBackend::new(300, 20)).unwrap();
+            t.draw(|f| {
+                draw(f, &app, Theme { color: false });
+            })
+            .unwrap();
+            let buf = t.backend().buffer().clone();
+            (0..300).map(|x| buf[(x, 19)].symbol().to_owned()).collect::<String>()
+        };
+        let all: Vec<&str> = wide.trim().split("  ").collect();
+        assert!(all.len() >= 12, "{wide}");
+        for w in 40..300u16 {
+            let mut t = Terminal::new(TestBackend::new(w, 20)).unwrap();
+            t.draw(|f| {
+                draw(f, &app, Theme { color: false });
+            })
+            .unwrap();
+            let buf = t.backend().buffer().clone();
+            let line: String = (0..w).map(|x| buf[(x, 19)].symbol()).collect();
+            for item in line.trim().split("  ") {
+                assert!(all.contains(&item), "{item:?} at {w} columns is not one of {all:?}");
+            }
+        }
     }
 
     #[test]

@@ -519,7 +519,7 @@ fn the_80x24_layout_shows_header_rows_banner_and_footer() {
         want(Tmux::row(s, "warmup").is_some(), "the first task")?;
         want(s.contains("workers") && s.contains("pair (thread, "), "the workers panel")?;
         let footer = lines[23];
-        for k in ["q quit", "? help", "c cancel", "x kill", "b break", "/ find", "t timeline"] {
+        for k in ["q quit", "? help", "⏎ details", "c cancel", "x kill", "b break", "/ search"] {
             want(footer.contains(k), &format!("the key line shows {k:?}"))?;
         }
         want(lines.iter().all(|l| l.chars().count() <= 80), "no line wider than the terminal")

@@ -765,7 +765,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                 if on_purpose == Some(KilledBecause::Request) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
-                            "worker {} (pid {}) was killed on request",
+                            "with worker {} (pid {}), on request",
                             p.worker, p.pid
                         )));
                     }

@@ -57,9 +57,7 @@ impl<C: Call> Work for Job<C> {
         // an error of its own wrapping the interrupted wait (as `Future::kill` promises).
         let outcome = match (worker.interrupt.pending(), outcome) {
             (Some(InterruptReason::Kill), Err(e @ Exception::Killed(_))) => Err(e),
-            (Some(InterruptReason::Kill), _) => {
-                Err(Exception::Killed("killed while running on a thread worker".into()))
-            }
+            (Some(InterruptReason::Kill), _) => Err(Exception::Killed("while running on a thread worker".into())),
             (_, outcome) => outcome,
         };
         worker.interrupt.end_task();
