@@ -538,12 +538,15 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
         ("t timeline", 5),
     ];
     let items = if app.read_only { replay } else { live };
-    let line = |max: u8| {
+    let keys_up_to = |max: u8| {
         let kept: Vec<&str> = items.iter().filter(|(_, p)| *p <= max).map(|(k, _)| *k).collect();
         format!(" {}", kept.join("  "))
     };
-    let keys =
-        (0..=9u8).rev().map(line).find(|l| l.chars().count() <= usize::from(area.width)).unwrap_or_else(|| line(0));
+    let keys = (0..=9u8)
+        .rev()
+        .map(keys_up_to)
+        .find(|l| l.chars().count() <= usize::from(area.width))
+        .unwrap_or_else(|| keys_up_to(0));
     f.render_widget(
         Paragraph::new(vec![
             Line::from(cut(&first, usize::from(area.width))),
