@@ -264,6 +264,10 @@ pub enum EventKind {
         stream: Stream,
         /// The line (cut at 4 KiB).
         line: String,
+        /// Lines the command printed here that the log does not hold (more than 200 a
+        /// second on a stream); `line` then says so in words: `[750 more lines not shown]`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropped: Option<u64>,
     },
     /// A deadlock formed.
     Deadlock {
@@ -399,7 +403,7 @@ pub(crate) enum BusMsg {
     /// largest).
     Runner(Instant, Box<EventKind>),
     /// A line a task's command printed, named by the task's future.
-    Output(Instant, FutureId, Stream, String),
+    Output(Instant, FutureId, Stream, String, u64),
     /// Flush, close the log and stop; acknowledged on the given channel.
     Close(Sender<()>),
 }
@@ -592,7 +596,10 @@ impl Bus {
                 return;
             }
             BusMsg::Close(_) => return,
-            BusMsg::Output(at, id, stream, line) => (at, EventKind::Output { task: self.name_of(id).0, stream, line }),
+            BusMsg::Output(at, id, stream, line, dropped) => (
+                at,
+                EventKind::Output { task: self.name_of(id).0, stream, line, dropped: (dropped > 0).then_some(dropped) },
+            ),
             BusMsg::Runner(at, kind) => {
                 let mut kind = *kind;
                 if matches!(kind, EventKind::RunFinished { .. }) {
@@ -674,7 +681,12 @@ impl Bus {
             Observation::WorkerLoad { pool, worker, load } => EventKind::WorkerLoad { pool, worker, load },
             Observation::CallbackPanicked { id, message } => {
                 let (task, _) = self.name_of(id);
-                EventKind::Output { task, stream: Stream::Stderr, line: format!("a done-callback panicked: {message}") }
+                EventKind::Output {
+                    task,
+                    stream: Stream::Stderr,
+                    line: format!("a done-callback panicked: {message}"),
+                    dropped: None,
+                }
             }
             _ => return None,
         })
@@ -1099,7 +1111,7 @@ mod tests {
                 reason: Some(CancelReason::DependencyFailed("a[1]".into())),
             },
             EventKind::Exception { task: Arc::clone(&name), id: 7, pool: Arc::clone(&pool), error },
-            EventKind::Output { task: name, stream: Stream::Stdout, line: "hi".into() },
+            EventKind::Output { task: name, stream: Stream::Stdout, line: "hi".into(), dropped: None },
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             for t in [0.0, 0.1, 1_234.567_890_123, 1e-7] {

@@ -16,7 +16,7 @@ use crate::deadlock::DeadlockKind;
 use crate::events::{CancelReason, ErrorInfo, Event, EventKind, MapInfo, Name};
 use crate::pools::PoolKind;
 use futuretop_engine::observe::IdMap;
-use futuretop_engine::WaitOutcome;
+use futuretop_engine::{Stream, WaitOutcome};
 
 /// Lines of command output kept per task.
 pub const OUTPUT_TAIL: usize = 50;
@@ -114,11 +114,36 @@ pub struct Row {
     /// [`Row::timeline`] makes the whole of it when a detail view shows it, so that a row
     /// of the 1,000,000 a monitor may hold keeps no text of its states.
     pub events: ThinVec<(f64, String)>,
-    /// The tail of its command output.
-    pub output: ThinVec<String>,
+    /// The last lines of its command output (none for most rows).
+    pub output: Option<Box<OutputTail>>,
     /// For the row that stands for a `map:` task's items not yet handed to their pool
     /// (named `map[…]`, an id of its own): how many there are. 0 for a future's row.
     pub unsubmitted: usize,
+}
+
+/// A task's last lines of command output: both streams, in the order they came.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutputTail {
+    /// The last [`OUTPUT_TAIL`] lines and their streams, oldest first.
+    pub lines: VecDeque<(Stream, String)>,
+    /// Lines printed before them: gone from the ring, or never published (more than 200
+    /// a second on a stream: the `output` event's `dropped`).
+    pub earlier: u64,
+}
+
+impl OutputTail {
+    /// Takes one `output` event.
+    fn take(&mut self, stream: Stream, line: &str, dropped: Option<u64>) {
+        if let Some(n) = dropped {
+            self.earlier += n;
+            return;
+        }
+        if self.lines.len() == OUTPUT_TAIL {
+            self.lines.pop_front();
+            self.earlier += 1;
+        }
+        self.lines.push_back((stream, line.to_owned()));
+    }
 }
 
 /// Why a row did not end with a value.
@@ -200,7 +225,7 @@ impl Row {
             error: None,
             waits_on: ThinVec::new(),
             events: ThinVec::new(),
-            output: ThinVec::new(),
+            output: None,
             unsubmitted: 0,
         }
     }
@@ -950,13 +975,9 @@ impl RunModel {
                 self.pool_mut(pool).broken = Some(error.clone());
                 self.push_log(|| format!("pool {pool} broke: {error}"));
             }
-            EventKind::Output { task, line, .. } => {
+            EventKind::Output { task, line, stream, dropped } => {
                 if let Some(&i) = self.by_name.get(&**task) {
-                    let r = &mut self.rows[i];
-                    if r.output.len() == OUTPUT_TAIL {
-                        r.output.remove(0);
-                    }
-                    r.output.push(line.clone());
+                    self.rows[i].output.get_or_insert_default().take(*stream, line, *dropped);
                 }
                 self.push_log(|| format!("{task}: {line}"));
             }
@@ -1369,22 +1390,46 @@ mod tests {
         }
     }
 
+    /// The last 50 lines of both streams, in the order they came, and a count of the
+    /// rest: those that left the ring and those the log never held.
+    #[test]
+    fn output_keeps_the_last_lines_of_both_streams_and_counts_the_earlier_ones() {
+        let mut m = RunModel::new(Keep::All);
+        m.apply(&pending(1, "cmd"));
+        let out =
+            |line: String, stream, dropped| ev(0.5, EventKind::Output { task: "cmd".into(), stream, line, dropped });
+        for k in 1..=200 {
+            m.apply(&out(format!("{k}"), Stream::Stdout, None));
+        }
+        m.apply(&out("[750 more lines not shown]".into(), Stream::Stdout, Some(750)));
+        for k in 951..=1000 {
+            let stream = if k == 1000 { Stream::Stderr } else { Stream::Stdout };
+            m.apply(&out(format!("{k}"), stream, None));
+        }
+        let tail = m.row(1).and_then(|r| r.output.as_deref()).expect("output");
+        assert_eq!(tail.lines.len(), OUTPUT_TAIL);
+        assert_eq!(tail.lines.front().map(|(_, l)| l.as_str()), Some("951"));
+        assert_eq!(tail.lines.back(), Some(&(Stream::Stderr, "1000".to_owned())));
+        assert_eq!(tail.earlier, 950, "200 gone from the ring, 750 never published");
+    }
+
     #[test]
     fn output_goes_to_the_latest_future_of_its_task_and_only_a_monitor_keeps_it() {
-        let line =
-            |task: &str| ev(0.5, EventKind::Output { task: task.into(), stream: Stream::Stdout, line: "hi".into() });
+        let line = |task: &str| {
+            ev(0.5, EventKind::Output { task: task.into(), stream: Stream::Stdout, line: "hi".into(), dropped: None })
+        };
         let mut m = RunModel::new(Keep::All);
         m.apply(&pending(1, "t/pow"));
         m.apply(&pending(2, "t/pow"));
         m.apply(&line("t/pow"));
-        assert!(m.row(1).is_some_and(|r| r.output.is_empty()));
-        assert_eq!(m.row(2).map(|r| r.output.len()), Some(1));
+        assert!(m.row(1).is_some_and(|r| r.output.is_none()));
+        assert_eq!(m.row(2).and_then(|r| r.output.as_ref()).map(|o| o.lines.len()), Some(1));
         assert_eq!(m.log.back().map(String::as_str), Some("t/pow: hi"));
         // The headless model keeps no timeline, log or output.
         let mut h = RunModel::new(Keep::Unfinished);
         h.apply(&pending(1, "t/pow"));
         h.apply(&line("t/pow"));
-        assert!(h.row(1).is_some_and(|r| r.output.is_empty() && r.events.is_empty()));
+        assert!(h.row(1).is_some_and(|r| r.output.is_none() && r.events.is_empty()));
         assert!(h.log.is_empty());
     }
 

@@ -184,10 +184,11 @@ impl Registry {
             Work::Command(c) => {
                 let out_bus = self.bus.clone();
                 let out_task: crate::events::Name = name.into();
-                let sink: OutputSink = Arc::new(move |stream, line| {
+                let sink: OutputSink = Arc::new(move |stream, line, dropped| {
+                    let dropped = (dropped > 0).then_some(dropped);
                     let _ = out_bus.send(BusMsg::Runner(
                         Instant::now(),
-                        Box::new(EventKind::Output { task: Arc::clone(&out_task), stream, line }),
+                        Box::new(EventKind::Output { task: Arc::clone(&out_task), stream, line, dropped }),
                     ));
                 });
                 run_command(c, &sink, &|_| {}, self.supervisor.as_deref())
@@ -385,8 +386,8 @@ pub fn start(
         on_value: Arc::new(move |id, v| {
             let _ = values.send(BusMsg::Result(id, v.clone()));
         }),
-        on_output: Arc::new(move |id, stream, line| {
-            let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line));
+        on_output: Arc::new(move |id, stream, line, dropped| {
+            let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line, dropped));
         }),
         on_request: Arc::new(move |_, body| match reg.get().and_then(Weak::upgrade) {
             Some(r) => r.answer(body),

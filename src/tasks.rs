@@ -52,11 +52,11 @@ pub fn callables_supervised(supervisor: Option<std::path::PathBuf>) -> Callables
     });
     c.register(COMMAND_CALL, move |args, ctx| {
         let cmd = CommandPlan::deserialize(args).map_err(|e| Exception::task(format!("a malformed command: {e}")))?;
-        let lines: Arc<Mutex<Vec<(Stream, String)>>> = Arc::new(Mutex::new(Vec::new()));
+        let lines: Arc<Mutex<Vec<(Stream, String, u64)>>> = Arc::new(Mutex::new(Vec::new()));
         let sink_lines = Arc::clone(&lines);
-        let sink: OutputSink = Arc::new(move |stream, line| {
+        let sink: OutputSink = Arc::new(move |stream, line, dropped| {
             if let Ok(mut l) = sink_lines.lock() {
-                l.push((stream, line));
+                l.push((stream, line, dropped));
             }
         });
         guard_process_groups();
@@ -72,8 +72,12 @@ pub fn callables_supervised(supervisor: Option<std::path::PathBuf>) -> Callables
         );
         let ctx = ctx.into_inner();
         let lines = lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
-        for (stream, line) in lines {
-            ctx.output(stream, line);
+        for (stream, line, dropped) in lines {
+            if dropped > 0 {
+                ctx.output_dropped(stream, dropped, line);
+            } else {
+                ctx.output(stream, line);
+            }
         }
         result
     });
@@ -149,11 +153,14 @@ pub const OUTPUT_TAIL_LINES: usize = 50;
 pub const MAX_LINE_BYTES: usize = 4096;
 /// Output lines per second and stream published as events; beyond that they are counted,
 /// kept in the tail, and summed up in one line a second (a command printing megabytes a
-/// second must not flood the event log or the monitor).
+/// second must not flood the event log or the monitor): `[N more lines not shown]`, then
+/// the last [`OUTPUT_TAIL_LINES`] of the lines held back that second, so that the last
+/// lines a command printed are always published.
 pub const OUTPUT_LINES_PER_SEC: u32 = 200;
 
-/// Receives each line a command prints.
-pub(crate) type OutputSink = Arc<dyn Fn(Stream, String) + Send + Sync>;
+/// Receives each line a command prints: its stream, the line, and 0; or, for lines held
+/// back ([`OUTPUT_LINES_PER_SEC`]), a line saying so and how many.
+pub(crate) type OutputSink = Arc<dyn Fn(Stream, String, u64) + Send + Sync>;
 
 /// Runs an external command in its own process group. Exit 0 gives the output's tail;
 /// anything else is a [`Exception::CommandFailed`] that names the status or signal. A
@@ -301,11 +308,13 @@ fn spawn_reader(
     output: OutputSink,
     done: crossbeam_channel::Sender<()>,
 ) {
-    let spawned = std::thread::Builder::new().name("command-output".into()).spawn(move || {
+    // One thread reads the lines; another publishes them at most OUTPUT_LINES_PER_SEC a
+    // second, and sums up the rest once a second even while the command prints nothing
+    // more (a command that floods, then sleeps, has its last lines shown at once).
+    let (lines_tx, lines_rx) = crossbeam_channel::bounded::<String>(1024);
+    let reading = std::thread::Builder::new().name("command-output".into()).spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut buf = Vec::new();
-        let mut second = Instant::now();
-        let (mut shown, mut hidden) = (0u32, 0u64);
         loop {
             buf.clear();
             match reader.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf) {
@@ -324,27 +333,62 @@ fn spawn_reader(
                 }
                 t.push_back(line.clone());
             }
-            if second.elapsed() >= Duration::from_secs(1) {
-                if hidden > 0 {
-                    output(stream, format!("[{hidden} more lines not shown]"));
-                }
-                second = Instant::now();
-                (shown, hidden) = (0, 0);
+            if lines_tx.send(line).is_err() {
+                break;
             }
+        }
+    });
+    if reading.is_err() {
+        // Without a reader thread the output is lost, but the command still runs and ends.
+        let _ = done.send(());
+        return;
+    }
+    let done_if_not_started = done.clone();
+    let publishing = std::thread::Builder::new().name("command-output".into()).spawn(move || {
+        let mut second = Instant::now();
+        let (mut shown, mut hidden) = (0u32, 0u64);
+        // The last lines held back this second: published after the count of the others.
+        let mut held: VecDeque<String> = VecDeque::new();
+        let flush = |hidden: &mut u64, held: &mut VecDeque<String>| {
+            let not_shown = *hidden - held.len() as u64;
+            if not_shown > 0 {
+                output(stream, format!("[{not_shown} more lines not shown]"), not_shown);
+            }
+            for line in held.drain(..) {
+                output(stream, line, 0);
+            }
+            *hidden = 0;
+        };
+        loop {
+            let wait = Duration::from_secs(1).saturating_sub(second.elapsed());
+            let next = lines_rx.recv_timeout(wait);
+            if second.elapsed() >= Duration::from_secs(1) {
+                flush(&mut hidden, &mut held);
+                second = Instant::now();
+                shown = 0;
+            }
+            let line = match next {
+                Ok(line) => line,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            };
             if shown < OUTPUT_LINES_PER_SEC {
                 shown += 1;
-                output(stream, line);
+                output(stream, line, 0);
             } else {
                 hidden += 1;
+                if held.len() == OUTPUT_TAIL_LINES {
+                    held.pop_front();
+                }
+                held.push_back(line);
             }
         }
-        if hidden > 0 {
-            output(stream, format!("[{hidden} more lines not shown]"));
-        }
+        flush(&mut hidden, &mut held);
         let _ = done.send(());
     });
-    // Without a reader thread the output is lost, but the command still runs and ends.
-    drop(spawned);
+    if publishing.is_err() {
+        let _ = done_if_not_started.send(());
+    }
 }
 
 #[cfg(test)]
@@ -364,7 +408,7 @@ mod tests {
     fn run_counting(script: &str) -> (Result<Value, Exception>, usize, usize) {
         let lines = Arc::new(Mutex::new((0usize, 0usize)));
         let seen = Arc::clone(&lines);
-        let sink: OutputSink = Arc::new(move |_, line: String| {
+        let sink: OutputSink = Arc::new(move |_, line: String, _| {
             let mut l = seen.lock().unwrap();
             l.0 += 1;
             l.1 += line.len();
@@ -381,6 +425,25 @@ mod tests {
         let tail = r.unwrap();
         assert_eq!(tail.as_str().unwrap().lines().count(), OUTPUT_TAIL_LINES, "the result keeps a bounded tail");
         assert!(published < 5_000, "only ~200 lines a second are published, got {published}");
+    }
+
+    /// However fast a command prints, its last lines are published, and every line is
+    /// accounted for: published, or counted in a `[N more lines not shown]`.
+    #[test]
+    fn a_flood_still_publishes_its_last_lines_and_counts_the_rest() {
+        let seen: Arc<Mutex<Vec<(String, u64)>>> = Arc::new(Mutex::new(Vec::new()));
+        let sink_seen = Arc::clone(&seen);
+        let sink: OutputSink =
+            Arc::new(move |_, line: String, dropped| sink_seen.lock().unwrap().push((line, dropped)));
+        run_command(&sh("seq 1 100000"), &sink, &|_| {}, None).unwrap();
+        let seen = seen.lock().unwrap();
+        let lines: Vec<&str> = seen.iter().filter(|(_, d)| *d == 0).map(|(l, _)| l.as_str()).collect();
+        let dropped: u64 = seen.iter().map(|(_, d)| d).sum();
+        assert_eq!(lines.len() as u64 + dropped, 100_000, "every line published or counted");
+        assert!(dropped > 0, "a flood is held back");
+        let last: Vec<String> = (99_951..=100_000).map(|k| k.to_string()).collect();
+        assert_eq!(lines[lines.len() - 50..], last.iter().map(String::as_str).collect::<Vec<_>>()[..]);
+        assert!(seen.iter().any(|(l, d)| *d > 0 && *l == format!("[{d} more lines not shown]")));
     }
 
     #[test]
@@ -411,7 +474,7 @@ mod tests {
         plan.timeout = Some(0.5);
         let child = Arc::new(Mutex::new(None::<i32>));
         let seen = Arc::clone(&child);
-        let sink: OutputSink = Arc::new(move |_, line: String| {
+        let sink: OutputSink = Arc::new(move |_, line: String, _| {
             if let Some(pid) = line.strip_prefix("child=") {
                 *seen.lock().unwrap() = pid.trim().parse().ok();
             }

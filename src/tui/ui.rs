@@ -605,11 +605,25 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     for (t, what) in &r.timeline() {
         lines.push(Line::from(format!("  {:>8}  {what}", secs(*t))));
     }
-    if !r.output.is_empty() {
+    if let Some(out) = r.output.as_deref() {
         lines.push(Line::from(""));
-        lines.push(Line::styled("output (tail)", Style::default().add_modifier(Modifier::BOLD)));
-        for l in &r.output {
-            lines.push(Line::from(format!("  {l}")));
+        let earlier = match out.earlier {
+            0 => String::new(),
+            1 => " (1 earlier line not shown)".to_owned(),
+            n => format!(" ({n} earlier lines not shown)"),
+        };
+        lines.push(Line::styled(
+            format!("output: the last {} lines, both streams{earlier}", out.lines.len()),
+            Style::default().add_modifier(Modifier::BOLD),
+        ));
+        for (stream, l) in &out.lines {
+            // stderr marked in words too, so it reads the same without colour.
+            match stream {
+                futuretop_engine::Stream::Stdout => lines.push(Line::from(format!("  {l}"))),
+                futuretop_engine::Stream::Stderr => {
+                    lines.push(Line::styled(format!("! {l}"), theme.fg(Color::Red)));
+                }
+            }
         }
     }
     let block = Block::bordered().title(" details (↑↓ g G scroll, Esc back) ");

@@ -649,7 +649,7 @@ fn run_child(name: &str) -> String {
 #[test]
 fn test_interpreter_shutdown() {
     if std::env::var(CHILD_ENV).as_deref() == Ok("test_interpreter_shutdown") {
-        let pool = builder(5).on_output(Arc::new(|_, _, line| println!("{line}"))).build().unwrap();
+        let pool = builder(5).on_output(Arc::new(|_, _, line, _| println!("{line}"))).build().unwrap();
         let _ = pool.submit(sh("sleep 0.2; echo apple")).unwrap();
         return; // the pool is dropped here: shutdown(wait=True)
     }

@@ -949,3 +949,33 @@ fn color_never_and_always_override_the_environment() {
         assert_eq!(!colours(&captured).is_empty(), coloured, "{env}{flag}:\n{captured}");
     }
 }
+
+/// A command that printed 1,000 lines, then a line on stderr, then sleeps: its details
+/// show the last 50 lines published (stdout's held-back tail comes out within a second,
+/// after the stderr line), the last one included, and count the 951 before them.
+#[test]
+fn details_show_the_real_tail_of_a_commands_output() {
+    if !tmux_here("details_show_the_real_tail_of_a_commands_output") {
+        return;
+    }
+    let file = TaskFile::new(
+        "tail",
+        "tasks:\n  - { name: chatty, command: [sh, -c, 'seq 1 1000; echo on stderr >&2; sleep 30'] }\n",
+    );
+    let t = Tmux::run("tail", 120, 40, &file.path());
+    t.wait_row("chatty", &["▶ running"]);
+    // The footer shows the last line published: stdout's held-back tail comes out within
+    // a second, after the stderr line printed meanwhile.
+    t.wait_text(" chatty: 1000");
+    t.keys(&["Enter"]);
+    let s = t.wait_text("output: the last 50 lines, both streams (951 earlier lines not shown)");
+    assert!(s.contains("│  951 "), "the ring's first line:\n{s}");
+    t.keys(&["G"]);
+    let s = t.wait_for("the end of the output", |s| s.contains("│  1000 ") && !s.contains("│  951 "));
+    t.keys(&["j", "j", "PageDown"]);
+    // (A plain sleep, on purpose: the keys must change nothing.)
+    std::thread::sleep(POLL * 4);
+    assert_eq!(body(&t.screen())[3..], body(&s)[3..], "no scrolling past the end (the clock in the header moves)");
+    t.keys(&["C-c"]);
+    t.wait_text("EXIT=130");
+}

@@ -121,7 +121,15 @@ fn batch_events() -> Vec<Event> {
         .running(1.5, 10, "primes[2]", "cpu", "cpu-1", Some(4101))
         .done(1.6, 2, "download[1]", "io", json!(1.6))
         .running(1.6, 6, "upload", "io", "io-2", None)
-        .at(1.7, EventKind::Output { task: "compress".into(), stream: Stream::Stdout, line: "compressing".into() })
+        .at(
+            1.7,
+            EventKind::Output {
+                task: "compress".into(),
+                stream: Stream::Stdout,
+                line: "compressing".into(),
+                dropped: None,
+            },
+        )
         .at(
             1.8,
             EventKind::Cancelled {
@@ -132,7 +140,15 @@ fn batch_events() -> Vec<Event> {
             },
         )
         .done(2.1, 9, "primes[1]", "cpu", json!(false))
-        .at(2.3, EventKind::Output { task: "compress".into(), stream: Stream::Stdout, line: "part 1 of 3".into() });
+        .at(
+            2.3,
+            EventKind::Output {
+                task: "compress".into(),
+                stream: Stream::Stdout,
+                line: "part 1 of 3".into(),
+                dropped: None,
+            },
+        );
     log.events
 }
 
@@ -382,7 +398,7 @@ fn details_with_output() {
                 events.push(Event {
                     seq: seq + 1 + k,
                     t: 2.3,
-                    kind: EventKind::Output { task: "compress".into(), stream, line },
+                    kind: EventKind::Output { task: "compress".into(), stream, line, dropped: None },
                 });
             }
             let mut app = app_from(&events);
@@ -396,7 +412,7 @@ fn details_with_output() {
             app.view.detail_scroll = u16::MAX;
             app
         },
-        |s| assert!(s.contains("│  compressed block 59 of 60 "), "the last line, in the box:\n{s}"),
+        |s| assert!(s.contains("│! compressed block 59 of 60 "), "the last line, from stderr, in the box:\n{s}"),
     );
 }
 

@@ -319,6 +319,7 @@ fn details_and_the_workers_panel_stop_at_their_ends_and_g_g_jump() {
                 task: "a".into(),
                 stream: futuretop_engine::Stream::Stdout,
                 line: format!("line {i}"),
+                dropped: None,
             },
         });
     }

@@ -863,3 +863,29 @@ fn a_control_character_in_an_argument_never_reaches_the_terminal_raw() {
     assert_eq!(plain.status.code(), Some(2));
     assert!(text(&plain.stderr).contains("\u{1b}["), "clap's colours stay for ordinary arguments");
 }
+
+/// A command that floods its output, on a thread and on a process pool: the log holds
+/// 200 lines a second a stream, then `[N more lines not shown]` with `dropped: N`, then
+/// the last lines printed; every line is published or counted.
+#[test]
+fn a_flooding_command_logs_where_it_dropped_lines_and_its_last_lines() {
+    let run = run_yaml(
+        "flood",
+        "pools:\n  th: { kind: thread, max_workers: 1 }\n  pr: { kind: process, max_workers: 1 }\n\
+         tasks:\n\
+         \x20 - { name: t, pool: th, command: [seq, 1, 20000] }\n\
+         \x20 - { name: p, pool: pr, command: [seq, 1, 20000] }\n",
+    );
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    for task in ["t", "p"] {
+        let out: Vec<&Value> = run.log.iter().filter(|e| e["event"] == "output" && e["task"] == task).collect();
+        let lines: Vec<&str> =
+            out.iter().filter(|e| e.get("dropped").is_none()).filter_map(|e| e["line"].as_str()).collect();
+        let dropped: u64 = out.iter().filter_map(|e| e["dropped"].as_u64()).sum();
+        assert!(dropped > 0, "{task}: the flood was held back");
+        assert_eq!(lines.len() as u64 + dropped, 20_000, "{task}: every line published or counted");
+        assert_eq!(lines.last(), Some(&"20000"), "{task}: the last line is in the log");
+        let marker = out.iter().find(|e| e.get("dropped").is_some()).expect("a marker");
+        assert_eq!(marker["line"], format!("[{} more lines not shown]", marker["dropped"]), "{task}");
+    }
+}

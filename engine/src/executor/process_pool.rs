@@ -52,8 +52,9 @@ impl ProcessCall {
 /// Answers a worker task's request (a wait on another future, say); it runs in the
 /// requesting task's context, so its waits are reported as that task's.
 pub type RequestHook = Arc<dyn Fn(FutureId, Value) -> Result<Value, Exception> + Send + Sync>;
-/// Receives a line of a task's output.
-pub type OutputHook = Arc<dyn Fn(FutureId, Stream, String) + Send + Sync>;
+/// Receives a line of a task's output: the future, the stream, the line, and (when not
+/// 0) how many lines printed there were not sent, the line saying so in words.
+pub type OutputHook = Arc<dyn Fn(FutureId, Stream, String, u64) + Send + Sync>;
 /// Sees each value just before its future finishes.
 pub type ValueHook = Arc<dyn Fn(FutureId, &Value) + Send + Sync>;
 
@@ -940,9 +941,9 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
                     l.groups.push(pgid);
                 }
             }
-            ToParent::Output { id, stream, line } => {
+            ToParent::Output { id, stream, line, dropped } => {
                 if let Some(hook) = &shared.on_output {
-                    hook(FutureId(id), stream, line);
+                    hook(FutureId(id), stream, line, dropped);
                 }
             }
             ToParent::Started { .. } | ToParent::Hello { .. } | ToParent::InitFailed { .. } => {}

@@ -187,6 +187,11 @@ pub enum ToParent {
         stream: crate::status::Stream,
         /// The line.
         line: String,
+        /// Not 0: lines the command printed here that are not sent (too many a second),
+        /// and `line` says so in words. Optional on the wire (a worker before it sends
+        /// none), so the version is unchanged.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropped: u64,
     },
 }
 
@@ -208,8 +213,14 @@ struct Flat {
     pgid: Option<i32>,
     stream: Option<crate::status::Stream>,
     line: Option<String>,
+    dropped: Option<u64>,
     calls: Option<Vec<CallMsg>>,
     results: Option<Vec<CallResult>>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+const fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `Some(v)` or the error serde gives a missing field.
@@ -246,6 +257,7 @@ impl<'de> Deserialize<'de> for ToParent {
                 id: need(f.id, "id")?,
                 stream: need(f.stream, "stream")?,
                 line: need(f.line, "line")?,
+                dropped: f.dropped.unwrap_or(0),
             }),
             other => Err(serde::de::Error::unknown_variant(
                 other,
@@ -348,7 +360,8 @@ mod tests {
             },
             ToParent::Request { id: 4, req: 5, body: serde_json::json!({"op": "wait_on", "task": "t"}) },
             ToParent::Group { id: 6, pgid: 7 },
-            ToParent::Output { id: 8, stream: crate::status::Stream::Stderr, line: "a line".into() },
+            ToParent::Output { id: 8, stream: crate::status::Stream::Stderr, line: "a line".into(), dropped: 0 },
+            ToParent::Output { id: 8, stream: crate::status::Stream::Stdout, line: "[9 lines]".into(), dropped: 9 },
         ];
         for msg in to_parent {
             let mut buf = Vec::new();

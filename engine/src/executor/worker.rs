@@ -36,6 +36,12 @@ pub trait WorkerContext {
     fn request(&mut self, body: Value) -> Result<Value, Exception>;
     /// Reports a line of output.
     fn output(&mut self, stream: Stream, line: String);
+    /// Reports that `lines` lines printed on `stream` are not sent (too many a second);
+    /// `says` tells it in words (`[750 more lines not shown]`). By default, sent as a line.
+    fn output_dropped(&mut self, stream: Stream, lines: u64, says: String) {
+        let _ = lines;
+        self.output(stream, says);
+    }
     /// Reports the process group of a command the task started (killed with the worker).
     fn group(&mut self, pgid: i32);
     /// The running task's name, the prefix of the futures it submits (`<task>/<call>`).
@@ -273,7 +279,11 @@ impl WorkerContext for Ctx<'_> {
     }
 
     fn output(&mut self, stream: Stream, line: String) {
-        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line });
+        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line, dropped: 0 });
+    }
+
+    fn output_dropped(&mut self, stream: Stream, lines: u64, says: String) {
+        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line: says, dropped: lines });
     }
 
     fn group(&mut self, pgid: i32) {
