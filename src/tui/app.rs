@@ -279,6 +279,8 @@ pub enum Action {
     SortColumn(bool),
     /// Invert the sort (`I`).
     InvertSort,
+    /// Pause or resume the live view (Space).
+    Pause,
     /// Sort by this column (a click on its head); again on the same one inverts it.
     SortBy(Sort),
     /// Switch panes.
@@ -308,6 +310,19 @@ pub struct Confirmation {
     pub prompt: String,
     /// What `y` sends: its target held by future id, whatever the selection does meanwhile.
     pub control: Control,
+}
+
+/// What a paused live view keeps showing (Space): the table's page and the workers panel
+/// as they were, and the clock. Events are still taken in: the header's counts stay
+/// exact, and acting keys act on the run as it is now.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    /// The rows on screen, top to bottom.
+    pub rows: Vec<Row>,
+    /// The pools and their workers.
+    pub pools: Vec<PoolView>,
+    /// The run clock when paused.
+    pub now: f64,
 }
 
 /// A replay's pace: how fast the log is played, and whether it is paused. The feeder and
@@ -424,6 +439,8 @@ pub struct ViewState {
     pub confirm: Option<Confirmation>,
     /// A replay's pace, as the header shows it.
     pub replay: ReplayPace,
+    /// The live view paused (Space): what the table and the workers panel showed.
+    pub frozen: Option<Frozen>,
     /// A message for the user (the answer to their last key).
     pub status: Option<String>,
     /// The last frame's geometry.
@@ -578,14 +595,19 @@ impl App {
         if self.view.order.is_none() {
             self.view.order = Some(self.order());
         }
-        self.scroll_to_selection();
+        // A paused view keeps its rows and its selection among them.
+        if self.view.frozen.is_none() {
+            self.scroll_to_selection();
+        }
     }
 
     /// Takes the geometry the last frame returned (see [`Geometry`]).
     pub fn set_geometry(&mut self, geometry: Geometry) {
         if self.view.geometry != geometry {
             self.view.geometry = geometry;
-            self.scroll_to_selection();
+            if self.view.frozen.is_none() {
+                self.scroll_to_selection();
+            }
         }
     }
 
@@ -732,6 +754,24 @@ impl App {
             return None;
         }
         self.view.status = None;
+        if self.view.frozen.is_some() {
+            match action {
+                Action::Move(_) | Action::Top | Action::Bottom | Action::Page(_) | Action::Click(_)
+                    if self.view.screen == View::Main && self.view.pane == Pane::Tasks =>
+                {
+                    self.move_in_frozen(&action);
+                    return None;
+                }
+                // A new order or filter is a new view: the pause ends.
+                Action::CycleFilter
+                | Action::CycleSort
+                | Action::SortColumn(_)
+                | Action::InvertSort
+                | Action::SortBy(_)
+                | Action::SearchStart => self.view.frozen = None,
+                _ => {}
+            }
+        }
         if self.read_only && matches!(action, Action::Cancel | Action::Kill | Action::CancelPool | Action::Break) {
             self.view.status = Some("a replay is read-only".into());
             return None;
@@ -885,6 +925,19 @@ impl App {
                 self.view.order = None;
                 self.scroll_to_selection();
             }
+            Action::Pause => {
+                if self.view.frozen.take().is_none() {
+                    self.prepare();
+                    let page = self.view.geometry.page.max(1);
+                    let offset = self.first_shown(page);
+                    let rows =
+                        self.visible().iter().skip(offset).take(page).map(|&i| self.model.rows[i].clone()).collect();
+                    self.view.frozen = Some(Frozen { rows, pools: self.model.pools.clone(), now: self.model.now });
+                    self.view.status = Some("paused: the view stands still, the run goes on (Space resumes)".into());
+                } else {
+                    self.view.status = Some("resumed".into());
+                }
+            }
             Action::SortBy(sort) => {
                 if self.view.sort == sort {
                     self.view.sort_inverted = !self.view.sort_inverted;
@@ -926,6 +979,27 @@ impl App {
             Action::Tick => {}
         }
         None
+    }
+
+    /// A move of the selection within a paused view's rows.
+    fn move_in_frozen(&mut self, action: &Action) {
+        let Some(frozen) = &self.view.frozen else { return };
+        let len = frozen.rows.len();
+        if len == 0 {
+            return;
+        }
+        let cur = frozen.rows.iter().position(|r| Some(r.id) == self.view.selected).unwrap_or(0);
+        let page = i64::try_from(self.view.geometry.page.max(1)).unwrap_or(1);
+        let to = |d: i64| usize::try_from((i64::try_from(cur).unwrap_or(0) + d).max(0)).unwrap_or(0).min(len - 1);
+        let pos = match *action {
+            Action::Move(d) => to(d),
+            Action::Page(d) => to(d * page),
+            Action::Top => 0,
+            Action::Bottom => len - 1,
+            Action::Click(row) => row.min(len - 1),
+            _ => cur,
+        };
+        self.view.selected = Some(frozen.rows[pos].id);
     }
 
     fn workers_focused(&self) -> bool {

@@ -126,6 +126,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         KeyCode::Char('w') => a(Action::Graph),
         KeyCode::Char('t') => a(Action::Timeline),
         KeyCode::Char(' ') if app.read_only => Some(Input::Replay(ReplayKey::Pause)),
+        KeyCode::Char(' ') => a(Action::Pause),
         KeyCode::Char('.') if app.read_only => Some(Input::Replay(ReplayKey::Step)),
         KeyCode::Char('+') if app.read_only => Some(Input::Replay(ReplayKey::Faster)),
         KeyCode::Char('-') if app.read_only => Some(Input::Replay(ReplayKey::Slower)),

@@ -145,6 +145,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Some(code) if app.read_only => format!("{} · replay {}", ended(code), app.view.replay.label()),
         Some(code) => ended(code),
         None if app.read_only => format!("replay {}", app.view.replay.label()),
+        None if app.view.frozen.is_some() => "running · paused (Space resumes)".to_owned(),
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
@@ -321,12 +322,17 @@ fn table_columns(inner: usize) -> Vec<(usize, usize)> {
 fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometry {
     let page = usize::from(area.height.saturating_sub(3)).max(1);
     let geometry = Geometry { page, table_top: area.y + 2, table_width: area.right(), ..app.view.geometry };
-    let now = app.model.now;
     let selected = app.view.selected;
-    let offset = app.first_shown(page);
-    let visible = app.visible();
-    let shown: Vec<usize> = visible.iter().skip(offset).take(page).copied().collect();
-    let total_visible = visible.len();
+    // A paused view draws the rows it kept, at the time it was paused.
+    let (now, offset, shown, total_visible): (f64, usize, Vec<&crate::model::Row>, usize) =
+        if let Some(frozen) = &app.view.frozen {
+            (frozen.now, 0, frozen.rows.iter().take(page).collect(), frozen.rows.len())
+        } else {
+            let offset = app.first_shown(page);
+            let visible = app.visible();
+            let shown = visible.iter().skip(offset).take(page).map(|&i| &app.model.rows[i]).collect();
+            (app.model.now, offset, shown, visible.len())
+        };
     let columns = table_columns(usize::from(area.width.saturating_sub(2)));
     let mut geometry = geometry;
     let mut x = area.x + 1;
@@ -339,8 +345,7 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
     }
     let rows: Vec<TableRow<'_>> = shown
         .iter()
-        .map(|&i| {
-            let r = &app.model.rows[i];
+        .map(|&r| {
             let style = if Some(r.id) == selected { theme.selected() } else { Style::default() };
             let state = if r.state == RowState::Running && !r.waits_on.is_empty() { "blocked" } else { r.state.word() };
             // Every cut ends in `…`, at the width its column was given.
@@ -360,7 +365,12 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
             TableRow::new(cells).style(style)
         })
         .collect();
-    let focus = if app.view.pane == Pane::Tasks { " [focus]" } else { "" };
+    let focus = match (app.view.pane, app.view.frozen.is_some()) {
+        (Pane::Tasks, true) => " [focus] · paused",
+        (Pane::Tasks, false) => " [focus]",
+        (_, true) => " · paused",
+        _ => "",
+    };
     let arrow = if app.view.sort_inverted { "▲" } else { "▼" };
     let title = format!(
         " futures {}-{} of {total_visible} · filter {} · sort {}{arrow}{}{focus} ",
@@ -406,11 +416,12 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
     let inner = block.inner(area);
     f.render_widget(block, area);
     let mut y = inner.y;
-    let lines: usize = app.model.pools.iter().map(|p| 1 + if compact { 0 } else { p.workers.len() }).sum();
+    let pools = app.view.frozen.as_ref().map_or(&app.model.pools, |f| &f.pools);
+    let lines: usize = pools.iter().map(|p| 1 + if compact { 0 } else { p.workers.len() }).sum();
     let max = lines.saturating_sub(usize::from(inner.height));
     // Lines scrolled away (Tab gives the panel the focus, then ↑↓ scroll it).
     let mut skip = if compact { 0 } else { app.view.workers_scroll.min(max) };
-    for p in &app.model.pools {
+    for p in pools {
         if y >= inner.bottom() {
             break;
         }
@@ -521,6 +532,7 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
         ("s sort", 6),
         ("w graph", 4),
         ("t timeline", 4),
+        ("␣ pause", 7),
     ];
     let replay: &[(&str, u8)] = &[
         ("q quit", 0),
@@ -743,7 +755,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("Tab", "switch pane (↑↓ then scroll the workers)"),
     ("w", "wait-for graph"),
     ("t", "timeline: tasks per worker over time"),
-    ("space . + -", "replay: pause, step, faster, slower"),
+    ("space", "pause the view (the run goes on); in a replay, pause it"),
+    (". + -", "replay: one event forward, faster, slower"),
     ("y", "yes, to a question (x, C, b and c with dependents ask first)"),
     ("mouse", "click selects, on a head sorts; Shift-drag selects text"),
 ];

@@ -979,3 +979,28 @@ fn details_show_the_real_tail_of_a_commands_output() {
     t.keys(&["C-c"]);
     t.wait_text("EXIT=130");
 }
+
+/// Space pauses the live view: the table stands still while the header keeps counting;
+/// Space again shows the run as it is.
+#[test]
+fn space_pauses_the_view_and_the_header_keeps_counting() {
+    if !tmux_here("space_pauses_the_view_and_the_header_keeps_counting") {
+        return;
+    }
+    let file = TaskFile::new(
+        "pause",
+        "pools:\n  io: { kind: thread, max_workers: 2 }\ntasks:\n\
+         \x20 - { name: quick, pool: io, call: sleep, args: { secs: 1 } }\n\
+         \x20 - { name: long, pool: io, call: sleep, args: { secs: 30 } }\n",
+    );
+    let t = Tmux::run("pause", 120, 40, &file.path());
+    t.wait_row("quick", &["▶ running"]);
+    t.keys(&["Space"]);
+    t.wait_text("running · paused (Space resumes)");
+    let s = t.wait_text("✔ done 1");
+    assert!(Tmux::row(&s, "quick").is_some_and(|r| r.contains("▶ running")), "the table stood still:\n{s}");
+    t.keys(&["Space"]);
+    t.wait_row("quick", &["✔ done"]);
+    t.keys(&["C-c"]);
+    t.wait_text("EXIT=130");
+}

@@ -188,10 +188,11 @@ fn every_key_of_the_design_maps_to_its_action() {
     for (ev, action) in cases {
         assert_eq!(map(&ev, &app), Some(Input::Action(action.clone())), "{ev:?}");
     }
-    // Replay keys mean nothing in a live run.
-    for c in [' ', '.', '+', '-'] {
+    // Replay keys mean nothing in a live run; Space pauses the view there.
+    for c in ['.', '+', '-'] {
         assert_eq!(map(&ch(c), &app), None);
     }
+    assert_eq!(map(&ch(' '), &app), Some(Input::Action(Action::Pause)));
 }
 
 #[test]
@@ -649,4 +650,36 @@ fn a_click_on_a_column_head_sorts_by_it_and_again_inverts() {
     press(&mut app, &click(x + 1, y));
     assert!(app.view.sort_inverted, "a second click inverts");
     assert_eq!(app.view.selected, Some(1), "the selection stays with its task");
+}
+
+#[test]
+fn space_pauses_the_live_view_while_counts_stay_exact() {
+    let mut app = running_app();
+    let before = render(&mut app, 120, 30);
+    assert_eq!(map(&ch(' '), &app), Some(Input::Action(Action::Pause)));
+    press(&mut app, &ch(' '));
+    assert!(app.view.frozen.is_some());
+    // a finishes while the view is paused: the header counts it, the table still shows
+    // it running, as it was.
+    app.apply_event(&Event {
+        seq: 40,
+        t: 1.0,
+        kind: EventKind::Done { task: "a".into(), id: 1, pool: "io".into(), result: serde_json::Value::Null },
+    });
+    let paused = render(&mut app, 120, 30);
+    assert!(paused.contains("✔ done 1"), "the counts stay exact:\n{paused}");
+    assert!(paused.contains("running · paused (Space resumes)"), "{paused}");
+    let row = |s: &str, name: &str| s.lines().find(|l| l.starts_with(&format!("│{name} "))).map(str::to_owned);
+    assert_eq!(row(&paused, "a"), row(&before, "a"), "the row stands still");
+    // Keys move within the kept rows.
+    press(&mut app, &ch('G'));
+    assert_eq!(app.view.selected, Some(4));
+    press(&mut app, &ch(' '));
+    assert!(app.view.frozen.is_none());
+    let resumed = render(&mut app, 120, 30);
+    assert!(row(&resumed, "a").is_some_and(|r| r.contains("✔ done")), "{resumed}");
+    assert_eq!(app.view.selected, Some(4), "the selection stays on its task");
+    // In a replay, Space pauses the replay, not the view.
+    app.read_only = true;
+    assert_eq!(map(&ch(' '), &app), Some(Input::Replay(ReplayKey::Pause)));
 }
