@@ -285,7 +285,7 @@ fn big(dir: &Path, log: &Path) {
         let t = Instant::now();
         app.prepare();
         term.draw(|f| {
-            let g = futuretop::tui::ui::draw(f, app, futuretop::tui::ui::Theme { color: true });
+            let g = futuretop::tui::ui::draw(f, app, futuretop::tui::ui::Theme::default());
             let _ = g;
         })
         .unwrap();

@@ -85,7 +85,7 @@ fn frame_time(app: &mut App, frames: u32) -> Duration {
         app.apply(if i % 2 == 0 { Action::Move(-1) } else { Action::Move(1) });
         app.prepare();
         let _ = terminal.draw(|f| {
-            draw(f, app, Theme { color: true });
+            draw(f, app, Theme { color: true, ..Theme::default() });
         });
     }
     start.elapsed() / frames
@@ -159,7 +159,7 @@ fn run_with(plan: futuretop::config::Plan, monitor: bool) -> Duration {
                 last = Instant::now();
                 app.prepare();
                 let _ = terminal.draw(|f| {
-                    draw(f, &app, Theme { color: true });
+                    draw(f, &app, Theme { color: true, ..Theme::default() });
                 });
             }
         }
@@ -235,7 +235,7 @@ fn flood(per_sec: u64, secs: u64) -> (f64, Duration) {
             let t0 = Instant::now();
             app.prepare();
             let _ = terminal.draw(|f| {
-                draw(f, &app, Theme { color: true });
+                draw(f, &app, Theme { color: true, ..Theme::default() });
             });
             t_draw += t0.elapsed();
             last_draw = t0;

@@ -54,6 +54,13 @@ pub enum Command {
         #[command(flatten)]
         display: DisplayArgs,
     },
+    /// Check the preferences file ($XDG_CONFIG_HOME/futuretop/config.yaml), or print the
+    /// default one with --default.
+    Config {
+        /// Print the whole preferences file at its defaults, with comments.
+        #[arg(long)]
+        default: bool,
+    },
     /// Print a shell completion script: `futuretop completions bash > ~/.local/share/bash-completion/completions/futuretop`.
     Completions {
         /// The shell.

@@ -7,7 +7,7 @@
 //! tasks and callables, bad arguments, duplicate names, `depends_on` cycles) and either
 //! returns the [`Plan`] or all the errors. Nothing runs before a file validates.
 
-mod index;
+pub(crate) mod index;
 mod validate;
 
 pub use index::Pos;

@@ -6,7 +6,7 @@
 //! This crate is the application: the task-file schema and its validation ([`config`]),
 //! the built-in callables ([`builtins`]) and external commands ([`tasks`]), the pool kinds ([`pools`]), the readers of a task file's values ([`schema`]), the run ([`runner`]) and what steers it ([`control`]), the run model every view folds its events into ([`model`]), its
 //! events ([`events`]), the deadlock model ([`deadlock`]) and detector ([`detector`]), the headless reporter
-//! ([`headless`]) and the monitor ([`tui`]). A Rust program that only wants
+//! ([`headless`]), the monitor ([`tui`]) and its preferences ([`prefs`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
 
 pub mod builtins;
@@ -19,6 +19,7 @@ pub mod events;
 pub mod headless;
 pub mod model;
 pub mod pools;
+pub mod prefs;
 pub mod runner;
 pub mod schema;
 pub mod supervisor;

@@ -164,6 +164,26 @@ fn run(cli: Cli) -> Result<u8, String> {
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
         Some(Command::Replay { log, headless, display }) => replay(&log, headless, &display),
+        Some(Command::Config { default }) => {
+            if default {
+                say_raw!("{}", futuretop::prefs::default_text());
+                return Ok(0);
+            }
+            let Some(path) = futuretop::prefs::path() else {
+                return Err("futuretop: neither XDG_CONFIG_HOME nor HOME is set: no preferences file".into());
+            };
+            if !path.exists() {
+                say!(
+                    "{}: no preferences file (the defaults apply; `futuretop config --default > {}` writes them)",
+                    path.display(),
+                    path.display()
+                );
+                return Ok(0);
+            }
+            futuretop::prefs::load_file(&path).map_err(|e| e.to_string())?;
+            say!("{}: ok", path.display());
+            Ok(0)
+        }
         Some(Command::Completions { shell }) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "futuretop", &mut out);
@@ -258,7 +278,7 @@ fn replay(log: &Path, headless: bool, display: &DisplayArgs) -> Result<u8, Strin
         let found = read_through(log, |_| true)?;
         let events =
             futuretop::events::LogReader::open(log).map_err(|e| format!("futuretop: {e}"))?.filter_map(Result::ok);
-        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), monitor_options(display))
+        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), &monitor_options(display)?)
             .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
         return Ok(found.report());
     }
@@ -298,16 +318,17 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let monitor = use_monitor(args.headless);
+    // Bad preferences are refused before anything runs.
+    let display = if monitor { Some(monitor_options(&args.display)?) } else { None };
     let plan = std::sync::Arc::new(plan);
     let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
         .map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
-    if monitor {
+    if let Some(display) = display {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
         // by now (the guard's hook); the run is stopped so that its log is complete.
-        let display = monitor_options(&args.display);
-        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, display)));
+        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, &display)));
         let Ok(shown) = shown else {
             let _ = handle.control().send(Control::Interrupt);
             let report = handle.join();
@@ -370,14 +391,16 @@ fn use_monitor(headless: bool) -> bool {
 }
 
 /// How the monitor draws: colours by `--color` (`auto`: unless `NO_COLOR` is set to
-/// anything but the empty string), the mouse unless `--no-mouse`.
-fn monitor_options(display: &DisplayArgs) -> futuretop::tui::MonitorOptions {
+/// anything but the empty string), the mouse unless `--no-mouse` or the preferences say
+/// no, and the preferences file's settings (its problems refused, with their positions).
+fn monitor_options(display: &DisplayArgs) -> Result<futuretop::tui::MonitorOptions, String> {
     let color = match display.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    futuretop::tui::MonitorOptions { color, mouse: !display.no_mouse }
+    let prefs = futuretop::prefs::load().map_err(|e| e.to_string())?;
+    Ok(futuretop::tui::MonitorOptions { color, mouse: !display.no_mouse && prefs.mouse, prefs })
 }
 
 /// SIGINT, SIGTERM and SIGHUP stop the run cleanly (exit 130): pending tasks are

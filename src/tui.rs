@@ -60,18 +60,20 @@ fn restore_terminal() {
 static MOUSE_CAPTURED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// How the monitor draws.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitorOptions {
     /// Colours (false under `NO_COLOR` or `--color never`).
     pub color: bool,
-    /// Take the mouse for clicks and the wheel (false with `--no-mouse`: the terminal
-    /// keeps it, to select text).
+    /// Take the mouse for clicks and the wheel (false with `--no-mouse` or the
+    /// preferences' `mouse: false`: the terminal keeps it, to select text).
     pub mouse: bool,
+    /// The preferences file's settings: keys, colours, confirmations, first sort and filter.
+    pub prefs: crate::prefs::Prefs,
 }
 
 impl Default for MonitorOptions {
     fn default() -> Self {
-        Self { color: true, mouse: true }
+        Self { color: true, mouse: true, prefs: crate::prefs::Prefs::default() }
     }
 }
 
@@ -141,7 +143,7 @@ pub struct Shown {
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
 /// showed last: the run's exit code if it finished, and its futures' counts.
 #[allow(clippy::too_many_lines)] // the loop reads best in one piece
-pub fn run(source: Source, options: MonitorOptions) -> io::Result<Shown> {
+pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let guard = TerminalGuard::enter(options.mouse)?;
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
@@ -153,7 +155,7 @@ pub fn run(source: Source, options: MonitorOptions) -> io::Result<Shown> {
             }
         }
     })?;
-    let mut app = App::new();
+    let mut app = App::with_prefs(&options.prefs);
     let (events, control, replay) = match source {
         Source::Live { events, control, plan } => {
             app.plan = plan;
@@ -174,7 +176,7 @@ pub fn run(source: Source, options: MonitorOptions) -> io::Result<Shown> {
     if options.color {
         ratatui::crossterm::style::force_color_output(true);
     }
-    let theme = Theme { color: options.color };
+    let theme = Theme { color: options.color, palette: options.prefs.palette };
     let mut dirty = true;
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
     let mut interrupted = false;

@@ -27,6 +27,9 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// Every filter, in `f`'s order.
+    pub const ALL: [Self; 5] = [Self::All, Self::Active, Self::Failed, Self::Done, Self::Cancelled];
+
     fn next(self) -> Self {
         match self {
             Self::All => Self::Active,
@@ -463,12 +466,26 @@ pub struct App {
     pub read_only: bool,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
+    /// Which key does what (the preferences file's `keys:`).
+    pub keys: super::input::Keymap,
 }
 
 impl App {
     /// An empty app.
     pub fn new() -> Self {
         Self { model: RunModel::new(Keep::All), ..Self::default() }
+    }
+
+    /// An empty app, set up by the preferences: keys, confirmations, first sort and filter.
+    pub fn with_prefs(prefs: &crate::prefs::Prefs) -> Self {
+        let mut app = Self::new();
+        app.keys = prefs.keys.clone();
+        app.skip_confirmation = !prefs.confirm;
+        app.view.sort = prefs.sort;
+        app.view.sort_inverted = prefs.sort_inverted;
+        app.view.filter = prefs.filter;
+        app.view.query.clone_from(&prefs.query);
+        app
     }
 
     /// The row of future `id`.

@@ -63,6 +63,277 @@ pub fn map(ev: &TermEvent, app: &App) -> Option<Input> {
     }
 }
 
+/// An action a key can be bound to: the names of the preferences file's `keys:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bind {
+    /// `q`.
+    Quit,
+    /// `?`.
+    Help,
+    /// `j`, ↓.
+    Down,
+    /// `k`, ↑.
+    Up,
+    /// PgDn.
+    PageDown,
+    /// PgUp.
+    PageUp,
+    /// `g`, Home.
+    Top,
+    /// `G`, End.
+    Bottom,
+    /// Enter.
+    Details,
+    /// Esc.
+    Back,
+    /// `c`.
+    Cancel,
+    /// `x`.
+    Kill,
+    /// `C`.
+    CancelPool,
+    /// `b`.
+    Break,
+    /// `/`.
+    Search,
+    /// `f`.
+    Filter,
+    /// `s`.
+    Sort,
+    /// `<`.
+    SortPrevious,
+    /// `>`.
+    SortNext,
+    /// `I`.
+    InvertSort,
+    /// Tab.
+    SwitchPane,
+    /// `w`.
+    Graph,
+    /// `t`.
+    Timeline,
+    /// Space.
+    Pause,
+    /// `y`, to a question.
+    Yes,
+    /// `.` in a replay.
+    Step,
+    /// `+` in a replay.
+    Faster,
+    /// `-` in a replay.
+    Slower,
+}
+
+impl Bind {
+    /// Every action, in the preferences file's order.
+    pub const ALL: [Self; 28] = [
+        Self::Quit,
+        Self::Help,
+        Self::Down,
+        Self::Up,
+        Self::PageDown,
+        Self::PageUp,
+        Self::Top,
+        Self::Bottom,
+        Self::Details,
+        Self::Back,
+        Self::Cancel,
+        Self::Kill,
+        Self::CancelPool,
+        Self::Break,
+        Self::Search,
+        Self::Filter,
+        Self::Sort,
+        Self::SortPrevious,
+        Self::SortNext,
+        Self::InvertSort,
+        Self::SwitchPane,
+        Self::Graph,
+        Self::Timeline,
+        Self::Pause,
+        Self::Yes,
+        Self::Step,
+        Self::Faster,
+        Self::Slower,
+    ];
+
+    /// Its name under `keys:`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quit => "quit",
+            Self::Help => "help",
+            Self::Down => "down",
+            Self::Up => "up",
+            Self::PageDown => "page_down",
+            Self::PageUp => "page_up",
+            Self::Top => "top",
+            Self::Bottom => "bottom",
+            Self::Details => "details",
+            Self::Back => "back",
+            Self::Cancel => "cancel",
+            Self::Kill => "kill",
+            Self::CancelPool => "cancel_pool",
+            Self::Break => "break",
+            Self::Search => "search",
+            Self::Filter => "filter",
+            Self::Sort => "sort",
+            Self::SortPrevious => "sort_previous",
+            Self::SortNext => "sort_next",
+            Self::InvertSort => "invert_sort",
+            Self::SwitchPane => "switch_pane",
+            Self::Graph => "graph",
+            Self::Timeline => "timeline",
+            Self::Pause => "pause",
+            Self::Yes => "yes",
+            Self::Step => "step",
+            Self::Faster => "faster",
+            Self::Slower => "slower",
+        }
+    }
+
+    /// Its keys unless the preferences say otherwise.
+    pub const fn default_keys(self) -> &'static [KeyCode] {
+        match self {
+            Self::Quit => &[KeyCode::Char('q')],
+            Self::Help => &[KeyCode::Char('?')],
+            Self::Down => &[KeyCode::Char('j'), KeyCode::Down],
+            Self::Up => &[KeyCode::Char('k'), KeyCode::Up],
+            Self::PageDown => &[KeyCode::PageDown],
+            Self::PageUp => &[KeyCode::PageUp],
+            Self::Top => &[KeyCode::Char('g'), KeyCode::Home],
+            Self::Bottom => &[KeyCode::Char('G'), KeyCode::End],
+            Self::Details => &[KeyCode::Enter],
+            Self::Back => &[KeyCode::Esc],
+            Self::Cancel => &[KeyCode::Char('c')],
+            Self::Kill => &[KeyCode::Char('x')],
+            Self::CancelPool => &[KeyCode::Char('C')],
+            Self::Break => &[KeyCode::Char('b')],
+            Self::Search => &[KeyCode::Char('/')],
+            Self::Filter => &[KeyCode::Char('f')],
+            Self::Sort => &[KeyCode::Char('s')],
+            Self::SortPrevious => &[KeyCode::Char('<')],
+            Self::SortNext => &[KeyCode::Char('>')],
+            Self::InvertSort => &[KeyCode::Char('I')],
+            Self::SwitchPane => &[KeyCode::Tab],
+            Self::Graph => &[KeyCode::Char('w')],
+            Self::Timeline => &[KeyCode::Char('t')],
+            Self::Pause => &[KeyCode::Char(' ')],
+            Self::Yes => &[KeyCode::Char('y'), KeyCode::Char('Y')],
+            Self::Step => &[KeyCode::Char('.')],
+            Self::Faster => &[KeyCode::Char('+')],
+            Self::Slower => &[KeyCode::Char('-')],
+        }
+    }
+}
+
+/// A key's name in the preferences file and the help: a character (`x`, `?`), or
+/// `Enter`, `Esc`, `Tab`, `Space`, `Up`, `Down`, `Left`, `Right`, `PageUp`, `PageDown`,
+/// `Home`, `End`, `Backspace`, `Delete`, `F1` to `F12`.
+pub fn key_name(k: KeyCode) -> String {
+    match k {
+        KeyCode::Char(' ') => "Space".into(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        KeyCode::Tab => "Tab".into(),
+        KeyCode::Up => "Up".into(),
+        KeyCode::Down => "Down".into(),
+        KeyCode::Left => "Left".into(),
+        KeyCode::Right => "Right".into(),
+        KeyCode::PageUp => "PageUp".into(),
+        KeyCode::PageDown => "PageDown".into(),
+        KeyCode::Home => "Home".into(),
+        KeyCode::End => "End".into(),
+        KeyCode::Backspace => "Backspace".into(),
+        KeyCode::Delete => "Delete".into(),
+        KeyCode::F(n) => format!("F{n}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The key a name stands for (see [`key_name`]); `None` for a name that is no key.
+pub fn parse_key(name: &str) -> Option<KeyCode> {
+    let mut chars = name.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        return (!c.is_control()).then_some(KeyCode::Char(c));
+    }
+    Some(match name {
+        "Space" => KeyCode::Char(' '),
+        "Enter" => KeyCode::Enter,
+        "Esc" => KeyCode::Esc,
+        "Tab" => KeyCode::Tab,
+        "Up" => KeyCode::Up,
+        "Down" => KeyCode::Down,
+        "Left" => KeyCode::Left,
+        "Right" => KeyCode::Right,
+        "PageUp" => KeyCode::PageUp,
+        "PageDown" => KeyCode::PageDown,
+        "Home" => KeyCode::Home,
+        "End" => KeyCode::End,
+        "Backspace" => KeyCode::Backspace,
+        "Delete" => KeyCode::Delete,
+        f => match f.strip_prefix('F').and_then(|n| n.parse::<u8>().ok()) {
+            Some(n @ 1..=12) => KeyCode::F(n),
+            _ => return None,
+        },
+    })
+}
+
+/// Which key does what: the defaults, with the preferences file's bindings in their
+/// place. A key means one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keymap {
+    by_key: std::collections::HashMap<KeyCode, Bind>,
+    keys: Vec<(Bind, Vec<KeyCode>)>,
+}
+
+impl Default for Keymap {
+    fn default() -> Self {
+        Self::with(Bind::ALL.iter().map(|&b| (b, b.default_keys().to_vec())))
+    }
+}
+
+impl Keymap {
+    /// The keymap binding each action to its keys (a key bound twice keeps the first).
+    pub fn with(bindings: impl IntoIterator<Item = (Bind, Vec<KeyCode>)>) -> Self {
+        let keys: Vec<(Bind, Vec<KeyCode>)> = bindings.into_iter().collect();
+        let mut by_key = std::collections::HashMap::new();
+        for (b, ks) in &keys {
+            for k in ks {
+                by_key.entry(*k).or_insert(*b);
+            }
+        }
+        Self { by_key, keys }
+    }
+
+    /// The action `k` is bound to.
+    pub fn action(&self, k: KeyCode) -> Option<Bind> {
+        self.by_key.get(&k).copied()
+    }
+
+    /// The keys bound to `b`.
+    pub fn keys(&self, b: Bind) -> &[KeyCode] {
+        self.keys.iter().find(|(x, _)| *x == b).map_or(&[], |(_, k)| k.as_slice())
+    }
+
+    /// `b`'s keys as the help shows them: `x`, `j ↓`, `Enter`.
+    pub fn shown(&self, b: Bind) -> String {
+        let names: Vec<String> = self
+            .keys(b)
+            .iter()
+            .map(|&k| match k {
+                KeyCode::Up => "↑".to_owned(),
+                KeyCode::Down => "↓".to_owned(),
+                KeyCode::Char(' ') => "space".to_owned(),
+                KeyCode::PageUp => "PgUp".to_owned(),
+                KeyCode::PageDown => "PgDn".to_owned(),
+                other => key_name(other),
+            })
+            .collect();
+        names.join(" ")
+    }
+}
+
 fn key(k: KeyEvent, app: &App) -> Option<Input> {
     let a = |a: Action| Some(Input::Action(a));
     if k.modifiers.contains(KeyModifiers::CONTROL) && matches!(k.code, KeyCode::Char('c')) {
@@ -84,52 +355,51 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
             _ => None,
         };
     }
+    let bound = app.keys.action(k.code);
     if app.view.confirm.is_some() {
-        // `y` does it; any other key does nothing.
-        return match k.code {
-            KeyCode::Char('y' | 'Y') => a(Action::Confirm),
-            _ => a(Action::Back),
-        };
+        // The `yes` keys do it; any other key does nothing.
+        return if bound == Some(Bind::Yes) { a(Action::Confirm) } else { a(Action::Back) };
     }
     if app.view.help {
         // Any key closes the help, and does nothing else.
         return a(Action::Help);
     }
     if app.view.confirm_quit {
-        return match k.code {
-            KeyCode::Char('y' | 'Y' | 'q') => a(Action::Confirm),
+        return match bound {
+            Some(Bind::Yes | Bind::Quit) => a(Action::Confirm),
             _ => a(Action::Back),
         };
     }
-    match k.code {
-        KeyCode::Char('q') => a(Action::Quit),
-        KeyCode::Char('?') => a(Action::Help),
-        KeyCode::Char('j') | KeyCode::Down => a(Action::Move(1)),
-        KeyCode::Char('k') | KeyCode::Up => a(Action::Move(-1)),
-        KeyCode::PageDown => a(Action::Page(1)),
-        KeyCode::PageUp => a(Action::Page(-1)),
-        KeyCode::Char('g') | KeyCode::Home => a(Action::Top),
-        KeyCode::Char('G') | KeyCode::End => a(Action::Bottom),
-        KeyCode::Enter => a(Action::Open),
-        KeyCode::Esc => a(Action::Back),
-        KeyCode::Char('c') => a(Action::Cancel),
-        KeyCode::Char('x') => a(Action::Kill),
-        KeyCode::Char('C') => a(Action::CancelPool),
-        KeyCode::Char('b') => a(Action::Break),
-        KeyCode::Char('/') => a(Action::SearchStart),
-        KeyCode::Char('f') => a(Action::CycleFilter),
-        KeyCode::Char('s') => a(Action::CycleSort),
-        KeyCode::Char('<') => a(Action::SortColumn(false)),
-        KeyCode::Char('>') => a(Action::SortColumn(true)),
-        KeyCode::Char('I') => a(Action::InvertSort),
-        KeyCode::Tab => a(Action::SwitchPane),
-        KeyCode::Char('w') => a(Action::Graph),
-        KeyCode::Char('t') => a(Action::Timeline),
-        KeyCode::Char(' ') if app.read_only => Some(Input::Replay(ReplayKey::Pause)),
-        KeyCode::Char(' ') => a(Action::Pause),
-        KeyCode::Char('.') if app.read_only => Some(Input::Replay(ReplayKey::Step)),
-        KeyCode::Char('+') if app.read_only => Some(Input::Replay(ReplayKey::Faster)),
-        KeyCode::Char('-') if app.read_only => Some(Input::Replay(ReplayKey::Slower)),
-        _ => None,
+    let replay = |r: ReplayKey| Some(Input::Replay(r));
+    match bound? {
+        Bind::Quit => a(Action::Quit),
+        Bind::Help => a(Action::Help),
+        Bind::Down => a(Action::Move(1)),
+        Bind::Up => a(Action::Move(-1)),
+        Bind::PageDown => a(Action::Page(1)),
+        Bind::PageUp => a(Action::Page(-1)),
+        Bind::Top => a(Action::Top),
+        Bind::Bottom => a(Action::Bottom),
+        Bind::Details => a(Action::Open),
+        Bind::Back => a(Action::Back),
+        Bind::Cancel => a(Action::Cancel),
+        Bind::Kill => a(Action::Kill),
+        Bind::CancelPool => a(Action::CancelPool),
+        Bind::Break => a(Action::Break),
+        Bind::Search => a(Action::SearchStart),
+        Bind::Filter => a(Action::CycleFilter),
+        Bind::Sort => a(Action::CycleSort),
+        Bind::SortPrevious => a(Action::SortColumn(false)),
+        Bind::SortNext => a(Action::SortColumn(true)),
+        Bind::InvertSort => a(Action::InvertSort),
+        Bind::SwitchPane => a(Action::SwitchPane),
+        Bind::Graph => a(Action::Graph),
+        Bind::Timeline => a(Action::Timeline),
+        Bind::Pause if app.read_only => replay(ReplayKey::Pause),
+        Bind::Pause => a(Action::Pause),
+        Bind::Step if app.read_only => replay(ReplayKey::Step),
+        Bind::Faster if app.read_only => replay(ReplayKey::Faster),
+        Bind::Slower if app.read_only => replay(ReplayKey::Slower),
+        Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower => None,
     }
 }

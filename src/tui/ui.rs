@@ -15,6 +15,7 @@ use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, 
 use ratatui::Frame;
 
 use super::app::{quote, App, Geometry, Pane, PoolView, RowState, View};
+use super::input::{Bind, Keymap};
 use crate::pools::PoolKind;
 
 /// How to paint: in colour, or plain (`NO_COLOR`).
@@ -22,6 +23,14 @@ use crate::pools::PoolKind;
 pub struct Theme {
     /// False under `NO_COLOR`.
     pub color: bool,
+    /// The colours (the preferences file's `colors:`).
+    pub palette: crate::prefs::Palette,
+}
+
+impl Default for Theme {
+    fn default() -> Self {
+        Self { color: true, palette: crate::prefs::Palette::default() }
+    }
 }
 
 impl Theme {
@@ -34,18 +43,19 @@ impl Theme {
     }
 
     fn state(self, s: RowState) -> Style {
+        let p = self.palette;
         self.fg(match s {
-            RowState::Pending => Color::Gray,
-            RowState::Running => Color::Cyan,
-            RowState::Done => Color::Green,
-            RowState::Failed => Color::Red,
-            RowState::Cancelled => Color::Yellow,
+            RowState::Pending => p.pending,
+            RowState::Running => p.running,
+            RowState::Done => p.done,
+            RowState::Failed => p.failed,
+            RowState::Cancelled => p.cancelled,
         })
     }
 
     fn banner(self) -> Style {
         if self.color {
-            Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
+            Style::default().fg(Color::White).bg(self.palette.banner).add_modifier(Modifier::BOLD)
         } else {
             Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
         }
@@ -125,7 +135,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     }
     draw_footer(f, app, footer, theme);
     if app.view.help {
-        draw_help(f, area);
+        draw_help(f, app, area);
     }
     geometry
 }
@@ -736,37 +746,63 @@ fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
     }
 }
 
-/// The help overlay: every key.
-pub const HELP: &[(&str, &str)] = &[
-    ("q", "quit (asks first while tasks run)"),
-    ("Ctrl-C", "stop the run and quit"),
-    ("?", "this help"),
-    ("j/k ↑/↓", "move"),
-    ("PgUp/PgDn g/G", "page, first, last"),
-    ("Enter", "details of the selected task"),
-    ("Esc", "back"),
-    ("c", "cancel the selected task (pending only, as Future.cancel)"),
-    ("x", "kill the selected running task"),
-    ("C", "cancel every pending task of its pool"),
-    ("b", "break the shown deadlock (its last waiter gets DeadlockError)"),
-    ("/", "filter as you type (name: pool: state: error:, ! negates)"),
-    ("f", "cycle the state filter"),
-    ("s < > I", "cycle the sort; sort by the previous, next column; invert"),
-    ("Tab", "switch pane (↑↓ then scroll the workers)"),
-    ("w", "wait-for graph"),
-    ("t", "timeline: tasks per worker over time"),
-    ("space", "pause the view (the run goes on); in a replay, pause it"),
-    (". + -", "replay: one event forward, faster, slower"),
-    ("y", "yes, to a question (x, C, b and c with dependents ask first)"),
-    ("mouse", "click selects, on a head sorts; Shift-drag selects text"),
+/// The keys of a help line: actions the preferences can rebind, or fixed keys.
+#[derive(Debug, Clone, Copy)]
+pub enum HelpKeys {
+    /// The keys bound to these actions, as bound.
+    Bound(&'static [Bind]),
+    /// Keys no preference changes.
+    Fixed(&'static str),
+}
+
+/// The help overlay: every key, and what it does.
+pub const HELP: &[(HelpKeys, &str)] = &[
+    (HelpKeys::Bound(&[Bind::Quit]), "quit (asks first while tasks run)"),
+    (HelpKeys::Fixed("Ctrl-C"), "stop the run and quit"),
+    (HelpKeys::Bound(&[Bind::Help]), "this help"),
+    (HelpKeys::Bound(&[Bind::Down, Bind::Up]), "move"),
+    (HelpKeys::Bound(&[Bind::PageDown, Bind::PageUp]), "a page down, up"),
+    (HelpKeys::Bound(&[Bind::Top, Bind::Bottom]), "first, last"),
+    (HelpKeys::Bound(&[Bind::Details]), "details of the selected task"),
+    (HelpKeys::Bound(&[Bind::Back]), "back"),
+    (HelpKeys::Bound(&[Bind::Cancel]), "cancel the selected task (pending only, as Future.cancel)"),
+    (HelpKeys::Bound(&[Bind::Kill]), "kill the selected running task"),
+    (HelpKeys::Bound(&[Bind::CancelPool]), "cancel every pending task of its pool"),
+    (HelpKeys::Bound(&[Bind::Break]), "break the shown deadlock (its last waiter gets DeadlockError)"),
+    (HelpKeys::Bound(&[Bind::Search]), "filter as you type (name: pool: state: error:, ! negates)"),
+    (HelpKeys::Bound(&[Bind::Filter]), "cycle the state filter"),
+    (
+        HelpKeys::Bound(&[Bind::Sort, Bind::SortPrevious, Bind::SortNext, Bind::InvertSort]),
+        "cycle the sort; sort by the previous, next column; invert",
+    ),
+    (HelpKeys::Bound(&[Bind::SwitchPane]), "switch pane (↑↓ then scroll the workers)"),
+    (HelpKeys::Bound(&[Bind::Graph]), "wait-for graph"),
+    (HelpKeys::Bound(&[Bind::Timeline]), "timeline: tasks per worker over time"),
+    (HelpKeys::Bound(&[Bind::Pause]), "pause the view (the run goes on); in a replay, pause it"),
+    (HelpKeys::Bound(&[Bind::Step, Bind::Faster, Bind::Slower]), "replay: one event forward, faster, slower"),
+    (HelpKeys::Bound(&[Bind::Yes]), "yes, to a question (x, C, b and c with dependents ask first)"),
+    (HelpKeys::Fixed("mouse"), "click selects, on a head sorts; Shift-drag selects text"),
 ];
 
-fn draw_help(f: &mut Frame<'_>, area: Rect) {
+/// The help's lines with `keys` as bound: (the keys, what they do).
+pub fn help(keys: &Keymap) -> Vec<(String, &'static str)> {
+    HELP.iter()
+        .map(|(k, what)| {
+            let shown = match k {
+                HelpKeys::Fixed(s) => (*s).to_owned(),
+                HelpKeys::Bound(binds) => binds.iter().map(|&b| keys.shown(b)).collect::<Vec<_>>().join(" "),
+            };
+            (shown, *what)
+        })
+        .collect()
+}
+
+fn draw_help(f: &mut Frame<'_>, app: &App, area: Rect) {
     // At 80 columns the longest line (b's, 78 characters with the border) is not cut.
     let w = area.width.min(80);
     let h = (HELP.len() as u16 + 2).min(area.height);
     let rect = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
-    let lines: Vec<Line<'_>> = HELP.iter().map(|(k, what)| Line::from(format!(" {k:<15} {what}"))).collect();
+    let lines: Vec<Line<'_>> = help(&app.keys).iter().map(|(k, what)| Line::from(format!(" {k:<15} {what}"))).collect();
     f.render_widget(Clear, rect);
     f.render_widget(
         Paragraph::new(lines)
@@ -785,7 +821,7 @@ mod tests {
     /// The key table of docs/tui.md, as the help overlay lists the keys.
     fn help_table() -> String {
         let mut t = String::from("| Key | What it does |\n|---|---|\n");
-        for (k, what) in HELP {
+        for (k, what) in help(&Keymap::default()) {
             t.push_str(&format!("| `{k}` | {what} |\n"));
         }
         t
@@ -807,7 +843,7 @@ mod tests {
         let wide = {
             let mut t = Terminal::new(TestBackend::new(300, 20)).unwrap();
             t.draw(|f| {
-                draw(f, &app, Theme { color: false });
+                draw(f, &app, Theme { color: false, ..Theme::default() });
             })
             .unwrap();
             let buf = t.backend().buffer().clone();
@@ -818,7 +854,7 @@ mod tests {
         for w in 40..300u16 {
             let mut t = Terminal::new(TestBackend::new(w, 20)).unwrap();
             t.draw(|f| {
-                draw(f, &app, Theme { color: false });
+                draw(f, &app, Theme { color: false, ..Theme::default() });
             })
             .unwrap();
             let buf = t.backend().buffer().clone();
@@ -844,7 +880,7 @@ mod tests {
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
         terminal
             .draw(|f| {
-                draw(f, &app, Theme { color: false });
+                draw(f, &app, Theme { color: false, ..Theme::default() });
             })
             .unwrap();
         let text: String = terminal.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();

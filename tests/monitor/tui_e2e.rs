@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use futuretop::tui::ui::HELP;
+use futuretop::tui::input::Keymap;
+use futuretop::tui::ui::help;
 
 use crate::common::procs::{descendants, proc_stat};
 
@@ -473,7 +474,7 @@ fn the_help_overlay_lists_every_key_and_ctrl_c_stops() {
     t.wait_row("tsleep", &["▶ running"]);
     t.keys(&["?"]);
     let s = t.wait_text("keys (any key closes, and does nothing else)");
-    for (key, what) in HELP {
+    for (key, what) in help(&Keymap::default()) {
         assert!(s.contains(&format!("{key:<15} {what}")), "help lists {key:?}:\n{s}");
     }
     t.keys(&["Escape"]);
@@ -1003,4 +1004,48 @@ fn space_pauses_the_view_and_the_header_keeps_counting() {
     t.wait_row("quick", &["✔ done"]);
     t.keys(&["C-c"]);
     t.wait_text("EXIT=130");
+}
+
+/// A preferences file that rebinds `x` to `K` (for a layout where x is awkward): `x`
+/// does nothing, `K` kills, the help shows `K`; a file with a mistake is refused with its
+/// position before anything runs.
+#[test]
+fn a_preferences_file_rebinds_kill_and_a_bad_one_is_refused_with_its_position() {
+    if !tmux_here("a_preferences_file_rebinds_kill_and_a_bad_one_is_refused_with_its_position") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("{}-xdg", Tmux::socket_for("prefs")));
+    std::fs::create_dir_all(dir.join("futuretop")).expect("a config dir");
+    let prefs = dir.join("futuretop").join("config.yaml");
+    std::fs::write(&prefs, "keys:\n  kill: K\nconfirm: true\n").expect("the preferences");
+    let file = TaskFile::new("prefs", LONG);
+    let env = format!("XDG_CONFIG_HOME={}", dir.display());
+    let t = Tmux::shell_with("prefs", 120, 40, &env, &file.path());
+    t.wait_row("tsleep", &["▶ running"]);
+    t.keys(&["x"]);
+    t.keys(&["?"]);
+    let s = t.wait_text("keys (any key closes");
+    assert!(
+        s.contains(&format!("{:<15} kill the selected running task", "K")),
+        "the help shows the key as bound:\n{s}"
+    );
+    assert!(!s.contains("[y/N]"), "x did nothing:\n{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("the help to close", |s| !s.contains("keys (any key closes"));
+    t.keys(&["K"]);
+    t.wait_text("kill 'tsleep': running ");
+    t.keys(&["y"]);
+    t.wait_row("tsleep", &["✘ failed"]);
+    t.keys(&["C-c"]);
+    t.wait_text("EXIT=130");
+
+    std::fs::write(&prefs, "keys:\n  kill: j\n").expect("the preferences");
+    let t = Tmux::shell_with("prefs-bad", 120, 40, &env, &file.path());
+    let s = t.wait_text("EXIT=2");
+    assert!(
+        s.contains(&format!("{}:2:9: key 'j' is bound to both 'down' and 'kill'", prefs.display())),
+        "the problem, placed:\n{s}"
+    );
+    assert!(!s.contains("long-sleeps ·"), "nothing ran:\n{s}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

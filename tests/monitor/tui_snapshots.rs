@@ -20,7 +20,8 @@ use futuretop::events::Event;
 use futuretop::events::EventKind;
 use futuretop::events::PoolInfo;
 use futuretop::tui::app::{Action, App, SysStats, View};
-use futuretop::tui::ui::{draw, Theme, HELP};
+use futuretop::tui::input::Keymap;
+use futuretop::tui::ui::{draw, help, Theme};
 use futuretop_engine::ErrorKind;
 use futuretop_engine::Stream;
 use ratatui::backend::TestBackend;
@@ -220,7 +221,7 @@ fn render(app: &mut App, (w, h): (u16, u16), color: bool) -> Buffer {
     let mut geometry = app.view.geometry;
     terminal
         .draw(|f| {
-            geometry = draw(f, app, Theme { color });
+            geometry = draw(f, app, Theme { color, ..Theme::default() });
         })
         .expect("a frame");
     app.set_geometry(geometry);
@@ -309,7 +310,7 @@ fn help_overlay() {
             app
         },
         |s| {
-            for (key, what) in HELP {
+            for (key, what) in help(&Keymap::default()) {
                 assert!(s.contains(&format!("{key:<15} {what}")), "help lists {key} in full:\n{s}");
             }
         },

@@ -85,7 +85,7 @@ fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut geometry = app.view.geometry;
     terminal
         .draw(|f| {
-            geometry = draw(f, app, Theme { color: false });
+            geometry = draw(f, app, Theme { color: false, ..Theme::default() });
         })
         .expect("a frame");
     app.set_geometry(geometry);
