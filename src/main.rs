@@ -276,9 +276,14 @@ fn replay(log: &Path, headless: bool, display: &DisplayArgs) -> Result<u8, Strin
         // Read through once first, so that a newer format is refused before the screen
         // is taken; then replayed from the file, an event at a time.
         let found = read_through(log, |_| true)?;
-        let events =
-            futuretop::events::LogReader::open(log).map_err(|e| format!("futuretop: {e}"))?.filter_map(Result::ok);
-        futuretop::tui::run(futuretop::tui::Source::Replay(Box::new(events)), &monitor_options(display)?)
+        let options = monitor_options(display)?;
+        futuretop::events::LogReader::open(log).map_err(|e| format!("futuretop: {e}"))?;
+        let path = log.to_owned();
+        let open: futuretop::tui::OpenLog = Box::new(move || match futuretop::events::LogReader::open(&path) {
+            Ok(reader) => Box::new(reader.filter_map(Result::ok)),
+            Err(_) => Box::new(std::iter::empty()),
+        });
+        futuretop::tui::run(futuretop::tui::Source::Replay(open), &options)
             .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
         return Ok(found.report());
     }

@@ -495,6 +495,8 @@ pub struct RunModel {
     broken: HashMap<u64, Broken>,
     /// The last deadlock reported, its names quoted (`'a' → 'b'`).
     last_deadlock: Option<String>,
+    /// The highest `seq` taken in (0 before the first event).
+    pub seq_seen: u64,
     /// Recent log lines.
     pub log: VecDeque<String>,
     /// The run's exit code, once it ended.
@@ -760,6 +762,7 @@ impl RunModel {
     /// Takes in one run event; says what it changed.
     #[allow(clippy::too_many_lines)] // one arm per event kind
     pub fn apply(&mut self, e: &Event) -> Change {
+        self.seq_seen = self.seq_seen.max(e.seq);
         // The samples due before this event see the state without it (live or replayed alike).
         self.sample_until(e.t);
         self.now = self.now.max(e.t);

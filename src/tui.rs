@@ -24,7 +24,7 @@ use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 
 use crate::control::Control;
-use crate::events::Event;
+use crate::events::{Event, EventKind};
 use app::{Action, App, Command};
 use input::{Input, ReplayKey};
 use ui::Theme;
@@ -123,8 +123,9 @@ pub enum Source {
         /// The plan being run (for the detail view's arguments).
         plan: Option<std::sync::Arc<crate::config::Plan>>,
     },
-    /// A recorded log's events, replayed at their own pace (read as they are needed).
-    Replay(Box<dyn Iterator<Item = Event> + Send>),
+    /// A recorded log, replayed at its own pace (read as its events are needed; opened
+    /// again from its start to step back).
+    Replay(OpenLog),
 }
 
 /// What the monitor showed when it was left.
@@ -165,7 +166,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             app.read_only = true;
             let (tx, rx) = crossbeam_channel::unbounded();
             let (rc_tx, rc_rx) = crossbeam_channel::unbounded();
-            std::thread::Builder::new().name("futuretop-replay".into()).spawn(move || feed(log, &tx, &rc_rx))?;
+            std::thread::Builder::new().name("futuretop-replay".into()).spawn(move || feed(&log, &tx, &rc_rx))?;
             (rx, None, Some(rc_tx))
         }
     };
@@ -268,37 +269,170 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     Ok(Shown { finished: app.model.finished, counts: app.counts(), model: app.model })
 }
 
-/// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys.
-fn feed(log: Box<dyn Iterator<Item = Event> + Send>, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
+/// Opens a recorded log from its start (again for each step back).
+pub type OpenLog = Box<dyn Fn() -> Box<dyn Iterator<Item = Event> + Send> + Send>;
+
+/// Whether a replay's `n`/`N` stop at `e`: a deadlock, a failure or a kill.
+fn is_mark(e: &Event) -> bool {
+    matches!(e.kind, EventKind::Deadlock { .. } | EventKind::Exception { .. })
+}
+
+/// The replay feeder's place in the log: the events sent since the start, and which of
+/// them were marks (`n`/`N`).
+struct Feed<'a> {
+    open: &'a OpenLog,
+    out: &'a Sender<std::sync::Arc<Event>>,
+    it: std::iter::Peekable<Box<dyn Iterator<Item = Event> + Send>>,
+    /// Events sent since the start.
+    sent: u64,
+    /// The positions (`sent` just after) of the marks sent.
+    marks: Vec<u64>,
+    /// The replay clock: the last event's `t`, moved on by the pace.
+    clock: f64,
+}
+
+impl Feed<'_> {
+    /// Sends the next event; false at the log's end or when nobody listens.
+    fn send_next(&mut self) -> bool {
+        let Some(e) = self.it.next() else { return false };
+        self.sent += 1;
+        if is_mark(&e) {
+            self.marks.push(self.sent);
+        }
+        self.clock = e.t;
+        self.out.send(std::sync::Arc::new(e)).is_ok()
+    }
+
+    /// Back to the state after `target` events: the log again from its start (its first
+    /// event, `seq` 1, tells the screen to start over), sent at once.
+    fn rewind(&mut self, target: u64) {
+        self.it = (self.open)().peekable();
+        self.sent = 0;
+        self.marks.clear();
+        self.clock = 0.0;
+        while self.sent < target.max(1) && self.send_next() {}
+    }
+}
+
+/// Feeds a recorded log at the pace it was recorded (times `speed`), obeying replay keys:
+/// Space pauses, `.` and `,` step one event forward and back, `n` and `N` jump to the
+/// next and previous deadlock, failure or kill (and pause there).
+fn feed(open: &OpenLog, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<ReplayKey>) {
     let mut pace = app::ReplayPace::default();
-    let mut clock = 0.0_f64;
+    let mut feed = Feed { open, out, it: open().peekable(), sent: 0, marks: Vec::new(), clock: 0.0 };
     let mut last = Instant::now();
-    let mut it = log.peekable();
     // A key that arrived while the feeder waited for the next event's time.
     let mut waited: Option<ReplayKey> = None;
-    while let Some(next_t) = it.peek().map(|e| e.t) {
+    loop {
         for k in waited.take().into_iter().chain(keys.try_iter()) {
             pace.apply(k);
-            if k == ReplayKey::Step {
-                if let Some(e) = it.next() {
-                    clock = e.t;
-                    let _ = out.send(std::sync::Arc::new(e));
+            match k {
+                ReplayKey::Step => {
+                    feed.send_next();
                 }
+                ReplayKey::StepBack => feed.rewind(feed.sent.saturating_sub(1)),
+                ReplayKey::NextMark => {
+                    let marks = feed.marks.len();
+                    while feed.marks.len() == marks && feed.send_next() {}
+                }
+                ReplayKey::PreviousMark => {
+                    let target = feed.marks.iter().rev().find(|&&m| m < feed.sent).copied().unwrap_or(1);
+                    feed.rewind(target);
+                }
+                ReplayKey::Pause | ReplayKey::Faster | ReplayKey::Slower => {}
             }
         }
         let now = Instant::now();
         if !pace.paused {
-            clock += (now - last).as_secs_f64() * pace.speed;
+            feed.clock += (now - last).as_secs_f64() * pace.speed;
         }
         last = now;
-        if !pace.paused && next_t <= clock {
-            if let Some(e) = it.next() {
-                if out.send(std::sync::Arc::new(e)).is_err() {
+        match feed.it.peek().map(|e| e.t) {
+            Some(next_t) if !pace.paused && next_t <= feed.clock => {
+                if !feed.send_next() {
                     return;
                 }
+                continue;
             }
-            continue;
+            _ => {}
         }
-        waited = keys.recv_timeout(Duration::from_millis(10)).ok();
+        match keys.recv_timeout(Duration::from_millis(10)) {
+            Ok(k) => waited = Some(k),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten events far apart in time (none sent by the clock): a failure at the 5th, a
+    /// deadlock at the 8th.
+    fn log() -> Vec<Event> {
+        (1..=10u64)
+            .map(|seq| {
+                let kind = match seq {
+                    5 => EventKind::Exception {
+                        task: "t".into(),
+                        id: 1,
+                        pool: "p".into(),
+                        error: crate::events::ErrorInfo {
+                            kind: futuretop_engine::ErrorKind::TaskError,
+                            message: "boom".into(),
+                        },
+                    },
+                    8 => EventKind::Deadlock {
+                        kind: crate::deadlock::DeadlockKind::Cycle,
+                        tasks: vec!["a".into(), "b".into()],
+                        pool: None,
+                        message: "m".into(),
+                        ids: vec![2, 3],
+                        victim: None,
+                        victim_id: None,
+                        expires_in: None,
+                    },
+                    _ => EventKind::Pending { task: format!("t{seq}").into(), id: seq, pool: "p".into() },
+                };
+                #[allow(clippy::cast_precision_loss)] // small numbers
+                let t = 1000.0 * seq as f64;
+                Event { seq, t, kind }
+            })
+            .collect()
+    }
+
+    /// What the feeder sends after `key`, as `seq`s, once it has sent `expect` events.
+    fn after(
+        keys: &Sender<ReplayKey>,
+        out: &Receiver<std::sync::Arc<Event>>,
+        key: ReplayKey,
+        expect: usize,
+    ) -> Vec<u64> {
+        keys.send(key).unwrap();
+        let mut got = Vec::new();
+        while got.len() < expect {
+            got.push(out.recv_timeout(Duration::from_secs(10)).expect("an event").seq);
+        }
+        assert!(out.recv_timeout(Duration::from_millis(100)).is_err(), "nothing more after {key:?}: {got:?}");
+        got
+    }
+
+    #[test]
+    fn the_feeder_steps_back_and_jumps_between_failures_and_deadlocks() {
+        let events = log();
+        let open: OpenLog = Box::new(move || Box::new(events.clone().into_iter()));
+        let (out_tx, out) = crossbeam_channel::unbounded();
+        let (keys, keys_rx) = crossbeam_channel::unbounded();
+        let feeder = std::thread::spawn(move || feed(&open, &out_tx, &keys_rx));
+        assert_eq!(after(&keys, &out, ReplayKey::NextMark, 5), [1, 2, 3, 4, 5], "to the failure");
+        assert_eq!(after(&keys, &out, ReplayKey::NextMark, 3), [6, 7, 8], "to the deadlock");
+        assert_eq!(after(&keys, &out, ReplayKey::Step, 1), [9]);
+        // Back: the log again from its start, up to the event before.
+        assert_eq!(after(&keys, &out, ReplayKey::StepBack, 8), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(after(&keys, &out, ReplayKey::PreviousMark, 5), [1, 2, 3, 4, 5], "back to the failure");
+        assert_eq!(after(&keys, &out, ReplayKey::PreviousMark, 1), [1], "no mark before it: the start");
+        drop(keys);
+        feeder.join().unwrap();
     }
 }

@@ -352,6 +352,8 @@ impl ReplayPace {
             ReplayKey::Pause => self.paused = !self.paused,
             ReplayKey::Faster => self.speed = (self.speed * 2.0).min(64.0),
             ReplayKey::Slower => self.speed = (self.speed / 2.0).max(1.0 / 16.0),
+            // A jump stops where it lands.
+            ReplayKey::StepBack | ReplayKey::NextMark | ReplayKey::PreviousMark => self.paused = true,
             ReplayKey::Step => {}
         }
     }
@@ -493,8 +495,14 @@ impl App {
         self.model.row(id)
     }
 
-    /// Takes in one run event.
+    /// Takes in one run event. A log's first event (`seq` 1) coming again is a replay
+    /// stepping back: the run is taken in again from its start, the view kept.
     pub fn apply_event(&mut self, e: &Event) {
+        if e.seq == 1 && self.read_only && self.model.seq_seen > 0 {
+            self.model = RunModel::new(Keep::All);
+            self.view.order = None;
+            self.view.frozen = None;
+        }
         let change = self.model.apply(e);
         if self.model.take_rows_moved() {
             self.view.order = None;

@@ -15,6 +15,12 @@ pub enum ReplayKey {
     Faster,
     /// Half as fast.
     Slower,
+    /// One event back (`,`): the log again from its start, to the event before.
+    StepBack,
+    /// On to the next deadlock, failure or kill (`n`), and pause there.
+    NextMark,
+    /// Back to the previous deadlock, failure or kill (`N`), and pause there.
+    PreviousMark,
 }
 
 /// What a terminal event means.
@@ -122,11 +128,17 @@ pub enum Bind {
     Faster,
     /// `-` in a replay.
     Slower,
+    /// `,` in a replay.
+    StepBack,
+    /// `n` in a replay.
+    NextMark,
+    /// `N` in a replay.
+    PreviousMark,
 }
 
 impl Bind {
     /// Every action, in the preferences file's order.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 31] = [
         Self::Quit,
         Self::Help,
         Self::Down,
@@ -155,6 +167,9 @@ impl Bind {
         Self::Step,
         Self::Faster,
         Self::Slower,
+        Self::StepBack,
+        Self::NextMark,
+        Self::PreviousMark,
     ];
 
     /// Its name under `keys:`.
@@ -188,6 +203,9 @@ impl Bind {
             Self::Step => "step",
             Self::Faster => "faster",
             Self::Slower => "slower",
+            Self::StepBack => "step_back",
+            Self::NextMark => "next_mark",
+            Self::PreviousMark => "previous_mark",
         }
     }
 
@@ -222,6 +240,9 @@ impl Bind {
             Self::Step => &[KeyCode::Char('.')],
             Self::Faster => &[KeyCode::Char('+')],
             Self::Slower => &[KeyCode::Char('-')],
+            Self::StepBack => &[KeyCode::Char(',')],
+            Self::NextMark => &[KeyCode::Char('n')],
+            Self::PreviousMark => &[KeyCode::Char('N')],
         }
     }
 }
@@ -400,6 +421,11 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         Bind::Step if app.read_only => replay(ReplayKey::Step),
         Bind::Faster if app.read_only => replay(ReplayKey::Faster),
         Bind::Slower if app.read_only => replay(ReplayKey::Slower),
-        Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower => None,
+        Bind::StepBack if app.read_only => replay(ReplayKey::StepBack),
+        Bind::NextMark if app.read_only => replay(ReplayKey::NextMark),
+        Bind::PreviousMark if app.read_only => replay(ReplayKey::PreviousMark),
+        Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower | Bind::StepBack | Bind::NextMark | Bind::PreviousMark => {
+            None
+        }
     }
 }

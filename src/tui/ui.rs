@@ -549,6 +549,8 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, area: Rect, _theme: Theme) {
         ("? help", 0),
         ("␣ pause", 1),
         (". step", 1),
+        (", back", 1),
+        ("n N next/prev failure", 3),
         ("+ faster", 1),
         ("- slower", 1),
         ("↑↓ move", 9),
@@ -779,7 +781,10 @@ pub const HELP: &[(HelpKeys, &str)] = &[
     (HelpKeys::Bound(&[Bind::Graph]), "wait-for graph"),
     (HelpKeys::Bound(&[Bind::Timeline]), "timeline: tasks per worker over time"),
     (HelpKeys::Bound(&[Bind::Pause]), "pause the view (the run goes on); in a replay, pause it"),
-    (HelpKeys::Bound(&[Bind::Step, Bind::Faster, Bind::Slower]), "replay: one event forward, faster, slower"),
+    (
+        HelpKeys::Bound(&[Bind::Step, Bind::StepBack, Bind::NextMark, Bind::PreviousMark, Bind::Faster, Bind::Slower]),
+        "replay: step ±1; next, previous failure or deadlock; speed",
+    ),
     (HelpKeys::Bound(&[Bind::Yes]), "yes, to a question (x, C, b and c with dependents ask first)"),
     (HelpKeys::Fixed("mouse"), "click selects, on a head sorts; Shift-drag selects text"),
 ];

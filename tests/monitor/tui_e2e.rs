@@ -1049,3 +1049,39 @@ fn a_preferences_file_rebinds_kill_and_a_bad_one_is_refused_with_its_position() 
     assert!(!s.contains("long-sleeps ·"), "nothing ran:\n{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// In a replay, `n` jumps to the next failure (and pauses there), `,` steps back one
+/// event, and `c` still answers that a replay is read-only.
+#[test]
+fn a_replay_jumps_to_a_failure_with_n_and_steps_back_with_comma() {
+    if !tmux_here("a_replay_jumps_to_a_failure_with_n_and_steps_back_with_comma") {
+        return;
+    }
+    let file = TaskFile::new(
+        "jump",
+        "name: jumps\npools:\n  io: { kind: thread, max_workers: 1 }\ntasks:\n\
+         \x20 - { name: first, pool: io, call: sleep, args: { secs: 0.2 } }\n\
+         \x20 - { name: broken, pool: io, call: fail, args: { message: on purpose } }\n\
+         \x20 - { name: last, pool: io, call: sleep, args: { secs: 0.2 } }\n",
+    );
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("jump")));
+    let out = Command::new(BIN)
+        .args(["run", &file.path(), "--headless", "--events"])
+        .arg(&log)
+        .output()
+        .expect("the recorded run");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let t = Tmux::run("jump", 120, 40, &format!("replay {}", log.display()));
+    t.wait_text("jumps · ");
+    t.keys(&["n"]);
+    t.wait_row("broken", &["✘ failed", "TaskError"]);
+    t.wait_text("replay paused");
+    assert!(Tmux::row(&t.screen(), "last").is_some_and(|r| r.contains("· pending")), "paused at the failure");
+    t.keys(&[","]);
+    t.wait_row("broken", &["▶ running"]);
+    t.keys(&["c"]);
+    t.wait_text("a replay is read-only");
+    t.keys(&["q"]);
+    t.wait_text("EXIT=1");
+    let _ = std::fs::remove_file(&log);
+}

@@ -434,7 +434,7 @@ fn a_paused_replay() {
         },
         |s| {
             assert!(s.contains("· replay paused"), "the header:\n{s}");
-            assert!(s.contains("␣ pause  . step  + faster  - slower"), "the replay keys:\n{s}");
+            assert!(s.contains("␣ pause  . step  , back"), "the replay keys:\n{s}");
         },
     );
 }

@@ -222,7 +222,7 @@ fn a_replay_is_read_only_and_has_its_own_keys() {
     app.replay_key(ReplayKey::Pause);
     let screen = render(&mut app, 120, 30);
     assert!(screen.contains("replay paused"), "{screen}");
-    assert!(screen.contains("␣ pause  . step  + faster  - slower"), "the footer lists the replay keys:\n{screen}");
+    assert!(screen.contains("␣ pause  . step  , back"), "the footer lists the replay keys:\n{screen}");
     assert!(!screen.contains("x kill"), "and not the live ones:\n{screen}");
     assert_eq!(press(&mut app, &ch('q')), Some(Command::Exit), "q leaves a replay at once");
 }
