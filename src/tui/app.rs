@@ -389,7 +389,8 @@ pub struct Geometry {
     /// The screen columns the table spans, from its left edge (0 when no table is shown,
     /// so clicks elsewhere select nothing).
     pub table_width: u16,
-    /// The detail view's last scroll position: its last line at the bottom of the box.
+    /// The detail view's, the graph's or the timeline's last scroll position: its last
+    /// line at the bottom of the box.
     pub detail_max: u16,
     /// The workers panel's last scroll position.
     pub workers_max: usize,
@@ -432,7 +433,7 @@ pub struct ViewState {
     pub search: Option<String>,
     /// The last search, applied as a filter on names.
     pub query: String,
-    /// Lines scrolled in the detail view.
+    /// Lines scrolled in the detail view, the graph or the timeline (whichever is up).
     pub detail_scroll: u16,
     /// Lines scrolled in the workers panel (when it has the focus).
     pub workers_scroll: usize,
@@ -802,13 +803,13 @@ impl App {
             return None;
         }
         match action {
-            Action::Move(d) if matches!(self.view.screen, View::Detail(_)) => {
+            Action::Move(d) if self.scrolling_view() => {
                 let s = i64::from(self.view.detail_scroll) + d;
                 self.view.detail_scroll =
                     u16::try_from(s.max(0)).unwrap_or(u16::MAX).min(self.view.geometry.detail_max);
             }
-            Action::Top if matches!(self.view.screen, View::Detail(_)) => self.view.detail_scroll = 0,
-            Action::Bottom if matches!(self.view.screen, View::Detail(_)) => {
+            Action::Top if self.scrolling_view() => self.view.detail_scroll = 0,
+            Action::Bottom if self.scrolling_view() => {
                 self.view.detail_scroll = self.view.geometry.detail_max;
             }
             Action::Move(d) if self.workers_focused() => {
@@ -984,9 +985,13 @@ impl App {
                     Pane::Workers => Pane::Tasks,
                 };
             }
-            Action::Graph => self.view.screen = if self.view.screen == View::Graph { View::Main } else { View::Graph },
+            Action::Graph => {
+                self.view.screen = if self.view.screen == View::Graph { View::Main } else { View::Graph };
+                self.view.detail_scroll = 0;
+            }
             Action::Timeline => {
-                self.view.screen = if self.view.screen == View::Timeline { View::Main } else { View::Timeline }
+                self.view.screen = if self.view.screen == View::Timeline { View::Main } else { View::Timeline };
+                self.view.detail_scroll = 0;
             }
             Action::Help => self.view.help = true,
             Action::Quit => {
@@ -1025,6 +1030,11 @@ impl App {
             _ => cur,
         };
         self.view.selected = Some(frozen.rows[pos].id);
+    }
+
+    /// The detail view, the graph or the timeline: the arrows, pages, `g` and `G` scroll it.
+    fn scrolling_view(&self) -> bool {
+        matches!(self.view.screen, View::Detail(_) | View::Graph | View::Timeline)
     }
 
     fn workers_focused(&self) -> bool {

@@ -130,8 +130,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     match app.view.screen {
         View::Main => geometry = draw_main(f, app, body, theme),
         View::Detail(id) => geometry.detail_max = draw_detail(f, app, id, body, theme),
-        View::Graph => draw_graph(f, app, body, theme),
-        View::Timeline => draw_timeline(f, app, body, theme),
+        View::Graph => geometry.detail_max = draw_graph(f, app, body, theme),
+        View::Timeline => geometry.detail_max = draw_timeline(f, app, body, theme),
     }
     draw_footer(f, app, footer, theme);
     if app.view.help {
@@ -658,7 +658,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     max
 }
 
-fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
+/// Draws the wait-for graph; returns its last scroll position.
+fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
     let mut lines: Vec<Line<'_>> = Vec::new();
     let in_deadlock = |id: u64| app.model.deadlocks.iter().any(|d| d.ids.contains(&id));
     for r in app.model.rows.iter().filter(|r| !r.waits_on.is_empty()) {
@@ -694,30 +695,39 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         lines.push(Line::styled(format!("  {}: {cycle}", d.kind), theme.fg(Color::Red)));
         lines.push(Line::from(format!("  {}", d.message)));
     }
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" wait-for graph (w or Esc back) ")),
-        area,
-    );
+    let block = Block::bordered().title(" wait-for graph (↑↓ g G scroll, w or Esc back) ");
+    let inner = block.inner(area);
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
+    f.render_widget(text.scroll((app.view.detail_scroll.min(max), 0)).block(block), area);
+    max
 }
 
-fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
-    let block = Block::bordered().title(" timeline: tasks per worker over time (t or Esc back) ");
+/// Draws the timeline, a line a worker and the time axis; returns its last scroll
+/// position.
+fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
+    let block = Block::bordered().title(" timeline: tasks per worker over time (↑↓ g G scroll, t or Esc back) ");
     let inner = block.inner(area);
     f.render_widget(block, area);
     let label_w: u16 = 14;
     let width = inner.width.saturating_sub(label_w);
     if width < 4 {
-        return;
+        return 0;
     }
+    let lines = app.model.pools.iter().map(|p| p.workers.len()).sum::<usize>() + 1;
+    let max = u16::try_from(lines.saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
+    let mut skip = usize::from(app.view.detail_scroll.min(max));
     let end = app.model.now.max(0.1);
     let scale = f64::from(width) / end;
     let mut y = inner.y;
     for p in &app.model.pools {
         for w in &p.workers {
             if y >= inner.bottom() {
-                return;
+                return max;
+            }
+            if skip > 0 {
+                skip -= 1;
+                continue;
             }
             let mut cells = vec![' '; usize::from(width)];
             let mut colors = vec![None; usize::from(width)];
@@ -746,6 +756,7 @@ fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         let axis = format!("{:<14}0{:>w$}", "", secs(end), w = usize::from(width).saturating_sub(1));
         f.render_widget(Paragraph::new(axis), Rect { x: inner.x, y, width: inner.width, height: 1 });
     }
+    max
 }
 
 /// The keys of a help line: actions the preferences can rebind, or fixed keys.

@@ -1085,3 +1085,43 @@ fn a_replay_jumps_to_a_failure_with_n_and_steps_back_with_comma() {
     t.wait_text("EXIT=1");
     let _ = std::fs::remove_file(&log);
 }
+
+/// The workers panel, given the focus with Tab: `G` shows its last worker and the arrows
+/// stop there; `g` goes back to its top.
+#[test]
+fn the_workers_panel_scrolls_to_its_end_and_no_further() {
+    if !tmux_here("the_workers_panel_scrolls_to_its_end_and_no_further") {
+        return;
+    }
+    let naps = vec!["30"; 40].join(", ");
+    let file = TaskFile::new(
+        "workers",
+        &format!("pools:\n  io: {{ kind: thread, max_workers: 40 }}\ntasks:\n  - {{ name: nap, pool: io, call: sleep, map: {{ secs: [{naps}] }} }}\n"),
+    );
+    let t = Tmux::run("workers", 120, 30, &file.path());
+    t.wait_text("io (thread, 40/40 busy");
+    t.keys(&["Tab", "G"]);
+    let end = t.wait_text("io-40 ");
+    assert!(!end.contains("io (thread, "), "scrolled past the pool's head:\n{end}");
+    t.keys(&["j", "j", "End"]);
+    let again = t.wait_text("io-40 ");
+    let panel = |s: &str| s.lines().map(|l| l.chars().skip(74).collect::<String>()).collect::<Vec<_>>();
+    assert_eq!(panel(&again)[4..20], panel(&end)[4..20], "no scrolling past the last worker");
+    t.keys(&["g"]);
+    t.wait_text("io (thread, 40/40 busy");
+    t.keys(&["C-c"]);
+    t.wait_text("EXIT=130");
+}
+
+/// Under `--on-deadlock fail` the monitor's last screen says a deadlock ended the run.
+#[test]
+fn on_deadlock_fail_says_so_on_the_final_screen() {
+    if !tmux_here("on_deadlock_fail_says_so_on_the_final_screen") {
+        return;
+    }
+    let t = Tmux::run("fail", 120, 40, "demo deadlock-cycle --on-deadlock fail");
+    t.wait_text("stopped: deadlock 'a' → 'b' (--on-deadlock fail), exit 3");
+    t.keys(&["q"]);
+    let s = t.wait_text("EXIT=3");
+    assert!(s.contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail)\nexit code 3"), "the summary:\n{s}");
+}

@@ -683,3 +683,50 @@ fn space_pauses_the_live_view_while_counts_stay_exact() {
     app.read_only = true;
     assert_eq!(map(&ch(' '), &app), Some(Input::Replay(ReplayKey::Pause)));
 }
+
+#[test]
+fn the_graph_and_the_timeline_scroll_and_stop_at_their_ends() {
+    let mut app = running_app();
+    for w in 2..=60u64 {
+        app.apply_event(&Event {
+            seq: 100 + w,
+            t: 1.0,
+            kind: EventKind::WorkerStarted { pool: "io".into(), worker: format!("io-{w}").into(), pid: None },
+        });
+    }
+    press(&mut app, &ch('t'));
+    render(&mut app, 120, 30);
+    press(&mut app, &ch('G'));
+    let max = app.view.detail_scroll;
+    assert!(max > 0 && max == app.view.geometry.detail_max, "{max}");
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("io-60"), "the last worker:\n{screen}");
+    press(&mut app, &ch('j'));
+    assert_eq!(app.view.detail_scroll, max, "not past the end");
+    press(&mut app, &key(KeyCode::Home));
+    assert!(render(&mut app, 120, 30).contains("io-1 "), "back at the top");
+    // The graph: 40 waits, more lines than the box.
+    press(&mut app, &ch('t'));
+    for k in 0..40u64 {
+        app.apply_event(&Event {
+            seq: 300 + k,
+            t: 1.0,
+            kind: EventKind::Wait {
+                task: "a".into(),
+                on: format!("w{k}").into(),
+                id: 1,
+                on_id: 1000 + k,
+                timeout: None,
+            },
+        });
+    }
+    press(&mut app, &ch('w'));
+    assert_eq!(app.view.detail_scroll, 0, "a view opens at its top");
+    render(&mut app, 120, 30);
+    press(&mut app, &ch('G'));
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("#1039"), "the last wait:\n{screen}");
+    let max = app.view.detail_scroll;
+    press(&mut app, &key(KeyCode::PageDown));
+    assert_eq!(app.view.detail_scroll, max);
+}
