@@ -284,6 +284,8 @@ pub enum Action {
     InvertSort,
     /// Pause or resume the live view (Space).
     Pause,
+    /// Resubmit the selected task (`r`; to come with retries: a replay refuses it).
+    Resubmit,
     /// Sort by this column (a click on its head); again on the same one inverts it.
     SortBy(Sort),
     /// Switch panes.
@@ -798,7 +800,9 @@ impl App {
                 _ => {}
             }
         }
-        if self.read_only && matches!(action, Action::Cancel | Action::Kill | Action::CancelPool | Action::Break) {
+        if self.read_only
+            && matches!(action, Action::Cancel | Action::Kill | Action::CancelPool | Action::Break | Action::Resubmit)
+        {
             self.view.status = Some("a replay is read-only".into());
             return None;
         }
@@ -950,6 +954,9 @@ impl App {
                 self.view.sort = self.view.sort.step(forward);
                 self.view.order = None;
                 self.scroll_to_selection();
+            }
+            Action::Resubmit => {
+                self.view.status = Some("resubmitting a task comes with retries: not in this version yet".into());
             }
             Action::Pause => {
                 if self.view.frozen.take().is_none() {

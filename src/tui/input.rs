@@ -134,11 +134,13 @@ pub enum Bind {
     NextMark,
     /// `N` in a replay.
     PreviousMark,
+    /// `r`: resubmit (to come with retries); in a replay, read-only like `c` and `x`.
+    Resubmit,
 }
 
 impl Bind {
     /// Every action, in the preferences file's order.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 32] = [
         Self::Quit,
         Self::Help,
         Self::Down,
@@ -170,6 +172,7 @@ impl Bind {
         Self::StepBack,
         Self::NextMark,
         Self::PreviousMark,
+        Self::Resubmit,
     ];
 
     /// Its name under `keys:`.
@@ -206,6 +209,7 @@ impl Bind {
             Self::StepBack => "step_back",
             Self::NextMark => "next_mark",
             Self::PreviousMark => "previous_mark",
+            Self::Resubmit => "resubmit",
         }
     }
 
@@ -243,6 +247,7 @@ impl Bind {
             Self::StepBack => &[KeyCode::Char(',')],
             Self::NextMark => &[KeyCode::Char('n')],
             Self::PreviousMark => &[KeyCode::Char('N')],
+            Self::Resubmit => &[KeyCode::Char('r')],
         }
     }
 }
@@ -424,6 +429,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         Bind::StepBack if app.read_only => replay(ReplayKey::StepBack),
         Bind::NextMark if app.read_only => replay(ReplayKey::NextMark),
         Bind::PreviousMark if app.read_only => replay(ReplayKey::PreviousMark),
+        Bind::Resubmit => a(Action::Resubmit),
         Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower | Bind::StepBack | Bind::NextMark | Bind::PreviousMark => {
             None
         }

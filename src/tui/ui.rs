@@ -188,7 +188,34 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Span::raw("░".repeat(width - filled)),
         Span::raw(figures),
     ]);
-    f.render_widget(Paragraph::new(vec![title, Line::from(counts), progress]), area);
+    let w = usize::from(area.width);
+    f.render_widget(Paragraph::new(vec![fit(title, w), fit(Line::from(counts), w), fit(progress, w)]), area);
+}
+
+/// `line` cut to `width` characters, the cut marked `…` (its spans' styles kept).
+fn fit(line: Line<'_>, width: usize) -> Line<'_> {
+    let len: usize = line.spans.iter().map(|s| s.content.chars().count()).sum();
+    if len <= width {
+        return line;
+    }
+    let mut left = width.saturating_sub(1);
+    let mut spans: Vec<Span<'_>> = Vec::new();
+    for span in line.spans {
+        if left == 0 {
+            break;
+        }
+        let n = span.content.chars().count();
+        if n <= left {
+            left -= n;
+            spans.push(span);
+        } else {
+            let kept: String = span.content.chars().take(left).collect();
+            spans.push(Span::styled(kept, span.style));
+            left = 0;
+        }
+    }
+    spans.push(Span::raw("…"));
+    Line::from(spans)
 }
 
 /// The smallest screen the monitor draws on; below it, a `terminal too small` screen.
@@ -399,7 +426,7 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
         columns.iter().map(|&(_, w)| Constraint::Length(u16::try_from(w).unwrap_or(u16::MAX))).collect();
     let table = Table::new(rows, widths)
         .header(TableRow::new(heads).style(Style::default().add_modifier(Modifier::BOLD)))
-        .block(Block::bordered().title(title));
+        .block(Block::bordered().title(cut(&title, usize::from(area.width.saturating_sub(2)))));
     f.render_widget(table, area);
     if total_visible == 0 && area.height > 3 && area.width > 4 {
         let why = if !app.view.query.is_empty() {
@@ -650,7 +677,8 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
             }
         }
     }
-    let block = Block::bordered().title(" details (↑↓ g G scroll, Esc back) ");
+    let block =
+        Block::bordered().title(cut(" details (↑↓ g G scroll, Esc back) ", usize::from(area.width.saturating_sub(2))));
     let inner = block.inner(area);
     let text = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
     let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
@@ -695,7 +723,8 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
         lines.push(Line::styled(format!("  {}: {cycle}", d.kind), theme.fg(Color::Red)));
         lines.push(Line::from(format!("  {}", d.message)));
     }
-    let block = Block::bordered().title(" wait-for graph (↑↓ g G scroll, w or Esc back) ");
+    let block = Block::bordered()
+        .title(cut(" wait-for graph (↑↓ g G scroll, w or Esc back) ", usize::from(area.width.saturating_sub(2))));
     let inner = block.inner(area);
     let text = Paragraph::new(lines).wrap(Wrap { trim: false });
     let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
@@ -706,7 +735,10 @@ fn draw_graph(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
 /// Draws the timeline, a line a worker and the time axis; returns its last scroll
 /// position.
 fn draw_timeline(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
-    let block = Block::bordered().title(" timeline: tasks per worker over time (↑↓ g G scroll, t or Esc back) ");
+    let block = Block::bordered().title(cut(
+        " timeline: tasks per worker over time (↑↓ g G scroll, t or Esc back) ",
+        usize::from(area.width.saturating_sub(2)),
+    ));
     let inner = block.inner(area);
     f.render_widget(block, area);
     let label_w: u16 = 14;

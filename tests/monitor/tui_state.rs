@@ -209,7 +209,7 @@ fn a_replay_is_read_only_and_has_its_own_keys() {
     // The same answer on every row and for every acting key: not the live refusals.
     for row in [Action::Top, Action::Bottom] {
         app.apply(row);
-        for k in ['c', 'x', 'C', 'b'] {
+        for k in ['c', 'x', 'C', 'b', 'r'] {
             app.view.status = None;
             assert_eq!(press(&mut app, &ch(k)), None, "{k}");
             assert_eq!(app.view.status.as_deref(), Some("a replay is read-only"), "{k}");
