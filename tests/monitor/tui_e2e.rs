@@ -1072,7 +1072,9 @@ fn a_replay_jumps_to_a_failure_with_n_and_steps_back_with_comma() {
         .expect("the recorded run");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let t = Tmux::run("jump", 120, 40, &format!("replay {}", log.display()));
-    t.wait_text("jumps · ");
+    let s = t.wait_text("jumps · ");
+    assert!(s.contains("␣ pause  . step  , back"), "the footer lists the replay keys:\n{s}");
+    assert!(!s.contains("x kill"), "not the live ones:\n{s}");
     t.keys(&["n"]);
     t.wait_row("broken", &["✘ failed", "TaskError"]);
     t.wait_text("replay paused");
