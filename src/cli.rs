@@ -54,6 +54,28 @@ pub enum Command {
         #[command(flatten)]
         display: DisplayArgs,
     },
+    /// Compare two recorded runs (event logs) task by task: state, duration, attempts and
+    /// worker, and the run's length; exit 1 when a task done in OLD is not done in NEW.
+    Diff {
+        /// The earlier run's event log.
+        old: PathBuf,
+        /// The later run's event log.
+        new: PathBuf,
+        /// The comparison as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// List the unchanged tasks too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Write a recorded run in another format, on stdout.
+    Export {
+        /// The Trace Event Format that Perfetto and chrome://tracing open.
+        #[arg(long, required = true)]
+        chrome_trace: bool,
+        /// The run's event log.
+        log: PathBuf,
+    },
     /// Check the preferences file ($XDG_CONFIG_HOME/futuretop/config.yaml), or print the
     /// default one with --default.
     Config {

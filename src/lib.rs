@@ -15,6 +15,7 @@ pub mod control;
 pub mod deadlock;
 pub mod demo;
 pub mod detector;
+pub mod diff;
 pub mod events;
 pub mod headless;
 pub mod model;
@@ -25,6 +26,7 @@ pub mod schema;
 pub mod supervisor;
 pub mod tasks;
 pub mod text;
+pub mod trace;
 pub mod tui;
 pub mod worker_env;
 

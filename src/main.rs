@@ -164,32 +164,87 @@ fn run(cli: Cli) -> Result<u8, String> {
             run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
         }
         Some(Command::Replay { log, headless, display }) => replay(&log, headless, &display),
-        Some(Command::Config { default }) => {
-            if default {
-                say_raw!("{}", futuretop::prefs::default_text());
-                return Ok(0);
-            }
-            let Some(path) = futuretop::prefs::path() else {
-                return Err("futuretop: neither XDG_CONFIG_HOME nor HOME is set: no preferences file".into());
-            };
-            if !path.exists() {
-                say!(
-                    "{}: no preferences file (the defaults apply; `futuretop config --default > {}` writes them)",
-                    path.display(),
-                    path.display()
-                );
-                return Ok(0);
-            }
-            futuretop::prefs::load_file(&path).map_err(|e| e.to_string())?;
-            say!("{}: ok", path.display());
-            Ok(0)
-        }
+        Some(Command::Config { default }) => config_command(default),
+        Some(Command::Diff { old, new, json, all }) => diff_runs(&old, &new, json, all),
+        Some(Command::Export { chrome_trace: _, log }) => export_chrome_trace(&log),
         Some(Command::Completions { shell }) => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "futuretop", &mut out);
             let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &out);
             Ok(0)
         }
+    }
+}
+
+/// `futuretop config [--default]`: the preferences file checked, or printed at its defaults.
+fn config_command(default: bool) -> Result<u8, String> {
+    if default {
+        say_raw!("{}", futuretop::prefs::default_text());
+        return Ok(0);
+    }
+    let Some(path) = futuretop::prefs::path() else {
+        return Err("futuretop: neither XDG_CONFIG_HOME nor HOME is set: no preferences file".into());
+    };
+    if !path.exists() {
+        say!(
+            "{}: no preferences file (the defaults apply; `futuretop config --default > {}` writes them)",
+            path.display(),
+            path.display()
+        );
+        return Ok(0);
+    }
+    futuretop::prefs::load_file(&path).map_err(|e| e.to_string())?;
+    say!("{}: ok", path.display());
+    Ok(0)
+}
+
+/// `futuretop diff OLD NEW`: two recorded runs compared; 1 when a success was lost.
+fn diff_runs(old: &Path, new: &Path, json: bool, all: bool) -> Result<u8, String> {
+    let read = |path: &Path| {
+        let mut record = futuretop::diff::RunRecord::default();
+        let found = read_through(path, |e| {
+            record.take(&e);
+            true
+        })?;
+        if !found.started {
+            return Err(format!("futuretop: {}: not an event log (no event in it)", path.display()));
+        }
+        found.report();
+        Ok::<_, String>(record)
+    };
+    let (old_run, new_run) = (read(old)?, read(new)?);
+    let diff = futuretop::diff::compare(&old_run, &new_run, all);
+    if json {
+        let text = serde_json::to_string_pretty(&diff).map_err(|e| format!("futuretop: {e}"))?;
+        say_raw!("{text}\n");
+    } else {
+        say_raw!("{}", diff.text());
+    }
+    Ok(u8::from(!diff.regressions.is_empty()))
+}
+
+/// `futuretop export --chrome-trace LOG`: the run as a Chrome trace, on stdout.
+fn export_chrome_trace(log: &Path) -> Result<u8, String> {
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let path = log.to_owned();
+    let feeder = std::thread::Builder::new()
+        .name("futuretop-export".into())
+        .spawn(move || read_through(&path, |e| tx.send(e).is_ok()))
+        .map_err(|e| format!("futuretop: cannot read the log: {e}"))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written =
+        futuretop::trace::chrome_trace(rx.iter(), &mut out).and_then(|n| std::io::Write::flush(&mut out).map(|()| n));
+    drop(out);
+    let found = feeder.join().map_err(|_| "futuretop: the export stopped on a bug".to_owned())??;
+    match written {
+        Ok(_) => {
+            found.report();
+            Ok(0)
+        }
+        // A closed pipe (`| head`) ends the export quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(format!("futuretop: cannot write the trace: {e}")),
     }
 }
 

@@ -889,3 +889,88 @@ fn a_flooding_command_logs_where_it_dropped_lines_and_its_last_lines() {
         assert_eq!(marker["line"], format!("[{} more lines not shown]", marker["dropped"]), "{task}");
     }
 }
+
+/// Records a run of `yaml` headless into `log`; its exit code.
+fn record(dir: &std::path::Path, tag: &str, yaml: &str) -> (std::path::PathBuf, Option<i32>) {
+    let file = dir.join(format!("{tag}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let log = dir.join(format!("{tag}.jsonl"));
+    let out = futuretop(&["run", file.to_str().unwrap(), "--headless", "--events", log.to_str().unwrap()]);
+    (log, out.status.code())
+}
+
+/// `diff` on two recorded runs: what changed, task by task, and exit 1 when a task that
+/// succeeded before no longer does; `--json` for scripts.
+#[test]
+fn diff_compares_two_recorded_runs_and_fails_on_a_lost_success() {
+    let dir = scratch("diff");
+    let tasks = |second: &str| {
+        format!(
+            "name: nightly\npools:\n  io: {{ kind: thread, max_workers: 1 }}\ntasks:\n\
+             \x20 - {{ name: steady, pool: io, call: sleep, args: {{ secs: 0 }} }}\n\
+             \x20 - {{ name: check, pool: io, {second} }}\n"
+        )
+    };
+    let (old, code) = record(&dir, "old", &tasks("call: sleep, args: { secs: 0 }"));
+    assert_eq!(code, Some(0));
+    let (new, code) = record(&dir, "new", &tasks("call: fail, args: { message: checksum mismatch }"));
+    assert_eq!(code, Some(1));
+    let out = futuretop(&["diff", old.to_str().unwrap(), new.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a lost success:\n{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("run: ") && stdout.contains("exit 0 → exit 1"), "{stdout}");
+    assert!(stdout.contains("changed: 1 tasks (1 unchanged)"), "{stdout}");
+    assert!(stdout.contains("check  done → failed") && stdout.contains("(TaskError: checksum mismatch)"), "{stdout}");
+    assert!(stdout.contains("regressions: 1 done in OLD and not in NEW: check"), "{stdout}");
+    let out = futuretop(&["diff", "--json", old.to_str().unwrap(), new.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["regressions"], serde_json::json!(["check"]));
+    assert_eq!(v["tasks"][0]["task"], "check");
+    assert_eq!(v["tasks"][0]["old"]["state"], "done");
+    assert_eq!(v["tasks"][0]["new"]["state"], "failed");
+    // The other way round, nothing was lost: exit 0.
+    let out = futuretop(&["diff", new.to_str().unwrap(), old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Not a log: exit 2, with the path.
+    let out = futuretop(&["diff", "/dev/null", old.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("/dev/null"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `export --chrome-trace` writes what Perfetto reads: every trace event with its
+/// required fields, a track per worker, tasks as slices, a wait as a flow.
+#[test]
+fn export_writes_a_chrome_trace_with_the_required_fields() {
+    let dir = scratch("export");
+    let (log, code) = record(
+        &dir,
+        "run",
+        "pools:\n  io: { kind: thread, max_workers: 2 }\n  cpu: { kind: process, max_workers: 1 }\ntasks:\n\
+         \x20 - { name: target, pool: io, call: sleep, args: { secs: 0.2 } }\n\
+         \x20 - { name: waiter, pool: io, call: wait_on, args: { task: target } }\n\
+         \x20 - { name: crunch, pool: cpu, call: pow, args: { base: 3, exp: 5 } }\n",
+    );
+    assert_eq!(code, Some(0));
+    let out = futuretop(&["export", "--chrome-trace", log.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let trace: Value = serde_json::from_slice(&out.stdout).expect("a JSON trace");
+    let events = trace["traceEvents"].as_array().expect("traceEvents");
+    for e in events {
+        let ph = e["ph"].as_str().expect("ph");
+        assert!(e["name"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(), "{e}");
+        assert!(ph == "M" || e["ts"].is_number(), "{e}");
+        assert!(ph != "X" || e["dur"].as_f64().is_some_and(|d| d >= 0.0), "{e}");
+        assert!(!matches!(ph, "s" | "f") || e["id"].is_u64(), "{e}");
+    }
+    let slices: Vec<&str> =
+        events.iter().filter(|e| e["ph"] == "X" && e["cat"] == "task").filter_map(|e| e["name"].as_str()).collect();
+    for t in ["target", "waiter", "crunch"] {
+        assert!(slices.contains(&t), "{t} is a slice: {slices:?}");
+    }
+    let threads = events.iter().filter(|e| e["ph"] == "M" && e["name"] == "thread_name").count();
+    assert!(threads >= 3, "a track per worker: {threads}");
+    assert_eq!(events.iter().filter(|e| e["ph"] == "s").count(), 1, "the wait's flow");
+    assert_eq!(events.iter().filter(|e| e["ph"] == "f").count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
