@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// What to do when a deadlock is detected.
     #[arg(long, value_enum, default_value_t = DeadlockPolicy::Warn)]
     pub on_deadlock: DeadlockPolicy,
+    /// Report a stall when no future has changed state for this many seconds while work
+    /// is pending or running (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub stall_after: f64,
     /// How the monitor draws.
     #[command(flatten)]
     pub display: DisplayArgs,

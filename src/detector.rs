@@ -66,6 +66,11 @@ impl Detector {
         Self::default()
     }
 
+    /// Whether a deadlock it reported still stands.
+    pub fn has_deadlock(&self) -> bool {
+        !self.reported.is_empty()
+    }
+
     /// Takes in one published event.
     pub fn observe(&mut self, e: &Event) {
         self.now = e.t;

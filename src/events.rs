@@ -269,6 +269,16 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dropped: Option<u64>,
     },
+    /// No future has changed state for a while (`--stall-after`, 60 s by default) though
+    /// work is pending or running, and no deadlock stands: a hung command, a lost job.
+    Stall {
+        /// Seconds since a future last changed state.
+        after: f64,
+        /// What runs, longest first (the first 10).
+        running: Vec<StallRunning>,
+        /// Futures pending.
+        pending: usize,
+    },
     /// A deadlock formed.
     Deadlock {
         /// `cycle` or `starvation`.
@@ -381,6 +391,19 @@ pub struct Counts {
     pub unfinished: usize,
 }
 
+/// A running future in a [`EventKind::Stall`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StallRunning {
+    /// Its task.
+    pub task: Name,
+    /// Its id.
+    pub id: u64,
+    /// Its worker.
+    pub worker: Name,
+    /// Seconds it has run.
+    pub running_for: f64,
+}
+
 /// A stage the bus feeds: it sees every event as it is published, and is asked for
 /// events of its own each time the bus has drained its queue (the deadlock detector is
 /// one), which the bus publishes in turn, ordered and logged like every other.
@@ -390,6 +413,9 @@ pub trait Stage: Send {
     /// After a batch of events: the events the stage has to publish.
     fn check(&mut self) -> Vec<EventKind>;
 }
+
+/// How often an idle bus asks its stage again (for what time alone brings: a stall).
+const STAGE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the bus receives.
 #[derive(Debug)]
@@ -519,6 +545,14 @@ impl Bus {
                                 last_flush = Instant::now();
                                 continue;
                             }
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else if self.stage.is_some() {
+                        // A stage also acts on time passing (a stall): it is asked again
+                        // every STAGE_TICK while nothing comes.
+                        match rx.recv_timeout(STAGE_TICK) {
+                            Ok(m) => m,
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                         }
                     } else {

@@ -97,6 +97,19 @@ pub fn report(
                     );
                     drawn = false;
                 }
+                EventKind::Stall { after, running, pending } => {
+                    let what: Vec<String> = running
+                        .iter()
+                        .map(|r| format!("'{}' for {:.1}s on {}", visible(&r.task), r.running_for, visible(&r.worker)))
+                        .collect();
+                    let _ = writeln!(
+                        err,
+                        "{}stalled: no future has changed state for {after:.0}s; running: {}; {pending} pending",
+                        if drawn { "\n" } else { "" },
+                        if what.is_empty() { "nothing".to_owned() } else { what.join(", ") },
+                    );
+                    drawn = false;
+                }
                 EventKind::PoolBroken { pool, error } => {
                     let _ = writeln!(
                         err,

@@ -375,6 +375,8 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         command_supervisor: std::env::current_exe().ok(),
         // The monitor shows system figures, and a recorded log keeps them for its replay.
         sample_system: use_monitor(args.headless) || args.events.is_some(),
+        stall_after: (args.stall_after > 0.0 && args.stall_after.is_finite())
+            .then(|| std::time::Duration::from_secs_f64(args.stall_after.min(1e9))),
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let monitor = use_monitor(args.headless);

@@ -334,6 +334,19 @@ pub struct DeadlockView {
     pub expires_at: Option<f64>,
 }
 
+/// A stall standing: no future changed state for a while, and work is left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StallView {
+    /// When it was reported (run seconds).
+    pub at: f64,
+    /// Seconds without a change, when reported.
+    pub after: f64,
+    /// What ran then: id, task, worker, seconds it had run.
+    pub running: Vec<(u64, Name, Name, f64)>,
+    /// Futures pending then.
+    pub pending: usize,
+}
+
 /// System figures (the `system` events).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SysStats {
@@ -495,6 +508,8 @@ pub struct RunModel {
     broken: HashMap<u64, Broken>,
     /// The last deadlock reported, its names quoted (`'a' → 'b'`).
     last_deadlock: Option<String>,
+    /// A stall reported and not yet over (a future's change of state ends it).
+    pub stall: Option<StallView>,
     /// The highest `seq` taken in (0 before the first event).
     pub seq_seen: u64,
     /// Recent log lines.
@@ -763,6 +778,16 @@ impl RunModel {
     #[allow(clippy::too_many_lines)] // one arm per event kind
     pub fn apply(&mut self, e: &Event) -> Change {
         self.seq_seen = self.seq_seen.max(e.seq);
+        if matches!(
+            e.kind,
+            EventKind::Pending { .. }
+                | EventKind::Running { .. }
+                | EventKind::Done { .. }
+                | EventKind::Exception { .. }
+                | EventKind::Cancelled { .. }
+        ) {
+            self.stall = None;
+        }
         // The samples due before this event see the state without it (live or replayed alike).
         self.sample_until(e.t);
         self.now = self.now.max(e.t);
@@ -1003,6 +1028,15 @@ impl RunModel {
                     self.summary.more_deadlocks += 1;
                 }
                 self.push_log(|| format!("deadlock: {message}"));
+            }
+            EventKind::Stall { after, running, pending } => {
+                self.stall = Some(StallView {
+                    at: t,
+                    after: *after,
+                    running: running.iter().map(|r| (r.id, r.task.clone(), r.worker.clone(), r.running_for)).collect(),
+                    pending: *pending,
+                });
+                self.push_log(|| format!("stalled: no future changed state for {after:.0}s"));
             }
             EventKind::DeadlockResolved { tasks, how } => {
                 self.deadlocks.retain(|d| &d.tasks != tasks);

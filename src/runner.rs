@@ -47,6 +47,10 @@ pub struct RunOptions {
     /// Publish `system` events (CPU and memory of the machine and of worker processes,
     /// about once a second): for a monitor, and for a log that a replay will show.
     pub sample_system: bool,
+    /// Report a `stall` when no future has changed state for this long while work is
+    /// pending or running and no deadlock stands (`None`: never; the program's default
+    /// is 60 s, `--stall-after`).
+    pub stall_after: Option<Duration>,
 }
 
 /// Why a run could not start.
@@ -299,16 +303,76 @@ struct DeadlockStage {
     detector: Detector,
     policy: OnDeadlock,
     control: Sender<Control>,
+    stall: StallWatch,
+}
+
+/// Watches for a run that has stopped moving: no future's state changed for `after`,
+/// though some are pending or running, and no deadlock explains it.
+struct StallWatch {
+    after: Option<Duration>,
+    last_change: Instant,
+    /// Futures seen and not yet ended.
+    live: usize,
+    /// The running ones: task, worker, since when.
+    running: HashMap<u64, (crate::events::Name, crate::events::Name, Instant)>,
+    /// Reported for this quiet stretch already.
+    reported: bool,
+}
+
+impl StallWatch {
+    fn observe(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::Pending { .. } => self.live += 1,
+            EventKind::Running { id, task, worker, .. } => {
+                self.running.insert(*id, (task.clone(), worker.clone(), Instant::now()));
+            }
+            EventKind::Done { id, .. } | EventKind::Exception { id, .. } | EventKind::Cancelled { id, .. } => {
+                self.live = self.live.saturating_sub(1);
+                self.running.remove(id);
+            }
+            _ => return,
+        }
+        self.last_change = Instant::now();
+        self.reported = false;
+    }
+
+    /// A `stall` event, once a quiet stretch, when one is due.
+    fn check(&mut self, deadlocked: bool) -> Option<EventKind> {
+        let after = self.after?;
+        let quiet = self.last_change.elapsed();
+        if self.reported || deadlocked || self.live == 0 || quiet < after {
+            return None;
+        }
+        self.reported = true;
+        let mut running: Vec<crate::events::StallRunning> = self
+            .running
+            .iter()
+            .map(|(&id, (task, worker, since))| crate::events::StallRunning {
+                task: task.clone(),
+                id,
+                worker: worker.clone(),
+                running_for: since.elapsed().as_secs_f64(),
+            })
+            .collect();
+        running.sort_by(|a, b| b.running_for.total_cmp(&a.running_for).then(a.id.cmp(&b.id)));
+        running.truncate(10);
+        let pending = self.live.saturating_sub(self.running.len());
+        Some(EventKind::Stall { after: quiet.as_secs_f64(), running, pending })
+    }
 }
 
 impl Stage for DeadlockStage {
     fn observe(&mut self, e: &Event) {
         self.detector.observe(e);
+        self.stall.observe(e);
     }
 
     fn check(&mut self) -> Vec<EventKind> {
         let verdicts = self.detector.check();
         let mut events = Vec::with_capacity(verdicts.len());
+        if let Some(stall) = self.stall.check(self.detector.has_deadlock()) {
+            events.push(stall);
+        }
         for verdict in verdicts {
             match verdict {
                 Verdict::Formed { event, victim } => {
@@ -338,8 +402,15 @@ pub fn start(
 ) -> Result<RunHandle, StartError> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
+    let stall = StallWatch {
+        after: options.stall_after,
+        last_change: Instant::now(),
+        live: 0,
+        running: HashMap::new(),
+        reported: false,
+    };
     let detector =
-        DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone() };
+        DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone(), stall };
     let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
         .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();

@@ -61,6 +61,14 @@ impl Theme {
         }
     }
 
+    fn stall(self) -> Style {
+        if self.color {
+            Style::default().fg(Color::Black).bg(Color::Yellow).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        }
+    }
+
     fn selected(self) -> Style {
         if self.color {
             Style::default().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
@@ -111,9 +119,12 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     }
     // The banner grows with its explanation (up to 6 lines), so the way out stays
     // visible; when the screen is short it gives way first, down to its first line.
-    let banner = app.model.deadlocks.first().map(|d| banner_lines(app, d, usize::from(area.width)));
+    let banner =
+        app.model.deadlocks.first().map(|d| (banner_lines(app, d, usize::from(area.width)), theme.banner())).or_else(
+            || app.model.stall.as_ref().map(|s| (stall_lines(app, s, usize::from(area.width)), theme.stall())),
+        );
     let room = area.height.saturating_sub(3 + 2 + 5).max(1);
-    let banner_h = banner.as_ref().map_or(0, |lines| u16::try_from(lines.len().min(6)).unwrap_or(6).min(room));
+    let banner_h = banner.as_ref().map_or(0, |(lines, _)| u16::try_from(lines.len().min(6)).unwrap_or(6).min(room));
     let [header, banner_area, body, footer] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Length(banner_h),
@@ -122,8 +133,8 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
     ])
     .areas(area);
     draw_header(f, app, header, theme);
-    if let Some(lines) = banner {
-        draw_banner(f, lines, banner_area, theme);
+    if let Some((lines, style)) = banner {
+        draw_banner(f, lines, banner_area, style);
     }
     // No table on the other screens: clicks select nothing; the page size stays.
     let mut geometry = Geometry { table_width: 0, ..app.view.geometry };
@@ -230,8 +241,29 @@ fn banner_lines(app: &App, d: &crate::model::DeadlockView, width: usize) -> Vec<
     lines
 }
 
+/// The stall banner's lines at `width`: how long nothing has moved, then what runs (each
+/// with how long it has run, on the live clock) and how many wait.
+fn stall_lines(app: &App, s: &crate::model::StallView, width: usize) -> Vec<String> {
+    let since = (app.model.now - s.at).max(0.0);
+    let mut lines = wrap(
+        &format!(
+            " STALLED: no future has changed state for {} (no deadlock: a hung task, a lost job?)",
+            secs(s.after + since)
+        ),
+        width,
+    );
+    let running: Vec<String> = s
+        .running
+        .iter()
+        .map(|(_, task, worker, ran)| format!("{} {} on {worker}", quote(task), secs(ran + since)))
+        .collect();
+    let what = if running.is_empty() { "nothing runs".to_owned() } else { format!("running: {}", running.join(", ")) };
+    lines.extend(wrap(&format!(" {what}; {} pending", s.pending), width));
+    lines
+}
+
 /// Draws the banner's first `area.height` lines; a cut ends in `…`.
-fn draw_banner(f: &mut Frame<'_>, mut lines: Vec<String>, area: Rect, theme: Theme) {
+fn draw_banner(f: &mut Frame<'_>, mut lines: Vec<String>, area: Rect, style: Style) {
     let shown = usize::from(area.height);
     if lines.len() > shown {
         lines.truncate(shown);
@@ -240,7 +272,7 @@ fn draw_banner(f: &mut Frame<'_>, mut lines: Vec<String>, area: Rect, theme: The
         }
     }
     let text: Vec<Line<'_>> = lines.into_iter().map(Line::from).collect();
-    f.render_widget(Paragraph::new(text).style(theme.banner()), area);
+    f.render_widget(Paragraph::new(text).style(style), area);
 }
 
 /// `text` broken into lines of at most `width` characters, at spaces where it can.

@@ -1127,3 +1127,19 @@ fn on_deadlock_fail_says_so_on_the_final_screen() {
     let s = t.wait_text("EXIT=3");
     assert!(s.contains("stopped: deadlock 'a' → 'b' (--on-deadlock fail)\nexit code 3"), "the summary:\n{s}");
 }
+
+/// A run that stops moving raises the stall banner, naming what runs; the banner goes
+/// when a future moves again.
+#[test]
+fn a_stalled_run_raises_the_stall_banner_until_something_moves() {
+    if !tmux_here("a_stalled_run_raises_the_stall_banner_until_something_moves") {
+        return;
+    }
+    let file = TaskFile::new("stall", "tasks:\n  - { name: hang, command: [sleep, '3'] }\n");
+    let t = Tmux::run("stall", 120, 40, &format!("run {} --stall-after 1", file.path()));
+    let s = t.wait_text("STALLED: no future has changed state for");
+    assert!(s.contains("running: 'hang' ") && s.contains(" on default-1; 0 pending"), "{s}");
+    t.wait_for("the banner to go when hang ends", |s| s.contains("finished, exit 0") && !s.contains("STALLED"));
+    t.keys(&["q"]);
+    t.wait_text("EXIT=0");
+}

@@ -974,3 +974,45 @@ fn export_writes_a_chrome_trace_with_the_required_fields() {
     assert_eq!(events.iter().filter(|e| e["ph"] == "f").count(), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A command that sleeps holds the run still: after `--stall-after` seconds a `stall`
+/// event names it (and how long it has run), headless says so, and `--stall-after 0`
+/// turns it off.
+#[test]
+fn a_run_that_stops_moving_reports_a_stall() {
+    let dir = scratch("stall");
+    let file = dir.join("stall.yaml");
+    std::fs::write(&file, "tasks:\n  - { name: hang, command: [sleep, '2.5'] }\n").unwrap();
+    let log = dir.join("stall.jsonl");
+    let out = futuretop(&[
+        "run",
+        file.to_str().unwrap(),
+        "--headless",
+        "--stall-after",
+        "1",
+        "--events",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stalls: Vec<Value> = events(&log).into_iter().filter(|e| e["event"] == "stall").collect();
+    assert_eq!(stalls.len(), 1, "once a quiet stretch: {stalls:?}");
+    let s = &stalls[0];
+    assert!(s["after"].as_f64().is_some_and(|a| (1.0..2.5).contains(&a)), "{s}");
+    assert_eq!(s["running"][0]["task"], "hang", "{s}");
+    assert!(s["running"][0]["running_for"].as_f64().is_some_and(|r| r >= 1.0), "{s}");
+    assert_eq!(s["pending"], 0);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("stalled: no future has changed state for 1s; running: 'hang' for "), "{stderr}");
+    let out = futuretop(&[
+        "run",
+        file.to_str().unwrap(),
+        "--headless",
+        "--stall-after",
+        "0",
+        "--events",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(events(&log).iter().all(|e| e["event"] != "stall"), "--stall-after 0: never");
+    let _ = std::fs::remove_dir_all(dir);
+}
