@@ -292,6 +292,69 @@ pub struct WorkerView {
     pub mem: Option<u64>,
     /// What the worker has in use, as its pool reports it (Slurm nodes).
     pub load: Option<String>,
+    /// Where its time went: running a task, blocked in a wait, idle.
+    pub time: WorkerTime,
+}
+
+/// Where a worker's time went, from the events' times: running a task (of which blocked
+/// in a wait: a task waiting on another future holds its worker), or idle.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WorkerTime {
+    /// When it started.
+    pub since: f64,
+    /// When it exited.
+    pub until: Option<f64>,
+    /// Seconds spent running tasks, up to the last that ended (waits included).
+    pub running: f64,
+    /// Seconds of that spent in waits.
+    pub blocked: f64,
+    /// Running a task since.
+    pub running_since: Option<f64>,
+    /// In a wait since.
+    pub blocked_since: Option<f64>,
+    /// Waits open.
+    pub waits: u32,
+}
+
+impl WorkerTime {
+    /// (busy, blocked, idle) seconds up to `now`: busy is running and not waiting.
+    pub fn split(&self, now: f64) -> (f64, f64, f64) {
+        let end = self.until.unwrap_or(now);
+        let running = self.running + self.running_since.map_or(0.0, |s| (end - s).max(0.0));
+        let blocked = self.blocked + self.blocked_since.map_or(0.0, |s| (end - s).max(0.0));
+        let life = (end - self.since).max(running);
+        ((running - blocked).max(0.0), blocked, life - running)
+    }
+
+    fn start_task(&mut self, t: f64) {
+        self.running_since = Some(t);
+    }
+
+    fn end_task(&mut self, t: f64) {
+        if let Some(s) = self.running_since.take() {
+            self.running += (t - s).max(0.0);
+        }
+        if let Some(s) = self.blocked_since.take() {
+            self.blocked += (t - s).max(0.0);
+        }
+        self.waits = 0;
+    }
+
+    fn wait(&mut self, t: f64) {
+        self.waits += 1;
+        if self.waits == 1 && self.running_since.is_some() {
+            self.blocked_since = Some(t);
+        }
+    }
+
+    fn wait_end(&mut self, t: f64) {
+        self.waits = self.waits.saturating_sub(1);
+        if self.waits == 0 {
+            if let Some(s) = self.blocked_since.take() {
+                self.blocked += (t - s).max(0.0);
+            }
+        }
+    }
 }
 
 /// A pool in the workers panel.
@@ -313,6 +376,8 @@ pub struct PoolView {
     pub queued: usize,
     /// Workers not shown: they started when [`WORKER_VIEWS`] were shown and none had died.
     pub hidden_workers: usize,
+    /// (busy, blocked, idle) seconds of the workers whose places were taken by others.
+    pub retired: (f64, f64, f64),
     /// Places in `workers` of the workers that died, oldest first (see [`WORKER_VIEWS`]).
     dead: VecDeque<usize>,
 }
@@ -594,6 +659,18 @@ impl RunModel {
         self.pools.get_mut(p)?.workers.get_mut(w)
     }
 
+    /// The worker running future `id`.
+    fn worker_of(&mut self, id: u64) -> Option<&mut WorkerView> {
+        let r = self.row(id)?;
+        let (pool, worker) = (r.pool.clone(), r.worker.clone()?);
+        self.worker_mut(&pool, &worker).filter(|w| w.current == Some(id))
+    }
+
+    /// A pool's (busy, blocked, idle) seconds up to the run's clock.
+    pub fn pool_time(&self, pool: &PoolView) -> (f64, f64, f64) {
+        pool.workers.iter().map(|w| w.time.split(self.now)).fold(pool.retired, |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+
     fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
         if let Some(&i) = self.pool_index.get(pool) {
             return &mut self.pools[i];
@@ -608,6 +685,7 @@ impl RunModel {
             broken: None,
             queued: 0,
             hidden_workers: 0,
+            retired: (0.0, 0.0, 0.0),
             dead: VecDeque::new(),
         });
         let last = self.pools.len() - 1;
@@ -647,6 +725,7 @@ impl RunModel {
         if let Some(w) = worker.and_then(|w| self.worker_mut(&pool, &w)) {
             if w.current == Some(id) {
                 w.current = None;
+                w.time.end_task(t);
             }
             if let Some(span) = w.spans.iter_mut().rev().find(|s| s.2 == id && s.1.is_none()) {
                 span.1 = Some(t);
@@ -853,6 +932,7 @@ impl RunModel {
                 let mut name = worker.clone();
                 if let Some(w) = self.worker_mut(pool, worker) {
                     w.current = Some(*id);
+                    w.time.start_task(t);
                     if w.spans.len() == WORKER_SPANS {
                         w.spans.pop_front();
                     }
@@ -914,6 +994,9 @@ impl RunModel {
                 }
                 let limit = timeout.map_or_else(String::new, |s| format!(" (timeout {s:.1} s)"));
                 self.note(*id, t, || format!("waits on {on}{limit}"));
+                if let Some(w) = self.worker_of(*id) {
+                    w.time.wait(t);
+                }
             }
             EventKind::WaitEnd { id, on_id, on, outcome, .. } => {
                 if let Some(r) = self.row_mut(*id) {
@@ -922,6 +1005,9 @@ impl RunModel {
                     }
                 }
                 self.note(*id, t, || format!("wait on {on} ended: {}", wait_outcome(*outcome)));
+                if let Some(w) = self.worker_of(*id) {
+                    w.time.wait_end(t);
+                }
                 if *outcome == WaitOutcome::Interrupted {
                     self.note_broken(*id);
                 }
@@ -943,6 +1029,7 @@ impl RunModel {
                         cpu: None,
                         mem: None,
                         load: None,
+                        time: WorkerTime { since: t, ..WorkerTime::default() },
                     };
                     let index = self.worker_index.entry(pool.clone()).or_default();
                     if p.workers.len() >= WORKER_VIEWS {
@@ -953,6 +1040,8 @@ impl RunModel {
                             Some(w) => {
                                 index.remove(&*p.workers[w].name);
                                 index.insert(worker.clone(), w);
+                                let (busy, blocked, idle) = p.workers[w].time.split(t);
+                                p.retired = (p.retired.0 + busy, p.retired.1 + blocked, p.retired.2 + idle);
                                 p.workers[w] = view;
                             }
                             None => p.hidden_workers += 1,
@@ -979,6 +1068,8 @@ impl RunModel {
                     if w.alive {
                         w.alive = false;
                         w.current = None;
+                        w.time.end_task(t);
+                        w.time.until = Some(t);
                         let place = self.worker_index.get(&*pool).and_then(|i| i.get(&*worker)).copied();
                         if let (Some(&p), Some(place)) = (self.pool_index.get(&*pool), place) {
                             let dead = &mut self.pools[p].dead;
@@ -1193,6 +1284,30 @@ impl RunModel {
                 out.push_str(&format!("  {d:>8.3}s  {}\n", visible(name)));
             }
         }
+        let shares: Vec<String> = self
+            .pools
+            .iter()
+            .filter_map(|p| {
+                let (busy, blocked, idle) = self.pool_time(p);
+                let all = busy + blocked + idle;
+                (all > 0.0).then(|| {
+                    let pct = |x: f64| x / all * 100.0;
+                    format!(
+                        "  {}: busy {:.0}%, blocked {:.0}%, idle {:.0}%\n",
+                        visible(&p.name),
+                        pct(busy),
+                        pct(blocked),
+                        pct(idle)
+                    )
+                })
+            })
+            .collect();
+        if !shares.is_empty() {
+            out.push_str("worker time:\n");
+            for s in shares {
+                out.push_str(&s);
+            }
+        }
         for d in &self.summary.deadlocks {
             out.push_str(&format!("deadlock: {}\n", visible(d)));
         }
@@ -1279,6 +1394,32 @@ mod tests {
         m.apply(&ev(40.2, EventKind::Done { task: "t2".into(), id: 2, pool: "p".into(), result: Value::Null }));
         m.sample_until(41.0);
         assert!((m.rate - 1.0 / 30.0).abs() < 1e-9, "{}", m.rate);
+    }
+
+    /// A worker's time splits into busy, blocked in a wait, and idle, from the events'
+    /// times; the summary gives each pool's shares.
+    #[test]
+    fn worker_time_splits_into_busy_blocked_and_idle() {
+        let mut m = RunModel::new(Keep::All);
+        m.apply(&ev(0.0, EventKind::WorkerStarted { pool: "p".into(), worker: "p-1".into(), pid: None }));
+        m.apply(&ev(0.5, EventKind::Pending { task: "a".into(), id: 1, pool: "p".into() }));
+        m.apply(&ev(
+            1.0,
+            EventKind::Running { task: "a".into(), id: 1, pool: "p".into(), worker: "p-1".into(), pid: None },
+        ));
+        m.apply(&ev(2.0, EventKind::Wait { task: "a".into(), on: "b".into(), id: 1, on_id: 2, timeout: None }));
+        m.apply(&ev(
+            4.0,
+            EventKind::WaitEnd { task: "a".into(), on: "b".into(), id: 1, on_id: 2, outcome: WaitOutcome::Completed },
+        ));
+        m.apply(&ev(5.0, EventKind::Done { task: "a".into(), id: 1, pool: "p".into(), result: Value::Null }));
+        m.advance_clock(10.0);
+        let (busy, blocked, idle) = m.pools[0].workers[0].time.split(m.now);
+        assert!(
+            (busy - 2.0).abs() < 1e-9 && (blocked - 2.0).abs() < 1e-9 && (idle - 6.0).abs() < 1e-9,
+            "{busy} {blocked} {idle}"
+        );
+        assert!(m.summary(0).contains("worker time:\n  p: busy 20%, blocked 20%, idle 60%\n"), "{}", m.summary(0));
     }
 
     /// After a break, the chosen waiter and the one that only waited on it read apart,

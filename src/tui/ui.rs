@@ -532,6 +532,19 @@ fn draw_workers(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme, compact:
     max
 }
 
+/// `width` cells of busy `█`, blocked `▓` and idle `░`, in proportion to `(busy,
+/// blocked, idle)`.
+fn time_bar((busy, blocked, idle): (f64, f64, f64), width: usize) -> String {
+    let all = busy + blocked + idle;
+    if all <= 0.0 {
+        return "░".repeat(width);
+    }
+    let cells = |x: f64| ((x / all) * width as f64).round() as usize;
+    let b = cells(busy).min(width);
+    let k = cells(blocked).min(width - b);
+    format!("{}{}{}", "█".repeat(b), "▓".repeat(k), "░".repeat(width - b - k))
+}
+
 /// The lines of `pool`'s workers from the `from`-th on, down from screen row `row`.
 fn draw_worker_lines(
     f: &mut Frame<'_>,
@@ -561,15 +574,24 @@ fn draw_worker_lines(
             _ => String::new(),
         };
         let pid = w.pid.map_or_else(String::new, |p| format!("pid {p}"));
-        let name = format!("  {:<9} ", w.name);
+        let name = format!("  {:<9} ", cut(&w.name, 9));
+        // Where its time went, a stacked bar: busy █, blocked in a wait ▓, idle ░.
+        // (A paused view's at the time it was paused.)
+        let now = app.view.frozen.as_ref().map_or(app.model.now, |f| f.now);
+        let bar = if inner.width >= 44 { time_bar(w.time.split(now), 8) + " " } else { String::new() };
         let room = usize::from(inner.width).saturating_sub(name.chars().count() + 8);
         let what = [res.as_str(), task.map_or("", |r| &*r.name), pid.as_str()]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("  ");
-        let line =
-            Line::from(vec![Span::raw(name), Span::styled(format!("{word:<8}"), style), Span::raw(cut(&what, room))]);
+        let room = room.saturating_sub(bar.chars().count());
+        let line = Line::from(vec![
+            Span::raw(name),
+            Span::styled(format!("{word:<8}"), style),
+            Span::styled(bar, theme.fg(Color::DarkGray)),
+            Span::raw(cut(&what, room)),
+        ]);
         f.render_widget(Paragraph::new(line), Rect { x: inner.x, y: *row, width: inner.width, height: 1 });
         *row += 1;
     }
