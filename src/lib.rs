@@ -12,6 +12,7 @@
 pub mod builtins;
 pub mod config;
 pub mod control;
+pub mod critical;
 pub mod deadlock;
 pub mod demo;
 pub mod detector;

@@ -648,6 +648,11 @@ impl RunModel {
         self.index.get(&id).map(|&i| &self.rows[i])
     }
 
+    /// The latest future called `name` (its row), if one is kept.
+    pub fn row_named(&self, name: &str) -> Option<&Row> {
+        self.by_name.get(name).map(|&i| &self.rows[i])
+    }
+
     /// The index in [`RunModel::rows`] of future `id`.
     pub fn index_of(&self, id: u64) -> Option<usize> {
         self.index.get(&id).copied()

@@ -225,6 +225,8 @@ pub enum View {
     Graph,
     /// Tasks per worker over time.
     Timeline,
+    /// The `depends_on` graph and its critical path.
+    Critical,
 }
 
 /// Which pane has the focus (`Tab`).
@@ -294,6 +296,8 @@ pub enum Action {
     Graph,
     /// The timeline.
     Timeline,
+    /// The dependency graph and its critical path.
+    Critical,
     /// Toggle the help overlay.
     Help,
     /// Quit (asks first while tasks run).
@@ -1000,6 +1004,10 @@ impl App {
                 self.view.screen = if self.view.screen == View::Timeline { View::Main } else { View::Timeline };
                 self.view.detail_scroll = 0;
             }
+            Action::Critical => {
+                self.view.screen = if self.view.screen == View::Critical { View::Main } else { View::Critical };
+                self.view.detail_scroll = 0;
+            }
             Action::Help => self.view.help = true,
             Action::Quit => {
                 let running = self.model.finished.is_none() && !self.read_only;
@@ -1041,7 +1049,7 @@ impl App {
 
     /// The detail view, the graph or the timeline: the arrows, pages, `g` and `G` scroll it.
     fn scrolling_view(&self) -> bool {
-        matches!(self.view.screen, View::Detail(_) | View::Graph | View::Timeline)
+        matches!(self.view.screen, View::Detail(_) | View::Graph | View::Timeline | View::Critical)
     }
 
     fn workers_focused(&self) -> bool {
@@ -1132,6 +1140,34 @@ impl App {
         }
         prompt.push('?');
         prompt
+    }
+
+    /// The plan's critical path now: each task weighs what it took (a `map:` task from its
+    /// first item's start to its last item's end), or has taken so far while it runs.
+    /// `None` without a plan (a replay).
+    pub fn critical_path(&self) -> Option<crate::critical::CriticalPath> {
+        let plan = self.plan.as_ref()?;
+        let now = self.model.now;
+        Some(crate::critical::compute(plan, |t| {
+            let task = &plan.tasks[t];
+            if !task.is_map() {
+                return self.model.row_named(&task.name).and_then(|r| r.duration(now)).unwrap_or(0.0);
+            }
+            let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+            for k in 0..task.len {
+                if let Some(r) = self.model.row_named(&format!("{}[{k}]", task.name)) {
+                    if let Some(s) = r.started {
+                        first = first.min(s);
+                        last = last.max(r.ended.unwrap_or(now));
+                    }
+                }
+            }
+            if first.is_finite() {
+                last - first
+            } else {
+                0.0
+            }
+        }))
     }
 
     /// Takes a replay key: the header shows the pace the feeder now keeps.

@@ -136,11 +136,13 @@ pub enum Bind {
     PreviousMark,
     /// `r`: resubmit (to come with retries); in a replay, read-only like `c` and `x`.
     Resubmit,
+    /// `p`: the dependency graph and its critical path.
+    CriticalPath,
 }
 
 impl Bind {
     /// Every action, in the preferences file's order.
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 33] = [
         Self::Quit,
         Self::Help,
         Self::Down,
@@ -173,6 +175,7 @@ impl Bind {
         Self::NextMark,
         Self::PreviousMark,
         Self::Resubmit,
+        Self::CriticalPath,
     ];
 
     /// Its name under `keys:`.
@@ -210,6 +213,7 @@ impl Bind {
             Self::NextMark => "next_mark",
             Self::PreviousMark => "previous_mark",
             Self::Resubmit => "resubmit",
+            Self::CriticalPath => "critical_path",
         }
     }
 
@@ -248,6 +252,7 @@ impl Bind {
             Self::NextMark => &[KeyCode::Char('n')],
             Self::PreviousMark => &[KeyCode::Char('N')],
             Self::Resubmit => &[KeyCode::Char('r')],
+            Self::CriticalPath => &[KeyCode::Char('p')],
         }
     }
 }
@@ -430,6 +435,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         Bind::NextMark if app.read_only => replay(ReplayKey::NextMark),
         Bind::PreviousMark if app.read_only => replay(ReplayKey::PreviousMark),
         Bind::Resubmit => a(Action::Resubmit),
+        Bind::CriticalPath => a(Action::Critical),
         Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower | Bind::StepBack | Bind::NextMark | Bind::PreviousMark => {
             None
         }

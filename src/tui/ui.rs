@@ -143,6 +143,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, theme: Theme) -> Geometry {
         View::Detail(id) => geometry.detail_max = draw_detail(f, app, id, body, theme),
         View::Graph => geometry.detail_max = draw_graph(f, app, body, theme),
         View::Timeline => geometry.detail_max = draw_timeline(f, app, body, theme),
+        View::Critical => geometry.detail_max = draw_critical(f, app, body, theme),
     }
     draw_footer(f, app, footer, theme);
     if app.view.help {
@@ -705,6 +706,16 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
         if waits.is_empty() { "-".into() } else { waits.join(", ") },
         if by.is_empty() { "-".into() } else { by.join(", ") }
     )));
+    // Where it stands on the dependency graph: on the critical path, or its slack.
+    let entry = app.plan.as_ref().and_then(|p| p.task_index(&r.name).and_then(|i| p.locate(i)).map(|(e, _)| e));
+    if let (Some(e), Some(cp)) = (entry, entry.and_then(|_| app.critical_path())) {
+        let line = if cp.path.contains(&e) {
+            "critical path: on it (any delay here makes the run longer)".to_owned()
+        } else {
+            format!("critical path: not on it; slack {} (it could take that much longer)", secs(cp.timings[e].slack))
+        };
+        lines.push(Line::from(line));
+    }
     lines.push(Line::from(""));
     lines.push(Line::styled("timeline", Style::default().add_modifier(Modifier::BOLD)));
     for (t, what) in &r.timeline() {
@@ -735,6 +746,51 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
         Block::bordered().title(cut(" details (↑↓ g G scroll, Esc back) ", usize::from(area.width.saturating_sub(2))));
     let inner = block.inner(area);
     let text = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
+    let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
+    f.render_widget(text.scroll((app.view.detail_scroll.min(max), 0)).block(block), area);
+    max
+}
+
+/// Draws the `depends_on` graph with its critical path marked, and each task's time and
+/// slack; returns its last scroll position.
+fn draw_critical(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> u16 {
+    let title = " depends_on graph: ● the critical path (↑↓ g G scroll, p or Esc back) ";
+    let block = Block::bordered().title(cut(title, usize::from(area.width.saturating_sub(2))));
+    let inner = block.inner(area);
+    let mut lines: Vec<Line<'_>> = Vec::new();
+    match (app.plan.as_ref(), app.critical_path()) {
+        (Some(plan), Some(cp)) => {
+            let chain: Vec<String> = cp.path.iter().map(|&t| quote(&plan.tasks[t].name)).collect();
+            lines.push(Line::styled(
+                format!(" critical path: {} — {} of a {} run", chain.join(" → "), secs(cp.length), secs(app.model.now)),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+            lines.push(Line::from(""));
+            let width = plan.tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(4, 24);
+            let on_path: std::collections::HashSet<usize> = cp.path.iter().copied().collect();
+            for (t, task) in plan.tasks.iter().enumerate() {
+                let tm = cp.timings[t];
+                let after: Vec<&str> = cp.deps[t].iter().map(|&d| plan.tasks[d].name.as_str()).collect();
+                let critical = on_path.contains(&t);
+                let text = format!(
+                    " {} {:<width$}  {:>7}  ends {:>7}  slack {:>7}  after: {}",
+                    if critical { "●" } else { " " },
+                    cut(&task.name, width),
+                    secs(tm.weight),
+                    secs(tm.finish),
+                    if critical { "–".to_owned() } else { secs(tm.slack) },
+                    if after.is_empty() { "-".to_owned() } else { after.join(", ") },
+                );
+                lines.push(if critical {
+                    Line::styled(text, theme.fg(Color::Red).add_modifier(Modifier::BOLD))
+                } else {
+                    Line::from(text)
+                });
+            }
+        }
+        _ => lines.push(Line::from(" no plan here: the critical path is shown while a task file runs")),
+    }
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
     let max = u16::try_from(text.line_count(inner.width).saturating_sub(usize::from(inner.height))).unwrap_or(u16::MAX);
     f.render_widget(text.scroll((app.view.detail_scroll.min(max), 0)).block(block), area);
     max
@@ -876,7 +932,10 @@ pub const HELP: &[(HelpKeys, &str)] = &[
     ),
     (HelpKeys::Bound(&[Bind::SwitchPane]), "switch pane (↑↓ then scroll the workers)"),
     (HelpKeys::Bound(&[Bind::Graph]), "wait-for graph"),
-    (HelpKeys::Bound(&[Bind::Timeline]), "timeline: tasks per worker over time"),
+    (
+        HelpKeys::Bound(&[Bind::Timeline, Bind::CriticalPath]),
+        "timeline of the workers; depends_on graph, critical path",
+    ),
     (HelpKeys::Bound(&[Bind::Pause]), "pause the view (the run goes on); in a replay, pause it"),
     (
         HelpKeys::Bound(&[Bind::Step, Bind::StepBack, Bind::NextMark, Bind::PreviousMark, Bind::Faster, Bind::Slower]),

@@ -730,3 +730,44 @@ fn the_graph_and_the_timeline_scroll_and_stop_at_their_ends() {
     press(&mut app, &key(KeyCode::PageDown));
     assert_eq!(app.view.detail_scroll, max);
 }
+
+#[test]
+fn p_shows_the_critical_path_and_details_show_a_tasks_slack() {
+    let yaml = "pools:\n  io: { kind: thread, max_workers: 2 }\ntasks:\n\
+        \x20 - { name: a, pool: io, call: sleep, args: { secs: 0 } }\n\
+        \x20 - { name: b, pool: io, call: sleep, args: { secs: 0 }, depends_on: [a] }\n\
+        \x20 - { name: c, pool: io, call: sleep, args: { secs: 0 } }\n\
+        \x20 - { name: d, pool: io, call: sleep, args: { secs: 0 } }\n";
+    let plan = futuretop::config::load_str_offline("r.yaml", "r", yaml).expect("a valid file");
+    let mut app = running_app();
+    app.plan = Some(std::sync::Arc::new(plan));
+    let at = |seq, t, kind| Event { seq, t, kind };
+    let running = |task: &str, id| EventKind::Running {
+        task: task.into(),
+        id,
+        pool: "io".into(),
+        worker: "io-1".into(),
+        pid: None,
+    };
+    let done =
+        |task: &str, id| EventKind::Done { task: task.into(), id, pool: "io".into(), result: serde_json::Value::Null };
+    // a ran 0.6 .. 2.0 (1.4 s), then b 2.0 .. 5.0 (3 s); c 0.6 .. 1.1.
+    app.apply_event(&at(40, 2.0, done("a", 1)));
+    app.apply_event(&at(41, 2.0, running("b", 2)));
+    app.apply_event(&at(42, 0.6, running("c", 3)));
+    app.apply_event(&at(43, 1.1, done("c", 3)));
+    app.apply_event(&at(44, 5.0, done("b", 2)));
+    assert_eq!(map(&ch('p'), &app), Some(Input::Action(Action::Critical)));
+    press(&mut app, &ch('p'));
+    let screen = render(&mut app, 120, 30);
+    assert!(screen.contains("critical path: 'a' → 'b' — 4.4s of a 5.0s run"), "{screen}");
+    assert!(screen.contains(" ● a ") && screen.contains(" ● b "), "{screen}");
+    let c_line = screen.lines().find(|l| l.contains("   c ")).expect("c's line");
+    assert!(c_line.contains("slack    3.9s"), "c could take 3.9 s more: {c_line}");
+    press(&mut app, &ch('p'));
+    app.apply(Action::Top);
+    app.apply(Action::Move(2)); // c
+    press(&mut app, &key(KeyCode::Enter));
+    let detail = render(&mut app, 120, 30);
+    assert!(detail.contains("critical path: not on it; slack 3.9s"), "{detail}");
+}
