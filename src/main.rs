@@ -236,6 +236,8 @@ fn export_chrome_trace(log: &Path) -> Result<u8, String> {
     let written =
         futuretop::trace::chrome_trace(rx.iter(), &mut out).and_then(|n| std::io::Write::flush(&mut out).map(|()| n));
     drop(out);
+    // A closed pipe stopped the writing: the reader must not wait on a full channel.
+    drop(rx);
     let found = feeder.join().map_err(|_| "futuretop: the export stopped on a bug".to_owned())??;
     match written {
         Ok(_) => {

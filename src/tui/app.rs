@@ -749,7 +749,12 @@ impl App {
                 }
                 Action::SearchClear => text.clear(),
                 Action::SearchDeleteWord => {
-                    let kept = text.trim_end().rfind(char::is_whitespace).map_or(0, |i| i + 1);
+                    let kept = text
+                        .trim_end()
+                        .char_indices()
+                        .rev()
+                        .find(|(_, c)| c.is_whitespace())
+                        .map_or(0, |(i, c)| i + c.len_utf8());
                     text.truncate(kept);
                 }
                 Action::SearchEnd | Action::Open => {

@@ -771,3 +771,12 @@ fn p_shows_the_critical_path_and_details_show_a_tasks_slack() {
     let detail = render(&mut app, 120, 30);
     assert!(detail.contains("critical path: not on it; slack 3.9s"), "{detail}");
 }
+
+#[test]
+fn ctrl_w_after_a_wide_space_deletes_the_word_without_a_panic() {
+    let mut app = running_app();
+    press(&mut app, &ch('/'));
+    typed(&mut app, "foo\u{a0}bar");
+    press(&mut app, &ctrl('w'));
+    assert_eq!(app.view.search.as_deref(), Some("foo\u{a0}"));
+}
