@@ -127,6 +127,8 @@ struct Fut {
     name: String,
     pool: String,
     phase: Phase,
+    /// Where and since when it runs (run seconds), once it does.
+    ran: Option<(crate::events::Name, f64)>,
 }
 
 /// A wait of a running task on a future.
@@ -161,7 +163,7 @@ impl Model {
 
     /// Declares future `id` pending in `pool`.
     pub fn pending(&mut self, id: u64, name: &str, pool: &str) {
-        self.futures.insert(id, Fut { name: name.to_owned(), pool: pool.to_owned(), phase: Phase::Pending });
+        self.futures.insert(id, Fut { name: name.to_owned(), pool: pool.to_owned(), phase: Phase::Pending, ran: None });
     }
 
     /// Future `id` started running.
@@ -169,6 +171,26 @@ impl Model {
         if let Some(f) = self.futures.get_mut(&id) {
             f.phase = Phase::Running;
         }
+    }
+
+    /// Running future `id` runs on `worker` since run time `t` (for a stall's report).
+    pub fn ran_on(&mut self, id: u64, worker: &crate::events::Name, t: f64) {
+        if let Some(f) = self.futures.get_mut(&id) {
+            f.ran = Some((worker.clone(), t));
+        }
+    }
+
+    /// Futures not yet in a final state.
+    pub fn live(&self) -> usize {
+        self.futures.len()
+    }
+
+    /// The running futures: id, name, worker, since when (run seconds).
+    pub fn running_now(&self) -> impl Iterator<Item = (u64, &str, &crate::events::Name, f64)> {
+        self.futures.iter().filter_map(|(&id, f)| {
+            let (worker, since) = f.ran.as_ref()?;
+            (f.phase == Phase::Running).then_some((id, f.name.as_str(), worker, *since))
+        })
     }
 
     /// Future `id` reached a final state.

@@ -50,7 +50,10 @@ fn apply(model: &mut Model, e: &Event) {
             }
         }
         EventKind::Pending { task, id, pool } => model.pending(*id, task, pool),
-        EventKind::Running { id, .. } => model.running(*id),
+        EventKind::Running { id, worker, .. } => {
+            model.running(*id);
+            model.ran_on(*id, worker, e.t);
+        }
         EventKind::Done { id, .. } | EventKind::Cancelled { id, .. } | EventKind::Exception { id, .. } => {
             model.finished(*id);
         }
@@ -64,6 +67,11 @@ impl Detector {
     /// A detector that has seen nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The model of the run's futures it keeps (live ones, their waits).
+    pub const fn model(&self) -> &Model {
+        &self.model
     }
 
     /// Whether a deadlock it reported still stands.

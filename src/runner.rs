@@ -307,57 +307,57 @@ struct DeadlockStage {
 }
 
 /// Watches for a run that has stopped moving: no future's state changed for `after`,
-/// though some are pending or running, and no deadlock explains it.
+/// though some are pending or running (the detector's model of the live futures), and no
+/// deadlock explains it. It reads the events' times: no clock on the bus's hot path.
 struct StallWatch {
     after: Option<Duration>,
-    last_change: Instant,
-    /// Futures seen and not yet ended.
-    live: usize,
-    /// The running ones: task, worker, since when.
-    running: HashMap<u64, (crate::events::Name, crate::events::Name, Instant)>,
+    /// When the run started: the events' times count from it.
+    start: Instant,
+    /// The run time of the last change of a future's state.
+    last_change: f64,
     /// Reported for this quiet stretch already.
     reported: bool,
 }
 
 impl StallWatch {
     fn observe(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::Pending { .. } => self.live += 1,
-            EventKind::Running { id, task, worker, .. } => {
-                self.running.insert(*id, (task.clone(), worker.clone(), Instant::now()));
-            }
-            EventKind::Done { id, .. } | EventKind::Exception { id, .. } | EventKind::Cancelled { id, .. } => {
-                self.live = self.live.saturating_sub(1);
-                self.running.remove(id);
-            }
-            _ => return,
+        if matches!(
+            e.kind,
+            EventKind::Pending { .. }
+                | EventKind::Running { .. }
+                | EventKind::Done { .. }
+                | EventKind::Exception { .. }
+                | EventKind::Cancelled { .. }
+        ) {
+            self.last_change = e.t;
+            self.reported = false;
         }
-        self.last_change = Instant::now();
-        self.reported = false;
     }
 
     /// A `stall` event, once a quiet stretch, when one is due.
-    fn check(&mut self, deadlocked: bool) -> Option<EventKind> {
+    fn check(&mut self, detector: &Detector) -> Option<EventKind> {
         let after = self.after?;
-        let quiet = self.last_change.elapsed();
-        if self.reported || deadlocked || self.live == 0 || quiet < after {
+        let now = self.start.elapsed().as_secs_f64();
+        let quiet = now - self.last_change;
+        let live = detector.model().live();
+        if self.reported || detector.has_deadlock() || live == 0 || quiet < after.as_secs_f64() {
             return None;
         }
         self.reported = true;
-        let mut running: Vec<crate::events::StallRunning> = self
-            .running
-            .iter()
-            .map(|(&id, (task, worker, since))| crate::events::StallRunning {
-                task: task.clone(),
+        let mut running: Vec<crate::events::StallRunning> = detector
+            .model()
+            .running_now()
+            .map(|(id, task, worker, since)| crate::events::StallRunning {
+                task: task.into(),
                 id,
                 worker: worker.clone(),
-                running_for: since.elapsed().as_secs_f64(),
+                running_for: now - since,
             })
             .collect();
+        let pending = live - running.len();
         running.sort_by(|a, b| b.running_for.total_cmp(&a.running_for).then(a.id.cmp(&b.id)));
         running.truncate(10);
-        let pending = self.live.saturating_sub(self.running.len());
-        Some(EventKind::Stall { after: quiet.as_secs_f64(), running, pending })
+        Some(EventKind::Stall { after: quiet, running, pending })
     }
 }
 
@@ -370,7 +370,7 @@ impl Stage for DeadlockStage {
     fn check(&mut self) -> Vec<EventKind> {
         let verdicts = self.detector.check();
         let mut events = Vec::with_capacity(verdicts.len());
-        if let Some(stall) = self.stall.check(self.detector.has_deadlock()) {
+        if let Some(stall) = self.stall.check(&self.detector) {
             events.push(stall);
         }
         for verdict in verdicts {
@@ -402,13 +402,7 @@ pub fn start(
 ) -> Result<RunHandle, StartError> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
-    let stall = StallWatch {
-        after: options.stall_after,
-        last_change: Instant::now(),
-        live: 0,
-        running: HashMap::new(),
-        reported: false,
-    };
+    let stall = StallWatch { after: options.stall_after, start, last_change: 0.0, reported: false };
     let detector =
         DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone(), stall };
     let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))

@@ -627,19 +627,14 @@ impl App {
         if self.view.order.is_none() {
             self.view.order = Some(self.order());
         }
-        // A paused view keeps its rows and its selection among them.
-        if self.view.frozen.is_none() {
-            self.scroll_to_selection();
-        }
+        self.scroll_to_selection();
     }
 
     /// Takes the geometry the last frame returned (see [`Geometry`]).
     pub fn set_geometry(&mut self, geometry: Geometry) {
         if self.view.geometry != geometry {
             self.view.geometry = geometry;
-            if self.view.frozen.is_none() {
-                self.scroll_to_selection();
-            }
+            self.scroll_to_selection();
         }
     }
 
@@ -682,6 +677,11 @@ impl App {
     /// Keeps the selection on screen (selecting the first row if none is, or if the
     /// selected task left the view: keys never act on a row the user cannot see).
     pub fn scroll_to_selection(&mut self) {
+        // A paused view keeps its rows and its selection among them: a key acts on the
+        // row highlighted, even one the run has since moved out of the filter.
+        if self.view.frozen.is_some() {
+            return;
+        }
         if self.view.order.is_none() {
             self.view.order = Some(self.order());
         }
@@ -1075,25 +1075,18 @@ impl App {
     /// said (a task that ended meanwhile is not acted on).
     fn confirmed(&mut self, control: Control) -> Option<Command> {
         let name_of = |app: &Self, id: u64| app.model.row(id).map_or_else(|| format!("#{id}"), |r| quote(&r.name));
+        // A kill needs its task still running, a cancel still pending.
+        let still_is = |app: &Self, id: u64, state: RowState, doing: &str| {
+            let name = name_of(app, id);
+            if app.model.row(id).is_some_and(|r| r.state == state) {
+                (format!("{doing} {name}"), true)
+            } else {
+                (format!("{name} is no longer {}: nothing done", state.word()), false)
+            }
+        };
         let (status, still) = match &control {
-            Control::Kill(FutureId(id)) => {
-                let running = self.model.row(*id).is_some_and(|r| r.state == RowState::Running);
-                let name = name_of(self, *id);
-                if running {
-                    (format!("killing {name}"), true)
-                } else {
-                    (format!("{name} is no longer running: nothing done"), false)
-                }
-            }
-            Control::Cancel(FutureId(id)) => {
-                let pending = self.model.row(*id).is_some_and(|r| r.state == RowState::Pending);
-                let name = name_of(self, *id);
-                if pending {
-                    (format!("cancelling {name}"), true)
-                } else {
-                    (format!("{name} is no longer pending: nothing done"), false)
-                }
-            }
+            Control::Kill(FutureId(id)) => still_is(self, *id, RowState::Running, "killing"),
+            Control::Cancel(FutureId(id)) => still_is(self, *id, RowState::Pending, "cancelling"),
             Control::BreakWait(FutureId(id)) => {
                 if self.model.deadlocks.iter().any(|d| d.victim_id == Some(*id)) {
                     (format!("breaking the deadlock: the wait of {} gets a DeadlockError", name_of(self, *id)), true)

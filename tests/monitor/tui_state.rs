@@ -780,3 +780,24 @@ fn ctrl_w_after_a_wide_space_deletes_the_word_without_a_panic() {
     press(&mut app, &ctrl('w'));
     assert_eq!(app.view.search.as_deref(), Some("foo\u{a0}"));
 }
+
+#[test]
+fn a_key_in_a_paused_view_acts_on_the_row_highlighted() {
+    let mut app = running_app();
+    press(&mut app, &ch('/'));
+    typed(&mut app, "state:pending");
+    press(&mut app, &key(KeyCode::Enter));
+    render(&mut app, 120, 30);
+    press(&mut app, &ch(' '));
+    assert_eq!(app.view.selected, Some(2), "b, the first pending row");
+    // b starts running while the view is paused: it has left the filter.
+    app.apply_event(&Event {
+        seq: 40,
+        t: 1.0,
+        kind: EventKind::Running { task: "b".into(), id: 2, pool: "io".into(), worker: "io-2".into(), pid: None },
+    });
+    render(&mut app, 120, 30);
+    assert_eq!(press(&mut app, &ch('c')), None, "b is running now: no cancel, and not of another row");
+    assert_eq!(app.view.selected, Some(2));
+    assert!(app.view.status.as_deref().unwrap_or("").contains("cannot cancel 'b'"), "{:?}", app.view.status);
+}
