@@ -45,7 +45,7 @@ fn events(n: u64) -> Vec<Event> {
     for id in 1..=n {
         let t = id as f64 * 1e-5;
         let task = format!("task[{id}]");
-        push(t, EventKind::Pending { task: task.clone().into(), id, pool: "io".into() });
+        push(t, EventKind::Pending { attempt: None, task: task.clone().into(), id, pool: "io".into() });
         if id + 100 < n {
             push(
                 t,

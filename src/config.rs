@@ -77,6 +77,67 @@ pub struct PoolPlan {
     /// Its kind's own settings, as its backend checked them (`max_tasks_per_child` of a
     /// process pool, a Slurm pool's partition, ...): see [`crate::pools::Backend`].
     pub settings: serde_json::Value,
+    /// What its tasks take when they give no `retries:`, `retry_delay:` or `backoff:`.
+    pub retry: RetryKeys,
+}
+
+/// The retry keys as a pool or a task gives them (`None`: not given).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RetryKeys {
+    /// `retries:`.
+    pub retries: Option<u32>,
+    /// `retry_delay:` (seconds).
+    pub delay: Option<f64>,
+    /// `backoff:`.
+    pub backoff: Option<f64>,
+}
+
+impl RetryKeys {
+    /// These keys, each one not given taken from `defaults` (a pool's), then from
+    /// [`Retry::default`].
+    pub fn or(self, defaults: Self) -> Retry {
+        let d = Retry::default();
+        Retry {
+            retries: self.retries.or(defaults.retries).unwrap_or(d.retries),
+            delay: self.delay.or(defaults.delay).unwrap_or(d.delay),
+            backoff: self.backoff.or(defaults.backoff).unwrap_or(d.backoff),
+        }
+    }
+}
+
+/// How a task is tried again after it ended in an exception (`retries:`,
+/// `retry_delay:`, `backoff:`): each attempt is a new future; a cancel or a kill is never
+/// retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retry {
+    /// Attempts after the first (0: none).
+    pub retries: u32,
+    /// Seconds between the first attempt's end and the second attempt.
+    pub delay: f64,
+    /// Each later wait is the one before times this.
+    pub backoff: f64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { retries: 0, delay: 1.0, backoff: 1.0 }
+    }
+}
+
+impl Retry {
+    /// The most retries a task may ask for (a documented limit).
+    pub const MAX_RETRIES: u32 = 100;
+
+    /// Attempts in all (the first and its retries).
+    pub const fn attempts(&self) -> u32 {
+        self.retries.saturating_add(1)
+    }
+
+    /// Seconds to wait after attempt `failed` (from 1) ended, before the next one runs.
+    pub fn delay_after(&self, failed: u32) -> f64 {
+        let n = i32::try_from(failed.saturating_sub(1)).unwrap_or(i32::MAX);
+        (self.delay * self.backoff.powi(n)).clamp(0.0, crate::schema::MAX_SECONDS)
+    }
 }
 
 /// What a task does.
@@ -165,6 +226,8 @@ pub struct TaskPlan {
     pub each: Vec<usize>,
     /// For a `map:` task on a process pool: items a message (`chunksize:`).
     pub chunk: Option<usize>,
+    /// How it is tried again after an exception (its own keys, else its pool's).
+    pub retry: Retry,
     /// The index of its first future.
     pub first: usize,
     /// How many futures it stands for (1 for a plain task).

@@ -291,7 +291,7 @@ mod tests {
 
     fn ran(id: u64, task: &str, worker: &str, start: f64, end: f64, ok: bool) -> Vec<(f64, EventKind)> {
         let mut v = vec![
-            (start, EventKind::Pending { task: task.into(), id, pool: "p".into() }),
+            (start, EventKind::Pending { attempt: None, task: task.into(), id, pool: "p".into() }),
             (start, EventKind::Running { task: task.into(), id, pool: "p".into(), worker: worker.into(), pid: None }),
         ];
         v.push((

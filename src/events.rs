@@ -10,6 +10,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,6 +129,10 @@ pub enum EventKind {
         id: u64,
         /// Its pool.
         pool: Name,
+        /// Which attempt of its task this future is (`retries:`): 2, 3, ... for a retry;
+        /// absent for the first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
     },
     /// A worker runs it.
     Running {
@@ -268,6 +273,26 @@ pub enum EventKind {
         /// second on a stream); `line` then says so in words: `[750 more lines not shown]`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dropped: Option<u64>,
+    },
+    /// An attempt of a task with `retries:` ended in an exception, and the task will run
+    /// again: a new future, after `delay` seconds.
+    Retry {
+        /// The task.
+        task: Name,
+        /// The failed attempt's future id.
+        id: u64,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// Attempts in all (`retries:` + 1).
+        attempts: u32,
+        /// Seconds until the next attempt is submitted.
+        delay: f64,
+    },
+    /// A broken pool was replaced by a new one, for the retries of its tasks: its later
+    /// futures run on new workers.
+    PoolRestarted {
+        /// The pool.
+        pool: Name,
     },
     /// No future has changed state for a while (`--stall-after`, 60 s by default) though
     /// work is pending or running, and no deadlock stands: a hung command, a lost job.
@@ -430,6 +455,9 @@ pub(crate) enum BusMsg {
     Runner(Instant, Box<EventKind>),
     /// A line a task's command printed, named by the task's future.
     Output(Instant, FutureId, Stream, String, u64),
+    /// The next future submitted under this task name is this attempt of its task (from
+    /// the runner, right before it submits a retry).
+    Attempt(Name, u32),
     /// Flush, close the log and stop; acknowledged on the given channel.
     Close(Sender<()>),
 }
@@ -467,6 +495,9 @@ pub(crate) struct Bus {
     line: Vec<u8>,
     /// Finished futures whose names are still kept, oldest first (see [`Bus::retire`]).
     retired: std::collections::VecDeque<FutureId>,
+    /// Retries about to be submitted: their attempt numbers, by task name
+    /// ([`BusMsg::Attempt`]); the `pending` event of the next future of that name takes it.
+    attempts: HashMap<Name, u32>,
 }
 
 /// How many finished futures keep their names on the bus.
@@ -498,6 +529,7 @@ impl Bus {
             worker_pids: WorkerPids::default(),
             line: Vec::with_capacity(256),
             retired: std::collections::VecDeque::new(),
+            attempts: HashMap::new(),
         })
     }
 
@@ -630,6 +662,10 @@ impl Bus {
                 return;
             }
             BusMsg::Close(_) => return,
+            BusMsg::Attempt(task, n) => {
+                self.attempts.insert(task, n);
+                return;
+            }
             BusMsg::Output(at, id, stream, line, dropped) => (
                 at,
                 EventKind::Output { task: self.name_of(id).0, stream, line, dropped: (dropped > 0).then_some(dropped) },
@@ -647,8 +683,11 @@ impl Bus {
                     let live = self.worker_pids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     procs.retain(|p| live.contains(&p.pid));
                 }
-                match &kind {
-                    EventKind::Pending { task, id, pool } => {
+                match &mut kind {
+                    EventKind::Pending { task, id, pool, attempt } => {
+                        if !self.attempts.is_empty() && attempt.is_none() {
+                            *attempt = self.attempts.remove(task);
+                        }
                         self.futures
                             .insert(FutureId(*id), FutureInfo { task: Arc::clone(task), pool: Arc::clone(pool) });
                     }
@@ -673,7 +712,8 @@ impl Bus {
         Some(match obs {
             Observation::Pending { id, pool, name } => {
                 self.futures.insert(id, FutureInfo { task: Arc::clone(&name), pool: Arc::clone(&pool) });
-                EventKind::Pending { task: name, id: id.0, pool }
+                let attempt = if self.attempts.is_empty() { None } else { self.attempts.remove(&name) };
+                EventKind::Pending { attempt, task: name, id: id.0, pool }
             }
             Observation::Running { id, worker, pid } => {
                 let (task, pool) = self.name_of(id);
@@ -774,7 +814,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()>
         out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
     let (kind, task, id, pool) = match &event.kind {
-        EventKind::Pending { task, id, pool } => ("pending", task, id, pool),
+        EventKind::Pending { task, id, pool, .. } => ("pending", task, id, pool),
         EventKind::Running { task, id, pool, .. } => ("running", task, id, pool),
         EventKind::Done { task, id, pool, .. } => ("done", task, id, pool),
         EventKind::Cancelled { task, id, pool, .. } => ("cancelled", task, id, pool),
@@ -792,6 +832,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()>
     number(out, "id", *id);
     text(out, "pool", pool)?;
     match &event.kind {
+        EventKind::Pending { attempt: Some(n), .. } => number(out, "attempt", u64::from(*n)),
         EventKind::Running { worker, pid, .. } => {
             text(out, "worker", worker)?;
             if let Some(pid) = pid {
@@ -1115,7 +1156,7 @@ mod tests {
         let pool: Name = "io".into();
         let error = ErrorInfo { kind: ErrorKind::TaskError, message: "boom \n\"x\"".into() };
         let kinds = [
-            EventKind::Pending { task: Arc::clone(&name), id: 7, pool: Arc::clone(&pool) },
+            EventKind::Pending { attempt: None, task: Arc::clone(&name), id: 7, pool: Arc::clone(&pool) },
             EventKind::Running {
                 task: Arc::clone(&name),
                 id: 7,

@@ -110,6 +110,20 @@ pub fn report(
                     );
                     drawn = false;
                 }
+                EventKind::Retry { task, attempt, attempts, delay, .. } => {
+                    let _ = writeln!(
+                        err,
+                        "{}retry: '{}' attempt {attempt}/{attempts} failed; attempt {} in {delay:.1}s",
+                        if drawn { "\n" } else { "" },
+                        visible(task),
+                        attempt + 1,
+                    );
+                    drawn = false;
+                }
+                EventKind::PoolRestarted { pool } => {
+                    let _ = writeln!(err, "{}pool '{}' restarted", if drawn { "\n" } else { "" }, visible(pool));
+                    drawn = false;
+                }
                 EventKind::PoolBroken { pool, error } => {
                     let _ = writeln!(
                         err,
@@ -160,7 +174,7 @@ mod tests {
     }
 
     fn pending(seq: u64, id: u64) -> Event {
-        ev(seq, EventKind::Pending { task: format!("t{id}").into(), id, pool: "p".into() })
+        ev(seq, EventKind::Pending { attempt: None, task: format!("t{id}").into(), id, pool: "p".into() })
     }
 
     fn done(seq: u64, id: u64) -> Event {

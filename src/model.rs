@@ -119,6 +119,22 @@ pub struct Row {
     /// For the row that stands for a `map:` task's items not yet handed to their pool
     /// (named `map[…]`, an id of its own): how many there are. 0 for a future's row.
     pub unsubmitted: usize,
+    /// For a task with `retries:` that failed once: its attempts (none for most rows).
+    pub attempts: Option<Box<Attempts>>,
+}
+
+/// A task's attempts (`retries:`), kept on the row of its latest: each attempt is a
+/// future of its own, and the row takes on the next one's id when it is submitted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attempts {
+    /// The attempt the row's future is, from 1 (while a retry waits: the one that failed).
+    pub attempt: u32,
+    /// Attempts in all (`retries:` + 1).
+    pub of: u32,
+    /// While a retry waits for its time: when it is due (run seconds).
+    pub next_at: Option<f64>,
+    /// The attempts before: their future id, when they ended, and how.
+    pub earlier: Vec<(u64, f64, String)>,
 }
 
 /// A task's last lines of command output: both streams, in the order they came.
@@ -227,7 +243,20 @@ impl Row {
             events: ThinVec::new(),
             output: None,
             unsubmitted: 0,
+            attempts: None,
         }
+    }
+
+    /// `attempt 2/3`, for a row of a task that was retried.
+    pub fn attempt_label(&self) -> Option<String> {
+        let a = self.attempts.as_deref()?;
+        let n = if a.next_at.is_some() { a.attempt + 1 } else { a.attempt };
+        Some(format!("attempt {n}/{}", a.of))
+    }
+
+    /// Seconds until a waiting retry runs, at `now`.
+    pub fn retry_in(&self, now: f64) -> Option<f64> {
+        self.attempts.as_deref()?.next_at.map(|at| (at - now).max(0.0))
     }
 
     /// How long it ran (or has been running, at `now`).
@@ -519,6 +548,10 @@ struct Summary {
     more_deadlocks: usize,
     /// Futures of a log past [`crate::config::MAX_FUTURES`], not followed.
     futures_not_read: usize,
+    /// Retries scheduled (`retry` events).
+    retries: usize,
+    /// Tasks that succeeded on an attempt after their first.
+    retried_ok: usize,
 }
 
 impl Summary {
@@ -608,6 +641,10 @@ pub struct RunModel {
     pool_index: IdMap<Name, usize>,
     /// Each worker's index in its pool's `workers`, by pool name, then worker name.
     worker_index: IdMap<Name, IdMap<Name, usize>>,
+    /// Tasks whose retry waits for its time, by name: counted pending since their `retry`
+    /// event, so their next attempt's `pending` does not count them again. With the
+    /// attempts in all, for a headless model whose rows of them are gone.
+    retrying: HashMap<Name, u32>,
 }
 
 impl RunModel {
@@ -792,6 +829,63 @@ impl RunModel {
         Change::State
     }
 
+    /// Task `task`'s attempt (future `id`, the `attempt`th of `of`) failed, and it will
+    /// run again at `at`: it is pending again, not failed; its row waits for the next.
+    fn retry(&mut self, task: &Name, id: u64, (attempt, of): (u32, u32), at: f64) -> Change {
+        self.summary.retries += 1;
+        if self.retrying.contains_key(task) {
+            return Change::Nothing;
+        }
+        // The failure is not the task's end: out of the summary's failures.
+        if let Some(k) = self.summary.failures.iter().rposition(|f| f.name == *task) {
+            self.summary.failures.remove(k);
+        }
+        let Some(&i) = self.index.get(&id) else {
+            // A headless model let the row go: only the counts move.
+            if self.state_counts[RowState::Failed as usize] > 0 {
+                self.state_counts[RowState::Failed as usize] -= 1;
+                self.state_counts[RowState::Pending as usize] += 1;
+                self.retrying.insert(task.clone(), of);
+            }
+            return Change::Nothing;
+        };
+        let r = &mut self.rows[i];
+        if r.state != RowState::Failed {
+            return Change::Nothing;
+        }
+        let a = r.attempts.get_or_insert_with(Box::default);
+        a.earlier.push((id, r.ended.unwrap_or(at), r.error.as_deref().map_or_else(String::new, ToString::to_string)));
+        a.attempt = attempt;
+        a.of = of;
+        a.next_at = Some(at);
+        r.state = RowState::Pending;
+        (r.started, r.ended, r.error, r.worker, r.pid) = (None, None, None, None, None);
+        r.waits_on.clear();
+        let pool = r.pool.clone();
+        self.state_counts[RowState::Failed as usize] -= 1;
+        self.state_counts[RowState::Pending as usize] += 1;
+        self.pool_mut(&pool).queued += 1;
+        self.retrying.insert(task.clone(), of);
+        Change::State
+    }
+
+    /// The `pending` of attempt `n` (of `of`) of task `task`, future `id`: the row of the
+    /// task's last attempt takes it on; false when no row waits for it (a headless model
+    /// let it go).
+    fn next_attempt(&mut self, task: &Name, id: u64, n: u32, t: f64) -> bool {
+        let waiting = |r: &Row| r.state == RowState::Pending && r.attempts.as_deref().is_some_and(|a| a.next_at.is_some());
+        let Some(i) = self.by_name.get(task).copied().filter(|&i| waiting(&self.rows[i])) else { return false };
+        self.index.insert(id, i);
+        let r = &mut self.rows[i];
+        r.id = id;
+        r.submitted = t;
+        if let Some(a) = r.attempts.as_deref_mut() {
+            a.attempt = n;
+            a.next_at = None;
+        }
+        true
+    }
+
     /// Adds the row that stands for map `m`'s items not yet handed to their pool (the
     /// `j`th map of the run): a monitor shows them, and `c` on it cancels them.
     fn add_unsubmitted(&mut self, j: usize, m: &MapInfo, t: f64) {
@@ -901,31 +995,48 @@ impl RunModel {
                     return Change::Moved;
                 }
             }
-            EventKind::Pending { task, id, pool } => {
+            EventKind::Pending { task, id, pool, attempt } => {
                 if self.index.contains_key(id) {
                     return Change::Nothing;
+                }
+                // A retry's future: its task was counted pending again by its `retry` event.
+                let retried = attempt.and_then(|n| self.retrying.remove(task).map(|of| (n, of)));
+                if let Some((n, _)) = retried {
+                    if self.next_attempt(task, *id, n, t) {
+                        return Change::State;
+                    }
                 }
                 if self.index.len() >= crate::config::MAX_FUTURES {
                     // No run has more: a log that does is not followed past it.
                     self.summary.futures_not_read += 1;
                     return Change::Nothing;
                 }
-                self.handed_over(task);
+                if attempt.is_none() {
+                    self.handed_over(task);
+                }
                 let i = self.rows.len();
                 self.index.insert(*id, i);
                 if self.keep == Keep::All {
                     // For command output, which only a monitor shows.
                     self.by_name.insert(task.clone(), i);
                 }
-                self.state_counts[RowState::Pending as usize] += 1;
-                if !task.contains('/') {
-                    self.seen_planned += 1;
+                let order = self.seen;
+                if retried.is_none() {
+                    self.state_counts[RowState::Pending as usize] += 1;
+                    if !task.contains('/') {
+                        self.seen_planned += 1;
+                    }
+                    self.seen += 1;
                 }
                 self.pool_mut(pool).queued += 1;
                 // The pool's own name (one copy however many rows, from a log too).
                 let pool_name = self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone());
-                self.rows.push(Row::pending(*id, self.seen, task.clone(), pool_name, t));
-                self.seen += 1;
+                let mut row = Row::pending(*id, order, task.clone(), pool_name, t);
+                if let Some(n) = *attempt {
+                    let of = retried.map_or(n, |(_, of)| of);
+                    row.attempts = Some(Box::new(Attempts { attempt: n, of, ..Attempts::default() }));
+                }
+                self.rows.push(row);
                 return Change::Added(i);
             }
             EventKind::Running { id, pool, worker, pid, .. } => {
@@ -953,6 +1064,9 @@ impl RunModel {
             EventKind::Done { id, result, .. } => {
                 if self.row(*id).is_none_or(|r| r.state.is_final()) {
                     return Change::Nothing;
+                }
+                if self.row(*id).and_then(|r| r.attempts.as_deref()).is_some_and(|a| a.attempt > 1) {
+                    self.summary.retried_ok += 1;
                 }
                 let keep = self.keep;
                 if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
@@ -1125,6 +1239,15 @@ impl RunModel {
                 }
                 self.push_log(|| format!("deadlock: {message}"));
             }
+            EventKind::Retry { task, id, attempt, attempts, delay } => {
+                return self.retry(task, *id, (*attempt, *attempts), t + delay);
+            }
+            EventKind::PoolRestarted { pool } => {
+                let p = self.pool_mut(pool);
+                p.broken = None;
+                let name = p.name.clone();
+                self.push_log(|| format!("pool {name} restarted"));
+            }
             EventKind::Stall { after, running, pending } => {
                 self.stall = Some(StallView {
                     at: t,
@@ -1264,6 +1387,14 @@ impl RunModel {
     pub fn summary_with_log(&self, exit_code: i32, log: Option<&std::path::Path>) -> String {
         use crate::text::visible;
         let mut out = format!("{} in {:.2}s\n", self.counts().sentence(), self.now);
+        if self.summary.retries > 0 {
+            let ok = self.summary.retried_ok;
+            out.push_str(&format!(
+                "retries: {} ({ok} {} succeeded only after a retry)\n",
+                self.summary.retries,
+                if ok == 1 { "task" } else { "tasks" }
+            ));
+        }
         let mut failures: Vec<&Named> = self.summary.failures.iter().collect();
         failures.sort_by_key(|f| f.order);
         if !failures.is_empty() {
@@ -1366,7 +1497,7 @@ mod tests {
     }
 
     fn pending(id: u64, name: &str) -> Event {
-        ev(0.1, EventKind::Pending { task: name.into(), id, pool: "p".into() })
+        ev(0.1, EventKind::Pending { attempt: None, task: name.into(), id, pool: "p".into() })
     }
 
     fn running(id: u64, name: &str) -> Event {
@@ -1407,7 +1538,7 @@ mod tests {
     fn worker_time_splits_into_busy_blocked_and_idle() {
         let mut m = RunModel::new(Keep::All);
         m.apply(&ev(0.0, EventKind::WorkerStarted { pool: "p".into(), worker: "p-1".into(), pid: None }));
-        m.apply(&ev(0.5, EventKind::Pending { task: "a".into(), id: 1, pool: "p".into() }));
+        m.apply(&ev(0.5, EventKind::Pending { attempt: None, task: "a".into(), id: 1, pool: "p".into() }));
         m.apply(&ev(
             1.0,
             EventKind::Running { task: "a".into(), id: 1, pool: "p".into(), worker: "p-1".into(), pid: None },

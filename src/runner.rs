@@ -29,7 +29,7 @@ use crate::tasks::{run_command, OutputSink, TaskRequest};
 use crate::tasks::{BUILTIN_CALL, COMMAND_CALL};
 use futuretop_engine::observe::{FutureId, IdMap};
 use futuretop_engine::ProcessCall;
-use futuretop_engine::{CancelledError, Exception, Future, FutureError, SubmitError};
+use futuretop_engine::{CancelledError, ErrorKind, Exception, Future, FutureError, SubmitError};
 
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
@@ -502,6 +502,9 @@ enum Final {
     Done,
     Exception,
     Cancelled,
+    /// An exception that a retry may follow (not a kill, not a broken deadlock): the
+    /// runner makes it [`Final::Exception`] when its task has no attempt left.
+    Retryable,
 }
 
 /// How a task that never reached a pool ends.
@@ -525,6 +528,10 @@ const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
 /// without this a run whose workers outpace the event log would hold the difference in
 /// memory: 290 MB at the end of a 1,000,000-item map, and growing with the run.
 const BUS_BACKLOG: usize = 1 << 16;
+
+/// The environment variable that tells a command which attempt of its task it is: `1`,
+/// then `2`, `3`, ... for its retries (`retries:`).
+pub const ATTEMPT_VAR: &str = "FUTURETOP_ATTEMPT";
 
 /// The exit code of a run stopped by a deadlock under `--on-deadlock fail`.
 pub const EXIT_DEADLOCK: i32 = 3;
@@ -659,6 +666,12 @@ struct Runner {
     /// yet ended, counted down by their done-callbacks, so that the last one rings the
     /// runner's bell (its dependents start at once, not at the next quiet wake-up).
     group_left: Vec<Option<Arc<AtomicUsize>>>,
+    /// Each retried future's attempt now (absent: its first).
+    attempts: HashMap<usize, u32>,
+    /// Retries waiting for their time: the plan future, and the id of its failed attempt.
+    scheduled: HashMap<usize, FutureId>,
+    /// When each scheduled retry is due (an entry no longer in `scheduled` was cancelled).
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
 }
 
 impl Runner {
@@ -713,6 +726,9 @@ impl Runner {
             unfinished,
             held_back: false,
             group_left,
+            attempts: HashMap::new(),
+            scheduled: HashMap::new(),
+            due: std::collections::BinaryHeap::new(),
         }
     }
 
@@ -736,6 +752,7 @@ impl Runner {
             let ends = self.inbox.take();
             let taken = ends.len();
             self.take_ends(ends);
+            self.submit_due_retries();
             if std::mem::take(&mut self.held_back) {
                 self.dispatch_all();
             }
@@ -762,6 +779,8 @@ impl Runner {
             } else {
                 Duration::from_hours(1)
             };
+            // A retry due sooner wakes the runner at its time.
+            let quiet = self.due.peek().map_or(quiet, |r| quiet.min(r.0 .0.saturating_duration_since(Instant::now())));
             select! {
                 recv(bell) -> _ => {}
                 recv(wants) -> msg => {
@@ -796,8 +815,73 @@ impl Runner {
                 by_id.remove(id);
             }
         }
-        for (i, _, f) in ends {
+        for (i, id, f) in ends {
+            if f == Final::Retryable && self.schedule_retry(i, id) {
+                continue;
+            }
+            let f = if f == Final::Retryable { Final::Exception } else { f };
             self.finished(i, f, true);
+        }
+    }
+
+    /// Plan future `i` (attempt id `failed`) ended in an exception a retry may follow: if
+    /// its task has an attempt left, the retry is scheduled (and said, in a `retry`
+    /// event) and its dependents go on waiting; false if not.
+    fn schedule_retry(&mut self, i: usize, failed: FutureId) -> bool {
+        let plan = Arc::clone(&self.reg.plan);
+        let Some(t) = plan.task_of(i) else { return false };
+        let attempt = self.attempts.get(&i).copied().unwrap_or(1);
+        if self.stopping || attempt >= t.retry.attempts() {
+            return false;
+        }
+        let delay = t.retry.delay_after(attempt);
+        self.feeds[t.pool].in_flight = self.feeds[t.pool].in_flight.saturating_sub(1);
+        // Its map's count of items not yet ended counted this end: the next attempt's is the one.
+        if let Some(g) = plan.locate(i).and_then(|(e, _)| self.group_left[e].as_ref()) {
+            g.fetch_add(1, Ordering::AcqRel);
+        }
+        self.attempts.insert(i, attempt + 1);
+        self.scheduled.insert(i, failed);
+        let at = Instant::now() + Duration::from_secs_f64(delay);
+        self.due.push(std::cmp::Reverse((at, i)));
+        // A `wait_on` from now on waits for the next attempt.
+        lock(&self.reg.slots).remove(&i);
+        let task = plan.name_of(i).into();
+        let retry = EventKind::Retry { task, id: failed.0, attempt, attempts: t.retry.attempts(), delay };
+        let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(retry)));
+        self.dispatch(t.pool);
+        true
+    }
+
+    /// Submits the retries whose time has come.
+    fn submit_due_retries(&mut self) {
+        let now = Instant::now();
+        while let Some(std::cmp::Reverse((at, i))) = self.due.peek().copied() {
+            if at > now {
+                return;
+            }
+            self.due.pop();
+            if self.scheduled.remove(&i).is_none() || self.stopping {
+                continue;
+            }
+            self.note_attempt(i);
+            self.submit(i);
+        }
+    }
+
+    /// Tells the bus which attempt plan future `i`'s next future is, if it is a retry.
+    fn note_attempt(&self, i: usize) {
+        if let Some(&n) = self.attempts.get(&i) {
+            let _ = self.reg.bus.send(BusMsg::Attempt(self.reg.plan.name_of(i).into(), n));
+        }
+    }
+
+    /// Ends the scheduled retry of plan future `i` before it runs: cancelled (`reason`:
+    /// `None` for a user's cancel), with what follows from that.
+    fn cancel_retry(&mut self, i: usize, reason: Option<CancelReason>) {
+        if self.scheduled.remove(&i).is_some() {
+            self.note_attempt(i);
+            self.end_unsubmitted(i, Unsubmitted::Cancelled(reason));
         }
     }
 
@@ -909,10 +993,15 @@ impl Runner {
 
     fn submit(&mut self, i: usize) {
         let plan = Arc::clone(&self.reg.plan);
-        let (Some(t), Some(work)) = (plan.task_of(i), plan.work(i)) else {
+        let (Some(t), Some(mut work)) = (plan.task_of(i), plan.work(i)) else {
             self.unreadable(i);
             return;
         };
+        if let Work::Command(c) = &mut work {
+            // Which attempt this is (a command may act on it: `retries:`).
+            let attempt = self.attempts.get(&i).copied().unwrap_or(1);
+            c.env.push((ATTEMPT_VAR.to_owned(), attempt.to_string()));
+        }
         let result = self.reg.submit_plan(t.pool, &plan.name_of(i), work);
         self.submitted(i, result);
     }
@@ -929,7 +1018,11 @@ impl Runner {
     fn want(&mut self, i: usize) {
         // An awaited future gets its slot when it is submitted or ends unsubmitted: one
         // without a slot that is ready is still in its pool's ready queue.
-        if self.stopping || lock(&self.reg.slots).contains_key(&i) || self.forced.contains(&i) {
+        if self.stopping
+            || lock(&self.reg.slots).contains_key(&i)
+            || self.forced.contains(&i)
+            || self.scheduled.contains_key(&i)
+        {
             return;
         }
         let Some((e, k)) = self.reg.plan.locate(i) else { return };
@@ -963,6 +1056,11 @@ impl Runner {
                     let outcome = match f.try_result() {
                         Some(Ok(_)) => Final::Done,
                         Some(Err(FutureError::Cancelled(_))) => Final::Cancelled,
+                        Some(Err(FutureError::Failed(e)))
+                            if !matches!(e.kind(), ErrorKind::Killed | ErrorKind::DeadlockError) =>
+                        {
+                            Final::Retryable
+                        }
                         _ => Final::Exception,
                     };
                     let urgent = end_is_urgent(awaited_by_name, group.as_deref(), outcome);
@@ -1001,7 +1099,7 @@ impl Runner {
         let _ = self
             .reg
             .bus
-            .send(BusMsg::Runner(now, Box::new(EventKind::Pending { task: name.clone(), id, pool: pool.clone() })));
+            .send(BusMsg::Runner(now, Box::new(EventKind::Pending { attempt: None, task: name.clone(), id, pool: pool.clone() })));
         let (kind, outcome) = match end {
             Unsubmitted::Failed(error) => {
                 let _ = f.set_exception(error.clone());
@@ -1042,7 +1140,7 @@ impl Runner {
             self.unfinished = self.unfinished.saturating_sub(1);
             match outcome {
                 Final::Done => self.counts.done += 1,
-                Final::Exception => self.counts.exception += 1,
+                Final::Exception | Final::Retryable => self.counts.exception += 1,
                 Final::Cancelled => self.counts.cancelled += 1,
             }
             let reason = || {
@@ -1166,6 +1264,9 @@ impl Runner {
             Control::Cancel(id) => {
                 if let Some(f) = self.reg.future(*id) {
                     f.cancel();
+                } else if let Some(i) = self.scheduled.iter().find(|(_, f)| *f == id).map(|(&i, _)| i) {
+                    // The last attempt of a task whose retry waits for its time.
+                    self.cancel_retry(i, None);
                 }
             }
             Control::Kill(id) => {
@@ -1185,8 +1286,14 @@ impl Runner {
                 for f in futures {
                     f.cancel();
                 }
-                // And those it has not been handed yet: pending futures too.
+                // And those it has not been handed yet: pending futures too, and retries.
                 self.cancel_ready(pool, None);
+                let plan = Arc::clone(&self.reg.plan);
+                let retries: Vec<usize> =
+                    self.scheduled.keys().copied().filter(|&i| plan.task_of(i).is_some_and(|t| t.pool == pool)).collect();
+                for i in retries {
+                    self.cancel_retry(i, None);
+                }
                 self.dispatch(pool);
             }
             Control::CancelUnsubmitted(name) => {
@@ -1256,6 +1363,10 @@ impl Runner {
         }
         for p in 0..self.feeds.len() {
             self.cancel_ready(p, Some(&CancelReason::RunStopped));
+        }
+        let retries: Vec<usize> = self.scheduled.keys().copied().collect();
+        for i in retries {
+            self.cancel_retry(i, Some(CancelReason::RunStopped));
         }
         let plan = Arc::clone(&self.reg.plan);
         let mut work = Vec::new();

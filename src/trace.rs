@@ -113,6 +113,12 @@ impl<W: Write> Writer<'_, W> {
                     self.emit(&json!({"ph": "f", "bp": "e", "cat": "wait", "name": "waits on", "id": flow, "pid": target.0, "tid": target.1, "ts": us(e.t)}))?;
                 }
             }
+            EventKind::Retry { task, id, attempt, attempts, delay } => {
+                // On the failed attempt's track, where it ended; else the run's.
+                let (scope, (pid, tid)) = self.tracks.get(id).map_or(("g", (0, 0)), |&t| ("t", t));
+                let name = format!("retry {task}: attempt {}/{attempts} in {delay:.1}s", attempt + 1);
+                self.emit(&json!({"ph": "i", "s": scope, "cat": "retry", "name": name, "pid": pid, "tid": tid, "ts": us(e.t), "args": {"id": id, "attempt": attempt, "attempts": attempts, "delay": delay}}))?;
+            }
             EventKind::Deadlock { tasks, message, .. } => {
                 let cycle = tasks.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" → ");
                 self.emit(&json!({"ph": "i", "s": "g", "cat": "deadlock", "name": format!("deadlock {cycle}"), "pid": 0, "tid": 0, "ts": us(e.t), "args": {"message": message}}))?;

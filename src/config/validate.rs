@@ -7,14 +7,56 @@ use serde_yaml::{Mapping, Value};
 use super::index::{Pos, PosIndex, Problem, MAX_DEPTH};
 use super::MAX_FUTURES;
 use super::{
-    Body as PlanBody, Column, CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, TaskPlan, Work,
+    Body as PlanBody, Column, CommandPlan, ConfigError, ConfigErrors, Dep, Plan, PoolKind, PoolPlan, Retry, RetryKeys,
+    TaskPlan, Work,
 };
 use crate::builtins::{Scope, BUILTIN_NAMES};
 use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
 const TASK_KEYS: &[&str] =
-    &["name", "pool", "call", "args", "command", "env", "cwd", "timeout", "map", "depends_on", "chunksize"];
+    &[
+        "name",
+        "pool",
+        "call",
+        "args",
+        "command",
+        "env",
+        "cwd",
+        "timeout",
+        "map",
+        "depends_on",
+        "chunksize",
+        "retries",
+        "retry_delay",
+        "backoff",
+    ];
+/// The keys of every pool, whatever its kind.
+const COMMON_POOL_KEYS: &[&str] = &["kind", "max_workers", "retries", "retry_delay", "backoff"];
+
+/// The retry keys of a task or a pool (`retries:`, `retry_delay:`, `backoff:`), checked.
+fn retry_keys(cx: &mut Ctx<'_>, path: &str, keys: &HashMap<&str, &Value>) -> RetryKeys {
+    let retries = keys.get("retries").and_then(|v| {
+        let max = i64::from(Retry::MAX_RETRIES);
+        crate::schema::int(cx, v, &join(path, "retries"), "retries", 0, max).and_then(|n| u32::try_from(n).ok())
+    });
+    let delay = keys.get("retry_delay").and_then(|v| seconds(cx, &join(path, "retry_delay"), "retry_delay", v, true));
+    let backoff = keys.get("backoff").and_then(|v| match v.as_f64() {
+        Some(f) if f.is_finite() && (1.0..=100.0).contains(&f) => Some(f),
+        Some(f) => {
+            cx.at_value(
+                &join(path, "backoff"),
+                format!("backoff must be from 1 to 100 (got {f}): each wait is the one before times it"),
+            );
+            None
+        }
+        None => {
+            cx.at_value(&join(path, "backoff"), format!("expected a number for backoff, found {}", describe(v)));
+            None
+        }
+    });
+    RetryKeys { retries, delay, backoff }
+}
 struct Ctx<'a> {
     file: &'a str,
     /// The text, to index in full once a problem needs a position the lean index lacks.
@@ -131,6 +173,8 @@ struct Base<'a> {
     depends_on: Vec<(String, String, bool)>,
     /// `chunksize:` and its path.
     chunksize: Option<(usize, String)>,
+    /// `retries:`, `retry_delay:`, `backoff:` as given.
+    retry: RetryKeys,
     first: usize,
     count: usize,
 }
@@ -372,6 +416,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         kind: PoolKind::Thread,
         max_workers: PoolKind::Thread.backend().default_workers(),
         settings: serde_json::Value::Null,
+        retry: RetryKeys::default(),
     };
     let Some(raw) = raw else { return vec![default_pool()] };
     let Value::Mapping(map) = raw else {
@@ -382,7 +427,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         cx.at_value("pools", "no pools declared; declare one, or leave `pools:` out for a default thread pool");
     }
     // `kind`, `max_workers`, and every kind's own keys.
-    let mut pool_keys = vec!["kind", "max_workers"];
+    let mut pool_keys = COMMON_POOL_KEYS.to_vec();
     for kind in PoolKind::ALL {
         for k in kind.backend().keys() {
             if !pool_keys.contains(k) {
@@ -432,7 +477,7 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         // A key of another kind's.
         for (k, _) in pm {
             let Some(k) = k.as_str() else { continue };
-            if ["kind", "max_workers"].contains(&k) || backend.keys().contains(&k) || !pool_keys.contains(&k) {
+            if COMMON_POOL_KEYS.contains(&k) || backend.keys().contains(&k) || !pool_keys.contains(&k) {
                 continue;
             }
             let owners: Vec<&str> =
@@ -453,7 +498,8 @@ fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {
         }
         let probe = cx.probe;
         let settings = backend.settings(cx, &path, &keys, probe);
-        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, settings });
+        let retry = retry_keys(cx, &path, &keys);
+        pools.push(PoolPlan { name: name.to_owned(), kind, max_workers, settings, retry });
     }
     if pools.is_empty() {
         pools.push(default_pool());
@@ -643,7 +689,8 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         let at = join(path, "chunksize");
         positive(cx, &at, "chunksize", v).map(|n| (n, at))
     });
-    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, chunksize, first: 0, count })
+    let retry = retry_keys(cx, path, &keys);
+    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, chunksize, retry, first: 0, count })
 }
 
 /// A `map:` argument's values and how many there are: a list, or `{ range: STOP }`,
@@ -982,6 +1029,19 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
             }
             (Some((n, _)), Some(_)) => Some(*n),
         };
+        // A wait between attempts, with no attempt to wait for: a mistake, said so.
+        if let Some(p) = b.pool {
+            if b.retry.or(pools[p].retry).retries == 0 {
+                for (key, given) in [("retry_delay", b.retry.delay.is_some()), ("backoff", b.retry.backoff.is_some())] {
+                    if given {
+                        cx.at_key(
+                            &join(&b.path, key),
+                            format!("{key} has no effect: task '{}' has no retries (add `retries: N`)", b.name),
+                        );
+                    }
+                }
+            }
+        }
         let own = b.pool.unwrap_or(0);
         let body = match &b.body {
             Body::Call { name: call, path: call_path } if b.map.is_empty() => {
@@ -1010,6 +1070,7 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
             depends_on: depends_on.into(),
             each,
             chunk,
+            retry: b.retry.or(pools[pool].retry),
             first: b.first,
             len: b.count,
             pos: b.pos,

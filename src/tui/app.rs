@@ -1237,7 +1237,7 @@ mod tests {
             },
         ));
         for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
-            app.apply_event(&ev(id + 1, 0.1, EventKind::Pending { task: name.into(), id, pool: "io".into() }));
+            app.apply_event(&ev(id + 1, 0.1, EventKind::Pending { attempt: None, task: name.into(), id, pool: "io".into() }));
         }
         app.apply_event(&ev(5, 0.2, EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None }));
         app.apply_event(&ev(
@@ -1412,7 +1412,7 @@ mod tests {
             tx.send(std::sync::Arc::new(ev(
                 id,
                 0.0,
-                EventKind::Pending { task: format!("t{id}").into(), id, pool: "io".into() },
+                EventKind::Pending { attempt: None, task: format!("t{id}").into(), id, pool: "io".into() },
             )))
             .unwrap();
         }

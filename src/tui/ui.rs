@@ -1035,7 +1035,7 @@ mod tests {
         app.apply_event(&Event {
             seq: 1,
             t: 0.0,
-            kind: EventKind::Pending { task: "p[1]".into(), id: 1, pool: "io".into() },
+            kind: EventKind::Pending { attempt: None, task: "p[1]".into(), id: 1, pool: "io".into() },
         });
         app.view.screen = View::Detail(1);
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();

@@ -53,7 +53,7 @@ impl Log {
     }
 
     fn pending(&mut self, t: f64, id: u64, task: &str, pool: &str) -> &mut Self {
-        self.at(t, EventKind::Pending { task: task.into(), id, pool: pool.into() })
+        self.at(t, EventKind::Pending { attempt: None, task: task.into(), id, pool: pool.into() })
     }
 
     fn running(&mut self, t: f64, id: u64, task: &str, pool: &str, worker: &str, pid: Option<u32>) -> &mut Self {

@@ -33,7 +33,7 @@ fn events() -> Vec<Event> {
         maps: Vec::new(),
     }];
     for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
-        v.push(EventKind::Pending { task: name.into(), id, pool: "io".into() });
+        v.push(EventKind::Pending { attempt: None, task: name.into(), id, pool: "io".into() });
     }
     v.push(EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None });
     v.push(EventKind::Running { task: "a".into(), id: 1, pool: "io".into(), worker: "io-1".into(), pid: None });
@@ -259,7 +259,7 @@ fn x_c_and_b_ask_first_and_the_question_holds_its_target_by_id() {
     app.apply_event(&Event {
         seq: 40,
         t: 1.0,
-        kind: EventKind::Pending { task: "e".into(), id: 5, pool: "io".into() },
+        kind: EventKind::Pending { attempt: None, task: "e".into(), id: 5, pool: "io".into() },
     });
     assert_eq!(press(&mut app, &ch('y')), Some(Command::Control(Control::Kill(FutureId(1)))));
     // A task that ended while the question was up is not acted on.
@@ -393,7 +393,7 @@ fn the_wheel_scrolls_and_page_keys_use_the_drawn_page() {
         app.apply_event(&Event { seq, t: 0.0, kind });
     };
     for id in 1..=100 {
-        push(&mut app, EventKind::Pending { task: format!("t{id:03}").into(), id, pool: "io".into() });
+        push(&mut app, EventKind::Pending { attempt: None, task: format!("t{id:03}").into(), id, pool: "io".into() });
     }
     render(&mut app, 80, 24);
     let page = app.view.geometry.page;
