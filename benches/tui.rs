@@ -32,6 +32,7 @@ fn events(n: u64) -> Vec<Event> {
             pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 4 }],
             tasks: usize::try_from(n).unwrap_or(usize::MAX),
             maps: Vec::new(),
+            waiting: vec![],
         },
     }];
     let mut seq = 1;

@@ -304,6 +304,21 @@ impl Plan {
         (k < self.tasks[t].len).then_some((t, k))
     }
 
+    /// What task `t` waits for, as `depends_on` names it: a task, an item (`m[3]`), a
+    /// whole map, and the maps it pairs item by item with (`{ each: m }`: `m`).
+    pub fn dependency_names(&self, t: &TaskPlan) -> Vec<String> {
+        let mut names: Vec<String> = t
+            .depends_on
+            .iter()
+            .map(|d| match d {
+                Dep::Task(i) => self.name_of(*i),
+                Dep::Group(e) => self.tasks[*e].name.clone(),
+            })
+            .collect();
+        names.extend(t.each.iter().map(|&e| self.tasks[e].name.clone()));
+        names
+    }
+
     /// The task future `i` belongs to.
     pub fn task_of(&self, i: usize) -> Option<&TaskPlan> {
         self.locate(i).map(|(t, _)| &self.tasks[t])

@@ -8,9 +8,9 @@
 //! The log is flushed 50 ms after the stream pauses, every 50 ms under a steady stream,
 //! and on close.
 
+use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -86,7 +86,28 @@ pub struct MapInfo {
     pub pool: String,
     /// How many items it has.
     pub items: usize,
+    /// What it waits for before its items are submitted (`depends_on`, as named there; an
+    /// addition of issue 18, empty in older logs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
 }
+
+/// A task (not a `map:`) in `run_started` that waits for others before it is submitted:
+/// a monitor shows it pending from the start, with what it waits for (an addition of
+/// issue 18).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingInfo {
+    /// Its name.
+    pub task: String,
+    /// Its pool.
+    pub pool: String,
+    /// What it waits for (`depends_on`, as named there).
+    pub after: Vec<String>,
+}
+
+/// Tasks that wait on others that `run_started` lists ([`WaitingInfo`]) at most: the
+/// others show when they are submitted.
+pub const WAITING_LISTED: usize = 10_000;
 
 /// One worker process in a `system` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +141,10 @@ pub enum EventKind {
         /// older logs).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         maps: Vec<MapInfo>,
+        /// The first [`WAITING_LISTED`] tasks (not maps) that wait on others (an addition
+        /// of issue 18; empty in older logs).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        waiting: Vec<WaitingInfo>,
     },
     /// A future was submitted and waits for a worker.
     Pending {
@@ -1137,7 +1162,8 @@ mod tests {
                 file: "f".into(),
                 pools,
                 tasks: 3,
-                maps: Vec::new()
+                maps: Vec::new(),
+                waiting: vec![]
             }),
             r#"{"seq":1,"t":0.5,"event":"run_started","version":1,"run":"r","file":"f","pools":[{"name":"cpu","kind":"process","max_workers":2}],"tasks":3}"#
         );

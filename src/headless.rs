@@ -50,6 +50,40 @@ fn deadlock_hint(policy: OnDeadlock) -> &'static str {
     }
 }
 
+/// The line (or lines) an event is told in between the progress lines; `None` for the
+/// events the progress line covers.
+fn notice(kind: &EventKind, policy: Option<OnDeadlock>) -> Option<String> {
+    Some(match kind {
+        EventKind::Deadlock { message, .. } => match policy {
+            Some(policy) => format!("deadlock: {}\n  {}", visible(message), deadlock_hint(policy)),
+            None => format!("deadlock: {}", visible(message)),
+        },
+        EventKind::DeadlockResolved { tasks, how } => {
+            format!("deadlock resolved ({how}): {}", visible(&tasks.join(", ")))
+        }
+        EventKind::Stall { after, running, pending } => {
+            let what: Vec<String> = running
+                .iter()
+                .map(|r| format!("'{}' for {:.1}s on {}", visible(&r.task), r.running_for, visible(&r.worker)))
+                .collect();
+            format!(
+                "stalled: no future has changed state for {after:.0}s; running: {}; {pending} pending",
+                if what.is_empty() { "nothing".to_owned() } else { what.join(", ") },
+            )
+        }
+        EventKind::Retry { task, attempt, attempts, delay, .. } => {
+            format!(
+                "retry: '{}' attempt {attempt}/{attempts} failed; attempt {} in {delay:.1}s",
+                visible(task),
+                attempt + 1
+            )
+        }
+        EventKind::PoolRestarted { pool } => format!("pool '{}' restarted", visible(pool)),
+        EventKind::PoolBroken { pool, error } => format!("pool '{}' broke: {}", visible(pool), visible(error)),
+        _ => return None,
+    })
+}
+
 /// Consumes the run's events until it ends, showing progress on `err`; returns the run
 /// model (which kept only what the summary needs: [`RunModel::summary`]). `policy` is
 /// the run's `--on-deadlock`, for the line after a deadlock's report (`None`: a replay).
@@ -80,61 +114,9 @@ pub fn report(
         };
         if let Some(e) = &e {
             model.apply(e);
-            match &e.kind {
-                EventKind::Deadlock { message, .. } => {
-                    let _ = writeln!(err, "{}deadlock: {}", if drawn { "\n" } else { "" }, visible(message));
-                    if let Some(policy) = policy {
-                        let _ = writeln!(err, "  {}", deadlock_hint(policy));
-                    }
-                    drawn = false;
-                }
-                EventKind::DeadlockResolved { tasks, how } => {
-                    let _ = writeln!(
-                        err,
-                        "{}deadlock resolved ({how}): {}",
-                        if drawn { "\n" } else { "" },
-                        visible(&tasks.join(", "))
-                    );
-                    drawn = false;
-                }
-                EventKind::Stall { after, running, pending } => {
-                    let what: Vec<String> = running
-                        .iter()
-                        .map(|r| format!("'{}' for {:.1}s on {}", visible(&r.task), r.running_for, visible(&r.worker)))
-                        .collect();
-                    let _ = writeln!(
-                        err,
-                        "{}stalled: no future has changed state for {after:.0}s; running: {}; {pending} pending",
-                        if drawn { "\n" } else { "" },
-                        if what.is_empty() { "nothing".to_owned() } else { what.join(", ") },
-                    );
-                    drawn = false;
-                }
-                EventKind::Retry { task, attempt, attempts, delay, .. } => {
-                    let _ = writeln!(
-                        err,
-                        "{}retry: '{}' attempt {attempt}/{attempts} failed; attempt {} in {delay:.1}s",
-                        if drawn { "\n" } else { "" },
-                        visible(task),
-                        attempt + 1,
-                    );
-                    drawn = false;
-                }
-                EventKind::PoolRestarted { pool } => {
-                    let _ = writeln!(err, "{}pool '{}' restarted", if drawn { "\n" } else { "" }, visible(pool));
-                    drawn = false;
-                }
-                EventKind::PoolBroken { pool, error } => {
-                    let _ = writeln!(
-                        err,
-                        "{}pool '{}' broke: {}",
-                        if drawn { "\n" } else { "" },
-                        visible(pool),
-                        visible(error)
-                    );
-                    drawn = false;
-                }
-                _ => {}
+            if let Some(text) = notice(&e.kind, policy) {
+                let _ = writeln!(err, "{}{text}", if drawn { "\n" } else { "" });
+                drawn = false;
             }
         }
         let finished = matches!(e.as_ref().map(|e| &e.kind), Some(EventKind::RunFinished { .. }));

@@ -13,7 +13,7 @@ use thin_vec::ThinVec;
 use serde_json::Value;
 
 use crate::deadlock::DeadlockKind;
-use crate::events::{CancelReason, ErrorInfo, Event, EventKind, MapInfo, Name};
+use crate::events::{CancelReason, ErrorInfo, Event, EventKind, MapInfo, Name, WaitingInfo};
 use crate::pools::PoolKind;
 use futuretop_engine::observe::IdMap;
 use futuretop_engine::{Stream, WaitOutcome};
@@ -121,6 +121,8 @@ pub struct Row {
     pub unsubmitted: usize,
     /// For a task with `retries:` that failed once: its attempts (none for most rows).
     pub attempts: Option<Box<Attempts>>,
+    /// Its ticket in its pool's [`QueueOrder`] while it is pending there (0: none).
+    pub ticket: u32,
 }
 
 /// A task's attempts (`retries:`), kept on the row of its latest: each attempt is a
@@ -244,6 +246,7 @@ impl Row {
             output: None,
             unsubmitted: 0,
             attempts: None,
+            ticket: 0,
         }
     }
 
@@ -409,6 +412,8 @@ pub struct PoolView {
     pub retired: (f64, f64, f64),
     /// Places in `workers` of the workers that died, oldest first (see [`WORKER_VIEWS`]).
     dead: VecDeque<usize>,
+    /// The order of its pending futures.
+    pub queue: QueueOrder,
 }
 
 /// A deadlock being shown.
@@ -465,6 +470,50 @@ pub const SAMPLE_GRACE: f64 = 1.0;
 /// The ids of the rows of maps' unsubmitted items count down from here (future ids count
 /// up from 1).
 const UNSUBMITTED_IDS: u64 = u64::MAX;
+/// The ids of the rows of tasks that wait on others ([`WaitingInfo`]) count down from here.
+const WAITING_IDS: u64 = u64::MAX - (1 << 32);
+
+/// A pool's queue of pending futures, in the order they came (a Fenwick tree of the
+/// futures still pending, by their place in that order): a future's place in the queue is
+/// how many before it still wait, found in O(log n).
+#[derive(Debug, Clone, Default)]
+pub struct QueueOrder {
+    tree: Vec<i32>,
+}
+
+impl QueueOrder {
+    fn prefix(&self, mut i: usize) -> i32 {
+        let mut sum = 0;
+        while i > 0 {
+            sum += self.tree[i - 1];
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// A future joins the queue at its end: its ticket (from 1).
+    fn push(&mut self) -> u32 {
+        let i = self.tree.len() + 1;
+        let low = i & i.wrapping_neg();
+        let node = 1 + self.prefix(i - 1) - self.prefix(i - low);
+        self.tree.push(node);
+        u32::try_from(i).unwrap_or(u32::MAX)
+    }
+
+    /// The future with `ticket` left the queue.
+    fn leave(&mut self, ticket: u32) {
+        let mut i = ticket as usize;
+        while i > 0 && i <= self.tree.len() {
+            self.tree[i - 1] -= 1;
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// The place in the queue (from 1) of the future with `ticket`.
+    pub fn place(&self, ticket: u32) -> usize {
+        usize::try_from(self.prefix((ticket as usize).min(self.tree.len()))).unwrap_or(0)
+    }
+}
 
 /// How many slowest futures the summary lists.
 const SLOWEST: usize = 5;
@@ -645,6 +694,13 @@ pub struct RunModel {
     /// event, so their next attempt's `pending` does not count them again. With the
     /// attempts in all, for a headless model whose rows of them are gone.
     retrying: HashMap<Name, u32>,
+    /// What the rows of tasks not yet submitted wait for, by row id ([`WaitingInfo`],
+    /// [`MapInfo::after`]).
+    after: IdMap<u64, Box<[Name]>>,
+    /// The ids of the rows of tasks that wait on others, by task name, until their future comes.
+    waiting_rows: IdMap<Name, u64>,
+    /// Per `map:` task something waits for as a whole: its items, and those done.
+    map_done: HashMap<Name, (usize, usize)>,
 }
 
 impl RunModel {
@@ -729,6 +785,7 @@ impl RunModel {
             hidden_workers: 0,
             retired: (0.0, 0.0, 0.0),
             dead: VecDeque::new(),
+            queue: QueueOrder::default(),
         });
         let last = self.pools.len() - 1;
         &mut self.pools[last]
@@ -788,11 +845,15 @@ impl RunModel {
         self.state_counts[state as usize] += 1;
         if (old == RowState::Pending) != (state == RowState::Pending) {
             let pool = self.rows[i].pool.clone();
+            let ticket = std::mem::take(&mut self.rows[i].ticket);
             let p = self.pool_mut(&pool);
             if state == RowState::Pending {
                 p.queued += 1;
             } else {
                 p.queued = p.queued.saturating_sub(1);
+                if ticket > 0 {
+                    p.queue.leave(ticket);
+                }
             }
         }
         true
@@ -861,10 +922,8 @@ impl RunModel {
         r.state = RowState::Pending;
         (r.started, r.ended, r.error, r.worker, r.pid) = (None, None, None, None, None);
         r.waits_on.clear();
-        let pool = r.pool.clone();
         self.state_counts[RowState::Failed as usize] -= 1;
         self.state_counts[RowState::Pending as usize] += 1;
-        self.pool_mut(&pool).queued += 1;
         self.retrying.insert(task.clone(), of);
         Change::State
     }
@@ -872,18 +931,139 @@ impl RunModel {
     /// The `pending` of attempt `n` (of `of`) of task `task`, future `id`: the row of the
     /// task's last attempt takes it on; false when no row waits for it (a headless model
     /// let it go).
-    fn next_attempt(&mut self, task: &Name, id: u64, n: u32, t: f64) -> bool {
-        let waiting = |r: &Row| r.state == RowState::Pending && r.attempts.as_deref().is_some_and(|a| a.next_at.is_some());
-        let Some(i) = self.by_name.get(task).copied().filter(|&i| waiting(&self.rows[i])) else { return false };
-        self.index.insert(id, i);
-        let r = &mut self.rows[i];
+    fn next_attempt(&mut self, task: &Name, id: u64, attempt: u32, at: f64) -> bool {
+        let waiting =
+            |r: &Row| r.state == RowState::Pending && r.attempts.as_deref().is_some_and(|a| a.next_at.is_some());
+        let Some(row) = self.by_name.get(task).copied().filter(|&row| waiting(&self.rows[row])) else { return false };
+        self.index.insert(id, row);
+        let pool = self.rows[row].pool.clone();
+        let queue = self.pool_mut(&pool);
+        queue.queued += 1;
+        let ticket = queue.queue.push();
+        let r = &mut self.rows[row];
         r.id = id;
-        r.submitted = t;
+        r.submitted = at;
+        r.ticket = ticket;
         if let Some(a) = r.attempts.as_deref_mut() {
-            a.attempt = n;
+            a.attempt = attempt;
             a.next_at = None;
         }
         true
+    }
+
+    /// Adds the row of a task that waits on others (the `j`th listed): pending from the
+    /// start, with what it waits for; its future takes the row over when it comes.
+    fn add_waiting(&mut self, j: usize, w: &WaitingInfo, t: f64) {
+        let id = WAITING_IDS - j as u64;
+        let name: Name = w.task.as_str().into();
+        if self.index.contains_key(&id) || self.waiting_rows.contains_key(&name) {
+            return;
+        }
+        let i = self.rows.len();
+        self.index.insert(id, i);
+        self.waiting_rows.insert(Arc::clone(&name), id);
+        self.by_name.insert(Arc::clone(&name), i);
+        self.after.insert(id, w.after.iter().map(|a| Name::from(a.as_str())).collect());
+        self.rows.push(Row { unsubmitted: 1, ..Row::pending(id, usize::MAX, name, w.pool.as_str().into(), t) });
+    }
+
+    /// Task `task`'s future `id` came: the row that stood for it while it waited takes it
+    /// over, counted as a new pending future. `None` if no row waited for it.
+    fn waiting_submitted(&mut self, task: &Name, id: u64, t: f64) -> Option<Change> {
+        if self.waiting_rows.is_empty() {
+            return None;
+        }
+        let old = self.waiting_rows.remove(task)?;
+        let i = self.index.remove(&old)?;
+        self.after.remove(&old);
+        self.index.insert(id, i);
+        let order = self.seen;
+        self.seen += 1;
+        self.seen_planned += 1;
+        self.state_counts[RowState::Pending as usize] += 1;
+        let pool = self.rows[i].pool.clone();
+        let p = self.pool_mut(&pool);
+        p.queued += 1;
+        let ticket = p.queue.push();
+        let r = &mut self.rows[i];
+        (r.id, r.order, r.unsubmitted, r.submitted, r.ticket) = (id, order, 0, t, ticket);
+        Some(Change::State)
+    }
+
+    /// Why a row that has not finished is where it is: for a pending one, what it waits
+    /// for (`#3 in queue 'cpu'`, `after 'index' (2 of 3 done)`, `retry 2/3 in 4.1 s`,
+    /// `pool 'cpu' is broken`, `not yet submitted (window)`); for a running one,
+    /// `computing` or `blocked on 'b' for 2.1 s`. `None` for a finished one.
+    pub fn why(&self, r: &Row) -> Option<String> {
+        match r.state {
+            RowState::Pending => Some(self.why_pending(r)),
+            RowState::Running => Some(match r.waits_on.first() {
+                Some(on) => {
+                    let name = self.row(*on).map_or_else(|| format!("#{on}"), |o| o.name.to_string());
+                    let since = r
+                        .worker
+                        .as_ref()
+                        .and_then(|w| {
+                            let p = self.pool_index.get(&r.pool)?;
+                            let w = self.worker_index.get(&r.pool)?.get(w)?;
+                            self.pools.get(*p)?.workers.get(*w)?.time.blocked_since
+                        })
+                        .map_or_else(String::new, |s| format!(" for {:.1} s", (self.now - s).max(0.0)));
+                    format!("blocked on '{name}'{since}")
+                }
+                None => "computing".to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// What the table's last column shows: why an unfinished row is where it is, a
+    /// finished one's result or error; with the attempt, for a task that was retried.
+    pub fn result_or_why(&self, r: &Row) -> String {
+        let text = self.why(r).unwrap_or_else(|| r.outcome());
+        match r.attempt_label() {
+            Some(label) if r.retry_in(self.now).is_none() => {
+                if text.is_empty() {
+                    label
+                } else {
+                    format!("{text} · {label}")
+                }
+            }
+            _ => text,
+        }
+    }
+
+    fn why_pending(&self, r: &Row) -> String {
+        if let (Some(label), Some(left)) = (r.attempt_label(), r.retry_in(self.now)) {
+            return format!("retry {} in {left:.1} s", label.trim_start_matches("attempt "));
+        }
+        let pool = self.pool_index.get(&r.pool).and_then(|&p| self.pools.get(p));
+        if pool.is_some_and(|p| p.broken.is_some()) {
+            return format!("pool '{}' is broken", r.pool);
+        }
+        if let Some(after) = self.after.get(&r.id) {
+            let done = |n: &Name| {
+                self.map_done.get(n).map_or_else(
+                    || self.row_named(n).is_some_and(|d| d.state == RowState::Done),
+                    |&(items, done)| done >= items,
+                )
+            };
+            let finished = after.iter().filter(|n| done(n)).count();
+            if let Some(first) = after.iter().find(|n| !done(n)) {
+                return format!("after '{first}' ({finished} of {} done)", after.len());
+            }
+        }
+        if r.unsubmitted > 0 && (WAITING_IDS - (1 << 32) + 1..=WAITING_IDS).contains(&r.id) {
+            // A task that waited on others, about to be handed to its pool.
+            return "not yet submitted (window)".to_owned();
+        }
+        if r.unsubmitted > 0 {
+            return format!("{} not yet submitted (window)", r.unsubmitted);
+        }
+        match pool {
+            Some(p) if r.ticket > 0 => format!("#{} in queue '{}'", p.queue.place(r.ticket), r.pool),
+            _ => format!("in queue '{}'", r.pool),
+        }
     }
 
     /// Adds the row that stands for map `m`'s items not yet handed to their pool (the
@@ -897,6 +1077,9 @@ impl RunModel {
         self.unsubmitted.insert(Arc::clone(&name), id);
         self.index.insert(id, self.rows.len());
         let name = format!("{}[…]", m.task).into();
+        if !m.after.is_empty() {
+            self.after.insert(id, m.after.iter().map(|a| Name::from(a.as_str())).collect());
+        }
         self.rows.push(Row { unsubmitted: m.items, ..Row::pending(id, usize::MAX, name, m.pool.as_str().into(), t) });
     }
 
@@ -971,7 +1154,7 @@ impl RunModel {
         self.now = self.now.max(e.t);
         let t = e.t;
         match &e.kind {
-            EventKind::RunStarted { run, file, pools, tasks, maps, .. } => {
+            EventKind::RunStarted { run, file, pools, tasks, maps, waiting, .. } => {
                 self.run.clone_from(run);
                 self.file.clone_from(file);
                 self.planned = *tasks;
@@ -988,9 +1171,18 @@ impl RunModel {
                     v.kind = Some(p.kind);
                     v.max_workers = p.max_workers;
                 }
-                if self.keep == Keep::All && !maps.is_empty() {
+                if self.keep == Keep::All && (!maps.is_empty() || !waiting.is_empty()) {
                     for (j, m) in maps.iter().enumerate() {
                         self.add_unsubmitted(j, m, t);
+                    }
+                    for (j, w) in waiting.iter().enumerate() {
+                        self.add_waiting(j, w, t);
+                    }
+                    // Counted as they finish, for what waits on them as a whole.
+                    for m in maps {
+                        if self.after.values().any(|names| names.iter().any(|n| **n == *m.task)) {
+                            self.map_done.insert(m.task.as_str().into(), (m.items, 0));
+                        }
                     }
                     return Change::Moved;
                 }
@@ -1013,6 +1205,9 @@ impl RunModel {
                 }
                 if attempt.is_none() {
                     self.handed_over(task);
+                    if let Some(change) = self.waiting_submitted(task, *id, t) {
+                        return change;
+                    }
                 }
                 let i = self.rows.len();
                 self.index.insert(*id, i);
@@ -1028,10 +1223,13 @@ impl RunModel {
                     }
                     self.seen += 1;
                 }
-                self.pool_mut(pool).queued += 1;
+                let keep = self.keep;
+                let p = self.pool_mut(pool);
+                p.queued += 1;
+                let ticket = if keep == Keep::All { p.queue.push() } else { 0 };
                 // The pool's own name (one copy however many rows, from a log too).
                 let pool_name = self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone());
-                let mut row = Row::pending(*id, order, task.clone(), pool_name, t);
+                let mut row = Row { ticket, ..Row::pending(*id, order, task.clone(), pool_name, t) };
                 if let Some(n) = *attempt {
                     let of = retried.map_or(n, |(_, of)| of);
                     row.attempts = Some(Box::new(Attempts { attempt: n, of, ..Attempts::default() }));
@@ -1067,6 +1265,13 @@ impl RunModel {
                 }
                 if self.row(*id).and_then(|r| r.attempts.as_deref()).is_some_and(|a| a.attempt > 1) {
                     self.summary.retried_ok += 1;
+                }
+                if !self.map_done.is_empty() {
+                    let name = self.row(*id).map(|r| Arc::clone(&r.name));
+                    let map = name.as_deref().and_then(|n| n.strip_suffix(']')?.rsplit_once('[').map(|(m, _)| m));
+                    if let Some(count) = map.and_then(|m| self.map_done.get_mut(m)) {
+                        count.1 += 1;
+                    }
                 }
                 let keep = self.keep;
                 if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
@@ -1513,6 +1718,67 @@ mod tests {
         ev(0.4, EventKind::Exception { task: name.into(), id, pool: "p".into(), error })
     }
 
+    fn retry(id: u64, name: &str, attempt: u32, delay: f64) -> Event {
+        ev(0.5, EventKind::Retry { task: name.into(), id, attempt, attempts: 3, delay })
+    }
+
+    fn attempt(id: u64, name: &str, n: u32) -> Event {
+        ev(2.5, EventKind::Pending { attempt: Some(n), task: name.into(), id, pool: "p".into() })
+    }
+
+    /// A retried task stays one row: pending again (not failed) while its retry waits,
+    /// with the attempt and the countdown; the next attempt's future takes the row over;
+    /// the summary counts the retry and the success after it, and names no failure.
+    #[test]
+    fn a_retried_task_is_one_row_that_counts_once() {
+        let mut m = RunModel::new(Keep::All);
+        m.apply(&pending(1, "flaky"));
+        m.apply(&running(1, "flaky"));
+        m.apply(&failed(1, "flaky"));
+        assert_eq!(m.counts().of(RowState::Failed), 1);
+        assert_eq!(m.apply(&retry(1, "flaky", 1, 2.0)), Change::State);
+        let c = m.counts();
+        assert_eq!((c.of(RowState::Failed), c.of(RowState::Pending), c.total), (0, 1, 1));
+        let r = m.row(1).expect("the row");
+        assert_eq!(r.state, RowState::Pending);
+        assert_eq!(r.attempt_label().as_deref(), Some("attempt 2/3"));
+        assert_eq!(r.retry_in(1.5), Some(1.0), "due at 0.5 + 2.0");
+        m.apply(&attempt(7, "flaky", 2));
+        assert_eq!(m.rows.len(), 1, "the second attempt takes the row over");
+        let r = m.row(7).expect("the row, by the new id");
+        assert_eq!((r.id, r.retry_in(3.0), r.attempt_label().as_deref()), (7, None, Some("attempt 2/3")));
+        assert_eq!(r.attempts.as_deref().map(|a| a.earlier.len()), Some(1), "the first attempt is kept");
+        assert_eq!(m.counts().of(RowState::Pending), 1, "still one pending future");
+        m.apply(&running(7, "flaky"));
+        m.apply(&done(7, "flaky"));
+        let c = m.counts();
+        assert_eq!((c.of(RowState::Done), c.finished(), c.total), (1, 1, 1));
+        let summary = m.summary(0);
+        assert!(summary.contains("retries: 1 (1 task succeeded only after a retry)"), "{summary}");
+        assert!(!summary.contains("failures:"), "{summary}");
+    }
+
+    /// The headless model lets finished rows go: a retry moves the counts alone, and the
+    /// next attempt is not counted twice.
+    #[test]
+    fn a_retry_counts_once_in_a_headless_model() {
+        let mut m = RunModel::new(Keep::Unfinished);
+        m.apply(&pending(1, "flaky"));
+        m.apply(&running(1, "flaky"));
+        m.apply(&failed(1, "flaky"));
+        m.apply(&retry(1, "flaky", 1, 0.0));
+        m.apply(&attempt(2, "flaky", 2));
+        let c = m.counts();
+        assert_eq!((c.of(RowState::Pending), c.of(RowState::Failed), c.total), (1, 0, 1));
+        m.apply(&running(2, "flaky"));
+        m.apply(&failed(2, "flaky"));
+        let c = m.counts();
+        assert_eq!((c.of(RowState::Failed), c.finished(), c.total), (1, 1, 1));
+        let summary = m.summary(1);
+        assert!(summary.contains("retries: 1 (0 tasks succeeded only after a retry)"), "{summary}");
+        assert_eq!(summary.matches("flaky: TaskError: boom").count(), 1, "{summary}");
+    }
+
     /// The rate shows from the first finished futures on (the run's average while it is
     /// young), then over the last 30 s: a burst long ago no longer counts.
     #[test]
@@ -1622,6 +1888,7 @@ mod tests {
                 pools: vec![],
                 tasks: 3,
                 maps: Vec::new(),
+                waiting: vec![],
             },
         ));
         assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
@@ -1639,9 +1906,16 @@ mod tests {
     #[test]
     fn a_maps_unsubmitted_items_are_one_row_until_the_last_is_handed_over() {
         let mut m = RunModel::new(Keep::All);
-        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2 }];
-        let started =
-            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 3, maps };
+        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2, after: vec![] }];
+        let started = EventKind::RunStarted {
+            version: 1,
+            run: "r".into(),
+            file: "f".into(),
+            pools: vec![],
+            tasks: 3,
+            maps,
+            waiting: vec![],
+        };
         assert_eq!(m.apply(&ev(0.0, started)), Change::Moved);
         assert_eq!((m.rows.len(), &*m.rows[0].name, m.rows[0].unsubmitted), (1, "m[…]", 2));
         assert_eq!(m.rows[0].outcome(), "2 not yet submitted");
@@ -1658,12 +1932,77 @@ mod tests {
         assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (3, 3));
         // The headless reporter keeps no such row.
         let mut h = RunModel::new(Keep::Unfinished);
-        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2 }];
+        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2, after: vec![] }];
         h.apply(&ev(
             0.0,
-            EventKind::RunStarted { version: 1, run: "r".into(), file: "f".into(), pools: vec![], tasks: 2, maps },
+            EventKind::RunStarted {
+                version: 1,
+                run: "r".into(),
+                file: "f".into(),
+                pools: vec![],
+                tasks: 2,
+                maps,
+                waiting: vec![],
+            },
         ));
         assert!(h.rows.is_empty());
+    }
+
+    /// Why each unfinished future is where it is: its place in its pool's queue (exact
+    /// when futures leave out of order), what a waiting task waits for and how much of it
+    /// is done (a whole map counted item by item), the items not yet handed over, a
+    /// retry's countdown, a broken pool; for a running one, computing or blocked.
+    #[test]
+    fn why_says_what_each_unfinished_future_waits_for() {
+        let mut m = RunModel::new(Keep::All);
+        let maps = vec![MapInfo { task: "m".into(), pool: "p".into(), items: 2, after: vec![] }];
+        let waiting = vec![WaitingInfo { task: "z".into(), pool: "p".into(), after: vec!["a".into(), "m".into()] }];
+        let started = EventKind::RunStarted {
+            version: 1,
+            run: "r".into(),
+            file: "f".into(),
+            pools: vec![],
+            tasks: 6,
+            maps,
+            waiting,
+        };
+        m.apply(&ev(0.0, started));
+        m.apply(&ev(0.0, EventKind::WorkerStarted { pool: "p".into(), worker: "p-1".into(), pid: None }));
+        let why = |m: &RunModel, name: &str| m.why(m.row_named(name).expect(name)).unwrap_or_default();
+        assert_eq!(why(&m, "z"), "after 'a' (0 of 2 done)");
+        assert_eq!(m.why(&m.rows[0]).as_deref(), Some("2 not yet submitted (window)"));
+        assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (6, 6), "placeholders are not counted twice");
+        for (id, name) in [(1, "a"), (2, "b"), (3, "m[0]"), (4, "m[1]")] {
+            m.apply(&pending(id, name));
+        }
+        assert_eq!(why(&m, "m[1]"), "#4 in queue 'p'");
+        m.apply(&running(2, "b"));
+        assert_eq!(
+            (why(&m, "a"), why(&m, "m[0]"), why(&m, "m[1]")),
+            ("#1 in queue 'p'".into(), "#2 in queue 'p'".into(), "#3 in queue 'p'".into())
+        );
+        assert_eq!(why(&m, "b"), "computing");
+        m.apply(&ev(0.3, EventKind::Wait { task: "b".into(), on: "a".into(), id: 2, on_id: 1, timeout: None }));
+        m.advance_clock(2.3);
+        assert_eq!(why(&m, "b"), "blocked on 'a' for 2.0 s");
+        for (id, name) in [(1, "a"), (3, "m[0]")] {
+            m.apply(&running(id, name));
+            m.apply(&done(id, name));
+        }
+        assert_eq!(why(&m, "z"), "after 'm' (1 of 2 done)", "a whole map is done when its last item is");
+        m.apply(&running(4, "m[1]"));
+        m.apply(&done(4, "m[1]"));
+        assert_eq!(why(&m, "z"), "not yet submitted (window)", "waits for nothing more: its future is about to come");
+        m.apply(&pending(9, "z"));
+        assert_eq!((m.row(9).map(|r| r.order), why(&m, "z")), (Some(4), "#1 in queue 'p'".into()));
+        assert_eq!((m.counts().of(RowState::Pending), m.counts().total), (2, 6));
+        m.apply(&failed(9, "z"));
+        m.apply(&ev(0.5, EventKind::Retry { task: "z".into(), id: 9, attempt: 1, attempts: 3, delay: 4.0 }));
+        m.advance_clock(2.5);
+        assert_eq!(why(&m, "z"), "retry 2/3 in 2.0 s");
+        m.apply(&ev(2.6, EventKind::PoolBroken { pool: "p".into(), error: "gone".into() }));
+        m.apply(&ev(2.7, EventKind::Pending { attempt: Some(2), task: "z".into(), id: 10, pool: "p".into() }));
+        assert_eq!(why(&m, "z"), "pool 'p' is broken");
     }
 
     #[test]

@@ -112,6 +112,15 @@ pub trait Pool: Send + Sync {
     }
     /// Python's `shutdown(wait, cancel_futures)`.
     fn shutdown(&self, wait: bool, cancel_futures: bool);
+    /// True when the pool is broken: it refuses every submit.
+    fn is_broken(&self) -> bool {
+        false
+    }
+    /// Replaces a broken pool by a new one of the same kind, name and settings (for the
+    /// retries of its tasks); true if it did. A pool that cannot be renewed says false.
+    fn renew(&self) -> Result<bool, BuildError> {
+        Ok(false)
+    }
 }
 
 /// A pool whose calls run in worker processes (or jobs): each task's work goes as a

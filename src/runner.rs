@@ -22,7 +22,8 @@ use crate::config::{Dep, Plan, Work};
 use crate::control::{Control, OnDeadlock};
 use crate::detector::{Detector, Verdict};
 use crate::events::{
-    Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, MapInfo, PoolInfo, Stage, EVENTS_VERSION,
+    Bus, BusMsg, BusSink, CancelReason, Counts, ErrorInfo, Event, EventKind, MapInfo, PoolInfo, Stage, WaitingInfo,
+    EVENTS_VERSION, WAITING_LISTED,
 };
 use crate::pools::{BuildCx, Job, Pool, Spec};
 use crate::tasks::{run_command, OutputSink, TaskRequest};
@@ -394,6 +395,43 @@ impl Stage for DeadlockStage {
     }
 }
 
+/// The first event of the run of `plan`.
+fn run_started(plan: &Plan) -> EventKind {
+    EventKind::RunStarted {
+        version: EVENTS_VERSION,
+        run: plan.name.clone(),
+        file: plan.source.clone(),
+        pools: plan
+            .pools
+            .iter()
+            .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind, max_workers: p.max_workers })
+            .collect(),
+        tasks: plan.len(),
+        maps: plan
+            .tasks
+            .iter()
+            .filter(|t| t.is_map())
+            .map(|t| MapInfo {
+                task: t.name.clone(),
+                pool: plan.pools[t.pool].name.clone(),
+                items: t.len,
+                after: plan.dependency_names(t),
+            })
+            .collect(),
+        waiting: plan
+            .tasks
+            .iter()
+            .filter(|t| !t.is_map() && (!t.depends_on.is_empty() || !t.each.is_empty()))
+            .take(WAITING_LISTED)
+            .map(|t| WaitingInfo {
+                task: t.name.clone(),
+                pool: plan.pools[t.pool].name.clone(),
+                after: plan.dependency_names(t),
+            })
+            .collect(),
+    }
+}
+
 /// Starts running `plan`: events go to `subscribers` (and the log in `options`).
 pub fn start(
     plan: impl Into<Arc<Plan>>,
@@ -423,26 +461,7 @@ pub fn start(
         .map_err(|error| StartError::Thread { what: "event bus", error })?;
     let sink: Arc<dyn futuretop_engine::Sink> = Arc::new(BusSink(bus_tx.clone()));
     let plan: Arc<Plan> = plan.into();
-    let _ = bus_tx.send(BusMsg::Runner(
-        start,
-        Box::new(EventKind::RunStarted {
-            version: EVENTS_VERSION,
-            run: plan.name.clone(),
-            file: plan.source.clone(),
-            pools: plan
-                .pools
-                .iter()
-                .map(|p| PoolInfo { name: p.name.clone(), kind: p.kind, max_workers: p.max_workers })
-                .collect(),
-            tasks: plan.len(),
-            maps: plan
-                .tasks
-                .iter()
-                .filter(|t| t.is_map())
-                .map(|t| MapInfo { task: t.name.clone(), pool: plan.pools[t.pool].name.clone(), items: t.len })
-                .collect(),
-        }),
-    ));
+    let _ = bus_tx.send(BusMsg::Runner(start, Box::new(run_started(&plan))));
     let mut pools = Vec::new();
     let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
     let (values, outputs, reg) = (bus_tx.clone(), bus_tx.clone(), Arc::clone(&weak));
@@ -816,7 +835,7 @@ impl Runner {
             }
         }
         for (i, id, f) in ends {
-            if f == Final::Retryable && self.schedule_retry(i, id) {
+            if f == Final::Retryable && self.schedule_retry(i, id, true) {
                 continue;
             }
             let f = if f == Final::Retryable { Final::Exception } else { f };
@@ -827,7 +846,7 @@ impl Runner {
     /// Plan future `i` (attempt id `failed`) ended in an exception a retry may follow: if
     /// its task has an attempt left, the retry is scheduled (and said, in a `retry`
     /// event) and its dependents go on waiting; false if not.
-    fn schedule_retry(&mut self, i: usize, failed: FutureId) -> bool {
+    fn schedule_retry(&mut self, i: usize, failed: FutureId, submitted: bool) -> bool {
         let plan = Arc::clone(&self.reg.plan);
         let Some(t) = plan.task_of(i) else { return false };
         let attempt = self.attempts.get(&i).copied().unwrap_or(1);
@@ -835,7 +854,9 @@ impl Runner {
             return false;
         }
         let delay = t.retry.delay_after(attempt);
-        self.feeds[t.pool].in_flight = self.feeds[t.pool].in_flight.saturating_sub(1);
+        if submitted {
+            self.feeds[t.pool].in_flight = self.feeds[t.pool].in_flight.saturating_sub(1);
+        }
         // Its map's count of items not yet ended counted this end: the next attempt's is the one.
         if let Some(g) = plan.locate(i).and_then(|(e, _)| self.group_left[e].as_ref()) {
             g.fetch_add(1, Ordering::AcqRel);
@@ -865,7 +886,24 @@ impl Runner {
                 continue;
             }
             self.note_attempt(i);
+            self.renew_if_broken(i);
             self.submit(i);
+        }
+    }
+
+    /// Before a retry of plan future `i`: if its pool is broken, a new one takes its place
+    /// (said in a `pool_restarted` event); if that cannot be built, the retry fails as
+    /// the submit to the broken pool does.
+    fn renew_if_broken(&self, i: usize) {
+        let Some(t) = self.reg.plan.task_of(i) else { return };
+        let pool = &self.reg.pools[t.pool];
+        if !pool.is_broken() {
+            return;
+        }
+        if let Ok(true) = pool.renew() {
+            let name = self.reg.plan.pools[t.pool].name.as_str().into();
+            let _ =
+                self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(EventKind::PoolRestarted { pool: name })));
         }
     }
 
@@ -1073,8 +1111,12 @@ impl Runner {
             }
             Err(SubmitError::Broken(b)) => {
                 // A broken pool: the task fails without running, with the pool's error, as
-                // the futures queued in it when it broke do (Python: submit raises it).
-                self.end_unsubmitted(i, Unsubmitted::Failed(Exception::Broken(b)));
+                // the futures queued in it when it broke do (Python: submit raises it);
+                // a task with retries left tries again, on a pool renewed for it.
+                let (outcome, id) = self.emit_unsubmitted_id(i, Unsubmitted::Failed(Exception::Broken(b)));
+                if !self.schedule_retry(i, id, false) {
+                    self.finished(i, outcome, false);
+                }
             }
             Err(e) => {
                 // Shut down: the task never runs.
@@ -1092,14 +1134,19 @@ impl Runner {
 
     /// Reports future `i`, which never reached a pool, pending and ended; how it ended.
     fn emit_unsubmitted(&mut self, i: usize, end: Unsubmitted) -> Final {
+        self.emit_unsubmitted_id(i, end).0
+    }
+
+    /// [`Runner::emit_unsubmitted`], with the id the future was given.
+    fn emit_unsubmitted_id(&mut self, i: usize, end: Unsubmitted) -> (Final, FutureId) {
         let plan = &self.reg.plan;
         let pool: crate::events::Name = plan.task_of(i).map_or("", |t| plan.pools[t.pool].name.as_str()).into();
         let f = Future::<Value>::new();
         let (name, id, now): (crate::events::Name, _, _) = (plan.name_of(i).into(), f.id().0, Instant::now());
-        let _ = self
-            .reg
-            .bus
-            .send(BusMsg::Runner(now, Box::new(EventKind::Pending { attempt: None, task: name.clone(), id, pool: pool.clone() })));
+        let _ = self.reg.bus.send(BusMsg::Runner(
+            now,
+            Box::new(EventKind::Pending { attempt: None, task: name.clone(), id, pool: pool.clone() }),
+        ));
         let (kind, outcome) = match end {
             Unsubmitted::Failed(error) => {
                 let _ = f.set_exception(error.clone());
@@ -1116,7 +1163,7 @@ impl Runner {
             lock(&self.reg.slots).insert(i, f);
             self.reg.submitted.notify_all();
         }
-        outcome
+        (outcome, FutureId(id))
     }
 
     /// Future `i` ended (`submitted`: it had reached its pool). What depends on it is
@@ -1289,11 +1336,21 @@ impl Runner {
                 // And those it has not been handed yet: pending futures too, and retries.
                 self.cancel_ready(pool, None);
                 let plan = Arc::clone(&self.reg.plan);
-                let retries: Vec<usize> =
-                    self.scheduled.keys().copied().filter(|&i| plan.task_of(i).is_some_and(|t| t.pool == pool)).collect();
+                let retries: Vec<usize> = self
+                    .scheduled
+                    .keys()
+                    .copied()
+                    .filter(|&i| plan.task_of(i).is_some_and(|t| t.pool == pool))
+                    .collect();
                 for i in retries {
                     self.cancel_retry(i, None);
                 }
+                // And its tasks still waiting on others: pending futures not yet handed over.
+                let mut work = Vec::new();
+                for e in (0..plan.tasks.len()).filter(|&e| plan.tasks[e].pool == pool) {
+                    self.abandon(e, None, &mut work);
+                }
+                self.settle(work);
                 self.dispatch(pool);
             }
             Control::CancelUnsubmitted(name) => {

@@ -393,7 +393,9 @@ mod tests {
                         victim_id: None,
                         expires_in: None,
                     },
-                    _ => EventKind::Pending { attempt: None, task: format!("t{seq}").into(), id: seq, pool: "p".into() },
+                    _ => {
+                        EventKind::Pending { attempt: None, task: format!("t{seq}").into(), id: seq, pool: "p".into() }
+                    }
                 };
                 #[allow(clippy::cast_precision_loss)] // small numbers
                 let t = 1000.0 * seq as f64;

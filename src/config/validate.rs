@@ -14,23 +14,22 @@ use crate::builtins::{Scope, BUILTIN_NAMES};
 use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
 const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
-const TASK_KEYS: &[&str] =
-    &[
-        "name",
-        "pool",
-        "call",
-        "args",
-        "command",
-        "env",
-        "cwd",
-        "timeout",
-        "map",
-        "depends_on",
-        "chunksize",
-        "retries",
-        "retry_delay",
-        "backoff",
-    ];
+const TASK_KEYS: &[&str] = &[
+    "name",
+    "pool",
+    "call",
+    "args",
+    "command",
+    "env",
+    "cwd",
+    "timeout",
+    "map",
+    "depends_on",
+    "chunksize",
+    "retries",
+    "retry_delay",
+    "backoff",
+];
 /// The keys of every pool, whatever its kind.
 const COMMON_POOL_KEYS: &[&str] = &["kind", "max_workers", "retries", "retry_delay", "backoff"];
 
@@ -690,7 +689,20 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         positive(cx, &at, "chunksize", v).map(|n| (n, at))
     });
     let retry = retry_keys(cx, path, &keys);
-    Some(Base { name, path: path.to_owned(), pos, pool, body, args, map, depends_on, chunksize, retry, first: 0, count })
+    Some(Base {
+        name,
+        path: path.to_owned(),
+        pos,
+        pool,
+        body,
+        args,
+        map,
+        depends_on,
+        chunksize,
+        retry,
+        first: 0,
+        count,
+    })
 }
 
 /// A `map:` argument's values and how many there are: a list, or `{ range: STOP }`,
@@ -968,6 +980,22 @@ impl Scope for CallScope<'_, '_, '_, '_> {
     }
 }
 
+/// A wait between attempts with no attempt to wait for is a mistake: said so.
+fn check_retry(cx: &mut Ctx<'_>, b: &Base<'_>, pools: &[PoolPlan]) {
+    let Some(p) = b.pool else { return };
+    if b.retry.or(pools[p].retry).retries > 0 {
+        return;
+    }
+    for (key, given) in [("retry_delay", b.retry.delay.is_some()), ("backoff", b.retry.backoff.is_some())] {
+        if given {
+            cx.at_key(
+                &join(&b.path, key),
+                format!("{key} has no effect: task '{}' has no retries (add `retries: N`)", b.name),
+            );
+        }
+    }
+}
+
 fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec<TaskPlan>, Vec<usize>) {
     let names = Names::new(bases);
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
@@ -1029,19 +1057,7 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
             }
             (Some((n, _)), Some(_)) => Some(*n),
         };
-        // A wait between attempts, with no attempt to wait for: a mistake, said so.
-        if let Some(p) = b.pool {
-            if b.retry.or(pools[p].retry).retries == 0 {
-                for (key, given) in [("retry_delay", b.retry.delay.is_some()), ("backoff", b.retry.backoff.is_some())] {
-                    if given {
-                        cx.at_key(
-                            &join(&b.path, key),
-                            format!("{key} has no effect: task '{}' has no retries (add `retries: N`)", b.name),
-                        );
-                    }
-                }
-            }
-        }
+        check_retry(cx, b, pools);
         let own = b.pool.unwrap_or(0);
         let body = match &b.body {
             Body::Call { name: call, path: call_path } if b.map.is_empty() => {

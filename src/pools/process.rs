@@ -1,11 +1,11 @@
 //! `kind: process`: a `ProcessPoolExecutor` of this program's worker processes (`max_tasks_per_child`); tasks may wait on the run's futures, through their parent.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use futuretop_engine::{BuildError, ProcessPoolExecutor};
+use futuretop_engine::{BuildError, Future, ProcessPoolExecutor, SubmitError};
 use serde_json::Value;
 
-use super::{Backend, BuildCx, Keys, Pool, Remote, Spec};
+use super::{Backend, BuildCx, Job, Keys, Pool, Remote, Spec};
 use crate::schema::{join, positive, Report};
 
 /// The process pool kind.
@@ -34,6 +34,84 @@ impl Backend for Process {
     }
 
     fn build(&self, spec: &Spec<'_>, cx: &BuildCx) -> Result<Box<dyn Pool>, BuildError> {
+        let (name, max_workers, settings) = (spec.name.to_owned(), spec.max_workers, spec.settings.clone());
+        let (sink, on_value, on_output, on_request, program) = (
+            Arc::clone(&cx.sink),
+            Arc::clone(&cx.on_value),
+            Arc::clone(&cx.on_output),
+            Arc::clone(&cx.on_request),
+            cx.program.clone(),
+        );
+        let make = move |first: usize| {
+            let cx = BuildCx {
+                sink: Arc::clone(&sink),
+                on_value: Arc::clone(&on_value),
+                on_output: Arc::clone(&on_output),
+                on_request: Arc::clone(&on_request),
+                program: program.clone(),
+            };
+            executor(&Spec { name: &name, max_workers, settings: &settings }, &cx, first)
+        };
+        let first = make(0)?;
+        Ok(Box::new(Renewable { current: RwLock::new(Remote(first)), make: Box::new(make) }))
+    }
+
+    fn own_processes(&self) -> bool {
+        true
+    }
+
+    fn reaches_run(&self) -> bool {
+        true
+    }
+}
+
+/// A process pool that a broken one can be replaced by ([`Pool::renew`]): Python's pool
+/// stays broken, and so does each executor here; the run goes on with a new one for the
+/// retries of the tasks the old one failed.
+struct Renewable {
+    current: RwLock<Remote<ProcessPoolExecutor>>,
+    make: Box<dyn Fn(usize) -> Result<ProcessPoolExecutor, BuildError> + Send + Sync>,
+}
+
+impl Renewable {
+    fn current(&self) -> std::sync::RwLockReadGuard<'_, Remote<ProcessPoolExecutor>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Pool for Renewable {
+    fn submit(&self, name: &str, job: Box<dyn Job>) -> Result<Future<Value>, SubmitError> {
+        self.current().submit(name, job)
+    }
+
+    fn submit_chunk(&self, jobs: Vec<(String, Box<dyn Job>)>) -> Vec<Result<Future<Value>, SubmitError>> {
+        self.current().submit_chunk(jobs)
+    }
+
+    fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.current().shutdown(wait, cancel_futures);
+    }
+
+    fn is_broken(&self) -> bool {
+        self.current().0.broken().is_some()
+    }
+
+    fn renew(&self) -> Result<bool, BuildError> {
+        let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.0.broken().is_none() {
+            return Ok(false);
+        }
+        let fresh = (self.make)(current.0.workers_started())?;
+        let old = std::mem::replace(&mut *current, Remote(fresh));
+        drop(current);
+        old.shutdown(false, true);
+        Ok(true)
+    }
+}
+
+/// A process pool's executor as `spec` and `cx` give it, its workers numbered from `first + 1`.
+fn executor(spec: &Spec<'_>, cx: &BuildCx, first: usize) -> Result<ProcessPoolExecutor, BuildError> {
+    {
         let mut b = ProcessPoolExecutor::builder()
             .name(spec.name)
             .max_workers(spec.max_workers)
@@ -48,15 +126,7 @@ impl Backend for Process {
         if let Some(program) = &cx.program {
             b = b.program(program);
         }
-        Ok(Box::new(Remote(b.build()?)))
-    }
-
-    fn own_processes(&self) -> bool {
-        true
-    }
-
-    fn reaches_run(&self) -> bool {
-        true
+        b.first_worker(first).build()
     }
 }
 

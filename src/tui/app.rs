@@ -867,8 +867,13 @@ impl App {
                 let r = self.selected_row()?;
                 let (id, name, state, unsubmitted) = (r.id, r.name.clone(), r.state, r.unsubmitted);
                 if unsubmitted > 0 {
-                    // The row of a map's items not yet handed to their pool: `name[…]`.
-                    let map = name.strip_suffix("[…]").unwrap_or(&name).to_owned();
+                    // The row of a map's items not yet handed to their pool (`name[…]`), or
+                    // of a task that waits on others.
+                    let Some(map) = name.strip_suffix("[…]") else {
+                        self.view.status = Some(format!("cancelling {} (not yet submitted)", quote(&name)));
+                        return self.send(Control::CancelUnsubmitted(name.to_string()));
+                    };
+                    let map = map.to_owned();
                     self.view.status =
                         Some(format!("cancelling the {unsubmitted} items of {} not yet submitted", quote(&map)));
                     return self.send(Control::CancelUnsubmitted(map));
@@ -1234,10 +1239,15 @@ mod tests {
                 pools: vec![PoolInfo { name: "io".into(), kind: crate::pools::PoolKind::Thread, max_workers: 2 }],
                 tasks: 3,
                 maps: Vec::new(),
+                waiting: vec![],
             },
         ));
         for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
-            app.apply_event(&ev(id + 1, 0.1, EventKind::Pending { attempt: None, task: name.into(), id, pool: "io".into() }));
+            app.apply_event(&ev(
+                id + 1,
+                0.1,
+                EventKind::Pending { attempt: None, task: name.into(), id, pool: "io".into() },
+            ));
         }
         app.apply_event(&ev(5, 0.2, EventKind::WorkerStarted { pool: "io".into(), worker: "io-1".into(), pid: None }));
         app.apply_event(&ev(

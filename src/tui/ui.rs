@@ -429,7 +429,7 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
                     }
                     3 => Cell::from(cut(r.worker.as_deref().unwrap_or_default(), w)),
                     4 => Cell::from(r.duration(now).map(secs).unwrap_or_default()),
-                    _ => Cell::from(cut(&r.outcome(), w)),
+                    _ => Cell::from(cut(&app.model.result_or_why(r), w)),
                 })
                 .collect();
             TableRow::new(cells).style(style)
@@ -450,7 +450,7 @@ fn draw_table(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) -> Geometr
         app.view.sort.label(),
         if app.view.query.is_empty() { String::new() } else { format!(" · /{}", app.view.query) },
     );
-    let mut heads = ["name", "pool", "state", "worker", "time", "result / error"].map(str::to_owned);
+    let mut heads = ["name", "pool", "state", "worker", "time", "result / why"].map(str::to_owned);
     if let Some(c) = app.view.sort.column() {
         heads[c].push_str(arrow);
     }
@@ -697,6 +697,19 @@ fn draw_detail(f: &mut Frame<'_>, app: &App, id: u64, area: Rect, theme: Theme) 
     }
     if let Some(e) = &r.error {
         lines.push(Line::styled(format!("error: {e}"), theme.fg(Color::Red)));
+    }
+    if let Some(why) = app.model.why(r) {
+        lines.push(Line::from(format!("why: {why}")));
+    }
+    if let Some(a) = r.attempts.as_deref() {
+        lines.push(Line::from(format!("attempts: {} of {} allowed", a.attempt, a.of)));
+        for (k, (id, t, how)) in a.earlier.iter().enumerate() {
+            lines.push(Line::from(format!("  {}  #{id}  ended {}  {how}", k + 1, secs(*t))));
+        }
+        if a.next_at.is_none() {
+            let how = if r.state.is_final() { r.outcome() } else { r.state.word().to_owned() };
+            lines.push(Line::from(format!("  {}  #{}  {how}", a.attempt, r.id)));
+        }
     }
     let waits: Vec<String> =
         r.waits_on.iter().map(|w| app.row(*w).map_or_else(|| format!("#{w}"), |x| x.name.to_string())).collect();

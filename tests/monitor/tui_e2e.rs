@@ -547,6 +547,7 @@ fn slow_log() -> String {
                 pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 1 }],
                 tasks: 2,
                 maps: Vec::new(),
+                waiting: vec![],
             },
         ),
         (0.0, EventKind::Pending { attempt: None, task: "first".into(), id: 1, pool: "io".into() }),

@@ -79,7 +79,15 @@ fn started(log: &mut Log, run: &str, file: &str, pools: &[(&str, PoolKind, usize
         pools.iter().map(|&(name, kind, max_workers)| PoolInfo { name: name.into(), kind, max_workers }).collect();
     log.at(
         0.0,
-        EventKind::RunStarted { version: 1, run: run.into(), file: file.into(), pools, tasks, maps: Vec::new() },
+        EventKind::RunStarted {
+            version: 1,
+            run: run.into(),
+            file: file.into(),
+            pools,
+            tasks,
+            maps: Vec::new(),
+            waiting: vec![],
+        },
     );
 }
 

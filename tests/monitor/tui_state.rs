@@ -31,6 +31,7 @@ fn events() -> Vec<Event> {
         pools: vec![PoolInfo { name: "io".into(), kind: futuretop::config::PoolKind::Thread, max_workers: 2 }],
         tasks: 4,
         maps: Vec::new(),
+        waiting: vec![],
     }];
     for (id, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
         v.push(EventKind::Pending { attempt: None, task: name.into(), id, pool: "io".into() });

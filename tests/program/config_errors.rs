@@ -219,6 +219,20 @@ fn depends_on_cycle_is_spelled_out() {
 }
 
 #[test]
+fn bad_retry_keys_are_refused_at_their_values() {
+    check(
+        &fixture("bad_retries.yaml"),
+        &[
+            at(2, 32, &["retries must be between 0 and 100 (got -1)"]),
+            at(7, 14, &["retries must be between 0 and 100 (got 101)"]),
+            at(8, 59, &["backoff must be from 1 to 100 (got 0.5)"]),
+            at(9, 38, &["retry_delay has no effect: task 'c' has no retries (add `retries: N`)"]),
+            at(10, 63, &["expected a number of seconds for retry_delay, found the string 'soon'"]),
+        ],
+    );
+}
+
+#[test]
 fn max_workers_zero_is_refused() {
     check(&fixture("max_workers_zero.yaml"), &[at(2, 36, &["max_workers must be greater than 0 (got 0)"])]);
 }

@@ -13,3 +13,4 @@ mod deadlock_props;
 mod event_log;
 mod process_orphans;
 mod python_compare;
+mod retries;

@@ -72,9 +72,16 @@ pub struct ProcessPoolBuilder {
     on_request: Option<RequestHook>,
     on_output: Option<OutputHook>,
     on_value: Option<ValueHook>,
+    first_worker: usize,
 }
 
 impl ProcessPoolBuilder {
+    /// Numbers the workers from `n + 1` (`NAME-{n+1}`, ...), default from 1: a pool that
+    /// replaces a broken one of the same name goes on where that one's numbering stopped.
+    pub fn first_worker(mut self, n: usize) -> Self {
+        self.first_worker = n;
+        self
+    }
     /// At most this many worker processes (default: the number of CPUs; 0 is refused).
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = Some(n);
@@ -158,7 +165,7 @@ impl ProcessPoolBuilder {
                 control: Mutex::new(Control { tx: Some(tx), threads: Vec::new(), broken: None }),
                 broken_flag: AtomicBool::new(false),
                 live: Mutex::new(HashMap::new()),
-                next_worker: AtomicUsize::new(0),
+                next_worker: AtomicUsize::new(self.first_worker),
                 idle_slots: AtomicUsize::new(0),
                 forced: Mutex::new(None),
             }),
@@ -401,6 +408,12 @@ impl ProcessPoolExecutor {
     /// The error that broke the pool, if it is broken.
     pub fn broken(&self) -> Option<BrokenExecutor> {
         self.shared.broken()
+    }
+
+    /// How many workers the pool has started (and so the number of the last one's name,
+    /// counted from [`ProcessPoolBuilder::first_worker`]).
+    pub fn workers_started(&self) -> usize {
+        self.shared.next_worker.load(Ordering::SeqCst)
     }
 
     /// Schedules `call` under `name` and returns its future.
