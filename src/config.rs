@@ -228,6 +228,9 @@ pub struct TaskPlan {
     pub chunk: Option<usize>,
     /// How it is tried again after an exception (its own keys, else its pool's).
     pub retry: Retry,
+    /// `timeout:` of a `call:` task, in seconds: each future is stopped when it has run
+    /// that long (a command's own `timeout:` is enforced where it runs, [`CommandPlan`]).
+    pub timeout: Option<f64>,
     /// The index of its first future.
     pub first: usize,
     /// How many futures it stands for (1 for a plain task).

@@ -1179,11 +1179,14 @@ impl RunModel {
                         self.add_waiting(j, w, t);
                     }
                     // Counted as they finish, for what waits on them as a whole.
-                    for m in maps {
-                        if self.after.values().any(|names| names.iter().any(|n| **n == *m.task)) {
-                            self.map_done.insert(m.task.as_str().into(), (m.items, 0));
-                        }
-                    }
+                    let named: std::collections::HashSet<&str> =
+                        self.after.values().flat_map(|names| names.iter().map(|n| &**n)).collect();
+                    let counted: Vec<(Name, (usize, usize))> = maps
+                        .iter()
+                        .filter(|m| named.contains(m.task.as_str()))
+                        .map(|m| (m.task.as_str().into(), (m.items, 0)))
+                        .collect();
+                    self.map_done.extend(counted);
                     return Change::Moved;
                 }
             }

@@ -132,6 +132,45 @@ struct Registry {
     /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
     supervisor: Option<PathBuf>,
     bus: Sender<BusMsg>,
+    /// The time limits of the futures of tasks with a `timeout:`.
+    timeouts: Arc<Timeouts>,
+}
+
+/// When a running future reaches its time limit: when, which future, the limit.
+type Deadline = (Instant, FutureId, Duration);
+
+/// The time limits (`timeout:` of `call:` tasks) of the run's futures: the runner notes a
+/// future's limit when it submits it; the bus's stage sees the future start running and
+/// hands its deadline to the runner, which stops it then ([`Future::time_out`]).
+struct Timeouts {
+    /// True when some task has a limit (else nothing here is ever looked at).
+    any: bool,
+    /// Futures submitted with a limit and not yet seen running (or ending).
+    limits: Mutex<IdMap<FutureId, Duration>>,
+    /// Deadlines, from the stage to the runner: when, which future, its limit.
+    deadlines: (Sender<Deadline>, Receiver<Deadline>),
+}
+
+impl Timeouts {
+    /// Follows event `e` of a run that started at `start`: a future with a limit that
+    /// starts running gets its deadline.
+    fn observe(&self, start: Instant, e: &Event) {
+        if !self.any {
+            return;
+        }
+        let (id, running) = match &e.kind {
+            EventKind::Running { id, .. } => (*id, true),
+            EventKind::Done { id, .. } | EventKind::Exception { id, .. } | EventKind::Cancelled { id, .. } => {
+                (*id, false)
+            }
+            _ => return,
+        };
+        let limit = lock(&self.limits).remove(&FutureId(id));
+        if let (Some(limit), true) = (limit, running) {
+            let at = start + Duration::from_secs_f64(e.t) + limit;
+            let _ = self.deadlines.0.send((at, FutureId(id), limit));
+        }
+    }
 }
 
 impl Registry {
@@ -305,6 +344,7 @@ struct DeadlockStage {
     policy: OnDeadlock,
     control: Sender<Control>,
     stall: StallWatch,
+    timeouts: Arc<Timeouts>,
 }
 
 /// Watches for a run that has stopped moving: no future's state changed for `after`,
@@ -366,6 +406,7 @@ impl Stage for DeadlockStage {
     fn observe(&mut self, e: &Event) {
         self.detector.observe(e);
         self.stall.observe(e);
+        self.timeouts.observe(self.stall.start, e);
     }
 
     fn check(&mut self) -> Vec<EventKind> {
@@ -441,8 +482,19 @@ pub fn start(
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let stall = StallWatch { after: options.stall_after, start, last_change: 0.0, reported: false };
-    let detector =
-        DeadlockStage { detector: Detector::new(), policy: options.on_deadlock, control: control_tx.clone(), stall };
+    let plan: Arc<Plan> = plan.into();
+    let timeouts = Arc::new(Timeouts {
+        any: plan.tasks.iter().any(|t| t.timeout.is_some()),
+        limits: Mutex::new(IdMap::default()),
+        deadlines: crossbeam_channel::unbounded(),
+    });
+    let detector = DeadlockStage {
+        detector: Detector::new(),
+        policy: options.on_deadlock,
+        control: control_tx.clone(),
+        stall,
+        timeouts: Arc::clone(&timeouts),
+    };
     let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
         .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
@@ -460,7 +512,6 @@ pub fn start(
         .spawn(move || bus.run(&bus_rx))
         .map_err(|error| StartError::Thread { what: "event bus", error })?;
     let sink: Arc<dyn futuretop_engine::Sink> = Arc::new(BusSink(bus_tx.clone()));
-    let plan: Arc<Plan> = plan.into();
     let _ = bus_tx.send(BusMsg::Runner(start, Box::new(run_started(&plan))));
     let mut pools = Vec::new();
     let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
@@ -495,6 +546,7 @@ pub fn start(
         by_id: Mutex::new(IdMap::default()),
         bus: bus_tx.clone(),
         supervisor: options.command_supervisor.clone(),
+        timeouts,
     });
     let _ = weak.set(Arc::downgrade(&registry));
     let thread = std::thread::Builder::new()
@@ -691,6 +743,8 @@ struct Runner {
     scheduled: HashMap<usize, FutureId>,
     /// When each scheduled retry is due (an entry no longer in `scheduled` was cancelled).
     due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
+    /// The deadlines of running futures with a time limit: when, which, the limit.
+    deadlines: std::collections::BinaryHeap<std::cmp::Reverse<Deadline>>,
 }
 
 impl Runner {
@@ -748,6 +802,7 @@ impl Runner {
             attempts: HashMap::new(),
             scheduled: HashMap::new(),
             due: std::collections::BinaryHeap::new(),
+            deadlines: std::collections::BinaryHeap::new(),
         }
     }
 
@@ -772,6 +827,7 @@ impl Runner {
             let taken = ends.len();
             self.take_ends(ends);
             self.submit_due_retries();
+            self.enforce_deadlines();
             if std::mem::take(&mut self.held_back) {
                 self.dispatch_all();
             }
@@ -798,10 +854,18 @@ impl Runner {
             } else {
                 Duration::from_hours(1)
             };
-            // A retry due sooner wakes the runner at its time.
-            let quiet = self.due.peek().map_or(quiet, |r| quiet.min(r.0 .0.saturating_duration_since(Instant::now())));
+            // A retry or a deadline due sooner wakes the runner at its time.
+            let now = Instant::now();
+            let quiet = self.due.peek().map_or(quiet, |r| quiet.min(r.0 .0.saturating_duration_since(now)));
+            let quiet = self.deadlines.peek().map_or(quiet, |d| quiet.min(d.0 .0.saturating_duration_since(now)));
+            let deadlines = self.reg.timeouts.deadlines.1.clone();
             select! {
                 recv(bell) -> _ => {}
+                recv(deadlines) -> msg => {
+                    if let Ok(d) = msg {
+                        self.deadlines.push(std::cmp::Reverse(d));
+                    }
+                }
                 recv(wants) -> msg => {
                     if let Ok(i) = msg {
                         self.want(i);
@@ -872,6 +936,23 @@ impl Runner {
         let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(retry)));
         self.dispatch(t.pool);
         true
+    }
+
+    /// Stops the running futures that reached their time limit (`timeout:`).
+    fn enforce_deadlines(&mut self) {
+        while let Ok(d) = self.reg.timeouts.deadlines.1.try_recv() {
+            self.deadlines.push(std::cmp::Reverse(d));
+        }
+        let now = Instant::now();
+        while let Some(&std::cmp::Reverse((at, id, limit))) = self.deadlines.peek() {
+            if at > now {
+                return;
+            }
+            self.deadlines.pop();
+            if let Some(f) = self.reg.future(id) {
+                f.time_out(limit);
+            }
+        }
     }
 
     /// Submits the retries whose time has come.
@@ -1082,6 +1163,9 @@ impl Runner {
         match result {
             Ok(f) => {
                 let pool = self.reg.plan.task_of(i).map_or(0, |t| t.pool);
+                if let Some(limit) = self.reg.plan.task_of(i).and_then(|t| t.timeout) {
+                    lock(&self.reg.timeouts.limits).insert(f.id(), Duration::from_secs_f64(limit));
+                }
                 self.feeds[pool].in_flight += 1;
                 // Live until the runner hears it ended (one callback a future, and the
                 // table is only touched by this thread and by controls).

@@ -237,18 +237,20 @@ pub(crate) fn run_command(
                 return Err(Exception::CommandFailed(format!("lost track of `{program}`: {e}")));
             }
         }
-        if futuretop_engine::checkpoint().is_err() {
+        if let Err(e) = futuretop_engine::checkpoint() {
             kill_group();
             wait_killed(&mut child);
-            return Err(Exception::Killed(format!("`{program}` and its process group")));
+            return Err(match e {
+                // The task's own limit, as the runner enforces it for every task.
+                Exception::Timeout(t) => Exception::Timeout(t),
+                _ => Exception::Killed(format!("`{program}` and its process group")),
+            });
         }
         if limit.is_some_and(|l| started.elapsed() >= l) {
             kill_group();
             wait_killed(&mut child);
-            return Err(Exception::CommandFailed(format!(
-                "`{program}` timed out after {:.1} s and was killed",
-                started.elapsed().as_secs_f64()
-            )));
+            // Whatever it was doing: the limit is what it ran into.
+            return Err(Exception::Timeout(futuretop_engine::TimeoutError::limit(limit.unwrap_or_default())));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
@@ -483,8 +485,8 @@ mod tests {
         let r = run_command(&plan, &sink, &|_| {}, None);
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "the timeout held");
         let e = r.unwrap_err();
-        assert_eq!(e.type_name(), "CommandFailed", "{e}");
-        assert!(e.to_string().contains("timed out after 0.5 s"), "{e}");
+        assert_eq!(e.type_name(), "TimeoutError", "{e}");
+        assert_eq!(e.to_string(), "ran past its timeout of 0.5 s and was stopped");
         let pid = child.lock().unwrap().expect("the child's pid was printed");
         // The child is gone (or a zombie about to be reaped by init), not sleeping on.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

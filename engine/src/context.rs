@@ -22,11 +22,17 @@ pub enum InterruptReason {
     Kill,
     /// The task's current wait was chosen to break a deadlock.
     Deadlock,
+    /// The task ran past its time limit (an extension: a task's `timeout`); it ends with
+    /// a `TimeoutError` that names the limit.
+    TimedOut(std::time::Duration),
 }
 
+// Ranked: a raised flag only goes up (a kill outranks a timeout, which outranks a
+// deadlock break).
 const NONE: u8 = 0;
-const KILL: u8 = 1;
-const DEADLOCK: u8 = 2;
+const DEADLOCK: u8 = 1;
+const TIMEOUT: u8 = 2;
+const KILL: u8 = 3;
 
 /// The interrupt flag of one worker's current task, and the wait it is blocked in (to
 /// wake it). One per worker, reused from task to task: an interrupt names the task it is
@@ -41,6 +47,8 @@ pub(crate) struct Interrupt {
 struct InterruptInner {
     task: Option<FutureId>,
     blocked_on: Option<crate::sync::Arc<Signal>>,
+    /// The limit of a [`InterruptReason::TimedOut`] raised.
+    limit: Option<std::time::Duration>,
 }
 
 impl Interrupt {
@@ -53,6 +61,7 @@ impl Interrupt {
         let mut inner = self.inner();
         inner.task = Some(task);
         inner.blocked_on = None;
+        inner.limit = None;
         self.flag.store(NONE, Ordering::SeqCst);
     }
 
@@ -70,10 +79,14 @@ impl Interrupt {
         let v = match reason {
             InterruptReason::Kill => KILL,
             InterruptReason::Deadlock => DEADLOCK,
+            InterruptReason::TimedOut(_) => TIMEOUT,
         };
-        let inner = self.inner();
+        let mut inner = self.inner();
         if inner.task != Some(task) {
             return false;
+        }
+        if let InterruptReason::TimedOut(limit) = reason {
+            inner.limit.get_or_insert(limit);
         }
         // A kill outranks a deadlock break; never downgrade.
         self.flag.fetch_max(v, Ordering::SeqCst);
@@ -88,6 +101,7 @@ impl Interrupt {
         match self.flag.load(Ordering::SeqCst) {
             KILL => Some(InterruptReason::Kill),
             DEADLOCK => Some(InterruptReason::Deadlock),
+            TIMEOUT => Some(InterruptReason::TimedOut(self.inner().limit.unwrap_or_default())),
             _ => None,
         }
     }
@@ -156,11 +170,13 @@ pub fn current_task() -> Option<FutureId> {
     current().map(|c| c.id)
 }
 
-/// For long-running task code: returns `Err(Killed)` once the task has been killed, so it
-/// can stop early (`futuretop_engine::checkpoint()?` in a loop). Outside a task it is always `Ok`.
+/// For long-running task code: returns `Err(Killed)` once the task has been killed (or
+/// `Err(Timeout)` once it ran past its time limit), so it can stop early
+/// (`futuretop_engine::checkpoint()?` in a loop). Outside a task it is always `Ok`.
 pub fn checkpoint() -> Result<(), Exception> {
     match current().and_then(|c| c.interrupt.pending()) {
         Some(InterruptReason::Kill) => Err(Exception::Killed("stopped at a checkpoint".into())),
+        Some(InterruptReason::TimedOut(limit)) => Err(Exception::Timeout(crate::error::TimeoutError::limit(limit))),
         _ => Ok(()),
     }
 }

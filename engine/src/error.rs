@@ -29,20 +29,29 @@ pub struct TimeoutError {
     /// How many futures were still unfinished, and of how many, when the wait gave up
     /// (`as_completed` and `map` fill this in; a single future's wait leaves it `None`).
     pub unfinished: Option<(usize, usize)>,
+    /// For a task stopped because it ran past its time limit (an extension: a task's
+    /// `timeout`): that limit. `None` for a wait that timed out.
+    pub limit: Option<std::time::Duration>,
 }
 
 impl TimeoutError {
     /// A timeout of a wait on one future.
     pub const fn single() -> Self {
-        Self { unfinished: None }
+        Self { unfinished: None, limit: None }
+    }
+
+    /// A task stopped because it ran past its time limit.
+    pub const fn limit(limit: std::time::Duration) -> Self {
+        Self { unfinished: None, limit: Some(limit) }
     }
 }
 
 impl fmt::Display for TimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.unfinished {
-            Some((n, of)) => write!(f, "{n} (of {of}) futures unfinished"),
-            None => f.write_str("the wait timed out"),
+        match (self.unfinished, self.limit) {
+            (Some((n, of)), _) => write!(f, "{n} (of {of}) futures unfinished"),
+            (None, Some(limit)) => write!(f, "ran past its timeout of {} s and was stopped", limit.as_secs_f64()),
+            (None, None) => f.write_str("the wait timed out"),
         }
     }
 }

@@ -341,9 +341,10 @@ impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
                 let unfinished = self.futures.len() + 1;
                 self.cancel_rest();
                 Some(Err(match e {
-                    FutureError::Timeout(_) => {
-                        FutureError::Timeout(TimeoutError { unfinished: Some((unfinished, self.submitted)) })
-                    }
+                    FutureError::Timeout(_) => FutureError::Timeout(TimeoutError {
+                        unfinished: Some((unfinished, self.submitted)),
+                        limit: None,
+                    }),
                     other => other,
                 }))
             }

@@ -160,17 +160,24 @@ impl WaitScope {
         c.interrupt.set_blocked_on(None);
         let reason = c.interrupt.pending();
         let outcome = match (outcome, reason) {
-            (WaitOutcome::Interrupted, Some(InterruptReason::Kill)) => WaitOutcome::Killed,
+            (WaitOutcome::Interrupted, Some(InterruptReason::Kill | InterruptReason::TimedOut(_))) => {
+                WaitOutcome::Killed
+            }
             (o, _) => o,
         };
         for target in self.targets {
             emit(&c.sink, || Observation::WaitEnd { waiter: c.id, target, outcome });
         }
         c.interrupt.consume_deadlock();
-        match outcome {
-            WaitOutcome::Killed => Some(Exception::Killed("while waiting on another future".into())),
-            WaitOutcome::Interrupted => Some(Exception::Deadlock("this wait was chosen to break a deadlock".into())),
-            WaitOutcome::Completed | WaitOutcome::TimedOut => None,
+        match (outcome, reason) {
+            (WaitOutcome::Killed, Some(InterruptReason::TimedOut(limit))) => {
+                Some(Exception::Timeout(crate::error::TimeoutError::limit(limit)))
+            }
+            (WaitOutcome::Killed, _) => Some(Exception::Killed("while waiting on another future".into())),
+            (WaitOutcome::Interrupted, _) => {
+                Some(Exception::Deadlock("this wait was chosen to break a deadlock".into()))
+            }
+            (WaitOutcome::Completed | WaitOutcome::TimedOut, _) => None,
         }
     }
 }
@@ -481,6 +488,15 @@ impl<T> Future<T> {
     /// cannot kill it.
     pub fn kill(&self) -> bool {
         self.interrupt(InterruptReason::Kill)
+    }
+
+    /// Stops the running call because it ran past `limit` (an extension: a task's
+    /// `timeout`): as [`Future::kill`] does, but the call ends with a `TimeoutError` that
+    /// names the limit. A thread call stops at its next wait or checkpoint; a process
+    /// call's worker is killed; a Slurm job is cancelled. Returns false if the future is
+    /// not running.
+    pub fn time_out(&self, limit: std::time::Duration) -> bool {
+        self.interrupt(InterruptReason::TimedOut(limit))
     }
 
     /// Interrupts the running call's current wait so that it fails with a

@@ -174,6 +174,8 @@ struct Base<'a> {
     chunksize: Option<(usize, String)>,
     /// `retries:`, `retry_delay:`, `backoff:` as given.
     retry: RetryKeys,
+    /// `timeout:` of a `call:` task (a command's is its [`CommandPlan`]'s).
+    timeout: Option<f64>,
     first: usize,
     count: usize,
 }
@@ -565,7 +567,7 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
             Body::Invalid(std::marker::PhantomData)
         }
         (Some(Value::String(c)), None) => {
-            for k in ["env", "cwd", "timeout"] {
+            for k in ["env", "cwd"] {
                 if keys.contains_key(k) {
                     cx.at_key(
                         &join(path, k),
@@ -689,6 +691,10 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         positive(cx, &at, "chunksize", v).map(|n| (n, at))
     });
     let retry = retry_keys(cx, path, &keys);
+    let timeout = match (&body, keys.get("timeout")) {
+        (Body::Call { .. }, Some(v)) => seconds(cx, &join(path, "timeout"), "timeout", v, false),
+        _ => None,
+    };
     Some(Base {
         name,
         path: path.to_owned(),
@@ -700,6 +706,7 @@ fn first_pass<'a>(cx: &mut Ctx<'_>, path: &str, raw: &'a Value, pools: &[&str]) 
         depends_on,
         chunksize,
         retry,
+        timeout,
         first: 0,
         count,
     })
@@ -1087,6 +1094,7 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
             each,
             chunk,
             retry: b.retry.or(pools[pool].retry),
+            timeout: b.timeout,
             first: b.first,
             len: b.count,
             pos: b.pos,

@@ -160,7 +160,7 @@ fn test_correct_timeout_exception_msg() {
     let results: Vec<_> = as_completed(&futures_list, Some(Duration::ZERO)).collect();
     assert_eq!(results.len(), 3);
     let err = results.last().unwrap().as_ref().unwrap_err();
-    assert_eq!(*err, FutureError::Timeout(TimeoutError { unfinished: Some((2, 4)) }));
+    assert_eq!(*err, FutureError::Timeout(TimeoutError { unfinished: Some((2, 4)), limit: None }));
     assert_eq!(err.to_string(), "2 (of 4) futures unfinished");
     let yielded: BTreeSet<_> = results.iter().filter_map(|r| r.as_ref().ok()).map(Future::id).collect();
     assert_eq!(yielded, ids(&[futures_list[0].clone(), futures_list[3].clone()]));

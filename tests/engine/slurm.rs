@@ -81,6 +81,31 @@ fn tempdir(name: &str) -> PathBuf {
     d
 }
 
+/// Kill of a running job: scancel, and the future ends Killed; the first one is stopped
+/// for its time limit instead (a task's `timeout:`): scancel, and `TimeoutError`.
+fn kill_fillers(fillers: &[futuretop_engine::Future<serde_json::Value>]) {
+    for (k, f) in fillers.iter().enumerate() {
+        // The node has room for the fillers once the time-limit job is gone; kill each
+        // as it runs.
+        wait_until("the filler to run", Duration::from_mins(3), || f.running() || f.done());
+        if k == 0 {
+            assert!(f.time_out(Duration::from_secs(7)), "a running job can be timed out");
+            match f.result(Some(Duration::from_mins(1))) {
+                Err(FutureError::Failed(Exception::Timeout(t))) => {
+                    assert_eq!(t.limit, Some(Duration::from_secs(7)));
+                }
+                other => panic!("expected TimeoutError, got {other:?}"),
+            }
+            continue;
+        }
+        assert!(f.kill(), "a running job can be killed");
+        match f.result(Some(Duration::from_mins(1))) {
+            Err(FutureError::Failed(Exception::Killed(m))) => assert!(m.contains("cancelled on request"), "{m}"),
+            other => panic!("expected Killed, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn slurm_pool_against_a_real_cluster() {
     let required = std::env::var("FUTURETOP_SLURM_TESTS").is_ok_and(|v| v == "1");
@@ -152,17 +177,8 @@ fn slurm_pool_against_a_real_cluster() {
         !squeue_jobs().lines().any(|l| l == "queued PENDING")
     });
 
-    // 4. Kill of a running job: scancel, and the future ends Killed.
-    for f in &fillers {
-        // The node has room for the fillers once the time-limit job is gone; kill each
-        // as it runs.
-        wait_until("the filler to run", Duration::from_mins(3), || f.running() || f.done());
-        assert!(f.kill(), "a running job can be killed");
-        match f.result(Some(Duration::from_mins(1))) {
-            Err(FutureError::Failed(Exception::Killed(m))) => assert!(m.contains("cancelled on request"), "{m}"),
-            other => panic!("expected Killed, got {other:?}"),
-        }
-    }
+    // 4. Kill and time-out of running jobs.
+    kill_fillers(&fillers);
 
     // 5. The job that exceeds its time limit says so.
     match too_long.result(Some(Duration::from_mins(4))) {

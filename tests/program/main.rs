@@ -14,3 +14,4 @@ mod event_log;
 mod process_orphans;
 mod python_compare;
 mod retries;
+mod timeouts;

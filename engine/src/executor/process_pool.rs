@@ -202,6 +202,8 @@ struct Control {
 enum KilledBecause {
     /// `Future::kill` of the call it ran.
     Request,
+    /// `Future::time_out` of the call it ran: it ran past this limit.
+    TimedOut(std::time::Duration),
     /// The pool broke.
     PoolBroke,
     /// `terminate_workers` or `kill_workers`, with this signal.
@@ -346,8 +348,11 @@ impl Kill for SlotKiller {
             return false;
         }
         match reason {
-            InterruptReason::Kill => {
-                l.on_purpose = Some(KilledBecause::Request);
+            InterruptReason::Kill | InterruptReason::TimedOut(_) => {
+                l.on_purpose = Some(match reason {
+                    InterruptReason::TimedOut(limit) => KilledBecause::TimedOut(limit),
+                    _ => KilledBecause::Request,
+                });
                 sigkill(l.pid, &l.groups);
                 end_requests(l);
                 true
@@ -776,7 +781,11 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     status: status.clone(),
                 });
                 let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
-                if on_purpose == Some(KilledBecause::Request) {
+                if let Some(KilledBecause::TimedOut(limit)) = on_purpose {
+                    for e in unfinished {
+                        let _ = e.future.set_exception(Exception::Timeout(crate::TimeoutError::limit(limit)));
+                    }
+                } else if on_purpose == Some(KilledBecause::Request) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
                             "with worker {} (pid {}), on request",

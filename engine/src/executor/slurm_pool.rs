@@ -261,7 +261,8 @@ struct Job {
     slurm_id: String,
     dir: PathBuf,
     running: bool,
-    killed: bool,
+    /// Cancelled by `Future::kill` or `Future::time_out`: which.
+    killed: Option<InterruptReason>,
     cancelling: bool,
 }
 
@@ -365,12 +366,12 @@ struct SlurmKiller {
 
 impl Kill for SlurmKiller {
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
-        if reason != InterruptReason::Kill {
+        if reason == InterruptReason::Deadlock {
             return false;
         }
         let mut jobs = lock(&self.shared.jobs);
         let Some(job) = jobs.get_mut(&task) else { return false };
-        job.killed = true;
+        job.killed.get_or_insert(reason);
         scancel(&job.slurm_id);
         true
     }
@@ -408,7 +409,7 @@ fn manage(shared: &Arc<Shared>) {
                     for (entry, (slurm_id, dir)) in batch.into_iter().zip(submitted) {
                         jobs.insert(
                             entry.future.id(),
-                            Job { entry, slurm_id, dir, running: false, killed: false, cancelling: false },
+                            Job { entry, slurm_id, dir, running: false, killed: None, cancelling: false },
                         );
                     }
                 }
@@ -633,7 +634,10 @@ fn conclude(shared: &Shared, job: &Job, state: &str, reason: &str) {
     let result: Option<Result<Value, WireError>> =
         std::fs::read_to_string(job.dir.join("result.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
     let outcome = match (result, state) {
-        _ if job.killed => Err(Exception::Killed(format!("Slurm job {} was cancelled on request", job.slurm_id))),
+        _ if job.killed.is_some() => Err(match job.killed {
+            Some(InterruptReason::TimedOut(limit)) => Exception::Timeout(crate::TimeoutError::limit(limit)),
+            _ => Exception::Killed(format!("Slurm job {} was cancelled on request", job.slurm_id)),
+        }),
         (Some(Ok(v)), _) => Ok(v),
         (Some(Err(e)), _) => Err(from_wire(e)),
         (None, _) => {

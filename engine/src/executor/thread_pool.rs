@@ -58,6 +58,8 @@ impl<C: Call> Work for Job<C> {
         let outcome = match (worker.interrupt.pending(), outcome) {
             (Some(InterruptReason::Kill), Err(e @ Exception::Killed(_))) => Err(e),
             (Some(InterruptReason::Kill), _) => Err(Exception::Killed("while running on a thread worker".into())),
+            (Some(InterruptReason::TimedOut(_)), Err(e @ Exception::Timeout(_))) => Err(e),
+            (Some(InterruptReason::TimedOut(limit)), _) => Err(Exception::Timeout(crate::TimeoutError::limit(limit))),
             (_, outcome) => outcome,
         };
         worker.interrupt.end_task();

@@ -229,7 +229,10 @@ impl<T> Iterator for AsCompleted<T> {
             }
             _ => {
                 self.ended = true;
-                Some(Err(FutureError::Timeout(TimeoutError { unfinished: Some((self.pending.len(), self.total)) })))
+                Some(Err(FutureError::Timeout(TimeoutError {
+                    unfinished: Some((self.pending.len(), self.total)),
+                    limit: None,
+                })))
             }
         }
     }
