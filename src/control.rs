@@ -29,6 +29,10 @@ pub enum Control {
     CancelUnsubmitted(String),
     /// Break a deadlock: interrupt this future's wait with a `DeadlockError`.
     BreakWait(FutureId),
+    /// Run plan future NAME (a task, or an item `m[3]`) again, that ended failed,
+    /// cancelled or killed: a new attempt; the dependents it had cancelled wait for it
+    /// again (`r`).
+    Resubmit(String),
     /// A deadlock was detected under `--on-deadlock fail`: end the run with code 3.
     DeadlockFail,
     /// Ctrl-C or a termination signal: stop everything, exit 130.

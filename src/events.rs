@@ -313,6 +313,19 @@ pub enum EventKind {
         /// Seconds until the next attempt is submitted.
         delay: f64,
     },
+    /// A task that ended failed, cancelled or killed runs again (`r` in the monitor): a
+    /// new attempt, whose `pending` follows; the tasks it had cancelled wait for it again.
+    Resubmit {
+        /// The task (or item, `m[3]`).
+        task: Name,
+        /// The attempt about to run, from 2.
+        attempt: u32,
+        /// Attempts in all, counting this one.
+        attempts: u32,
+        /// The tasks cancelled because of it that wait for it again, with what they wait for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        revived: Vec<WaitingInfo>,
+    },
     /// A broken pool was replaced by a new one, for the retries of its tasks: its later
     /// futures run on new workers.
     PoolRestarted {

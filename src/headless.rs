@@ -79,6 +79,14 @@ fn notice(kind: &EventKind, policy: Option<OnDeadlock>) -> Option<String> {
             )
         }
         EventKind::PoolRestarted { pool } => format!("pool '{}' restarted", visible(pool)),
+        EventKind::Resubmit { task, attempt, revived, .. } => format!(
+            "resubmitted: '{}' attempt {attempt}{}",
+            visible(task),
+            match revived.len() {
+                0 => String::new(),
+                n => format!(", and {n} tasks it had cancelled"),
+            }
+        ),
         EventKind::PoolBroken { pool, error } => format!("pool '{}' broke: {}", visible(pool), visible(error)),
         _ => return None,
     })

@@ -701,6 +701,8 @@ pub struct RunModel {
     waiting_rows: IdMap<Name, u64>,
     /// Per `map:` task something waits for as a whole: its items, and those done.
     map_done: HashMap<Name, (usize, usize)>,
+    /// Every `map:` task's items, by name (from `run_started`).
+    map_items: HashMap<Name, usize>,
 }
 
 impl RunModel {
@@ -928,6 +930,82 @@ impl RunModel {
         Change::State
     }
 
+    /// `r` ran task `task` again (attempt `attempt` of `of`): its row is pending again,
+    /// waiting for the attempt's future; the tasks it had cancelled (`revived`) are
+    /// pending again too, waiting on what they wait for.
+    fn resubmitted(&mut self, task: &Name, (attempt, of): (u32, u32), revived: &[WaitingInfo], t: f64) {
+        // How it ended: its row's state, or (a headless model let it go) the summary's word.
+        let row = self
+            .by_name
+            .get(task)
+            .copied()
+            .filter(|&i| matches!(self.rows[i].state, RowState::Failed | RowState::Cancelled));
+        let ended = match row {
+            Some(i) => self.rows[i].state,
+            None if self.summary.failures.iter().any(|f| f.name == *task) => RowState::Failed,
+            None => RowState::Cancelled,
+        };
+        if row.is_none() && self.keep == Keep::All {
+            return;
+        }
+        let list = if ended == RowState::Failed { &mut self.summary.failures } else { &mut self.summary.cancelled };
+        if let Some(k) = list.iter().rposition(|f| f.name == *task) {
+            list.remove(k);
+        }
+        self.state_counts[ended as usize] = self.state_counts[ended as usize].saturating_sub(1);
+        self.state_counts[RowState::Pending as usize] += 1;
+        self.retrying.insert(task.clone(), of);
+        if let Some(i) = row {
+            let r = &mut self.rows[i];
+            let before = (r.id, r.ended.unwrap_or(t), r.outcome());
+            let a = r.attempts.get_or_insert_with(Box::default);
+            a.earlier.push(before);
+            (a.attempt, a.of, a.next_at) = (attempt - 1, of, Some(t));
+            r.state = RowState::Pending;
+            (r.started, r.ended, r.error, r.result, r.worker, r.pid) = (None, None, None, None, None, None);
+            r.waits_on.clear();
+        }
+        self.push_log(|| format!("{task} resubmitted: attempt {attempt}"));
+        // The tasks it had cancelled: their futures are the plan's not yet submitted again.
+        let mut names: std::collections::HashSet<Name> = std::collections::HashSet::new();
+        for w in revived {
+            let after: Box<[Name]> = w.after.iter().map(|a| Name::from(a.as_str())).collect();
+            let futures: Vec<Name> = match self.map_items.get(w.task.as_str()) {
+                Some(&n) => (0..n).map(|k| Name::from(format!("{}[{k}]", w.task))).collect(),
+                None => vec![Name::from(w.task.as_str())],
+            };
+            for name in futures {
+                self.revive(&name, &after);
+                names.insert(name);
+            }
+        }
+        if !names.is_empty() {
+            self.summary.cancelled.retain(|c| !names.contains(&c.name));
+        }
+    }
+
+    /// Future `name`, cancelled, will be submitted again: back among the plan's futures
+    /// not yet seen, its row waiting for its future, with what it waits for.
+    fn revive(&mut self, name: &Name, after: &[Name]) {
+        let row = self.by_name.get(name).copied().filter(|&i| self.rows[i].state == RowState::Cancelled);
+        if row.is_none() && self.keep == Keep::All {
+            return;
+        }
+        self.state_counts[RowState::Cancelled as usize] =
+            self.state_counts[RowState::Cancelled as usize].saturating_sub(1);
+        self.seen = self.seen.saturating_sub(1);
+        self.seen_planned = self.seen_planned.saturating_sub(1);
+        let Some(i) = row else { return };
+        let r = &mut self.rows[i];
+        r.state = RowState::Pending;
+        (r.started, r.ended, r.error, r.worker, r.pid, r.unsubmitted) = (None, None, None, None, None, 1);
+        let id = r.id;
+        self.waiting_rows.insert(name.clone(), id);
+        if !after.is_empty() {
+            self.after.insert(id, after.into());
+        }
+    }
+
     /// The `pending` of attempt `n` (of `of`) of task `task`, future `id`: the row of the
     /// task's last attempt takes it on; false when no row waits for it (a headless model
     /// let it go).
@@ -1053,7 +1131,7 @@ impl RunModel {
                 return format!("after '{first}' ({finished} of {} done)", after.len());
             }
         }
-        if r.unsubmitted > 0 && (WAITING_IDS - (1 << 32) + 1..=WAITING_IDS).contains(&r.id) {
+        if r.unsubmitted > 0 && self.waiting_rows.get(&r.name) == Some(&r.id) {
             // A task that waited on others, about to be handed to its pool.
             return "not yet submitted (window)".to_owned();
         }
@@ -1155,6 +1233,7 @@ impl RunModel {
         let t = e.t;
         match &e.kind {
             EventKind::RunStarted { run, file, pools, tasks, maps, waiting, .. } => {
+                self.map_items = maps.iter().map(|m| (m.task.as_str().into(), m.items)).collect();
                 self.run.clone_from(run);
                 self.file.clone_from(file);
                 self.planned = *tasks;
@@ -1449,6 +1528,10 @@ impl RunModel {
             }
             EventKind::Retry { task, id, attempt, attempts, delay } => {
                 return self.retry(task, *id, (*attempt, *attempts), t + delay);
+            }
+            EventKind::Resubmit { task, attempt, attempts, revived } => {
+                self.resubmitted(task, (*attempt, *attempts), revived, t);
+                return Change::State;
             }
             EventKind::PoolRestarted { pool } => {
                 let p = self.pool_mut(pool);

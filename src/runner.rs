@@ -694,6 +694,8 @@ struct Entry {
     /// Set once a dependency failed or was cancelled, or the run stopped, while it waited:
     /// its items were cancelled.
     abandoned: bool,
+    /// Its items that ended failed or cancelled.
+    bad: usize,
     /// The tasks that depend on this `map:` as a whole, until it is done or an item failed.
     group_dependents: Vec<usize>,
     /// The `map:` tasks whose item `k` waits for this one's item `k` (`{ each: }`).
@@ -745,7 +747,17 @@ struct Runner {
     due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
     /// The deadlines of running futures with a time limit: when, which, the limit.
     deadlines: std::collections::BinaryHeap<std::cmp::Reverse<Deadline>>,
+    /// How each plan future ended ([`ENDED_DONE`], ...; 0 while it has not): a byte a
+    /// future, for `r`, which must know what to run again.
+    states: Vec<u8>,
 }
+
+/// [`Runner::states`]: done.
+const ENDED_DONE: u8 = 1;
+/// [`Runner::states`]: failed.
+const ENDED_FAILED: u8 = 2;
+/// [`Runner::states`]: cancelled.
+const ENDED_CANCELLED: u8 = 3;
 
 impl Runner {
     fn new(reg: Arc<Registry>, control: Receiver<Control>, wants: Receiver<usize>) -> Self {
@@ -803,6 +815,7 @@ impl Runner {
             scheduled: HashMap::new(),
             due: std::collections::BinaryHeap::new(),
             deadlines: std::collections::BinaryHeap::new(),
+            states: vec![0; plan.len()],
         }
     }
 
@@ -1274,6 +1287,16 @@ impl Runner {
                 Final::Exception | Final::Retryable => self.counts.exception += 1,
                 Final::Cancelled => self.counts.cancelled += 1,
             }
+            if let Some(s) = self.states.get_mut(i) {
+                *s = match outcome {
+                    Final::Done => ENDED_DONE,
+                    Final::Exception | Final::Retryable => ENDED_FAILED,
+                    Final::Cancelled => ENDED_CANCELLED,
+                };
+                if *s != ENDED_DONE {
+                    self.entries[e].bad += 1;
+                }
+            }
             let reason = || {
                 let name = plan.name_of(i);
                 if outcome == Final::Cancelled {
@@ -1442,8 +1465,176 @@ impl Runner {
                     self.cancel_unsubmitted(e);
                 }
             }
+            Control::Resubmit(name) => {
+                if let Some(i) = self.reg.plan.task_index(name) {
+                    self.resubmit(i);
+                }
+            }
             Control::Interrupt | Control::DeadlockFail => {}
         }
+    }
+
+    /// `r`: plan future `i`, which ended failed or cancelled (not for a dependency: that
+    /// one is the one to run again), runs again as a new attempt; the tasks that were
+    /// cancelled because of it (and of them), and depend on nothing else that failed, wait
+    /// for it again. Said in a `resubmit` event, before the attempt's `pending`.
+    fn resubmit(&mut self, i: usize) {
+        let plan = Arc::clone(&self.reg.plan);
+        let Some((e, k)) = plan.locate(i) else { return };
+        let state = self.states[i];
+        if self.stopping || self.entries[e].abandoned || !(state == ENDED_FAILED || state == ENDED_CANCELLED) {
+            return;
+        }
+        let revived = self.revive_dependents(i);
+        self.reopen(i);
+        if !plan.tasks[e].each.is_empty() {
+            self.recount_each(e, k);
+        }
+        let t = &plan.tasks[e];
+        let attempt = self.attempts.get(&i).copied().unwrap_or(1) + 1;
+        self.attempts.insert(i, attempt);
+        let after = revived
+            .iter()
+            .map(|&d| WaitingInfo {
+                task: plan.tasks[d].name.clone(),
+                pool: plan.pools[plan.tasks[d].pool].name.clone(),
+                after: plan.dependency_names(&plan.tasks[d]),
+            })
+            .collect();
+        let event = EventKind::Resubmit {
+            task: plan.name_of(i).into(),
+            attempt,
+            attempts: t.retry.attempts().max(attempt),
+            revived: after,
+        };
+        let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(event)));
+        self.note_attempt(i);
+        self.renew_if_broken(i);
+        self.submit(i);
+    }
+
+    /// Plan future `i` is unfinished again (it runs again, or waits to).
+    fn reopen(&mut self, i: usize) {
+        let Some((e, _)) = self.reg.plan.locate(i) else { return };
+        match std::mem::take(&mut self.states[i]) {
+            ENDED_FAILED => self.counts.exception = self.counts.exception.saturating_sub(1),
+            ENDED_CANCELLED => self.counts.cancelled = self.counts.cancelled.saturating_sub(1),
+            _ => return,
+        }
+        self.entries[e].bad = self.entries[e].bad.saturating_sub(1);
+        self.unfinished += 1;
+        if let Some(g) = &self.group_left[e] {
+            g.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Item `k` of `{ each: }` map `e`: its paired items done, counted again.
+    fn recount_each(&mut self, e: usize, k: usize) {
+        let plan = Arc::clone(&self.reg.plan);
+        let done = plan.tasks[e].each.iter().filter(|&&m| self.states[plan.tasks[m].first + k] == ENDED_DONE).count();
+        if let Some(c) = self.entries[e].each_done.get_mut(k) {
+            *c = pairs(done);
+        }
+    }
+
+    /// The tasks cancelled (abandoned) because plan future `i` failed or was cancelled,
+    /// and because of them in turn, that depend on nothing else that failed: they wait
+    /// again, their dependencies' edges restored; so do the items of `{ each: }` maps
+    /// paired with a future run again. Returns the tasks revived whole.
+    fn revive_dependents(&mut self, i: usize) -> Vec<usize> {
+        let plan = Arc::clone(&self.reg.plan);
+        let n = plan.tasks.len();
+        let Some((root, item)) = plan.locate(i) else { return Vec::new() };
+        // Reverse edges, from the plan (the runner lets its own go as futures end).
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut paired: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (d, t) in plan.tasks.iter().enumerate() {
+            for dep in t.depends_on.iter() {
+                let on = match *dep {
+                    Dep::Task(j) => plan.locate(j).map(|(e, _)| e),
+                    Dep::Group(g) => Some(g),
+                };
+                if let Some(on) = on.filter(|&on| on < n) {
+                    dependents[on].push(d);
+                }
+            }
+            for &m in t.each.iter().filter(|&&m| m < n) {
+                paired[m].push(d);
+            }
+        }
+        // Tasks run again whole (the root: only future `i` of it).
+        let mut again = vec![false; n];
+        again[root] = true;
+        let bad = |s: u8| s == ENDED_FAILED || s == ENDED_CANCELLED;
+        let mut revived = Vec::new();
+        let mut queue = vec![root];
+        while let Some(e) = queue.pop() {
+            for &d in &dependents[e] {
+                if again[d] || !self.entries[d].abandoned {
+                    continue;
+                }
+                // A dependency that failed and is not run again keeps it cancelled.
+                let still_failed = plan.tasks[d].depends_on.iter().any(|dep| match *dep {
+                    Dep::Task(j) => {
+                        let o = plan.locate(j).map_or(root, |(o, _)| o);
+                        j != i && bad(self.states[j]) && !(again[o] && o != root)
+                    }
+                    Dep::Group(g) if g == root => self.entries[g].bad > usize::from(bad(self.states[i])),
+                    Dep::Group(g) => !again[g] && self.entries[g].bad > 0,
+                });
+                if still_failed {
+                    continue;
+                }
+                again[d] = true;
+                revived.push(d);
+                queue.push(d);
+            }
+        }
+        for &d in &revived {
+            for j in plan.tasks[d].futures() {
+                self.reopen(j);
+            }
+            let entry = &mut self.entries[d];
+            (entry.abandoned, entry.bad, entry.done) = (false, 0, 0);
+        }
+        // Their dependencies' edges, as at the start, for what is not done.
+        for &d in &revived {
+            let mut waiting = 0;
+            for dep in plan.tasks[d].depends_on.iter() {
+                match *dep {
+                    Dep::Task(j) if self.states[j] != ENDED_DONE => {
+                        waiting += 1;
+                        self.direct.entry(j).or_default().push(d);
+                    }
+                    Dep::Group(g) if self.entries[g].done < plan.tasks[g].len => {
+                        waiting += 1;
+                        self.entries[g].group_dependents.push(d);
+                    }
+                    _ => {}
+                }
+            }
+            self.entries[d].waiting = waiting;
+            for k in 0..self.entries[d].each_done.len() {
+                self.recount_each(d, k);
+            }
+            if waiting == 0 {
+                self.make_ready(d);
+            }
+        }
+        // Item by item: the items paired with the future run again, cancelled for it.
+        let mut items = vec![(root, item)];
+        while let Some((e, k)) = items.pop() {
+            for &d in &paired[e] {
+                let j = plan.tasks[d].first + k;
+                if again[d] || k >= plan.tasks[d].len || self.states[j] != ENDED_CANCELLED {
+                    continue;
+                }
+                self.reopen(j);
+                self.recount_each(d, k);
+                items.push((d, k));
+            }
+        }
+        revived
     }
 
     /// Cancels task `e`'s futures not yet handed to its pool (a user's cancel: no

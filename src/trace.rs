@@ -119,6 +119,10 @@ impl<W: Write> Writer<'_, W> {
                 let name = format!("retry {task}: attempt {}/{attempts} in {delay:.1}s", attempt + 1);
                 self.emit(&json!({"ph": "i", "s": scope, "cat": "retry", "name": name, "pid": pid, "tid": tid, "ts": us(e.t), "args": {"id": id, "attempt": attempt, "attempts": attempts, "delay": delay}}))?;
             }
+            EventKind::Resubmit { task, attempt, revived, .. } => {
+                let name = format!("resubmit {task}: attempt {attempt}");
+                self.emit(&json!({"ph": "i", "s": "g", "cat": "retry", "name": name, "pid": 0, "tid": 0, "ts": us(e.t), "args": {"attempt": attempt, "revived": revived.len()}}))?;
+            }
             EventKind::Deadlock { tasks, message, .. } => {
                 let cycle = tasks.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(" → ");
                 self.emit(&json!({"ph": "i", "s": "g", "cat": "deadlock", "name": format!("deadlock {cycle}"), "pid": 0, "tid": 0, "ts": us(e.t), "args": {"message": message}}))?;

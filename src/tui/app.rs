@@ -970,7 +970,40 @@ impl App {
                 self.scroll_to_selection();
             }
             Action::Resubmit => {
-                self.view.status = Some("resubmitting a task comes with retries: not in this version yet".into());
+                self.scroll_to_selection();
+                let r = self.selected_row()?;
+                let name = r.name.to_string();
+                if r.unsubmitted > 0 || !matches!(r.state, RowState::Failed | RowState::Cancelled) {
+                    self.view.status = Some(format!(
+                        "cannot resubmit {}: it is {} (r runs a failed, cancelled or killed task again)",
+                        quote(&name),
+                        r.state.word()
+                    ));
+                    return None;
+                }
+                if let Some(RowError::Cancelled(
+                    crate::events::CancelReason::DependencyFailed(d)
+                    | crate::events::CancelReason::DependencyCancelled(d),
+                )) = r.error.as_deref()
+                {
+                    self.view.status = Some(format!(
+                        "cannot resubmit {}: it was cancelled because of {}; resubmit that one and it follows",
+                        quote(&name),
+                        quote(d)
+                    ));
+                    return None;
+                }
+                let dependents = self
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.task_index(&name).map(|i| p.dependents_of(&[i], &[])))
+                    .unwrap_or(0);
+                let prompt = if dependents > 0 {
+                    format!("resubmit {} and its {}?", quote(&name), count(dependents, "cancelled dependent"))
+                } else {
+                    format!("resubmit {}?", quote(&name))
+                };
+                return self.ask(&prompt, Control::Resubmit(name));
             }
             Action::Pause => {
                 if self.view.frozen.take().is_none() {
@@ -1100,6 +1133,7 @@ impl App {
                 }
             }
             Control::CancelPool(pool) => (format!("cancelling the pending tasks of pool {}", quote(pool)), true),
+            Control::Resubmit(name) => (format!("resubmitting {}", quote(name)), true),
             _ => (String::new(), true),
         };
         self.view.status = Some(status);

@@ -266,3 +266,71 @@ fn a_task_is_retried_on_a_renewed_pool_after_its_process_pool_broke() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("retries: 1 (1 task succeeded only after a retry)"), "{stdout}");
 }
+
+/// `r`: a failed task runs again as a new attempt; the tasks it had cancelled, and those
+/// they had cancelled, wait for it again and run; the counts at the end hold each once.
+#[test]
+fn a_resubmitted_task_runs_again_and_its_cancelled_dependents_follow() {
+    let (handle, rx) = run(r#"
+pools: { io: { kind: thread, max_workers: 2 }, hold: { kind: thread, max_workers: 1 } }
+tasks:
+  - { name: flaky, pool: io, command: [sh, -c, '[ "$FUTURETOP_ATTEMPT" -ge 2 ]'] }
+  - { name: b, pool: io, call: pow, args: { base: 2, exp: 3 }, depends_on: [flaky] }
+  - { name: c, pool: io, call: pow, args: { base: 2, exp: 4 }, depends_on: [b] }
+  - { name: m, pool: io, call: pow, map: { base: [1, 2, 3] }, args: { exp: 2 }, depends_on: [flaky] }
+  - { name: slow, pool: hold, call: spin, args: { secs: 60 } }
+"#);
+    let cancelled = |e: &Event, name: &str| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == name);
+    let mut seen = until(&rx, |e| cancelled(e, "c"));
+    handle.control().send(Control::Resubmit("flaky".into())).unwrap();
+    let done = |e: &Event, name: &str| matches!(&e.kind, EventKind::Done { task, .. } if &**task == name);
+    let mut left: std::collections::HashSet<&str> = ["flaky", "b", "c", "m[0]", "m[1]", "m[2]"].into();
+    seen.extend(until(&rx, |e| {
+        left.retain(|n| !done(e, n));
+        left.is_empty()
+    }));
+    handle.control().send(Control::Interrupt).unwrap();
+    seen.extend(all(&rx));
+    assert_eq!(handle.join().exit_code, 130);
+    let resubmit = seen.iter().find_map(|e| match &e.kind {
+        EventKind::Resubmit { task, attempt, revived, .. } => {
+            Some((task.to_string(), *attempt, revived.iter().map(|w| w.task.clone()).collect::<Vec<_>>()))
+        }
+        _ => None,
+    });
+    let (task, attempt, mut revived) = resubmit.expect("a resubmit event");
+    revived.sort();
+    assert_eq!((task.as_str(), attempt, revived), ("flaky", 2, vec!["b".to_owned(), "c".into(), "m".into()]));
+    let second =
+        seen.iter().any(|e| matches!(&e.kind, EventKind::Pending { task, attempt: Some(2), .. } if &**task == "flaky"));
+    assert!(second, "the second attempt's future");
+    let (counts, _) = finished(&seen);
+    assert_eq!((counts.done, counts.exception, counts.cancelled, counts.unfinished), (6, 1, 0, 0), "slow was killed");
+}
+
+/// `r` on a map item a user cancelled: it runs, and the item paired with it
+/// (`{ each: }`), cancelled for it, runs after it.
+#[test]
+fn a_resubmitted_item_brings_back_its_paired_item() {
+    let (handle, rx) = run(r"
+pools: { one: { kind: thread, max_workers: 1 }, hold: { kind: thread, max_workers: 1 } }
+tasks:
+  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
+  - { name: first, pool: one, call: sleep, map: { secs: [0.3, 0.01, 0.01] } }
+  - { name: second, pool: one, call: pow, map: { base: [1, 2, 3] }, args: { exp: 2 }, depends_on: [{ each: first }] }
+");
+    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Pending { task, .. } if &**task == "first[2]"));
+    let id = match seen.last().map(|e| &e.kind) {
+        Some(EventKind::Pending { id, .. }) => *id,
+        _ => unreachable!(),
+    };
+    handle.control().send(Control::Cancel(futuretop_engine::observe::FutureId(id))).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "second[2]")));
+    handle.control().send(Control::Resubmit("first[2]".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Done { task, .. } if &**task == "second[2]")));
+    handle.control().send(Control::Interrupt).unwrap();
+    seen.extend(all(&rx));
+    handle.join();
+    let (counts, _) = finished(&seen);
+    assert_eq!((counts.done, counts.cancelled, counts.unfinished), (6, 0, 0), "{counts:?}");
+}
