@@ -125,9 +125,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DeadlockPolicy::Warn)]
     pub on_deadlock: DeadlockPolicy,
     /// Report a stall when no future has changed state for this many seconds while work
-    /// is pending or running (0: never).
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub stall_after: f64,
+    /// is pending or running (0: never) [default: the file's `stall_after:`, else 60].
+    #[arg(long, value_name = "SECS")]
+    pub stall_after: Option<f64>,
     /// How the monitor draws.
     #[command(flatten)]
     pub display: DisplayArgs,

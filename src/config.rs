@@ -271,6 +271,9 @@ pub struct Plan {
     pub awaited: Vec<usize>,
     /// Each task's index in `tasks`, by name.
     by_name: std::collections::HashMap<String, usize>,
+    /// `stall_after:` (seconds; 0: never): when the run counts as stalled, unless
+    /// `--stall-after` says otherwise.
+    pub stall_after: Option<f64>,
 }
 
 /// The futures a run may have: a `map:` with `{ range: }` could ask for any number, and
@@ -287,7 +290,7 @@ impl Plan {
         awaited: Vec<usize>,
     ) -> Self {
         let by_name = tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Self { name, source, pools, tasks, awaited, by_name }
+        Self { name, source, pools, tasks, awaited, by_name, stall_after: None }
     }
 
     /// How many futures the plan has (a `map:` task counts its items).

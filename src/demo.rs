@@ -46,6 +46,11 @@ pub const SCENARIOS: &[Scenario] = &[
         yaml: include_str!("../assets/slurm.yaml"),
     },
     Scenario {
+        name: "flaky",
+        about: "tasks that fail now and then: retries, a timeout, a stall and the critical path",
+        yaml: include_str!("../assets/flaky.yaml"),
+    },
+    Scenario {
         name: "batch",
         about: "a nightly batch: failures, dependencies, a command, a crashing worker",
         yaml: include_str!("../assets/batch.yaml"),

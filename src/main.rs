@@ -365,6 +365,10 @@ fn load_embedded(file: &str, name: &str, yaml: &str) -> Result<Plan, String> {
     futuretop::config::load_str(file, name, yaml).map_err(|e| e.to_string())
 }
 
+/// Seconds without a change of state that make a stall, unless the file or
+/// `--stall-after` says otherwise.
+const DEFAULT_STALL_AFTER: f64 = 60.0;
+
 fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
     let options = RunOptions {
         events: args.events.clone(),
@@ -377,8 +381,10 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
         command_supervisor: std::env::current_exe().ok(),
         // The monitor shows system figures, and a recorded log keeps them for its replay.
         sample_system: use_monitor(args.headless) || args.events.is_some(),
-        stall_after: (args.stall_after > 0.0 && args.stall_after.is_finite())
-            .then(|| std::time::Duration::from_secs_f64(args.stall_after.min(1e9))),
+        stall_after: {
+            let after = args.stall_after.or(plan.stall_after).unwrap_or(DEFAULT_STALL_AFTER);
+            (after > 0.0 && after.is_finite()).then(|| std::time::Duration::from_secs_f64(after.min(1e9)))
+        },
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let monitor = use_monitor(args.headless);

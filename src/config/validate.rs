@@ -13,7 +13,7 @@ use super::{
 use crate::builtins::{Scope, BUILTIN_NAMES};
 use crate::schema::{describe, did_you_mean, join, positive, scalar_string, seconds, Report};
 
-const TOP_KEYS: &[&str] = &["name", "pools", "tasks"];
+const TOP_KEYS: &[&str] = &["name", "pools", "tasks", "stall_after"];
 const TASK_KEYS: &[&str] = &[
     "name",
     "pool",
@@ -358,6 +358,7 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
             default_name.to_owned()
         }
     };
+    let stall_after = keys.get("stall_after").and_then(|v| seconds(cx, "stall_after", "stall_after", v, true));
     let pools = check_pools(cx, keys.get("pools").copied());
     let pool_names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
     let Some(raw_tasks) = keys.get("tasks").copied() else {
@@ -408,7 +409,9 @@ fn check(cx: &mut Ctx<'_>, default_name: &str, doc: &Value) -> Option<Plan> {
     if !cx.errors.is_empty() {
         return None;
     }
-    Some(Plan::new(name, cx.file.to_owned(), pools, tasks, awaited))
+    let mut plan = Plan::new(name, cx.file.to_owned(), pools, tasks, awaited);
+    plan.stall_after = stall_after;
+    Some(plan)
 }
 
 fn check_pools(cx: &mut Ctx<'_>, raw: Option<&Value>) -> Vec<PoolPlan> {

@@ -1145,3 +1145,116 @@ fn a_stalled_run_raises_the_stall_banner_until_something_moves() {
     t.keys(&["q"]);
     t.wait_text("EXIT=0");
 }
+
+/// `r` on a failed task: the question says what follows; `y` runs it again (its second
+/// attempt succeeds) and its cancelled dependents after it; the log records it.
+#[test]
+fn r_resubmits_a_failed_task_and_its_cancelled_dependents_follow() {
+    if !tmux_here("r_resubmits_a_failed_task_and_its_cancelled_dependents_follow") {
+        return;
+    }
+    let file = TaskFile::new(
+        "resubmit",
+        "pools: { io: { kind: thread, max_workers: 2 }, hold: { kind: thread, max_workers: 1 } }\n\
+         tasks:\n\
+         \x20 - { name: hold, pool: hold, call: sleep, args: { secs: 60 } }\n\
+         \x20 - { name: flaky, pool: io, command: [sh, -c, '[ \"$FUTURETOP_ATTEMPT\" -ge 2 ]'] }\n\
+         \x20 - { name: after, pool: io, call: pow, args: { base: 2, exp: 3 }, depends_on: [flaky] }\n\
+         \x20 - { name: last, pool: io, call: pow, args: { base: 2, exp: 4 }, depends_on: [after] }\n",
+    );
+    let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for("resubmit")));
+    let t = Tmux::run("resubmit", 160, 40, &format!("run {} --events {}", file.path(), log.display()));
+    t.wait_row("last", &["⊘ cancelled", "dependency 'after' was cancelled"]);
+    // `r` on a task cancelled for a dependency points at the one to run again.
+    t.keys(&["/"]);
+    t.send_literal("name:last");
+    t.keys(&["Enter"]);
+    t.keys(&["r"]);
+    t.wait_text("cannot resubmit 'last': it was cancelled because of 'after'");
+    t.keys(&["Escape", "/"]);
+    t.send_literal("name:flaky");
+    t.keys(&["Enter"]);
+    t.keys(&["r"]);
+    t.wait_text("resubmit 'flaky' and its 2 cancelled dependents? [y/N]");
+    t.keys(&["y"]);
+    t.keys(&["Escape"]);
+    t.wait_row("flaky", &["✔ done", "attempt 2/2"]);
+    t.wait_row("after", &["✔ done", "8"]);
+    t.wait_row("last", &["✔ done", "16"]);
+    t.wait_text("✘ failed 0  ⊘ cancelled 0");
+    t.keys(&["q"]);
+    t.wait_text("[y/N]");
+    t.keys(&["y"]);
+    t.wait_text("EXIT=130");
+    let text = std::fs::read_to_string(&log).expect("the event log");
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains(r#""event":"resubmit","task":"flaky","attempt":2"#), "{text}");
+}
+
+/// Every reason a future waits shows in the table's last column of the real monitor:
+/// its place in its pool's queue, what it waits for and how much of it is done, a
+/// retry's countdown, a broken pool, the items not yet handed over; and for a running
+/// one, computing or blocked on another.
+#[test]
+fn every_pending_reason_shows_in_the_monitor() {
+    if !tmux_here("every_pending_reason_shows_in_the_monitor") {
+        return;
+    }
+    let yaml = format!(
+        "pools:\n\
+         \x20 one: {{ kind: thread, max_workers: 1 }}\n\
+         \x20 two: {{ kind: thread, max_workers: 1 }}\n\
+         \x20 three: {{ kind: thread, max_workers: 1 }}\n\
+         \x20 cpu: {{ kind: process, max_workers: 1 }}\n\
+         tasks:\n\
+         \x20 - {{ name: blocker, pool: one, call: sleep, args: {{ secs: 60 }} }}\n\
+         \x20 - {{ name: queued-a, pool: one, call: sleep, args: {{ secs: 0 }} }}\n\
+         \x20 - {{ name: queued-b, pool: one, call: sleep, args: {{ secs: 0 }} }}\n\
+         \x20 - {{ name: waiter, pool: two, call: wait_on, args: {{ task: queued-b }} }}\n\
+         \x20 - {{ name: later, pool: two, call: sleep, args: {{ secs: 0 }}, depends_on: [queued-a, queued-b] }}\n\
+         \x20 - {{ name: flaky, pool: three, call: fail, retries: 2, retry_delay: 300 }}\n\
+         \x20 - {{ name: boom, pool: cpu, call: crash }}\n\
+         \x20 - {{ name: stranded, pool: cpu, call: pow, args: {{ base: 2, exp: 2 }}, depends_on: [blocker] }}\n\
+         \x20 - {{ name: m, pool: one, call: sleep, map: {{ secs: [{}] }} }}\n",
+        vec!["0"; 300].join(", ")
+    );
+    let file = TaskFile::new("reasons", &yaml);
+    // Tall enough for every row: the map's window of 68 and the others.
+    let t = Tmux::run("reasons", 160, 100, &file.path());
+    t.wait_row("blocker", &["▶ running", "computing"]);
+    t.wait_row("queued-a", &["· pending", "#1 in queue 'one'"]);
+    t.wait_row("queued-b", &["· pending", "#2 in queue 'one'"]);
+    t.wait_row("waiter", &["▶ blocked", "blocked on 'queued-b' for"]);
+    t.wait_row("later", &["· pending", "after 'queued-a' (0 of 2 done)"]);
+    t.wait_row("flaky", &["· pending", "retry 2/3 in"]);
+    t.wait_row("stranded", &["· pending", "pool 'cpu' is broken"]);
+    t.wait_row("m[…]", &["· pending", "not yet submitted (window)"]);
+    t.keys(&["q"]);
+    t.wait_text("[y/N]");
+    t.keys(&["y"]);
+    t.wait_text("EXIT=130");
+}
+
+/// `futuretop demo flaky` shows, within twenty seconds, retries (a task on its third
+/// attempt), a timeout, a stall, and the critical path under `p`.
+#[test]
+fn the_flaky_demo_shows_retries_a_stall_and_the_critical_path() {
+    if !tmux_here("the_flaky_demo_shows_retries_a_stall_and_the_critical_path") {
+        return;
+    }
+    let started = Instant::now();
+    let t = Tmux::run("flaky", 160, 50, "demo flaky");
+    t.wait_row("fetch-orders", &["retry 2/3 in"]);
+    t.wait_row("fetch-stock", &["retry 2/3 in"]);
+    t.wait_text("TimeoutError: ran past its timeout of 1.5 s");
+    t.wait_row("fetch-orders", &["✔ done", "attempt 3/3"]);
+    t.wait_text("STALLED: no future has changed state for");
+    t.keys(&["p"]);
+    let s = t.wait_text("critical path");
+    assert!(s.contains("report"), "{s}");
+    t.keys(&["Escape"]);
+    t.wait_text("finished, exit 0");
+    assert!(started.elapsed() < Duration::from_secs(20), "the demo took {:?}", started.elapsed());
+    t.keys(&["q"]);
+    t.wait_text("EXIT=0");
+}
