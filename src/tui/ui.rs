@@ -931,12 +931,12 @@ pub const HELP: &[(HelpKeys, &str)] = &[
     (HelpKeys::Bound(&[Bind::Down, Bind::Up]), "move"),
     (HelpKeys::Bound(&[Bind::PageDown, Bind::PageUp]), "a page down, up"),
     (HelpKeys::Bound(&[Bind::Top, Bind::Bottom]), "first, last"),
-    (HelpKeys::Bound(&[Bind::Details]), "details of the selected task"),
-    (HelpKeys::Bound(&[Bind::Back]), "back"),
+    (HelpKeys::Bound(&[Bind::Details, Bind::Back]), "details of the selected task; back"),
     (HelpKeys::Bound(&[Bind::Cancel]), "cancel the selected task (pending only, as Future.cancel)"),
     (HelpKeys::Bound(&[Bind::Kill]), "kill the selected running task"),
     (HelpKeys::Bound(&[Bind::CancelPool]), "cancel every pending task of its pool"),
     (HelpKeys::Bound(&[Bind::Break]), "break the shown deadlock (its last waiter gets DeadlockError)"),
+    (HelpKeys::Bound(&[Bind::Resubmit]), "run a failed, cancelled or killed task again"),
     (HelpKeys::Bound(&[Bind::Search]), "filter as you type (name: pool: state: error:, ! negates)"),
     (HelpKeys::Bound(&[Bind::Filter]), "cycle the state filter"),
     (
@@ -954,7 +954,7 @@ pub const HELP: &[(HelpKeys, &str)] = &[
         HelpKeys::Bound(&[Bind::Step, Bind::StepBack, Bind::NextMark, Bind::PreviousMark, Bind::Faster, Bind::Slower]),
         "replay: step ±1; next, previous failure or deadlock; speed",
     ),
-    (HelpKeys::Bound(&[Bind::Yes]), "yes, to a question (x, C, b and c with dependents ask first)"),
+    (HelpKeys::Bound(&[Bind::Yes]), "yes, to a question (x, C, b, r, c with dependents ask first)"),
     (HelpKeys::Fixed("mouse"), "click selects, on a head sorts; Shift-drag selects text"),
 ];
 

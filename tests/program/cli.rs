@@ -157,7 +157,7 @@ fn demo_lists_every_bundled_scenario() {
     let out = futuretop(&["demo"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = text(&out.stdout);
-    for name in ["example", "deadlock-cycle", "deadlock-starvation", "primes", "urls", "batch"] {
+    for name in ["example", "deadlock-cycle", "deadlock-starvation", "primes", "urls", "batch", "flaky"] {
         assert!(stdout.lines().any(|l| l.split_whitespace().next() == Some(name)), "{name} missing from:\n{stdout}");
     }
     let out = futuretop(&["demo", "no-such-demo", "--headless"]);
@@ -416,6 +416,7 @@ fn the_default_demo_runs_headless() {
     let run = run_headless(&["demo", "example", "--on-deadlock", "break"]);
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("24 futures: 19 done, 4 failed, 1 cancelled"), "{}", run.stdout);
+    assert!(run.stdout.contains("retries: 2 (0 tasks succeeded only after a retry)"), "{}", run.stdout);
     for line in [
         "flaky: TaskError: upstream returned 503",
         "broken-command: CommandFailed: `sh` exited with status 3: disk full",
@@ -426,6 +427,21 @@ fn the_default_demo_runs_headless() {
     assert_eq!(final_event(&run.log, "square")["result"], 25);
     assert_eq!(final_event(&run.log, "primes[5]")["result"], false);
     assert_eq!(final_event(&run.log, "power")["result"].as_str().map(str::len), Some(3099));
+}
+
+#[test]
+fn the_flaky_demo_retries_times_out_and_stalls_then_succeeds() {
+    let run = run_headless(&["demo", "flaky"]);
+    assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("9 futures: 9 done, 0 failed, 0 cancelled"), "{}", run.stdout);
+    assert!(run.stdout.contains("retries: 3 (2 tasks succeeded only after a retry)"), "{}", run.stdout);
+    for line in [
+        "retry: 'fetch-orders' attempt 2/3 failed; attempt 3 in 1.0s",
+        "retry: 'fetch-stock' attempt 1/3 failed",
+        "stalled: no future has changed state for 3s; running: 'report'",
+    ] {
+        assert!(run.stderr.contains(line), "{line:?} missing:\n{}", run.stderr);
+    }
 }
 
 #[test]
