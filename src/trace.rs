@@ -239,6 +239,7 @@ mod tests {
             ),
             ev(8, 2.5, EventKind::Done { task: "a".into(), id: 1, pool: "io".into(), result: Value::Null }),
             running(9, 2.6, "d", 4, "io-1"),
+            ev(10, 2.7, EventKind::Retry { task: "c".into(), id: 3, attempt: 1, attempts: 2, delay: 0.5 }),
         ];
         let mut out = Vec::new();
         let written = chrome_trace(events, &mut out).unwrap();
@@ -263,6 +264,8 @@ mod tests {
             "a's track to b's"
         );
         assert_eq!(named("i", "killed"), 1);
+        let retry = all.iter().find(|e| e["ph"] == "i" && e["cat"] == "retry").expect("the retry as an instant");
+        assert_eq!((retry["name"].as_str(), retry["tid"].as_u64()), (Some("retry c: attempt 2/2 in 0.5s"), Some(2)));
         let d = all.iter().find(|e| e["ph"] == "X" && e["name"] == "d").unwrap();
         assert_eq!(d["args"]["state"], "unfinished", "still running at the end: a slice to the last event");
     }

@@ -285,6 +285,46 @@ fn main_screen() {
     );
 }
 
+/// A task on its third attempt after two failures (one a timeout), while its retry
+/// waits: the table says which attempt comes and when; details list every attempt.
+#[test]
+fn detail_of_a_retried_task() {
+    let retried = || {
+        let mut log = Log::new();
+        started(&mut log, "flaky", "assets/flaky.yaml", &[("net", PoolKind::Thread, 2)], 1);
+        log.worker(0.0, "net", "net-1", None)
+            .pending(0.0, 1, "fetch", "net")
+            .running(0.1, 1, "fetch", "net", "net-1", None);
+        log.failed(0.6, 1, "fetch", "net", ErrorKind::CommandFailed, "`sh` exited with status 1");
+        log.at(0.6, EventKind::Retry { task: "fetch".into(), id: 1, attempt: 1, attempts: 3, delay: 0.5 });
+        log.at(1.1, EventKind::Pending { attempt: Some(2), task: "fetch".into(), id: 2, pool: "net".into() });
+        log.running(1.1, 2, "fetch", "net", "net-1", None);
+        log.failed(2.1, 2, "fetch", "net", ErrorKind::TimeoutError, "ran past its timeout of 1 s and was stopped");
+        log.at(2.1, EventKind::Retry { task: "fetch".into(), id: 2, attempt: 2, attempts: 3, delay: 4.0 });
+        let mut app = app_from(&log.events);
+        app.model.advance_clock(3.0);
+        app
+    };
+    let app = retried();
+    let row = app.model.row(2).expect("the task's row, by its last attempt's id");
+    assert_eq!(app.model.result_or_why(row), "retry 3/3 in 3.1 s");
+    snapshot_both(
+        "detail_retried",
+        || {
+            let mut app = retried();
+            app.apply(Action::Top);
+            app.apply(Action::Open);
+            app
+        },
+        |s| {
+            assert!(s.contains("why: retry 3/3 in 3.1 s"), "the countdown:\n{s}");
+            assert!(s.contains("attempts: 2 of 3 allowed"), "{s}");
+            assert!(s.contains("1  #1  ended 0.6s  CommandFailed: `sh` exited with status 1"), "{s}");
+            assert!(s.contains("2  #2  ended 2.1s  TimeoutError: ran past its timeout of 1 s"), "{s}");
+        },
+    );
+}
+
 #[test]
 fn detail_of_a_failed_task() {
     snapshot_both(
