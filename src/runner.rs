@@ -1175,8 +1175,8 @@ impl Runner {
     fn submitted(&mut self, i: usize, result: Result<Future<Value>, SubmitError>) {
         match result {
             Ok(f) => {
-                let pool = self.reg.plan.task_of(i).map_or(0, |t| t.pool);
-                if let Some(limit) = self.reg.plan.task_of(i).and_then(|t| t.timeout) {
+                let (pool, limit) = self.reg.plan.task_of(i).map_or((0, None), |t| (t.pool, t.timeout));
+                if let Some(limit) = limit {
                     lock(&self.reg.timeouts.limits).insert(f.id(), Duration::from_secs_f64(limit));
                 }
                 self.feeds[pool].in_flight += 1;

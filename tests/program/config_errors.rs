@@ -108,7 +108,11 @@ fn unknown_top_level_key_lists_the_keys_and_suggests_one() {
         &[at(
             3,
             1,
-            &["unknown key 'pool' in the task file", "(expected one of: name, pools, tasks)", "did you mean 'pools'?"],
+            &[
+                "unknown key 'pool' in the task file",
+                "(expected one of: name, pools, tasks, stall_after)",
+                "did you mean 'pools'?",
+            ],
         )],
     );
 }

@@ -82,7 +82,11 @@ fn run(args: &[&str], expected_exit: i32) -> BTreeMap<String, Ended> {
 }
 
 const FUTURE_EVENTS: [&str; 5] = ["pending", "running", "done", "exception", "cancelled"];
-const ALL_EVENTS: [&str; 17] = [
+const ALL_EVENTS: [&str; 21] = [
+    "retry",
+    "resubmit",
+    "pool_restarted",
+    "stall",
     "run_started",
     "pending",
     "running",
@@ -257,6 +261,14 @@ fn check_log(path: &Path, exit_code: i32) -> BTreeMap<String, Ended> {
                     assert!(p["cpu"].as_f64().unwrap() >= 0.0 && p["mem"].as_u64().unwrap() > 0, "{e}");
                 }
             }
+            "retry" => {
+                // The attempt that failed is not its task's end: the next attempt's is.
+                let (task, id) = (e["task"].as_str().unwrap(), e["id"].as_u64().unwrap());
+                let attempt = ended.remove(task).unwrap_or_else(|| panic!("a retry of a task that did not end: {e}"));
+                assert_eq!((attempt.state.as_str(), attempt.event["id"].as_u64()), ("exception", Some(id)), "{e}");
+                assert!(e["attempt"].as_u64().unwrap() < e["attempts"].as_u64().unwrap(), "{e}");
+                assert!(e["delay"].as_f64().unwrap() >= 0.0, "{e}");
+            }
             "deadlock" => {
                 assert!(matches!(e["kind"].as_str(), Some("cycle" | "starvation")), "{e}");
                 assert!(!e["message"].as_str().unwrap().is_empty());
@@ -364,7 +376,7 @@ fn default_demo_log() {
     assert_eq!(ended["warmup"].result(), &Value::Null);
     assert_eq!(ended["square"].result(), 25);
     assert_eq!(ended["square/pow"].result(), 25);
-    assert_eq!(ended["flaky"].error_type(), "TaskError");
+    assert_eq!(ended["flaky"].error_type(), "TaskError", "its last attempt's error (retries: 2)");
     assert_eq!(ended["publish"].state, "cancelled");
     assert_eq!(ended["broken-command"].error_type(), "CommandFailed");
     assert_eq!(
