@@ -75,7 +75,7 @@ fn notice(kind: &EventKind, policy: Option<OnDeadlock>) -> Option<String> {
             format!(
                 "retry: '{}' attempt {attempt}/{attempts} failed; attempt {} in {delay:.1}s",
                 visible(task),
-                attempt + 1
+                attempt.saturating_add(1)
             )
         }
         EventKind::PoolRestarted { pool } => format!("pool '{}' restarted", visible(pool)),

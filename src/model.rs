@@ -253,7 +253,7 @@ impl Row {
     /// `attempt 2/3`, for a row of a task that was retried.
     pub fn attempt_label(&self) -> Option<String> {
         let a = self.attempts.as_deref()?;
-        let n = if a.next_at.is_some() { a.attempt + 1 } else { a.attempt };
+        let n = if a.next_at.is_some() { a.attempt.saturating_add(1) } else { a.attempt };
         Some(format!("attempt {n}/{}", a.of))
     }
 
@@ -934,6 +934,11 @@ impl RunModel {
     /// waiting for the attempt's future; the tasks it had cancelled (`revived`) are
     /// pending again too, waiting on what they wait for.
     fn resubmitted(&mut self, task: &Name, (attempt, of): (u32, u32), revived: &[WaitingInfo], t: f64) {
+        if revived.iter().any(|w| *w.task == **task) {
+            // A task cancelled while it waited on others: it waits again, as they do.
+            self.revive_all(revived);
+            return;
+        }
         // How it ended: its row's state, or (a headless model let it go) the summary's word.
         let row = self
             .by_name
@@ -960,13 +965,18 @@ impl RunModel {
             let before = (r.id, r.ended.unwrap_or(t), r.outcome());
             let a = r.attempts.get_or_insert_with(Box::default);
             a.earlier.push(before);
-            (a.attempt, a.of, a.next_at) = (attempt - 1, of, Some(t));
+            (a.attempt, a.of, a.next_at) = (attempt.saturating_sub(1), of, Some(t));
             r.state = RowState::Pending;
             (r.started, r.ended, r.error, r.result, r.worker, r.pid) = (None, None, None, None, None, None);
             r.waits_on.clear();
         }
         self.push_log(|| format!("{task} resubmitted: attempt {attempt}"));
-        // The tasks it had cancelled: their futures are the plan's not yet submitted again.
+        self.revive_all(revived);
+    }
+
+    /// The tasks (and items) `revived` wait again: their futures are the plan's not yet
+    /// submitted, again.
+    fn revive_all(&mut self, revived: &[WaitingInfo]) {
         let mut names: std::collections::HashSet<Name> = std::collections::HashSet::new();
         for w in revived {
             let after: Box<[Name]> = w.after.iter().map(|a| Name::from(a.as_str())).collect();
@@ -1013,6 +1023,8 @@ impl RunModel {
         let waiting =
             |r: &Row| r.state == RowState::Pending && r.attempts.as_deref().is_some_and(|a| a.next_at.is_some());
         let Some(row) = self.by_name.get(task).copied().filter(|&row| waiting(&self.rows[row])) else { return false };
+        // The row is the new attempt's: the old one's id no longer leads to it.
+        self.index.remove(&self.rows[row].id);
         self.index.insert(id, row);
         let pool = self.rows[row].pool.clone();
         let queue = self.pool_mut(&pool);

@@ -139,14 +139,14 @@ struct Registry {
 /// When a running future reaches its time limit: when, which future, the limit.
 type Deadline = (Instant, FutureId, Duration);
 
-/// The time limits (`timeout:` of `call:` tasks) of the run's futures: the runner notes a
-/// future's limit when it submits it; the bus's stage sees the future start running and
-/// hands its deadline to the runner, which stops it then ([`Future::time_out`]).
+/// The time limits (`timeout:` of `call:` tasks) of the run's futures: the bus's stage
+/// sees a future of such a task start running and hands its deadline to the runner, which
+/// stops it then ([`Future::time_out`]).
 struct Timeouts {
+    /// The plan: each task's limit, by name.
+    plan: Arc<Plan>,
     /// True when some task has a limit (else nothing here is ever looked at).
     any: bool,
-    /// Futures submitted with a limit and not yet seen running (or ending).
-    limits: Mutex<IdMap<FutureId, Duration>>,
     /// Deadlines, from the stage to the runner: when, which future, its limit.
     deadlines: (Sender<Deadline>, Receiver<Deadline>),
 }
@@ -158,17 +158,12 @@ impl Timeouts {
         if !self.any {
             return;
         }
-        let (id, running) = match &e.kind {
-            EventKind::Running { id, .. } => (*id, true),
-            EventKind::Done { id, .. } | EventKind::Exception { id, .. } | EventKind::Cancelled { id, .. } => {
-                (*id, false)
-            }
-            _ => return,
-        };
-        let limit = lock(&self.limits).remove(&FutureId(id));
-        if let (Some(limit), true) = (limit, running) {
+        let EventKind::Running { id, task, .. } = &e.kind else { return };
+        let limit = self.plan.task_index(task).and_then(|i| self.plan.task_of(i)).and_then(|t| t.timeout);
+        if let Some(limit) = limit {
+            let limit = Duration::from_secs_f64(limit);
             let at = start + Duration::from_secs_f64(e.t) + limit;
-            let _ = self.deadlines.0.send((at, FutureId(id), limit));
+            let _ = self.deadlines.0.send((at, FutureId(*id), limit));
         }
     }
 }
@@ -484,8 +479,8 @@ pub fn start(
     let stall = StallWatch { after: options.stall_after, start, last_change: 0.0, reported: false };
     let plan: Arc<Plan> = plan.into();
     let timeouts = Arc::new(Timeouts {
+        plan: Arc::clone(&plan),
         any: plan.tasks.iter().any(|t| t.timeout.is_some()),
-        limits: Mutex::new(IdMap::default()),
         deadlines: crossbeam_channel::unbounded(),
     });
     let detector = DeadlockStage {
@@ -741,8 +736,9 @@ struct Runner {
     group_left: Vec<Option<Arc<AtomicUsize>>>,
     /// Each retried future's attempt now (absent: its first).
     attempts: HashMap<usize, u32>,
-    /// Retries waiting for their time: the plan future, and the id of its failed attempt.
-    scheduled: HashMap<usize, FutureId>,
+    /// Retries waiting for their time: the plan future, the id of its failed attempt, and
+    /// when it is due (an entry of `due` at another time is stale).
+    scheduled: HashMap<usize, (FutureId, Instant)>,
     /// When each scheduled retry is due (an entry no longer in `scheduled` was cancelled).
     due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
     /// The deadlines of running futures with a time limit: when, which, the limit.
@@ -871,14 +867,8 @@ impl Runner {
             let now = Instant::now();
             let quiet = self.due.peek().map_or(quiet, |r| quiet.min(r.0 .0.saturating_duration_since(now)));
             let quiet = self.deadlines.peek().map_or(quiet, |d| quiet.min(d.0 .0.saturating_duration_since(now)));
-            let deadlines = self.reg.timeouts.deadlines.1.clone();
             select! {
                 recv(bell) -> _ => {}
-                recv(deadlines) -> msg => {
-                    if let Ok(d) = msg {
-                        self.deadlines.push(std::cmp::Reverse(d));
-                    }
-                }
                 recv(wants) -> msg => {
                     if let Ok(i) = msg {
                         self.want(i);
@@ -939,22 +929,34 @@ impl Runner {
             g.fetch_add(1, Ordering::AcqRel);
         }
         self.attempts.insert(i, attempt + 1);
-        self.scheduled.insert(i, failed);
         let at = Instant::now() + Duration::from_secs_f64(delay);
+        self.scheduled.insert(i, (failed, at));
         self.due.push(std::cmp::Reverse((at, i)));
         // A `wait_on` from now on waits for the next attempt.
         lock(&self.reg.slots).remove(&i);
         let task = plan.name_of(i).into();
         let retry = EventKind::Retry { task, id: failed.0, attempt, attempts: t.retry.attempts(), delay };
         let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(retry)));
-        self.dispatch(t.pool);
+        if submitted {
+            // Its place in the window is free (a refused submit is inside `dispatch`).
+            self.dispatch(t.pool);
+        }
         true
     }
 
     /// Stops the running futures that reached their time limit (`timeout:`).
     fn enforce_deadlines(&mut self) {
+        // Taken at each wake-up (the runner wakes at least every 20 ms while futures run):
+        // a start does not wake it.
         while let Ok(d) = self.reg.timeouts.deadlines.1.try_recv() {
             self.deadlines.push(std::cmp::Reverse(d));
+        }
+        // The deadlines of futures that ended meanwhile go, once they are most of the heap.
+        if self.deadlines.len() > 4096 {
+            let live = lock(&self.reg.by_id);
+            if self.deadlines.len() > 2 * live.len() {
+                self.deadlines.retain(|d| live.contains_key(&d.0 .1));
+            }
         }
         let now = Instant::now();
         while let Some(&std::cmp::Reverse((at, id, limit))) = self.deadlines.peek() {
@@ -976,9 +978,10 @@ impl Runner {
                 return;
             }
             self.due.pop();
-            if self.scheduled.remove(&i).is_none() || self.stopping {
+            if self.stopping || self.scheduled.get(&i).is_none_or(|&(_, when)| when != at) {
                 continue;
             }
+            self.scheduled.remove(&i);
             self.note_attempt(i);
             self.renew_if_broken(i);
             self.submit(i);
@@ -989,13 +992,19 @@ impl Runner {
     /// (said in a `pool_restarted` event); if that cannot be built, the retry fails as
     /// the submit to the broken pool does.
     fn renew_if_broken(&self, i: usize) {
-        let Some(t) = self.reg.plan.task_of(i) else { return };
-        let pool = &self.reg.pools[t.pool];
+        if let Some(t) = self.reg.plan.task_of(i) {
+            self.renew_pool(t.pool);
+        }
+    }
+
+    /// Pool `p`, if broken, is replaced by a new one (said in a `pool_restarted` event).
+    fn renew_pool(&self, p: usize) {
+        let pool = &self.reg.pools[p];
         if !pool.is_broken() {
             return;
         }
         if let Ok(true) = pool.renew() {
-            let name = self.reg.plan.pools[t.pool].name.as_str().into();
+            let name = self.reg.plan.pools[p].name.as_str().into();
             let _ =
                 self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(EventKind::PoolRestarted { pool: name })));
         }
@@ -1083,6 +1092,12 @@ impl Runner {
             return;
         }
         let plan = Arc::clone(&self.reg.plan);
+        // A broken pool is renewed for ready tasks that may be retried: a submit to it
+        // would spend an attempt of each at once.
+        let front = self.feeds[p].ready.front().and_then(|r| plan.task_of(r.start));
+        if front.is_some_and(|t| t.retry.retries > 0) {
+            self.renew_pool(p);
+        }
         while !self.stopping && self.feeds[p].in_flight < self.feeds[p].window {
             let Some(run) = self.feeds[p].ready.front_mut() else { return };
             let i = run.start;
@@ -1175,10 +1190,7 @@ impl Runner {
     fn submitted(&mut self, i: usize, result: Result<Future<Value>, SubmitError>) {
         match result {
             Ok(f) => {
-                let (pool, limit) = self.reg.plan.task_of(i).map_or((0, None), |t| (t.pool, t.timeout));
-                if let Some(limit) = limit {
-                    lock(&self.reg.timeouts.limits).insert(f.id(), Duration::from_secs_f64(limit));
-                }
+                let pool = self.reg.plan.task_of(i).map_or(0, |t| t.pool);
                 self.feeds[pool].in_flight += 1;
                 // Live until the runner hears it ended (one callback a future, and the
                 // table is only touched by this thread and by controls).
@@ -1418,7 +1430,7 @@ impl Runner {
             Control::Cancel(id) => {
                 if let Some(f) = self.reg.future(*id) {
                     f.cancel();
-                } else if let Some(i) = self.scheduled.iter().find(|(_, f)| *f == id).map(|(&i, _)| i) {
+                } else if let Some(i) = self.scheduled.iter().find(|(_, (f, _))| f == id).map(|(&i, _)| i) {
                     // The last attempt of a task whose retry waits for its time.
                     self.cancel_retry(i, None);
                 }
@@ -1474,43 +1486,83 @@ impl Runner {
         }
     }
 
-    /// `r`: plan future `i`, which ended failed or cancelled (not for a dependency: that
-    /// one is the one to run again), runs again as a new attempt; the tasks that were
-    /// cancelled because of it (and of them), and depend on nothing else that failed, wait
-    /// for it again. Said in a `resubmit` event, before the attempt's `pending`.
+    /// `r`: plan future `i`, which ended failed or cancelled (not for a dependency that
+    /// failed: that one is the one to run again), runs again as a new attempt; the tasks
+    /// that were cancelled because of it (and of them), and depend on nothing else that
+    /// failed, wait for it again. A task a user cancelled while it waited on others waits
+    /// again, whole. Said in a `resubmit` event, before the attempt's `pending`.
     fn resubmit(&mut self, i: usize) {
         let plan = Arc::clone(&self.reg.plan);
         let Some((e, k)) = plan.locate(i) else { return };
         let state = self.states[i];
-        if self.stopping || self.entries[e].abandoned || !(state == ENDED_FAILED || state == ENDED_CANCELLED) {
+        if self.stopping || !(state == ENDED_FAILED || state == ENDED_CANCELLED) {
             return;
         }
-        let revived = self.revive_dependents(i);
-        self.reopen(i);
-        if !plan.tasks[e].each.is_empty() {
-            self.recount_each(e, k);
+        // Cancelled while it waited on others: it waits again, if none of them failed.
+        let waiting_again = self.entries[e].abandoned;
+        if waiting_again && plan.tasks[e].depends_on.iter().any(|dep| self.failed(dep, None)) {
+            return;
         }
-        let t = &plan.tasks[e];
-        let attempt = self.attempts.get(&i).copied().unwrap_or(1) + 1;
-        self.attempts.insert(i, attempt);
-        let after = revived
+        let (revived, items) = self.revive_dependents(i, waiting_again);
+        let task = &plan.tasks[e];
+        let attempt = if waiting_again { 1 } else { self.attempts.get(&i).copied().unwrap_or(1) + 1 };
+        let info = |task: String, pool: usize, after: Vec<String>| WaitingInfo {
+            task,
+            pool: plan.pools[pool].name.clone(),
+            after,
+        };
+        let mut after: Vec<WaitingInfo> = revived
             .iter()
-            .map(|&d| WaitingInfo {
-                task: plan.tasks[d].name.clone(),
-                pool: plan.pools[plan.tasks[d].pool].name.clone(),
-                after: plan.dependency_names(&plan.tasks[d]),
-            })
+            .map(|&d| info(plan.tasks[d].name.clone(), plan.tasks[d].pool, plan.dependency_names(&plan.tasks[d])))
             .collect();
+        after.extend(items.iter().filter_map(|&j| {
+            let d = plan.task_of(j)?;
+            Some(info(plan.name_of(j), d.pool, d.each.iter().map(|&m| plan.tasks[m].name.clone()).collect()))
+        }));
         let event = EventKind::Resubmit {
             task: plan.name_of(i).into(),
             attempt,
-            attempts: t.retry.attempts().max(attempt),
+            attempts: task.retry.attempts().max(attempt),
             revived: after,
         };
         let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(event)));
+        if waiting_again {
+            // Revived whole, with its dependents: it is submitted when its turn comes.
+            self.dispatch(task.pool);
+            return;
+        }
+        self.reopen(i);
+        if !task.each.is_empty() {
+            self.recount_each(e, k);
+        }
+        self.attempts.insert(i, attempt);
         self.note_attempt(i);
         self.renew_if_broken(i);
         self.submit(i);
+    }
+
+    /// True when dependency `dep` failed or was cancelled, and is not run again: plan
+    /// future `rerun`, and the tasks marked in `again`, are.
+    fn failed(&self, dep: &Dep, again: Option<(&[bool], usize)>) -> bool {
+        let plan = &self.reg.plan;
+        let bad = |s: u8| s == ENDED_FAILED || s == ENDED_CANCELLED;
+        match (dep, again) {
+            (&Dep::Task(j), None) => bad(self.states[j]),
+            (&Dep::Task(j), Some((again, rerun))) => {
+                let o = plan.locate(j).map_or(usize::MAX, |(o, _)| o);
+                let root = plan.locate(rerun).map_or(usize::MAX, |(r, _)| r);
+                j != rerun && bad(self.states[j]) && !(again.get(o) == Some(&true) && o != root)
+            }
+            (&Dep::Group(g), None) => self.entries[g].bad > 0,
+            (&Dep::Group(g), Some((again, rerun))) => {
+                let root = plan.locate(rerun).map_or(usize::MAX, |(r, _)| r);
+                if g == root {
+                    self.entries[g].bad > usize::from(bad(self.states[rerun]))
+                } else {
+                    again.get(g) != Some(&true) && self.entries[g].bad > 0
+                }
+            }
+        }
     }
 
     /// Plan future `i` is unfinished again (it runs again, or waits to).
@@ -1539,12 +1591,14 @@ impl Runner {
 
     /// The tasks cancelled (abandoned) because plan future `i` failed or was cancelled,
     /// and because of them in turn, that depend on nothing else that failed: they wait
-    /// again, their dependencies' edges restored; so do the items of `{ each: }` maps
-    /// paired with a future run again. Returns the tasks revived whole.
-    fn revive_dependents(&mut self, i: usize) -> Vec<usize> {
+    /// again, their dependencies' edges restored (with `whole`, `i`'s own task too: a
+    /// task a user cancelled while it waited). So do the items of `{ each: }` maps paired
+    /// with a future run again, whose other pairs did not fail. Returns the tasks revived
+    /// whole, and the items revived alone.
+    fn revive_dependents(&mut self, i: usize, whole: bool) -> (Vec<usize>, Vec<usize>) {
         let plan = Arc::clone(&self.reg.plan);
         let n = plan.tasks.len();
-        let Some((root, item)) = plan.locate(i) else { return Vec::new() };
+        let Some((root, item)) = plan.locate(i) else { return (Vec::new(), Vec::new()) };
         // Reverse edges, from the plan (the runner lets its own go as futures end).
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut paired: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -1562,11 +1616,16 @@ impl Runner {
                 paired[m].push(d);
             }
         }
-        // Tasks run again whole (the root: only future `i` of it).
+        // Tasks run again whole (the root: only future `i` of it, unless `whole`).
         let mut again = vec![false; n];
         again[root] = true;
-        let bad = |s: u8| s == ENDED_FAILED || s == ENDED_CANCELLED;
-        let mut revived = Vec::new();
+        let mut revived = if whole { vec![root] } else { Vec::new() };
+        if whole {
+            // Its futures count as live from here, for what depends on it.
+            for j in plan.tasks[root].futures() {
+                self.reopen(j);
+            }
+        }
         let mut queue = vec![root];
         while let Some(e) = queue.pop() {
             for &d in &dependents[e] {
@@ -1574,15 +1633,7 @@ impl Runner {
                     continue;
                 }
                 // A dependency that failed and is not run again keeps it cancelled.
-                let still_failed = plan.tasks[d].depends_on.iter().any(|dep| match *dep {
-                    Dep::Task(j) => {
-                        let o = plan.locate(j).map_or(root, |(o, _)| o);
-                        j != i && bad(self.states[j]) && !(again[o] && o != root)
-                    }
-                    Dep::Group(g) if g == root => self.entries[g].bad > usize::from(bad(self.states[i])),
-                    Dep::Group(g) => !again[g] && self.entries[g].bad > 0,
-                });
-                if still_failed {
+                if plan.tasks[d].depends_on.iter().any(|dep| self.failed(dep, Some((&again, i)))) {
                     continue;
                 }
                 again[d] = true;
@@ -1597,18 +1648,24 @@ impl Runner {
             let entry = &mut self.entries[d];
             (entry.abandoned, entry.bad, entry.done) = (false, 0, 0);
         }
-        // Their dependencies' edges, as at the start, for what is not done.
+        // Their dependencies' edges, as at the start, for what is not done (an edge the
+        // runner still holds, to a dependency that had not ended, is not added twice).
         for &d in &revived {
             let mut waiting = 0;
             for dep in plan.tasks[d].depends_on.iter() {
                 match *dep {
                     Dep::Task(j) if self.states[j] != ENDED_DONE => {
                         waiting += 1;
-                        self.direct.entry(j).or_default().push(d);
+                        let list = self.direct.entry(j).or_default();
+                        if !list.contains(&d) {
+                            list.push(d);
+                        }
                     }
                     Dep::Group(g) if self.entries[g].done < plan.tasks[g].len => {
                         waiting += 1;
-                        self.entries[g].group_dependents.push(d);
+                        if !self.entries[g].group_dependents.contains(&d) {
+                            self.entries[g].group_dependents.push(d);
+                        }
                     }
                     _ => {}
                 }
@@ -1621,20 +1678,31 @@ impl Runner {
                 self.make_ready(d);
             }
         }
-        // Item by item: the items paired with the future run again, cancelled for it.
-        let mut items = vec![(root, item)];
-        while let Some((e, k)) = items.pop() {
+        // Item by item: the items paired with the future run again, cancelled for it,
+        // whose other pairs are done or live.
+        let mut items = Vec::new();
+        let mut work = vec![(root, item)];
+        while let Some((e, k)) = work.pop() {
             for &d in &paired[e] {
                 let j = plan.tasks[d].first + k;
-                if again[d] || k >= plan.tasks[d].len || self.states[j] != ENDED_CANCELLED {
+                if again[d] || self.entries[d].abandoned || k >= plan.tasks[d].len || self.states[j] != ENDED_CANCELLED
+                {
+                    continue;
+                }
+                let others_failed = plan.tasks[d].each.iter().any(|&m| {
+                    let p = plan.tasks[m].first + k;
+                    p != i && !items.contains(&p) && matches!(self.states[p], ENDED_FAILED | ENDED_CANCELLED)
+                });
+                if others_failed {
                     continue;
                 }
                 self.reopen(j);
                 self.recount_each(d, k);
-                items.push((d, k));
+                items.push(j);
+                work.push((d, k));
             }
         }
-        revived
+        (revived, items)
     }
 
     /// Cancels task `e`'s futures not yet handed to its pool (a user's cancel: no

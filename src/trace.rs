@@ -116,7 +116,7 @@ impl<W: Write> Writer<'_, W> {
             EventKind::Retry { task, id, attempt, attempts, delay } => {
                 // On the failed attempt's track, where it ended; else the run's.
                 let (scope, (pid, tid)) = self.tracks.get(id).map_or(("g", (0, 0)), |&t| ("t", t));
-                let name = format!("retry {task}: attempt {}/{attempts} in {delay:.1}s", attempt + 1);
+                let name = format!("retry {task}: attempt {}/{attempts} in {delay:.1}s", attempt.saturating_add(1));
                 self.emit(&json!({"ph": "i", "s": scope, "cat": "retry", "name": name, "pid": pid, "tid": tid, "ts": us(e.t), "args": {"id": id, "attempt": attempt, "attempts": attempts, "delay": delay}}))?;
             }
             EventKind::Resubmit { task, attempt, revived, .. } => {

@@ -334,3 +334,75 @@ tasks:
     let (counts, _) = finished(&seen);
     assert_eq!((counts.done, counts.cancelled, counts.unfinished), (6, 0, 0), "{counts:?}");
 }
+
+/// A dependent cancelled because one of its two dependencies failed while the other still
+/// ran: `r` on the failed one brings it back once, and it runs once, after both.
+#[test]
+fn a_dependent_of_two_runs_once_after_a_resubmit() {
+    let (handle, rx) = run(r#"
+pools: { io: { kind: thread, max_workers: 2 }, hold: { kind: thread, max_workers: 1 } }
+tasks:
+  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
+  - { name: a, pool: io, command: [sh, -c, '[ "$FUTURETOP_ATTEMPT" -ge 2 ]'] }
+  - { name: b, pool: io, call: sleep, args: { secs: 1 } }
+  - { name: d, pool: io, call: pow, args: { base: 2, exp: 3 }, depends_on: [a, b] }
+"#);
+    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "d"));
+    handle.control().send(Control::Resubmit("a".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Done { task, .. } if &**task == "d")));
+    handle.control().send(Control::Interrupt).unwrap();
+    seen.extend(all(&rx));
+    handle.join();
+    let of_d = |kind: &str| {
+        seen.iter()
+            .filter(|e| {
+                let (name, task) = match &e.kind {
+                    EventKind::Pending { task, .. } => ("pending", task),
+                    EventKind::Running { task, .. } => ("running", task),
+                    EventKind::Done { task, .. } => ("done", task),
+                    _ => return false,
+                };
+                name == kind && &**task == "d"
+            })
+            .count()
+    };
+    assert_eq!((of_d("pending"), of_d("running"), of_d("done")), (2, 1, 1), "{seen:#?}");
+    let t_of = |kind: &str, name: &str| {
+        seen.iter().rev().find_map(|e| match &e.kind {
+            EventKind::Done { task, .. } if kind == "done" && &**task == name => Some(e.t),
+            EventKind::Running { task, .. } if kind == "running" && &**task == name => Some(e.t),
+            _ => None,
+        })
+    };
+    assert!(t_of("running", "d") >= t_of("done", "b") && t_of("running", "d") >= t_of("done", "a"), "d ran after both");
+    let (counts, _) = finished(&seen);
+    assert_eq!((counts.done, counts.cancelled, counts.unfinished), (3, 0, 0), "{counts:?}");
+}
+
+/// A task a user cancelled while it waited on another: `r` makes it wait again, and it
+/// runs once that one is done.
+#[test]
+fn a_task_cancelled_while_waiting_waits_again_after_a_resubmit() {
+    let (handle, rx) = run(r"
+pools: { io: { kind: thread, max_workers: 2 }, hold: { kind: thread, max_workers: 1 } }
+tasks:
+  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
+  - { name: first, pool: io, call: sleep, args: { secs: 0.5 } }
+  - { name: later, pool: io, call: pow, args: { base: 2, exp: 3 }, depends_on: [first] }
+");
+    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Running { task, .. } if &**task == "first"));
+    handle.control().send(Control::CancelUnsubmitted("later".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "later")));
+    handle.control().send(Control::Resubmit("later".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Done { task, .. } if &**task == "later")));
+    handle.control().send(Control::Interrupt).unwrap();
+    seen.extend(all(&rx));
+    handle.join();
+    let resubmit = seen.iter().find_map(|e| match &e.kind {
+        EventKind::Resubmit { attempt, revived, .. } => Some((*attempt, revived.len())),
+        _ => None,
+    });
+    assert_eq!(resubmit, Some((1, 1)), "it waits again, whole: no new attempt");
+    let (counts, _) = finished(&seen);
+    assert_eq!((counts.done, counts.cancelled, counts.unfinished), (2, 0, 0), "{counts:?}");
+}
