@@ -435,10 +435,9 @@ fn the_flaky_demo_retries_times_out_and_stalls_then_succeeds() {
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("9 futures: 9 done, 0 failed, 0 cancelled"), "{}", run.stdout);
     assert!(run.stdout.contains("retries: 3 (2 tasks succeeded only after a retry)"), "{}", run.stdout);
-    for line in [
-        "retry: 'fetch-orders' attempt 2/3 failed; attempt 3 in 1.0s",
-        "retry: 'fetch-stock' attempt 1/3 failed",
-    ] {
+    for line in
+        ["retry: 'fetch-orders' attempt 2/3 failed; attempt 3 in 1.0s", "retry: 'fetch-stock' attempt 1/3 failed"]
+    {
         assert!(run.stderr.contains(line), "{line:?} missing:\n{}", run.stderr);
     }
     // After 3 s or a little more (the check comes every half second).
