@@ -938,10 +938,12 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
         };
         // One call ended: no longer killable (a late `kill` must not hit the worker's
         // next call), then its future finishes.
-        let mut finished = |id: u64, result: Result<Value, WireError>| {
+        let mut finished = |id: u64, result: Result<Value, WireError>, unmarked: bool| {
             let Some(f) = by_id.get(&id) else { return };
-            if let Some(l) = lock(&shared.live).get_mut(&slot) {
-                l.running.retain(|r| r.0 != id);
+            if !unmarked {
+                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                    l.running.retain(|r| r.0 != id);
+                }
             }
             let outcome = result.map_err(from_wire);
             if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
@@ -951,10 +953,17 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
             left -= 1;
         };
         match msg {
-            ToParent::Finished { id, result } => finished(id, result),
+            ToParent::Finished { id, result } => finished(id, result, false),
             ToParent::Results { results } => {
+                // A chunk's calls leave the running list in one pass (not one a call: a
+                // scan of the chunk for each of its calls).
+                let mut ids: Vec<u64> = results.iter().map(|r| r.id).collect();
+                ids.sort_unstable();
+                if let Some(l) = lock(&shared.live).get_mut(&slot) {
+                    l.running.retain(|r| ids.binary_search(&r.0).is_err());
+                }
                 for r in results {
-                    finished(r.id, r.result);
+                    finished(r.id, r.result, true);
                 }
             }
             ToParent::Request { id, req, body } => answer(shared, slot, p, id, req, body),
