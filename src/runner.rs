@@ -1475,6 +1475,9 @@ impl Runner {
             Control::CancelUnsubmitted(name) => {
                 if let Some(e) = self.reg.plan.task_position(name) {
                     self.cancel_unsubmitted(e);
+                } else if let Some(j) = self.reg.plan.task_index(name) {
+                    // One item waiting again on its `{ each: }` pair (after an `r`).
+                    self.cancel_item(j);
                 }
             }
             Control::Resubmit(name) => {
@@ -1703,6 +1706,44 @@ impl Runner {
             }
         }
         (revived, items)
+    }
+
+    /// Cancels plan future `j`, an item of a map not handed to its pool (waiting for its
+    /// `{ each: }` pairs, or ready and held back by the window): a user's cancel.
+    fn cancel_item(&mut self, j: usize) {
+        let plan = Arc::clone(&self.reg.plan);
+        let Some((e, k)) = plan.locate(j) else { return };
+        if self.states[j] != 0 || self.entries[e].waiting > 0 || self.forced.contains(&j) {
+            return;
+        }
+        let pool = plan.tasks[e].pool;
+        let mut found = false;
+        let mut keep = std::collections::VecDeque::new();
+        for run in std::mem::take(&mut self.feeds[pool].ready) {
+            if run.contains(&j) {
+                found = true;
+                if run.start < j {
+                    keep.push_back(run.start..j);
+                }
+                if j + 1 < run.end {
+                    keep.push_back(j + 1..run.end);
+                }
+            } else {
+                keep.push_back(run);
+            }
+        }
+        self.feeds[pool].ready = keep;
+        let waiting_pairs =
+            self.entries[e].each_done.get(k).is_some_and(|&c| c != DEAD && c < pairs(plan.tasks[e].each.len()));
+        if !found && !waiting_pairs {
+            // Handed to its pool already: `c` on its future's row cancels it there.
+            return;
+        }
+        if let Some(c) = self.entries[e].each_done.get_mut(k) {
+            *c = DEAD;
+        }
+        let o = self.emit_unsubmitted(j, Unsubmitted::Cancelled(None));
+        self.settle(vec![(j, o, false)]);
     }
 
     /// Cancels task `e`'s futures not yet handed to its pool (a user's cancel: no

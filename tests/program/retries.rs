@@ -406,3 +406,34 @@ tasks:
     let (counts, _) = finished(&seen);
     assert_eq!((counts.done, counts.cancelled, counts.unfinished), (2, 0, 0), "{counts:?}");
 }
+
+/// `c` on an item waiting again for its pair after an `r` (its row says `m[2]`, not yet
+/// submitted) cancels that item alone.
+#[test]
+fn an_item_waiting_again_for_its_pair_can_be_cancelled() {
+    let (handle, rx) = run(r"
+pools: { one: { kind: thread, max_workers: 1 }, hold: { kind: thread, max_workers: 1 } }
+tasks:
+  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
+  - { name: first, pool: one, call: sleep, map: { secs: [0.3, 0.01, 2] } }
+  - { name: second, pool: one, call: pow, map: { base: [1, 2, 3] }, args: { exp: 2 }, depends_on: [{ each: first }] }
+");
+    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Pending { task, .. } if &**task == "first[2]"));
+    let id = match seen.last().map(|e| &e.kind) {
+        Some(EventKind::Pending { id, .. }) => *id,
+        _ => unreachable!(),
+    };
+    handle.control().send(Control::Cancel(futuretop_engine::observe::FutureId(id))).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "second[2]")));
+    handle.control().send(Control::Resubmit("first[2]".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Running { task, .. } if &**task == "first[2]")));
+    handle.control().send(Control::CancelUnsubmitted("second[2]".into())).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Done { task, .. } if &**task == "first[2]")));
+    handle.control().send(Control::Interrupt).unwrap();
+    seen.extend(all(&rx));
+    handle.join();
+    let ran = seen.iter().any(|e| matches!(&e.kind, EventKind::Running { task, .. } if &**task == "second[2]"));
+    assert!(!ran, "second[2] was cancelled while it waited for its pair");
+    let (counts, _) = finished(&seen);
+    assert_eq!((counts.done, counts.cancelled, counts.unfinished), (5, 1, 0), "{counts:?}");
+}
