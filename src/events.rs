@@ -382,6 +382,21 @@ pub enum EventKind {
     },
 }
 
+impl EventKind {
+    /// True for the events that change a future's state: `pending`, `running`, `done`,
+    /// `exception`, `cancelled` (what ends a stall).
+    pub const fn changes_a_future(&self) -> bool {
+        matches!(
+            self,
+            Self::Pending { .. }
+                | Self::Running { .. }
+                | Self::Done { .. }
+                | Self::Exception { .. }
+                | Self::Cancelled { .. }
+        )
+    }
+}
+
 /// Why the runner cancelled a task before it reached a pool (the `reason` of a
 /// `cancelled` event, written as a sentence).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -252,9 +252,14 @@ impl Row {
 
     /// `attempt 2/3`, for a row of a task that was retried.
     pub fn attempt_label(&self) -> Option<String> {
+        self.attempt_of().map(|(n, of)| format!("attempt {n}/{of}"))
+    }
+
+    /// The attempt this row's task is at (the next one while a retry waits), of how many.
+    pub fn attempt_of(&self) -> Option<(u32, u32)> {
         let a = self.attempts.as_deref()?;
         let n = if a.next_at.is_some() { a.attempt.saturating_add(1) } else { a.attempt };
-        Some(format!("attempt {n}/{}", a.of))
+        Some((n, a.of))
     }
 
     /// Seconds until a waiting retry runs, at `now`.
@@ -753,6 +758,12 @@ impl RunModel {
         self.index.get(&id).copied()
     }
 
+    fn worker(&self, pool: &str, worker: &str) -> Option<&WorkerView> {
+        let &p = self.pool_index.get(pool)?;
+        let &w = self.worker_index.get(pool)?.get(worker)?;
+        self.pools.get(p)?.workers.get(w)
+    }
+
     fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
         let &p = self.pool_index.get(pool)?;
         let &w = self.worker_index.get(pool)?.get(worker)?;
@@ -899,35 +910,44 @@ impl RunModel {
         if self.retrying.contains_key(task) {
             return Change::Nothing;
         }
-        // The failure is not the task's end: out of the summary's failures.
-        if let Some(k) = self.summary.failures.iter().rposition(|f| f.name == *task) {
-            self.summary.failures.remove(k);
-        }
-        let Some(&i) = self.index.get(&id) else {
-            // A headless model let the row go: only the counts move.
-            if self.state_counts[RowState::Failed as usize] > 0 {
-                self.state_counts[RowState::Failed as usize] -= 1;
-                self.state_counts[RowState::Pending as usize] += 1;
-                self.retrying.insert(task.clone(), of);
+        match self.index.get(&id).copied() {
+            Some(i) if self.rows[i].state == RowState::Failed => {
+                self.reopen(task, RowState::Failed, of);
+                self.await_attempt(i, (attempt, of), at);
+                Change::State
             }
-            return Change::Nothing;
-        };
-        let r = &mut self.rows[i];
-        if r.state != RowState::Failed {
-            return Change::Nothing;
+            // A headless model let the row go: only the counts move.
+            None if self.state_counts[RowState::Failed as usize] > 0 => {
+                self.reopen(task, RowState::Failed, of);
+                Change::Nothing
+            }
+            _ => Change::Nothing,
         }
-        let a = r.attempts.get_or_insert_with(Box::default);
-        a.earlier.push((id, r.ended.unwrap_or(at), r.error.as_deref().map_or_else(String::new, ToString::to_string)));
-        a.attempt = attempt;
-        a.of = of;
-        a.next_at = Some(at);
-        r.state = RowState::Pending;
-        (r.started, r.ended, r.error, r.worker, r.pid) = (None, None, None, None, None);
-        r.waits_on.clear();
-        self.state_counts[RowState::Failed as usize] -= 1;
+    }
+
+    /// Task `task`, which ended `from`, is pending again until its next attempt (of `of`)
+    /// comes: counted so, and out of the summary's failures or cancellations.
+    fn reopen(&mut self, task: &Name, from: RowState, of: u32) {
+        let list = if from == RowState::Failed { &mut self.summary.failures } else { &mut self.summary.cancelled };
+        if let Some(k) = list.iter().rposition(|f| f.name == *task) {
+            list.remove(k);
+        }
+        self.state_counts[from as usize] = self.state_counts[from as usize].saturating_sub(1);
         self.state_counts[RowState::Pending as usize] += 1;
         self.retrying.insert(task.clone(), of);
-        Change::State
+    }
+
+    /// Row `i` waits for its task's next attempt, due at `at`: pending, the attempt that
+    /// ended (the `attempt`th of `of`) kept among the earlier ones.
+    fn await_attempt(&mut self, i: usize, (attempt, of): (u32, u32), at: f64) {
+        let r = &mut self.rows[i];
+        let before = (r.id, r.ended.unwrap_or(at), r.outcome());
+        let a = r.attempts.get_or_insert_with(Box::default);
+        a.earlier.push(before);
+        (a.attempt, a.of, a.next_at) = (attempt, of, Some(at));
+        r.state = RowState::Pending;
+        (r.started, r.ended, r.error, r.result, r.worker, r.pid) = (None, None, None, None, None, None);
+        r.waits_on.clear();
     }
 
     /// `r` ran task `task` again (attempt `attempt` of `of`): its row is pending again,
@@ -953,22 +973,9 @@ impl RunModel {
         if row.is_none() && self.keep == Keep::All {
             return;
         }
-        let list = if ended == RowState::Failed { &mut self.summary.failures } else { &mut self.summary.cancelled };
-        if let Some(k) = list.iter().rposition(|f| f.name == *task) {
-            list.remove(k);
-        }
-        self.state_counts[ended as usize] = self.state_counts[ended as usize].saturating_sub(1);
-        self.state_counts[RowState::Pending as usize] += 1;
-        self.retrying.insert(task.clone(), of);
+        self.reopen(task, ended, of);
         if let Some(i) = row {
-            let r = &mut self.rows[i];
-            let before = (r.id, r.ended.unwrap_or(t), r.outcome());
-            let a = r.attempts.get_or_insert_with(Box::default);
-            a.earlier.push(before);
-            (a.attempt, a.of, a.next_at) = (attempt.saturating_sub(1), of, Some(t));
-            r.state = RowState::Pending;
-            (r.started, r.ended, r.error, r.result, r.worker, r.pid) = (None, None, None, None, None, None);
-            r.waits_on.clear();
+            self.await_attempt(i, (attempt.saturating_sub(1), of), t);
         }
         self.push_log(|| format!("{task} resubmitted: attempt {attempt}"));
         self.revive_all(revived);
@@ -1093,11 +1100,7 @@ impl RunModel {
                     let since = r
                         .worker
                         .as_ref()
-                        .and_then(|w| {
-                            let p = self.pool_index.get(&r.pool)?;
-                            let w = self.worker_index.get(&r.pool)?.get(w)?;
-                            self.pools.get(*p)?.workers.get(*w)?.time.blocked_since
-                        })
+                        .and_then(|w| self.worker(&r.pool, w)?.time.blocked_since)
                         .map_or_else(String::new, |s| format!(" for {:.1} s", (self.now - s).max(0.0)));
                     format!("blocked on '{name}'{since}")
                 }
@@ -1124,8 +1127,8 @@ impl RunModel {
     }
 
     fn why_pending(&self, r: &Row) -> String {
-        if let (Some(label), Some(left)) = (r.attempt_label(), r.retry_in(self.now)) {
-            return format!("retry {} in {left:.1} s", label.trim_start_matches("attempt "));
+        if let (Some((n, of)), Some(left)) = (r.attempt_of(), r.retry_in(self.now)) {
+            return format!("retry {n}/{of} in {left:.1} s");
         }
         let pool = self.pool_index.get(&r.pool).and_then(|&p| self.pools.get(p));
         if pool.is_some_and(|p| p.broken.is_some()) {
@@ -1229,14 +1232,7 @@ impl RunModel {
     #[allow(clippy::too_many_lines)] // one arm per event kind
     pub fn apply(&mut self, e: &Event) -> Change {
         self.seq_seen = self.seq_seen.max(e.seq);
-        if matches!(
-            e.kind,
-            EventKind::Pending { .. }
-                | EventKind::Running { .. }
-                | EventKind::Done { .. }
-                | EventKind::Exception { .. }
-                | EventKind::Cancelled { .. }
-        ) {
+        if e.kind.changes_a_future() {
             self.stall = None;
         }
         // The samples due before this event see the state without it (live or replayed alike).

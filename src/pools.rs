@@ -70,6 +70,7 @@ pub struct Spec<'a> {
 }
 
 /// What a pool is built with: where it reports, and the run's hooks.
+#[derive(Clone)]
 pub struct BuildCx {
     /// Every state change and wait.
     pub sink: Arc<dyn Sink>,

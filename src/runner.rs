@@ -357,14 +357,7 @@ struct StallWatch {
 
 impl StallWatch {
     fn observe(&mut self, e: &Event) {
-        if matches!(
-            e.kind,
-            EventKind::Pending { .. }
-                | EventKind::Running { .. }
-                | EventKind::Done { .. }
-                | EventKind::Exception { .. }
-                | EventKind::Cancelled { .. }
-        ) {
+        if e.kind.changes_a_future() {
             self.last_change = e.t;
             self.reported = false;
         }
@@ -983,21 +976,15 @@ impl Runner {
             }
             self.scheduled.remove(&i);
             self.note_attempt(i);
-            self.renew_if_broken(i);
+            if let Some(t) = self.reg.plan.task_of(i) {
+                self.renew_pool(t.pool);
+            }
             self.submit(i);
         }
     }
 
-    /// Before a retry of plan future `i`: if its pool is broken, a new one takes its place
-    /// (said in a `pool_restarted` event); if that cannot be built, the retry fails as
-    /// the submit to the broken pool does.
-    fn renew_if_broken(&self, i: usize) {
-        if let Some(t) = self.reg.plan.task_of(i) {
-            self.renew_pool(t.pool);
-        }
-    }
-
-    /// Pool `p`, if broken, is replaced by a new one (said in a `pool_restarted` event).
+    /// Pool `p`, if broken, is replaced by a new one (said in a `pool_restarted` event);
+    /// if that cannot be built, what is submitted to it fails as a submit to a broken pool does.
     fn renew_pool(&self, p: usize) {
         let pool = &self.reg.pools[p];
         if !pool.is_broken() {
@@ -1540,7 +1527,7 @@ impl Runner {
         }
         self.attempts.insert(i, attempt);
         self.note_attempt(i);
-        self.renew_if_broken(i);
+        self.renew_pool(task.pool);
         self.submit(i);
     }
 

@@ -35,23 +35,8 @@ impl Backend for Process {
 
     fn build(&self, spec: &Spec<'_>, cx: &BuildCx) -> Result<Box<dyn Pool>, BuildError> {
         let (name, max_workers, settings) = (spec.name.to_owned(), spec.max_workers, spec.settings.clone());
-        let (sink, on_value, on_output, on_request, program) = (
-            Arc::clone(&cx.sink),
-            Arc::clone(&cx.on_value),
-            Arc::clone(&cx.on_output),
-            Arc::clone(&cx.on_request),
-            cx.program.clone(),
-        );
-        let make = move |first: usize| {
-            let cx = BuildCx {
-                sink: Arc::clone(&sink),
-                on_value: Arc::clone(&on_value),
-                on_output: Arc::clone(&on_output),
-                on_request: Arc::clone(&on_request),
-                program: program.clone(),
-            };
-            executor(&Spec { name: &name, max_workers, settings: &settings }, &cx, first)
-        };
+        let cx = cx.clone();
+        let make = move |first: usize| executor(&Spec { name: &name, max_workers, settings: &settings }, &cx, first);
         let first = make(0)?;
         Ok(Box::new(Renewable { current: RwLock::new(Remote(first)), make: Box::new(make) }))
     }
@@ -111,22 +96,20 @@ impl Pool for Renewable {
 
 /// A process pool's executor as `spec` and `cx` give it, its workers numbered from `first + 1`.
 fn executor(spec: &Spec<'_>, cx: &BuildCx, first: usize) -> Result<ProcessPoolExecutor, BuildError> {
-    {
-        let mut b = ProcessPoolExecutor::builder()
-            .name(spec.name)
-            .max_workers(spec.max_workers)
-            .sink(Arc::clone(&cx.sink))
-            .on_value(Arc::clone(&cx.on_value))
-            .on_output(Arc::clone(&cx.on_output))
-            .on_request(Arc::clone(&cx.on_request));
-        b = crate::worker_env::for_workers(b);
-        if let Some(n) = spec.settings.as_u64().and_then(|n| usize::try_from(n).ok()) {
-            b = b.max_tasks_per_child(n);
-        }
-        if let Some(program) = &cx.program {
-            b = b.program(program);
-        }
-        b.first_worker(first).build()
+    let mut b = ProcessPoolExecutor::builder()
+        .name(spec.name)
+        .max_workers(spec.max_workers)
+        .sink(Arc::clone(&cx.sink))
+        .on_value(Arc::clone(&cx.on_value))
+        .on_output(Arc::clone(&cx.on_output))
+        .on_request(Arc::clone(&cx.on_request));
+    b = crate::worker_env::for_workers(b);
+    if let Some(n) = spec.settings.as_u64().and_then(|n| usize::try_from(n).ok()) {
+        b = b.max_tasks_per_child(n);
     }
+    if let Some(program) = &cx.program {
+        b = b.program(program);
+    }
+    b.first_worker(first).build()
 }
 

@@ -56,6 +56,33 @@ fn finished(events: &[Arc<Event>]) -> (futuretop::events::Counts, i32) {
     }
 }
 
+/// The future id the last event of `seen` names (a `pending`, `running` or `retry`).
+fn last_id(seen: &[Arc<Event>]) -> futuretop_engine::observe::FutureId {
+    match seen.last().map(|e| &e.kind) {
+        Some(EventKind::Pending { id, .. } | EventKind::Running { id, .. } | EventKind::Retry { id, .. }) => {
+            futuretop_engine::observe::FutureId(*id)
+        }
+        other => panic!("no future named by {other:?}"),
+    }
+}
+
+/// Two maps paired item by item on a one-worker pool (`first[2]` sleeps `last` s), beside
+/// a task that holds the run open: `first[2]` is cancelled while it is queued, and
+/// `second[2]`, paired with it, is cancelled for it. Returns the events so far.
+fn paired_maps_with_a_cancelled_pair(last: f64) -> (RunHandle, Receiver<Arc<Event>>, Vec<Arc<Event>>) {
+    let (handle, rx) = run(&format!(
+        "pools: {{ one: {{ kind: thread, max_workers: 1 }}, hold: {{ kind: thread, max_workers: 1 }} }}\n\
+         tasks:\n\
+         \x20 - {{ name: hold, pool: hold, call: spin, args: {{ secs: 60 }} }}\n\
+         \x20 - {{ name: first, pool: one, call: sleep, map: {{ secs: [0.3, 0.01, {last}] }} }}\n\
+         \x20 - {{ name: second, pool: one, call: pow, map: {{ base: [1, 2, 3] }}, args: {{ exp: 2 }}, depends_on: [{{ each: first }}] }}\n"
+    ));
+    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Pending { task, .. } if &**task == "first[2]"));
+    handle.control().send(Control::Cancel(last_id(&seen))).unwrap();
+    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "second[2]")));
+    (handle, rx, seen)
+}
+
 /// A command that fails until its third attempt (it reads `FUTURETOP_ATTEMPT`) runs three
 /// times, with the waits `retry_delay` × `backoff`ⁿ between attempts, each attempt a new
 /// future; its dependent runs once, after the third.
@@ -154,11 +181,7 @@ tasks:
   - { name: long, pool: io, call: spin, args: { secs: 30 }, retries: 3, retry_delay: 0 }
 ");
     let mut seen = until(&rx, |e| matches!(e.kind, EventKind::Running { .. }));
-    let id = match seen.last().map(|e| &e.kind) {
-        Some(EventKind::Running { id, .. }) => *id,
-        _ => unreachable!(),
-    };
-    handle.control().send(Control::Kill(futuretop_engine::observe::FutureId(id))).unwrap();
+    handle.control().send(Control::Kill(last_id(&seen))).unwrap();
     seen.extend(all(&rx));
     assert_eq!(handle.join().exit_code, 1);
     assert!(!seen.iter().any(|e| matches!(e.kind, EventKind::Retry { .. })), "{seen:#?}");
@@ -178,11 +201,7 @@ tasks:
   - { name: after, pool: io, call: pow, args: { base: 2, exp: 3 }, depends_on: [flaky] }
 ");
     let mut seen = until(&rx, |e| matches!(e.kind, EventKind::Retry { .. }));
-    let failed = match seen.last().map(|e| &e.kind) {
-        Some(EventKind::Retry { id, .. }) => *id,
-        _ => unreachable!(),
-    };
-    handle.control().send(Control::Cancel(futuretop_engine::observe::FutureId(failed))).unwrap();
+    handle.control().send(Control::Cancel(last_id(&seen))).unwrap();
     seen.extend(all(&rx));
     assert_eq!(handle.join().exit_code, 0, "a user's cancel is not a failure");
     let second = seen.iter().find_map(|e| match &e.kind {
@@ -312,20 +331,7 @@ tasks:
 /// (`{ each: }`), cancelled for it, runs after it.
 #[test]
 fn a_resubmitted_item_brings_back_its_paired_item() {
-    let (handle, rx) = run(r"
-pools: { one: { kind: thread, max_workers: 1 }, hold: { kind: thread, max_workers: 1 } }
-tasks:
-  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
-  - { name: first, pool: one, call: sleep, map: { secs: [0.3, 0.01, 0.01] } }
-  - { name: second, pool: one, call: pow, map: { base: [1, 2, 3] }, args: { exp: 2 }, depends_on: [{ each: first }] }
-");
-    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Pending { task, .. } if &**task == "first[2]"));
-    let id = match seen.last().map(|e| &e.kind) {
-        Some(EventKind::Pending { id, .. }) => *id,
-        _ => unreachable!(),
-    };
-    handle.control().send(Control::Cancel(futuretop_engine::observe::FutureId(id))).unwrap();
-    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "second[2]")));
+    let (handle, rx, mut seen) = paired_maps_with_a_cancelled_pair(0.01);
     handle.control().send(Control::Resubmit("first[2]".into())).unwrap();
     seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Done { task, .. } if &**task == "second[2]")));
     handle.control().send(Control::Interrupt).unwrap();
@@ -411,20 +417,7 @@ tasks:
 /// submitted) cancels that item alone.
 #[test]
 fn an_item_waiting_again_for_its_pair_can_be_cancelled() {
-    let (handle, rx) = run(r"
-pools: { one: { kind: thread, max_workers: 1 }, hold: { kind: thread, max_workers: 1 } }
-tasks:
-  - { name: hold, pool: hold, call: spin, args: { secs: 60 } }
-  - { name: first, pool: one, call: sleep, map: { secs: [0.3, 0.01, 2] } }
-  - { name: second, pool: one, call: pow, map: { base: [1, 2, 3] }, args: { exp: 2 }, depends_on: [{ each: first }] }
-");
-    let mut seen = until(&rx, |e| matches!(&e.kind, EventKind::Pending { task, .. } if &**task == "first[2]"));
-    let id = match seen.last().map(|e| &e.kind) {
-        Some(EventKind::Pending { id, .. }) => *id,
-        _ => unreachable!(),
-    };
-    handle.control().send(Control::Cancel(futuretop_engine::observe::FutureId(id))).unwrap();
-    seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Cancelled { task, .. } if &**task == "second[2]")));
+    let (handle, rx, mut seen) = paired_maps_with_a_cancelled_pair(2.0);
     handle.control().send(Control::Resubmit("first[2]".into())).unwrap();
     seen.extend(until(&rx, |e| matches!(&e.kind, EventKind::Running { task, .. } if &**task == "first[2]")));
     handle.control().send(Control::CancelUnsubmitted("second[2]".into())).unwrap();
