@@ -184,27 +184,25 @@ type NextCall<'a, T> = Box<dyn FnMut() -> Option<Result<Submitted<T>, SubmitErro
 
 /// What one step of a `map`'s input submitted: one call's future, or a chunk's.
 pub(crate) enum Submitted<T> {
-    /// One call (no vector allocated for it).
+    /// One call.
     One(Future<T>),
-    /// A chunk of calls, in input order.
-    Chunk(Vec<Future<T>>),
+    /// A chunk of this many calls run as one, its future's value holding their results
+    /// (Python's `_process_chunk`): the map's `unpack` splits it.
+    Packed(Future<T>, usize),
 }
 
 impl<T> Submitted<T> {
-    fn len(&self) -> usize {
+    /// The future and how many of the map's calls it stands for.
+    fn split(self) -> (Future<T>, usize) {
         match self {
-            Self::One(_) => 1,
-            Self::Chunk(fs) => fs.len(),
-        }
-    }
-
-    fn push_onto(self, futures: &mut VecDeque<Future<T>>) {
-        match self {
-            Self::One(f) => futures.push_back(f),
-            Self::Chunk(fs) => futures.extend(fs),
+            Self::One(f) => (f, 1),
+            Self::Packed(f, n) => (f, n),
         }
     }
 }
+
+/// Splits a chunk's value into its calls' results, in order (see [`Submitted::Packed`]).
+pub(crate) type Unpack<T> = fn(T) -> Vec<T>;
 
 /// The results of `map`, in input order (Python's `Executor.map` generator).
 ///
@@ -212,11 +210,16 @@ impl<T> Submitted<T> {
 /// failed, or the deadline passing, yields the error and ends the iteration. Dropping
 /// the iterator (or ending it with an error) cancels every call not yet yielded.
 pub struct MapIter<'a, T> {
-    futures: VecDeque<Future<T>>,
+    /// Each submitted future not yet yielded, and how many calls it stands for.
+    futures: VecDeque<(Future<T>, usize)>,
     /// Submits the next input call (or chunk of calls), while `buffersize` holds some back.
     next_call: Option<NextCall<'a, T>>,
-    /// How many calls may be submitted and not yet yielded (unbounded without `buffersize`).
+    /// How many futures may be submitted and not yet yielded (unbounded without `buffersize`).
     ahead: usize,
+    /// For a map of chunks: splits a chunk's value into its calls' results.
+    unpack: Option<Unpack<T>>,
+    /// The results of the chunk being yielded that are still to come.
+    ready: std::vec::IntoIter<T>,
     deadline: Option<Instant>,
     submitted: usize,
     ended: bool,
@@ -237,14 +240,16 @@ impl<'a, T: 'a> MapIter<'a, T> {
     {
         let mut calls = calls;
         let ahead = options.buffersize.unwrap_or(usize::MAX);
-        Self::start_chunks(options, ahead, Box::new(move || calls.next().map(|c| submit(c).map(Submitted::One))))
+        Self::start_chunks(options, ahead, None, Box::new(move || calls.next().map(|c| submit(c).map(Submitted::One))))
     }
 
     /// Starts a map whose calls go in chunks (a process pool's `chunksize`): `next_chunk`
-    /// submits the next chunk. `buffersize` counts chunks, as Python's does.
+    /// submits the next chunk, a future for the chunk whose value `unpack` splits.
+    /// `ahead` counts futures (`buffersize` counts chunks, as Python's does).
     pub(crate) fn start_chunks(
         options: MapOptions,
         ahead: usize,
+        unpack: Option<Unpack<T>>,
         mut next_chunk: NextCall<'a, T>,
     ) -> Result<Self, SubmitError> {
         if options.chunksize == 0 {
@@ -258,6 +263,8 @@ impl<'a, T: 'a> MapIter<'a, T> {
             futures: VecDeque::new(),
             next_call: None,
             ahead,
+            unpack,
+            ready: Vec::new().into_iter(),
             deadline,
             submitted: 0,
             ended: false,
@@ -267,8 +274,9 @@ impl<'a, T: 'a> MapIter<'a, T> {
             match next_chunk() {
                 None => return Ok(it),
                 Some(Ok(fs)) => {
-                    it.submitted += fs.len();
-                    fs.push_onto(&mut it.futures);
+                    let (f, n) = fs.split();
+                    it.submitted += n;
+                    it.futures.push_back((f, n));
                 }
                 Some(Err(e)) => {
                     it.cancel_rest();
@@ -281,13 +289,14 @@ impl<'a, T: 'a> MapIter<'a, T> {
     }
 
     /// The futures of the calls submitted and not yet returned by the iterator, in input
-    /// order (an extension: to cancel or kill one call of a map).
+    /// order (an extension: to cancel or kill one call of a map). A process pool's map
+    /// with a `chunksize` above 1 has one future a chunk, as Python's.
     pub fn pending_futures(&self) -> impl Iterator<Item = &Future<T>> {
-        self.futures.iter()
+        self.futures.iter().map(|(f, _)| f)
     }
 
     fn cancel_rest(&mut self) {
-        for f in self.futures.drain(..) {
+        for (f, _) in self.futures.drain(..) {
             f.cancel();
         }
         self.next_call = None;
@@ -301,8 +310,9 @@ impl<'a, T: 'a> MapIter<'a, T> {
             let Some(next_call) = self.next_call.as_mut() else { return };
             match next_call() {
                 Some(Ok(fs)) => {
-                    self.submitted += fs.len();
-                    fs.push_onto(&mut self.futures);
+                    let (f, n) = fs.split();
+                    self.submitted += n;
+                    self.futures.push_back((f, n));
                 }
                 Some(Err(e)) => {
                     self.refused = Some(e);
@@ -318,10 +328,29 @@ impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
     type Item = Result<T, FutureError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(v) = self.ready.next() {
+                return Some(Ok(v));
+            }
+            match self.next_future()? {
+                Ok(v) => match self.unpack {
+                    None => return Some(Ok(v)),
+                    // A chunk's results come out one by one.
+                    Some(unpack) => self.ready = unpack(v).into_iter(),
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+impl<'a, T: Clone + 'a> MapIter<'a, T> {
+    /// Waits for the next future's value (a call's result, or a chunk's).
+    fn next_future(&mut self) -> Option<Result<T, FutureError>> {
         if self.ended {
             return None;
         }
-        let Some(f) = self.futures.pop_front() else {
+        let Some((f, n)) = self.futures.pop_front() else {
             self.ended = true;
             return None;
         };
@@ -338,7 +367,7 @@ impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
             Ok(v) => Some(Ok(v)),
             Err(e) => {
                 f.cancel();
-                let unfinished = self.futures.len() + 1;
+                let unfinished = self.futures.iter().map(|(_, n)| n).sum::<usize>() + n;
                 self.cancel_rest();
                 Some(Err(match e {
                     FutureError::Timeout(_) => FutureError::Timeout(TimeoutError {
@@ -354,7 +383,7 @@ impl<'a, T: Clone + 'a> Iterator for MapIter<'a, T> {
 
 impl<T> Drop for MapIter<'_, T> {
     fn drop(&mut self) {
-        for f in self.futures.drain(..) {
+        for (f, _) in self.futures.drain(..) {
             f.cancel();
         }
     }

@@ -909,16 +909,16 @@ fn test_map_chunksize() {
     ));
 }
 
-// CPython: test_map_chunksize (a chunk really travels as one message: its calls are all
-// handed to the worker before the first of them finishes)
+// CPython: test_map_chunksize (a chunk is one work item, Python's `_process_chunk`: one
+// future, one message, its items run in order on one worker)
 #[test]
 fn test_map_chunksize_batches_calls() {
     let (sink, mut seen) = Seen::new();
     let pool = builder(1).sink(sink).build().unwrap();
     let items: Vec<Value> =
         (0..12i64).map(|i| serde_json::to_value(Builtin::Pow(builtins::Pow { base: i, exp: 1 })).unwrap()).collect();
-    let got: Vec<Value> = pool.map(BUILTIN_CALL, items.clone(), Some(LONG), 4).unwrap().map(Result::unwrap).collect();
-    assert_eq!(got.len(), 12);
+    let got: Vec<Value> = pool.map(BUILTIN_CALL, items.clone(), Some(LONG), 5).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, (0..12i64).map(|i| json!(i)).collect::<Vec<_>>());
     let order: Vec<(bool, u64)> = seen
         .drain()
         .iter()
@@ -928,10 +928,9 @@ fn test_map_chunksize_batches_calls() {
             _ => None,
         })
         .collect();
-    // Runs of 4 `Running` then 4 `Finished`.
+    // Three chunks (5, 5 and 2 items), each a future that runs and finishes once.
     let pattern: Vec<bool> = order.iter().map(|(r, _)| *r).collect();
-    let chunked: Vec<bool> = (0..3).flat_map(|_| [true; 4].into_iter().chain([false; 4])).collect();
-    assert_eq!(pattern, chunked, "{order:?}");
+    assert_eq!(pattern, [true, false].repeat(3), "{order:?}");
     // With chunksize 1, each call is sent after the previous one finished.
     seen.all.clear();
     let _: Vec<_> = pool.map(BUILTIN_CALL, items, Some(LONG), 1).unwrap().collect();
@@ -1068,8 +1067,8 @@ fn test_map_buffersize_counts_chunks_and_the_iterator_is_owned() {
         (0..10).map(|i| serde_json::to_value(Builtin::Pow(builtins::Pow { base: i, exp: 2 })).unwrap()).collect();
     let options = MapOptions { timeout: Some(LONG), chunksize: 3, buffersize: Some(2) };
     let it = owned(pool.map_with(BUILTIN_CALL, items, options).unwrap());
-    // Two chunks of three are submitted ahead, no more.
-    assert_eq!(it.pending_futures().count(), 6);
+    // Two chunks of three are submitted ahead, no more: a future each, as Python's.
+    assert_eq!(it.pending_futures().count(), 2);
     let got: Vec<Value> = it.map(Result::unwrap).collect();
     assert_eq!(got, (0..10).map(|i| json!(i * i)).collect::<Vec<_>>());
 }
@@ -1172,16 +1171,15 @@ fn test_crash_big_data() {
     let message = "y".repeat(300_000);
     let f = pool.submit(fail(&message)).unwrap();
     assert_eq!(f.exception(Some(LONG)), Ok(Some(Exception::task(message))));
-    // One message holding a big result and then a crash.
-    let items = vec![
-        serde_json::to_value(Builtin::Fail(builtins::Fail { message: "z".repeat(200_000) })).unwrap(),
-        serde_json::to_value(Builtin::Crash(builtins::Crash)).unwrap(),
-    ];
-    let mut it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
-    match it.next() {
-        Some(Err(FutureError::Failed(Exception::Task { message, .. }))) => assert_eq!(message.len(), 200_000),
-        other => panic!("{:?}", other.map(|r| r.map_err(|e| e.to_string()))),
+    // One message holding a big result and then a crash (a chunk of calls with a future
+    // each, as the runner submits a `chunksize:` map's).
+    let chunk = vec![(None, fail(&"z".repeat(200_000))), (None, call(&Builtin::Crash(builtins::Crash)))];
+    let fs = pool.submit_chunk(chunk).unwrap();
+    match fs[0].exception(Some(LONG)) {
+        Ok(Some(Exception::Task { message, .. })) => assert_eq!(message.len(), 200_000),
+        other => panic!("{:?}", other.map_err(|e| e.to_string())),
     }
+    assert!(matches!(fs[1].exception(Some(LONG)), Ok(Some(Exception::Broken(_)))));
     until("the pool breaks", || pool.broken().is_some());
 }
 
@@ -1309,9 +1307,9 @@ fn extension_kill_a_waiting_process_task_ends_its_wait() {
     assert_eq!(pool.submit(pow(2, 2)).unwrap().result(Some(LONG)), Ok(json!(4)));
 }
 
-/// A `kill` of one call of a `map` chunk ends the rest of that chunk (they share the
-/// worker that is killed), not the chunks queued behind it: those run on the
-/// replacement worker, and can still be cancelled while they wait.
+/// A `kill` of a running `map` chunk ends that chunk (its items share the worker that is
+/// killed), not the chunks queued behind it: those run on the replacement worker, and can
+/// still be cancelled while they wait.
 #[test]
 fn extension_a_kill_in_a_map_chunk_spares_the_chunks_behind_it() {
     let pool = builder(1).build().unwrap();
@@ -1323,20 +1321,38 @@ fn extension_a_kill_in_a_map_chunk_spares_the_chunks_behind_it() {
         serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 4 })).unwrap(),
         serde_json::to_value(Builtin::Pow(builtins::Pow { base: 2, exp: 5 })).unwrap(),
     ];
-    let it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
+    let mut it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
     let fs: Vec<Future<Value>> = it.pending_futures().cloned().collect();
-    until("the first call runs", || fs[0].running());
+    assert_eq!(fs.len(), 3, "one future a chunk of two");
+    until("the first chunk runs", || fs[0].running());
     // The second chunk (items 2 and 3) waits in the queue: still pending.
-    assert!(!fs[2].running() && !fs[2].done());
-    assert!(fs[3].cancel(), "a queued call of a map can be cancelled");
+    assert!(!fs[1].running() && !fs[1].done());
+    assert!(fs[1].cancel(), "a queued chunk of a map can be cancelled");
     assert!(fs[0].kill());
     assert!(matches!(fs[0].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
-    // The rest of the killed chunk goes with it, as before ...
-    assert!(matches!(fs[1].exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
-    // ... but the next chunk runs on the replacement worker.
-    assert_eq!(fs[2].result(Some(LONG)), Ok(json!(4)));
-    assert!(fs[3].cancelled());
-    assert_eq!(fs[4].result(Some(LONG)), Ok(json!(16)));
-    assert_eq!(fs[5].result(Some(LONG)), Ok(json!(32)));
+    // The chunk behind runs on the replacement worker.
+    assert_eq!(fs[2].result(Some(LONG)), Ok(json!([16, 32])));
+    assert!(fs[1].cancelled());
     assert!(pool.broken().is_none());
+    // The iteration raises the killed chunk's error at its first item, and ends.
+    assert!(matches!(it.next(), Some(Err(FutureError::Failed(Exception::Killed(_))))));
+    assert!(it.next().is_none());
+}
+
+/// As Python's `_process_chunk`: an item's error fails its whole chunk; the iteration
+/// yields the chunks before it, then raises the error at the failed chunk's first item.
+#[test]
+fn test_map_chunk_error_fails_the_chunk_and_raises_at_its_first_item() {
+    let pool = builder(2).build().unwrap();
+    let items: Vec<Value> =
+        [pow(2, 1), pow(2, 2), pow(2, 3), fail("item 3"), pow(2, 5), pow(2, 6)].into_iter().map(|c| c.args).collect();
+    let mut it = pool.map(BUILTIN_CALL, items, Some(LONG), 2).unwrap();
+    assert_eq!(it.next(), Some(Ok(json!(2))));
+    assert_eq!(it.next(), Some(Ok(json!(4))));
+    // Item 2 succeeded, but shares its chunk with item 3.
+    match it.next() {
+        Some(Err(FutureError::Failed(Exception::Task { message, .. }))) => assert_eq!(message, "item 3"),
+        other => panic!("expected the chunk's error, got {other:?}"),
+    }
+    assert_eq!(it.next(), None);
 }

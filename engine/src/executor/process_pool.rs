@@ -21,9 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use crossbeam_channel::{Receiver, Sender};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::protocol::{read_frame, write_frame, CallRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION};
+use super::protocol::{
+    read_frame, write_frame, CallRef, ChunkRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION,
+};
 use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
 use crate::context::Kill;
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
@@ -179,6 +182,11 @@ struct Entry {
     call: ProcessCall,
     /// The name given at submit; an anonymous call is `task-<id>` (made only when shown).
     name: Option<Arc<str>>,
+    /// A `map` chunk run as one call ([`ToWorker::Chunk`](super::protocol::ToWorker::Chunk)):
+    /// the list of its items' arguments, encoded by the thread that submitted them (which
+    /// then frees them itself: a free on another thread costs several times more), its
+    /// value the list of their results. `call.args` is unused then.
+    packed: Option<Box<RawValue>>,
 }
 
 impl Entry {
@@ -423,7 +431,7 @@ impl ProcessPoolExecutor {
 
     /// Schedules `call` under `name` and returns its future.
     pub fn submit_named(&self, name: Option<&str>, call: ProcessCall) -> Result<Future<Value>, SubmitError> {
-        let mut fs = submit_item(&self.shared, vec![(name.map(str::to_owned), call)])?;
+        let mut fs = submit_item(&self.shared, vec![(name.map(str::to_owned), call)], None)?;
         fs.pop().ok_or(SubmitError::Shutdown)
     }
 
@@ -435,7 +443,7 @@ impl ProcessPoolExecutor {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
-        submit_item(&self.shared, calls)
+        submit_item(&self.shared, calls, None)
     }
 
     /// Schedules `call`.
@@ -447,6 +455,12 @@ impl ProcessPoolExecutor {
     /// each item's arguments, `chunksize` calls a message to a worker; results come back
     /// in input order. The iterator does not borrow the pool, as with
     /// [`ThreadPoolExecutor::map`](super::ThreadPoolExecutor::map).
+    ///
+    /// As in Python, with a `chunksize` above 1 a chunk is one call with one future (its
+    /// value the list of its items' results): an item's error fails its whole chunk,
+    /// the iteration raises it at the chunk's first item, and cancel and kill act on
+    /// chunks. (To keep a future per item, submit chunks with
+    /// [`submit_chunk`](Self::submit_chunk), as the runner does.)
     pub fn map<I>(
         &self,
         name: &str,
@@ -473,17 +487,40 @@ impl ProcessPoolExecutor {
         I: IntoIterator<Item = Value>,
         I::IntoIter: 'static,
     {
-        let chunksize = options.chunksize.max(1);
-        let ahead = options.buffersize.map_or(usize::MAX, |b| b.saturating_mul(chunksize));
+        let chunksize = options.chunksize;
+        let ahead = options.buffersize.unwrap_or(usize::MAX);
         let shared = Arc::clone(&self.shared);
-        let name: Arc<str> = name.into();
+        let name: String = name.into();
         let mut items = items.into_iter();
+        if chunksize <= 1 {
+            // One call a future (a chunksize of 0 is refused by `start_chunks`).
+            let next_call = Box::new(move || {
+                let args = items.next()?;
+                let call = vec![(None, ProcessCall::new(name.as_str(), args))];
+                Some(submit_item(&shared, call, None).and_then(one_future).map(super::Submitted::One))
+            });
+            return super::MapIter::start_chunks(options, ahead, None, next_call);
+        }
         let next_chunk = Box::new(move || {
-            let chunk: Vec<(Option<String>, ProcessCall)> =
-                items.by_ref().take(chunksize).map(|args| (None, ProcessCall::new(&*name, args))).collect();
-            (!chunk.is_empty()).then(|| submit_item(&shared, chunk).map(super::Submitted::Chunk))
+            let chunk: Vec<Value> = items.by_ref().take(chunksize).collect();
+            let n = chunk.len();
+            if n == 0 {
+                return None;
+            }
+            let call = vec![(None, ProcessCall::new(name.as_str(), Value::Null))];
+            let submitted = match serde_json::value::to_raw_value(&chunk) {
+                Ok(items) => submit_item(&shared, call, Some(items)).and_then(one_future),
+                // (A `Value` always encodes; were it not to, the chunk fails, as a chunk
+                // Python cannot pickle.)
+                Err(e) => {
+                    let f = Future::new();
+                    let _ = f.set_exception(Exception::task(format!("cannot send the chunk's arguments: {e}")));
+                    Ok(f)
+                }
+            };
+            Some(submitted.map(|f| super::Submitted::Packed(f, n)))
         });
-        super::MapIter::start_chunks(options, ahead, next_chunk)
+        super::MapIter::start_chunks(options, ahead, Some(unpack_chunk), next_chunk)
     }
 
     /// Python's `shutdown(wait, cancel_futures)`.
@@ -547,11 +584,26 @@ fn force(live: &mut Live, signal: nix::sys::signal::Signal) {
     end_requests(live);
 }
 
+/// The one future of an item of one call.
+fn one_future(mut fs: Vec<Future<Value>>) -> Result<Future<Value>, SubmitError> {
+    fs.pop().ok_or(SubmitError::Shutdown)
+}
+
+/// A packed chunk's value: the list of its items' results.
+fn unpack_chunk(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(results) => results,
+        other => vec![other],
+    }
+}
+
 /// Queues one work item (a call, or a `map` chunk) and starts a worker slot for it if
-/// none is idle (Python's `_adjust_process_count`).
+/// none is idle (Python's `_adjust_process_count`). `packed`: the item is one call that
+/// runs a chunk on these arguments (see [`Entry::packed`]).
 fn submit_item(
     shared: &Arc<Shared>,
     calls: Vec<(Option<String>, ProcessCall)>,
+    mut packed: Option<Box<RawValue>>,
 ) -> Result<Vec<Future<Value>>, SubmitError> {
     let mut control = lock(&shared.control);
     if let Some(b) = &control.broken {
@@ -567,7 +619,7 @@ fn submit_item(
             pool: Arc::clone(&shared.name),
             name: name.clone().unwrap_or_else(|| format!("task-{}", f.id().0).into()),
         });
-        item.push(Entry { future: f, call, name });
+        item.push(Entry { future: f, call, name, packed: packed.take() });
     }
     let futures: Vec<Future<Value>> = item.iter().map(|e| e.future.clone()).collect();
     if tx.send(item).is_err() {
@@ -871,7 +923,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     }
     if let Some(init) = &shared.initializer {
         let f = Future::new();
-        let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()) };
+        let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()), packed: None };
         match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
             Exchange::Done => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
@@ -908,16 +960,22 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: Retire) {
 
 /// Sends `calls` to the worker and reads until each has finished.
 fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
-    let msgs: Vec<CallRef<'_>> = calls
-        .iter()
-        .map(|e| CallRef {
-            id: e.future.id().0,
-            name: &e.call.name,
-            args: &e.call.args,
-            task: e.name.as_deref().unwrap_or(""),
-        })
-        .collect();
-    if let Err(e) = write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs }) {
+    let sent = if let [Entry { future, call, name, packed: Some(items) }] = calls {
+        let chunk = ChunkRef { id: future.id().0, name: &call.name, task: name.as_deref().unwrap_or(""), items };
+        write_frame(&mut *lock(&p.stdin), &chunk)
+    } else {
+        let msgs: Vec<CallRef<'_>> = calls
+            .iter()
+            .map(|e| CallRef {
+                id: e.future.id().0,
+                name: &e.call.name,
+                args: &e.call.args,
+                task: e.name.as_deref().unwrap_or(""),
+            })
+            .collect();
+        write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs })
+    };
+    if let Err(e) = sent {
         return Exchange::Lost(e.to_string());
     }
     let by_id: crate::observe::IdMap<u64, &Future<Value>> =

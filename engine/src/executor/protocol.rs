@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The protocol version; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The largest frame accepted (256 MiB).
 pub const MAX_FRAME: u32 = 256 * 1024 * 1024;
@@ -44,6 +44,17 @@ pub struct CallMsg {
     pub task: String,
 }
 
+/// One item's arguments in a [`ToWorker::Chunk`], as the JSON text they came in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawArgs(pub Box<serde_json::value::RawValue>);
+
+impl PartialEq for RawArgs {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
 /// [`ToWorker::Run`] as the parent writes it: the same frame, borrowing each call's name
 /// and arguments instead of copying them.
 #[derive(Debug, Serialize)]
@@ -51,6 +62,21 @@ pub struct CallMsg {
 pub(crate) struct RunRef<'a> {
     /// The calls.
     pub calls: Vec<CallRef<'a>>,
+}
+
+/// [`ToWorker::Chunk`] as the parent writes it, borrowing the items' arguments.
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename = "chunk")]
+pub(crate) struct ChunkRef<'a> {
+    /// See [`ToWorker::Chunk`].
+    pub id: u64,
+    /// See [`ToWorker::Chunk`].
+    pub name: &'a str,
+    /// See [`ToWorker::Chunk`].
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub task: &'a str,
+    /// See [`ToWorker::Chunk`]: the list, encoded.
+    pub items: &'a serde_json::value::RawValue,
 }
 
 /// A [`CallMsg`] that borrows its fields.
@@ -117,6 +143,21 @@ pub enum ToWorker {
     Run {
         /// The calls.
         calls: Vec<CallMsg>,
+    },
+    /// Run one callable on each of several items' arguments, in order, as one call
+    /// (a chunk of `map(..., chunksize=n)`, Python's `_process_chunk`): one
+    /// [`ToParent::Finished`] answers it, with the list of the results, or the first
+    /// item's error, which ends the chunk there (since version 3).
+    Chunk {
+        /// The parent's id for the chunk (its future's id).
+        id: u64,
+        /// The callable's registered name.
+        name: String,
+        /// As [`CallMsg::task`].
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        task: String,
+        /// Each item's arguments, as JSON text.
+        items: Vec<RawArgs>,
     },
     /// The answer to a [`ToParent::Request`].
     Reply {
@@ -216,6 +257,9 @@ struct Flat {
     dropped: Option<u64>,
     calls: Option<Vec<CallMsg>>,
     results: Option<Vec<CallResult>>,
+    name: Option<String>,
+    task: Option<String>,
+    items: Option<Vec<RawArgs>>,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -233,9 +277,15 @@ impl<'de> Deserialize<'de> for ToWorker {
         let f = Flat::deserialize(d)?;
         match f.op.as_str() {
             "run" => Ok(Self::Run { calls: need(f.calls, "calls")? }),
+            "chunk" => Ok(Self::Chunk {
+                id: need(f.id, "id")?,
+                name: need(f.name, "name")?,
+                task: f.task.unwrap_or_default(),
+                items: need(f.items, "items")?,
+            }),
             "reply" => Ok(Self::Reply { req: need(f.req, "req")?, result: need(f.result, "result")? }),
             "exit" => Ok(Self::Exit),
-            other => Err(serde::de::Error::unknown_variant(other, &["run", "reply", "exit"])),
+            other => Err(serde::de::Error::unknown_variant(other, &["run", "chunk", "reply", "exit"])),
         }
     }
 }

@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::protocol::{
-    queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, ResultsRef, ToParent, ToWorker, WireError,
-    PROTOCOL_VERSION,
+    queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, RawArgs, ResultsRef, ToParent, ToWorker,
+    WireError, PROTOCOL_VERSION,
 };
 use crate::error::{ErrorKind, Exception};
 use crate::status::Stream;
@@ -95,15 +95,14 @@ impl Callables {
     /// Runs the callable `name` on arguments given as JSON text: decoded straight into a
     /// raw callable's own types, or into a `Value` first for the others.
     fn call_json(&self, name: &str, args: &RawValue, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
-        match self.map.get(name) {
-            None => Err(unknown(name)),
-            Some(Registered::Raw(f)) => guarded(|| f(args, ctx)),
-            Some(Registered::Value(f)) => {
-                let v: Value = serde_json::from_str(args.get())
-                    .map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
-                guarded(|| f(&v, ctx))
-            }
-        }
+        self.map.get(name).map_or_else(|| Err(unknown(name)), |f| f.call_json(args, ctx))
+    }
+
+    /// Runs the callable `name` on each item's arguments in order, as one call (a `map`
+    /// chunk, Python's `_process_chunk`): the list of the results, or the first error.
+    fn call_chunk(&self, name: &str, items: &[RawArgs], ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+        let f = self.map.get(name).ok_or_else(|| unknown(name))?;
+        items.iter().map(|args| f.call_json(&args.0, ctx)).collect::<Result<Vec<Value>, _>>().map(Value::Array)
     }
 
     /// Registers `f` under `name` (replacing any earlier one).
@@ -125,6 +124,20 @@ impl Callables {
     ) -> &mut Self {
         self.map.insert(name.to_owned(), Registered::Raw(Arc::new(f)));
         self
+    }
+}
+
+impl Registered {
+    /// Runs it on arguments given as JSON text (see [`Callables::call_json`]).
+    fn call_json(&self, args: &RawValue, ctx: &mut dyn WorkerContext) -> Result<Value, Exception> {
+        match self {
+            Self::Raw(f) => guarded(|| f(args, ctx)),
+            Self::Value(f) => {
+                let v: Value = serde_json::from_str(args.get())
+                    .map_err(|e| Exception::task(format!("malformed arguments: {e}")))?;
+                guarded(|| f(&v, ctx))
+            }
+        }
     }
 }
 
@@ -382,6 +395,13 @@ fn serve(callables: &Callables) -> i32 {
                             return 1;
                         }
                     }
+                }
+            }
+            ToWorker::Chunk { id, name, task, items } => {
+                let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
+                let result = callables.call_chunk(&name, &items, &mut ctx).map_err(|e| to_wire(&e));
+                if output.send(&ToParent::Finished { id, result }).is_err() {
+                    return 1;
                 }
             }
             ToWorker::Reply { .. } => {}
