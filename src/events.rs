@@ -551,7 +551,25 @@ pub(crate) struct Bus {
     /// Retries about to be submitted: their attempt numbers, by task name
     /// ([`BusMsg::Attempt`]); the `pending` event of the next future of that name takes it.
     attempts: HashMap<Name, u32>,
+    /// How many events the slowest subscriber has still to take ([`Bus::lag`]).
+    lag: Lag,
 }
+
+/// How many events the bus's slowest subscriber has still to take, as the bus last saw
+/// it: the runner hands its pools nothing more while it is [`SUBSCRIBER_BACKLOG`] or more.
+pub(crate) type Lag = Arc<std::sync::atomic::AtomicUsize>;
+
+/// Events a subscriber may have still to take before the runner holds its pools back.
+/// Without it a subscriber slower than the workers (the headless reporter, on two cores
+/// shared by six threads) held the difference in memory, and the pages it took
+/// cost more than the events (a fifth of a 100,000-task run's time zeroing them).
+pub const SUBSCRIBER_BACKLOG: usize = 1 << 14;
+
+/// The bus looks at its subscribers' backlog once every this many messages.
+const LAG_EVERY: u32 = 256;
+
+/// While a subscriber lags and no message comes, the bus looks again this often.
+const LAG_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// How many finished futures keep their names on the bus.
 const NAMES_KEPT: usize = 65_536;
@@ -583,7 +601,20 @@ impl Bus {
             line: Vec::with_capacity(256),
             retired: std::collections::VecDeque::new(),
             attempts: HashMap::new(),
+            lag: Lag::default(),
         })
+    }
+
+    /// The backlog of the slowest subscriber, kept up to date by the bus (see [`Lag`]).
+    pub(crate) fn lag(&self) -> Lag {
+        Arc::clone(&self.lag)
+    }
+
+    /// Looks at the subscribers' backlog; returns it.
+    fn measure_lag(&self) -> usize {
+        let lag = self.subscribers.iter().map(Sender::len).max().unwrap_or(0);
+        self.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+        lag
     }
 
     /// The live worker pids, as the bus keeps them.
@@ -620,7 +651,21 @@ impl Bus {
                     self.check_stage();
                     // A pause in the stream: the log is flushed if nothing more comes
                     // within FLUSH_AFTER (a flush a burst would cost a write each).
-                    if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
+                    if self.measure_lag() >= SUBSCRIBER_BACKLOG {
+                        // The runner holds back until the subscriber catches up: look
+                        // again soon, so that it learns when.
+                        match rx.recv_timeout(LAG_RECHECK) {
+                            Ok(m) => m,
+                            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                                if last_flush.elapsed() >= FLUSH_AFTER {
+                                    self.flush();
+                                    last_flush = Instant::now();
+                                }
+                                continue;
+                            }
+                            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                        }
+                    } else if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
                         // Waits only for what is left of FLUSH_AFTER since the last flush,
                         // so a trickle of events cannot hold the log back.
                         match rx.recv_timeout(FLUSH_AFTER.saturating_sub(last_flush.elapsed())) {
@@ -651,6 +696,9 @@ impl Bus {
             };
             // Under a steady stream the log still reaches the disk every FLUSH_AFTER.
             handled = handled.wrapping_add(1);
+            if handled.is_multiple_of(LAG_EVERY) {
+                self.measure_lag();
+            }
             if handled.is_multiple_of(16) && last_flush.elapsed() >= FLUSH_AFTER {
                 self.flush();
                 last_flush = Instant::now();

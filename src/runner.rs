@@ -132,6 +132,8 @@ struct Registry {
     /// Runs thread-pool commands under a supervisor (see [`RunOptions::command_supervisor`]).
     supervisor: Option<PathBuf>,
     bus: Sender<BusMsg>,
+    /// The backlog of the bus's slowest subscriber (see [`crate::events::Lag`]).
+    lag: crate::events::Lag,
     /// The time limits of the futures of tasks with a `timeout:`.
     timeouts: Arc<Timeouts>,
 }
@@ -485,6 +487,7 @@ pub fn start(
     };
     let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
         .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
+    let lag = bus.lag();
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     // Dropping `stop_sampler` stops the system sampler (before the last event).
     let (stop_sampler, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -533,6 +536,7 @@ pub fn start(
         submitted: Condvar::new(),
         by_id: Mutex::new(IdMap::default()),
         bus: bus_tx.clone(),
+        lag,
         supervisor: options.command_supervisor.clone(),
         timeouts,
     });
@@ -721,7 +725,8 @@ struct Runner {
     stopping: bool,
     /// Plan futures not yet in a final state.
     unfinished: usize,
-    /// Set when a pool was not fed because the bus was behind ([`BUS_BACKLOG`]).
+    /// Set when a pool was not fed because the bus, or one of its subscribers, was behind
+    /// ([`BUS_BACKLOG`], [`crate::events::SUBSCRIBER_BACKLOG`]).
     held_back: bool,
     /// Per task with dependents on it as a whole (`depends_on: [a_map]`): its items not
     /// yet ended, counted down by their done-callbacks, so that the last one rings the
@@ -1074,7 +1079,9 @@ impl Runner {
     /// flight: the consecutive items of a `map:` with a `chunksize:` go in chunks of that
     /// many, the others one by one.
     fn dispatch(&mut self, p: usize) {
-        if self.reg.bus.len() >= BUS_BACKLOG && !self.feeds[p].ready.is_empty() {
+        let behind = self.reg.bus.len() >= BUS_BACKLOG
+            || self.reg.lag.load(std::sync::atomic::Ordering::Relaxed) >= crate::events::SUBSCRIBER_BACKLOG;
+        if behind && !self.feeds[p].ready.is_empty() {
             self.held_back = true;
             return;
         }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod backpressure;
 mod cli;
 mod command_orphans;
 mod config_errors;
