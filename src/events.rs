@@ -568,6 +568,9 @@ pub const SUBSCRIBER_BACKLOG: usize = 1 << 14;
 /// The bus looks at its subscribers' backlog once every this many messages.
 const LAG_EVERY: u32 = 256;
 
+/// How long the bus naps when a steady stream of messages pauses (see [`Bus::run`]).
+const BUS_NAP: std::time::Duration = std::time::Duration::from_micros(200);
+
 /// While a subscriber lags and no message comes, the bus looks again this often.
 const LAG_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
@@ -644,9 +647,22 @@ impl Bus {
     pub(crate) fn run(mut self, rx: &Receiver<BusMsg>) -> Option<String> {
         let mut handled = 0u32;
         let mut last_flush = Instant::now();
+        // Whether messages came since the bus last found none.
+        let mut busy = false;
         loop {
             let msg = match rx.try_recv() {
-                Ok(m) => m,
+                Ok(m) => {
+                    busy = true;
+                    m
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) if std::mem::take(&mut busy) => {
+                    // A steady stream paused: nap, then take what came meanwhile, rather
+                    // than sleep on the channel (it spins and yields the CPU a few times
+                    // first, a system call each, and each send then has to wake the bus).
+                    self.measure_lag();
+                    std::thread::sleep(BUS_NAP);
+                    continue;
+                }
                 Err(crossbeam_channel::TryRecvError::Empty) => {
                     self.check_stage();
                     // A pause in the stream: the log is flushed if nothing more comes
