@@ -83,6 +83,35 @@ pub enum Command {
         #[arg(long)]
         default: bool,
     },
+    /// List this user's live runs started with --detach (--all: the finished ones too).
+    Ls {
+        /// Also the runs that have ended, with their exit codes.
+        #[arg(long)]
+        all: bool,
+        /// The list as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a detached run from its start: the progress line, then the summary; exit
+    /// with the run's exit code.
+    Attach {
+        /// The run's id (`futuretop ls`); without it, the only live run.
+        id: Option<String>,
+        /// The progress line and the summary (the monitor cannot attach yet).
+        #[arg(long, required = true)]
+        headless: bool,
+    },
+    /// Wait until a detached run ends; exit with its exit code.
+    Wait {
+        /// The run's id (`futuretop ls`); without it, the only live run.
+        id: Option<String>,
+    },
+    /// Stop a detached run as Ctrl-C stops a run in the foreground: pending work
+    /// cancelled, running work killed, the log completed, exit code 130.
+    Stop {
+        /// The run's id (`futuretop ls`); without it, the only live run.
+        id: Option<String>,
+    },
     /// Print a shell completion script: `futuretop completions bash > ~/.local/share/bash-completion/completions/futuretop`.
     Completions {
         /// The shell.
@@ -128,6 +157,14 @@ pub struct RunArgs {
     /// is pending or running (0: never) [default: the file's `stall_after:`, else 60].
     #[arg(long, value_name = "SECS")]
     pub stall_after: Option<f64>,
+    /// Run in the background, in a session of its own with no terminal: print the run's
+    /// id and exit (`futuretop ls`, `wait ID`, `stop ID`). Its event log goes to --events,
+    /// or to the state directory.
+    #[arg(long)]
+    pub detach: bool,
+    /// (Internal) the id of a detached run, given by the `--detach` that started it.
+    #[arg(long, hide = true, value_name = "ID")]
+    pub run_id: Option<String>,
     /// How the monitor draws.
     #[command(flatten)]
     pub display: DisplayArgs,

@@ -553,6 +553,8 @@ pub(crate) struct Bus {
     attempts: HashMap<Name, u32>,
     /// How many events the slowest subscriber has still to take ([`Bus::lag`]).
     lag: Lag,
+    /// The run's status file, if it keeps one ([`crate::session::StatusWriter`]).
+    status: Option<crate::session::StatusWriter>,
 }
 
 /// How many events the bus's slowest subscriber has still to take, as the bus last saw
@@ -605,7 +607,13 @@ impl Bus {
             retired: std::collections::VecDeque::new(),
             attempts: HashMap::new(),
             lag: Lag::default(),
+            status: None,
         })
+    }
+
+    /// Keeps the run's status in a file for `futuretop ls` and `wait`.
+    pub(crate) fn keep_status(&mut self, status: crate::session::StatusWriter) {
+        self.status = Some(status);
     }
 
     /// The backlog of the slowest subscriber, kept up to date by the bus (see [`Lag`]).
@@ -614,9 +622,12 @@ impl Bus {
     }
 
     /// Looks at the subscribers' backlog; returns it.
-    fn measure_lag(&self) -> usize {
+    fn measure_lag(&mut self) -> usize {
         let lag = self.subscribers.iter().map(Sender::len).max().unwrap_or(0);
         self.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+        if let Some(status) = self.status.as_mut() {
+            status.tick();
+        }
         lag
     }
 
@@ -892,6 +903,9 @@ impl Bus {
         let event = Arc::new(Event { seq: self.seq, t, kind });
         if let Some(stage) = self.stage.as_mut() {
             stage.observe(&event);
+        }
+        if let Some(status) = self.status.as_mut() {
+            status.observe(&event.kind);
         }
         if let Some(log) = self.log.as_mut() {
             // Serialised into a buffer kept from line to line (no allocation an event),

@@ -24,6 +24,7 @@ pub mod pools;
 pub mod prefs;
 pub mod runner;
 pub mod schema;
+pub mod session;
 pub mod supervisor;
 pub mod tasks;
 pub mod text;

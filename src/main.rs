@@ -116,13 +116,14 @@ fn install_panic_hook() {
 fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         None => match cli.file {
-            Some(file) => run_plan(load(&file)?, &cli.run),
+            Some(file) => run_plan(load(&file)?, &cli.run, &["run".into(), file.into_os_string()]),
             None => run_plan(
                 load_embedded("config.example.yaml", "futuretop-demo", futuretop::demo::DEFAULT_DEMO)?,
                 &cli.run,
+                &[],
             ),
         },
-        Some(Command::Run { file, run }) => run_plan(load(&file)?, &run),
+        Some(Command::Run { file, run }) => run_plan(load(&file)?, &run, &["run".into(), file.into_os_string()]),
         Some(Command::Validate { file }) => {
             let plan = load(&file)?;
             say!(
@@ -161,10 +162,15 @@ fn run(cli: Cli) -> Result<u8, String> {
             } else {
                 s.yaml.to_owned()
             };
-            run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run)
+            let again = ["demo".into(), s.name.into()];
+            run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run, &again)
         }
         Some(Command::Replay { log, headless, display }) => replay(&log, headless, &display),
         Some(Command::Config { default }) => config_command(default),
+        Some(Command::Ls { all, json }) => list_runs(all, json),
+        Some(Command::Wait { id }) => wait_run(id.as_deref()),
+        Some(Command::Attach { id, headless: _ }) => attach_headless(id.as_deref()),
+        Some(Command::Stop { id }) => stop_run(id.as_deref()),
         Some(Command::Diff { old, new, json, all }) => diff_runs(&old, &new, json, all),
         Some(Command::Export { chrome_trace: _, log }) => export_chrome_trace(&log),
         Some(Command::Completions { shell }) => {
@@ -369,7 +375,18 @@ fn load_embedded(file: &str, name: &str, yaml: &str) -> Result<Plan, String> {
 /// `--stall-after` says otherwise.
 const DEFAULT_STALL_AFTER: f64 = 60.0;
 
-fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
+/// Runs `plan` as `args` say. `again` are the arguments that name what to run, for a
+/// `--detach` that starts this program again in the background (`run FILE`, `demo NAME`,
+/// or none for the default demo).
+fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u8, String> {
+    if args.detach {
+        return detach(&plan, args, again);
+    }
+    // A detached run, started by the `--detach` above: a session of its own, its record.
+    let status_file = match &args.run_id {
+        Some(id) => Some(become_detached(&plan, args, id)?),
+        None => None,
+    };
     let options = RunOptions {
         events: args.events.clone(),
         on_deadlock: match args.on_deadlock {
@@ -385,6 +402,7 @@ fn run_plan(plan: Plan, args: &RunArgs) -> Result<u8, String> {
             let after = args.stall_after.or(plan.stall_after).unwrap_or(DEFAULT_STALL_AFTER);
             (after > 0.0 && after.is_finite()).then(|| std::time::Duration::from_secs_f64(after.min(1e9)))
         },
+        status_file,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     let monitor = use_monitor(args.headless);
@@ -491,4 +509,159 @@ fn forward_signals(control: crossbeam_channel::Sender<Control>) {
             let _ = control.send(Control::Interrupt);
         }
     });
+}
+
+/// `--detach`: starts this program again in a session of its own, headless, with its
+/// output and event log in the state directory (the log at `--events` if given); waits
+/// until it has started, then says how to reach it. The file was validated already.
+fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u8, String> {
+    use futuretop::session;
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let id = session::new_id(&dir);
+    let log = match &args.events {
+        Some(log) => std::path::absolute(log).map_err(|e| format!("futuretop: {}: {e}", log.display()))?,
+        None => dir.join(format!("{id}.jsonl")),
+    };
+    let out_path = dir.join(format!("{id}.out"));
+    let out = std::fs::File::create(&out_path).map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
+    let err = out.try_clone().map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("futuretop: cannot find this program: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command.args(again).arg("--headless").arg("--events").arg(&log).arg("--run-id").arg(&id);
+    command.arg("--on-deadlock").arg(match args.on_deadlock {
+        DeadlockPolicy::Warn => "warn",
+        DeadlockPolicy::Fail => "fail",
+        DeadlockPolicy::Break => "break",
+    });
+    if let Some(after) = args.stall_after {
+        command.arg("--stall-after").arg(after.to_string());
+    }
+    command.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
+    let mut child = command.spawn().map_err(|e| format!("futuretop: cannot start the run: {e}"))?;
+    // Started once it has written its record; a run that fails first says why in its output.
+    let record = dir.join(format!("{id}.json"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !record.exists() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(&out_path).unwrap_or_default();
+            warn!("{}", said.trim_end());
+            return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("futuretop: the run {id} did not start within 30 s (see {})", out_path.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    say!("started run {id} ({}) — futuretop attach {id} --headless", plan.name);
+    Ok(0)
+}
+
+/// The detached run `id` (this process, started by [`detach`]): leaves the terminal's
+/// session and writes its record; returns where its status is kept.
+fn become_detached(plan: &Plan, args: &RunArgs, id: &str) -> Result<std::path::PathBuf, String> {
+    use futuretop::session;
+    // Already the leader of a process group (started by hand from a shell): stays in it.
+    let _ = nix::unistd::setsid();
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("futuretop: a run id is letters and digits: '{}'", futuretop::text::visible(id)));
+    }
+    let log = args.events.clone().unwrap_or_else(|| dir.join(format!("{id}.jsonl")));
+    session::register(&dir, id, &plan.name, &plan.source, &log)
+        .map_err(|e| format!("futuretop: cannot record the run in {}: {e}", dir.display()))?;
+    Ok(dir.join(format!("{id}.status.json")))
+}
+
+/// `futuretop ls`.
+fn list_runs(all: bool, json: bool) -> Result<u8, String> {
+    use futuretop::session;
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let runs: Vec<session::Found> =
+        session::runs(&dir).into_iter().filter(|f| all || f.state == session::State::Running).collect();
+    if json {
+        let text = serde_json::to_string_pretty(&runs).map_err(|e| format!("futuretop: {e}"))?;
+        say!("{text}");
+    } else if runs.is_empty() {
+        say!("{}", if all { "no runs" } else { "no live runs (futuretop ls --all lists the finished ones)" });
+    } else {
+        say_raw!("{}", session::table(&runs));
+    }
+    Ok(0)
+}
+
+/// `futuretop wait`: the run's exit code, once it has ended.
+fn wait_run(id: Option<&str>) -> Result<u8, String> {
+    use futuretop::session;
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let found = session::find(&dir, id)?;
+    if let Some(code) = session::wait(&dir, &found) {
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
+    warn!("futuretop: run {} ended without recording its end (killed?)", found.record.id);
+    Ok(EXIT_LOG_INCOMPLETE)
+}
+
+/// `futuretop stop`: SIGINT to the run, as Ctrl-C; returns once it has ended.
+fn stop_run(id: Option<&str>) -> Result<u8, String> {
+    use futuretop::session;
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let found = session::find(&dir, id)?;
+    if found.state != session::State::Running {
+        return Err(format!("futuretop: run {} is not running ({})", found.record.id, found.state.as_str()));
+    }
+    let pid = i32::try_from(found.record.pid).map_err(|_| "futuretop: a run's pid is out of range".to_owned())?;
+    // Checked right before the signal: a pid reused since is not the run.
+    if session::proc_start(found.record.pid) == Some(found.record.proc_start) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT)
+            .map_err(|e| format!("futuretop: cannot stop run {}: {e}", found.record.id))?;
+    }
+    let code = session::wait(&dir, &found);
+    say!(
+        "stopped run {} ({}){}",
+        found.record.id,
+        found.record.name,
+        code.map_or_else(String::new, |c| format!(", exit code {c}"))
+    );
+    Ok(0)
+}
+
+/// `futuretop attach --headless`: reads the run's event log from its start and follows it
+/// as it grows (as `tail -f`), with the headless progress line, until the run has ended;
+/// then the summary and the run's exit code.
+fn attach_headless(id: Option<&str>) -> Result<u8, String> {
+    use futuretop::session;
+    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let found = session::find(&dir, id)?;
+    let (pid, started) = (found.record.pid, found.record.proc_start);
+    let alive = move || session::proc_start(pid) == Some(started);
+    let path = found.record.log.clone();
+    // The run opens its log right after it has written its record.
+    let file = loop {
+        match std::fs::File::open(&path) {
+            Ok(f) => break f,
+            Err(_) if alive() => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => return Err(format!("futuretop: {}: {e}", path.display())),
+        }
+    };
+    let follow = session::Follow::new(file, Box::new(alive));
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let feeder = std::thread::Builder::new()
+        .name("futuretop-attach".into())
+        .spawn(move || {
+            let reader = futuretop::events::LogReader::from_reader(path, follow);
+            for e in reader.filter_map(Result::ok) {
+                if tx.send(std::sync::Arc::new(e)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("futuretop: cannot follow the run: {e}"))?;
+    let stderr = std::io::stderr();
+    let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), None);
+    // The reader may still wait at the log's end for the run's process to go: it is
+    // not waited for.
+    drop((rx, feeder));
+    let code = model.finished.or_else(|| session::wait(&dir, &found));
+    say_raw!("{}", model.summary(code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
+    Ok(code.map_or(EXIT_LOG_INCOMPLETE, |c| u8::try_from(c).unwrap_or(1)))
 }

@@ -52,6 +52,9 @@ pub struct RunOptions {
     /// pending or running and no deadlock stands (`None`: never; the program's default
     /// is 60 s, `--stall-after`).
     pub stall_after: Option<Duration>,
+    /// Keep the run's progress in this file ([`crate::session::Status`]), for `futuretop
+    /// ls` and `wait` (a detached run's).
+    pub status_file: Option<PathBuf>,
 }
 
 /// Why a run could not start.
@@ -485,8 +488,11 @@ pub fn start(
         stall,
         timeouts: Arc::clone(&timeouts),
     };
-    let bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
+    let mut bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
         .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
+    if let Some(path) = &options.status_file {
+        bus.keep_status(crate::session::StatusWriter::new(path.clone()));
+    }
     let lag = bus.lag();
     let (bus_tx, bus_rx) = crossbeam_channel::unbounded();
     // Dropping `stop_sampler` stops the system sampler (before the last event).

@@ -11,6 +11,7 @@ mod command_orphans;
 mod config_errors;
 mod deadlock_e2e;
 mod deadlock_props;
+mod detach;
 mod event_log;
 mod process_orphans;
 mod python_compare;

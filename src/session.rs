@@ -1,0 +1,425 @@
+//! Background runs: the per-user state directory, the record and status of each detached run, and `ls`, `wait` and `stop` on them.
+//!
+//! A detached run (`futuretop run FILE --detach`) is this program started again in a
+//! session of its own, with no terminal. It writes, in the state directory:
+//! - `ID.json`, its [`Record`]: written once, when it has started;
+//! - `ID.status.json`, its [`Status`]: rewritten about once a second by the event bus, and
+//!   at the end with the exit code;
+//! - `ID.out`, what it prints (the headless progress lines and summary);
+//! - `ID.jsonl`, its event log, unless `--events` put it elsewhere.
+//!
+//! The state directory is `$XDG_RUNTIME_DIR/futuretop/`, or `futuretop-UID/` in the temp
+//! directory. It must be a directory (not a symlink) owned by the user, with mode 0700:
+//! anything else is refused, as it could let another user read or steer the runs.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDirError {
+    /// It could not be made or read.
+    #[error("futuretop: cannot use the state directory {}: {error}", path.display())]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// It exists but is not safe: a symlink, not a directory, another owner, or a mode
+    /// other than 0700.
+    #[error(
+        "futuretop: refusing the state directory {}: {why} (it must be a directory of yours, not a symlink, \
+         with mode 0700: remove it, or fix it with `chmod 700`)",
+        path.display()
+    )]
+    Unsafe {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// Where the state directory is (not checked): `$XDG_RUNTIME_DIR/futuretop/` when that
+/// variable names an absolute path, else `futuretop-UID/` in the temp directory.
+pub fn state_dir_path() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(runtime) if runtime.is_absolute() => runtime.join("futuretop"),
+        _ => std::env::temp_dir().join(format!("futuretop-{}", nix::unistd::geteuid())),
+    }
+}
+
+/// The state directory, made (mode 0700) if it is not there, and checked: a directory,
+/// not a symlink, owned by this user, mode 0700.
+pub fn state_dir() -> Result<PathBuf, StateDirError> {
+    let path = state_dir_path();
+    match fs::DirBuilder::new().mode(0o700).create(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(StateDirError::Io { path, error }),
+    }
+    check_state_dir(&path)?;
+    Ok(path)
+}
+
+/// Refuses `path` unless it is a directory, not a symlink, owned by this user, mode 0700.
+pub fn check_state_dir(path: &Path) -> Result<(), StateDirError> {
+    let meta = fs::symlink_metadata(path).map_err(|error| StateDirError::Io { path: path.to_owned(), error })?;
+    let unsafe_because = |why: String| Err(StateDirError::Unsafe { path: path.to_owned(), why });
+    if meta.file_type().is_symlink() {
+        return unsafe_because("it is a symlink".into());
+    }
+    if !meta.is_dir() {
+        return unsafe_because("it is not a directory".into());
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return unsafe_because(format!("it is owned by uid {}, not by you (uid {me})", meta.uid()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o700 {
+        return unsafe_because(format!("its mode is {mode:04o}"));
+    }
+    Ok(())
+}
+
+/// What a detached run writes about itself once it has started (`ID.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The run's id (`futuretop attach ID`).
+    pub id: String,
+    /// The run's name (the task file's stem, or the demo's name).
+    pub name: String,
+    /// The task file, as given.
+    pub file: String,
+    /// The run's process.
+    pub pid: u32,
+    /// When that process started, in clock ticks since boot (`/proc/PID/stat`): a pid
+    /// reused by another process does not pass for the run.
+    pub proc_start: u64,
+    /// When the run started, in seconds since the Unix epoch.
+    pub started: f64,
+    /// Its event log.
+    pub log: PathBuf,
+}
+
+/// A run's progress, as its event bus last wrote it (`ID.status.json`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Futures in a final state.
+    pub done: usize,
+    /// All the run's futures.
+    pub total: usize,
+    /// Deadlocks reported and not yet resolved.
+    pub deadlocks: usize,
+    /// The run's exit code, once it has ended.
+    pub exit_code: Option<i32>,
+}
+
+/// Keeps a run's [`Status`] file up to date from its events (the bus calls it).
+#[derive(Debug)]
+pub struct StatusWriter {
+    path: PathBuf,
+    status: Status,
+    last_write: Option<Instant>,
+    changed: bool,
+}
+
+/// How often a run's status file is rewritten while it changes.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+impl StatusWriter {
+    /// Writes to `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, status: Status::default(), last_write: None, changed: true }
+    }
+
+    /// Takes an event in; writes the file if it is due (or the run ended).
+    pub fn observe(&mut self, kind: &crate::events::EventKind) {
+        use crate::events::EventKind;
+        match kind {
+            EventKind::RunStarted { tasks, .. } => self.status.total = *tasks,
+            EventKind::Done { .. } | EventKind::Exception { .. } | EventKind::Cancelled { .. } => {
+                self.status.done += 1;
+            }
+            EventKind::Deadlock { .. } => self.status.deadlocks += 1,
+            EventKind::DeadlockResolved { .. } => self.status.deadlocks = self.status.deadlocks.saturating_sub(1),
+            EventKind::RunFinished { exit_code, .. } => {
+                self.status.exit_code = Some(*exit_code);
+                self.changed = true;
+                self.write();
+                return;
+            }
+            _ => return,
+        }
+        self.changed = true;
+    }
+
+    /// Writes the file if it changed and the last write is [`STATUS_EVERY`] old.
+    pub fn tick(&mut self) {
+        if self.changed && self.last_write.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+            self.write();
+        }
+    }
+
+    /// Writes the file now (through a temporary file and a rename: a reader never sees
+    /// half of it). A failure is not the run's: `ls` shows the last status it could read.
+    fn write(&mut self) {
+        self.last_write = Some(Instant::now());
+        self.changed = false;
+        let _ = write_json_atomically(&self.path, &self.status);
+    }
+}
+
+/// Writes `value` as JSON to `path` through `path.tmp` and a rename.
+fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp)?;
+    f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
+    f.sync_data().ok();
+    fs::rename(&tmp, path)
+}
+
+/// A new run id: six hex digits not yet used in `dir`.
+pub fn new_id(dir: &Path) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    // The low 64 bits of the time: only a seed.
+    #[allow(clippy::cast_possible_truncation)]
+    let mut x = (nanos as u64) ^ (u64::from(std::process::id()) << 20);
+    loop {
+        // splitmix64: consecutive seeds give unrelated ids.
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        let id = format!("{:06x}", (z ^ (z >> 31)) & 0xFF_FFFF);
+        if !dir.join(format!("{id}.json")).exists() && !dir.join(format!("{id}.out")).exists() {
+            return id;
+        }
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot; `None` if it is gone.
+pub fn proc_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Writes this process's record of run `id` (it has started).
+pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: &Path) -> std::io::Result<Record> {
+    let pid = std::process::id();
+    let record = Record {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        file: file.to_owned(),
+        pid,
+        proc_start: proc_start(pid).unwrap_or(0),
+        started: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+        log: log.to_owned(),
+    };
+    write_json_atomically(&dir.join(format!("{id}.json")), &record)?;
+    Ok(record)
+}
+
+/// Where a run stands, as `ls` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Its process is alive.
+    Running,
+    /// It ended and recorded its exit code.
+    Finished,
+    /// Its process is gone without a recorded end (killed with SIGKILL, say).
+    Lost,
+}
+
+impl State {
+    /// The word `ls` shows.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// A run found in the state directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    /// What it wrote when it started.
+    #[serde(flatten)]
+    pub record: Record,
+    /// Its last status.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Where it stands.
+    pub state: State,
+}
+
+/// Every run recorded in `dir`, oldest first. Unreadable records are skipped.
+pub fn runs(dir: &Path) -> Vec<Found> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<Found> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".status.json"))
+        .filter_map(|p| serde_json::from_slice::<Record>(&fs::read(&p).ok()?).ok())
+        .map(|record| {
+            let status: Status = fs::read(dir.join(format!("{}.status.json", record.id)))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let alive = proc_start(record.pid).is_some_and(|s| s == record.proc_start);
+            let state = if alive {
+                State::Running
+            } else if status.exit_code.is_some() {
+                State::Finished
+            } else {
+                // It may have ended between the two reads: read the status again.
+                let again: Option<Status> = fs::read(dir.join(format!("{}.status.json", record.id)))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                if again.as_ref().is_some_and(|s| s.exit_code.is_some()) {
+                    return Found { record, status: again.unwrap_or_default(), state: State::Finished };
+                }
+                State::Lost
+            };
+            Found { record, status, state }
+        })
+        .collect();
+    found.sort_by(|a, b| a.record.started.total_cmp(&b.record.started));
+    found
+}
+
+/// The run `id`, or, without one, the only live run; else an error that lists them.
+pub fn find(dir: &Path, id: Option<&str>) -> Result<Found, String> {
+    let all = runs(dir);
+    if let Some(id) = id {
+        return all.into_iter().find(|f| f.record.id == id).ok_or_else(|| {
+            format!("futuretop: no run '{}' (futuretop ls --all lists them)", crate::text::visible(id))
+        });
+    }
+    let mut live: Vec<Found> = all.into_iter().filter(|f| f.state == State::Running).collect();
+    match live.len() {
+        1 => Ok(live.remove(0)),
+        0 => Err("futuretop: no live run (futuretop ls --all lists the finished ones)".into()),
+        _ => Err(format!(
+            "futuretop: {} live runs, name one: {}",
+            live.len(),
+            live.iter()
+                .map(|f| format!("{} ({})", f.record.id, crate::text::visible(&f.record.name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Waits until run `found` is no longer running; returns its exit code (`None`: it was
+/// lost without one).
+pub fn wait(dir: &Path, found: &Found) -> Option<i32> {
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if proc_start(found.record.pid) != Some(found.record.proc_start) {
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    fs::read(dir.join(format!("{}.status.json", found.record.id)))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Status>(&b).ok())
+        .and_then(|s| s.exit_code)
+}
+
+/// A file read as it grows (`tail -f`): at its end, a read waits for more while `alive`
+/// says the writer may still write; once it says not, the end is the end.
+pub struct Follow {
+    file: fs::File,
+    alive: Box<dyn FnMut() -> bool + Send>,
+}
+
+impl Follow {
+    /// Follows `file` while `alive()`.
+    pub fn new(file: fs::File, alive: Box<dyn FnMut() -> bool + Send>) -> Self {
+        Self { file, alive }
+    }
+}
+
+impl std::io::Read for Follow {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let n = self.file.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !(self.alive)() {
+                // What it wrote before it ended, if anything.
+                return self.file.read(buf);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The `ls` table: id, name, file, start, done/total, state, deadlock.
+pub fn table(runs: &[Found]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<8} {:<16} {:<24} {:<19} {:>15}  {:<12} DEADLOCK",
+        "ID", "NAME", "FILE", "STARTED (UTC)", "DONE/TOTAL", "STATE"
+    );
+    for f in runs {
+        let state = match (f.state, f.status.exit_code) {
+            (State::Finished, Some(code)) => format!("exit {code}"),
+            (state, _) => state.as_str().to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:<16} {:<24} {:<20} {:>15}  {:<12} {}",
+            crate::text::visible(&f.record.id),
+            crate::text::visible(&f.record.name),
+            crate::text::visible(&f.record.file),
+            utc_time(f.record.started),
+            format!("{}/{}", f.status.done, f.status.total),
+            state,
+            if f.status.deadlocks > 0 { "yes" } else { "-" },
+        );
+    }
+    out
+}
+
+/// A time in seconds since the Unix epoch, as RFC 3339 in UTC to the second.
+fn utc_time(secs: f64) -> String {
+    let at = UNIX_EPOCH + Duration::try_from_secs_f64(secs).unwrap_or_default();
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_read_in_utc() {
+        assert_eq!(utc_time(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_time(1_796_428_800.0 + 3_723.9), "2026-12-05T01:02:03Z");
+    }
+
+    #[test]
+    fn this_process_has_a_start_time_and_a_dead_pid_has_none() {
+        assert!(proc_start(std::process::id()).is_some());
+        assert_eq!(proc_start(u32::MAX), None);
+    }
+}

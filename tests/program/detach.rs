@@ -1,0 +1,227 @@
+//! Detached runs (issue 19, first slice): `run --detach` starts the run in a session of its
+//! own and returns; `ls` lists it, `attach --headless` follows it from its start, `wait`
+//! returns its exit code, `stop` stops it as Ctrl-C would; its event log replays. Bad input
+//! still exits 2 before anything detaches, and a state directory another user could
+//! reach is refused. Each test has a state directory of its own (`XDG_RUNTIME_DIR`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::common::scratch;
+use serde_json::Value;
+
+/// Upper bound for anything that should happen soon; a passing test never waits this long.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A runtime directory of its own (mode 0700, as a login's is).
+fn runtime() -> PathBuf {
+    let dir = scratch("detach");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn futuretop(runtime: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_futuretop"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Starts `yaml` detached; returns its id.
+fn detach(runtime: &Path, yaml: &str) -> String {
+    let file = runtime.join("job.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = futuretop(runtime, &["run", file.to_str().unwrap(), "--detach"]);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    // `started run ID (job) — futuretop attach ID --headless`
+    let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
+    assert!(said.contains(&format!("(job) — futuretop attach {id}")), "{said}");
+    id
+}
+
+/// `ls --all --json`, the run `id`'s entry.
+fn listed(runtime: &Path, id: &str) -> Value {
+    let out = futuretop(runtime, &["ls", "--all", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let all: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} is not listed: {}", text(&out.stdout)))
+}
+
+fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+#[test]
+fn a_detached_run_is_listed_followed_and_waited_for() {
+    let rt = runtime();
+    let id = detach(
+        &rt,
+        "pools:\n  t: { kind: thread, max_workers: 2 }\ntasks:\n\
+         \x20 - { name: a, pool: t, call: sleep, args: { secs: 0.5 } }\n\
+         \x20 - { name: b, pool: t, call: fail, args: { message: boom }, depends_on: [a] }\n",
+    );
+    let entry = listed(&rt, &id);
+    assert_eq!(entry["name"], "job");
+    assert_eq!(entry["total"].as_u64().unwrap_or(2), 2);
+    // A session of its own: no terminal's hangup reaches it.
+    let pid = i32::try_from(entry["pid"].as_u64().unwrap()).unwrap();
+    if alive(pid) {
+        assert_eq!(nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap().as_raw(), pid);
+    }
+    // Followed from its start to its end: the summary, and the run's exit code.
+    let attached = futuretop(&rt, &["attach", &id, "--headless"]);
+    let summary = text(&attached.stdout);
+    assert_eq!(attached.status.code(), Some(1), "{summary}{}", text(&attached.stderr));
+    assert!(summary.contains("b: TaskError: boom") && summary.contains("exit code 1"), "{summary}");
+    assert_eq!(futuretop(&rt, &["wait", &id]).status.code(), Some(1));
+    let entry = listed(&rt, &id);
+    assert_eq!((entry["state"].as_str(), entry["exit_code"].as_i64()), (Some("finished"), Some(1)), "{entry}");
+    assert_eq!((entry["done"].as_u64(), entry["total"].as_u64()), (Some(2), Some(2)), "{entry}");
+    // Gone from the live list; its log replays.
+    let live = text(&futuretop(&rt, &["ls"]).stdout);
+    assert!(!live.contains(&id), "{live}");
+    let log = entry["log"].as_str().unwrap();
+    assert_eq!(futuretop(&rt, &["replay", "--headless", log]).status.code(), Some(1));
+}
+
+#[test]
+fn stop_ends_a_detached_run_as_ctrl_c_does() {
+    let rt = runtime();
+    let id = detach(
+        &rt,
+        "pools:\n  t: { kind: thread, max_workers: 1 }\ntasks:\n\
+         \x20 - { name: long, pool: t, call: sleep, args: { secs: 60 } }\n\
+         \x20 - { name: later, pool: t, call: pow, args: { base: 2, exp: 2 } }\n",
+    );
+    let pid = i32::try_from(listed(&rt, &id)["pid"].as_u64().unwrap()).unwrap();
+    let started = Instant::now();
+    let out = futuretop(&rt, &["stop", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("stopped run {id} (job), exit code 130")), "{}", text(&out.stdout));
+    assert!(started.elapsed() < DEADLINE);
+    assert!(!alive(pid), "the run's process is gone once stop returns");
+    assert_eq!(futuretop(&rt, &["wait", &id]).status.code(), Some(130));
+    // Its log is complete: pending work cancelled, running work killed, 130 recorded.
+    let entry = listed(&rt, &id);
+    let log = std::fs::read_to_string(entry["log"].as_str().unwrap()).unwrap();
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_i64()), (Some("run_finished"), Some(130)));
+    assert_eq!(last["counts"]["exception"], 1, "{last}");
+    assert_eq!(last["counts"]["cancelled"], 1, "{last}");
+    // Stopping it again says so.
+    let again = futuretop(&rt, &["stop", &id]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("is not running (finished)"), "{}", text(&again.stderr));
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_detaches() {
+    let rt = runtime();
+    let file = rt.join("bad.yaml");
+    std::fs::write(&file, "pools:\n  t: { kind: thread, max_workers: 0 }\ntasks: []\n").unwrap();
+    let out = futuretop(&rt, &["run", file.to_str().unwrap(), "--detach"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("bad.yaml:2"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert_eq!(text(&futuretop(&rt, &["ls", "--all"]).stdout).trim(), "no runs");
+    // Nothing to wait for, and the message says so.
+    let waited = futuretop(&rt, &["wait"]);
+    assert_eq!(waited.status.code(), Some(2));
+    assert!(text(&waited.stderr).contains("no live run"), "{}", text(&waited.stderr));
+}
+
+#[test]
+fn a_state_directory_others_could_reach_is_refused() {
+    let rt = runtime();
+    let dir = rt.join("futuretop");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = futuretop(&rt, &["ls"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    assert!(said.contains("refusing the state directory") && said.contains("its mode is 0755"), "{said}");
+    // A symlink, even to a good directory, is refused too.
+    std::fs::remove_dir(&dir).unwrap();
+    let elsewhere = rt.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+    let out = futuretop(&rt, &["run", "--detach", "whatever.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let file = rt.join("ok.yaml");
+    std::fs::write(&file, "pools:\n  t: { kind: thread, max_workers: 1 }\ntasks:\n  - { name: p, pool: t, call: pow, args: { base: 2, exp: 2 } }\n").unwrap();
+    let out = futuretop(&rt, &["run", file.to_str().unwrap(), "--detach"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("it is a symlink"), "{}", text(&out.stderr));
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none(), "nothing was written through the symlink");
+}
+
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[track_caller]
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_sigkilled_detached_run_leaves_no_worker_and_no_command_behind() {
+    let rt = runtime();
+    // Unique sleep lengths, so that only this test's processes match.
+    let (a, b) = (5000 + std::process::id() % 997, 6000 + std::process::id() % 991);
+    let id = detach(
+        &rt,
+        &format!(
+            "pools:\n  io: {{ kind: thread, max_workers: 1 }}\n  cpu: {{ kind: process, max_workers: 1 }}\ntasks:\n\
+             \x20 - {{ name: cmd, pool: io, command: [\"sleep\", \"{a}\"] }}\n\
+             \x20 - {{ name: proc, pool: cpu, command: [\"sleep\", \"{b}\"] }}\n"
+        ),
+    );
+    let pid = i32::try_from(listed(&rt, &id)["pid"].as_u64().unwrap()).unwrap();
+    until("both commands to run", || {
+        !processes_with(&format!("sleep {a}")).is_empty() && !processes_with(&format!("sleep {b}")).is_empty()
+    });
+    // The run's own workers (other tests run theirs meanwhile).
+    let parent = |w: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{w}/stat")).unwrap_or_default();
+        stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<i32>().ok())
+    };
+    let workers: Vec<u32> =
+        processes_with("__futuretop_worker").into_iter().filter(|&w| parent(w) == Some(pid)).collect();
+    assert!(!workers.is_empty(), "the process pool's worker is the run's child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    until("the commands to die with the run", || {
+        processes_with(&format!("sleep {a}")).is_empty() && processes_with(&format!("sleep {b}")).is_empty()
+    });
+    until("its workers to die with it", || workers.iter().all(|w| !alive(i32::try_from(*w).unwrap())));
+    // Killed before it could record its end: `ls` says so, `wait` too.
+    until("the run to be gone", || listed(&rt, &id)["state"] == "lost");
+    let waited = futuretop(&rt, &["wait", &id]);
+    assert_eq!(waited.status.code(), Some(4), "{}", text(&waited.stderr));
+    assert!(text(&waited.stderr).contains("ended without recording its end"), "{}", text(&waited.stderr));
+}
