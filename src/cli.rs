@@ -92,14 +92,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a detached run from its start: the progress line, then the summary; exit
-    /// with the run's exit code.
+    /// Open the monitor on a detached run: it catches up on the run so far, then follows
+    /// it; its keys act on the run; `d` or Ctrl-C detach, `q` asks.
     Attach {
         /// The run's id (`futuretop ls`); without it, the only live run.
         id: Option<String>,
-        /// The progress line and the summary (the monitor cannot attach yet).
-        #[arg(long, required = true)]
+        /// No monitor: the progress line, then the summary; exit with the run's exit code.
+        #[arg(long)]
         headless: bool,
+        /// How the monitor draws.
+        #[command(flatten)]
+        display: DisplayArgs,
     },
     /// Wait until a detached run ends; exit with its exit code.
     Wait {

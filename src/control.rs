@@ -37,4 +37,14 @@ pub enum Control {
     DeadlockFail,
     /// Ctrl-C or a termination signal: stop everything, exit 130.
     Interrupt,
+    /// A client of a detached run's control socket attached, left, was refused, or asks
+    /// for what follows: the runner logs it (a `client` event).
+    Client {
+        /// Who: its pid and uid.
+        client: String,
+        /// What.
+        action: crate::events::ClientAction,
+        /// The future (`#id`), pool or task it names, or why it was refused.
+        target: Option<String>,
+    },
 }

@@ -373,6 +373,17 @@ pub enum EventKind {
         /// What ended it (`timeout`, `cancel`, `kill`, `break`, `finished`).
         how: Resolution,
     },
+    /// A client of a detached run's control socket (`futuretop attach`) attached, left,
+    /// was refused (another user), or asked for something (then the request follows).
+    Client {
+        /// Who: `pid N uid N`, as the kernel says.
+        client: String,
+        /// What happened.
+        action: ClientAction,
+        /// The future (`#id`), pool or task the request names, or why it was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+    },
     /// The last event: final counts and the exit code.
     RunFinished {
         /// The plan's tasks per final state.
@@ -467,6 +478,32 @@ pub struct Counts {
     pub cancelled: usize,
     /// Never reached a final state (the run was interrupted or deadlocked).
     pub unfinished: usize,
+}
+
+/// What a [`EventKind::Client`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAction {
+    /// It connected and was let in.
+    Attached,
+    /// It left.
+    Detached,
+    /// It was refused: another user.
+    Refused,
+    /// `c`: cancel a future.
+    Cancel,
+    /// `x`: kill a future.
+    Kill,
+    /// `C`: cancel a pool's pending futures.
+    CancelPool,
+    /// Cancel the items of a map not yet handed to their pool.
+    CancelUnsubmitted,
+    /// `b`: break a deadlocked wait.
+    Break,
+    /// `r`: resubmit a task.
+    Resubmit,
+    /// Stop the run.
+    Stop,
 }
 
 /// A running future in a [`EventKind::Stall`].

@@ -9,6 +9,7 @@
 //! ([`headless`]), the monitor ([`tui`]) and its preferences ([`prefs`]). A Rust program that only wants
 //! `concurrent.futures` depends on `futuretop-engine` alone.
 
+pub mod attach;
 pub mod builtins;
 pub mod config;
 pub mod control;

@@ -169,7 +169,7 @@ fn run(cli: Cli) -> Result<u8, String> {
         Some(Command::Config { default }) => config_command(default),
         Some(Command::Ls { all, json }) => list_runs(all, json),
         Some(Command::Wait { id }) => wait_run(id.as_deref()),
-        Some(Command::Attach { id, headless: _ }) => attach_headless(id.as_deref()),
+        Some(Command::Attach { id, headless, display }) => attach(id.as_deref(), headless, &display),
         Some(Command::Stop { id }) => stop_run(id.as_deref()),
         Some(Command::Diff { old, new, json, all }) => diff_runs(&old, &new, json, all),
         Some(Command::Export { chrome_trace: _, log }) => export_chrome_trace(&log),
@@ -382,11 +382,12 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     if args.detach {
         return detach(&plan, args, again);
     }
-    // A detached run, started by the `--detach` above: a session of its own, its record.
-    let status_file = match &args.run_id {
-        Some(id) => Some(become_detached(&plan, args, id)?),
+    // A detached run, started by the `--detach` above: a session of its own.
+    let detached = match &args.run_id {
+        Some(id) => Some(become_detached(id)?),
         None => None,
     };
+    let status_file = detached.as_ref().map(|(dir, id)| dir.join(format!("{id}.status.json")));
     let options = RunOptions {
         events: args.events.clone(),
         on_deadlock: match args.on_deadlock {
@@ -412,6 +413,20 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
         .map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
+    if let Some((dir, id)) = &detached {
+        // Its control socket, then its record: once `--detach` sees the record, the run
+        // can be attached to.
+        let socket = dir.join(format!("{id}.sock"));
+        if let Err(e) = futuretop::attach::serve(&socket, id.clone(), handle.control()) {
+            warn!("futuretop: no control socket at {}: {e}", socket.display());
+        }
+        let log = args.events.clone().unwrap_or_else(|| dir.join(format!("{id}.jsonl")));
+        if let Err(e) = futuretop::session::register(dir, id, &plan.name, &plan.source, &log) {
+            let _ = handle.control().send(Control::Interrupt);
+            let _ = handle.join();
+            return Err(format!("futuretop: cannot record the run in {}: {e}", dir.display()));
+        }
+    }
     if let Some(display) = display {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
@@ -552,24 +567,20 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    say!("started run {id} ({}) — futuretop attach {id} --headless", plan.name);
+    say!("started run {id} ({}) — futuretop attach {id}", plan.name);
     Ok(0)
 }
 
 /// The detached run `id` (this process, started by [`detach`]): leaves the terminal's
-/// session and writes its record; returns where its status is kept.
-fn become_detached(plan: &Plan, args: &RunArgs, id: &str) -> Result<std::path::PathBuf, String> {
-    use futuretop::session;
+/// session; returns the state directory and the id.
+fn become_detached(id: &str) -> Result<(std::path::PathBuf, String), String> {
     // Already the leader of a process group (started by hand from a shell): stays in it.
     let _ = nix::unistd::setsid();
-    let dir = session::state_dir().map_err(|e| e.to_string())?;
+    let dir = futuretop::session::state_dir().map_err(|e| e.to_string())?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(format!("futuretop: a run id is letters and digits: '{}'", futuretop::text::visible(id)));
     }
-    let log = args.events.clone().unwrap_or_else(|| dir.join(format!("{id}.jsonl")));
-    session::register(&dir, id, &plan.name, &plan.source, &log)
-        .map_err(|e| format!("futuretop: cannot record the run in {}: {e}", dir.display()))?;
-    Ok(dir.join(format!("{id}.status.json")))
+    Ok((dir, id.to_owned()))
 }
 
 /// `futuretop ls`.
@@ -625,13 +636,62 @@ fn stop_run(id: Option<&str>) -> Result<u8, String> {
     Ok(0)
 }
 
-/// `futuretop attach --headless`: reads the run's event log from its start and follows it
-/// as it grows (as `tail -f`), with the headless progress line, until the run has ended;
-/// then the summary and the run's exit code.
-fn attach_headless(id: Option<&str>) -> Result<u8, String> {
+/// `futuretop attach`: the run's events from its event log, read from its start and
+/// followed as it grows (as `tail -f`, so a slow reader never slows the run), to the
+/// monitor, whose requests go to the run's control socket; or, `--headless`, to the
+/// progress line, then the summary and the run's exit code.
+fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8, String> {
     use futuretop::session;
     let dir = session::state_dir().map_err(|e| e.to_string())?;
     let found = session::find(&dir, id)?;
+    if !use_monitor(headless) {
+        return attach_headless(&dir, &found);
+    }
+    if found.state != session::State::Running {
+        return Err(format!(
+            "futuretop: run {} has ended ({}): futuretop replay {}",
+            found.record.id,
+            found.state.as_str(),
+            found.record.log.display()
+        ));
+    }
+    let options = monitor_options(display)?;
+    let mut client = futuretop::attach::Client::connect(&dir.join(format!("{}.sock", found.record.id)))
+        .map_err(|e| format!("futuretop: run {}: {e}", found.record.id))?;
+    let (control, asked) = crossbeam_channel::unbounded::<Control>();
+    std::thread::Builder::new()
+        .name("futuretop-requests".into())
+        .spawn(move || {
+            for c in asked {
+                if let Some(request) = futuretop::attach::ToRun::from_control(&c) {
+                    if client.send(&request).is_err() {
+                        break;
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("futuretop: cannot attach: {e}"))?;
+    let events = follow_log(&found)?;
+    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control }, &options)
+        .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
+    if let Some(code) = shown.finished {
+        say_raw!("{}", shown.model.summary_with_log(code, Some(&found.record.log)));
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
+    say!(
+        "detached from run {} ({}): it goes on — futuretop attach {}",
+        found.record.id,
+        found.record.name,
+        found.record.id
+    );
+    Ok(0)
+}
+
+/// The events of run `found`, read from its log's start and followed until it ends.
+fn follow_log(
+    found: &futuretop::session::Found,
+) -> Result<crossbeam_channel::Receiver<std::sync::Arc<futuretop::events::Event>>, String> {
+    use futuretop::session;
     let (pid, started) = (found.record.pid, found.record.proc_start);
     let alive = move || session::proc_start(pid) == Some(started);
     let path = found.record.log.clone();
@@ -645,7 +705,7 @@ fn attach_headless(id: Option<&str>) -> Result<u8, String> {
     };
     let follow = session::Follow::new(file, Box::new(alive));
     let (tx, rx) = crossbeam_channel::bounded(4096);
-    let feeder = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("futuretop-attach".into())
         .spawn(move || {
             let reader = futuretop::events::LogReader::from_reader(path, follow);
@@ -656,12 +716,20 @@ fn attach_headless(id: Option<&str>) -> Result<u8, String> {
             }
         })
         .map_err(|e| format!("futuretop: cannot follow the run: {e}"))?;
+    Ok(rx)
+}
+
+/// `futuretop attach --headless`: the progress line until the run has ended, then the
+/// summary and its exit code.
+fn attach_headless(dir: &Path, found: &futuretop::session::Found) -> Result<u8, String> {
+    use futuretop::session;
+    let rx = follow_log(found)?;
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), None);
     // The reader may still wait at the log's end for the run's process to go: it is
     // not waited for.
-    drop((rx, feeder));
-    let code = model.finished.or_else(|| session::wait(&dir, &found));
+    drop(rx);
+    let code = model.finished.or_else(|| session::wait(dir, found));
     say_raw!("{}", model.summary(code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
     Ok(code.map_or(EXIT_LOG_INCOMPLETE, |c| u8::try_from(c).unwrap_or(1)))
 }

@@ -1541,6 +1541,11 @@ impl RunModel {
                 self.resubmitted(task, (*attempt, *attempts), revived, t);
                 return Change::State;
             }
+            EventKind::Client { client, action, target } => {
+                let (client, action) = (client.clone(), *action);
+                let target = target.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
+                self.push_log(|| format!("client {client}: {action:?}{target}").to_lowercase());
+            }
             EventKind::PoolRestarted { pool } => {
                 let p = self.pool_mut(pool);
                 p.broken = None;

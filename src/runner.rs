@@ -1035,6 +1035,11 @@ impl Runner {
                 self.stop();
                 Some(EXIT_DEADLOCK)
             }
+            Control::Client { client, action, target } => {
+                let kind = EventKind::Client { client: client.clone(), action: *action, target: target.clone() };
+                let _ = self.reg.bus.send(BusMsg::Runner(Instant::now(), Box::new(kind)));
+                None
+            }
             c => {
                 self.steer(c);
                 None
@@ -1485,7 +1490,7 @@ impl Runner {
                     self.resubmit(i);
                 }
             }
-            Control::Interrupt | Control::DeadlockFail => {}
+            Control::Interrupt | Control::DeadlockFail | Control::Client { .. } => {}
         }
     }
 

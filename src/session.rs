@@ -378,8 +378,8 @@ pub fn table(runs: &[Found]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:<16} {:<24} {:<19} {:>15}  {:<12} DEADLOCK",
-        "ID", "NAME", "FILE", "STARTED (UTC)", "DONE/TOTAL", "STATE"
+        "{:<8} {:<16} {:<24} {:<20} {:>12}  {:<10} DEADLOCK",
+        "ID", "NAME", "FILE", "STARTED", "DONE/TOTAL", "STATE"
     );
     for f in runs {
         let state = match (f.state, f.status.exit_code) {
@@ -388,7 +388,7 @@ pub fn table(runs: &[Found]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<16} {:<24} {:<20} {:>15}  {:<12} {}",
+            "{:<8} {:<16} {:<24} {:<20} {:>12}  {:<10} {}",
             crate::text::visible(&f.record.id),
             crate::text::visible(&f.record.name),
             crate::text::visible(&f.record.file),

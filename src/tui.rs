@@ -123,6 +123,14 @@ pub enum Source {
         /// The plan being run (for the detail view's arguments).
         plan: Option<std::sync::Arc<crate::config::Plan>>,
     },
+    /// A detached run, attached to (`futuretop attach`): its events, as its log gives
+    /// them, and the channel to its control socket.
+    Attached {
+        /// The run's events.
+        events: Receiver<std::sync::Arc<Event>>,
+        /// What the monitor asks of the run.
+        control: Sender<Control>,
+    },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
     Replay(OpenLog),
@@ -160,6 +168,10 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let (events, control, replay) = match source {
         Source::Live { events, control, plan } => {
             app.plan = plan;
+            (events, Some(control), None)
+        }
+        Source::Attached { events, control } => {
+            app.attached = true;
             (events, Some(control), None)
         }
         Source::Replay(log) => {

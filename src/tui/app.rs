@@ -300,8 +300,12 @@ pub enum Action {
     Critical,
     /// Toggle the help overlay.
     Help,
-    /// Quit (asks first while tasks run).
+    /// Quit (asks first while tasks run; attached, asks whether to detach or stop the run).
     Quit,
+    /// Leave an attached monitor; the run goes on.
+    Detach,
+    /// Stop the run this monitor is attached to (the answer `s` to the quit question).
+    StopRun,
     /// Yes, at the quit question.
     Confirm,
     /// Stop the run now (Ctrl-C).
@@ -473,6 +477,9 @@ pub struct App {
     pub plan: Option<std::sync::Arc<crate::config::Plan>>,
     /// A replay: commands are not sent.
     pub read_only: bool,
+    /// Attached to a detached run (`futuretop attach`): `q` asks whether to detach or to
+    /// stop the run, and Ctrl-C and `d` detach.
+    pub attached: bool,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
     /// Which key does what (the preferences file's `keys:`).
@@ -718,6 +725,7 @@ impl App {
                 }
                 return None;
             }
+            Action::Interrupt if self.attached => return Some(Command::Exit),
             Action::Interrupt => {
                 self.view.confirm_quit = false;
                 self.view.search = None;
@@ -727,6 +735,19 @@ impl App {
         }
         if self.view.confirm_quit {
             self.view.confirm_quit = false;
+            if self.attached {
+                return match action {
+                    Action::Detach => Some(Command::Exit),
+                    Action::StopRun => {
+                        self.view.status = Some("stopping the run...".into());
+                        Some(Command::Control(Control::Interrupt))
+                    }
+                    _ => {
+                        self.view.status = Some("quit cancelled".into());
+                        None
+                    }
+                };
+            }
             return match action {
                 Action::Confirm | Action::Quit => {
                     if self.read_only {
@@ -1052,6 +1073,19 @@ impl App {
                 self.view.detail_scroll = 0;
             }
             Action::Help => self.view.help = true,
+            Action::Detach if self.attached => return Some(Command::Exit),
+            Action::Detach => {
+                self.view.status = Some(
+                    "d detaches a monitor from a run started with --detach (futuretop attach); \
+                     this run lives in this terminal"
+                        .into(),
+                );
+            }
+            Action::StopRun => {}
+            Action::Quit if self.attached && self.model.finished.is_none() => {
+                self.view.confirm_quit = true;
+                self.view.status = Some("detach (d) or stop the run (s)?".into());
+            }
             Action::Quit => {
                 let running = self.model.finished.is_none() && !self.read_only;
                 if running {
@@ -1487,6 +1521,31 @@ mod tests {
         assert_eq!(app.apply(Action::Cancel), Some(Command::Control(Control::Cancel(FutureId(3)))));
         app.apply(Action::Back);
         assert_eq!(app.visible().len(), 3);
+    }
+
+    #[test]
+    fn attached_q_asks_detach_or_stop_and_ctrl_c_and_d_detach() {
+        let mut app = App::new();
+        app.attached = true;
+        started(&mut app);
+        // q asks; d detaches (the run goes on: nothing is sent to it).
+        assert_eq!(app.apply(Action::Quit), None);
+        assert_eq!(app.view.status.as_deref(), Some("detach (d) or stop the run (s)?"));
+        assert_eq!(app.apply(Action::Detach), Some(Command::Exit));
+        // q, then s, stops the run; q, then anything else, keeps the monitor.
+        app.apply(Action::Quit);
+        assert_eq!(app.apply(Action::StopRun), Some(Command::Control(Control::Interrupt)));
+        app.apply(Action::Quit);
+        assert_eq!(app.apply(Action::Confirm), None, "y is not an answer to detach or stop");
+        assert_eq!(app.view.status.as_deref(), Some("quit cancelled"));
+        // Ctrl-C and d detach at once.
+        assert_eq!(app.apply(Action::Interrupt), Some(Command::Exit));
+        assert_eq!(app.apply(Action::Detach), Some(Command::Exit));
+        // Not attached: d says what it is for, and does nothing.
+        let mut app = App::new();
+        started(&mut app);
+        assert_eq!(app.apply(Action::Detach), None);
+        assert!(app.view.status.as_deref().is_some_and(|s| s.contains("--detach")));
     }
 
     #[test]

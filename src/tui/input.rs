@@ -138,11 +138,13 @@ pub enum Bind {
     Resubmit,
     /// `p`: the dependency graph and its critical path.
     CriticalPath,
+    /// `d`: detach from a detached run (`futuretop attach`).
+    Detach,
 }
 
 impl Bind {
     /// Every action, in the preferences file's order.
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 34] = [
         Self::Quit,
         Self::Help,
         Self::Down,
@@ -176,6 +178,7 @@ impl Bind {
         Self::PreviousMark,
         Self::Resubmit,
         Self::CriticalPath,
+        Self::Detach,
     ];
 
     /// Its name under `keys:`.
@@ -214,6 +217,7 @@ impl Bind {
             Self::PreviousMark => "previous_mark",
             Self::Resubmit => "resubmit",
             Self::CriticalPath => "critical_path",
+            Self::Detach => "detach",
         }
     }
 
@@ -253,6 +257,7 @@ impl Bind {
             Self::PreviousMark => &[KeyCode::Char('N')],
             Self::Resubmit => &[KeyCode::Char('r')],
             Self::CriticalPath => &[KeyCode::Char('p')],
+            Self::Detach => &[KeyCode::Char('d')],
         }
     }
 }
@@ -395,6 +400,14 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         // Any key closes the help, and does nothing else.
         return a(Action::Help);
     }
+    if app.view.confirm_quit && app.attached {
+        // `detach (d) or stop the run (s)?`
+        return match k.code {
+            KeyCode::Char('d') => a(Action::Detach),
+            KeyCode::Char('s') => a(Action::StopRun),
+            _ => a(Action::Back),
+        };
+    }
     if app.view.confirm_quit {
         return match bound {
             Some(Bind::Yes | Bind::Quit) => a(Action::Confirm),
@@ -436,6 +449,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         Bind::PreviousMark if app.read_only => replay(ReplayKey::PreviousMark),
         Bind::Resubmit => a(Action::Resubmit),
         Bind::CriticalPath => a(Action::Critical),
+        Bind::Detach => a(Action::Detach),
         Bind::Yes | Bind::Step | Bind::Faster | Bind::Slower | Bind::StepBack | Bind::NextMark | Bind::PreviousMark => {
             None
         }

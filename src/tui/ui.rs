@@ -925,8 +925,8 @@ pub enum HelpKeys {
 
 /// The help overlay: every key, and what it does.
 pub const HELP: &[(HelpKeys, &str)] = &[
-    (HelpKeys::Bound(&[Bind::Quit]), "quit (asks first while tasks run)"),
-    (HelpKeys::Fixed("Ctrl-C"), "stop the run and quit"),
+    (HelpKeys::Bound(&[Bind::Quit, Bind::Detach]), "quit (asks first while tasks run); detach (attached)"),
+    (HelpKeys::Fixed("Ctrl-C"), "stop the run and quit (attached: detach)"),
     (HelpKeys::Bound(&[Bind::Help]), "this help"),
     (HelpKeys::Bound(&[Bind::Down, Bind::Up]), "move"),
     (HelpKeys::Bound(&[Bind::PageDown, Bind::PageUp]), "a page down, up"),

@@ -96,3 +96,24 @@ fn every_event_log_input_replays_or_fails_cleanly() {
     // The seeds are mostly whole logs of real runs: they must read.
     assert!(events >= 250 && finished >= 6, "only {events} events and {finished} run_finished read");
 }
+
+#[test]
+fn every_client_input_decodes_or_fails_cleanly() {
+    use futuretop::attach::{read_frame, ToClient, ToRun};
+    let files = inputs("client");
+    assert!(files.len() >= 4, "the seed corpus is missing: {} files", files.len());
+    let (mut requests, mut answers) = (0, 0);
+    for path in files {
+        let bytes = std::fs::read(&path).expect("read a corpus file");
+        let mut from_client = bytes.as_slice();
+        while let Ok(Some(_)) = read_frame::<ToRun>(&mut from_client) {
+            requests += 1;
+        }
+        let mut from_run = bytes.as_slice();
+        while let Ok(Some(_)) = read_frame::<ToClient>(&mut from_run) {
+            answers += 1;
+        }
+    }
+    // The seeds hold one frame of each message: they must decode.
+    assert!(requests >= 8 && answers >= 2, "only {requests} requests and {answers} answers decoded");
+}

@@ -1264,3 +1264,81 @@ fn the_flaky_demo_shows_retries_a_stall_and_the_critical_path() {
     t.keys(&["q"]);
     t.wait_text("EXIT=0");
 }
+
+/// `futuretop` with `XDG_RUNTIME_DIR` set to `rt` (its own state directory).
+fn futuretop_in(rt: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("XDG_RUNTIME_DIR", rt).output().expect("futuretop runs")
+}
+
+/// Issue 19: `run --detach`, `ls`, then `attach` in a terminal; a second monitor at once
+/// catches up and sees what the first did; `d` detaches; the first terminal killed leaves
+/// the run going; attached again, `x` kills a task; `q` once the run ended; `wait` gives
+/// the run's exit code. Every request is in the log with its client.
+#[test]
+fn a_detached_run_is_attached_steered_detached_and_reattached() {
+    use std::os::unix::fs::PermissionsExt;
+    if !tmux_here("a_detached_run_is_attached_steered_detached_and_reattached") {
+        return;
+    }
+    let rt = std::env::temp_dir().join(format!("{}-rt", Tmux::socket_for("attach")));
+    let _ = std::fs::remove_dir_all(&rt);
+    std::fs::create_dir_all(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = TaskFile::new("attach", QUEUED);
+    let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
+    assert!(said.contains(&format!("(queued) — futuretop attach {id}")), "{said}");
+    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach {id}; echo EXIT=$?; sleep 60", rt.display());
+    // The first monitor: cancel q-beta.
+    let first = Tmux::start("attach-1", 120, 40, &attach);
+    first.wait_row("blocker", &["▶ running"]);
+    first.wait_row("q-beta", &["· pending"]);
+    first.keys(&["/"]);
+    first.wait_text("search: ▏");
+    first.send_literal("beta");
+    first.keys(&["Enter"]);
+    first.wait_for("the search to end", |s| !s.contains("search: beta▏") && s.contains("/beta"));
+    first.keys(&["c"]);
+    first.wait_row("q-beta", &["⊘ cancelled"]);
+    // A second monitor at once: it catches up on the run so far, the cancel included.
+    let second = Tmux::start("attach-2", 120, 40, &attach);
+    second.wait_row("q-beta", &["⊘ cancelled"]);
+    second.wait_row("blocker", &["▶ running"]);
+    // `d` detaches it; the run goes on.
+    second.keys(&["d"]);
+    second.wait_text(&format!("detached from run {id} (queued)"));
+    second.wait_text("EXIT=0");
+    // The first terminal goes away with its monitor: the run does not notice.
+    drop(first);
+    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    // Attached again: `q` asks, Esc keeps it; `x` kills the blocker; the queue runs on.
+    let third = Tmux::start("attach-3", 120, 40, &attach);
+    third.wait_row("blocker", &["▶ running"]);
+    third.keys(&["q"]);
+    third.wait_text("detach (d) or stop the run (s)?");
+    third.keys(&["Escape"]);
+    third.wait_text("quit cancelled");
+    third.keys(&["x"]);
+    third.wait_text("kill 'blocker': running ");
+    third.keys(&["y"]);
+    let row = third.wait_row("blocker", &["✘ failed"]);
+    assert!(row.contains("Killed"), "{row}");
+    third.wait_row("q-gamma", &["✔ done"]);
+    third.wait_text("finished, exit 1");
+    third.keys(&["q"]);
+    third.wait_text("EXIT=1");
+    third.assert_restored("queued · ");
+    assert_eq!(futuretop_in(&rt, &["wait", &id]).status.code(), Some(1));
+    // Every client and request is in the log.
+    let log = std::fs::read_to_string(rt.join("futuretop").join(format!("{id}.jsonl"))).unwrap();
+    let clients: Vec<&str> = log.lines().filter(|l| l.contains("\"event\":\"client\"")).collect();
+    for action in ["\"attached\"", "\"cancel\"", "\"kill\"", "\"detached\""] {
+        assert!(clients.iter().any(|l| l.contains(action)), "no {action} in {clients:#?}");
+    }
+    let _ = std::fs::remove_dir_all(&rt);
+}

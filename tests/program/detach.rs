@@ -225,3 +225,121 @@ fn a_sigkilled_detached_run_leaves_no_worker_and_no_command_behind() {
     assert_eq!(waited.status.code(), Some(4), "{}", text(&waited.stderr));
     assert!(text(&waited.stderr).contains("ended without recording its end"), "{}", text(&waited.stderr));
 }
+
+/// A run with a long blocker and a task queued behind it; returns its id and the
+/// queued task's future id (from the log).
+fn blocked_run(rt: &Path) -> (String, u64) {
+    let id = detach(
+        rt,
+        "pools:\n  t: { kind: thread, max_workers: 1 }\ntasks:\n\
+         \x20 - { name: blocker, pool: t, call: sleep, args: { secs: 60 } }\n\
+         \x20 - { name: later, pool: t, call: pow, args: { base: 2, exp: 2 } }\n",
+    );
+    let log = PathBuf::from(listed(rt, &id)["log"].as_str().unwrap());
+    let mut later = None;
+    until("the queued task's pending event", || {
+        later = std::fs::read_to_string(&log).unwrap_or_default().lines().find_map(|l| {
+            let e: Value = serde_json::from_str(l).ok()?;
+            (e["event"] == "pending" && e["task"] == "later").then(|| e["id"].as_u64()).flatten()
+        });
+        later.is_some()
+    });
+    (id, later.unwrap())
+}
+
+/// The run's log, as text.
+fn log_of(rt: &Path, id: &str) -> String {
+    std::fs::read_to_string(listed(rt, id)["log"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn a_client_that_sends_garbage_is_dropped_and_a_good_one_steers_the_run() {
+    use futuretop::attach::{Client, ToRun};
+    use std::io::{Read, Write};
+    let rt = runtime();
+    let (id, later) = blocked_run(&rt);
+    let socket = rt.join("futuretop").join(format!("{id}.sock"));
+    // Garbage, an oversized frame, a frame that is no request: each client is dropped
+    // (the run closes its end), and the run goes on.
+    for bytes in [&b"\xff\xfe garbage, not a frame at all"[..], &u32::MAX.to_le_bytes()[..], b"\x05\0\0\0{\"a\":"] {
+        let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        s.write_all(bytes).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "no answer to garbage: {rest:?}");
+    }
+    // A hello of another version is refused, with the reason.
+    assert_eq!(listed(&rt, &id)["state"], "running");
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    futuretop::attach::write_frame(&mut s, &ToRun::Hello { version: 999 }).unwrap();
+    let answer: Option<futuretop::attach::ToClient> = futuretop::attach::read_frame(&mut s).unwrap();
+    assert!(matches!(answer, Some(futuretop::attach::ToClient::Refused { ref reason }) if reason.contains("999")));
+    // A good client cancels the queued task; the log says who asked.
+    let mut client = Client::connect(&socket).unwrap();
+    client.send(&ToRun::Cancel { id: later }).unwrap();
+    until("the cancel", || log_of(&rt, &id).contains("\"event\":\"cancelled\",\"task\":\"later\""));
+    let log = log_of(&rt, &id);
+    let asked = log
+        .lines()
+        .find(|l| l.contains("\"event\":\"client\"") && l.contains("\"action\":\"cancel\""))
+        .unwrap_or_else(|| panic!("no client event:\n{log}"));
+    assert!(asked.contains(&format!("\"target\":\"#{later}\"")), "{asked}");
+    assert!(asked.contains(&format!("uid {}", nix::unistd::geteuid())), "{asked}");
+    client.send(&ToRun::Stop).unwrap();
+    assert_eq!(futuretop(&rt, &["wait", &id]).status.code(), Some(130));
+}
+
+/// Another user reaching the socket (the state directory opened up for the test) is
+/// refused by its peer credentials, and the refusal is logged. Needs root, `setpriv`
+/// and a python3 any user may run, in `/usr/bin` (the other user's client);
+/// `FUTURETOP_OTHER_USER=1` requires them.
+#[test]
+fn another_user_is_refused_and_the_refusal_is_logged() {
+    let test = "another_user_is_refused_and_the_refusal_is_logged";
+    let here = nix::unistd::geteuid().is_root()
+        && crate::common::installed("setpriv", &["--version"])
+        && crate::common::installed("/usr/bin/python3", &["--version"]);
+    if !crate::common::can_run(test, "root with setpriv and /usr/bin/python3", here, "FUTURETOP_OTHER_USER") {
+        return;
+    }
+    // Under /tmp, which the other user can walk through.
+    let rt = std::env::temp_dir().join(format!("ft-other-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&rt);
+    std::fs::create_dir_all(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (id, _) = blocked_run(&rt);
+    let log_path = PathBuf::from(listed(&rt, &id)["log"].as_str().unwrap());
+    let log_of = |_: &Path, _: &str| std::fs::read_to_string(&log_path).unwrap();
+    let dir = rt.join("futuretop");
+    let socket = dir.join(format!("{id}.sock"));
+    for (path, mode) in [(&rt, 0o711), (&dir, 0o711), (&socket, 0o666)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let script = "import socket, struct, sys\n\
+                  s = socket.socket(socket.AF_UNIX)\n\
+                  s.connect(sys.argv[1])\n\
+                  body = b'{\"op\":\"hello\",\"version\":1}'\n\
+                  s.sendall(struct.pack('<I', len(body)) + body)\n\
+                  n = struct.unpack('<I', s.recv(4))[0]\n\
+                  print(s.recv(n).decode())\n";
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let answer = text(&out.stdout);
+    assert!(answer.contains("\"op\":\"refused\""), "{answer}{}", text(&out.stderr));
+    until("the refusal in the log", || log_of(&rt, &id).contains("\"action\":\"refused\""));
+    let log = log_of(&rt, &id);
+    let refused = log.lines().find(|l| l.contains("\"action\":\"refused\"")).unwrap();
+    assert!(refused.contains("uid 65534"), "{refused}");
+    assert!(!log.contains("\"action\":\"attached\""), "the other user never got in:\n{log}");
+    // While the directory is open to others, the owner's own commands refuse it too.
+    let refused = futuretop(&rt, &["stop", &id]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("its mode is 0711"), "{}", text(&refused.stderr));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    assert_eq!(futuretop(&rt, &["stop", &id]).status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&rt);
+}

@@ -238,7 +238,20 @@ pub fn check_cluster(partition: Option<&str>) -> Result<(), BuildError> {
         let parts: Vec<String> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_end_matches('*').to_owned()).collect();
         if !parts.iter().any(|x| x == p) {
-            let shown: Vec<String> = parts.iter().take(12).map(|x| words(x.as_bytes())).collect();
+            // Twelve names of at most 60 characters: the message stays short whatever
+            // sinfo printed (a name of undecodable bytes is 3 bytes a character).
+            let shown: Vec<String> = parts
+                .iter()
+                .take(12)
+                .map(|x| {
+                    let w = words(x.as_bytes());
+                    if w.chars().count() > 60 {
+                        format!("{}...", w.chars().take(60).collect::<String>())
+                    } else {
+                        w
+                    }
+                })
+                .collect();
             let more = if parts.len() > 12 { format!(", ... ({} in all)", parts.len()) } else { String::new() };
             return Err(BuildError::Cluster(format!(
                 "unknown Slurm partition '{p}' (partitions: {}{more})",
