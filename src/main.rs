@@ -636,6 +636,9 @@ fn stop_run(id: Option<&str>) -> Result<u8, String> {
     Ok(0)
 }
 
+/// How much an attached monitor lowers its own priority (`nice`).
+const ATTACHED_NICENESS: i32 = 10;
+
 /// `futuretop attach`: the run's events from its event log, read from its start and
 /// followed as it grows (as `tail -f`, so a slow reader never slows the run), to the
 /// monitor, whose requests go to the run's control socket; or, `--headless`, to the
@@ -644,6 +647,8 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
     use futuretop::session;
     let dir = session::state_dir().map_err(|e| e.to_string())?;
     let found = session::find(&dir, id)?;
+    // A viewer: on a busy machine the run comes first (a slow client never slows it).
+    let _ = rustix::process::nice(ATTACHED_NICENESS);
     if !use_monitor(headless) {
         return attach_headless(&dir, &found);
     }

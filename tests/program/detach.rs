@@ -126,6 +126,19 @@ fn stop_ends_a_detached_run_as_ctrl_c_does() {
 }
 
 #[test]
+fn sigterm_ends_a_detached_run_as_stop_does() {
+    let rt = runtime();
+    let (id, _) = blocked_run(&rt);
+    let pid = i32::try_from(listed(&rt, &id)["pid"].as_u64().unwrap()).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(futuretop(&rt, &["wait", &id]).status.code(), Some(130));
+    assert!(!alive(pid));
+    let log = log_of(&rt, &id);
+    let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!((last["event"].as_str(), last["exit_code"].as_i64()), (Some("run_finished"), Some(130)));
+}
+
+#[test]
 fn bad_input_exits_2_before_anything_detaches() {
     let rt = runtime();
     let file = rt.join("bad.yaml");
