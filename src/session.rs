@@ -378,7 +378,7 @@ pub fn table(runs: &[Found]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<8} {:<16} {:<24} {:<20} {:>12}  {:<10} DEADLOCK",
+        "{:<8} {:<16} {:<24} {:<20} {:>17}  {:<10} DEADLOCK",
         "ID", "NAME", "FILE", "STARTED", "DONE/TOTAL", "STATE"
     );
     for f in runs {
@@ -388,7 +388,7 @@ pub fn table(runs: &[Found]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:<16} {:<24} {:<20} {:>12}  {:<10} {}",
+            "{:<8} {:<16} {:<24} {:<20} {:>17}  {:<10} {}",
             crate::text::visible(&f.record.id),
             crate::text::visible(&f.record.name),
             crate::text::visible(&f.record.file),

@@ -149,6 +149,10 @@ pub struct Shown {
     pub model: crate::model::RunModel,
 }
 
+/// Events still waiting after a frame's share, past which an attached monitor says it
+/// is catching up (its reader's channel holds 4,096).
+const CATCHING_UP: usize = 1024;
+
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
 /// showed last: the run's exit code if it finished, and its futures' counts.
 #[allow(clippy::too_many_lines)] // the loop reads best in one piece
@@ -219,6 +223,8 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                     app.apply_event(&e);
                     // Take in events only until the next frame is due.
                     app.drain(&events, FRAME.saturating_sub(last_draw.elapsed()));
+                    // A follower of the log keeps its channel full while the log is ahead.
+                    app.catching_up = app.attached && events.len() >= CATCHING_UP;
                     dirty = true;
                 }
                 Err(_) => events_open = false,

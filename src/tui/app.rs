@@ -480,6 +480,9 @@ pub struct App {
     /// Attached to a detached run (`futuretop attach`): `q` asks whether to detach or to
     /// stop the run, and Ctrl-C and `d` detach.
     pub attached: bool,
+    /// Attached, and the run's log has more than the monitor has taken in yet: the
+    /// header says so while it catches up.
+    pub catching_up: bool,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
     /// Which key does what (the preferences file's `keys:`).

@@ -168,6 +168,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Some(code) => ended(code),
         None if app.read_only => format!("replay {}", app.view.replay.label()),
         None if app.view.frozen.is_some() => "running · paused (Space resumes)".to_owned(),
+        None if app.catching_up => "running · catching up on its log…".to_owned(),
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
@@ -1059,5 +1060,26 @@ mod tests {
             .unwrap();
         let text: String = terminal.backend().buffer().content().iter().map(ratatui::buffer::Cell::symbol).collect();
         assert!(text.contains(r#"args: {"exp":2,"base":7}"#), "{text}");
+    }
+
+    #[test]
+    fn an_attached_monitor_says_when_it_is_catching_up_on_the_log() {
+        let mut app = App::new();
+        app.attached = true;
+        app.apply_event(&Event {
+            seq: 1,
+            t: 0.0,
+            kind: EventKind::Pending { attempt: None, task: "p".into(), id: 1, pool: "io".into() },
+        });
+        let header = |app: &App| {
+            let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
+            terminal.draw(|f| drop(draw(f, app, Theme { color: false, ..Theme::default() }))).unwrap();
+            let b = terminal.backend().buffer();
+            (0..100).map(|x| b[(x, 0)].symbol().to_owned()).collect::<String>()
+        };
+        app.catching_up = true;
+        assert!(header(&app).contains("running · catching up on its log…"), "{}", header(&app));
+        app.catching_up = false;
+        assert!(!header(&app).contains("catching up"), "{}", header(&app));
     }
 }
