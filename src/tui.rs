@@ -175,7 +175,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             (events, Some(control), None)
         }
         Source::Attached { events, control } => {
-            app.attached = true;
+            app.attachment = app::Attachment::Following;
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -224,7 +224,13 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                     // Take in events only until the next frame is due.
                     app.drain(&events, FRAME.saturating_sub(last_draw.elapsed()));
                     // A follower of the log keeps its channel full while the log is ahead.
-                    app.catching_up = app.attached && events.len() >= CATCHING_UP;
+                    if app.attached() {
+                        app.attachment = if events.len() >= CATCHING_UP {
+                            app::Attachment::CatchingUp
+                        } else {
+                            app::Attachment::Following
+                        };
+                    }
                     dirty = true;
                 }
                 Err(_) => events_open = false,

@@ -465,6 +465,19 @@ pub struct ViewState {
     order: Option<Vec<usize>>,
 }
 
+/// Whether a monitor is attached to a detached run (`futuretop attach`): then `q` asks
+/// whether to detach or to stop the run, and Ctrl-C and `d` detach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Attachment {
+    /// It shows a run it runs, or a replay.
+    #[default]
+    No,
+    /// Attached, and up to date with the run's log.
+    Following,
+    /// Attached, and the run's log has more than it has taken in yet: the header says so.
+    CatchingUp,
+}
+
 /// The monitor's whole state.
 #[derive(Debug, Default)]
 pub struct App {
@@ -477,12 +490,8 @@ pub struct App {
     pub plan: Option<std::sync::Arc<crate::config::Plan>>,
     /// A replay: commands are not sent.
     pub read_only: bool,
-    /// Attached to a detached run (`futuretop attach`): `q` asks whether to detach or to
-    /// stop the run, and Ctrl-C and `d` detach.
-    pub attached: bool,
-    /// Attached, and the run's log has more than the monitor has taken in yet: the
-    /// header says so while it catches up.
-    pub catching_up: bool,
+    /// Attached to a detached run (`futuretop attach`), or not.
+    pub attachment: Attachment,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
     /// Which key does what (the preferences file's `keys:`).
@@ -490,6 +499,11 @@ pub struct App {
 }
 
 impl App {
+    /// Attached to a detached run.
+    pub fn attached(&self) -> bool {
+        self.attachment != Attachment::No
+    }
+
     /// An empty app.
     pub fn new() -> Self {
         Self { model: RunModel::new(Keep::All), ..Self::default() }
@@ -728,7 +742,7 @@ impl App {
                 }
                 return None;
             }
-            Action::Interrupt if self.attached => return Some(Command::Exit),
+            Action::Interrupt if self.attached() => return Some(Command::Exit),
             Action::Interrupt => {
                 self.view.confirm_quit = false;
                 self.view.search = None;
@@ -738,7 +752,7 @@ impl App {
         }
         if self.view.confirm_quit {
             self.view.confirm_quit = false;
-            if self.attached {
+            if self.attached() {
                 return match action {
                     Action::Detach => Some(Command::Exit),
                     Action::StopRun => {
@@ -1076,7 +1090,7 @@ impl App {
                 self.view.detail_scroll = 0;
             }
             Action::Help => self.view.help = true,
-            Action::Detach if self.attached => return Some(Command::Exit),
+            Action::Detach if self.attached() => return Some(Command::Exit),
             Action::Detach => {
                 self.view.status = Some(
                     "d detaches a monitor from a run started with --detach (futuretop attach); \
@@ -1085,7 +1099,7 @@ impl App {
                 );
             }
             Action::StopRun => {}
-            Action::Quit if self.attached && self.model.finished.is_none() => {
+            Action::Quit if self.attached() && self.model.finished.is_none() => {
                 self.view.confirm_quit = true;
                 self.view.status = Some("detach (d) or stop the run (s)?".into());
             }
@@ -1529,7 +1543,7 @@ mod tests {
     #[test]
     fn attached_q_asks_detach_or_stop_and_ctrl_c_and_d_detach() {
         let mut app = App::new();
-        app.attached = true;
+        app.attachment = Attachment::Following;
         started(&mut app);
         // q asks; d detaches (the run goes on: nothing is sent to it).
         assert_eq!(app.apply(Action::Quit), None);

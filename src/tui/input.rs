@@ -400,7 +400,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
         // Any key closes the help, and does nothing else.
         return a(Action::Help);
     }
-    if app.view.confirm_quit && app.attached {
+    if app.view.confirm_quit && app.attached() {
         // `detach (d) or stop the run (s)?`
         return match k.code {
             KeyCode::Char('d') => a(Action::Detach),

@@ -168,7 +168,9 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Some(code) => ended(code),
         None if app.read_only => format!("replay {}", app.view.replay.label()),
         None if app.view.frozen.is_some() => "running · paused (Space resumes)".to_owned(),
-        None if app.catching_up => "running · catching up on its log…".to_owned(),
+        None if app.attachment == crate::tui::app::Attachment::CatchingUp => {
+            "running · catching up on its log…".to_owned()
+        }
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
@@ -1065,7 +1067,7 @@ mod tests {
     #[test]
     fn an_attached_monitor_says_when_it_is_catching_up_on_the_log() {
         let mut app = App::new();
-        app.attached = true;
+        app.attachment = crate::tui::app::Attachment::Following;
         app.apply_event(&Event {
             seq: 1,
             t: 0.0,
@@ -1073,13 +1075,17 @@ mod tests {
         });
         let header = |app: &App| {
             let mut terminal = Terminal::new(TestBackend::new(100, 24)).unwrap();
-            terminal.draw(|f| drop(draw(f, app, Theme { color: false, ..Theme::default() }))).unwrap();
+            terminal
+                .draw(|f| {
+                    draw(f, app, Theme { color: false, ..Theme::default() });
+                })
+                .unwrap();
             let b = terminal.backend().buffer();
             (0..100).map(|x| b[(x, 0)].symbol().to_owned()).collect::<String>()
         };
-        app.catching_up = true;
+        app.attachment = crate::tui::app::Attachment::CatchingUp;
         assert!(header(&app).contains("running · catching up on its log…"), "{}", header(&app));
-        app.catching_up = false;
+        app.attachment = crate::tui::app::Attachment::Following;
         assert!(!header(&app).contains("catching up"), "{}", header(&app));
     }
 }
