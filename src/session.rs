@@ -345,29 +345,40 @@ pub fn wait(dir: &Path, found: &Found) -> Option<i32> {
 pub struct Follow {
     file: fs::File,
     alive: Box<dyn FnMut() -> bool + Send>,
+    /// The last read reached the end of what was written.
+    at_end: bool,
 }
+
+/// How long a follower waits at the end of what is written before it reads again: the
+/// monitor's view of a live run is this much behind it at most (plus the log's flush).
+const FOLLOW_PAUSE: Duration = Duration::from_millis(40);
 
 impl Follow {
     /// Follows `file` while `alive()`.
     pub fn new(file: fs::File, alive: Box<dyn FnMut() -> bool + Send>) -> Self {
-        Self { file, alive }
+        Self { file, alive, at_end: false }
     }
 }
 
 impl std::io::Read for Follow {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut pause = Duration::from_millis(2);
         loop {
             let n = self.file.read(buf)?;
+            if n == buf.len() {
+                return Ok(n);
+            }
             if n > 0 {
+                // At the end of what is written: the next read waits a while, so that
+                // the reader does not take the page the run is writing to under its feet
+                // a write at a time.
+                self.at_end = true;
                 return Ok(n);
             }
             if !(self.alive)() {
                 // What it wrote before it ended, if anything.
                 return self.file.read(buf);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(50));
+            std::thread::sleep(if std::mem::take(&mut self.at_end) { FOLLOW_PAUSE } else { FOLLOW_PAUSE / 4 });
         }
     }
 }
