@@ -73,7 +73,8 @@ fn a_detached_run_is_listed_followed_and_waited_for() {
     );
     let entry = listed(&rt, &id);
     assert_eq!(entry["name"], "job");
-    assert_eq!(entry["total"].as_u64().unwrap_or(2), 2);
+    // Its status may not be written yet (the bus writes it about once a second).
+    assert!(matches!(entry["total"].as_u64(), Some(0 | 2)), "{entry}");
     // A session of its own: no terminal's hangup reaches it.
     let pid = i32::try_from(entry["pid"].as_u64().unwrap()).unwrap();
     if alive(pid) {
