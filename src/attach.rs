@@ -236,6 +236,13 @@ impl Client {
     pub fn connect(path: &Path) -> Result<Self, String> {
         let mut stream =
             UnixStream::connect(path).map_err(|e| format!("cannot reach the run at {}: {e}", path.display()))?;
+        // The run at the other end must be this user's too.
+        let me = nix::unistd::geteuid().as_raw();
+        match peer(&stream) {
+            Ok((_, uid)) if uid == me => {}
+            Ok((_, uid)) => return Err(format!("the socket at {} belongs to uid {uid}, not to you", path.display())),
+            Err(e) => return Err(format!("cannot check the socket at {}: {e}", path.display())),
+        }
         write_frame(&mut stream, &ToRun::Hello { version: PROTOCOL_VERSION }).map_err(|e| e.to_string())?;
         let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
         match read_frame::<ToClient>(&mut stream) {

@@ -506,6 +506,24 @@ pub enum ClientAction {
     Stop,
 }
 
+impl ClientAction {
+    /// Its name in the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Attached => "attached",
+            Self::Detached => "detached",
+            Self::Refused => "refused",
+            Self::Cancel => "cancel",
+            Self::Kill => "kill",
+            Self::CancelPool => "cancel_pool",
+            Self::CancelUnsubmitted => "cancel_unsubmitted",
+            Self::Break => "break",
+            Self::Resubmit => "resubmit",
+            Self::Stop => "stop",
+        }
+    }
+}
+
 /// A running future in a [`EventKind::Stall`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StallRunning {
@@ -548,6 +566,9 @@ pub(crate) enum BusMsg {
     /// The next future submitted under this task name is this attempt of its task (from
     /// the runner, right before it submits a retry).
     Attempt(Name, u32),
+    /// The final states of the plan's futures so far (from the runner, about once a
+    /// second), for the run's status file.
+    Progress(Counts),
     /// Flush, close the log and stop; acknowledged on the given channel.
     Close(Sender<()>),
 }
@@ -829,6 +850,12 @@ impl Bus {
             BusMsg::Close(_) => return,
             BusMsg::Attempt(task, n) => {
                 self.attempts.insert(task, n);
+                return;
+            }
+            BusMsg::Progress(counts) => {
+                if let Some(status) = self.status.as_mut() {
+                    status.progress(counts);
+                }
                 return;
             }
             BusMsg::Output(at, id, stream, line, dropped) => (

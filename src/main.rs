@@ -454,6 +454,10 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), Some(options.on_deadlock));
     let report = handle.join();
+    if let Some((dir, id)) = &detached {
+        // Nothing answers there any more.
+        let _ = std::fs::remove_file(dir.join(format!("{id}.sock")));
+    }
     say_raw!("{}", model.summary_with_log(report.exit_code, args.events.as_deref()));
     Ok(exit_code(&report))
 }
@@ -558,16 +562,19 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !record.exists() {
         if let Ok(Some(status)) = child.try_wait() {
-            let said = std::fs::read_to_string(&out_path).unwrap_or_default();
-            warn!("{}", said.trim_end());
+            let said = std::fs::read(&out_path).unwrap_or_default();
+            warn!("{}", String::from_utf8_lossy(&said).trim_end());
             return Ok(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1));
         }
         if std::time::Instant::now() >= deadline {
+            // Not left running unlisted.
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(format!("futuretop: the run {id} did not start within 30 s (see {})", out_path.display()));
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    say!("started run {id} ({}) — futuretop attach {id}", plan.name);
+    say!("started run {id} ({}) — futuretop attach {id}", futuretop::text::visible(&plan.name));
     Ok(0)
 }
 
@@ -577,8 +584,8 @@ fn become_detached(id: &str) -> Result<(std::path::PathBuf, String), String> {
     // Already the leader of a process group (started by hand from a shell): stays in it.
     let _ = nix::unistd::setsid();
     let dir = futuretop::session::state_dir().map_err(|e| e.to_string())?;
-    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!("futuretop: a run id is letters and digits: '{}'", futuretop::text::visible(id)));
+    if !futuretop::session::is_run_id(id) {
+        return Err(format!("futuretop: a run id is six hex digits: '{}'", futuretop::text::visible(id)));
     }
     Ok((dir, id.to_owned()))
 }
@@ -620,20 +627,41 @@ fn stop_run(id: Option<&str>) -> Result<u8, String> {
     if found.state != session::State::Running {
         return Err(format!("futuretop: run {} is not running ({})", found.record.id, found.state.as_str()));
     }
-    let pid = i32::try_from(found.record.pid).map_err(|_| "futuretop: a run's pid is out of range".to_owned())?;
-    // Checked right before the signal: a pid reused since is not the run.
-    if session::proc_start(found.record.pid) == Some(found.record.proc_start) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT)
-            .map_err(|e| format!("futuretop: cannot stop run {}: {e}", found.record.id))?;
+    // Through the run's control socket (the request is logged with who asked); a run
+    // that does not answer there gets SIGINT, if its process is still this run's.
+    let asked = futuretop::attach::Client::connect(&dir.join(format!("{}.sock", found.record.id)))
+        .and_then(|mut c| c.send(&futuretop::attach::ToRun::Stop).map_err(|e| e.to_string()));
+    if let Err(why) = asked {
+        signal_run(&found, nix::sys::signal::Signal::SIGINT)
+            .map_err(|e| format!("futuretop: cannot stop run {} ({why}): {e}", found.record.id))?;
     }
     let code = session::wait(&dir, &found);
     say!(
         "stopped run {} ({}){}",
         found.record.id,
-        found.record.name,
+        futuretop::text::visible(&found.record.name),
         code.map_or_else(String::new, |c| format!(", exit code {c}"))
     );
     Ok(0)
+}
+
+/// Sends `signal` to run `found`'s process: only while that process is this program
+/// started for that run (`--run-id ID` on its command line, its start time as recorded),
+/// so that a record cannot make `stop` signal another process. A process already gone
+/// is not an error.
+fn signal_run(found: &futuretop::session::Found, signal: nix::sys::signal::Signal) -> Result<(), String> {
+    let pid = found.record.pid;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let marker = format!("--run-id\0{}\0", found.record.id);
+    let ours = cmdline.windows(marker.len()).any(|w| w == marker.as_bytes());
+    if !ours || futuretop::session::proc_start(pid) != Some(found.record.proc_start) {
+        return Ok(());
+    }
+    let pid = i32::try_from(pid).map_err(|_| "a pid out of range".to_owned())?;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// How much an attached monitor lowers its own priority (`nice`).
@@ -677,7 +705,9 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
         })
         .map_err(|e| format!("futuretop: cannot attach: {e}"))?;
     let events = follow_log(&found)?;
-    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control }, &options)
+    let started =
+        std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
+    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started }, &options)
         .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
         say_raw!("{}", shown.model.summary_with_log(code, Some(&found.record.log)));
@@ -686,7 +716,7 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
     say!(
         "detached from run {} ({}): it goes on — futuretop attach {}",
         found.record.id,
-        found.record.name,
+        futuretop::text::visible(&found.record.name),
         found.record.id
     );
     Ok(0)
@@ -714,9 +744,16 @@ fn follow_log(
         .name("futuretop-attach".into())
         .spawn(move || {
             let reader = futuretop::events::LogReader::from_reader(path, follow);
-            for e in reader.filter_map(Result::ok) {
-                if tx.send(std::sync::Arc::new(e)).is_err() {
-                    break;
+            for item in reader {
+                match item {
+                    Ok(e) => {
+                        if tx.send(std::sync::Arc::new(e)).is_err() {
+                            break;
+                        }
+                    }
+                    // The file cannot be read (a directory, an I/O error): the end.
+                    Err(futuretop::events::LogError::Read { .. }) => break,
+                    Err(_) => {}
                 }
             }
         })

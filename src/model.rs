@@ -1542,9 +1542,9 @@ impl RunModel {
                 return Change::State;
             }
             EventKind::Client { client, action, target } => {
-                let (client, action) = (client.clone(), *action);
+                let (client, action) = (client.clone(), action.as_str());
                 let target = target.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
-                self.push_log(|| format!("client {client}: {action:?}{target}").to_lowercase());
+                self.push_log(|| format!("client {client}: {action}{target}"));
             }
             EventKind::PoolRestarted { pool } => {
                 let p = self.pool_mut(pool);

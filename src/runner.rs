@@ -596,7 +596,10 @@ const QUIET_ENDS_EVERY: Duration = Duration::from_millis(20);
 /// the bus catches up. The engine never waits for the bus (its channel is unbounded), so
 /// without this a run whose workers outpace the event log would hold the difference in
 /// memory: 290 MB at the end of a 1,000,000-item map, and growing with the run.
-const BUS_BACKLOG: usize = 1 << 16;
+pub const BUS_BACKLOG: usize = 1 << 16;
+
+/// How often the runner tells the bus its counts (for `futuretop ls`).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// The environment variable that tells a command which attempt of its task it is: `1`,
 /// then `2`, `3`, ... for its retries (`retries:`).
@@ -727,6 +730,8 @@ struct Runner {
     forced: std::collections::HashSet<usize>,
     /// Final states so far.
     counts: Counts,
+    /// When the counts last went to the bus ([`BusMsg::Progress`]).
+    last_progress: Instant,
     /// Set when the run stops: nothing more is handed to a pool.
     stopping: bool,
     /// Plan futures not yet in a final state.
@@ -807,6 +812,7 @@ impl Runner {
             direct,
             forced: std::collections::HashSet::new(),
             counts: Counts::default(),
+            last_progress: Instant::now(),
             stopping: false,
             unfinished,
             held_back: false,
@@ -841,6 +847,10 @@ impl Runner {
             self.take_ends(ends);
             self.submit_due_retries();
             self.enforce_deadlines();
+            if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                self.last_progress = Instant::now();
+                let _ = self.reg.bus.send(BusMsg::Progress(self.counts));
+            }
             if std::mem::take(&mut self.held_back) {
                 self.dispatch_all();
             }

@@ -145,12 +145,10 @@ impl StatusWriter {
         use crate::events::EventKind;
         match kind {
             EventKind::RunStarted { tasks, .. } => self.status.total = *tasks,
-            EventKind::Done { .. } | EventKind::Exception { .. } | EventKind::Cancelled { .. } => {
-                self.status.done += 1;
-            }
             EventKind::Deadlock { .. } => self.status.deadlocks += 1,
             EventKind::DeadlockResolved { .. } => self.status.deadlocks = self.status.deadlocks.saturating_sub(1),
-            EventKind::RunFinished { exit_code, .. } => {
+            EventKind::RunFinished { exit_code, counts } => {
+                self.status.done = counts.done + counts.exception + counts.cancelled;
                 self.status.exit_code = Some(*exit_code);
                 self.changed = true;
                 self.write();
@@ -159,6 +157,16 @@ impl StatusWriter {
             _ => return,
         }
         self.changed = true;
+    }
+
+    /// Takes in the runner's count of the plan's futures in a final state (a future
+    /// retried or resubmitted counts once, an inner `submit` not at all).
+    pub fn progress(&mut self, counts: crate::events::Counts) {
+        let done = counts.done + counts.exception + counts.cancelled;
+        if done != self.status.done {
+            self.status.done = done;
+            self.changed = true;
+        }
     }
 
     /// Writes the file if it changed and the last write is [`STATUS_EVERY`] old.
@@ -182,7 +190,8 @@ fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> std::io::Resul
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp)?;
     f.write_all(&serde_json::to_vec(value).map_err(std::io::Error::other)?)?;
-    f.sync_data().ok();
+    // No fsync: the rename is what makes it whole for a reader, and the bus must not
+    // wait on a disk.
     fs::rename(&tmp, path)
 }
 
@@ -206,11 +215,45 @@ pub fn new_id(dir: &Path) -> String {
 }
 
 /// When process `pid` started, in clock ticks since boot; `None` if it is gone.
+/// A process that has exited and waits to be reaped (a zombie) is gone too.
 pub fn proc_start(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X" | "x")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The largest record or status file read (they are a few hundred bytes).
+const MAX_STATE_FILE: u64 = 64 * 1024;
+
+/// The contents of a record or status file in the state directory: a regular file (not
+/// a symlink, a FIFO or a device), at most [`MAX_STATE_FILE`] bytes; `None` otherwise.
+fn read_state_file(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_STATE_FILE + 1), &mut bytes).ok()?;
+    (bytes.len() as u64 <= MAX_STATE_FILE).then_some(bytes)
+}
+
+/// Whether `id` is a run id as [`new_id`] makes them: six lowercase hex digits.
+pub fn is_run_id(id: &str) -> bool {
+    id.len() == 6 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Run `id`'s last status, if it has written one.
+fn status_of(dir: &Path, id: &str) -> Option<Status> {
+    read_state_file(&dir.join(format!("{id}.status.json"))).and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 /// Writes this process's record of run `id` (it has started).
@@ -271,13 +314,18 @@ pub fn runs(dir: &Path) -> Vec<Found> {
     let mut found: Vec<Found> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json") && !p.to_string_lossy().ends_with(".status.json"))
-        .filter_map(|p| serde_json::from_slice::<Record>(&fs::read(&p).ok()?).ok())
+        // `ID.json`, ID as `new_id` makes them, and the record's own id the same: a file
+        // that names another is not a run's.
+        .filter_map(|p| {
+            let id = p.file_name()?.to_str()?.strip_suffix(".json")?;
+            if !is_run_id(id) {
+                return None;
+            }
+            let record: Record = serde_json::from_slice(&read_state_file(&p)?).ok()?;
+            (record.id == id).then_some(record)
+        })
         .map(|record| {
-            let status: Status = fs::read(dir.join(format!("{}.status.json", record.id)))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
+            let status = status_of(dir, &record.id).unwrap_or_default();
             let alive = proc_start(record.pid).is_some_and(|s| s == record.proc_start);
             let state = if alive {
                 State::Running
@@ -285,9 +333,7 @@ pub fn runs(dir: &Path) -> Vec<Found> {
                 State::Finished
             } else {
                 // It may have ended between the two reads: read the status again.
-                let again: Option<Status> = fs::read(dir.join(format!("{}.status.json", record.id)))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let again = status_of(dir, &record.id);
                 if again.as_ref().is_some_and(|s| s.exit_code.is_some()) {
                     return Found { record, status: again.unwrap_or_default(), state: State::Finished };
                 }
@@ -334,10 +380,7 @@ pub fn wait(dir: &Path, found: &Found) -> Option<i32> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    fs::read(dir.join(format!("{}.status.json", found.record.id)))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Status>(&b).ok())
-        .and_then(|s| s.exit_code)
+    status_of(dir, &found.record.id).and_then(|s| s.exit_code)
 }
 
 /// A file read as it grows (`tail -f`): at its end, a read waits for more while `alive`
@@ -426,6 +469,33 @@ mod tests {
     fn start_times_read_in_utc() {
         assert_eq!(utc_time(0.0), "1970-01-01T00:00:00Z");
         assert_eq!(utc_time(1_796_428_800.0 + 3_723.9), "2026-12-05T01:02:03Z");
+    }
+
+    #[test]
+    fn client_actions_read_as_the_log_writes_them() {
+        use crate::events::ClientAction as A;
+        for a in [
+            A::Attached,
+            A::Detached,
+            A::Refused,
+            A::Cancel,
+            A::Kill,
+            A::CancelPool,
+            A::CancelUnsubmitted,
+            A::Break,
+            A::Resubmit,
+            A::Stop,
+        ] {
+            assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{}\"", a.as_str()));
+        }
+    }
+
+    #[test]
+    fn only_six_hex_digits_are_a_run_id() {
+        assert!(is_run_id("a1b2c3"));
+        for bad in ["", "a1b2c", "a1b2c3d", "A1B2C3", "../x1", "a1b2g3"] {
+            assert!(!is_run_id(bad), "{bad}");
+        }
     }
 
     #[test]

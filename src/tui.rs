@@ -130,6 +130,8 @@ pub enum Source {
         events: Receiver<std::sync::Arc<Event>>,
         /// What the monitor asks of the run.
         control: Sender<Control>,
+        /// When the run started: the run's clock, not the monitor's.
+        started: std::time::SystemTime,
     },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
@@ -169,13 +171,15 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         }
     })?;
     let mut app = App::with_prefs(&options.prefs);
+    let mut run_started = None;
     let (events, control, replay) = match source {
         Source::Live { events, control, plan } => {
             app.plan = plan;
             (events, Some(control), None)
         }
-        Source::Attached { events, control } => {
+        Source::Attached { events, control, started } => {
             app.attachment = app::Attachment::Following;
+            run_started = Some(started);
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -257,7 +261,12 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             },
             recv(ticks) -> _ => {
                 if !app.read_only {
-                    app.advance_clock(started.elapsed().as_secs_f64());
+                    // An attached monitor's clock is the run's (it started before the monitor).
+                    let now = run_started.map_or_else(
+                        || started.elapsed(),
+                        |s| std::time::SystemTime::now().duration_since(s).unwrap_or_default(),
+                    );
+                    app.advance_clock(now.as_secs_f64());
                 }
                 // Samples are taken from the clock only while no event is waiting (those
                 // events come first: they bring the samples due before them).

@@ -1270,6 +1270,31 @@ fn futuretop_in(rt: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN).args(args).env("XDG_RUNTIME_DIR", rt).output().expect("futuretop runs")
 }
 
+/// A state directory of a test's own: on drop, the run it holds is stopped (a failed
+/// step leaves nothing running) and the directory removed.
+struct StateDir(PathBuf, std::cell::RefCell<Option<String>>);
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.borrow().as_deref() {
+            let _ = futuretop_in(&self.0, &["stop", id]);
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One thread worker busy with a sleep far longer than the test, tasks queued behind it.
+const ATTACHED: &str = "
+name: queued
+pools:
+  one: { kind: thread, max_workers: 1 }
+tasks:
+  - { name: blocker, pool: one, call: sleep, args: { secs: 600 } }
+  - { name: q-alpha, pool: one, call: sleep, args: { secs: 0.1 } }
+  - { name: q-beta, pool: one, call: sleep, args: { secs: 0.1 } }
+  - { name: q-gamma, pool: one, call: sleep, args: { secs: 0.1 } }
+";
+
 /// Issue 19: `run --detach`, `ls`, then `attach` in a terminal; a second monitor at once
 /// catches up and sees what the first did; `d` detaches; the first terminal killed leaves
 /// the run going; attached again, `x` kills a task; `q` once the run ended; `wait` gives
@@ -1280,15 +1305,17 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     if !tmux_here("a_detached_run_is_attached_steered_detached_and_reattached") {
         return;
     }
-    let rt = std::env::temp_dir().join(format!("{}-rt", Tmux::socket_for("attach")));
+    let state = StateDir(std::env::temp_dir().join(format!("{}-rt", Tmux::socket_for("attach"))), None.into());
+    let rt = state.0.clone();
     let _ = std::fs::remove_dir_all(&rt);
     std::fs::create_dir_all(&rt).unwrap();
     std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let file = TaskFile::new("attach", QUEUED);
+    let file = TaskFile::new("attach", ATTACHED);
     let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{said}");
     let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
+    *state.1.borrow_mut() = Some(id.clone());
     assert!(said.contains(&format!("(queued) — futuretop attach {id}")), "{said}");
     let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
     assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
@@ -1340,5 +1367,4 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     for action in ["\"attached\"", "\"cancel\"", "\"kill\"", "\"detached\""] {
         assert!(clients.iter().any(|l| l.contains(action)), "no {action} in {clients:#?}");
     }
-    let _ = std::fs::remove_dir_all(&rt);
 }

@@ -17,11 +17,44 @@ use serde_json::Value;
 /// Upper bound for anything that should happen soon; a passing test never waits this long.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A runtime directory of its own (mode 0700, as a login's is).
-fn runtime() -> PathBuf {
+/// A runtime directory of its own (mode 0700, as a login's is); on drop, whatever a
+/// test left running there is stopped (a failed assertion leaves no run behind).
+struct Runtime(PathBuf);
+
+impl std::ops::Deref for Runtime {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = std::fs::set_permissions(self.0.join("futuretop"), std::fs::Permissions::from_mode(0o700));
+        let out = futuretop(&self.0, &["ls", "--json"]);
+        let live: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for run in live {
+            if let Some(id) = run["id"].as_str() {
+                let _ = futuretop(&self.0, &["stop", id]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn runtime() -> Runtime {
     let dir = scratch("detach");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    dir
+    Runtime(dir)
+}
+
+/// [`runtime`] under the temp directory, which another user can walk through.
+fn runtime_in_tmp() -> Runtime {
+    let dir = std::env::temp_dir().join(format!("ft-other-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Runtime(dir)
 }
 
 fn futuretop(runtime: &Path, args: &[&str]) -> Output {
@@ -58,8 +91,10 @@ fn listed(runtime: &Path, id: &str) -> Value {
     all.into_iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id} is not listed: {}", text(&out.stdout)))
 }
 
+/// Whether process `pid` runs: not gone, and not a zombie (a detached run's parent has
+/// exited, so whoever adopted it reaps it, perhaps late).
 fn alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    u32::try_from(pid).is_ok_and(|p| futuretop::session::proc_start(p).is_some())
 }
 
 #[test]
@@ -75,11 +110,6 @@ fn a_detached_run_is_listed_followed_and_waited_for() {
     assert_eq!(entry["name"], "job");
     // Its status may not be written yet (the bus writes it about once a second).
     assert!(matches!(entry["total"].as_u64(), Some(0 | 2)), "{entry}");
-    // A session of its own: no terminal's hangup reaches it.
-    let pid = i32::try_from(entry["pid"].as_u64().unwrap()).unwrap();
-    if alive(pid) {
-        assert_eq!(nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap().as_raw(), pid);
-    }
     // Followed from its start to its end: the summary, and the run's exit code.
     let attached = futuretop(&rt, &["attach", &id, "--headless"]);
     let summary = text(&attached.stdout);
@@ -106,6 +136,8 @@ fn stop_ends_a_detached_run_as_ctrl_c_does() {
          \x20 - { name: later, pool: t, call: pow, args: { base: 2, exp: 2 } }\n",
     );
     let pid = i32::try_from(listed(&rt, &id)["pid"].as_u64().unwrap()).unwrap();
+    // A session of its own: no terminal's hangup reaches it.
+    assert_eq!(nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap().as_raw(), pid);
     let started = Instant::now();
     let out = futuretop(&rt, &["stop", &id]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -120,6 +152,8 @@ fn stop_ends_a_detached_run_as_ctrl_c_does() {
     assert_eq!((last["event"].as_str(), last["exit_code"].as_i64()), (Some("run_finished"), Some(130)));
     assert_eq!(last["counts"]["exception"], 1, "{last}");
     assert_eq!(last["counts"]["cancelled"], 1, "{last}");
+    // Asked through the run's control socket, and logged with who asked.
+    assert!(log.lines().any(|l| l.contains("\"event\":\"client\"") && l.contains("\"action\":\"stop\"")), "{log}");
     // Stopping it again says so.
     let again = futuretop(&rt, &["stop", &id]);
     assert_eq!(again.status.code(), Some(2));
@@ -317,17 +351,13 @@ fn another_user_is_refused_and_the_refusal_is_logged() {
     if !crate::common::can_run(test, "root with setpriv and /usr/bin/python3", here, "FUTURETOP_OTHER_USER") {
         return;
     }
-    // Under /tmp, which the other user can walk through.
-    let rt = std::env::temp_dir().join(format!("ft-other-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&rt);
-    std::fs::create_dir_all(&rt).unwrap();
-    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let rt = runtime_in_tmp();
     let (id, _) = blocked_run(&rt);
     let log_path = PathBuf::from(listed(&rt, &id)["log"].as_str().unwrap());
     let log_of = |_: &Path, _: &str| std::fs::read_to_string(&log_path).unwrap();
     let dir = rt.join("futuretop");
     let socket = dir.join(format!("{id}.sock"));
-    for (path, mode) in [(&rt, 0o711), (&dir, 0o711), (&socket, 0o666)] {
+    for (path, mode) in [(&*rt, 0o711), (dir.as_path(), 0o711), (socket.as_path(), 0o666)] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let script = "import socket, struct, sys\n\
@@ -355,5 +385,4 @@ fn another_user_is_refused_and_the_refusal_is_logged() {
     assert!(text(&refused.stderr).contains("its mode is 0711"), "{}", text(&refused.stderr));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(futuretop(&rt, &["stop", &id]).status.code(), Some(0));
-    let _ = std::fs::remove_dir_all(&rt);
 }
