@@ -230,9 +230,67 @@ fn main() {
             println!("  {name} / futuretop: {:.2}x (paired, quartiles {q1:.2}-{q3:.2})", median(ratios));
         }
     }
+    attached(&dir, &file("thread.yaml"), &log, rounds);
     big(&dir, &log);
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 19: what `attach` clients following a detached run cost it. The 100k map runs
+/// detached (`run --detach --events LOG`) with 0, 1 and 10 `attach --headless` clients
+/// started as soon as `--detach` returns; the run's own length is its `run_finished`'s
+/// `t`. The three go one after the other in each round (the order turning), and each
+/// count is compared with the round's run without clients.
+fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = dir.join("runtime");
+    std::fs::create_dir_all(&rt).unwrap();
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ft = |args: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(EXE);
+        c.args(args).env("XDG_RUNTIME_DIR", &rt).stdin(Stdio::null()).stderr(Stdio::null());
+        c
+    };
+    let once = |clients: usize| -> f64 {
+        let out = ft(&["run".as_ref(), file.as_os_str(), "--detach".as_ref(), "--events".as_ref(), log.as_os_str()])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let id = said.split_whitespace().nth(2).unwrap().to_owned();
+        let mut followers: Vec<std::process::Child> = (0..clients)
+            .map(|_| {
+                ft(&["attach".as_ref(), id.as_ref(), "--headless".as_ref()]).stdout(Stdio::null()).spawn().unwrap()
+            })
+            .collect();
+        assert!(ft(&["wait".as_ref(), id.as_ref()]).status().unwrap().code() == Some(0));
+        for f in &mut followers {
+            let _ = f.wait();
+        }
+        let text = std::fs::read_to_string(log).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        last["t"].as_f64().unwrap()
+    };
+    let mut t: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            t[which].push(once([0, 1, 10][which]));
+        }
+    }
+    println!("a detached 100k pow map (thread pool), its own length with attach --headless clients following it");
+    println!("  no client         {:>8.3} s", median(t[0].clone()));
+    for (i, n) in [(1, 1), (2, 10)] {
+        let ratios: Vec<f64> = t[i].iter().zip(&t[0]).map(|(c, none)| c / none).collect();
+        let (q1, q3) = quartiles(ratios.clone());
+        println!(
+            "  {n:>2} client{}        {:>8.3} s   {:+.0}% (paired, quartiles {:+.0}% to {:+.0}%)",
+            if n == 1 { " " } else { "s" },
+            median(t[i].clone()),
+            (median(ratios) - 1.0) * 100.0,
+            (q1 - 1.0) * 100.0,
+            (q3 - 1.0) * 100.0
+        );
+    }
 }
 
 /// This process's peak resident memory so far, in MB.
