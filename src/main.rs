@@ -382,12 +382,23 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     if args.detach {
         return detach(&plan, args, again);
     }
-    // A detached run, started by the `--detach` above: a session of its own.
-    let detached = match &args.run_id {
+    // A detached run, started by the `--detach` above: a session of its own. A run in
+    // the foreground is listed too (`ls`, `wait`, `stop`, `attach` with a log), when the
+    // state directory can be used.
+    let listed = match &args.run_id {
         Some(id) => Some(become_detached(id)?),
-        None => None,
+        None => match futuretop::session::state_dir() {
+            Ok(dir) => {
+                let id = futuretop::session::new_id(&dir);
+                Some((dir, id))
+            }
+            Err(e) => {
+                warn!("{e}; this run is not listed by futuretop ls");
+                None
+            }
+        },
     };
-    let status_file = detached.as_ref().map(|(dir, id)| dir.join(format!("{id}.status.json")));
+    let status_file = listed.as_ref().map(|(dir, id)| dir.join(format!("{id}.status.json")));
     let options = RunOptions {
         events: args.events.clone(),
         on_deadlock: match args.on_deadlock {
@@ -413,20 +424,31 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
         .map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
-    if let Some((dir, id)) = &detached {
+    if let Some((dir, id)) = &listed {
         // Its control socket, then its record: once `--detach` sees the record, the run
         // can be attached to.
         let socket = dir.join(format!("{id}.sock"));
         if let Err(e) = futuretop::attach::serve(&socket, id.clone(), handle.control()) {
             warn!("futuretop: no control socket at {}: {e}", socket.display());
         }
-        let log = args.events.clone().unwrap_or_else(|| dir.join(format!("{id}.jsonl")));
-        if let Err(e) = futuretop::session::register(dir, id, &plan.name, &plan.source, &log) {
+        let log = match (&args.events, &args.run_id) {
+            (Some(log), _) => std::path::absolute(log).ok(),
+            (None, Some(_)) => Some(dir.join(format!("{id}.jsonl"))),
+            (None, None) => None,
+        };
+        let registered = futuretop::session::register(dir, id, &plan.name, &plan.source, log.as_deref());
+        if let (Err(e), Some(_)) = (&registered, &args.run_id) {
             let _ = handle.control().send(Control::Interrupt);
             let _ = handle.join();
             return Err(format!("futuretop: cannot record the run in {}: {e}", dir.display()));
         }
     }
+    // Nothing answers on the run's socket once it has ended.
+    let unlisten = || {
+        if let Some((dir, id)) = &listed {
+            let _ = std::fs::remove_file(dir.join(format!("{id}.sock")));
+        }
+    };
     if let Some(display) = display {
         let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
         // A panic in the monitor (a bug) has restored the terminal and printed its message
@@ -446,6 +468,7 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
             let _ = handle.control().send(Control::Interrupt);
         }
         let report = handle.join();
+        unlisten();
         // The futures as the screen counted them, in the headless summary's words.
         let shown = shown?;
         say_raw!("{}", shown.model.summary_with_log(report.exit_code, args.events.as_deref()));
@@ -454,10 +477,7 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), Some(options.on_deadlock));
     let report = handle.join();
-    if let Some((dir, id)) = &detached {
-        // Nothing answers there any more.
-        let _ = std::fs::remove_file(dir.join(format!("{id}.sock")));
-    }
+    unlisten();
     say_raw!("{}", model.summary_with_log(report.exit_code, args.events.as_deref()));
     Ok(exit_code(&report))
 }
@@ -685,7 +705,7 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
             "futuretop: run {} has ended ({}): futuretop replay {}",
             found.record.id,
             found.state.as_str(),
-            found.record.log.display()
+            found.record.log.as_deref().map_or_else(|| "(it wrote no log)".into(), |l| l.display().to_string())
         ));
     }
     let options = monitor_options(display)?;
@@ -710,7 +730,7 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
     let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started }, &options)
         .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
-        say_raw!("{}", shown.model.summary_with_log(code, Some(&found.record.log)));
+        say_raw!("{}", shown.model.summary_with_log(code, found.record.log.as_deref()));
         return Ok(u8::try_from(code).unwrap_or(1));
     }
     say!(
@@ -729,7 +749,12 @@ fn follow_log(
     use futuretop::session;
     let (pid, started) = (found.record.pid, found.record.proc_start);
     let alive = move || session::proc_start(pid) == Some(started);
-    let path = found.record.log.clone();
+    let Some(path) = found.record.log.clone() else {
+        return Err(format!(
+            "futuretop: run {} writes no event log, which attach follows: start it with --events FILE, or with --detach",
+            found.record.id
+        ));
+    };
     // The run opens its log right after it has written its record.
     let file = loop {
         match std::fs::File::open(&path) {

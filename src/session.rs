@@ -105,8 +105,8 @@ pub struct Record {
     pub proc_start: u64,
     /// When the run started, in seconds since the Unix epoch.
     pub started: f64,
-    /// Its event log.
-    pub log: PathBuf,
+    /// Its event log (a run in the foreground without `--events` writes none).
+    pub log: Option<PathBuf>,
 }
 
 /// A run's progress, as its event bus last wrote it (`ID.status.json`).
@@ -257,7 +257,8 @@ fn status_of(dir: &Path, id: &str) -> Option<Status> {
 }
 
 /// Writes this process's record of run `id` (it has started).
-pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: &Path) -> std::io::Result<Record> {
+pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: Option<&Path>) -> std::io::Result<Record> {
+    prune(dir);
     let pid = std::process::id();
     let record = Record {
         id: id.to_owned(),
@@ -266,10 +267,25 @@ pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: &Path) -> std
         pid,
         proc_start: proc_start(pid).unwrap_or(0),
         started: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
-        log: log.to_owned(),
+        log: log.map(Path::to_owned),
     };
     write_json_atomically(&dir.join(format!("{id}.json")), &record)?;
     Ok(record)
+}
+
+/// How many runs that have ended keep their files in the state directory (`ls --all`).
+const ENDED_KEPT: usize = 50;
+
+/// Removes the files of the runs that ended, but the [`ENDED_KEPT`] latest: their record,
+/// status, output, and their event log if it is in the state directory.
+fn prune(dir: &Path) {
+    let ended: Vec<Found> = runs(dir).into_iter().filter(|f| f.state != State::Running).collect();
+    let Some(old) = ended.len().checked_sub(ENDED_KEPT) else { return };
+    for f in &ended[..old] {
+        for ext in ["status.json", "out", "sock", "jsonl", "json"] {
+            let _ = fs::remove_file(dir.join(format!("{}.{ext}", f.record.id)));
+        }
+    }
 }
 
 /// Where a run stands, as `ls` tells it.

@@ -386,3 +386,57 @@ fn another_user_is_refused_and_the_refusal_is_logged() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     assert_eq!(futuretop(&rt, &["stop", &id]).status.code(), Some(0));
 }
+
+/// A run in the foreground is listed too: `ls` shows it, `stop` stops it (its process
+/// exits 130, as on Ctrl-C), and `attach` follows it when it writes a log, or says why not.
+#[test]
+fn a_foreground_run_is_listed_stopped_and_attached_to() {
+    let rt = runtime();
+    let file = rt.join("fg.yaml");
+    std::fs::write(
+        &file,
+        "pools:\n  t: { kind: thread, max_workers: 1 }\ntasks:\n\
+         \x20 - { name: blocker, pool: t, call: sleep, args: { secs: 60 } }\n",
+    )
+    .unwrap();
+    let start = |events: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_futuretop"));
+        c.args(["run", file.to_str().unwrap(), "--headless"]).env("XDG_RUNTIME_DIR", &*rt);
+        if let Some(log) = events {
+            c.arg("--events").arg(log);
+        }
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap()
+    };
+    let live =
+        || -> Vec<Value> { serde_json::from_slice(&futuretop(&rt, &["ls", "--json"]).stdout).unwrap_or_default() };
+    // Without a log: listed, but nothing to follow.
+    let mut quiet = start(None);
+    until("the run without a log to be listed", || live().len() == 1);
+    let id = live()[0]["id"].as_str().unwrap().to_owned();
+    assert!(live()[0]["log"].is_null());
+    let attached = futuretop(&rt, &["attach", &id, "--headless"]);
+    assert_eq!(attached.status.code(), Some(2));
+    assert!(text(&attached.stderr).contains("writes no event log"), "{}", text(&attached.stderr));
+    assert_eq!(futuretop(&rt, &["stop", &id]).status.code(), Some(0));
+    assert_eq!(quiet.wait().unwrap().code(), Some(130));
+    // With a log: another terminal follows it, and stops it.
+    let log = rt.join("fg.jsonl");
+    let mut logged = start(Some(&log));
+    until("the run with a log to be listed", || live().len() == 1);
+    let id = live()[0]["id"].as_str().unwrap().to_owned();
+    let follower = Command::new(env!("CARGO_BIN_EXE_futuretop"))
+        .args(["attach", &id, "--headless"])
+        .env("XDG_RUNTIME_DIR", &*rt)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    until("the blocker to run", || std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"running\""));
+    assert_eq!(futuretop(&rt, &["stop", &id]).status.code(), Some(0));
+    assert_eq!(logged.wait().unwrap().code(), Some(130));
+    let summary = follower.wait_with_output().unwrap();
+    assert_eq!(summary.status.code(), Some(130));
+    assert!(text(&summary.stdout).contains("blocker: Killed"), "{}", text(&summary.stdout));
+    let ended = listed(&rt, &id);
+    assert_eq!((ended["state"].as_str(), ended["exit_code"].as_i64()), (Some("finished"), Some(130)), "{ended}");
+}
