@@ -506,6 +506,47 @@ mod tests {
         }
     }
 
+    /// A state directory of a test's own, mode 0700.
+    fn scratch_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ft-session-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_latest_ended_runs_are_kept_and_the_older_pruned_with_their_files() {
+        let dir = scratch_dir("prune");
+        // 55 runs that ended (no such process), oldest first, each with its files.
+        for k in 0..55u32 {
+            let id = format!("{k:06x}");
+            let record = Record {
+                id: id.clone(),
+                name: "r".into(),
+                file: "r.yaml".into(),
+                pid: u32::MAX,
+                proc_start: 1,
+                started: f64::from(k),
+                log: Some(dir.join(format!("{id}.jsonl"))),
+            };
+            write_json_atomically(&dir.join(format!("{id}.json")), &record).unwrap();
+            let status = Status { done: 1, total: 1, deadlocks: 0, exit_code: Some(0) };
+            write_json_atomically(&dir.join(format!("{id}.status.json")), &status).unwrap();
+            fs::write(dir.join(format!("{id}.jsonl")), "{}\n").unwrap();
+        }
+        // A crafted record whose name and id differ, and a FIFO, are no runs: skipped.
+        fs::write(dir.join("abcdef.json"), br#"{"id":"000001"}"#).unwrap();
+        nix::unistd::mkfifo(&dir.join("fedcba.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(runs(&dir).len(), 55);
+        register(&dir, "ffffff", "new", "new.yaml", None).unwrap();
+        let left = runs(&dir);
+        assert_eq!(left.len(), 51, "the 50 latest ended, and the new one");
+        assert_eq!(left[0].record.id, "000005", "the five oldest went");
+        assert!(!dir.join("000004.jsonl").exists() && !dir.join("000004.status.json").exists());
+        assert!(dir.join("000005.jsonl").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn only_six_hex_digits_are_a_run_id() {
         assert!(is_run_id("a1b2c3"));
