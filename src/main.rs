@@ -696,7 +696,19 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
     let dir = session::state_dir().map_err(|e| e.to_string())?;
     let found = session::find(&dir, id)?;
     // A viewer: on a busy machine the run comes first (a slow client never slows it).
-    let _ = rustix::process::nice(ATTACHED_NICENESS);
+    // `--headless` runs only on a CPU nothing else wants (SCHED_IDLE, which its threads
+    // inherit): it may fall behind and catch up at the end. The monitor keeps a share
+    // (`nice` +10), so that it still answers keys while the run takes every CPU.
+    let idle = headless
+        && thread_priority::set_thread_priority_and_policy(
+            thread_priority::thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Idle),
+        )
+        .is_ok();
+    if !idle {
+        let _ = rustix::process::nice(ATTACHED_NICENESS);
+    }
     if !use_monitor(headless) {
         return attach_headless(&dir, &found);
     }
