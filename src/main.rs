@@ -717,7 +717,10 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
             "futuretop: run {} has ended ({}): futuretop replay {}",
             found.record.id,
             found.state.as_str(),
-            found.record.log.as_deref().map_or_else(|| "(it wrote no log)".into(), |l| l.display().to_string())
+            found.record.log.as_deref().map_or_else(
+                || "(it wrote no log)".into(),
+                |l| futuretop::text::visible(&l.display().to_string()).into_owned()
+            )
         ));
     }
     let options = monitor_options(display)?;
@@ -772,7 +775,7 @@ fn follow_log(
         match std::fs::File::open(&path) {
             Ok(f) => break f,
             Err(_) if alive() => std::thread::sleep(std::time::Duration::from_millis(10)),
-            Err(e) => return Err(format!("futuretop: {}: {e}", path.display())),
+            Err(e) => return Err(format!("futuretop: {}: {e}", futuretop::text::visible(&path.display().to_string()))),
         }
     };
     let follow = session::Follow::new(file, Box::new(alive));
