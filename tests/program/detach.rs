@@ -129,12 +129,7 @@ fn a_detached_run_is_listed_followed_and_waited_for() {
 #[test]
 fn stop_ends_a_detached_run_as_ctrl_c_does() {
     let rt = runtime();
-    let id = detach(
-        &rt,
-        "pools:\n  t: { kind: thread, max_workers: 1 }\ntasks:\n\
-         \x20 - { name: long, pool: t, call: sleep, args: { secs: 60 } }\n\
-         \x20 - { name: later, pool: t, call: pow, args: { base: 2, exp: 2 } }\n",
-    );
+    let (id, _) = blocked_run(&rt);
     let pid = i32::try_from(listed(&rt, &id)["pid"].as_u64().unwrap()).unwrap();
     // A session of its own: no terminal's hangup reaches it.
     assert_eq!(nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(pid))).unwrap().as_raw(), pid);
