@@ -655,7 +655,15 @@ fn stop_run(id: Option<&str>) -> Result<u8, String> {
         signal_run(&found, nix::sys::signal::Signal::SIGINT)
             .map_err(|e| format!("futuretop: cannot stop run {} ({why}): {e}", found.record.id))?;
     }
-    let code = session::wait(&dir, &found);
+    // Its running tasks are killed, its commands' process groups too: that may take a
+    // while, and the user is told so.
+    let code = session::wait_saying(&dir, &found, std::time::Duration::from_secs(5), |waited| {
+        warn!(
+            "futuretop: run {} is stopping ({:.0} s): its running tasks are being killed (Ctrl-C stops waiting, not the stopping)",
+            found.record.id,
+            waited.as_secs_f64()
+        );
+    });
     say!(
         "stopped run {} ({}){}",
         found.record.id,

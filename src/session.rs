@@ -388,6 +388,14 @@ pub fn find(dir: &Path, id: Option<&str>) -> Result<Found, String> {
 /// Waits until run `found` is no longer running; returns its exit code (`None`: it was
 /// lost without one).
 pub fn wait(dir: &Path, found: &Found) -> Option<i32> {
+    wait_saying(dir, found, Duration::MAX, |_| {})
+}
+
+/// [`wait`], calling `say` with the time waited so far every `every` (to tell a user
+/// what is taking long).
+pub fn wait_saying(dir: &Path, found: &Found, every: Duration, mut say: impl FnMut(Duration)) -> Option<i32> {
+    let started = Instant::now();
+    let mut next_word = every;
     let mut pause = Duration::from_millis(5);
     loop {
         if proc_start(found.record.pid) != Some(found.record.proc_start) {
@@ -395,6 +403,10 @@ pub fn wait(dir: &Path, found: &Found) -> Option<i32> {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
+        if started.elapsed() >= next_word {
+            say(started.elapsed());
+            next_word = next_word.saturating_add(every);
+        }
     }
     status_of(dir, &found.record.id).and_then(|s| s.exit_code)
 }
