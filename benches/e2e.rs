@@ -361,4 +361,36 @@ fn big(dir: &Path, log: &Path) {
         "  first frame {first:.2} ms; key to frame (End, Home, PgDn, PgDn, Down, End): {}",
         keys.iter().map(|k| format!("{k:.2}")).collect::<Vec<_>>().join(", ")
     );
+    drop(app);
+    // Issue 19: `attach` to a run of 1,000,000 finished futures, as `attach` does it: a
+    // reader follows the log into a channel of 4,096, the monitor takes in what comes
+    // within a frame (33 ms), then draws; until the log is read whole.
+    let start = Instant::now();
+    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let path = log.to_owned();
+    let reader = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        let follow = futuretop::session::Follow::new(file, Box::new(|| false));
+        for e in futuretop::events::LogReader::from_reader(path, follow).flatten() {
+            if tx.send(std::sync::Arc::new(e)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut app = futuretop::tui::app::App::new();
+    app.attachment = futuretop::tui::app::Attachment::Following;
+    let mut first = None;
+    while let Ok(e) = rx.recv() {
+        app.apply_event(&e);
+        app.drain(&rx, Duration::from_millis(33));
+        frame(&mut app);
+        first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+    }
+    let _ = reader.join();
+    println!(
+        "an attached monitor on that log: first screen after {:.1} ms, all {} rows taken in after {:.3} s",
+        first.unwrap_or(0.0),
+        app.model.rows.len(),
+        start.elapsed().as_secs_f64()
+    );
 }
