@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::control::Control;
 use crate::events::ClientAction;
+use futuretop_engine::executor::protocol;
 use futuretop_engine::FutureId;
 
 /// The client protocol's version; bumped on any incompatible change.
@@ -122,43 +123,15 @@ impl ToRun {
     }
 }
 
-/// Writes one frame.
+/// Writes one frame (the process pool's framing, with this protocol's limit).
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-    let len = u32::try_from(body.len()).ok().filter(|&l| l <= MAX_FRAME).ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a frame of {} bytes is over the limit", body.len()),
-        )
-    })?;
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&body);
-    w.write_all(&buf)?;
-    w.flush()
+    protocol::write_frame_within(w, msg, MAX_FRAME)
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of the stream (between frames). A frame
 /// over [`MAX_FRAME`], cut short or not a message of this protocol is an error.
 pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> std::io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let len = u32::from_le_bytes(len);
-    if len > MAX_FRAME {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a frame of {len} bytes")));
-    }
-    let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body)?;
-    serde_json::from_slice(&body).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    protocol::read_frame_within(r, MAX_FRAME)
 }
 
 /// Who is at the other end of `stream`: its pid and uid, as the kernel says.

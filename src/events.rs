@@ -679,8 +679,9 @@ impl Bus {
         Arc::clone(&self.lag)
     }
 
-    /// Looks at the subscribers' backlog; returns it.
-    fn measure_lag(&mut self) -> usize {
+    /// The bus's periodic chores (every [`LAG_EVERY`] messages, and while idle): looks at
+    /// the subscribers' backlog, which it returns, and rewrites the status file if due.
+    fn chores(&mut self) -> usize {
         let lag = self.subscribers.iter().map(Sender::len).max().unwrap_or(0);
         self.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
         if let Some(status) = self.status.as_mut() {
@@ -728,7 +729,7 @@ impl Bus {
                     // A steady stream paused: nap, then take what came meanwhile, rather
                     // than sleep on the channel (it spins and yields the CPU a few times
                     // first, a system call each, and each send then has to wake the bus).
-                    self.measure_lag();
+                    self.chores();
                     std::thread::sleep(BUS_NAP);
                     continue;
                 }
@@ -736,7 +737,7 @@ impl Bus {
                     self.check_stage();
                     // A pause in the stream: the log is flushed if nothing more comes
                     // within FLUSH_AFTER (a flush a burst would cost a write each).
-                    if self.measure_lag() >= SUBSCRIBER_BACKLOG {
+                    if self.chores() >= SUBSCRIBER_BACKLOG {
                         // The runner holds back until the subscriber catches up: look
                         // again soon, so that it learns when.
                         match rx.recv_timeout(LAG_RECHECK) {
@@ -782,7 +783,7 @@ impl Bus {
             // Under a steady stream the log still reaches the disk every FLUSH_AFTER.
             handled = handled.wrapping_add(1);
             if handled.is_multiple_of(LAG_EVERY) {
-                self.measure_lag();
+                self.chores();
             }
             if handled.is_multiple_of(16) && last_flush.elapsed() >= FLUSH_AFTER {
                 self.flush();

@@ -567,11 +567,9 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     let exe = std::env::current_exe().map_err(|e| format!("futuretop: cannot find this program: {e}"))?;
     let mut command = std::process::Command::new(exe);
     command.args(again).arg("--headless").arg("--events").arg(&log).arg("--run-id").arg(&id);
-    command.arg("--on-deadlock").arg(match args.on_deadlock {
-        DeadlockPolicy::Warn => "warn",
-        DeadlockPolicy::Fail => "fail",
-        DeadlockPolicy::Break => "break",
-    });
+    if let Some(policy) = clap::ValueEnum::to_possible_value(&args.on_deadlock) {
+        command.arg("--on-deadlock").arg(policy.get_name());
+    }
     if let Some(after) = args.stall_after {
         command.arg("--stall-after").arg(after.to_string());
     }

@@ -11,8 +11,9 @@
 //! for the pipe round trip itself (two writes, two reads, two wake-ups), so a binary
 //! encoding would not change the per-task cost measurably (see `docs/performance.md`).
 //!
-//! Public only as far as its fuzzer needs (the messages and [`read_frame`]): a program
-//! uses the process pool, not the protocol.
+//! Public only as far as its fuzzer and the program's control socket need (the messages,
+//! and the framing, with a limit of the caller's): a program uses the process pool, not
+//! the protocol.
 //!
 //! Frames larger than [`MAX_FRAME`] are refused: a corrupt length can never make the
 //! reader allocate without bound. A decoder error fails the pool cleanly, never panics.
@@ -319,15 +320,25 @@ impl<'de> Deserialize<'de> for ToParent {
 
 /// Writes one frame and flushes it.
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
-    queue_frame(w, msg)?;
+    write_frame_within(w, msg, MAX_FRAME)
+}
+
+/// [`write_frame`] with another limit than [`MAX_FRAME`] (a protocol of smaller messages:
+/// the program's control socket).
+pub fn write_frame_within<T: Serialize>(w: &mut impl Write, msg: &T, max: u32) -> io::Result<()> {
+    queue_frame_within(w, msg, max)?;
     w.flush()
 }
 
 /// Writes one frame into `w` without flushing: with a buffered writer, it leaves with the
 /// next flush (several frames in one write).
 pub(crate) fn queue_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
+    queue_frame_within(w, msg, MAX_FRAME)
+}
+
+fn queue_frame_within<T: Serialize>(w: &mut impl Write, msg: &T, max: u32) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
-    let len = u32::try_from(body.len()).ok().filter(|&l| l <= MAX_FRAME).ok_or_else(|| {
+    let len = u32::try_from(body.len()).ok().filter(|&l| l <= max).ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {} bytes is over the limit", body.len()))
     })?;
     let mut buf = Vec::with_capacity(4 + body.len());
@@ -338,6 +349,11 @@ pub(crate) fn queue_frame<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Resu
 
 /// Reads one frame; `Ok(None)` at a clean end of stream (between frames).
 pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result<Option<T>> {
+    read_frame_within(r, MAX_FRAME)
+}
+
+/// [`read_frame`] with another limit than [`MAX_FRAME`].
+pub fn read_frame_within<T: for<'de> Deserialize<'de>>(r: &mut impl Read, max: u32) -> io::Result<Option<T>> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -352,7 +368,7 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> io::Result
         }
     }
     let len = u32::from_le_bytes(len);
-    if len > MAX_FRAME {
+    if len > max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a frame of {len} bytes is over the limit")));
     }
     // Grown as bytes arrive: a corrupt length on a short stream allocates nothing big.
