@@ -168,6 +168,13 @@ pub struct RunArgs {
     /// (Internal) the id of a detached run, given by the `--detach` that started it.
     #[arg(long, hide = true, value_name = "ID")]
     pub run_id: Option<String>,
+    /// (Internal) the id of a run in the foreground, given by its keeper
+    /// ([`futuretop::keeper`]), whose pid is `--keeper`.
+    #[arg(long, hide = true, value_name = "ID", requires = "keeper")]
+    pub foreground: Option<String>,
+    /// (Internal) the pid of the keeper of a run in the foreground.
+    #[arg(long, hide = true, value_name = "PID")]
+    pub keeper: Option<u32>,
     /// How the monitor draws.
     #[command(flatten)]
     pub display: DisplayArgs,

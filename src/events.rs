@@ -606,6 +606,9 @@ pub(crate) struct Bus {
     line: Vec<u8>,
     /// Finished futures whose names are still kept, oldest first (see [`Bus::retire`]).
     retired: std::collections::VecDeque<FutureId>,
+    /// The futures being waited on, with how many waits each: they keep their names
+    /// until the last of those waits has ended (its `wait_end` names them).
+    waited: IdMap<FutureId, u32>,
     /// Retries about to be submitted: their attempt numbers, by task name
     /// ([`BusMsg::Attempt`]); the `pending` event of the next future of that name takes it.
     attempts: HashMap<Name, u32>,
@@ -634,8 +637,11 @@ const BUS_NAP: std::time::Duration = std::time::Duration::from_micros(200);
 /// While a subscriber lags and no message comes, the bus looks again this often.
 const LAG_RECHECK: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// How many finished futures keep their names on the bus.
-const NAMES_KEPT: usize = 65_536;
+/// How many finished futures keep their names on the bus (for a command's last output
+/// lines, which may come after its end); one being waited on keeps its own until the
+/// wait ends. Small, so that the map stays in the cache: at 65,536 its growth was a
+/// third of the fresh pages a 100,000-task run touched.
+const NAMES_KEPT: usize = 4096;
 
 /// The pids of live worker processes, kept by the bus from `worker_started` and
 /// `worker_exited`, read by the system sampler.
@@ -653,7 +659,7 @@ impl Bus {
             start,
             seq: 0,
             last_t: 0.0,
-            futures: IdMap::default(),
+            futures: IdMap::with_capacity_and_hasher(2 * NAMES_KEPT, std::hash::BuildHasherDefault::default()),
             results: IdMap::default(),
             log,
             log_error: None,
@@ -662,7 +668,8 @@ impl Bus {
             last: None,
             worker_pids: WorkerPids::default(),
             line: Vec::with_capacity(256),
-            retired: std::collections::VecDeque::new(),
+            retired: std::collections::VecDeque::with_capacity(NAMES_KEPT + 1),
+            waited: IdMap::default(),
             attempts: HashMap::new(),
             lag: Lag::default(),
             status: None,
@@ -823,14 +830,19 @@ impl Bus {
         }
     }
 
-    /// A future has finished: its names are kept a while longer (a `wait_end` on it, or
-    /// a command's last output lines, may still come), then forgotten once
-    /// [`NAMES_KEPT`] futures have finished after it, so memory stays flat over long runs.
+    /// A future has finished: its names are kept a while longer (a command's last output
+    /// lines may still come), then forgotten once [`NAMES_KEPT`] futures have finished
+    /// after it, so memory stays flat over long runs; one still waited on goes back in
+    /// line (a `wait_end` on it will name it).
     fn retire(&mut self, id: FutureId) {
         self.retired.push_back(id);
         if self.retired.len() > NAMES_KEPT {
             if let Some(old) = self.retired.pop_front() {
-                self.futures.remove(&old);
+                if self.waited.contains_key(&old) {
+                    self.retired.push_back(old);
+                } else {
+                    self.futures.remove(&old);
+                }
             }
         }
     }
@@ -922,20 +934,31 @@ impl Bus {
                     Outcome::Exception(e) => EventKind::Exception { task, id: id.0, pool, error: ErrorInfo::from(&e) },
                 }
             }
-            Observation::WaitStart { waiter, target, timeout } => EventKind::Wait {
-                task: self.name_of(waiter).0,
-                on: self.name_of(target).0,
-                id: waiter.0,
-                on_id: target.0,
-                timeout: timeout.map(|d| d.as_secs_f64()),
-            },
-            Observation::WaitEnd { waiter, target, outcome } => EventKind::WaitEnd {
-                task: self.name_of(waiter).0,
-                on: self.name_of(target).0,
-                id: waiter.0,
-                on_id: target.0,
-                outcome,
-            },
+            Observation::WaitStart { waiter, target, timeout } => {
+                *self.waited.entry(target).or_default() += 1;
+                EventKind::Wait {
+                    task: self.name_of(waiter).0,
+                    on: self.name_of(target).0,
+                    id: waiter.0,
+                    on_id: target.0,
+                    timeout: timeout.map(|d| d.as_secs_f64()),
+                }
+            }
+            Observation::WaitEnd { waiter, target, outcome } => {
+                if let Some(n) = self.waited.get_mut(&target) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.waited.remove(&target);
+                    }
+                }
+                EventKind::WaitEnd {
+                    task: self.name_of(waiter).0,
+                    on: self.name_of(target).0,
+                    id: waiter.0,
+                    on_id: target.0,
+                    outcome,
+                }
+            }
             Observation::WorkerStarted { pool, worker, pid } => {
                 self.track_pid(pid, true);
                 EventKind::WorkerStarted { pool, worker, pid }
@@ -1279,6 +1302,48 @@ pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bus forgets the names of finished futures after [`NAMES_KEPT`] more have
+    /// finished, so its map stays small, but one still waited on keeps its name until
+    /// the wait's end, which names it, however many finish meanwhile.
+    #[test]
+    fn a_finished_future_keeps_its_name_while_waited_on_and_only_then() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut bus = Bus::new(Instant::now(), None, vec![tx], None).expect("a bus without a log");
+        let at = Instant::now();
+        let pending =
+            |id: u64, name: &str| Observation::Pending { id: FutureId(id), pool: "p".into(), name: name.into() };
+        let finished = |id: u64| Observation::Finished { id: FutureId(id), outcome: Outcome::Cancelled };
+        bus.handle(BusMsg::Engine(at, pending(1, "target")));
+        bus.handle(BusMsg::Engine(at, pending(2, "waiter")));
+        bus.handle(BusMsg::Engine(at, pending(3, "forgotten")));
+        let wait = Observation::WaitStart { waiter: FutureId(2), target: FutureId(1), timeout: None };
+        bus.handle(BusMsg::Engine(at, wait));
+        bus.handle(BusMsg::Engine(at, finished(1)));
+        bus.handle(BusMsg::Engine(at, finished(3)));
+        let n = u64::try_from(3 * NAMES_KEPT).expect("a small number");
+        for id in 10..10 + n {
+            bus.handle(BusMsg::Engine(at, pending(id, "other")));
+            bus.handle(BusMsg::Engine(at, finished(id)));
+        }
+        assert!(bus.futures.len() <= NAMES_KEPT + 3, "the bus keeps {} names", bus.futures.len());
+        let end = Observation::WaitEnd { waiter: FutureId(2), target: FutureId(1), outcome: WaitOutcome::Completed };
+        bus.handle(BusMsg::Engine(at, end));
+        bus.handle(BusMsg::Output(at, FutureId(3), Stream::Stdout, "late".into(), 0));
+        let events: Vec<Arc<Event>> = rx.try_iter().collect();
+        let Some(EventKind::WaitEnd { task, on, .. }) = events.iter().rev().nth(1).map(|e| &e.kind) else {
+            panic!("no wait_end: {:?}", events.last())
+        };
+        assert_eq!((&**task, &**on), ("waiter", "target"));
+        let Some(EventKind::Output { task, .. }) = events.last().map(|e| &e.kind) else { panic!("no output") };
+        assert_eq!(&**task, "task-3", "a future finished {n} futures ago is forgotten");
+        // Once its wait has ended, the target goes the way of the others.
+        for id in 10 + n..10 + 2 * n {
+            bus.handle(BusMsg::Engine(at, pending(id, "other")));
+            bus.handle(BusMsg::Engine(at, finished(id)));
+        }
+        assert!(!bus.futures.contains_key(&FutureId(1)) && bus.waited.is_empty());
+    }
 
     /// An error reads `Type: what happened`, never `Killed: killed: ...`: the event's
     /// message is the exception's own words, without the prefix naming its kind again.

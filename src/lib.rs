@@ -20,6 +20,7 @@ pub mod detector;
 pub mod diff;
 pub mod events;
 pub mod headless;
+pub mod keeper;
 pub mod model;
 pub mod pools;
 pub mod prefs;

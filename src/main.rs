@@ -154,7 +154,8 @@ fn run(cli: Cli) -> Result<u8, String> {
                 let names: Vec<&str> = futuretop::demo::SCENARIOS.iter().map(|s| s.name).collect();
                 return Err(format!("futuretop: unknown demo '{name}' (demos: {})", names.join(", ")));
             };
-            let yaml = if s.name == "urls" {
+            // A keeper starts nothing: its run, a child, serves the pages.
+            let yaml = if s.name == "urls" && !will_keep(&run) {
                 let addr = futuretop::demo::start_local_http()
                     .map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
                 warn!("serving the demo pages on http://{addr}/");
@@ -385,22 +386,38 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     // A detached run, started by the `--detach` above: a session of its own. A run in
     // the foreground is listed too (`ls`, `wait`, `stop`, `attach` with a log), when the
     // state directory can be used.
-    let listed = match &args.run_id {
-        Some(id) => Some(become_detached(id)?),
-        None => match futuretop::session::state_dir() {
+    let listed = match (&args.run_id, &args.foreground) {
+        (Some(id), _) => Some(become_detached(id)?),
+        (None, Some(id)) => Some(become_kept(id, args.keeper)?),
+        (None, None) => match futuretop::session::state_dir() {
             Ok(dir) => {
                 let id = futuretop::session::new_id(&dir);
+                if will_keep(args) {
+                    // The monitor's run goes in a child of this process, which can leave
+                    // for the background on `d`: this process keeps it.
+                    return futuretop::keeper::keep(kept_run(args, again, &id)?);
+                }
                 Some((dir, id))
             }
             Err(e) => {
-                warn!("{e}; this run is not listed by futuretop ls");
+                warn!("{e}; this run is not listed by futuretop ls, and cannot be detached");
                 None
             }
         },
     };
     let status_file = listed.as_ref().map(|(dir, id)| dir.join(format!("{id}.status.json")));
+    let monitor = use_monitor(args.headless);
+    // Bad preferences are refused before anything runs.
+    let display = if monitor { Some(monitor_options(&args.display)?) } else { None };
+    // A run in the monitor, kept (see above), can be sent to the background with `d`: it
+    // keeps a log to be attached to, in the state directory unless `--events` says where.
+    let keeper = args.keeper.filter(|_| display.is_some() && args.foreground.is_some());
+    let implicit_log = match (keeper, &listed, &args.events) {
+        (Some(_), Some((dir, id)), None) => Some(dir.join(format!("{id}.jsonl"))),
+        _ => None,
+    };
     let options = RunOptions {
-        events: args.events.clone(),
+        events: args.events.clone().or_else(|| implicit_log.clone()),
         on_deadlock: match args.on_deadlock {
             DeadlockPolicy::Warn => OnDeadlock::Warn,
             DeadlockPolicy::Fail => OnDeadlock::Fail,
@@ -417,9 +434,6 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
         status_file,
     };
     let (tx, rx) = crossbeam_channel::unbounded();
-    let monitor = use_monitor(args.headless);
-    // Bad preferences are refused before anything runs.
-    let display = if monitor { Some(monitor_options(&args.display)?) } else { None };
     let plan = std::sync::Arc::new(plan);
     let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
         .map_err(|e| format!("futuretop: {e}"))?;
@@ -434,7 +448,7 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
         let log = match (&args.events, &args.run_id) {
             (Some(log), _) => std::path::absolute(log).ok(),
             (None, Some(_)) => Some(dir.join(format!("{id}.jsonl"))),
-            (None, None) => None,
+            (None, None) => implicit_log.clone(),
         };
         let registered = futuretop::session::register(dir, id, &plan.name, &plan.source, log.as_deref());
         if let (Err(e), Some(_)) = (&registered, &args.run_id) {
@@ -444,42 +458,115 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
         }
     }
     // Nothing answers on the run's socket once it has ended.
-    let unlisten = || {
-        if let Some((dir, id)) = &listed {
-            let _ = std::fs::remove_file(dir.join(format!("{id}.sock")));
-        }
-    };
     if let Some(display) = display {
-        let source = futuretop::tui::Source::Live { events: rx, control: handle.control(), plan: Some(plan) };
-        // A panic in the monitor (a bug) has restored the terminal and printed its message
-        // by now (the guard's hook); the run is stopped so that its log is complete.
-        let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, &display)));
-        let Ok(shown) = shown else {
-            let _ = handle.control().send(Control::Interrupt);
-            let report = handle.join();
-            warn!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
-            if let Some(e) = report.log_error {
-                warn!("futuretop: the event log is incomplete: {e}");
-            }
-            return Ok(EXIT_MONITOR_PANIC);
-        };
-        let shown = shown.map_err(|e| format!("futuretop: the terminal failed: {e}"));
-        if shown.is_err() {
-            let _ = handle.control().send(Control::Interrupt);
-        }
-        let report = handle.join();
-        unlisten();
-        // The futures as the screen counted them, in the headless summary's words.
-        let shown = shown?;
-        say_raw!("{}", shown.model.summary_with_log(report.exit_code, args.events.as_deref()));
-        return Ok(exit_code(&report));
+        let run =
+            Monitored { handle, plan, keeper, listed: listed.as_ref(), implicit_log, events: args.events.as_deref() };
+        return monitored(run, rx, &display);
     }
     let stderr = std::io::stderr();
     let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), Some(options.on_deadlock));
     let report = handle.join();
-    unlisten();
+    unlisten(listed.as_ref());
     say_raw!("{}", model.summary_with_log(report.exit_code, args.events.as_deref()));
     Ok(exit_code(&report))
+}
+
+/// A run shown in the monitor, as [`run_plan`] started it.
+struct Monitored<'a> {
+    handle: futuretop::runner::RunHandle,
+    plan: std::sync::Arc<Plan>,
+    /// Its keeper's pid, if it has one: then `d` sends it to the background.
+    keeper: Option<u32>,
+    /// Its state directory and id, if it is listed.
+    listed: Option<&'a (std::path::PathBuf, String)>,
+    /// The log it keeps for `attach` only (removed unless it detaches).
+    implicit_log: Option<std::path::PathBuf>,
+    /// `--events`.
+    events: Option<&'a Path>,
+}
+
+/// Shows `run` in the monitor until the user leaves it or detaches; then its summary.
+fn monitored(
+    run: Monitored<'_>,
+    rx: crossbeam_channel::Receiver<std::sync::Arc<futuretop::events::Event>>,
+    display: &futuretop::tui::MonitorOptions,
+) -> Result<u8, String> {
+    let name = run.plan.name.clone();
+    let detachable = match run.keeper {
+        Some(_) => futuretop::tui::app::Detachable::Yes,
+        None => futuretop::tui::app::Detachable::No(
+            "futuretop cannot use its state directory (said when the run started)".into(),
+        ),
+    };
+    // After `d`, the run goes on taking its events into the screen's model, for its
+    // summary at the end.
+    let after = run.keeper.map(|_| rx.clone());
+    let source =
+        futuretop::tui::Source::Live { events: rx, control: run.handle.control(), plan: Some(run.plan), detachable };
+    // A panic in the monitor (a bug) has restored the terminal and printed its message
+    // by now (the guard's hook); the run is stopped so that its log is complete.
+    let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, display)));
+    let Ok(shown) = shown else {
+        let _ = run.handle.control().send(Control::Interrupt);
+        let report = run.handle.join();
+        warn!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
+        if let Some(e) = report.log_error {
+            warn!("futuretop: the event log is incomplete: {e}");
+        }
+        return Ok(EXIT_MONITOR_PANIC);
+    };
+    let shown = shown.map_err(|e| format!("futuretop: the terminal failed: {e}"));
+    if shown.is_err() {
+        let _ = run.handle.control().send(Control::Interrupt);
+    }
+    let detached = match (&shown, run.keeper, run.listed) {
+        (Ok(s), Some(keeper), Some((dir, id))) if s.detached => {
+            say!("detached from run {id} ({}) — futuretop attach {id}", futuretop::text::visible(&name));
+            match futuretop::keeper::detach(keeper, &dir.join(format!("{id}.out"))) {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!("futuretop: the run stays in this terminal: {e}");
+                    false
+                }
+            }
+        }
+        _ => false,
+    };
+    let mut shown = shown;
+    match (after, shown.as_mut()) {
+        (Some(after), Ok(s)) if detached => {
+            for e in &after {
+                s.model.apply(&e);
+            }
+        }
+        _ => {}
+    }
+    let mut report = run.handle.join();
+    unlisten(run.listed);
+    if let Some(log) = &run.implicit_log {
+        // Kept only for attaching to the run: a run that stayed in its terminal leaves
+        // none behind, and a failure to write it is no failure of the run.
+        if let Some(e) = report.log_error.take() {
+            warn!("futuretop: the run's log for futuretop attach failed: {e}");
+        }
+        if !detached {
+            let _ = std::fs::remove_file(log);
+        }
+    }
+    // The futures as the screen counted them, in the headless summary's words.
+    let shown = shown?;
+    say_raw!(
+        "{}",
+        shown.model.summary_with_log(report.exit_code, run.events.or(run.implicit_log.as_deref().filter(|_| detached)))
+    );
+    Ok(exit_code(&report))
+}
+
+/// Nothing answers on the run's socket once it has ended.
+fn unlisten(listed: Option<&(std::path::PathBuf, String)>) {
+    if let Some((dir, id)) = listed {
+        let _ = std::fs::remove_file(dir.join(format!("{id}.sock")));
+    }
 }
 
 /// The program's exit code for a run that ended: the run's, or [`EXIT_LOG_INCOMPLETE`]
@@ -531,15 +618,22 @@ fn monitor_options(display: &DisplayArgs) -> Result<futuretop::tui::MonitorOptio
 }
 
 /// SIGINT, SIGTERM and SIGHUP stop the run cleanly (exit 130): pending tasks are
-/// cancelled, running ones killed, the event log completed.
+/// cancelled, running ones killed, the event log completed; so does the keeper's
+/// [`futuretop::keeper::STOP`], for a signal sent to the keeper (it never counts as a
+/// second one: the terminal's signals reach both).
 fn forward_signals(control: crossbeam_channel::Sender<Control>) {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+    let stop = futuretop::keeper::STOP as i32;
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, stop]) else {
         return;
     };
     let _ = std::thread::Builder::new().name("futuretop-signals".into()).spawn(move || {
         let mut count = 0;
-        for _ in signals.forever() {
+        for signal in signals.forever() {
+            if signal == stop {
+                let _ = control.send(Control::Interrupt);
+                continue;
+            }
             count += 1;
             if count > 1 {
                 // A second Ctrl-C: the user insists.
@@ -564,15 +658,8 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     let out_path = dir.join(format!("{id}.out"));
     let out = std::fs::File::create(&out_path).map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
     let err = out.try_clone().map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
-    let exe = std::env::current_exe().map_err(|e| format!("futuretop: cannot find this program: {e}"))?;
-    let mut command = std::process::Command::new(exe);
-    command.args(again).arg("--headless").arg("--events").arg(&log).arg("--run-id").arg(&id);
-    if let Some(policy) = clap::ValueEnum::to_possible_value(&args.on_deadlock) {
-        command.arg("--on-deadlock").arg(policy.get_name());
-    }
-    if let Some(after) = args.stall_after {
-        command.arg("--stall-after").arg(after.to_string());
-    }
+    let mut command = run_again(args, again)?;
+    command.arg("--headless").arg("--events").arg(&log).arg("--run-id").arg(&id);
     command.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     let mut child = command.spawn().map_err(|e| format!("futuretop: cannot start the run: {e}"))?;
     // Started once it has written its record; a run that fails first says why in its output.
@@ -594,6 +681,61 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     }
     say!("started run {id} ({}) — futuretop attach {id}", futuretop::text::visible(&plan.name));
     Ok(0)
+}
+
+/// Whether this process is to keep a run in the foreground ([`futuretop::keeper`]): a run
+/// in the monitor, not already kept or detached, when the state directory can be used.
+fn will_keep(args: &RunArgs) -> bool {
+    !args.detach
+        && args.run_id.is_none()
+        && args.foreground.is_none()
+        && use_monitor(args.headless)
+        && futuretop::session::state_dir().is_ok()
+}
+
+/// This program again, to run what `again` names as `args` say (the flags that shape a
+/// run; not `--detach`).
+fn run_again(args: &RunArgs, again: &[std::ffi::OsString]) -> Result<std::process::Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("futuretop: cannot find this program: {e}"))?;
+    let mut command = std::process::Command::new(exe);
+    command.args(again);
+    if let Some(policy) = clap::ValueEnum::to_possible_value(&args.on_deadlock) {
+        command.arg("--on-deadlock").arg(policy.get_name());
+    }
+    if let Some(after) = args.stall_after {
+        command.arg("--stall-after").arg(after.to_string());
+    }
+    Ok(command)
+}
+
+/// The run in the foreground that this process keeps ([`futuretop::keeper`]): in the
+/// same terminal, with the same monitor.
+fn kept_run(args: &RunArgs, again: &[std::ffi::OsString], id: &str) -> Result<std::process::Command, String> {
+    let mut command = run_again(args, again)?;
+    if let Some(log) = &args.events {
+        command
+            .arg("--events")
+            .arg(std::path::absolute(log).map_err(|e| format!("futuretop: {}: {e}", log.display()))?);
+    }
+    if let Some(color) = clap::ValueEnum::to_possible_value(&args.display.color) {
+        command.arg("--color").arg(color.get_name());
+    }
+    if args.display.no_mouse {
+        command.arg("--no-mouse");
+    }
+    command.arg("--foreground").arg(id).arg("--keeper").arg(std::process::id().to_string());
+    Ok(command)
+}
+
+/// The run `id` in the foreground (this process, started by its keeper): returns the
+/// state directory and the id.
+fn become_kept(id: &str, keeper: Option<u32>) -> Result<(std::path::PathBuf, String), String> {
+    futuretop::keeper::watch(keeper.unwrap_or(0))?;
+    let dir = futuretop::session::state_dir().map_err(|e| e.to_string())?;
+    if !futuretop::session::is_run_id(id) {
+        return Err(format!("futuretop: a run id is six hex digits: '{}'", futuretop::text::visible(id)));
+    }
+    Ok((dir, id.to_owned()))
 }
 
 /// The detached run `id` (this process, started by [`detach`]): leaves the terminal's

@@ -122,6 +122,8 @@ pub enum Source {
         control: Sender<Control>,
         /// The plan being run (for the detail view's arguments).
         plan: Option<std::sync::Arc<crate::config::Plan>>,
+        /// Whether `d` can send the run to the background ([`crate::keeper`]).
+        detachable: app::Detachable,
     },
     /// A detached run, attached to (`futuretop attach`): its events, as its log gives
     /// them, and the channel to its control socket.
@@ -149,6 +151,8 @@ pub struct Shown {
     /// The run as the screen knew it: the exit summary is made from it
     /// ([`RunModel::summary`](crate::model::RunModel::summary)), the same as `--headless`.
     pub model: crate::model::RunModel,
+    /// Left with `d`: the run goes on in the background.
+    pub detached: bool,
 }
 
 /// Events still waiting after a frame's share, past which an attached monitor says it
@@ -173,8 +177,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut app = App::with_prefs(&options.prefs);
     let mut run_started = None;
     let (events, control, replay) = match source {
-        Source::Live { events, control, plan } => {
+        Source::Live { events, control, plan, detachable } => {
             app.plan = plan;
+            app.detachable = detachable;
             (events, Some(control), None)
         }
         Source::Attached { events, control, started } => {
@@ -184,6 +189,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         }
         Source::Replay(log) => {
             app.read_only = true;
+            app.detachable = app::Detachable::No("a replay".into());
             let (tx, rx) = crossbeam_channel::unbounded();
             let (rc_tx, rc_rx) = crossbeam_channel::unbounded();
             std::thread::Builder::new().name("futuretop-replay".into()).spawn(move || feed(&log, &tx, &rc_rx))?;
@@ -201,6 +207,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut dirty = true;
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
     let mut interrupted = false;
+    let mut detached = false;
     let mut events_open = true;
     let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
@@ -279,6 +286,10 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         }
         match command {
             Some(Command::Exit) => break,
+            Some(Command::Detach) => {
+                detached = true;
+                break;
+            }
             Some(Command::Control(c)) => {
                 if c == Control::Interrupt {
                     interrupted = true;
@@ -299,7 +310,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     }
     drop(terminal);
     drop(guard);
-    Ok(Shown { finished: app.model.finished, counts: app.counts(), model: app.model })
+    Ok(Shown { finished: app.model.finished, counts: app.counts(), model: app.model, detached })
 }
 
 /// Opens a recorded log from its start (again for each step back).

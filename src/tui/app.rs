@@ -385,6 +385,9 @@ pub enum Command {
     Control(Control),
     /// Leave the monitor.
     Exit,
+    /// Leave the monitor, the run going on in the background (`d` on a run in the
+    /// foreground: [`crate::keeper`]).
+    Detach,
 }
 
 /// Where the last frame put what the next key needs: the table's page size, the screen
@@ -478,6 +481,21 @@ pub enum Attachment {
     CatchingUp,
 }
 
+/// Whether `d` can send a run in the foreground to the background ([`crate::keeper`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detachable {
+    /// It can.
+    Yes,
+    /// It cannot, for this reason (said on `d`).
+    No(String),
+}
+
+impl Default for Detachable {
+    fn default() -> Self {
+        Self::No("it is not a run in the foreground".into())
+    }
+}
+
 /// The monitor's whole state.
 #[derive(Debug, Default)]
 pub struct App {
@@ -492,6 +510,8 @@ pub struct App {
     pub read_only: bool,
     /// Attached to a detached run (`futuretop attach`), or not.
     pub attachment: Attachment,
+    /// Whether `d` sends the run, in the foreground, to the background.
+    pub detachable: Detachable,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
     /// Which key does what (the preferences file's `keys:`).
@@ -502,6 +522,22 @@ impl App {
     /// Attached to a detached run.
     pub fn attached(&self) -> bool {
         self.attachment != Attachment::No
+    }
+
+    /// `d` on a run that is not attached: sends a run in the foreground to the
+    /// background, or says why it cannot.
+    fn detach(&mut self) -> Option<Command> {
+        match &self.detachable {
+            _ if self.model.finished.is_some() || self.read_only => {
+                self.view.status = Some("the run has ended: nothing to detach".into());
+                None
+            }
+            Detachable::Yes => Some(Command::Detach),
+            Detachable::No(why) => {
+                self.view.status = Some(format!("this run cannot be detached: {why}"));
+                None
+            }
+        }
     }
 
     /// An empty app.
@@ -773,6 +809,7 @@ impl App {
                     self.view.status = Some("stopping the run...".into());
                     Some(Command::Control(Control::Interrupt))
                 }
+                Action::Detach => self.detach(),
                 _ => {
                     self.view.status = Some("quit cancelled".into());
                     None
@@ -1091,13 +1128,7 @@ impl App {
             }
             Action::Help => self.view.help = true,
             Action::Detach if self.attached() => return Some(Command::Exit),
-            Action::Detach => {
-                self.view.status = Some(
-                    "d detaches a monitor from a run started with --detach (futuretop attach); \
-                     this run lives in this terminal"
-                        .into(),
-                );
-            }
+            Action::Detach => return self.detach(),
             Action::StopRun => {}
             Action::Quit if self.attached() && self.model.finished.is_none() => {
                 self.view.confirm_quit = true;
@@ -1108,8 +1139,9 @@ impl App {
                 if running {
                     self.view.confirm_quit = true;
                     let active = self.model.rows.iter().filter(|r| !r.state.is_final()).count();
+                    let detach = if self.detachable == Detachable::Yes { " (d: detach, the run goes on)" } else { "" };
                     self.view.status =
-                        Some(format!("{} still running: quit and stop them? [y/N]", count(active, "task")));
+                        Some(format!("{} still running: quit and stop them? [y/N]{detach}", count(active, "task")));
                 } else {
                     return Some(Command::Exit);
                 }
@@ -1558,11 +1590,38 @@ mod tests {
         // Ctrl-C and d detach at once.
         assert_eq!(app.apply(Action::Interrupt), Some(Command::Exit));
         assert_eq!(app.apply(Action::Detach), Some(Command::Exit));
-        // Not attached: d says what it is for, and does nothing.
+        // Not attached, and no keeper: d says why the run cannot be detached, and does nothing.
         let mut app = App::new();
         started(&mut app);
         assert_eq!(app.apply(Action::Detach), None);
-        assert!(app.view.status.as_deref().is_some_and(|s| s.contains("--detach")));
+        assert_eq!(app.view.status.as_deref(), Some("this run cannot be detached: it is not a run in the foreground"));
+    }
+
+    /// A run in the foreground with a keeper: `d` sends it to the background, at once or
+    /// as the answer to `q`'s question (which says so); once the run has ended there is
+    /// nothing to detach.
+    #[test]
+    fn d_detaches_a_run_in_the_foreground_when_it_can() {
+        let mut app = App::new();
+        app.detachable = Detachable::Yes;
+        started(&mut app);
+        assert_eq!(app.apply(Action::Detach), Some(Command::Detach));
+        assert_eq!(app.apply(Action::Quit), None);
+        assert!(
+            app.view.status.as_deref().is_some_and(|s| s.ends_with("[y/N] (d: detach, the run goes on)")),
+            "{:?}",
+            app.view.status
+        );
+        assert_eq!(app.apply(Action::Detach), Some(Command::Detach));
+        // Without a keeper the question does not offer it.
+        let mut plain = App::new();
+        started(&mut plain);
+        plain.apply(Action::Quit);
+        assert!(plain.view.status.as_deref().is_some_and(|s| s.ends_with("[y/N]")), "{:?}", plain.view.status);
+        // Ended: nothing to detach.
+        app.model.finished = Some(0);
+        assert_eq!(app.apply(Action::Detach), None);
+        assert_eq!(app.view.status.as_deref(), Some("the run has ended: nothing to detach"));
     }
 
     #[test]

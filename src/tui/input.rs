@@ -138,7 +138,8 @@ pub enum Bind {
     Resubmit,
     /// `p`: the dependency graph and its critical path.
     CriticalPath,
-    /// `d`: detach from a detached run (`futuretop attach`).
+    /// `d`: detach: the run goes on in the background (a run in the foreground, or one
+    /// attached to with `futuretop attach`).
     Detach,
 }
 
@@ -411,6 +412,7 @@ fn key(k: KeyEvent, app: &App) -> Option<Input> {
     if app.view.confirm_quit {
         return match bound {
             Some(Bind::Yes | Bind::Quit) => a(Action::Confirm),
+            Some(Bind::Detach) => a(Action::Detach),
             _ => a(Action::Back),
         };
     }

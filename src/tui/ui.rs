@@ -928,7 +928,7 @@ pub enum HelpKeys {
 
 /// The help overlay: every key, and what it does.
 pub const HELP: &[(HelpKeys, &str)] = &[
-    (HelpKeys::Bound(&[Bind::Quit, Bind::Detach]), "quit (asks first while tasks run); detach (attached)"),
+    (HelpKeys::Bound(&[Bind::Quit, Bind::Detach]), "quit (asks first while tasks run); detach: the run goes on"),
     (HelpKeys::Fixed("Ctrl-C"), "stop the run and quit (attached: detach)"),
     (HelpKeys::Bound(&[Bind::Help]), "this help"),
     (HelpKeys::Bound(&[Bind::Down, Bind::Up]), "move"),

@@ -1301,15 +1301,11 @@ tasks:
 /// the run's exit code. Every request is in the log with its client.
 #[test]
 fn a_detached_run_is_attached_steered_detached_and_reattached() {
-    use std::os::unix::fs::PermissionsExt;
     if !tmux_here("a_detached_run_is_attached_steered_detached_and_reattached") {
         return;
     }
-    let state = StateDir(std::env::temp_dir().join(format!("{}-rt", Tmux::socket_for("attach"))), None.into());
+    let state = state_dir_for("attach");
     let rt = state.0.clone();
-    let _ = std::fs::remove_dir_all(&rt);
-    std::fs::create_dir_all(&rt).unwrap();
-    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).unwrap();
     let file = TaskFile::new("attach", ATTACHED);
     let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -1367,4 +1363,84 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     for action in ["\"attached\"", "\"cancel\"", "\"kill\"", "\"detached\""] {
         assert!(clients.iter().any(|l| l.contains(action)), "no {action} in {clients:#?}");
     }
+}
+
+/// A state directory of a test's own, made 0700 (the directory `futuretop` checks).
+fn state_dir_for(test: &str) -> StateDir {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = std::env::temp_dir().join(format!("{}-rt", Tmux::socket_for(test)));
+    let _ = std::fs::remove_dir_all(&rt);
+    std::fs::create_dir_all(&rt).expect("the state directory");
+    std::fs::set_permissions(&rt, std::fs::Permissions::from_mode(0o700)).expect("its mode");
+    StateDir(rt, None.into())
+}
+
+/// Issue 19: `d` on a run started in the foreground (`futuretop run FILE`): the terminal
+/// is restored with a message saying how to come back, the shell has its prompt (exit
+/// 0), the run goes on after the terminal is gone, `attach` catches up on it and steers
+/// it, and its output file ends with its summary. A run in the foreground that is not
+/// detached leaves no log behind.
+#[test]
+fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back() {
+    if !tmux_here("d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back") {
+        return;
+    }
+    let state = state_dir_for("fg-detach");
+    let rt = state.0.clone();
+    let dir = rt.join("futuretop");
+    let file = TaskFile::new("fg-detach", ATTACHED);
+    let run = format!("env XDG_RUNTIME_DIR={} {BIN} run {}; echo EXIT=$?; sleep 60", rt.display(), file.path());
+    let first = Tmux::start("fg-detach-1", 120, 40, &run);
+    first.wait_row("blocker", &["▶ running"]);
+    first.wait_row("q-alpha", &["· pending"]);
+    // q asks, and says d detaches; d then leaves the run going.
+    first.keys(&["q"]);
+    first.wait_text("quit and stop them? [y/N] (d: detach, the run goes on)");
+    first.keys(&["d"]);
+    let s = first.wait_text("EXIT=0");
+    let id = s
+        .lines()
+        .find_map(|l| l.strip_prefix("detached from run "))
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no message:\n{s}"))
+        .to_owned();
+    *state.1.borrow_mut() = Some(id.clone());
+    assert!(s.contains(&format!("detached from run {id} (queued) — futuretop attach {id}")), "{s}");
+    first.assert_restored("queued · ");
+    // The terminal goes away: the run does not notice.
+    drop(first);
+    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    // Attached: it catches up from the run's log, and its keys act on the run.
+    let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach; echo EXIT=$?; sleep 60", rt.display());
+    let second = Tmux::start("fg-detach-2", 120, 40, &attach);
+    second.wait_row("blocker", &["▶ running"]);
+    second.wait_row("q-alpha", &["· pending"]);
+    second.keys(&["x"]);
+    second.wait_text("kill 'blocker': running ");
+    second.keys(&["y"]);
+    second.wait_row("blocker", &["✘ failed"]);
+    second.wait_row("q-gamma", &["✔ done"]);
+    second.wait_text("finished, exit 1");
+    second.keys(&["q"]);
+    second.wait_text("EXIT=1");
+    assert_eq!(futuretop_in(&rt, &["wait", &id]).status.code(), Some(1));
+    // Its output, once in the background, ends with its whole summary.
+    let out = std::fs::read_to_string(dir.join(format!("{id}.out"))).expect("the run's output");
+    assert!(out.contains("4 futures: 3 done, 1 failed, 0 cancelled"), "{out}");
+    assert!(out.contains("exit code 1"), "{out}");
+    assert!(dir.join(format!("{id}.jsonl")).is_file(), "the log of a detached run is kept");
+    // A run that stays in its terminal leaves no log of its own behind.
+    let third = Tmux::start("fg-detach-3", 120, 40, &run);
+    third.wait_row("blocker", &["▶ running"]);
+    third.keys(&["q"]);
+    third.wait_text("quit and stop them?");
+    third.keys(&["y"]);
+    third.wait_text("EXIT=130");
+    let runs: serde_json::Value =
+        serde_json::from_slice(&futuretop_in(&rt, &["ls", "--all", "--json"]).stdout).expect("ls --json");
+    let ended =
+        runs.as_array().expect("a list").iter().find(|r| r["id"] != id.as_str()).expect("the second run, listed");
+    let other = ended["id"].as_str().expect("an id");
+    assert!(!dir.join(format!("{other}.jsonl")).exists(), "a log nobody asked for is removed");
 }
