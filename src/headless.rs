@@ -33,6 +33,76 @@ fn progress_line(model: &RunModel, width: usize) -> String {
     )
 }
 
+/// How often [`follow_status`] looks at the run, and at most how often it redraws on a
+/// terminal; elsewhere it prints a line every [`PLAIN_EVERY`].
+const STATUS_LOOK: Duration = Duration::from_millis(250);
+
+/// How often a progress line is printed when stderr is not a terminal.
+const PLAIN_EVERY: Duration = Duration::from_secs(2);
+
+/// `[######..] 12/20 finished  3.4s`: a run's progress as its status file tells it.
+fn status_line(status: &crate::session::Status, width: usize, elapsed: Duration) -> String {
+    let filled = (status.done * width).checked_div(status.total).unwrap_or(width).min(width);
+    format!(
+        "[{}{}] {}/{} finished  {:.1}s",
+        "#".repeat(filled),
+        ".".repeat(width - filled),
+        status.done,
+        status.total,
+        elapsed.as_secs_f64()
+    )
+}
+
+/// Follows a run from its status file (`status`, read anew each time) while `alive`:
+/// a progress line on `err` (redrawn in place on a terminal, else a line every two
+/// seconds), and a word each time the open deadlocks grow. Returns the run's exit code
+/// as its status file last said it. It reads no event: a follower this way costs the run
+/// nothing (`attach --headless`).
+pub fn follow_status(
+    mut status: impl FnMut() -> Option<crate::session::Status>,
+    mut alive: impl FnMut() -> bool,
+    since: std::time::SystemTime,
+    tty: bool,
+    err: &mut dyn Write,
+) -> Option<i32> {
+    let every = if tty { STATUS_LOOK } else { PLAIN_EVERY };
+    let mut last_line = String::new();
+    let mut last_print: Option<Instant> = None;
+    let mut deadlocks = 0;
+    loop {
+        let running = alive();
+        let now = status();
+        if let Some(s) = &now {
+            if s.deadlocks > deadlocks {
+                if tty && !last_line.is_empty() {
+                    let _ = writeln!(err);
+                }
+                let _ = writeln!(err, "deadlock: {} open (futuretop attach shows it; b breaks it there)", s.deadlocks);
+            }
+            deadlocks = s.deadlocks;
+            let elapsed = std::time::SystemTime::now().duration_since(since).unwrap_or_default();
+            let line = status_line(s, 24, elapsed);
+            if last_print.is_none_or(|p| p.elapsed() >= every) || !running {
+                if tty {
+                    let _ = write!(err, "\rprogress: {line}\x1b[K");
+                } else if line != last_line {
+                    let _ = writeln!(err, "progress: {line}");
+                }
+                let _ = err.flush();
+                last_print = Some(Instant::now());
+                last_line = line;
+            }
+        }
+        if !running {
+            if tty && !last_line.is_empty() {
+                let _ = writeln!(err);
+            }
+            return now.and_then(|s| s.exit_code);
+        }
+        std::thread::sleep(STATUS_LOOK);
+    }
+}
+
 /// How long the reporter naps when a steady stream of events pauses (see [`report`]).
 const NAP: Duration = Duration::from_millis(1);
 
@@ -174,6 +244,48 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `attach --headless` follows a run from its status file: a line at most every two
+    /// seconds (not on a terminal), a word when a deadlock opens, the last line once the
+    /// run has gone, and the exit code the status file gave last.
+    #[test]
+    fn a_run_followed_from_its_status_file() {
+        use crate::session::Status;
+        let statuses = [
+            None,
+            Some(Status { done: 0, total: 4, deadlocks: 0, exit_code: None }),
+            Some(Status { done: 2, total: 4, deadlocks: 1, exit_code: None }),
+            Some(Status { done: 4, total: 4, deadlocks: 0, exit_code: Some(3) }),
+        ];
+        let (mut looked, mut asked) = (0, 0);
+        let mut out = Vec::new();
+        let code = follow_status(
+            || {
+                looked += 1;
+                statuses[(looked - 1).min(3)].clone()
+            },
+            || {
+                asked += 1;
+                asked < 4
+            },
+            std::time::SystemTime::now(),
+            false,
+            &mut out,
+        );
+        assert_eq!(code, Some(3));
+        let text = String::from_utf8(out).expect("text");
+        let lines: Vec<&str> = text.lines().map(|l| l.split("finished").next().unwrap_or(l)).collect();
+        assert_eq!(
+            lines,
+            [
+                "progress: [........................] 0/4 ",
+                "deadlock: 1 open (futuretop attach shows it; b breaks it there)",
+                // 2/4 came within two seconds of the first line: not printed.
+                "progress: [########################] 4/4 ",
+            ],
+            "{text}"
+        );
+    }
 
     fn ev(seq: u64, kind: EventKind) -> Event {
         Event { seq, t: seq as f64, kind }

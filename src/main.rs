@@ -912,12 +912,7 @@ fn follow_log(
     use futuretop::session;
     let (pid, started) = (found.record.pid, found.record.proc_start);
     let alive = move || session::proc_start(pid) == Some(started);
-    let Some(path) = found.record.log.clone() else {
-        return Err(format!(
-            "futuretop: run {} writes no event log, which attach follows: start it with --events FILE, or with --detach",
-            found.record.id
-        ));
-    };
+    let path = log_of(found)?;
     // The run opens its log right after it has written its record.
     let file = loop {
         match std::fs::File::open(&path) {
@@ -949,17 +944,39 @@ fn follow_log(
     Ok(rx)
 }
 
-/// `futuretop attach --headless`: the progress line until the run has ended, then the
-/// summary and its exit code.
+/// The event log of run `found`, which `attach` reads.
+fn log_of(found: &futuretop::session::Found) -> Result<std::path::PathBuf, String> {
+    found.record.log.clone().ok_or_else(|| {
+        format!(
+            "futuretop: run {} writes no event log, which attach follows: start it with --events FILE, or with --detach",
+            found.record.id
+        )
+    })
+}
+
+/// `futuretop attach --headless`: a progress line while the run goes, from the status
+/// file the run keeps (so that a follower costs the run nothing: it decodes no event
+/// while the run runs), a word when a deadlock is open; then the summary, from the run's
+/// log read once the run has ended, and the run's exit code.
 fn attach_headless(dir: &Path, found: &futuretop::session::Found) -> Result<u8, String> {
     use futuretop::session;
-    let rx = follow_log(found)?;
+    let log = log_of(found)?;
     let stderr = std::io::stderr();
-    let model = futuretop::headless::report(&rx, stderr.is_terminal(), &mut stderr.lock(), None);
-    // The reader may still wait at the log's end for the run's process to go: it is
-    // not waited for.
-    drop(rx);
-    let code = model.finished.or_else(|| session::wait(dir, found));
+    let since =
+        std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
+    let code = futuretop::headless::follow_status(
+        || session::status_of(dir, &found.record.id),
+        || session::proc_start(found.record.pid) == Some(found.record.proc_start),
+        since,
+        stderr.is_terminal(),
+        &mut stderr.lock(),
+    );
+    let mut model = futuretop::model::RunModel::new(futuretop::model::Keep::Unfinished);
+    let read = read_through(&log, |e| {
+        model.apply(&e);
+        true
+    })?;
+    let code = code.or(read.exit_code);
     say_raw!("{}", model.summary(code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
     Ok(code.map_or(EXIT_LOG_INCOMPLETE, |c| u8::try_from(c).unwrap_or(1)))
 }

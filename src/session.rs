@@ -252,7 +252,7 @@ pub fn is_run_id(id: &str) -> bool {
 }
 
 /// Run `id`'s last status, if it has written one.
-fn status_of(dir: &Path, id: &str) -> Option<Status> {
+pub fn status_of(dir: &Path, id: &str) -> Option<Status> {
     read_state_file(&dir.join(format!("{id}.status.json"))).and_then(|b| serde_json::from_slice(&b).ok())
 }
 
