@@ -237,10 +237,11 @@ fn main() {
 }
 
 /// Issue 19: what `attach` clients following a detached run cost it. The 100k map runs
-/// detached (`run --detach --events LOG`) with 0, 1 and 10 `attach --headless` clients
-/// started as soon as `--detach` returns; the run's own length is its `run_finished`'s
-/// `t`. The three go one after the other in each round (the order turning), and each
-/// count is compared with the round's run without clients.
+/// detached (`run --detach --events LOG`) with no client, 1 and 10 `attach --headless`
+/// clients, and (when `tmux` is here) 1 and 10 monitors (`attach ID` in windows of a tmux
+/// server of the bench's own, 160x45), started as soon as `--detach` returns; the run's
+/// own length is its `run_finished`'s `t`. The kinds go one after the other in each round
+/// (the order turning), and each is compared with the round's run without clients.
 fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
     use std::os::unix::fs::PermissionsExt;
     let rt = dir.join("runtime");
@@ -251,40 +252,64 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
         c.args(args).env("XDG_RUNTIME_DIR", &rt).stdin(Stdio::null()).stderr(Stdio::null());
         c
     };
-    let once = |clients: usize| -> f64 {
+    let socket = format!("futuretop-e2e-{}", std::process::id());
+    let tmux = |args: &[&str]| Command::new("tmux").arg("-L").arg(&socket).args(args).output();
+    // A server of our own, with a window that stays (the monitors' windows come and go).
+    let monitors = tmux(&["-f", "/dev/null", "new-session", "-d", "-s", "b", "-x", "160", "-y", "45", "sleep 100000"])
+        .is_ok_and(|o| o.status.success());
+    if !monitors {
+        println!("tmux is not installed: the monitors' cost is not measured");
+    }
+    let once = |headless: usize, tui: usize| -> f64 {
         let out = ft(&["run".as_ref(), file.as_os_str(), "--detach".as_ref(), "--events".as_ref(), log.as_os_str()])
             .output()
             .unwrap();
         let said = String::from_utf8_lossy(&out.stdout).into_owned();
         let id = said.split_whitespace().nth(2).unwrap().to_owned();
-        let mut followers: Vec<std::process::Child> = (0..clients)
+        let mut followers: Vec<std::process::Child> = (0..headless)
             .map(|_| {
                 ft(&["attach".as_ref(), id.as_ref(), "--headless".as_ref()]).stdout(Stdio::null()).spawn().unwrap()
             })
             .collect();
+        let attach = format!("env XDG_RUNTIME_DIR={} {EXE} attach {id}", rt.display());
+        for _ in 0..tui {
+            assert!(tmux(&["new-window", "-d", "-t", "b:", &attach]).unwrap().status.success());
+        }
         assert!(ft(&["wait".as_ref(), id.as_ref()]).status().unwrap().code() == Some(0));
         for f in &mut followers {
             let _ = f.wait();
+        }
+        if tui > 0 {
+            // The monitors wait for `q` once the run has ended: their windows go.
+            let _ = tmux(&["kill-session", "-t", "b"]);
+            let _ = tmux(&["new-session", "-d", "-s", "b", "-x", "160", "-y", "45", "sleep 100000"]);
         }
         let text = std::fs::read_to_string(log).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         last["t"].as_f64().unwrap()
     };
-    let mut t: [Vec<f64>; 3] = Default::default();
+    let mut kinds: Vec<(&str, usize, usize)> =
+        vec![("no client", 0, 0), ("1 attach --headless", 1, 0), ("10 attach --headless", 10, 0)];
+    if monitors {
+        kinds.extend([("1 monitor", 0, 1), ("10 monitors", 0, 10)]);
+    }
+    let mut t: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     for round in 0..rounds {
-        for k in 0..3 {
-            let which = (k + round) % 3;
-            t[which].push(once([0, 1, 10][which]));
+        for k in 0..kinds.len() {
+            let which = (k + round) % kinds.len();
+            t[which].push(once(kinds[which].1, kinds[which].2));
         }
     }
-    println!("a detached 100k pow map (thread pool), its own length with attach --headless clients following it");
-    println!("  no client         {:>8.3} s", median(t[0].clone()));
-    for (i, n) in [(1, 1), (2, 10)] {
+    if monitors {
+        let _ = tmux(&["kill-server"]);
+    }
+    println!("a detached 100k pow map (thread pool), its own length with clients following it");
+    println!("  {:<22}{:>8.3} s", kinds[0].0, median(t[0].clone()));
+    for (i, (name, _, _)) in kinds.iter().enumerate().skip(1) {
         let ratios: Vec<f64> = t[i].iter().zip(&t[0]).map(|(c, none)| c / none).collect();
         let (q1, q3) = quartiles(ratios.clone());
         println!(
-            "  {n:>2} client{}        {:>8.3} s   {:+.0}% (paired, quartiles {:+.0}% to {:+.0}%)",
-            if n == 1 { " " } else { "s" },
+            "  {name:<22}{:>8.3} s   {:+.0}% (paired, quartiles {:+.0}% to {:+.0}%)",
             median(t[i].clone()),
             (median(ratios) - 1.0) * 100.0,
             (q1 - 1.0) * 100.0,

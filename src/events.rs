@@ -1162,6 +1162,8 @@ pub struct LogReader {
     number: usize,
     skipped: usize,
     done: bool,
+    /// The last pool and worker names read, shared by the events that name them again.
+    names: Names,
 }
 
 impl LogReader {
@@ -1180,6 +1182,7 @@ impl LogReader {
             number: 0,
             skipped: 0,
             done: false,
+            names: Names::default(),
         }
     }
 
@@ -1227,6 +1230,66 @@ fn unknown_kind(line: &[u8]) -> bool {
     serde_json::from_value::<EventKind>(probe).is_err_and(|e| e.to_string().starts_with("unknown variant"))
 }
 
+/// The pool and worker names a log reader read last: the next event that names the same
+/// shares them (a log names a few pools and workers, a million times).
+#[derive(Default)]
+struct Names {
+    pool: Option<Name>,
+    worker: Option<Name>,
+}
+
+/// `name`, shared with `last` if it is the same.
+fn shared(last: &mut Option<Name>, name: &str) -> Name {
+    match last {
+        Some(n) if **n == *name => Arc::clone(n),
+        _ => Arc::clone(last.insert(Name::from(name))),
+    }
+}
+
+/// A field that may be `null`: present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// Reads a `pending`, `running` or `done` line, nearly all of a large log, as one flat
+/// struct: serde reads an internally tagged enum flattened into [`Event`] by buffering
+/// the whole object first, several times slower. `None` for anything else, and for a
+/// line this cannot read: the full path reads it (and says what is wrong with it).
+fn decode_hot(line: &[u8], names: &mut Names) -> Option<Event> {
+    #[derive(Deserialize)]
+    struct Hot<'a> {
+        seq: u64,
+        t: f64,
+        #[serde(borrow)]
+        event: std::borrow::Cow<'a, str>,
+        #[serde(borrow, default)]
+        task: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        id: Option<u64>,
+        #[serde(borrow, default)]
+        pool: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow, default)]
+        worker: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        pid: Option<u32>,
+        #[serde(default)]
+        attempt: Option<u32>,
+        #[serde(default, deserialize_with = "present")]
+        result: Option<Value>,
+    }
+    let hot: Hot<'_> = serde_json::from_slice(line).ok()?;
+    let (task, id, pool) = (Name::from(&*hot.task?), hot.id?, shared(&mut names.pool, &hot.pool?));
+    let kind = match &*hot.event {
+        "pending" => EventKind::Pending { task, id, pool, attempt: hot.attempt },
+        "running" => {
+            EventKind::Running { task, id, pool, worker: shared(&mut names.worker, &hot.worker?), pid: hot.pid }
+        }
+        "done" => EventKind::Done { task, id, pool, result: hot.result? },
+        _ => return None,
+    };
+    Some(Event { seq: hot.seq, t: hot.t, kind })
+}
+
 impl Iterator for LogReader {
     type Item = Result<Event, LogError>;
 
@@ -1243,6 +1306,10 @@ impl Iterator for LogReader {
                     }
                 }
                 Ok(true) => {
+                    if let Some(event) = decode_hot(&self.line, &mut self.names) {
+                        self.line.clear();
+                        return Some(Ok(event));
+                    }
                     let parsed = serde_json::from_slice::<Event>(&self.line);
                     let line = std::mem::take(&mut self.line);
                     match parsed {
@@ -1302,6 +1369,48 @@ pub(crate) fn sample_system(bus: &Sender<BusMsg>, pids: &WorkerPids, stop: &Rece
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path reads every `pending`, `running` and `done` line exactly as serde's
+    /// full path does (names with escapes and non-ASCII, a `null` or nested result,
+    /// optional fields there or not, any order), and leaves every other line to it.
+    #[test]
+    fn the_hot_decoder_reads_what_serde_reads_and_leaves_the_rest() {
+        let kinds = [
+            EventKind::Pending { task: "p[0]".into(), id: 1, pool: "io".into(), attempt: None },
+            EventKind::Pending { task: "qu\"ote\\ é\u{1}".into(), id: 2, pool: "io".into(), attempt: Some(3) },
+            EventKind::Running { task: "a".into(), id: 3, pool: "cpu".into(), worker: "cpu-1".into(), pid: Some(42) },
+            EventKind::Running { task: "a".into(), id: 3, pool: "io".into(), worker: "io-2".into(), pid: None },
+            EventKind::Done { task: "a".into(), id: 3, pool: "io".into(), result: Value::Null },
+            EventKind::Done {
+                task: "b".into(),
+                id: 4,
+                pool: "io".into(),
+                result: serde_json::json!({"k": [1, 2.5, "x"]}),
+            },
+        ];
+        let mut names = Names::default();
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let event = Event { seq: i as u64 + 1, t: 0.25 * i as f64, kind };
+            let mut line = Vec::new();
+            encode(&mut line, &event).expect("encoded");
+            assert_eq!(decode_hot(&line, &mut names).as_ref(), Some(&event), "{}", String::from_utf8_lossy(&line));
+            // The same fields in another order.
+            let Value::Object(o) = serde_json::from_slice::<Value>(&line).expect("JSON") else { panic!() };
+            let reversed: serde_json::Map<String, Value> = o.into_iter().rev().collect();
+            let line = serde_json::to_vec(&reversed).expect("JSON");
+            assert_eq!(decode_hot(&line, &mut names).as_ref(), Some(&event), "{}", String::from_utf8_lossy(&line));
+        }
+        for other in [
+            r#"{"seq":1,"t":0.0,"event":"cancelled","task":"a","id":1,"pool":"io"}"#,
+            r#"{"seq":1,"t":0.0,"event":"done","task":"a","id":1,"pool":"io"}"#,
+            r#"{"seq":1,"t":0.0,"event":"running","task":"a","id":1,"pool":"io","worker":"w","pid":"x"}"#,
+            r#"{"seq":1,"t":0.0,"event":"pending","task":"a","pool":"io"}"#,
+            r#"{"seq":1,"t":0.0,"event":"novel","task":"a","id":1,"pool":"io"}"#,
+            r#"{"seq":1,"t":0.0,"event":"pending","task":"a","id":1,"pool":"io""#,
+        ] {
+            assert_eq!(decode_hot(other.as_bytes(), &mut names), None, "{other}");
+        }
+    }
 
     /// The bus forgets the names of finished futures after [`NAMES_KEPT`] more have
     /// finished, so its map stays small, but one still waited on keeps its name until

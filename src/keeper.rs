@@ -23,7 +23,7 @@ pub const STOP: Signal = Signal::SIGUSR2;
 
 /// Starts the run (`run`: this program again, told it is kept) and keeps it: returns the
 /// exit code to exit with, the run's (128 + the signal that killed it), or 0 once the
-/// run has left for the background.
+/// run has left for the background. An error only if the run could not be started.
 pub fn keep(mut run: Command) -> Result<u8, String> {
     // Listened for before the run starts, so that none of its signals is missed.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGCHLD])
@@ -31,8 +31,11 @@ pub fn keep(mut run: Command) -> Result<u8, String> {
     let mut child = run.spawn().map_err(|e| format!("futuretop: cannot start the run: {e}"))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).map_err(|e| format!("futuretop: the run's pid: {e}"))?);
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("futuretop: cannot wait for the run: {e}"))? {
-            return Ok(exit_code(status));
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(exit_code(status)),
+            Ok(None) => {}
+            // Started: it is waited for, whatever happens.
+            Err(_) => return Ok(child.wait().map_or(1, exit_code)),
         }
         for signal in signals.wait() {
             match signal {
@@ -67,17 +70,22 @@ pub fn watch(keeper: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// Sends the run to the background (its monitor left, the terminal restored, the
-/// message said): it leaves the terminal's session, its standard input reads nothing,
-/// its output goes to `out` (created, 0600), and its keeper is told to exit.
-pub fn detach(keeper: u32, out: &Path) -> io::Result<()> {
+/// Sends the run to the background (its monitor left, the terminal restored): `say`
+/// says so on the terminal once nothing that can fail is left to do first; then the run
+/// leaves the terminal's session, its standard input reads nothing, its output goes to
+/// `out` (created, 0600), and its keeper is told to exit. On an error the run is where
+/// it was: in the terminal, kept.
+pub fn detach(keeper: u32, out: &Path, say: impl FnOnce()) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let _ = nix::sys::prctl::set_pdeathsig(None);
-    nix::unistd::setsid().map_err(io::Error::from)?;
+    let keeper = Pid::from_raw(i32::try_from(keeper).map_err(io::Error::other)?);
     let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(out)?;
-    nix::unistd::dup2_stdin(std::fs::File::open("/dev/null")?).map_err(io::Error::from)?;
+    let null = std::fs::File::open("/dev/null")?;
+    // The run leads no process group (its keeper does): setsid cannot fail but for that.
+    nix::unistd::setsid().map_err(io::Error::from)?;
+    let _ = nix::sys::prctl::set_pdeathsig(None);
+    say();
+    nix::unistd::dup2_stdin(null).map_err(io::Error::from)?;
     nix::unistd::dup2_stdout(&file).map_err(io::Error::from)?;
     nix::unistd::dup2_stderr(&file).map_err(io::Error::from)?;
-    let keeper = Pid::from_raw(i32::try_from(keeper).map_err(io::Error::other)?);
     kill(keeper, Signal::SIGUSR1).map_err(io::Error::from)
 }

@@ -116,14 +116,14 @@ fn install_panic_hook() {
 fn run(cli: Cli) -> Result<u8, String> {
     match cli.command {
         None => match cli.file {
-            Some(file) => run_plan(load(&file)?, &cli.run, &["run".into(), file.into_os_string()]),
-            None => run_plan(
-                load_embedded("config.example.yaml", "futuretop-demo", futuretop::demo::DEFAULT_DEMO)?,
-                &cli.run,
-                &[],
-            ),
+            Some(file) => run_or_keep(&cli.run, &["run".into(), file.clone().into_os_string()], || load(&file)),
+            None => run_or_keep(&cli.run, &[], || {
+                load_embedded("config.example.yaml", "futuretop-demo", futuretop::demo::DEFAULT_DEMO)
+            }),
         },
-        Some(Command::Run { file, run }) => run_plan(load(&file)?, &run, &["run".into(), file.into_os_string()]),
+        Some(Command::Run { file, run }) => {
+            run_or_keep(&run, &["run".into(), file.clone().into_os_string()], || load(&file))
+        }
         Some(Command::Validate { file }) => {
             let plan = load(&file)?;
             say!(
@@ -164,7 +164,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 s.yaml.to_owned()
             };
             let again = ["demo".into(), s.name.into()];
-            run_plan(load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml)?, &run, &again)
+            run_or_keep(&run, &again, || load_embedded(&format!("assets/{}.yaml", s.name), s.name, &yaml))
         }
         Some(Command::Replay { log, headless, display }) => replay(&log, headless, &display),
         Some(Command::Config { default }) => config_command(default),
@@ -392,11 +392,6 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
         (None, None) => match futuretop::session::state_dir() {
             Ok(dir) => {
                 let id = futuretop::session::new_id(&dir);
-                if will_keep(args) {
-                    // The monitor's run goes in a child of this process, which can leave
-                    // for the background on `d`: this process keeps it.
-                    return futuretop::keeper::keep(kept_run(args, again, &id)?);
-                }
                 Some((dir, id))
             }
             Err(e) => {
@@ -438,6 +433,9 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     let handle = futuretop::runner::start(std::sync::Arc::clone(&plan), &options, vec![tx])
         .map_err(|e| format!("futuretop: {e}"))?;
     forward_signals(handle.control());
+    if early_stop().load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = handle.control().send(Control::Interrupt);
+    }
     if let Some((dir, id)) = &listed {
         // Its control socket, then its record: once `--detach` sees the record, the run
         // can be attached to.
@@ -509,6 +507,8 @@ fn monitored(
     let Ok(shown) = shown else {
         let _ = run.handle.control().send(Control::Interrupt);
         let report = run.handle.join();
+        unlisten(run.listed);
+        forget_log(run.listed, run.implicit_log.as_deref());
         warn!("futuretop: the monitor stopped on the error above (a bug); the run was stopped");
         if let Some(e) = report.log_error {
             warn!("futuretop: the event log is incomplete: {e}");
@@ -521,11 +521,13 @@ fn monitored(
     }
     let detached = match (&shown, run.keeper, run.listed) {
         (Ok(s), Some(keeper), Some((dir, id))) if s.detached => {
-            say!("detached from run {id} ({}) — futuretop attach {id}", futuretop::text::visible(&name));
-            match futuretop::keeper::detach(keeper, &dir.join(format!("{id}.out"))) {
+            let said = || say!("detached from run {id} ({}) — futuretop attach {id}", futuretop::text::visible(&name));
+            match futuretop::keeper::detach(keeper, &dir.join(format!("{id}.out")), said) {
                 Ok(()) => true,
                 Err(e) => {
-                    warn!("futuretop: the run stays in this terminal: {e}");
+                    warn!(
+                        "futuretop: cannot detach the run ({e}): it goes on here, without its monitor, until it ends (Ctrl-C stops it)"
+                    );
                     false
                 }
             }
@@ -550,7 +552,7 @@ fn monitored(
             warn!("futuretop: the run's log for futuretop attach failed: {e}");
         }
         if !detached {
-            let _ = std::fs::remove_file(log);
+            forget_log(run.listed, Some(log));
         }
     }
     // The futures as the screen counted them, in the headless summary's words.
@@ -560,6 +562,14 @@ fn monitored(
         shown.model.summary_with_log(report.exit_code, run.events.or(run.implicit_log.as_deref().filter(|_| detached)))
     );
     Ok(exit_code(&report))
+}
+
+/// Removes the log a run in the foreground kept only for `attach` (it was never
+/// detached), and its record's mention of it.
+fn forget_log(listed: Option<&(std::path::PathBuf, String)>, log: Option<&Path>) {
+    let (Some((dir, id)), Some(log)) = (listed, log) else { return };
+    let _ = std::fs::remove_file(log);
+    futuretop::session::forget_log(dir, id);
 }
 
 /// Nothing answers on the run's socket once it has ended.
@@ -658,8 +668,9 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     let out_path = dir.join(format!("{id}.out"));
     let out = std::fs::File::create(&out_path).map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
     let err = out.try_clone().map_err(|e| format!("futuretop: {}: {e}", out_path.display()))?;
-    let mut command = run_again(args, again)?;
-    command.arg("--headless").arg("--events").arg(&log).arg("--run-id").arg(&id);
+    let extra =
+        ["--headless".into(), "--events".into(), log.clone().into_os_string(), "--run-id".into(), id.clone().into()];
+    let mut command = run_again(args, again, &extra)?;
     command.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     let mut child = command.spawn().map_err(|e| format!("futuretop: cannot start the run: {e}"))?;
     // Started once it has written its record; a run that fails first says why in its output.
@@ -683,27 +694,63 @@ fn detach(plan: &Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<u
     Ok(0)
 }
 
+/// Runs what `again` names (`plan` loads it) as `args` say; a run in the monitor, in a
+/// child kept by this process ([`futuretop::keeper`]), so that `d` can send it to the
+/// background. The keeper reads nothing of the file (the run does: a file that can be
+/// read only once, `<(...)`, is read once).
+fn run_or_keep(
+    args: &RunArgs,
+    again: &[std::ffi::OsString],
+    plan: impl FnOnce() -> Result<Plan, String>,
+) -> Result<u8, String> {
+    if will_keep(args) {
+        let started = futuretop::session::state_dir()
+            .map_err(|e| e.to_string())
+            .and_then(|dir| kept_run(args, again, &futuretop::session::new_id(&dir)))
+            .and_then(futuretop::keeper::keep);
+        match started {
+            Ok(code) => return Ok(code),
+            Err(e) => warn!("{e}; the run goes on in this process, and cannot be detached"),
+        }
+    }
+    run_plan(plan()?, args, again)
+}
+
 /// Whether this process is to keep a run in the foreground ([`futuretop::keeper`]): a run
-/// in the monitor, not already kept or detached, when the state directory can be used.
+/// in the monitor, not already kept or detached, started in the foreground of its
+/// terminal (started in the background, `&`, it would stop at its first draw, and the
+/// keeper with it is not what job control expects), when the state directory can be used.
 fn will_keep(args: &RunArgs) -> bool {
+    let foreground = nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|p| p == nix::unistd::getpgrp());
     !args.detach
         && args.run_id.is_none()
         && args.foreground.is_none()
         && use_monitor(args.headless)
+        && foreground
         && futuretop::session::state_dir().is_ok()
 }
 
-/// This program again, to run what `again` names as `args` say (the flags that shape a
-/// run; not `--detach`).
-fn run_again(args: &RunArgs, again: &[std::ffi::OsString]) -> Result<std::process::Command, String> {
+/// This program again, to run what `again` names (`run FILE`, `demo NAME`, or nothing:
+/// the embedded demo) as `args` say (the flags that shape a run; not `--detach`), with
+/// `extra` flags; the file after `--`, so that a name starting with `-` stays a name.
+fn run_again(
+    args: &RunArgs,
+    again: &[std::ffi::OsString],
+    extra: &[std::ffi::OsString],
+) -> Result<std::process::Command, String> {
     let exe = std::env::current_exe().map_err(|e| format!("futuretop: cannot find this program: {e}"))?;
     let mut command = std::process::Command::new(exe);
-    command.args(again);
+    let (subcommand, named) = again.split_first().map_or((None, &[][..]), |(s, rest)| (Some(s), rest));
+    command.args(subcommand);
     if let Some(policy) = clap::ValueEnum::to_possible_value(&args.on_deadlock) {
         command.arg("--on-deadlock").arg(policy.get_name());
     }
     if let Some(after) = args.stall_after {
         command.arg("--stall-after").arg(after.to_string());
+    }
+    command.args(extra);
+    if !named.is_empty() {
+        command.arg("--").args(named);
     }
     Ok(command)
 }
@@ -711,31 +758,39 @@ fn run_again(args: &RunArgs, again: &[std::ffi::OsString]) -> Result<std::proces
 /// The run in the foreground that this process keeps ([`futuretop::keeper`]): in the
 /// same terminal, with the same monitor.
 fn kept_run(args: &RunArgs, again: &[std::ffi::OsString], id: &str) -> Result<std::process::Command, String> {
-    let mut command = run_again(args, again)?;
+    let mut extra: Vec<std::ffi::OsString> = Vec::new();
     if let Some(log) = &args.events {
-        command
-            .arg("--events")
-            .arg(std::path::absolute(log).map_err(|e| format!("futuretop: {}: {e}", log.display()))?);
+        extra.push("--events".into());
+        extra.push(std::path::absolute(log).map_err(|e| format!("futuretop: {}: {e}", log.display()))?.into());
     }
     if let Some(color) = clap::ValueEnum::to_possible_value(&args.display.color) {
-        command.arg("--color").arg(color.get_name());
+        extra.push("--color".into());
+        extra.push(color.get_name().into());
     }
     if args.display.no_mouse {
-        command.arg("--no-mouse");
+        extra.push("--no-mouse".into());
     }
-    command.arg("--foreground").arg(id).arg("--keeper").arg(std::process::id().to_string());
-    Ok(command)
+    extra.extend(["--foreground".into(), id.into(), "--keeper".into(), std::process::id().to_string().into()]);
+    run_again(args, again, &extra)
 }
 
 /// The run `id` in the foreground (this process, started by its keeper): returns the
 /// state directory and the id.
 fn become_kept(id: &str, keeper: Option<u32>) -> Result<(std::path::PathBuf, String), String> {
+    // A stop its keeper passes on before the run can take it is not lost (nor fatal).
+    let _ = signal_hook::flag::register(futuretop::keeper::STOP as i32, std::sync::Arc::clone(early_stop()));
     futuretop::keeper::watch(keeper.unwrap_or(0))?;
     let dir = futuretop::session::state_dir().map_err(|e| e.to_string())?;
     if !futuretop::session::is_run_id(id) {
         return Err(format!("futuretop: a run id is six hex digits: '{}'", futuretop::text::visible(id)));
     }
     Ok((dir, id.to_owned()))
+}
+
+/// Set by a stop the keeper passed on before the run could take it ([`become_kept`]).
+fn early_stop() -> &'static std::sync::Arc<std::sync::atomic::AtomicBool> {
+    static EARLY: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> = std::sync::OnceLock::new();
+    EARLY.get_or_init(Default::default)
 }
 
 /// The detached run `id` (this process, started by [`detach`]): leaves the terminal's
@@ -820,8 +875,10 @@ fn stop_run(id: Option<&str>) -> Result<u8, String> {
 fn signal_run(found: &futuretop::session::Found, signal: nix::sys::signal::Signal) -> Result<(), String> {
     let pid = found.record.pid;
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let marker = format!("--run-id\0{}\0", found.record.id);
-    let ours = cmdline.windows(marker.len()).any(|w| w == marker.as_bytes());
+    let ours = ["--run-id", "--foreground"].iter().any(|flag| {
+        let marker = format!("{flag}\0{}\0", found.record.id);
+        cmdline.windows(marker.len()).any(|w| w == marker.as_bytes())
+    });
     if !ours || futuretop::session::proc_start(pid) != Some(found.record.proc_start) {
         return Ok(());
     }
@@ -926,6 +983,14 @@ fn follow_log(
     std::thread::Builder::new()
         .name("futuretop-attach".into())
         .spawn(move || {
+            // The reading and decoding of the log, most of what a monitor does while it
+            // catches up, runs only on a CPU the run leaves idle (SCHED_IDLE); the screen
+            // and its keys keep their share (`nice` +10).
+            let _ = thread_priority::set_thread_priority_and_policy(
+                thread_priority::thread_native_id(),
+                thread_priority::ThreadPriority::Min,
+                thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Idle),
+            );
             let reader = futuretop::events::LogReader::from_reader(path, follow);
             for item in reader {
                 match item {

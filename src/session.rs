@@ -273,6 +273,18 @@ pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: Option<&Path>
     Ok(record)
 }
 
+/// Rewrites run `id`'s record without its log (removed: the run never left its terminal).
+pub fn forget_log(dir: &Path, id: &str) {
+    let path = dir.join(format!("{id}.json"));
+    let Some(mut record) = read_state_file(&path).and_then(|b| serde_json::from_slice::<Record>(&b).ok()) else {
+        return;
+    };
+    if record.id == id {
+        record.log = None;
+        let _ = write_json_atomically(&path, &record);
+    }
+}
+
 /// How many runs that have ended keep their files in the state directory (`ls --all`).
 const ENDED_KEPT: usize = 50;
 

@@ -37,6 +37,8 @@ pub const FAULT_ENV: &str = "FUTURETOP_FAULT";
 
 /// Frames at most this often.
 const FRAME: Duration = Duration::from_millis(33);
+/// How long the terminal's reader waits for a key before it looks whether to stop.
+const KEYS_POLL: Duration = Duration::from_millis(50);
 /// The exit code of an interrupted run.
 const EXIT_INTERRUPTED: i32 = 130;
 
@@ -112,6 +114,22 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// The thread that reads the terminal's keys: told to stop when dropped, and waited for
+/// (it looks at its flag every [`KEYS_POLL`]); not for long: on a terminal that has hung
+/// up, crossterm's reader may never come back, and the process ends without it.
+struct KeysReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Closed when the thread ends.
+    ended: Receiver<()>,
+}
+
+impl Drop for KeysReader {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.ended.recv_timeout(KEYS_POLL * 4);
+    }
+}
+
 /// Where the monitor's events come from.
 pub enum Source {
     /// A live run: events, and the channel that steers it.
@@ -167,10 +185,25 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let (keys_tx, keys_rx) = crossbeam_channel::unbounded();
+    // The terminal is read only while the monitor is up: the reader looks at a stop flag
+    // between short waits, and is joined before the monitor returns (after `d` nothing of
+    // this process may read the terminal the shell reads again).
+    let stop_keys = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&stop_keys);
+    let (ended_tx, ended) = crossbeam_channel::bounded::<()>(0);
+    let keys = KeysReader { stop: stop_keys, ended };
     std::thread::Builder::new().name("futuretop-keys".into()).spawn(move || {
-        while let Ok(ev) = ratatui::crossterm::event::read() {
-            if keys_tx.send(ev).is_err() {
-                break;
+        let _ended = ended_tx;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match ratatui::crossterm::event::poll(KEYS_POLL) {
+                Ok(true) => {
+                    let Ok(ev) = ratatui::crossterm::event::read() else { break };
+                    if keys_tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => break,
             }
         }
     })?;
@@ -224,9 +257,13 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             dirty = geometry != app.view.geometry;
             app.set_geometry(geometry);
         }
-        let wait = if dirty { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
+        // An attached monitor takes its events a frame at a time, not as each comes: its
+        // reader, which runs only on idle CPU, would otherwise wake it for each one, and
+        // each wake-up would take a CPU from the run.
+        let polled = app.attached() && events_open;
+        let wait = if dirty || polled { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
         let never = crossbeam_channel::never();
-        let events_rx = if events_open { &events } else { &never };
+        let events_rx = if events_open && !polled { &events } else { &never };
         let mut command = None;
         select! {
             recv(events_rx) -> e => match e {
@@ -284,6 +321,21 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             },
             default(wait) => {},
         }
+        if polled && !events.is_empty() {
+            app.drain(&events, FRAME);
+            app.attachment =
+                if events.len() >= CATCHING_UP { app::Attachment::CatchingUp } else { app::Attachment::Following };
+            dirty = true;
+        } else if polled {
+            match events.try_recv() {
+                Ok(e) => {
+                    app.apply_event(&e);
+                    dirty = true;
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => events_open = false,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+        }
         match command {
             Some(Command::Exit) => break,
             Some(Command::Detach) => {
@@ -308,6 +360,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             break;
         }
     }
+    drop(keys);
     drop(terminal);
     drop(guard);
     Ok(Shown { finished: app.model.finished, counts: app.counts(), model: app.model, detached })

@@ -512,6 +512,8 @@ pub struct App {
     pub attachment: Attachment,
     /// Whether `d` sends the run, in the foreground, to the background.
     pub detachable: Detachable,
+    /// The monitor asked the run to stop (Ctrl-C, `y`): `d` has nothing left to detach.
+    stopping: bool,
     /// `x`, `C`, `c` on a task with dependents and `b` act at once, without a question.
     pub skip_confirmation: bool,
     /// Which key does what (the preferences file's `keys:`).
@@ -530,6 +532,10 @@ impl App {
         match &self.detachable {
             _ if self.model.finished.is_some() || self.read_only => {
                 self.view.status = Some("the run has ended: nothing to detach".into());
+                None
+            }
+            _ if self.stopping => {
+                self.view.status = Some("the run is stopping: nothing to detach".into());
                 None
             }
             Detachable::Yes => Some(Command::Detach),
@@ -807,6 +813,7 @@ impl App {
                         return Some(Command::Exit);
                     }
                     self.view.status = Some("stopping the run...".into());
+                    self.stopping = true;
                     Some(Command::Control(Control::Interrupt))
                 }
                 Action::Detach => self.detach(),
@@ -1301,6 +1308,7 @@ impl App {
             return Command::Exit;
         }
         self.view.status = Some("stopping the run...".into());
+        self.stopping = true;
         Command::Control(Control::Interrupt)
     }
 
@@ -1618,6 +1626,13 @@ mod tests {
         started(&mut plain);
         plain.apply(Action::Quit);
         assert!(plain.view.status.as_deref().is_some_and(|s| s.ends_with("[y/N]")), "{:?}", plain.view.status);
+        // Stopping (Ctrl-C): nothing to detach.
+        let mut stopping = App::new();
+        stopping.detachable = Detachable::Yes;
+        started(&mut stopping);
+        assert_eq!(stopping.apply(Action::Interrupt), Some(Command::Control(Control::Interrupt)));
+        assert_eq!(stopping.apply(Action::Detach), None);
+        assert_eq!(stopping.view.status.as_deref(), Some("the run is stopping: nothing to detach"));
         // Ended: nothing to detach.
         app.model.finished = Some(0);
         assert_eq!(app.apply(Action::Detach), None);

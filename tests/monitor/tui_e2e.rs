@@ -1443,4 +1443,5 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
         runs.as_array().expect("a list").iter().find(|r| r["id"] != id.as_str()).expect("the second run, listed");
     let other = ended["id"].as_str().expect("an id");
     assert!(!dir.join(format!("{other}.jsonl")).exists(), "a log nobody asked for is removed");
+    assert!(ended["log"].is_null(), "and its record no longer names it: {ended}");
 }
