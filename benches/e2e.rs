@@ -281,8 +281,7 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
         }
         if tui > 0 {
             // The monitors wait for `q` once the run has ended: their windows go.
-            let _ = tmux(&["kill-session", "-t", "b"]);
-            let _ = tmux(&["new-session", "-d", "-s", "b", "-x", "160", "-y", "45", "sleep 100000"]);
+            let _ = tmux(&["kill-window", "-a", "-t", "b:0"]);
         }
         let text = std::fs::read_to_string(log).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

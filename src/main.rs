@@ -947,7 +947,9 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
     let events = follow_log(&found)?;
     let started =
         std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
-    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started }, &options)
+    let (pid, proc_start) = (found.record.pid, found.record.proc_start);
+    let alive = Box::new(move || session::proc_start(pid) == Some(proc_start));
+    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started, alive }, &options)
         .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
         say_raw!("{}", shown.model.summary_with_log(code, found.record.log.as_deref()));

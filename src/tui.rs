@@ -37,6 +37,9 @@ pub const FAULT_ENV: &str = "FUTURETOP_FAULT";
 
 /// Frames at most this often.
 const FRAME: Duration = Duration::from_millis(33);
+/// What an attached monitor spends of a frame taking in the log of a live run it is
+/// catching up on (a seventh of a CPU at most; the rest of the frame is the run's).
+const CATCH_UP: Duration = Duration::from_millis(5);
 /// How long the terminal's reader waits for a key before it looks whether to stop.
 const KEYS_POLL: Duration = Duration::from_millis(50);
 /// The exit code of an interrupted run.
@@ -152,6 +155,9 @@ pub enum Source {
         control: Sender<Control>,
         /// When the run started: the run's clock, not the monitor's.
         started: std::time::SystemTime,
+        /// Whether the run's process is still there (looked at four times a second):
+        /// while it is, the monitor catches up on its log at a measured pace.
+        alive: Box<dyn Fn() -> bool + Send>,
     },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
@@ -209,15 +215,19 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     })?;
     let mut app = App::with_prefs(&options.prefs);
     let mut run_started = None;
+    let mut run_alive: Option<Box<dyn Fn() -> bool + Send>> = None;
+    // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP).
+    let mut live = true;
     let (events, control, replay) = match source {
         Source::Live { events, control, plan, detachable } => {
             app.plan = plan;
             app.detachable = detachable;
             (events, Some(control), None)
         }
-        Source::Attached { events, control, started } => {
+        Source::Attached { events, control, started, alive } => {
             app.attachment = app::Attachment::Following;
             run_started = Some(started);
+            run_alive = Some(alive);
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -304,6 +314,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                 }
             },
             recv(ticks) -> _ => {
+                if let Some(alive) = &run_alive {
+                    live = alive();
+                }
                 if !app.read_only {
                     // An attached monitor's clock is the run's (it started before the monitor).
                     let now = run_started.map_or_else(
@@ -322,7 +335,10 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             default(wait) => {},
         }
         if polled && !events.is_empty() {
-            app.drain(&events, FRAME);
+            // While it catches up on a live run, the monitor takes a small share of a
+            // frame: the run comes first (a run that has ended, it catches up at once).
+            let behind = events.len() >= CATCHING_UP;
+            app.drain(&events, if behind && live { CATCH_UP } else { FRAME });
             app.attachment =
                 if events.len() >= CATCHING_UP { app::Attachment::CatchingUp } else { app::Attachment::Following };
             dirty = true;
