@@ -408,7 +408,9 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     // keeps a log to be attached to, in the state directory unless `--events` says where.
     let keeper = args.keeper.filter(|_| display.is_some() && args.foreground.is_some());
     let implicit_log = match (keeper, &listed, &args.events) {
-        (Some(_), Some((dir, id)), None) => Some(dir.join(format!("{id}.jsonl"))),
+        (Some(_), Some((dir, id)), None) => {
+            Some(futuretop::session::logs_dir().unwrap_or_else(|| dir.clone()).join(format!("{id}.jsonl")))
+        }
         _ => None,
     };
     let options = RunOptions {

@@ -68,6 +68,28 @@ pub fn state_dir() -> Result<PathBuf, StateDirError> {
     Ok(path)
 }
 
+/// Where a run in the foreground keeps the log it writes only for `attach` (not
+/// checked): `$XDG_STATE_HOME/futuretop/` when that names an absolute path, else
+/// `~/.local/state/futuretop/`; `None` without a home.
+fn logs_dir_path() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".local").join("state"),
+    };
+    base.is_absolute().then(|| base.join("futuretop"))
+}
+
+/// The directory for the logs runs in the foreground keep only for `attach`: on disk,
+/// not in the runtime directory, which is memory (a million futures make a 300 MB log);
+/// made (0700) and checked as the state directory is. `None` when there is no home or
+/// the directory is not safe: the state directory serves then.
+pub fn logs_dir() -> Option<PathBuf> {
+    let path = logs_dir_path()?;
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&path).ok()?;
+    check_state_dir(&path).ok()?;
+    Some(path)
+}
+
 /// Refuses `path` unless it is a directory, not a symlink, owned by this user, mode 0700.
 pub fn check_state_dir(path: &Path) -> Result<(), StateDirError> {
     let meta = fs::symlink_metadata(path).map_err(|error| StateDirError::Io { path: path.to_owned(), error })?;
@@ -289,13 +311,24 @@ pub fn forget_log(dir: &Path, id: &str) {
 const ENDED_KEPT: usize = 50;
 
 /// Removes the files of the runs that ended, but the [`ENDED_KEPT`] latest: their record,
-/// status, output, and their event log if it is in the state directory.
+/// status, output, and their event log if it is in the state directory or is one kept
+/// for `attach` in the logs directory ([`logs_dir`]); never a log at `--events`.
 fn prune(dir: &Path) {
+    prune_in(dir, logs_dir_path().as_deref());
+}
+
+/// [`prune`], with `logs` the directory of the logs kept for `attach` ([`logs_dir`]).
+fn prune_in(dir: &Path, logs: Option<&Path>) {
     let ended: Vec<Found> = runs(dir).into_iter().filter(|f| f.state != State::Running).collect();
     let Some(old) = ended.len().checked_sub(ENDED_KEPT) else { return };
     for f in &ended[..old] {
         for ext in ["status.json", "out", "sock", "jsonl", "json"] {
             let _ = fs::remove_file(dir.join(format!("{}.{ext}", f.record.id)));
+        }
+        // A log kept for `attach` by a run detached from the foreground ([`logs_dir`]).
+        let ours = logs.map(|l| l.join(format!("{}.jsonl", f.record.id)));
+        if ours.is_some() && f.record.log == ours {
+            let _ = ours.map(fs::remove_file);
         }
     }
 }
@@ -541,9 +574,19 @@ mod tests {
     #[test]
     fn the_latest_ended_runs_are_kept_and_the_older_pruned_with_their_files() {
         let dir = scratch_dir("prune");
-        // 55 runs that ended (no such process), oldest first, each with its files.
+        let logs = scratch_dir("prune-logs");
+        let elsewhere = scratch_dir("prune-elsewhere");
+        // 55 runs that ended (no such process), oldest first, each with its files; the
+        // first two kept their logs in the logs directory, the third at `--events`.
         for k in 0..55u32 {
             let id = format!("{k:06x}");
+            let at = match k {
+                0 | 1 => &logs,
+                2 => &elsewhere,
+                _ => &dir,
+            };
+            let log = at.join(format!("{id}.jsonl"));
+            fs::write(&log, "{}\n").unwrap();
             let record = Record {
                 id: id.clone(),
                 name: "r".into(),
@@ -551,24 +594,40 @@ mod tests {
                 pid: u32::MAX,
                 proc_start: 1,
                 started: f64::from(k),
-                log: Some(dir.join(format!("{id}.jsonl"))),
+                log: Some(log),
             };
             write_json_atomically(&dir.join(format!("{id}.json")), &record).unwrap();
             let status = Status { done: 1, total: 1, deadlocks: 0, exit_code: Some(0) };
             write_json_atomically(&dir.join(format!("{id}.status.json")), &status).unwrap();
-            fs::write(dir.join(format!("{id}.jsonl")), "{}\n").unwrap();
         }
         // A crafted record whose name and id differ, and a FIFO, are no runs: skipped.
         fs::write(dir.join("abcdef.json"), br#"{"id":"000001"}"#).unwrap();
         nix::unistd::mkfifo(&dir.join("fedcba.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(runs(&dir).len(), 55);
-        register(&dir, "ffffff", "new", "new.yaml", None).unwrap();
+        write_json_atomically(
+            &dir.join("ffffff.json"),
+            &Record {
+                id: "ffffff".into(),
+                name: "new".into(),
+                file: "new.yaml".into(),
+                pid: std::process::id(),
+                proc_start: proc_start(std::process::id()).unwrap_or(0),
+                started: 100.0,
+                log: None,
+            },
+        )
+        .unwrap();
+        prune_in(&dir, Some(&logs));
         let left = runs(&dir);
         assert_eq!(left.len(), 51, "the 50 latest ended, and the new one");
         assert_eq!(left[0].record.id, "000005", "the five oldest went");
         assert!(!dir.join("000004.jsonl").exists() && !dir.join("000004.status.json").exists());
         assert!(dir.join("000005.jsonl").exists());
+        assert!(!logs.join("000000.jsonl").exists() && !logs.join("000001.jsonl").exists(), "ours, removed");
+        assert!(elsewhere.join("000002.jsonl").exists(), "a log the user asked for is never removed");
         let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_dir_all(&logs);
+        let _ = fs::remove_dir_all(&elsewhere);
     }
 
     #[test]

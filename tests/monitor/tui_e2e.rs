@@ -1389,7 +1389,15 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     let rt = state.0.clone();
     let dir = rt.join("futuretop");
     let file = TaskFile::new("fg-detach", ATTACHED);
-    let run = format!("env XDG_RUNTIME_DIR={} {BIN} run {}; echo EXIT=$?; sleep 60", rt.display(), file.path());
+    // The log such a run keeps for attach goes to the state home (on disk), not to the
+    // runtime directory (memory).
+    let logs = rt.join("state").join("futuretop");
+    let run = format!(
+        "env XDG_RUNTIME_DIR={} XDG_STATE_HOME={} {BIN} run {}; echo EXIT=$?; sleep 60",
+        rt.display(),
+        rt.join("state").display(),
+        file.path()
+    );
     let first = Tmux::start("fg-detach-1", 120, 40, &run);
     first.wait_row("blocker", &["▶ running"]);
     first.wait_row("q-alpha", &["· pending"]);
@@ -1429,7 +1437,8 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     let out = std::fs::read_to_string(dir.join(format!("{id}.out"))).expect("the run's output");
     assert!(out.contains("4 futures: 3 done, 1 failed, 0 cancelled"), "{out}");
     assert!(out.contains("exit code 1"), "{out}");
-    assert!(dir.join(format!("{id}.jsonl")).is_file(), "the log of a detached run is kept");
+    assert!(logs.join(format!("{id}.jsonl")).is_file(), "the log of a detached run is kept");
+    assert!(!dir.join(format!("{id}.jsonl")).exists(), "and not in the runtime directory");
     // A run that stays in its terminal leaves no log of its own behind.
     let third = Tmux::start("fg-detach-3", 120, 40, &run);
     third.wait_row("blocker", &["▶ running"]);
@@ -1442,6 +1451,6 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     let ended =
         runs.as_array().expect("a list").iter().find(|r| r["id"] != id.as_str()).expect("the second run, listed");
     let other = ended["id"].as_str().expect("an id");
-    assert!(!dir.join(format!("{other}.jsonl")).exists(), "a log nobody asked for is removed");
+    assert!(!logs.join(format!("{other}.jsonl")).exists(), "a log nobody asked for is removed");
     assert!(ended["log"].is_null(), "and its record no longer names it: {ended}");
 }
