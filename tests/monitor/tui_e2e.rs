@@ -701,7 +701,9 @@ tasks:
 ";
 
 /// A signal to the monitor mid-run: exit 130, the terminal restored, the event log
-/// complete, and no worker process or command left behind.
+/// complete, and no worker process or command left behind. The signal goes to the
+/// process the shell started: the keeper of the run (src/keeper.rs), which passes it on;
+/// SIGKILL, which it cannot pass on, reaches the run as a hang-up (the shell says 137).
 fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     let test = format!("{signal:?}").to_lowercase();
     let file = TaskFile::new(&test, SIGNALLED);
@@ -728,8 +730,19 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     }
     assert!(below.len() >= 5, "workers and commands below futuretop: {below:?}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")), signal).expect("kill");
-    let s = t.wait_text("EXIT=130");
-    assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
+    if signal == nix::sys::signal::Signal::SIGKILL {
+        t.wait_text("EXIT=137");
+        // The run, on its own now, stops as on a hang-up and gives the terminal back.
+        let start = Instant::now();
+        while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"run_finished\"") {
+            assert!(start.elapsed() < DEADLINE, "the run did not stop after its keeper was killed");
+            std::thread::sleep(POLL);
+        }
+        t.wait_text("exit code 130");
+    } else {
+        let s = t.wait_text("EXIT=130");
+        assert!(s.contains("exit code 130"), "the run was stopped:\n{s}");
+    }
     t.assert_restored("signalled · ");
     let logged = std::fs::read_to_string(&log).expect("the event log");
     let _ = std::fs::remove_file(&log);
@@ -759,6 +772,14 @@ fn sigint_stops_the_run_and_restores_the_terminal() {
         return;
     }
     signal_stops_the_run(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigkill_of_the_keeper_stops_the_run_and_leaves_nothing_behind() {
+    if !tmux_here("sigkill_of_the_keeper_stops_the_run_and_leaves_nothing_behind") {
+        return;
+    }
+    signal_stops_the_run(nix::sys::signal::Signal::SIGKILL);
 }
 
 #[test]
