@@ -1277,6 +1277,10 @@ fn decode_hot(line: &[u8], names: &mut Names) -> Option<Event> {
         #[serde(default, deserialize_with = "present")]
         result: Option<Value>,
     }
+    // An object, as the full path reads (a derived struct would read an array too).
+    if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
     let hot: Hot<'_> = serde_json::from_slice(line).ok()?;
     let (task, id, pool) = (Name::from(&*hot.task?), hot.id?, shared(&mut names.pool, &hot.pool?));
     let kind = match &*hot.event {
@@ -1407,6 +1411,7 @@ mod tests {
             r#"{"seq":1,"t":0.0,"event":"pending","task":"a","pool":"io"}"#,
             r#"{"seq":1,"t":0.0,"event":"novel","task":"a","id":1,"pool":"io"}"#,
             r#"{"seq":1,"t":0.0,"event":"pending","task":"a","id":1,"pool":"io""#,
+            r#"[1,0.5,"pending","a",1,"io"]"#,
         ] {
             assert_eq!(decode_hot(other.as_bytes(), &mut names), None, "{other}");
         }

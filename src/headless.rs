@@ -66,6 +66,10 @@ pub fn follow_status(
     err: &mut dyn Write,
 ) -> Option<i32> {
     let every = if tty { STATUS_LOOK } else { PLAIN_EVERY };
+    if !alive() {
+        // It has ended already: no progress to show, only how it ended.
+        return status().and_then(|s| s.exit_code);
+    }
     let mut last_line = String::new();
     let mut last_print: Option<Instant> = None;
     let mut deadlocks = 0;
@@ -265,8 +269,9 @@ mod tests {
                 statuses[(looked - 1).min(3)].clone()
             },
             || {
+                // Alive for its first four looks (the first before the loop).
                 asked += 1;
-                asked < 4
+                asked < 5
             },
             std::time::SystemTime::now(),
             false,
@@ -285,6 +290,11 @@ mod tests {
             ],
             "{text}"
         );
+        // A run that has ended already: no progress line, only how it ended.
+        let mut out = Vec::new();
+        let ended = Some(Status { done: 4, total: 4, deadlocks: 0, exit_code: Some(1) });
+        let code = follow_status(|| ended.clone(), || false, std::time::SystemTime::now(), true, &mut out);
+        assert_eq!((code, out.len()), (Some(1), 0));
     }
 
     fn ev(seq: u64, kind: EventKind) -> Event {

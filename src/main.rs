@@ -296,9 +296,18 @@ impl Replayed {
 
 /// Reads the log at `path` through, handing each event to `each` (which says whether to
 /// go on): damaged lines are counted and skipped, a log of a newer format is refused.
-fn read_through(path: &Path, mut each: impl FnMut(futuretop::events::Event) -> bool) -> Result<Replayed, String> {
-    use futuretop::events::{EventKind, LogError, LogReader, EVENTS_VERSION};
-    let mut reader = LogReader::open(path).map_err(|e| format!("futuretop: {e}"))?;
+fn read_through(path: &Path, each: impl FnMut(futuretop::events::Event) -> bool) -> Result<Replayed, String> {
+    let reader = futuretop::events::LogReader::open(path).map_err(|e| format!("futuretop: {e}"))?;
+    read_from(reader, path, each)
+}
+
+/// [`read_through`] of a log already open.
+fn read_from(
+    mut reader: futuretop::events::LogReader,
+    path: &Path,
+    mut each: impl FnMut(futuretop::events::Event) -> bool,
+) -> Result<Replayed, String> {
+    use futuretop::events::{EventKind, LogError, EVENTS_VERSION};
     let mut r = Replayed { exit_code: None, started: false, damaged: 0, problems: Vec::new(), skipped: 0 };
     for item in reader.by_ref() {
         match item {
@@ -450,7 +459,14 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
             (None, Some(_)) => Some(dir.join(format!("{id}.jsonl"))),
             (None, None) => implicit_log.clone(),
         };
-        let registered = futuretop::session::register(dir, id, &plan.name, &plan.source, log.as_deref());
+        let registered = futuretop::session::register(
+            dir,
+            id,
+            &plan.name,
+            &plan.source,
+            log.as_deref(),
+            implicit_log.is_some() && args.events.is_none(),
+        );
         if let (Err(e), Some(_)) = (&registered, &args.run_id) {
             let _ = handle.control().send(Control::Interrupt);
             let _ = handle.join();
@@ -946,13 +962,14 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
             }
         })
         .map_err(|e| format!("futuretop: cannot attach: {e}"))?;
-    let events = follow_log(&found)?;
+    let (events, at_end) = follow_log(&found)?;
     let started =
         std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
     let (pid, proc_start) = (found.record.pid, found.record.proc_start);
     let alive = Box::new(move || session::proc_start(pid) == Some(proc_start));
-    let shown = futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started, alive }, &options)
-        .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
+    let shown =
+        futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started, alive, at_end }, &options)
+            .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
         say_raw!("{}", shown.model.summary_with_log(code, found.record.log.as_deref()));
         return Ok(u8::try_from(code).unwrap_or(1));
@@ -967,9 +984,17 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
 }
 
 /// The events of run `found`, read from its log's start and followed until it ends.
+/// Also returns the flag its reader keeps: whether it is at the end of what is written.
+#[allow(clippy::type_complexity)] // a receiver and a flag
 fn follow_log(
     found: &futuretop::session::Found,
-) -> Result<crossbeam_channel::Receiver<std::sync::Arc<futuretop::events::Event>>, String> {
+) -> Result<
+    (
+        crossbeam_channel::Receiver<std::sync::Arc<futuretop::events::Event>>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
+    String,
+> {
     use futuretop::session;
     let (pid, started) = (found.record.pid, found.record.proc_start);
     let alive = move || session::proc_start(pid) == Some(started);
@@ -982,7 +1007,8 @@ fn follow_log(
             Err(e) => return Err(format!("futuretop: {}: {e}", futuretop::text::visible(&path.display().to_string()))),
         }
     };
-    let follow = session::Follow::new(file, Box::new(alive));
+    let at_end = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follow = session::Follow::new(file, Box::new(alive)).reporting(std::sync::Arc::clone(&at_end));
     let (tx, rx) = crossbeam_channel::bounded(4096);
     std::thread::Builder::new()
         .name("futuretop-attach".into())
@@ -1010,7 +1036,7 @@ fn follow_log(
             }
         })
         .map_err(|e| format!("futuretop: cannot follow the run: {e}"))?;
-    Ok(rx)
+    Ok((rx, at_end))
 }
 
 /// The event log of run `found`, which `attach` reads.
@@ -1030,6 +1056,10 @@ fn log_of(found: &futuretop::session::Found) -> Result<std::path::PathBuf, Strin
 fn attach_headless(dir: &Path, found: &futuretop::session::Found) -> Result<u8, String> {
     use futuretop::session;
     let log = log_of(found)?;
+    // Opened now, while the run goes: a log the run removes at its end (one it kept only
+    // for attach), or that another run writes over, is still this run's to read.
+    let shown = futuretop::text::visible(&log.display().to_string()).into_owned();
+    let reader = futuretop::events::LogReader::open(&log).map_err(|e| format!("futuretop: {shown}: {e}"))?;
     let stderr = std::io::stderr();
     let since =
         std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
@@ -1041,11 +1071,24 @@ fn attach_headless(dir: &Path, found: &futuretop::session::Found) -> Result<u8, 
         &mut stderr.lock(),
     );
     let mut model = futuretop::model::RunModel::new(futuretop::model::Keep::Unfinished);
-    let read = read_through(&log, |e| {
+    let read = read_from(reader, &log, |e| {
         model.apply(&e);
         true
-    })?;
-    let code = code.or(read.exit_code);
+    });
+    // The run's own word on how it ended comes first; the log's, if it has none.
+    let code = match read {
+        Ok(read) => {
+            let logged = read.report();
+            code.or(read.exit_code).or((logged != EXIT_LOG_INCOMPLETE).then_some(i32::from(logged)))
+        }
+        Err(e) => {
+            warn!("{}; the summary is not shown", futuretop::text::visible(&e));
+            if let Some(code) = code {
+                return Ok(u8::try_from(code).unwrap_or(1));
+            }
+            return Err(format!("futuretop: run {} ended without saying how", found.record.id));
+        }
+    };
     say_raw!("{}", model.summary(code.unwrap_or(EXIT_LOG_INCOMPLETE.into())));
     Ok(code.map_or(EXIT_LOG_INCOMPLETE, |c| u8::try_from(c).unwrap_or(1)))
 }

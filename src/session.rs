@@ -129,6 +129,10 @@ pub struct Record {
     pub started: f64,
     /// Its event log (a run in the foreground without `--events` writes none).
     pub log: Option<PathBuf>,
+    /// Its log is one futuretop keeps only for `attach` ([`logs_dir`]), not one asked
+    /// for with `--events`: pruned with the run's other files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attach_log: bool,
 }
 
 /// A run's progress, as its event bus last wrote it (`ID.status.json`).
@@ -279,7 +283,15 @@ pub fn status_of(dir: &Path, id: &str) -> Option<Status> {
 }
 
 /// Writes this process's record of run `id` (it has started).
-pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: Option<&Path>) -> std::io::Result<Record> {
+/// `attach_log`: the log is one futuretop keeps only for `attach` ([`Record::attach_log`]).
+pub fn register(
+    dir: &Path,
+    id: &str,
+    name: &str,
+    file: &str,
+    log: Option<&Path>,
+    attach_log: bool,
+) -> std::io::Result<Record> {
     prune(dir);
     let pid = std::process::id();
     let record = Record {
@@ -290,6 +302,7 @@ pub fn register(dir: &Path, id: &str, name: &str, file: &str, log: Option<&Path>
         proc_start: proc_start(pid).unwrap_or(0),
         started: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
         log: log.map(Path::to_owned),
+        attach_log,
     };
     write_json_atomically(&dir.join(format!("{id}.json")), &record)?;
     Ok(record)
@@ -303,6 +316,7 @@ pub fn forget_log(dir: &Path, id: &str) {
     };
     if record.id == id {
         record.log = None;
+        record.attach_log = false;
         let _ = write_json_atomically(&path, &record);
     }
 }
@@ -317,7 +331,9 @@ fn prune(dir: &Path) {
     prune_in(dir, logs_dir_path().as_deref());
 }
 
-/// [`prune`], with `logs` the directory of the logs kept for `attach` ([`logs_dir`]).
+/// [`prune`], with `logs` the directory of the logs kept for `attach` ([`logs_dir`]) as
+/// this process sees it: a record that says its log is one of those is trusted too (a
+/// run started with another `XDG_STATE_HOME`).
 fn prune_in(dir: &Path, logs: Option<&Path>) {
     let ended: Vec<Found> = runs(dir).into_iter().filter(|f| f.state != State::Running).collect();
     let Some(old) = ended.len().checked_sub(ENDED_KEPT) else { return };
@@ -326,9 +342,11 @@ fn prune_in(dir: &Path, logs: Option<&Path>) {
             let _ = fs::remove_file(dir.join(format!("{}.{ext}", f.record.id)));
         }
         // A log kept for `attach` by a run detached from the foreground ([`logs_dir`]).
-        let ours = logs.map(|l| l.join(format!("{}.jsonl", f.record.id)));
-        if ours.is_some() && f.record.log == ours {
-            let _ = ours.map(fs::remove_file);
+        let named = format!("{}.jsonl", f.record.id);
+        let in_logs = logs.map(|l| l.join(&named));
+        let said = f.record.log.as_ref().filter(|l| f.record.attach_log && l.file_name() == Some(named.as_ref()));
+        if let Some(log) = said.or(in_logs.as_ref().filter(|l| f.record.log.as_ref() == Some(*l))) {
+            let _ = fs::remove_file(log);
         }
     }
 }
@@ -463,6 +481,8 @@ pub struct Follow {
     alive: Box<dyn FnMut() -> bool + Send>,
     /// The last read reached the end of what was written.
     at_end: bool,
+    /// Told whether the last read reached the end of what was written.
+    reports: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How long a follower waits at the end of what is written before it reads again: the
@@ -472,7 +492,21 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(40);
 impl Follow {
     /// Follows `file` while `alive()`.
     pub fn new(file: fs::File, alive: Box<dyn FnMut() -> bool + Send>) -> Self {
-        Self { file, alive, at_end: false }
+        Self { file, alive, at_end: false, reports: None }
+    }
+
+    /// Keeps `at_end` told whether the reader is at the end of what is written (a monitor
+    /// says it is catching up until then).
+    #[must_use]
+    pub fn reporting(mut self, at_end: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.reports = Some(at_end);
+        self
+    }
+
+    fn report(&self, at_end: bool) {
+        if let Some(r) = &self.reports {
+            r.store(at_end, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -480,6 +514,7 @@ impl std::io::Read for Follow {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             let n = self.file.read(buf)?;
+            self.report(n < buf.len());
             if n == buf.len() {
                 return Ok(n);
             }
@@ -576,13 +611,16 @@ mod tests {
         let dir = scratch_dir("prune");
         let logs = scratch_dir("prune-logs");
         let elsewhere = scratch_dir("prune-elsewhere");
+        let other_home = scratch_dir("prune-other-home");
         // 55 runs that ended (no such process), oldest first, each with its files; the
-        // first two kept their logs in the logs directory, the third at `--events`.
+        // first two kept their logs in the logs directory, the third at `--events`, the
+        // fourth in the logs directory of another state home (its record says so).
         for k in 0..55u32 {
             let id = format!("{k:06x}");
             let at = match k {
                 0 | 1 => &logs,
                 2 => &elsewhere,
+                3 => &other_home,
                 _ => &dir,
             };
             let log = at.join(format!("{id}.jsonl"));
@@ -595,6 +633,7 @@ mod tests {
                 proc_start: 1,
                 started: f64::from(k),
                 log: Some(log),
+                attach_log: k == 3,
             };
             write_json_atomically(&dir.join(format!("{id}.json")), &record).unwrap();
             let status = Status { done: 1, total: 1, deadlocks: 0, exit_code: Some(0) };
@@ -614,6 +653,7 @@ mod tests {
                 proc_start: proc_start(std::process::id()).unwrap_or(0),
                 started: 100.0,
                 log: None,
+                attach_log: false,
             },
         )
         .unwrap();
@@ -625,9 +665,10 @@ mod tests {
         assert!(dir.join("000005.jsonl").exists());
         assert!(!logs.join("000000.jsonl").exists() && !logs.join("000001.jsonl").exists(), "ours, removed");
         assert!(elsewhere.join("000002.jsonl").exists(), "a log the user asked for is never removed");
-        let _ = fs::remove_dir_all(&dir);
-        let _ = fs::remove_dir_all(&logs);
-        let _ = fs::remove_dir_all(&elsewhere);
+        assert!(!other_home.join("000003.jsonl").exists(), "a log its record says is kept for attach goes too");
+        for d in [&dir, &logs, &elsewhere, &other_home] {
+            let _ = fs::remove_dir_all(d);
+        }
     }
 
     #[test]

@@ -158,6 +158,10 @@ pub enum Source {
         /// Whether the run's process is still there (looked at four times a second):
         /// while it is, the monitor catches up on its log at a measured pace.
         alive: Box<dyn Fn() -> bool + Send>,
+        /// Set by the log's reader while it is at the end of what the run has written
+        /// ([`crate::session::Follow::reporting`]): until then the header says the
+        /// monitor is catching up, however few events wait in the channel.
+        at_end: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
@@ -216,6 +220,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut app = App::with_prefs(&options.prefs);
     let mut run_started = None;
     let mut run_alive: Option<Box<dyn Fn() -> bool + Send>> = None;
+    let mut reader_at_end: Option<std::sync::Arc<std::sync::atomic::AtomicBool>> = None;
     // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP).
     let mut live = true;
     let (events, control, replay) = match source {
@@ -224,10 +229,11 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             app.detachable = detachable;
             (events, Some(control), None)
         }
-        Source::Attached { events, control, started, alive } => {
+        Source::Attached { events, control, started, alive, at_end } => {
             app.attachment = app::Attachment::Following;
             run_started = Some(started);
             run_alive = Some(alive);
+            reader_at_end = Some(at_end);
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -271,7 +277,13 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         // reader, which runs only on idle CPU, would otherwise wake it for each one, and
         // each wake-up would take a CPU from the run.
         let polled = app.attached() && events_open;
-        let wait = if dirty || polled { FRAME.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(1) };
+        let wait = if dirty {
+            FRAME.saturating_sub(last_draw.elapsed())
+        } else if polled {
+            FRAME
+        } else {
+            Duration::from_secs(1)
+        };
         let never = crossbeam_channel::never();
         let events_rx = if events_open && !polled { &events } else { &never };
         let mut command = None;
@@ -339,8 +351,12 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             // frame: the run comes first (a run that has ended, it catches up at once).
             let behind = events.len() >= CATCHING_UP;
             app.drain(&events, if behind && live { CATCH_UP } else { FRAME });
-            app.attachment =
-                if events.len() >= CATCHING_UP { app::Attachment::CatchingUp } else { app::Attachment::Following };
+            let reader_behind = reader_at_end.as_ref().is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed));
+            app.attachment = if events.len() >= CATCHING_UP || reader_behind {
+                app::Attachment::CatchingUp
+            } else {
+                app::Attachment::Following
+            };
             dirty = true;
         } else if polled {
             match events.try_recv() {
