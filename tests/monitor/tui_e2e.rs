@@ -1125,10 +1125,12 @@ fn the_workers_panel_scrolls_to_its_end_and_no_further() {
     let t = Tmux::run("workers", 120, 30, &file.path());
     t.wait_text("io (thread, 40/40 busy");
     t.keys(&["Tab", "G"]);
-    let end = t.wait_text("io-40 ");
+    // The panel's row of io-40 (the futures table names workers too, in its own column).
+    let last_worker = |s: &str| s.contains("│  io-40 ");
+    let end = t.wait_for("io-40 in the workers panel", last_worker);
     assert!(!end.contains("io (thread, "), "scrolled past the pool's head:\n{end}");
     t.keys(&["j", "j", "End"]);
-    let again = t.wait_text("io-40 ");
+    let again = t.wait_for("io-40 in the workers panel", last_worker);
     // The workers shown (their time bars move with the clock).
     let shown = |s: &str| s.split_whitespace().filter(|w| w.starts_with("io-")).map(str::to_owned).collect::<Vec<_>>();
     assert_eq!(shown(&again), shown(&end), "no scrolling past the last worker");
