@@ -162,7 +162,7 @@ impl<'v> Parse<'_, 'v> {
     }
 
     /// Reads the inner call `call` of arguments `items`, named at `path`, to run in `pool`.
-    pub fn inner(&mut self, call: &str, path: &str, items: &[(String, &Yaml, String)], pool: usize) -> Option<Builtin> {
+    pub fn inner(&mut self, call: &str, path: &str, items: &[(&str, &Yaml, String)], pool: usize) -> Option<Builtin> {
         parse(self.scope, call, path, items, pool)
     }
 
@@ -206,7 +206,7 @@ pub fn parse(
     scope: &mut dyn Scope,
     call: &str,
     call_path: &str,
-    items: &[(String, &Yaml, String)],
+    items: &[(&str, &Yaml, String)],
     pool: usize,
 ) -> Option<Builtin> {
     let mut p = Parse { scope, args: Args::new(items, call, call_path), pool, refused: false };

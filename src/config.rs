@@ -280,6 +280,28 @@ pub struct Plan {
 /// the runner keeps a little for each.
 pub const MAX_FUTURES: usize = 100_000_000;
 
+/// `base[k]`, the name of item `k` of a `map:`, made without the formatting machinery
+/// (a name an item submitted: it was a twentieth of a 100,000-item run's instructions).
+fn item_name(base: &str, k: usize) -> String {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut n = k;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut name = String::with_capacity(base.len() + digits.len() - at + 2);
+    name.push_str(base);
+    name.push('[');
+    name.extend(digits[at..].iter().map(|&d| char::from(d)));
+    name.push(']');
+    name
+}
+
 impl Plan {
     /// The plan of `tasks` (validated) in `pools`.
     pub(crate) fn new(
@@ -333,7 +355,7 @@ impl Plan {
     /// Future `i`'s name: its task's, or `name[k]` for item `k` of a `map:`.
     pub fn name_of(&self, i: usize) -> String {
         match self.locate(i) {
-            Some((t, k)) if self.tasks[t].is_map() => format!("{}[{k}]", self.tasks[t].name),
+            Some((t, k)) if self.tasks[t].is_map() => item_name(&self.tasks[t].name, k),
             Some((t, _)) => self.tasks[t].name.clone(),
             None => format!("#{i}"),
         }
@@ -372,11 +394,11 @@ impl Plan {
             Body::Map { call, columns } => {
                 let values: Vec<std::borrow::Cow<'_, serde_yaml::Value>> =
                     columns.iter().map(|(_, c)| c.get(k)).collect();
-                let items: Vec<(String, &serde_yaml::Value, String)> = task
+                let items: Vec<(&str, &serde_yaml::Value, String)> = task
                     .args
                     .iter()
-                    .map(|(a, v)| (a.clone(), v, String::new()))
-                    .chain(columns.iter().zip(&values).map(|((a, _), v)| (a.clone(), v.as_ref(), String::new())))
+                    .map(|(a, v)| (a.as_str(), v, String::new()))
+                    .chain(columns.iter().zip(&values).map(|((a, _), v)| (a.as_str(), v.as_ref(), String::new())))
                     .collect();
                 let mut scope = RunScope { plan: self };
                 crate::builtins::parse(&mut scope, call, "", &items, task.pool).map(Work::Call)

@@ -153,7 +153,7 @@ pub fn positive(r: &mut dyn Report, path: &str, what: &str, v: &Value) -> Option
 /// [`Args::finish`] flags the others (with a suggestion) and reports nothing twice.
 pub struct Args<'x, 'v> {
     /// `(argument, value, path)`.
-    items: &'x [(String, &'v Value, String)],
+    items: &'x [(&'x str, &'v Value, String)],
     used: Vec<&'static str>,
     /// The callable's name, for messages.
     call: &'x str,
@@ -163,7 +163,7 @@ pub struct Args<'x, 'v> {
 
 impl<'x, 'v> Args<'x, 'v> {
     /// The arguments `items` (`(name, value, path)`) of callable `call`, named at `call_path`.
-    pub fn new(items: &'x [(String, &'v Value, String)], call: &'x str, call_path: &'x str) -> Self {
+    pub fn new(items: &'x [(&'x str, &'v Value, String)], call: &'x str, call_path: &'x str) -> Self {
         Self { items, used: Vec::new(), call, call_path }
     }
 
@@ -182,7 +182,7 @@ impl<'x, 'v> Args<'x, 'v> {
         if !self.used.contains(&name) {
             self.used.push(name);
         }
-        self.items.iter().find(|(a, _, _)| a == name).map(|(_, v, p)| (*v, p.clone()))
+        self.items.iter().find(|(a, _, _)| *a == name).map(|(_, v, p)| (*v, p.clone()))
     }
 
     /// Argument `name` and its path; reported at the call if missing.
@@ -211,7 +211,7 @@ impl<'x, 'v> Args<'x, 'v> {
     /// Flags every argument given that the callable did not read.
     pub fn finish(self, r: &mut dyn Report) {
         for (a, _, p) in self.items {
-            if !self.used.contains(&a.as_str()) {
+            if !self.used.contains(a) {
                 let hint = hint(a, self.used.iter().copied());
                 let expected = if self.used.is_empty() { "none".to_owned() } else { self.used.join(", ") };
                 r.at_key(p, format!("unknown argument '{a}' for {} (arguments: {expected}){hint}", self.call));

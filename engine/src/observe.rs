@@ -24,9 +24,20 @@ pub struct FutureId(pub u64);
 pub struct IdHasher(u64);
 
 impl std::hash::Hasher for IdHasher {
+    /// Eight bytes a round (names: a pool's, a worker's, hashed for every event a
+    /// monitor takes in), the last few with their count.
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.write_u64(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
         }
     }
 

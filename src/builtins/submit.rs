@@ -35,10 +35,10 @@ impl Callable for Submit {
             Some((v, path)) => p.pool(v, &path),
         };
         let timeout = p.optional_seconds("timeout", &mut ok);
-        let inner_args: Vec<(String, &Yaml, String)> = match p.get("args") {
+        let inner_args: Vec<(&str, &Yaml, String)> = match p.get("args") {
             None | Some((Yaml::Null, _)) => Vec::new(),
             Some((Yaml::Mapping(m), path)) => {
-                m.iter().filter_map(|(k, v)| k.as_str().map(|k| (k.to_owned(), v, join(&path, k)))).collect()
+                m.iter().filter_map(|(k, v)| k.as_str().map(|k| (k, v, join(&path, k)))).collect()
             }
             Some((v, path)) => {
                 p.error(&path, format!("expected a mapping of the inner call's arguments, found {}", describe(v)));

@@ -1072,7 +1072,9 @@ fn second_pass(cx: &mut Ctx<'_>, bases: &[Base<'_>], pools: &[PoolPlan]) -> (Vec
         let body = match &b.body {
             Body::Call { name: call, path: call_path } if b.map.is_empty() => {
                 let mut scope = CallScope::new(Some(&mut *cx), &names, &pool_names, pools);
-                match crate::builtins::parse(&mut scope, call, call_path, &b.args, own) {
+                let args: Vec<(&str, &Value, String)> =
+                    b.args.iter().map(|(a, v, p)| (a.as_str(), *v, p.clone())).collect();
+                match crate::builtins::parse(&mut scope, call, call_path, &args, own) {
                     Some(builtin) => {
                         builtin.awaited(&mut |t| awaited.push(t));
                         Some(PlanBody::One(Work::Call(builtin)))
@@ -1137,9 +1139,9 @@ fn check_items(
     let mut good = true;
     for k in 0..b.count {
         let values: Vec<std::borrow::Cow<'_, Value>> = b.map.iter().map(|(_, m, _)| m.item(k)).collect();
-        let mut args: Vec<(String, &Value, String)> =
-            b.args.iter().map(|(a, v, _)| (a.clone(), *v, String::new())).collect();
-        args.extend(b.map.iter().zip(&values).map(|((a, _, _), v)| (a.clone(), v.as_ref(), String::new())));
+        let mut args: Vec<(&str, &Value, String)> =
+            b.args.iter().map(|(a, v, _)| (a.as_str(), *v, String::new())).collect();
+        args.extend(b.map.iter().zip(&values).map(|((a, _, _), v)| (a.as_str(), v.as_ref(), String::new())));
         let mut quiet = CallScope::new(None, names, pool_names, pools);
         let parsed = crate::builtins::parse(&mut quiet, call, call_path, &args, own);
         match parsed {
