@@ -1477,3 +1477,59 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     assert!(!logs.join(format!("{other}.jsonl")).exists(), "a log nobody asked for is removed");
     assert!(ended["log"].is_null(), "and its record no longer names it: {ended}");
 }
+
+/// Issue 19: `attach --headless` follows a run in the foreground that keeps a log only
+/// for attach; the run, stopped in its terminal, removes that log at its end, and the
+/// follower (which opened it while the run went) still prints the summary and exits
+/// with the run's code.
+#[test]
+fn attach_headless_follows_a_run_in_the_foreground_to_its_end() {
+    if !tmux_here("attach_headless_follows_a_run_in_the_foreground_to_its_end") {
+        return;
+    }
+    let state = state_dir_for("fg-follow");
+    let rt = state.0.clone();
+    let file = TaskFile::new("fg-follow", ATTACHED);
+    let run = format!(
+        "env XDG_RUNTIME_DIR={} XDG_STATE_HOME={} {BIN} run {}; echo EXIT=$?; sleep 60",
+        rt.display(),
+        rt.join("state").display(),
+        file.path()
+    );
+    let t = Tmux::start("fg-follow", 120, 40, &run);
+    t.wait_row("blocker", &["▶ running"]);
+    let runs: serde_json::Value =
+        serde_json::from_slice(&futuretop_in(&rt, &["ls", "--json"]).stdout).expect("ls --json");
+    let id = runs[0]["id"].as_str().expect("the run, listed").to_owned();
+    assert_eq!(runs[0]["attach_log"], true, "{runs}");
+    let mut follower = Command::new(BIN)
+        .args(["attach", &id, "--headless"])
+        .env("XDG_RUNTIME_DIR", &rt)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("attach --headless");
+    // Its stderr, a line at a time: once it says its progress, it follows the run.
+    let (lines_tx, lines) = crossbeam_channel::unbounded::<String>();
+    let stderr = follower.stderr.take().expect("its stderr");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut err = Vec::new();
+    while !err.iter().any(|l: &String| l.starts_with("progress: ")) {
+        err.push(lines.recv_timeout(DEADLINE).unwrap_or_else(|_| panic!("no progress line: {err:?}")));
+    }
+    t.keys(&["q"]);
+    t.wait_text("quit and stop them?");
+    t.keys(&["y"]);
+    t.wait_text("EXIT=130");
+    let out = follower.wait_with_output().expect("the follower's end");
+    let said = String::from_utf8_lossy(&out.stdout);
+    err.extend(lines.try_iter());
+    assert_eq!(out.status.code(), Some(130), "{said}{err:?}");
+    assert!(said.contains("blocker: Killed") && said.contains("exit code 130"), "{said}{err:?}");
+    assert!(!rt.join("state").join("futuretop").join(format!("{id}.jsonl")).exists(), "the log went with the run");
+}
