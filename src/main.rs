@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<u8, String> {
                 return Err(format!("futuretop: unknown demo '{name}' (demos: {})", names.join(", ")));
             };
             // A keeper starts nothing: its run, a child, serves the pages.
-            let yaml = if s.name == "urls" && !will_keep(&run) {
+            let yaml = if s.name == "urls" && keeper_dir(&run).is_none() {
                 let addr = futuretop::demo::start_local_http()
                     .map_err(|e| format!("futuretop: cannot start the demo's HTTP server: {e}"))?;
                 warn!("serving the demo pages on http://{addr}/");
@@ -416,6 +416,7 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     // A run in the monitor, kept (see above), can be sent to the background with `d`: it
     // keeps a log to be attached to, in the state directory unless `--events` says where.
     let keeper = args.keeper.filter(|_| display.is_some() && args.foreground.is_some());
+    let detachable = detachable(keeper, listed.as_ref());
     let implicit_log = match (keeper, &listed, &args.events) {
         (Some(_), Some((dir, id)), None) => {
             Some(futuretop::session::logs_dir().unwrap_or_else(|| dir.clone()).join(format!("{id}.jsonl")))
@@ -475,8 +476,15 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     }
     // Nothing answers on the run's socket once it has ended.
     if let Some(display) = display {
-        let run =
-            Monitored { handle, plan, keeper, listed: listed.as_ref(), implicit_log, events: args.events.as_deref() };
+        let run = Monitored {
+            handle,
+            plan,
+            keeper,
+            detachable,
+            listed: listed.as_ref(),
+            implicit_log,
+            events: args.events.as_deref(),
+        };
         return monitored(run, rx, &display);
     }
     let stderr = std::io::stderr();
@@ -487,12 +495,28 @@ fn run_plan(plan: Plan, args: &RunArgs, again: &[std::ffi::OsString]) -> Result<
     Ok(exit_code(&report))
 }
 
+/// Whether `d` can send a run in the monitor to the background (it has a keeper), or why not.
+fn detachable(keeper: Option<u32>, listed: Option<&(std::path::PathBuf, String)>) -> futuretop::tui::app::Detachable {
+    use futuretop::tui::app::Detachable;
+    match (keeper, listed) {
+        (Some(_), _) => Detachable::Yes,
+        (None, None) => Detachable::No("futuretop cannot use its state directory (said when the run started)".into()),
+        (None, Some(_)) => Detachable::No(
+            "it runs in the process its shell waits on (started in the background, or this program \
+             could not start itself again: said when the run started)"
+                .into(),
+        ),
+    }
+}
+
 /// A run shown in the monitor, as [`run_plan`] started it.
 struct Monitored<'a> {
     handle: futuretop::runner::RunHandle,
     plan: std::sync::Arc<Plan>,
     /// Its keeper's pid, if it has one: then `d` sends it to the background.
     keeper: Option<u32>,
+    /// Whether `d` can, or why not.
+    detachable: futuretop::tui::app::Detachable,
     /// Its state directory and id, if it is listed.
     listed: Option<&'a (std::path::PathBuf, String)>,
     /// The log it keeps for `attach` only (removed unless it detaches).
@@ -508,17 +532,15 @@ fn monitored(
     display: &futuretop::tui::MonitorOptions,
 ) -> Result<u8, String> {
     let name = run.plan.name.clone();
-    let detachable = match run.keeper {
-        Some(_) => futuretop::tui::app::Detachable::Yes,
-        None => futuretop::tui::app::Detachable::No(
-            "futuretop cannot use its state directory (said when the run started)".into(),
-        ),
-    };
     // After `d`, the run goes on taking its events into the screen's model, for its
     // summary at the end.
     let after = run.keeper.map(|_| rx.clone());
-    let source =
-        futuretop::tui::Source::Live { events: rx, control: run.handle.control(), plan: Some(run.plan), detachable };
+    let source = futuretop::tui::Source::Live {
+        events: rx,
+        control: run.handle.control(),
+        plan: Some(run.plan),
+        detachable: run.detachable,
+    };
     // A panic in the monitor (a bug) has restored the terminal and printed its message
     // by now (the guard's hook); the run is stopped so that its log is complete.
     let shown = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| futuretop::tui::run(source, display)));
@@ -721,12 +743,8 @@ fn run_or_keep(
     again: &[std::ffi::OsString],
     plan: impl FnOnce() -> Result<Plan, String>,
 ) -> Result<u8, String> {
-    if will_keep(args) {
-        let started = futuretop::session::state_dir()
-            .map_err(|e| e.to_string())
-            .and_then(|dir| kept_run(args, again, &futuretop::session::new_id(&dir)))
-            .and_then(futuretop::keeper::keep);
-        match started {
+    if let Some(dir) = keeper_dir(args) {
+        match kept_run(args, again, &futuretop::session::new_id(&dir)).and_then(futuretop::keeper::keep) {
             Ok(code) => return Ok(code),
             Err(e) => warn!("{e}; the run goes on in this process, and cannot be detached"),
         }
@@ -734,18 +752,16 @@ fn run_or_keep(
     run_plan(plan()?, args, again)
 }
 
-/// Whether this process is to keep a run in the foreground ([`futuretop::keeper`]): a run
-/// in the monitor, not already kept or detached, started in the foreground of its
-/// terminal (started in the background, `&`, it would stop at its first draw, and the
-/// keeper with it is not what job control expects), when the state directory can be used.
-fn will_keep(args: &RunArgs) -> bool {
+/// The state directory, if this process is to keep a run in the foreground
+/// ([`futuretop::keeper`]): a run in the monitor, not already kept or detached, started
+/// in the foreground of its terminal (started in the background, `&`, it would stop at
+/// its first draw, and the keeper with it is not what job control expects), when the
+/// state directory can be used.
+fn keeper_dir(args: &RunArgs) -> Option<std::path::PathBuf> {
     let foreground = nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|p| p == nix::unistd::getpgrp());
-    !args.detach
-        && args.run_id.is_none()
-        && args.foreground.is_none()
-        && use_monitor(args.headless)
-        && foreground
-        && futuretop::session::state_dir().is_ok()
+    let keeps =
+        !args.detach && args.run_id.is_none() && args.foreground.is_none() && use_monitor(args.headless) && foreground;
+    keeps.then(futuretop::session::state_dir).and_then(Result::ok)
 }
 
 /// This program again, to run what `again` names (`run FILE`, `demo NAME`, or nothing:
@@ -1078,8 +1094,9 @@ fn attach_headless(dir: &Path, found: &futuretop::session::Found) -> Result<u8, 
     // The run's own word on how it ended comes first; the log's, if it has none.
     let code = match read {
         Ok(read) => {
-            let logged = read.report();
-            code.or(read.exit_code).or((logged != EXIT_LOG_INCOMPLETE).then_some(i32::from(logged)))
+            // Its warnings (a damaged log); the code is the run's own, or the log's.
+            let _ = read.report();
+            code.or(read.exit_code)
         }
         Err(e) => {
             warn!("{}; the summary is not shown", futuretop::text::visible(&e));

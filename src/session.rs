@@ -68,23 +68,18 @@ pub fn state_dir() -> Result<PathBuf, StateDirError> {
     Ok(path)
 }
 
-/// Where a run in the foreground keeps the log it writes only for `attach` (not
-/// checked): `$XDG_STATE_HOME/futuretop/` when that names an absolute path, else
-/// `~/.local/state/futuretop/`; `None` without a home.
-fn logs_dir_path() -> Option<PathBuf> {
+/// The directory for the logs runs in the foreground keep only for `attach`
+/// (`$XDG_STATE_HOME/futuretop/` when that names an absolute path, else
+/// `~/.local/state/futuretop/`): on disk, not in the runtime directory, which is memory
+/// (a million futures make a 300 MB log); made (0700) and checked as the state directory
+/// is. `None` when there is no home or the directory is not safe: the state directory
+/// serves then.
+pub fn logs_dir() -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
         Some(p) if p.is_absolute() => p,
         _ => PathBuf::from(std::env::var_os("HOME")?).join(".local").join("state"),
     };
-    base.is_absolute().then(|| base.join("futuretop"))
-}
-
-/// The directory for the logs runs in the foreground keep only for `attach`: on disk,
-/// not in the runtime directory, which is memory (a million futures make a 300 MB log);
-/// made (0700) and checked as the state directory is. `None` when there is no home or
-/// the directory is not safe: the state directory serves then.
-pub fn logs_dir() -> Option<PathBuf> {
-    let path = logs_dir_path()?;
+    let path = base.is_absolute().then(|| base.join("futuretop"))?;
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&path).ok()?;
     check_state_dir(&path).ok()?;
     Some(path)
@@ -325,27 +320,22 @@ pub fn forget_log(dir: &Path, id: &str) {
 const ENDED_KEPT: usize = 50;
 
 /// Removes the files of the runs that ended, but the [`ENDED_KEPT`] latest: their record,
-/// status, output, and their event log if it is in the state directory or is one kept
-/// for `attach` in the logs directory ([`logs_dir`]); never a log at `--events`.
+/// status, output, and their event log if it is in the state directory or its record
+/// says it is one kept only for `attach` ([`Record::attach_log`]); never a log at
+/// `--events`.
 fn prune(dir: &Path) {
-    prune_in(dir, logs_dir_path().as_deref());
-}
-
-/// [`prune`], with `logs` the directory of the logs kept for `attach` ([`logs_dir`]) as
-/// this process sees it: a record that says its log is one of those is trusted too (a
-/// run started with another `XDG_STATE_HOME`).
-fn prune_in(dir: &Path, logs: Option<&Path>) {
     let ended: Vec<Found> = runs(dir).into_iter().filter(|f| f.state != State::Running).collect();
     let Some(old) = ended.len().checked_sub(ENDED_KEPT) else { return };
     for f in &ended[..old] {
         for ext in ["status.json", "out", "sock", "jsonl", "json"] {
             let _ = fs::remove_file(dir.join(format!("{}.{ext}", f.record.id)));
         }
-        // A log kept for `attach` by a run detached from the foreground ([`logs_dir`]).
+        // A log kept only for `attach` ([`logs_dir`], under whatever state home the run
+        // had), if it is named as futuretop names them.
         let named = format!("{}.jsonl", f.record.id);
-        let in_logs = logs.map(|l| l.join(&named));
-        let said = f.record.log.as_ref().filter(|l| f.record.attach_log && l.file_name() == Some(named.as_ref()));
-        if let Some(log) = said.or(in_logs.as_ref().filter(|l| f.record.log.as_ref() == Some(*l))) {
+        if let Some(log) =
+            f.record.log.as_ref().filter(|l| f.record.attach_log && l.file_name() == Some(named.as_ref()))
+        {
             let _ = fs::remove_file(log);
         }
     }
@@ -611,16 +601,14 @@ mod tests {
         let dir = scratch_dir("prune");
         let logs = scratch_dir("prune-logs");
         let elsewhere = scratch_dir("prune-elsewhere");
-        let other_home = scratch_dir("prune-other-home");
         // 55 runs that ended (no such process), oldest first, each with its files; the
-        // first two kept their logs in the logs directory, the third at `--events`, the
-        // fourth in the logs directory of another state home (its record says so).
+        // first two kept their logs only for attach (their records say so), the third
+        // at `--events`.
         for k in 0..55u32 {
             let id = format!("{k:06x}");
             let at = match k {
                 0 | 1 => &logs,
                 2 => &elsewhere,
-                3 => &other_home,
                 _ => &dir,
             };
             let log = at.join(format!("{id}.jsonl"));
@@ -633,7 +621,7 @@ mod tests {
                 proc_start: 1,
                 started: f64::from(k),
                 log: Some(log),
-                attach_log: k == 3,
+                attach_log: k < 2,
             };
             write_json_atomically(&dir.join(format!("{id}.json")), &record).unwrap();
             let status = Status { done: 1, total: 1, deadlocks: 0, exit_code: Some(0) };
@@ -643,21 +631,7 @@ mod tests {
         fs::write(dir.join("abcdef.json"), br#"{"id":"000001"}"#).unwrap();
         nix::unistd::mkfifo(&dir.join("fedcba.json"), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(runs(&dir).len(), 55);
-        write_json_atomically(
-            &dir.join("ffffff.json"),
-            &Record {
-                id: "ffffff".into(),
-                name: "new".into(),
-                file: "new.yaml".into(),
-                pid: std::process::id(),
-                proc_start: proc_start(std::process::id()).unwrap_or(0),
-                started: 100.0,
-                log: None,
-                attach_log: false,
-            },
-        )
-        .unwrap();
-        prune_in(&dir, Some(&logs));
+        register(&dir, "ffffff", "new", "new.yaml", None, false).unwrap();
         let left = runs(&dir);
         assert_eq!(left.len(), 51, "the 50 latest ended, and the new one");
         assert_eq!(left[0].record.id, "000005", "the five oldest went");
@@ -665,8 +639,7 @@ mod tests {
         assert!(dir.join("000005.jsonl").exists());
         assert!(!logs.join("000000.jsonl").exists() && !logs.join("000001.jsonl").exists(), "ours, removed");
         assert!(elsewhere.join("000002.jsonl").exists(), "a log the user asked for is never removed");
-        assert!(!other_home.join("000003.jsonl").exists(), "a log its record says is kept for attach goes too");
-        for d in [&dir, &logs, &elsewhere, &other_home] {
+        for d in [&dir, &logs, &elsewhere] {
             let _ = fs::remove_dir_all(d);
         }
     }

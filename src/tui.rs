@@ -293,14 +293,6 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                     app.apply_event(&e);
                     // Take in events only until the next frame is due.
                     app.drain(&events, FRAME.saturating_sub(last_draw.elapsed()));
-                    // A follower of the log keeps its channel full while the log is ahead.
-                    if app.attached() {
-                        app.attachment = if events.len() >= CATCHING_UP {
-                            app::Attachment::CatchingUp
-                        } else {
-                            app::Attachment::Following
-                        };
-                    }
                     dirty = true;
                 }
                 Err(_) => events_open = false,

@@ -1336,8 +1336,7 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
     *state.1.borrow_mut() = Some(id.clone());
     assert!(said.contains(&format!("(queued) — futuretop attach {id}")), "{said}");
-    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
-    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    assert_listed_running(&rt, &id);
     let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach {id}; echo EXIT=$?; sleep 60", rt.display());
     // The first monitor: cancel q-beta.
     let first = Tmux::start("attach-1", 120, 40, &attach);
@@ -1360,8 +1359,7 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     second.wait_text("EXIT=0");
     // The first terminal goes away with its monitor: the run does not notice.
     drop(first);
-    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
-    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    assert_listed_running(&rt, &id);
     // Attached again: `q` asks, Esc keeps it; `x` kills the blocker; the queue runs on.
     let third = Tmux::start("attach-3", 120, 40, &attach);
     third.wait_row("blocker", &["▶ running"]);
@@ -1386,6 +1384,23 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     for action in ["\"attached\"", "\"cancel\"", "\"kill\"", "\"detached\""] {
         assert!(clients.iter().any(|l| l.contains(action)), "no {action} in {clients:#?}");
     }
+}
+
+/// `futuretop ls` in state directory `rt` lists run `id` as running.
+fn assert_listed_running(rt: &std::path::Path, id: &str) {
+    let listed = String::from_utf8_lossy(&futuretop_in(rt, &["ls"]).stdout).into_owned();
+    assert!(listed.lines().any(|l| l.starts_with(id) && l.contains("running")), "{listed}");
+}
+
+/// The shell command that runs `file` in the foreground with the monitor, its state
+/// directory and state home under `rt`, then says its exit code and stays.
+fn run_in_foreground(rt: &std::path::Path, file: &TaskFile) -> String {
+    format!(
+        "env XDG_RUNTIME_DIR={} XDG_STATE_HOME={} {BIN} run {}; echo EXIT=$?; sleep 60",
+        rt.display(),
+        rt.join("state").display(),
+        file.path()
+    )
 }
 
 /// A state directory of a test's own, made 0700 (the directory `futuretop` checks).
@@ -1415,12 +1430,7 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     // The log such a run keeps for attach goes to the state home (on disk), not to the
     // runtime directory (memory).
     let logs = rt.join("state").join("futuretop");
-    let run = format!(
-        "env XDG_RUNTIME_DIR={} XDG_STATE_HOME={} {BIN} run {}; echo EXIT=$?; sleep 60",
-        rt.display(),
-        rt.join("state").display(),
-        file.path()
-    );
+    let run = run_in_foreground(&rt, &file);
     let first = Tmux::start("fg-detach-1", 120, 40, &run);
     first.wait_row("blocker", &["▶ running"]);
     first.wait_row("q-alpha", &["· pending"]);
@@ -1440,8 +1450,7 @@ fn d_sends_a_run_in_the_foreground_to_the_background_and_attach_brings_it_back()
     first.assert_restored("queued · ");
     // The terminal goes away: the run does not notice.
     drop(first);
-    let listed = String::from_utf8_lossy(&futuretop_in(&rt, &["ls"]).stdout).into_owned();
-    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("running")), "{listed}");
+    assert_listed_running(&rt, &id);
     // Attached: it catches up from the run's log, and its keys act on the run.
     let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach; echo EXIT=$?; sleep 60", rt.display());
     let second = Tmux::start("fg-detach-2", 120, 40, &attach);
@@ -1490,12 +1499,7 @@ fn attach_headless_follows_a_run_in_the_foreground_to_its_end() {
     let state = state_dir_for("fg-follow");
     let rt = state.0.clone();
     let file = TaskFile::new("fg-follow", ATTACHED);
-    let run = format!(
-        "env XDG_RUNTIME_DIR={} XDG_STATE_HOME={} {BIN} run {}; echo EXIT=$?; sleep 60",
-        rt.display(),
-        rt.join("state").display(),
-        file.path()
-    );
+    let run = run_in_foreground(&rt, &file);
     let t = Tmux::start("fg-follow", 120, 40, &run);
     t.wait_row("blocker", &["▶ running"]);
     let runs: serde_json::Value =
