@@ -124,6 +124,15 @@ pub trait Kill: Send + Sync {
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool;
 }
 
+/// Something that can take back a call sent ahead to a worker before it starts: installed
+/// on a pending future by the process pool that sent it, and asked by
+/// [`Future::cancel`](crate::Future::cancel).
+pub(crate) trait Withdraw: Send + Sync {
+    /// Takes `task` back: true if it will not run where it was sent (it can be
+    /// cancelled), false if it has started there (or the worker did not answer).
+    fn withdraw(&self, task: FutureId) -> bool;
+}
+
 impl Kill for Interrupt {
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
         self.raise(task, reason)

@@ -74,6 +74,8 @@ struct State<T> {
     callbacks: Vec<Callback<T>>,
     waiters: Vec<Arc<Signal>>,
     killer: Option<std::sync::Arc<dyn Kill>>,
+    /// Pending, but sent ahead to a worker: what takes it back before a cancel.
+    ahead: Option<std::sync::Arc<dyn crate::context::Withdraw>>,
 }
 
 struct Core<T> {
@@ -204,6 +206,7 @@ impl<T> Future<T> {
                     callbacks: Vec::new(),
                     waiters: Vec::new(),
                     killer: None,
+                    ahead: None,
                 }),
             }),
         }
@@ -232,12 +235,28 @@ impl<T> Future<T> {
     /// Attempts to cancel the call. A pending future becomes CANCELLED, its waiters wake
     /// and its callbacks run, and `true` is returned; an already cancelled one returns
     /// `true`; a running or finished one cannot be cancelled and returns `false`.
+    ///
+    /// A call a process pool has sent ahead to a busy worker is still pending: the worker
+    /// is asked to drop it first (a round trip to its process, not the length of the call
+    /// before it), and `false` comes back if it had started it just then.
     pub fn cancel(&self) -> bool {
+        let ahead = {
+            let st = lock(&self.core.state);
+            match st.phase {
+                Phase::Running | Phase::Finished(_) => return false,
+                Phase::Cancelled { .. } => return true,
+                Phase::Pending => st.ahead.clone(),
+            }
+        };
+        if ahead.is_some_and(|w| !w.withdraw(self.core.id)) {
+            return self.cancelled();
+        }
         let mut st = lock(&self.core.state);
         match st.phase {
             Phase::Running | Phase::Finished(_) => false,
             Phase::Cancelled { .. } => true,
             Phase::Pending => {
+                st.ahead = None;
                 st.phase = Phase::Cancelled { notified: false };
                 emit(&self.core.sink, || Observation::Finished { id: self.core.id, outcome: Outcome::Cancelled });
                 self.settle(st);
@@ -425,6 +444,7 @@ impl<T> Future<T> {
         match st.phase {
             Phase::Pending => {
                 st.phase = Phase::Running;
+                st.ahead = None;
                 if let Some((worker, pid, killer)) = on {
                     st.killer = Some(killer);
                     emit(&self.core.sink, || Observation::Running {
@@ -443,6 +463,28 @@ impl<T> Future<T> {
                 Err(invalid(self.core.id, &st.phase, "set_running_or_notify_cancel"))
             }
         }
+    }
+
+    /// For a process pool: marks a pending future as sent ahead to a worker, with what
+    /// takes it back (see [`Future::cancel`]), and returns `Ok(true)`; or, if it was
+    /// cancelled, does what [`Future::set_running_or_notify_cancel`] does.
+    pub(crate) fn send_ahead(
+        &self,
+        w: std::sync::Arc<dyn crate::context::Withdraw>,
+    ) -> Result<bool, InvalidStateError> {
+        let mut st = lock(&self.core.state);
+        if matches!(st.phase, Phase::Pending) {
+            st.ahead = Some(w);
+            return Ok(true);
+        }
+        drop(st);
+        self.start_running(None)
+    }
+
+    /// For a process pool: the call is no longer ahead at a worker (it was taken back, or
+    /// its worker died before it started).
+    pub(crate) fn back_from_ahead(&self) {
+        lock(&self.core.state).ahead = None;
     }
 
     /// Finishes the future with `value`, waking waiters and running callbacks.
@@ -474,6 +516,7 @@ impl<T> Future<T> {
                 });
                 st.phase = Phase::Finished(outcome);
                 st.killer = None;
+                st.ahead = None;
                 self.settle(st);
                 Ok(())
             }

@@ -1356,3 +1356,127 @@ fn test_map_chunk_error_fails_the_chunk_and_raises_at_its_first_item() {
     }
     assert_eq!(it.next(), None);
 }
+
+// ---------------------------------------------------------------------------------------
+// Calls sent ahead to a busy worker (issue 15: batch the sends at chunksize 1)
+// ---------------------------------------------------------------------------------------
+
+/// Keeps a free worker busy on gate 3, queues a call blocked on gate 1 and `n` commands
+/// that each create a file in `dir`, then opens gate 3: the worker's slot sends them all
+/// at once as the first call ends. Returns them once the worker runs the first and holds
+/// the others, sent ahead.
+fn blocked_then_ahead(
+    pool: &ProcessPoolExecutor,
+    gates: &Gates,
+    dir: &std::path::Path,
+    n: usize,
+) -> (Future<Value>, Vec<Future<Value>>) {
+    let lead = pool.submit(blocked(3)).unwrap();
+    until("the worker asks for gate 3", || gates.0.lock().unwrap().contains_key(&3));
+    let first = pool.submit(blocked(1)).unwrap();
+    let behind: Vec<Future<Value>> =
+        (0..n).map(|i| pool.submit(sh(&format!("touch {}/{i}", dir.display()))).unwrap()).collect();
+    gates.open(3, json!(3));
+    assert_eq!(lead.result(Some(LONG)), Ok(json!(3)));
+    until("the calls behind are sent ahead to the busy worker", || first.running() && pool.calls_ahead() == n);
+    (first, behind)
+}
+
+/// A call sent ahead is still pending: cancelling it takes it back from the worker, which
+/// never runs it, while the call before it still runs; the others behind run in order.
+#[test]
+fn extension_a_call_sent_ahead_is_pending_and_a_cancel_takes_it_back() {
+    let gates = Gates::default();
+    let dir = scratch("ahead-cancel");
+    let pool = builder(1).on_request(gates.hook()).build().unwrap();
+    let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 5);
+    assert!(behind.iter().all(|f| f.state() == futuretop_engine::FutureState::Pending), "sent ahead, not started");
+    assert!(behind[1].cancel(), "a call the worker holds and has not started can be cancelled");
+    assert!(behind[3].cancel());
+    assert!(behind[3].cancel(), "cancelled already: true again");
+    assert_eq!(pool.calls_ahead(), 3);
+    gates.open(1, json!("go"));
+    assert_eq!(first.result(Some(LONG)), Ok(json!("go")));
+    for i in [0, 2, 4] {
+        assert!(behind[i].result(Some(LONG)).is_ok(), "call {i}");
+        assert!(dir.join(i.to_string()).exists(), "call {i} ran");
+    }
+    for i in [1, 3] {
+        assert!(behind[i].cancelled());
+        assert!(!dir.join(i.to_string()).exists(), "cancelled call {i} never ran");
+    }
+    assert_eq!(pool.calls_ahead(), 0);
+    assert!(!behind[0].cancel(), "a finished call cannot be cancelled");
+}
+
+/// Killing the running call kills its worker; the calls sent ahead behind it had not
+/// started: they run on the next worker, and none of them fails.
+#[test]
+fn extension_a_kill_spares_the_calls_sent_ahead_behind_it() {
+    let gates = Gates::default();
+    let dir = scratch("ahead-kill");
+    let (sink, mut seen) = Seen::new();
+    let pool = builder(1).sink(sink).on_request(gates.hook()).build().unwrap();
+    let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 3);
+    let pid = pool.worker_pids()[0];
+    assert!(first.kill());
+    assert!(matches!(first.exception(Some(LONG)), Ok(Some(Exception::Killed(_)))));
+    for (i, f) in behind.iter().enumerate() {
+        assert!(f.result(Some(LONG)).is_ok(), "call {i} behind the killed one: {:?}", f.result(Some(LONG)));
+        assert!(dir.join(i.to_string()).exists());
+        assert_ne!(seen.pid_of(f.id()), pid, "it ran on the next worker");
+    }
+    assert!(pool.broken().is_none());
+    assert!(!alive(pid));
+}
+
+/// A worker blocked on a long call holds calls sent ahead: a worker with nothing to do
+/// takes them back and runs them, so none waits for the long call (as with Python's
+/// shared call queue).
+#[test]
+fn extension_an_idle_worker_takes_the_calls_waiting_behind_a_long_one() {
+    let gates = Gates::default();
+    let dir = scratch("ahead-steal");
+    let pool = builder(2).on_request(gates.hook()).build().unwrap();
+    // Both workers up and idle first.
+    let warm: Vec<Future<Value>> = (0..2).map(|_| pool.submit(sleep(0.2)).unwrap()).collect();
+    for f in &warm {
+        assert!(f.result(Some(LONG)).is_ok());
+    }
+    // One worker blocks on gate 2 (its request is in); the other takes a call blocked
+    // on gate 1, and the calls behind are sent ahead to it.
+    let other = pool.submit(blocked(2)).unwrap();
+    until("the worker asks for gate 2", || gates.0.lock().unwrap().contains_key(&2));
+    let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 6);
+    gates.open(2, json!(2));
+    assert_eq!(other.result(Some(LONG)), Ok(json!(2)));
+    for (i, f) in behind.iter().enumerate() {
+        assert!(f.result(Some(LONG)).is_ok(), "call {i} ran while the first still blocks");
+    }
+    assert!(first.running(), "gate 1 is still shut");
+    assert_eq!(pool.calls_ahead(), 0);
+    gates.open(1, json!(1));
+    assert_eq!(first.result(Some(LONG)), Ok(json!(1)));
+}
+
+/// A cancel from a done-callback, which runs on the slot's own thread, of a call sent
+/// ahead to that slot's worker: no deadlock (the call is treated as started: it runs).
+#[test]
+fn extension_a_cancel_from_the_slots_own_thread_does_not_deadlock() {
+    let gates = Gates::default();
+    let dir = scratch("ahead-own-thread");
+    let pool = builder(1).on_request(gates.hook()).build().unwrap();
+    let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 2);
+    let target = behind[1].clone();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    first.add_done_callback(move |_| {
+        let _ = tx.send(target.cancel());
+    });
+    gates.open(1, json!(1));
+    let cancelled = rx.recv_timeout(LONG).expect("the callback ran and its cancel returned");
+    assert_eq!(behind[1].cancelled(), cancelled);
+    if !cancelled {
+        assert!(behind[1].result(Some(LONG)).is_ok());
+    }
+    assert!(behind[0].result(Some(LONG)).is_ok());
+}

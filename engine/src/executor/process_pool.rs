@@ -11,6 +11,13 @@
 //! it died (exit status or signal) and which task it ran. `Future::kill` on a running
 //! call kills its worker on purpose (an extension): that future ends `Killed`, a fresh
 //! worker takes the slot, and the pool stays healthy.
+//!
+//! While calls are short, a slot sends up to [`AHEAD`] more calls to its worker before
+//! the one it runs has ended, in one write, so that the worker never waits for the
+//! parent between calls. Such a call stays pending until the worker says it started it:
+//! a cancel asks the worker to drop it first (`skip`, answered by the worker's reader
+//! thread while a call runs), a killed worker's calls that never started go to the next
+//! worker, and a slot with nothing to do takes back a call waiting behind a long one.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
@@ -25,11 +32,11 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::protocol::{
-    read_frame, write_frame, CallRef, ChunkRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION,
+    queue_frame, read_frame, write_frame, CallRef, ChunkRef, RunRef, ToParent, ToWorker, WireError, PROTOCOL_VERSION,
 };
 use super::worker::{from_wire, to_wire, PARENT_ENV, WORKER_ARG};
-use crate::context::Kill;
 use crate::context::{self, Interrupt, InterruptReason, TaskContext};
+use crate::context::{Kill, Withdraw};
 use crate::error::{BrokenExecutor, BrokenKind, BuildError, Exception, SubmitError};
 use crate::future::Future;
 use crate::observe::{emit, FutureId, Observation, Sink, SinkRef};
@@ -170,6 +177,8 @@ impl ProcessPoolBuilder {
                 live: Mutex::new(HashMap::new()),
                 next_worker: AtomicUsize::new(self.first_worker),
                 idle_slots: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                cancelling: AtomicBool::new(false),
                 forced: Mutex::new(None),
             }),
         })
@@ -197,6 +206,9 @@ impl Entry {
 }
 
 type Item = Vec<Entry>;
+
+/// Items a slot holds to run next (see `slot_loop`).
+type Carry = std::collections::VecDeque<Item>;
 
 struct Control {
     tx: Option<Sender<Item>>,
@@ -257,6 +269,86 @@ struct Live {
     running: Vec<FutureId>,
     /// The interrupt of each running call's pending request (a wait), for breaking it.
     requests: HashMap<FutureId, Arc<Interrupt>>,
+    /// Calls sent ahead that the worker has not started yet (at most [`AHEAD`]).
+    ahead: Vec<Future<Value>>,
+    /// Who waits for the worker to drop or start a call sent ahead (see [`withdraw`]).
+    withdrawals: Vec<(FutureId, Sender<Answer>)>,
+    /// The worker's stdin, for a `skip`.
+    stdin: Arc<Mutex<BufWriter<ChildStdin>>>,
+    /// The slot's thread: it cannot wait for its own worker's answer.
+    thread: thread::ThreadId,
+    /// The call a `kill` was for: if it ends after all, the kill missed (the worker lives).
+    kill_target: Option<FutureId>,
+}
+
+/// How many calls a slot sends to its worker ahead of the one it runs, at most.
+pub const AHEAD: usize = 16;
+/// How long a cancel, or a slot with nothing to do, waits for a worker to give back a
+/// call sent ahead (its reader thread answers within a round trip).
+const WITHDRAW_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A worker's answer about a call sent ahead to it.
+enum Answer {
+    /// It dropped the call, which never runs there: the entry, to the first who asked.
+    Withdrawn(Option<Entry>),
+    /// It has started the call.
+    Started,
+}
+
+/// Asks `slot`'s worker to give back `task`, sent ahead to it: `Withdrawn` if it will
+/// not run there (with its entry if this caller is the one to have it), `Started` if it
+/// has started (or as good as: no answer came in [`WITHDRAW_WAIT`], or this is the
+/// slot's own thread, which reads the answers).
+fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
+    let (rx, stdin) = {
+        let mut live = lock(&shared.live);
+        let Some(l) = live.get_mut(&slot) else { return Answer::Withdrawn(None) };
+        if !l.ahead.iter().any(|f| f.id() == task) {
+            // Started (then it is running), or taken back already.
+            return Answer::Withdrawn(None);
+        }
+        if l.thread == thread::current().id() {
+            return Answer::Started;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let first = !l.withdrawals.iter().any(|(t, _)| *t == task);
+        l.withdrawals.push((task, tx));
+        (rx, first.then(|| Arc::clone(&l.stdin)))
+    };
+    if let Some(stdin) = stdin {
+        // A write error means the worker is gone: the slot answers when it sees that.
+        let _ = write_frame(&mut *lock(&stdin), &ToWorker::Skip { id: task.0 });
+    }
+    rx.recv_timeout(WITHDRAW_WAIT).unwrap_or(Answer::Started)
+}
+
+/// What a cancel of a call sent ahead asks of its slot.
+struct SlotWithdraw {
+    shared: Arc<Shared>,
+    slot: usize,
+}
+
+impl Withdraw for SlotWithdraw {
+    fn withdraw(&self, task: FutureId) -> bool {
+        matches!(withdraw(&self.shared, self.slot, task), Answer::Withdrawn(_))
+    }
+}
+
+/// A slot's means to send calls ahead: what kills and what takes back those calls.
+struct Ahead {
+    killer: Arc<dyn Kill>,
+    withdrawer: Arc<dyn Withdraw>,
+}
+
+/// A slot with nothing to do takes back a call another slot's worker holds behind a
+/// running one (Python's shared call queue has no such wait).
+fn steal(shared: &Shared, me: usize) -> Option<Entry> {
+    let (slot, task) =
+        lock(&shared.live).iter().filter(|(s, _)| **s != me).find_map(|(s, l)| l.ahead.last().map(|f| (*s, f.id())))?;
+    match withdraw(shared, slot, task) {
+        Answer::Withdrawn(e) => e,
+        Answer::Started => None,
+    }
 }
 
 struct Shared {
@@ -278,6 +370,11 @@ struct Shared {
     next_worker: AtomicUsize,
     /// Slots waiting for an item (Python's `_idle_worker_semaphore`).
     idle_slots: AtomicUsize,
+    /// Slots blocked on the queue now (no call is sent ahead while one is).
+    waiting: AtomicUsize,
+    /// `shutdown(cancel_futures=True)` was called: what a slot holds and has not sent is
+    /// cancelled, as the queue was.
+    cancelling: AtomicBool,
     /// Set by `terminate_workers`/`kill_workers` (under the `live` lock): a worker that
     /// starts after is signalled too.
     forced: Mutex<Option<nix::sys::signal::Signal>>,
@@ -348,25 +445,60 @@ struct SlotKiller {
     slot: usize,
 }
 
+/// How long a worker told to kill its call has to die before the parent kills it (a
+/// worker stopped by SIGSTOP, say, cannot read the order).
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Kill for SlotKiller {
+    /// The worker is told to kill the call (`kill` frame): it dies if it still runs
+    /// that call, and is left alone if it has moved on to a call sent ahead (the
+    /// parent's "running" lags it by a frame). Should it not die within
+    /// [`KILL_GRACE`] while the call still runs, the parent kills it.
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
-        let mut live = lock(&self.shared.live);
-        let Some(l) = live.get_mut(&self.slot) else { return false };
-        if !l.running.contains(&task) {
-            return false;
-        }
-        match reason {
-            InterruptReason::Kill | InterruptReason::TimedOut(_) => {
-                l.on_purpose = Some(match reason {
-                    InterruptReason::TimedOut(limit) => KilledBecause::TimedOut(limit),
-                    _ => KilledBecause::Request,
-                });
-                sigkill(l.pid, &l.groups);
-                end_requests(l);
-                true
+        let (stdin, pid) = {
+            let mut live = lock(&self.shared.live);
+            let Some(l) = live.get_mut(&self.slot) else { return false };
+            if !l.running.contains(&task) {
+                return false;
             }
-            InterruptReason::Deadlock => l.requests.get(&task).is_some_and(|i| i.raise(task, reason)),
+            match reason {
+                InterruptReason::Kill | InterruptReason::TimedOut(_) => {
+                    l.on_purpose = Some(match reason {
+                        InterruptReason::TimedOut(limit) => KilledBecause::TimedOut(limit),
+                        _ => KilledBecause::Request,
+                    });
+                    l.kill_target = Some(task);
+                    end_requests(l);
+                    (Arc::clone(&l.stdin), l.pid)
+                }
+                InterruptReason::Deadlock => return l.requests.get(&task).is_some_and(|i| i.raise(task, reason)),
+            }
+        };
+        let told = write_frame(&mut *lock(&stdin), &ToWorker::Kill { id: task.0 }).is_ok();
+        let shared = Arc::clone(&self.shared);
+        let slot = self.slot;
+        let last_resort = move || {
+            let live = lock(&shared.live);
+            if let Some(l) = live.get(&slot).filter(|l| l.pid == pid && l.running.contains(&task)) {
+                sigkill(l.pid, &l.groups);
+            }
+        };
+        if !told
+            || thread::Builder::new()
+                .name("kill-grace".into())
+                .spawn(move || {
+                    thread::sleep(KILL_GRACE);
+                    last_resort();
+                })
+                .is_err()
+        {
+            // No order reached the worker, or no watch can be kept: killed now.
+            let live = lock(&self.shared.live);
+            if let Some(l) = live.get(&self.slot).filter(|l| l.pid == pid) {
+                sigkill(l.pid, &l.groups);
+            }
         }
+        true
     }
 }
 
@@ -427,6 +559,12 @@ impl ProcessPoolExecutor {
     /// counted from [`ProcessPoolBuilder::first_worker`]).
     pub fn workers_started(&self) -> usize {
         self.shared.next_worker.load(Ordering::SeqCst)
+    }
+
+    /// How many calls are sent ahead to the workers and not started yet (pending, and
+    /// cancellable: see [`AHEAD`]).
+    pub fn calls_ahead(&self) -> usize {
+        lock(&self.shared.live).values().map(|l| l.ahead.len()).sum()
     }
 
     /// Schedules `call` under `name` and returns its future.
@@ -528,6 +666,7 @@ impl ProcessPoolExecutor {
         let threads = {
             let mut control = lock(&self.shared.control);
             if cancel_futures {
+                self.shared.cancelling.store(true, Ordering::SeqCst);
                 while let Ok(item) = self.shared.rx.try_recv() {
                     for e in item {
                         e.future.cancel();
@@ -541,6 +680,15 @@ impl ProcessPoolExecutor {
                 Vec::new()
             }
         };
+        if cancel_futures {
+            // Calls sent ahead to a worker are pending too: each is taken back, then
+            // cancelled (one that has just started runs on).
+            let ahead: Vec<Future<Value>> =
+                lock(&self.shared.live).values().flat_map(|l| l.ahead.iter().cloned()).collect();
+            for f in ahead {
+                f.cancel();
+            }
+        }
         for h in threads {
             let _ = h.join();
         }
@@ -738,10 +886,11 @@ fn spawn_worker(shared: &Shared, slot: usize) -> Result<Proc, String> {
 
 /// How sending and reading one item went.
 enum Exchange {
-    /// Every call finished.
-    Done,
-    /// The worker's pipe broke (it died, or was killed).
-    Lost(String),
+    /// Every call finished (this many).
+    Done(usize),
+    /// The worker's pipe broke (it died, or was killed): the calls it had started and
+    /// not finished, and those sent ahead that it never started.
+    Lost { error: String, running: Vec<Entry>, unstarted: Vec<Entry> },
 }
 
 /// One worker slot: takes items, (re)starts its worker process, handles its death.
@@ -749,6 +898,11 @@ enum Exchange {
 fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let mut proc: Option<Proc> = None;
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
+    let withdrawer: Arc<dyn Withdraw> = Arc::new(SlotWithdraw { shared: Arc::clone(shared), slot });
+    let ahead = Ahead { killer: Arc::clone(&killer), withdrawer };
+    // Items this slot took and has not sent: calls sent ahead to a worker killed before
+    // it started them, or a chunk met while sending ahead. They go first.
+    let mut carry: Carry = Carry::new();
     let mut done_one = false;
     loop {
         // Between items (whichever way the last one ended) this slot is idle.
@@ -756,7 +910,28 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             shared.idle_slots.fetch_add(1, Ordering::SeqCst);
         }
         done_one = true;
-        let Ok(item) = recv_spinning(&shared.rx) else { break };
+        let busy_again = || {
+            let _ = shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        };
+        if shared.cancelling.load(Ordering::SeqCst) {
+            for e in carry.drain(..).flatten() {
+                e.future.cancel();
+            }
+        }
+        let item = if let Some(item) = carry.pop_front() {
+            // One runs now; the others go ahead of its end.
+            busy_again();
+            item
+        } else if let Some(e) = shared.rx.is_empty().then(|| steal(shared, slot)).flatten() {
+            busy_again();
+            vec![e]
+        } else {
+            shared.waiting.fetch_add(1, Ordering::SeqCst);
+            let item = recv_spinning(&shared.rx);
+            shared.waiting.fetch_sub(1, Ordering::SeqCst);
+            let Ok(item) = item else { break };
+            item
+        };
         if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
             fail_broken(item, &b);
             continue;
@@ -795,9 +970,9 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = runnable.iter().map(|e| e.future.id()).collect();
         }
-        match exchange(shared, slot, p, &runnable) {
-            Exchange::Done => {
-                p.tasks += runnable.len();
+        match exchange(shared, slot, p, runnable, Some(&ahead), &mut carry) {
+            Exchange::Done(n) => {
+                p.tasks += n;
                 let stopped = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
                     l.running.clear();
                     l.groups.clear();
@@ -817,7 +992,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     }
                 }
             }
-            Exchange::Lost(io_error) => {
+            Exchange::Lost { error: io_error, running, unstarted } => {
                 let Some(mut p) = proc.take() else { continue };
                 let status = p.child.wait().map_or_else(|e| format!("could not be waited for ({e})"), describe_status);
                 let live = lock(&shared.live).remove(&slot);
@@ -832,11 +1007,13 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     pid: Some(p.pid),
                     status: status.clone(),
                 });
-                let unfinished: Vec<&Entry> = runnable.iter().filter(|e| !e.future.done()).collect();
+                let unfinished: Vec<&Entry> = running.iter().filter(|e| !e.future.done()).collect();
                 if let Some(KilledBecause::TimedOut(limit)) = on_purpose {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Timeout(crate::TimeoutError::limit(limit)));
                     }
+                    // The calls behind it never started: the next worker runs them.
+                    carry.extend(unstarted.into_iter().map(|e| vec![e]));
                 } else if on_purpose == Some(KilledBecause::Request) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
@@ -844,6 +1021,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                             p.worker, p.pid
                         )));
                     }
+                    carry.extend(unstarted.into_iter().map(|e| vec![e]));
                 } else if let Some(KilledBecause::ForceShutdown(signal)) = on_purpose {
                     // The pool is shut down, not broken: its later submits are refused
                     // as after shutdown; the calls that ran end as in Python.
@@ -858,6 +1036,10 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Broken(b.clone()));
                     }
+                    // Those sent ahead never started: pending, so cancelled.
+                    for e in &unstarted {
+                        e.future.cancel();
+                    }
                 } else {
                     let names: Vec<String> = unfinished.iter().map(|e| format!("'{}'", e.label())).collect();
                     let reason = format!(
@@ -868,7 +1050,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                         if io_error.is_empty() { String::new() } else { format!(" ({io_error})") }
                     );
                     let b = shared.break_pool(reason);
-                    for e in unfinished {
+                    for e in unfinished.into_iter().chain(&unstarted) {
                         let _ = e.future.set_exception(Exception::Broken(b.clone()));
                     }
                 }
@@ -914,7 +1096,18 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
         let mut live = lock(&shared.live);
         live.insert(
             slot,
-            Live { pid: p.pid, groups: Vec::new(), on_purpose: None, running: Vec::new(), requests: HashMap::new() },
+            Live {
+                pid: p.pid,
+                groups: Vec::new(),
+                on_purpose: None,
+                running: Vec::new(),
+                requests: HashMap::new(),
+                ahead: Vec::new(),
+                withdrawals: Vec::new(),
+                stdin: Arc::clone(&p.stdin),
+                thread: thread::current().id(),
+                kill_target: None,
+            },
         );
         if let (Some(signal), Some(l)) = (*lock(&shared.forced), live.get_mut(&slot)) {
             // Started while the workers were being terminated or killed: so is it.
@@ -924,8 +1117,8 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     if let Some(init) = &shared.initializer {
         let f = Future::new();
         let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()), packed: None };
-        match exchange(shared, slot, &mut p, std::slice::from_ref(&entry)) {
-            Exchange::Done => {
+        match exchange(shared, slot, &mut p, vec![entry], None, &mut Carry::new()) {
+            Exchange::Done(_) => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
                     retire(shared, slot, p, Retire::InitializerFailed);
                     return Err(format!(
@@ -934,7 +1127,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
                     ));
                 }
             }
-            Exchange::Lost(e) => {
+            Exchange::Lost { error: e, .. } => {
                 retire(shared, slot, p, Retire::InitializerDied);
                 return Err(format!("A process initializer died, the process pool is not usable anymore ({e})"));
             }
@@ -958,57 +1151,88 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: Retire) {
     });
 }
 
-/// Sends `calls` to the worker and reads until each has finished.
-fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) -> Exchange {
-    let sent = if let [Entry { future, call, name, packed: Some(items) }] = calls {
-        let chunk = ChunkRef { id: future.id().0, name: &call.name, task: name.as_deref().unwrap_or(""), items };
-        write_frame(&mut *lock(&p.stdin), &chunk)
-    } else {
-        let msgs: Vec<CallRef<'_>> = calls
-            .iter()
-            .map(|e| CallRef {
+/// Writes `calls` to the worker's stdin, in order: a packed `map` chunk as a `chunk`
+/// frame, the others together in `run` frames; flushed once.
+fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry]) -> std::io::Result<()> {
+    let mut run: Vec<CallRef<'_>> = Vec::new();
+    for e in calls {
+        if let Some(items) = &e.packed {
+            if !run.is_empty() {
+                queue_frame(stdin, &RunRef { calls: std::mem::take(&mut run) })?;
+            }
+            let task = e.name.as_deref().unwrap_or("");
+            queue_frame(stdin, &ChunkRef { id: e.future.id().0, name: &e.call.name, task, items })?;
+        } else {
+            run.push(CallRef {
                 id: e.future.id().0,
                 name: &e.call.name,
                 args: &e.call.args,
                 task: e.name.as_deref().unwrap_or(""),
-            })
-            .collect();
-        write_frame(&mut *lock(&p.stdin), &RunRef { calls: msgs })
-    };
-    if let Err(e) = sent {
-        return Exchange::Lost(e.to_string());
+            });
+        }
     }
-    let by_id: crate::observe::IdMap<u64, &Future<Value>> =
-        calls.iter().map(|e| (e.future.id().0, &e.future)).collect();
-    let mut left = calls.len();
-    while left > 0 {
+    if !run.is_empty() {
+        queue_frame(stdin, &RunRef { calls: run })?;
+    }
+    std::io::Write::flush(stdin)
+}
+
+/// Sends `calls` (marked running) to the worker, and, with `ahead`, more calls from the
+/// queue before they end while calls are short; reads until every call sent has
+/// finished, or been taken back.
+fn exchange(
+    shared: &Arc<Shared>,
+    slot: usize,
+    p: &mut Proc,
+    calls: Vec<Entry>,
+    ahead: Option<&Ahead>,
+    carry: &mut Carry,
+) -> Exchange {
+    let sent = send_calls(&mut lock(&p.stdin), &calls);
+    let mut inflight: crate::observe::IdMap<u64, Entry> = calls.into_iter().map(|e| (e.future.id().0, e)).collect();
+    if let Err(e) = sent {
+        return lost(shared, slot, e.to_string(), inflight);
+    }
+    let mut finished_calls = 0;
+    while !inflight.is_empty() {
+        if let Some(a) = ahead {
+            // Once what the worker sent is read: more calls.
+            if p.stdout.buffer().is_empty() {
+                if let Err(e) = send_ahead(shared, slot, p, a, finished_calls, &mut inflight, carry) {
+                    return lost(shared, slot, e.to_string(), inflight);
+                }
+            }
+        }
         let msg = match read_frame::<ToParent>(&mut p.stdout) {
             Ok(Some(m)) => m,
-            Ok(None) => return Exchange::Lost(String::new()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Exchange::Lost(String::new()),
+            Ok(None) => return lost(shared, slot, String::new(), inflight),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return lost(shared, slot, String::new(), inflight)
+            }
             Err(e) => {
                 // Garbage on the pipe: stop this worker; the pool breaks with the reason.
                 if let Some(l) = lock(&shared.live).get(&slot) {
                     sigkill(l.pid, &l.groups);
                 }
-                return Exchange::Lost(format!("protocol error: {e}"));
+                return lost(shared, slot, format!("protocol error: {e}"), inflight);
             }
         };
         // One call ended: no longer killable (a late `kill` must not hit the worker's
         // next call), then its future finishes.
         let mut finished = |id: u64, result: Result<Value, WireError>, unmarked: bool| {
-            let Some(f) = by_id.get(&id) else { return };
+            let Some(e) = inflight.remove(&id) else { return };
             if !unmarked {
                 if let Some(l) = lock(&shared.live).get_mut(&slot) {
                     l.running.retain(|r| r.0 != id);
+                    missed_kill(l, id);
                 }
             }
             let outcome = result.map_err(from_wire);
             if let (Ok(v), Some(hook)) = (&outcome, &shared.on_value) {
                 hook(FutureId(id), v);
             }
-            let _ = f.finish(outcome, "set_result");
-            left -= 1;
+            let _ = e.future.finish(outcome, "set_result");
+            finished_calls += 1;
         };
         match msg {
             ToParent::Finished { id, result } => finished(id, result, false),
@@ -1019,11 +1243,20 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
                 ids.sort_unstable();
                 if let Some(l) = lock(&shared.live).get_mut(&slot) {
                     l.running.retain(|r| ids.binary_search(&r.0).is_err());
+                    if let Some(t) = l.kill_target.filter(|t| ids.binary_search(&t.0).is_ok()) {
+                        missed_kill(l, t.0);
+                    }
                 }
                 for r in results {
                     finished(r.id, r.result, true);
                 }
             }
+            ToParent::Started { id } => {
+                if let Some(a) = ahead {
+                    started(shared, slot, p, a, &inflight, FutureId(id));
+                }
+            }
+            ToParent::Skipped { id } => skipped(shared, slot, &mut inflight, FutureId(id), carry),
             ToParent::Request { id, req, body } => answer(shared, slot, p, id, req, body),
             ToParent::Group { pgid, .. } => {
                 if let Some(l) = lock(&shared.live).get_mut(&slot) {
@@ -1035,10 +1268,166 @@ fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: &[Entry]) ->
                     hook(FutureId(id), stream, line, dropped);
                 }
             }
-            ToParent::Started { .. } | ToParent::Hello { .. } | ToParent::InitFailed { .. } => {}
+            ToParent::Hello { .. } | ToParent::InitFailed { .. } => {}
         }
     }
-    Exchange::Done
+    Exchange::Done(finished_calls)
+}
+
+/// Call `id` ended with its result: a kill for it came too late (the worker ended the
+/// call before it read the order, and lives on).
+fn missed_kill(l: &mut Live, id: u64) {
+    if l.kill_target.is_some_and(|t| t.0 == id) {
+        l.kill_target = None;
+        if matches!(l.on_purpose, Some(KilledBecause::Request | KilledBecause::TimedOut(_))) {
+            l.on_purpose = None;
+        }
+    }
+}
+
+/// Sends the worker more calls, up to [`AHEAD`] not started and as its
+/// `max_tasks_per_child` allows: first those `carry` holds, then from the queue while no
+/// other slot waits for work there.
+fn send_ahead(
+    shared: &Arc<Shared>,
+    slot: usize,
+    p: &Proc,
+    a: &Ahead,
+    finished_calls: usize,
+    inflight: &mut crate::observe::IdMap<u64, Entry>,
+    carry: &mut Carry,
+) -> std::io::Result<()> {
+    if shared.broken_flag.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let allowed =
+        shared.max_tasks_per_child.map_or(usize::MAX, |m| m.saturating_sub(p.tasks + finished_calls + inflight.len()));
+    let mut room = match lock(&shared.live).get(&slot) {
+        Some(l) => AHEAD.saturating_sub(l.ahead.len()).min(allowed),
+        None => 0,
+    };
+    // Single calls only: the calls of a chunk (`submit_chunk`) run as one, all marked
+    // running when sent, so a chunk waits in `carry` for the worker to be free. First
+    // what the slot holds (an idle slot can take those back once sent), then the queue.
+    let mut calls: Vec<Entry> = Vec::new();
+    while room > 0 && carry.front().is_some_and(|item| item.len() == 1) {
+        calls.extend(carry.pop_front().into_iter().flatten());
+        room -= 1;
+    }
+    while room > 0 && carry.is_empty() && shared.waiting.load(Ordering::SeqCst) == 0 {
+        let Ok(item) = shared.rx.try_recv() else { break };
+        if item.len() == 1 {
+            calls.extend(item);
+            room -= 1;
+        } else {
+            carry.push_back(item);
+        }
+    }
+    if calls.is_empty() {
+        return Ok(());
+    }
+    // The pipe is held until the calls are written, so that no `skip` of theirs goes
+    // before them; they are listed as ahead before a cancel can find them so.
+    let mut stdin = lock(&p.stdin);
+    if let Some(l) = lock(&shared.live).get_mut(&slot) {
+        l.ahead.extend(calls.iter().map(|e| e.future.clone()));
+    }
+    let (sending, gone): (Vec<Entry>, Vec<Entry>) =
+        calls.into_iter().partition(|e| matches!(e.future.send_ahead(Arc::clone(&a.withdrawer)), Ok(true)));
+    if !gone.is_empty() {
+        // Cancelled while queued (and now told so): not sent.
+        if let Some(l) = lock(&shared.live).get_mut(&slot) {
+            l.ahead.retain(|f| !gone.iter().any(|e| e.future.id() == f.id()));
+        }
+    }
+    let sent = send_calls(&mut stdin, &sending);
+    drop(stdin);
+    inflight.extend(sending.into_iter().map(|e| (e.future.id().0, e)));
+    sent
+}
+
+/// The worker started `id`: if it was sent ahead, it is running now (and killable), and
+/// whoever asked for it back is told it started.
+fn started(
+    shared: &Shared,
+    slot: usize,
+    p: &Proc,
+    a: &Ahead,
+    inflight: &crate::observe::IdMap<u64, Entry>,
+    id: FutureId,
+) {
+    let was_ahead = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
+        let Some(at) = l.ahead.iter().position(|f| f.id() == id) else { return false };
+        l.ahead.remove(at);
+        l.running.push(id);
+        true
+    });
+    if !was_ahead {
+        return;
+    }
+    if let Some(e) = inflight.get(&id.0) {
+        let _ = e.future.start_running(Some((&p.worker, Some(p.pid), Arc::clone(&a.killer))));
+    }
+    for (_, tx) in take_withdrawals(shared, slot, id) {
+        let _ = tx.send(Answer::Started);
+    }
+}
+
+/// The worker dropped `id` on a `skip`: the first who asked for it gets it (a cancel, or
+/// a slot with nothing to do), or, if no one waits any more, this slot runs it later.
+fn skipped(
+    shared: &Shared,
+    slot: usize,
+    inflight: &mut crate::observe::IdMap<u64, Entry>,
+    id: FutureId,
+    carry: &mut Carry,
+) {
+    if let Some(l) = lock(&shared.live).get_mut(&slot) {
+        l.ahead.retain(|f| f.id() != id);
+    }
+    let waiting = take_withdrawals(shared, slot, id);
+    let Some(e) = inflight.remove(&id.0) else { return };
+    e.future.back_from_ahead();
+    let mut entry = Some(e);
+    for (_, tx) in waiting {
+        let answer = Answer::Withdrawn(entry.take());
+        if let Err(crossbeam_channel::SendError(Answer::Withdrawn(back))) = tx.send(answer) {
+            // That one gave up waiting.
+            entry = entry.or(back);
+        }
+    }
+    carry.extend(entry.map(|e| vec![e]));
+}
+
+fn take_withdrawals(shared: &Shared, slot: usize, id: FutureId) -> Vec<(FutureId, Sender<Answer>)> {
+    lock(&shared.live).get_mut(&slot).map_or_else(Vec::new, |l| {
+        let (mine, others) = std::mem::take(&mut l.withdrawals).into_iter().partition(|(t, _)| *t == id);
+        l.withdrawals = others;
+        mine
+    })
+}
+
+/// The worker is gone: which of the calls sent had started, which never did (those go
+/// first to whoever waits for them back).
+fn lost(shared: &Shared, slot: usize, error: String, inflight: crate::observe::IdMap<u64, Entry>) -> Exchange {
+    let (ahead, waiting) = lock(&shared.live)
+        .get_mut(&slot)
+        .map(|l| (std::mem::take(&mut l.ahead), std::mem::take(&mut l.withdrawals)))
+        .unwrap_or_default();
+    let (mut unstarted, running): (Vec<Entry>, Vec<Entry>) =
+        inflight.into_values().partition(|e| ahead.iter().any(|f| f.id() == e.future.id()));
+    // In the order they were sent.
+    unstarted.sort_by_key(|e| e.future.id());
+    for e in &unstarted {
+        e.future.back_from_ahead();
+    }
+    for (task, tx) in waiting {
+        let entry = unstarted.iter().position(|e| e.future.id() == task).map(|at| unstarted.remove(at));
+        if let Err(crossbeam_channel::SendError(Answer::Withdrawn(Some(back)))) = tx.send(Answer::Withdrawn(entry)) {
+            unstarted.push(back);
+        }
+    }
+    Exchange::Lost { error, running, unstarted }
 }
 
 /// Answers a worker's request on a helper thread, in the requesting task's context (so

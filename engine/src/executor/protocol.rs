@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The protocol version; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The largest frame accepted (256 MiB).
 pub const MAX_FRAME: u32 = 256 * 1024 * 1024;
@@ -160,6 +160,21 @@ pub enum ToWorker {
         /// Each item's arguments, as JSON text.
         items: Vec<RawArgs>,
     },
+    /// Do not run this call, sent earlier, if it has not started (since version 4): the
+    /// worker answers [`ToParent::Skipped`] if it dropped it, and nothing if it had
+    /// started it (its [`ToParent::Started`] came first). Read while a call runs.
+    Skip {
+        /// The call's id.
+        id: u64,
+    },
+    /// Kill this call if it is the one running (since version 4): the worker kills its
+    /// commands' process groups and itself, and the parent sees its end. A call that has
+    /// ended is left alone: with calls sent ahead, the parent's "running" may be a call
+    /// behind, and a signal from the parent would kill the one after it.
+    Kill {
+        /// The call's id.
+        id: u64,
+    },
     /// The answer to a [`ToParent::Request`].
     Reply {
         /// The request's number.
@@ -187,9 +202,16 @@ pub enum ToParent {
         /// Why.
         error: WireError,
     },
-    /// A call started (optional: today's workers do not send it; the parent marks a
-    /// call running when it sends it).
+    /// A call started: sent before each call, in the frame of the results before it
+    /// (since version 4). Until then a call sent ahead of others is still pending in the
+    /// parent, where it can be cancelled ([`ToWorker::Skip`]).
     Started {
+        /// The call's id.
+        id: u64,
+    },
+    /// A call sent earlier was dropped on [`ToWorker::Skip`] before it started: it never
+    /// runs in this worker (since version 4).
+    Skipped {
         /// The call's id.
         id: u64,
     },
@@ -284,9 +306,11 @@ impl<'de> Deserialize<'de> for ToWorker {
                 task: f.task.unwrap_or_default(),
                 items: need(f.items, "items")?,
             }),
+            "skip" => Ok(Self::Skip { id: need(f.id, "id")? }),
+            "kill" => Ok(Self::Kill { id: need(f.id, "id")? }),
             "reply" => Ok(Self::Reply { req: need(f.req, "req")?, result: need(f.result, "result")? }),
             "exit" => Ok(Self::Exit),
-            other => Err(serde::de::Error::unknown_variant(other, &["run", "chunk", "reply", "exit"])),
+            other => Err(serde::de::Error::unknown_variant(other, &["run", "chunk", "skip", "kill", "reply", "exit"])),
         }
     }
 }
@@ -298,6 +322,7 @@ impl<'de> Deserialize<'de> for ToParent {
             "hello" => Ok(Self::Hello { version: need(f.version, "version")?, pid: need(f.pid, "pid")? }),
             "init_failed" => Ok(Self::InitFailed { error: need(f.error, "error")? }),
             "started" => Ok(Self::Started { id: need(f.id, "id")? }),
+            "skipped" => Ok(Self::Skipped { id: need(f.id, "id")? }),
             "finished" => Ok(Self::Finished { id: need(f.id, "id")?, result: need(f.result, "result")? }),
             "results" => Ok(Self::Results { results: need(f.results, "results")? }),
             "request" => {
@@ -312,7 +337,7 @@ impl<'de> Deserialize<'de> for ToParent {
             }),
             other => Err(serde::de::Error::unknown_variant(
                 other,
-                &["hello", "init_failed", "started", "finished", "results", "request", "group", "output"],
+                &["hello", "init_failed", "started", "skipped", "finished", "results", "request", "group", "output"],
             )),
         }
     }
@@ -416,6 +441,7 @@ mod tests {
             ToParent::Hello { version: PROTOCOL_VERSION, pid: 42 },
             ToParent::InitFailed { error: err.clone() },
             ToParent::Started { id: 1 },
+            ToParent::Skipped { id: 12 },
             ToParent::Finished { id: 2, result: Ok(serde_json::json!({"a": [1, "x"]})) },
             ToParent::Finished { id: 3, result: Err(err.clone()) },
             ToParent::Results {
@@ -434,8 +460,12 @@ mod tests {
             write_frame(&mut buf, &msg).unwrap();
             assert_eq!(read_frame::<ToParent>(&mut buf.as_slice()).unwrap(), Some(msg));
         }
-        let to_worker =
-            [ToWorker::Reply { req: 9, result: Err(err) }, ToWorker::Reply { req: 10, result: Ok(Value::Null) }];
+        let to_worker = [
+            ToWorker::Reply { req: 9, result: Err(err) },
+            ToWorker::Reply { req: 10, result: Ok(Value::Null) },
+            ToWorker::Skip { id: 13 },
+            ToWorker::Kill { id: 14 },
+        ];
         for msg in to_worker {
             let mut buf = Vec::new();
             write_frame(&mut buf, &msg).unwrap();

@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::protocol::{
-    queue_frame, read_frame, write_frame, CallMsg, CallResult, FinishedRef, RawArgs, ResultsRef, ToParent, ToWorker,
-    WireError, PROTOCOL_VERSION,
+    queue_frame, read_frame, CallMsg, CallResult, FinishedRef, RawArgs, ResultsRef, ToParent, ToWorker, WireError,
+    PROTOCOL_VERSION,
 };
 use crate::error::{ErrorKind, Exception};
 use crate::status::Stream;
@@ -203,6 +203,9 @@ struct Out {
     held: Vec<CallResult>,
     /// About how many bytes the held results take (see [`weight`]).
     held_bytes: usize,
+    /// Since when something is held or queued and not yet sent: the flusher thread sends
+    /// it `CHUNK_FLUSH_EVERY` after, should the call running now be a long one.
+    unsent_since: Option<std::time::Instant>,
 }
 
 /// Held results go to the parent once they weigh this much, so that a large result is
@@ -253,59 +256,186 @@ impl Out {
 
     /// Sends a frame now, after the held results (so the parent sees them first).
     fn send(&mut self, msg: &ToParent) -> std::io::Result<()> {
+        self.queue(msg)?;
+        self.flush()
+    }
+
+    /// Queues `msg` after the held results, to go with the next flush.
+    fn queue(&mut self, msg: &ToParent) -> std::io::Result<()> {
         self.queue_held()?;
-        write_frame(&mut self.w, msg)
+        queue_frame(&mut self.w, msg)
     }
 
     /// Sends the held results now.
     fn flush(&mut self) -> std::io::Result<()> {
         self.queue_held()?;
+        self.unsent_since = None;
         self.w.flush()
     }
 }
 
+/// The worker's side of a running call: its requests, output and process groups go to
+/// the parent (after the results before them); the answer to a request comes from the
+/// reader thread.
 struct Ctx<'a> {
     id: u64,
     task: &'a str,
     next_req: u64,
-    input: &'a mut BufReader<Stdin>,
-    output: &'a mut Out,
+    replies: &'a crossbeam_channel::Receiver<(u64, Result<Value, WireError>)>,
+    output: &'a Mutex<Out>,
+}
+
+impl Ctx<'_> {
+    fn send(&self, msg: &ToParent) -> std::io::Result<()> {
+        lock(self.output).send(msg)
+    }
 }
 
 impl WorkerContext for Ctx<'_> {
     fn request(&mut self, body: Value) -> Result<Value, Exception> {
         self.next_req += 1;
         let req = self.next_req;
-        self.output
-            .send(&ToParent::Request { id: self.id, req, body })
+        self.send(&ToParent::Request { id: self.id, req, body })
             .map_err(|e| Exception::task(format!("the parent is gone: {e}")))?;
         loop {
-            match read_frame::<ToWorker>(self.input) {
-                Ok(Some(ToWorker::Reply { req: r, result })) if r == req => return result.map_err(from_wire),
-                Ok(Some(ToWorker::Exit) | None) | Err(_) => {
+            match self.replies.recv() {
+                Ok((r, result)) if r == req => return result.map_err(from_wire),
+                Ok(_) => {}
+                // The parent said exit, or went away, while the task waited.
+                Err(_) => {
                     kill_process_groups();
                     std::process::exit(0)
                 }
-                Ok(Some(_)) => {}
             }
         }
     }
 
     fn output(&mut self, stream: Stream, line: String) {
-        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line, dropped: 0 });
+        let _ = self.send(&ToParent::Output { id: self.id, stream, line, dropped: 0 });
     }
 
     fn output_dropped(&mut self, stream: Stream, lines: u64, says: String) {
-        let _ = self.output.send(&ToParent::Output { id: self.id, stream, line: says, dropped: lines });
+        let _ = self.send(&ToParent::Output { id: self.id, stream, line: says, dropped: lines });
     }
 
     fn group(&mut self, pgid: i32) {
-        let _ = self.output.send(&ToParent::Group { id: self.id, pgid });
+        let _ = self.send(&ToParent::Group { id: self.id, pgid });
     }
 
     fn task_name(&self) -> &str {
         self.task
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A call the worker holds, in the order the parent sent it.
+enum Job {
+    /// One call.
+    Call(CallMsg),
+    /// A `map` chunk: one call on each item, one result (the list).
+    Chunk { id: u64, name: String, task: String, items: Vec<RawArgs> },
+}
+
+impl Job {
+    const fn id(&self) -> u64 {
+        match self {
+            Self::Call(c) => c.id,
+            Self::Chunk { id, .. } => *id,
+        }
+    }
+}
+
+/// The calls received and not started, and whether the parent has said exit (or gone).
+#[derive(Default)]
+struct Inbox {
+    jobs: std::collections::VecDeque<Job>,
+    closed: bool,
+    /// The call running now.
+    current: Option<u64>,
+}
+
+/// What the reader thread and the thread running calls share.
+struct Channels {
+    inbox: Mutex<Inbox>,
+    ready: std::sync::Condvar,
+    output: Mutex<Out>,
+    /// Told when something is first held in `output`.
+    unsent: std::sync::Condvar,
+}
+
+/// The flusher thread: sends what is held once it has waited `CHUNK_FLUSH_EVERY` (the
+/// results of short calls go together, and none waits behind a long call).
+fn flush_held(ch: &Channels) {
+    let mut out = lock(&ch.output);
+    loop {
+        let wait = match out.unsent_since {
+            None => None,
+            Some(t) => match CHUNK_FLUSH_EVERY.checked_sub(t.elapsed()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => {
+                    if out.flush().is_err() {
+                        return;
+                    }
+                    None
+                }
+            },
+        };
+        out = match wait {
+            None => ch.unsent.wait(out).unwrap_or_else(std::sync::PoisonError::into_inner),
+            Some(left) => ch.unsent.wait_timeout(out, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
+        };
+    }
+}
+
+/// The reader thread: takes every frame from the parent as it comes, so that a `skip`
+/// is answered while a call runs. A call is dropped and `skipped` sent, or started and
+/// `started` sent, under the inbox's lock: the parent hears exactly one of the two.
+fn read_frames(
+    mut input: BufReader<Stdin>,
+    ch: &Channels,
+    replies: &crossbeam_channel::Sender<(u64, Result<Value, WireError>)>,
+) {
+    loop {
+        match read_frame::<ToWorker>(&mut input) {
+            Ok(Some(ToWorker::Run { calls })) => {
+                lock(&ch.inbox).jobs.extend(calls.into_iter().map(Job::Call));
+                ch.ready.notify_one();
+            }
+            Ok(Some(ToWorker::Chunk { id, name, task, items })) => {
+                lock(&ch.inbox).jobs.push_back(Job::Chunk { id, name, task, items });
+                ch.ready.notify_one();
+            }
+            Ok(Some(ToWorker::Skip { id })) => {
+                let dropped = {
+                    let mut inbox = lock(&ch.inbox);
+                    inbox.jobs.iter().position(|j| j.id() == id).and_then(|at| inbox.jobs.remove(at)).is_some()
+                };
+                // Written once the inbox is free: the thread running calls may be blocked
+                // on a full pipe to the parent, which may be writing to this one.
+                if dropped && lock(&ch.output).send(&ToParent::Skipped { id }).is_err() {
+                    break;
+                }
+            }
+            Ok(Some(ToWorker::Kill { id })) => {
+                // Under the inbox's lock, so that the call cannot end and the next start
+                // in between: it is this call that dies, or none.
+                let inbox = lock(&ch.inbox);
+                if inbox.current == Some(id) {
+                    kill_process_groups();
+                    let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            Ok(Some(ToWorker::Reply { req, result })) => {
+                let _ = replies.send((req, result));
+            }
+            Ok(Some(ToWorker::Exit) | None) | Err(_) => break,
+        }
+    }
+    lock(&ch.inbox).closed = true;
+    ch.ready.notify_one();
 }
 
 /// While a `map` chunk runs, its results are flushed to the parent at least this often.
@@ -363,53 +493,94 @@ fn serve(callables: &Callables) -> i32 {
     guard_against_orphaning();
     // A task's panic is reported to the parent as its exception, not printed.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut input = BufReader::new(std::io::stdin());
-    let mut output = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0 };
-    if output.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
+    let mut out = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0, unsent_since: None };
+    if out.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
-    while let Ok(Some(msg)) = read_frame::<ToWorker>(&mut input) {
-        match msg {
-            ToWorker::Run { calls } => {
-                // A call's result goes at once; a `map` chunk's results are held and go
-                // in one frame at its end (Python returns a chunk's results in one
-                // message), every `CHUNK_FLUSH_EVERY` while it runs, or once they weigh
-                // `HELD_BYTES`: one write, one wake-up and one frame to decode for the
-                // parent instead of one a call.
-                // Requests, output and process groups go at once, after what is held.
-                let last = calls.len().saturating_sub(1);
-                let mut flushed = std::time::Instant::now();
-                for (k, CallMsg { id, name, args, task }) in calls.into_iter().enumerate() {
-                    // No `Started` frame: the parent marks a call running when it sends it.
-                    let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
-                    let result = callables.call_json(&name, &args, &mut ctx);
-                    let result = result.map_err(|e| to_wire(&e));
-                    output.held_bytes += match &result {
-                        Ok(v) => weight(v),
-                        Err(e) => e.message.len() + e.kind.as_str().len(),
-                    };
-                    output.held.push(CallResult { id, result });
-                    if k == last || output.held_bytes >= HELD_BYTES || flushed.elapsed() >= CHUNK_FLUSH_EVERY {
-                        flushed = std::time::Instant::now();
-                        if output.flush().is_err() {
-                            return 1;
-                        }
-                    }
+    let ch = Arc::new(Channels {
+        inbox: Mutex::default(),
+        ready: std::sync::Condvar::new(),
+        output: Mutex::new(out),
+        unsent: std::sync::Condvar::new(),
+    });
+    let flusher = Arc::clone(&ch);
+    if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || flush_held(&flusher)).is_err() {
+        return 1;
+    }
+    let (replies_tx, replies) = crossbeam_channel::unbounded();
+    let reader = Arc::clone(&ch);
+    let input = BufReader::new(std::io::stdin());
+    if std::thread::Builder::new()
+        .name("worker-reader".into())
+        .spawn(move || read_frames(input, &reader, &replies_tx))
+        .is_err()
+    {
+        return 1;
+    }
+    // Results are held and go in one write: when no call is left to run (the parent
+    // waits for them to send more), `CHUNK_FLUSH_EVERY` after the first (the flusher
+    // thread), or once they weigh `HELD_BYTES`. A `started` frame goes with the results
+    // before it. Requests, output and process groups go at once, after what is held.
+    loop {
+        let job = {
+            let mut inbox = lock(&ch.inbox);
+            loop {
+                if let Some(job) = inbox.jobs.pop_front() {
+                    inbox.current = Some(job.id());
+                    break Some(job);
                 }
-            }
-            ToWorker::Chunk { id, name, task, items } => {
-                let mut ctx = Ctx { id, task: &task, next_req: 0, input: &mut input, output: &mut output };
-                let result = callables.call_chunk(&name, &items, &mut ctx).map_err(|e| to_wire(&e));
-                if output.send(&ToParent::Finished { id, result }).is_err() {
+                if inbox.closed {
+                    break None;
+                }
+                // Nothing to run: what is held goes now.
+                drop(inbox);
+                if lock(&ch.output).flush().is_err() {
                     return 1;
                 }
+                inbox = lock(&ch.inbox);
+                if inbox.jobs.is_empty() && !inbox.closed {
+                    inbox = ch.ready.wait(inbox).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
             }
-            ToWorker::Reply { .. } => {}
-            ToWorker::Exit => break,
+        };
+        let Some(job) = job else { break };
+        {
+            // Queued once the inbox is free (see `read_frames`).
+            let mut output = lock(&ch.output);
+            if output.queue(&ToParent::Started { id: job.id() }).is_err() {
+                return 1;
+            }
+            if output.unsent_since.is_none() {
+                output.unsent_since = Some(std::time::Instant::now());
+                ch.unsent.notify_one();
+            }
+        }
+        let (id, result) = match job {
+            Job::Call(CallMsg { id, name, args, task }) => {
+                let mut ctx = Ctx { id, task: &task, next_req: 0, replies: &replies, output: &ch.output };
+                (id, callables.call_json(&name, &args, &mut ctx))
+            }
+            Job::Chunk { id, name, task, items } => {
+                let mut ctx = Ctx { id, task: &task, next_req: 0, replies: &replies, output: &ch.output };
+                (id, callables.call_chunk(&name, &items, &mut ctx))
+            }
+        };
+        // No longer killable before its result can be sent: a kill that comes later
+        // leaves this worker alone, and its result reaches the parent.
+        lock(&ch.inbox).current = None;
+        let result = result.map_err(|e| to_wire(&e));
+        let mut output = lock(&ch.output);
+        output.held_bytes += match &result {
+            Ok(v) => weight(v),
+            Err(e) => e.message.len() + e.kind.as_str().len(),
+        };
+        output.held.push(CallResult { id, result });
+        if output.held_bytes >= HELD_BYTES && output.flush().is_err() {
+            return 1;
         }
     }
     kill_process_groups();
-    let _ = output.flush();
+    let _ = lock(&ch.output).flush();
     0
 }
 
