@@ -1378,6 +1378,7 @@ fn blocked_then_ahead(
         (0..n).map(|i| pool.submit(sh(&format!("touch {}/{i}", dir.display()))).unwrap()).collect();
     gates.open(3, json!(3));
     assert_eq!(lead.result(Some(LONG)), Ok(json!(3)));
+    until("the first call runs in the worker", || gates.0.lock().unwrap().contains_key(&1));
     until("the calls behind are sent ahead to the busy worker", || first.running() && pool.calls_ahead() == n);
     (first, behind)
 }

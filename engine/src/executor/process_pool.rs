@@ -179,6 +179,7 @@ impl ProcessPoolBuilder {
                 idle_slots: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
                 cancelling: AtomicBool::new(false),
+                front: Mutex::default(),
                 forced: Mutex::new(None),
             }),
         })
@@ -207,8 +208,26 @@ impl Entry {
 
 type Item = Vec<Entry>;
 
-/// Items a slot holds to run next (see `slot_loop`).
-type Carry = std::collections::VecDeque<Item>;
+/// Puts items back at the head of the queue (`Shared::front`), in their order, and wakes
+/// a slot that waits for work.
+fn put_back(shared: &Shared, items: impl IntoIterator<Item = Item>) {
+    let items: Vec<Item> = items.into_iter().filter(|i| !i.is_empty()).collect();
+    if items.is_empty() {
+        return;
+    }
+    {
+        let mut front = lock(&shared.front);
+        for item in items.into_iter().rev() {
+            front.push_front(item);
+        }
+    }
+    if shared.waiting.load(Ordering::SeqCst) > 0 {
+        if let Some(tx) = lock(&shared.control).tx.as_ref() {
+            // An empty item: it only wakes the slot, which then looks at `front`.
+            let _ = tx.send(Vec::new());
+        }
+    }
+}
 
 struct Control {
     tx: Option<Sender<Item>>,
@@ -300,9 +319,13 @@ enum Answer {
 /// has started (or as good as: no answer came in [`WITHDRAW_WAIT`], or this is the
 /// slot's own thread, which reads the answers).
 fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
-    let (rx, stdin) = {
+    let (rx, mine, stdin) = {
         let mut live = lock(&shared.live);
         let Some(l) = live.get_mut(&slot) else { return Answer::Withdrawn(None) };
+        if l.running.contains(&task) {
+            // `started` moved it from `ahead` to here, and marks it running next.
+            return Answer::Started;
+        }
         if !l.ahead.iter().any(|f| f.id() == task) {
             // Started (then it is running), or taken back already.
             return Answer::Withdrawn(None);
@@ -312,14 +335,27 @@ fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let first = !l.withdrawals.iter().any(|(t, _)| *t == task);
-        l.withdrawals.push((task, tx));
-        (rx, first.then(|| Arc::clone(&l.stdin)))
+        l.withdrawals.push((task, tx.clone()));
+        (rx, tx, first.then(|| Arc::clone(&l.stdin)))
     };
     if let Some(stdin) = stdin {
         // A write error means the worker is gone: the slot answers when it sees that.
         let _ = write_frame(&mut *lock(&stdin), &ToWorker::Skip { id: task.0 });
     }
-    rx.recv_timeout(WITHDRAW_WAIT).unwrap_or(Answer::Started)
+    if let Ok(answer) = rx.recv_timeout(WITHDRAW_WAIT) {
+        return answer;
+    }
+    // Given up, unless the answer is on its way (then it holds the entry).
+    let listed = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
+        let before = l.withdrawals.len();
+        l.withdrawals.retain(|(_, tx)| !tx.same_channel(&mine));
+        l.withdrawals.len() < before
+    });
+    if listed {
+        Answer::Started
+    } else {
+        rx.recv_timeout(WITHDRAW_WAIT).unwrap_or(Answer::Started)
+    }
 }
 
 /// What a cancel of a call sent ahead asks of its slot.
@@ -375,6 +411,10 @@ struct Shared {
     /// `shutdown(cancel_futures=True)` was called: what a slot holds and has not sent is
     /// cancelled, as the queue was.
     cancelling: AtomicBool,
+    /// Items taken from the queue and not sent, which any slot takes before the queue:
+    /// calls sent ahead to a worker killed before it started them, a chunk met while
+    /// sending calls ahead, calls not sent ahead after all.
+    front: Mutex<std::collections::VecDeque<Item>>,
     /// Set by `terminate_workers`/`kill_workers` (under the `live` lock): a worker that
     /// starts after is signalled too.
     forced: Mutex<Option<nix::sys::signal::Signal>>,
@@ -445,15 +485,11 @@ struct SlotKiller {
     slot: usize,
 }
 
-/// How long a worker told to kill its call has to die before the parent kills it (a
-/// worker stopped by SIGSTOP, say, cannot read the order).
-const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl Kill for SlotKiller {
-    /// The worker is told to kill the call (`kill` frame): it dies if it still runs
-    /// that call, and is left alone if it has moved on to a call sent ahead (the
-    /// parent's "running" lags it by a frame). Should it not die within
-    /// [`KILL_GRACE`] while the call still runs, the parent kills it.
+    /// The worker is told to kill the call (`kill` frame, with a SIGCONT should it be
+    /// stopped): it dies if it runs that call, drops it unrun if it holds it, and is left
+    /// alone if the call has ended (the parent's "running" lags the worker by a frame
+    /// when calls are sent ahead: a signal from here could hit the call after).
     fn kill(&self, task: FutureId, reason: InterruptReason) -> bool {
         let (stdin, pid) = {
             let mut live = lock(&self.shared.live);
@@ -463,40 +499,27 @@ impl Kill for SlotKiller {
             }
             match reason {
                 InterruptReason::Kill | InterruptReason::TimedOut(_) => {
-                    l.on_purpose = Some(match reason {
-                        InterruptReason::TimedOut(limit) => KilledBecause::TimedOut(limit),
-                        _ => KilledBecause::Request,
-                    });
-                    l.kill_target = Some(task);
-                    end_requests(l);
+                    // A stronger reason (the pool broke, or its workers are being
+                    // stopped) is kept.
+                    if matches!(l.on_purpose, None | Some(KilledBecause::Request | KilledBecause::TimedOut(_))) {
+                        l.on_purpose = Some(match reason {
+                            InterruptReason::TimedOut(limit) => KilledBecause::TimedOut(limit),
+                            _ => KilledBecause::Request,
+                        });
+                        l.kill_target = Some(task);
+                    }
                     (Arc::clone(&l.stdin), l.pid)
                 }
                 InterruptReason::Deadlock => return l.requests.get(&task).is_some_and(|i| i.raise(task, reason)),
             }
         };
-        let told = write_frame(&mut *lock(&stdin), &ToWorker::Kill { id: task.0 }).is_ok();
-        let shared = Arc::clone(&self.shared);
-        let slot = self.slot;
-        let last_resort = move || {
-            let live = lock(&shared.live);
-            if let Some(l) = live.get(&slot).filter(|l| l.pid == pid && l.running.contains(&task)) {
-                sigkill(l.pid, &l.groups);
+        if let Ok(p) = i32::try_from(pid) {
+            if p > 1 {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGCONT);
             }
-        };
-        if !told
-            || thread::Builder::new()
-                .name("kill-grace".into())
-                .spawn(move || {
-                    thread::sleep(KILL_GRACE);
-                    last_resort();
-                })
-                .is_err()
-        {
-            // No order reached the worker, or no watch can be kept: killed now.
-            let live = lock(&self.shared.live);
-            if let Some(l) = live.get(&self.slot).filter(|l| l.pid == pid) {
-                sigkill(l.pid, &l.groups);
-            }
+        }
+        if write_frame(&mut *lock(&stdin), &ToWorker::Kill { id: task.0 }).is_err() {
+            // The worker is gone already: its slot sees that.
         }
         true
     }
@@ -667,6 +690,9 @@ impl ProcessPoolExecutor {
             let mut control = lock(&self.shared.control);
             if cancel_futures {
                 self.shared.cancelling.store(true, Ordering::SeqCst);
+                for e in std::mem::take(&mut *lock(&self.shared.front)).into_iter().flatten() {
+                    e.future.cancel();
+                }
                 while let Ok(item) = self.shared.rx.try_recv() {
                     for e in item {
                         e.future.cancel();
@@ -900,9 +926,6 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
     let killer: Arc<dyn Kill> = Arc::new(SlotKiller { shared: Arc::clone(shared), slot });
     let withdrawer: Arc<dyn Withdraw> = Arc::new(SlotWithdraw { shared: Arc::clone(shared), slot });
     let ahead = Ahead { killer: Arc::clone(&killer), withdrawer };
-    // Items this slot took and has not sent: calls sent ahead to a worker killed before
-    // it started them, or a chunk met while sending ahead. They go first.
-    let mut carry: Carry = Carry::new();
     let mut done_one = false;
     loop {
         // Between items (whichever way the last one ended) this slot is idle.
@@ -913,25 +936,43 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         let busy_again = || {
             let _ = shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         };
-        if shared.cancelling.load(Ordering::SeqCst) {
-            for e in carry.drain(..).flatten() {
-                e.future.cancel();
-            }
-        }
-        let item = if let Some(item) = carry.pop_front() {
-            // One runs now; the others go ahead of its end.
+        let put = lock(&shared.front).pop_front();
+        let item = if let Some(item) = put {
             busy_again();
             item
-        } else if let Some(e) = shared.rx.is_empty().then(|| steal(shared, slot)).flatten() {
-            busy_again();
-            vec![e]
         } else {
+            // Counted as waiting before it looks for calls to take back: a slot that sends
+            // calls ahead looks at `waiting` after it lists them, so either it sees this
+            // slot waiting (and puts them back) or this slot sees them.
             shared.waiting.fetch_add(1, Ordering::SeqCst);
-            let item = recv_spinning(&shared.rx);
+            let stolen = if shared.rx.is_empty() { steal(shared, slot) } else { None };
+            let item = match stolen {
+                Some(e) => {
+                    busy_again();
+                    Ok(vec![e])
+                }
+                None => recv_spinning(&shared.rx),
+            };
             shared.waiting.fetch_sub(1, Ordering::SeqCst);
-            let Ok(item) = item else { break };
+            let Ok(item) = item else {
+                if lock(&shared.front).is_empty() {
+                    break;
+                }
+                continue;
+            };
             item
         };
+        if item.is_empty() {
+            // A wake-up (see `put_back`): what was put back is taken on the next turn.
+            done_one = false;
+            continue;
+        }
+        if shared.cancelling.load(Ordering::SeqCst) {
+            for e in item {
+                e.future.cancel();
+            }
+            continue;
+        }
         if let Some(b) = shared.broken_flag.load(Ordering::SeqCst).then(|| shared.broken()).flatten() {
             fail_broken(item, &b);
             continue;
@@ -970,7 +1011,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = runnable.iter().map(|e| e.future.id()).collect();
         }
-        match exchange(shared, slot, p, runnable, Some(&ahead), &mut carry) {
+        match exchange(shared, slot, p, runnable, Some(&ahead)) {
             Exchange::Done(n) => {
                 p.tasks += n;
                 let stopped = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
@@ -1013,7 +1054,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                         let _ = e.future.set_exception(Exception::Timeout(crate::TimeoutError::limit(limit)));
                     }
                     // The calls behind it never started: the next worker runs them.
-                    carry.extend(unstarted.into_iter().map(|e| vec![e]));
+                    put_back(shared, unstarted.into_iter().map(|e| vec![e]));
                 } else if on_purpose == Some(KilledBecause::Request) {
                     for e in unfinished {
                         let _ = e.future.set_exception(Exception::Killed(format!(
@@ -1021,7 +1062,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
                             p.worker, p.pid
                         )));
                     }
-                    carry.extend(unstarted.into_iter().map(|e| vec![e]));
+                    put_back(shared, unstarted.into_iter().map(|e| vec![e]));
                 } else if let Some(KilledBecause::ForceShutdown(signal)) = on_purpose {
                     // The pool is shut down, not broken: its later submits are refused
                     // as after shutdown; the calls that ran end as in Python.
@@ -1117,7 +1158,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     if let Some(init) = &shared.initializer {
         let f = Future::new();
         let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()), packed: None };
-        match exchange(shared, slot, &mut p, vec![entry], None, &mut Carry::new()) {
+        match exchange(shared, slot, &mut p, vec![entry], None) {
             Exchange::Done(_) => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
                     retire(shared, slot, p, Retire::InitializerFailed);
@@ -1153,15 +1194,15 @@ fn retire(shared: &Shared, slot: usize, mut p: Proc, why: Retire) {
 
 /// Writes `calls` to the worker's stdin, in order: a packed `map` chunk as a `chunk`
 /// frame, the others together in `run` frames; flushed once.
-fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry]) -> std::io::Result<()> {
+fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry], ahead: bool) -> std::io::Result<()> {
     let mut run: Vec<CallRef<'_>> = Vec::new();
     for e in calls {
         if let Some(items) = &e.packed {
             if !run.is_empty() {
-                queue_frame(stdin, &RunRef { calls: std::mem::take(&mut run) })?;
+                queue_frame(stdin, &RunRef { calls: std::mem::take(&mut run), ahead })?;
             }
             let task = e.name.as_deref().unwrap_or("");
-            queue_frame(stdin, &ChunkRef { id: e.future.id().0, name: &e.call.name, task, items })?;
+            queue_frame(stdin, &ChunkRef { id: e.future.id().0, name: &e.call.name, task, items, ahead })?;
         } else {
             run.push(CallRef {
                 id: e.future.id().0,
@@ -1172,7 +1213,7 @@ fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry]) -> std::io::Re
         }
     }
     if !run.is_empty() {
-        queue_frame(stdin, &RunRef { calls: run })?;
+        queue_frame(stdin, &RunRef { calls: run, ahead })?;
     }
     std::io::Write::flush(stdin)
 }
@@ -1180,27 +1221,17 @@ fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry]) -> std::io::Re
 /// Sends `calls` (marked running) to the worker, and, with `ahead`, more calls from the
 /// queue before they end while calls are short; reads until every call sent has
 /// finished, or been taken back.
-fn exchange(
-    shared: &Arc<Shared>,
-    slot: usize,
-    p: &mut Proc,
-    calls: Vec<Entry>,
-    ahead: Option<&Ahead>,
-    carry: &mut Carry,
-) -> Exchange {
-    let sent = send_calls(&mut lock(&p.stdin), &calls);
+fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: Vec<Entry>, ahead: Option<&Ahead>) -> Exchange {
+    // A write that fails means the worker is gone: what it sent before is still read,
+    // to its end.
+    let mut writable = send_calls(&mut lock(&p.stdin), &calls, false).is_ok();
     let mut inflight: crate::observe::IdMap<u64, Entry> = calls.into_iter().map(|e| (e.future.id().0, e)).collect();
-    if let Err(e) = sent {
-        return lost(shared, slot, e.to_string(), inflight);
-    }
     let mut finished_calls = 0;
     while !inflight.is_empty() {
-        if let Some(a) = ahead {
+        if let Some(a) = ahead.filter(|_| writable) {
             // Once what the worker sent is read: more calls.
             if p.stdout.buffer().is_empty() {
-                if let Err(e) = send_ahead(shared, slot, p, a, finished_calls, &mut inflight, carry) {
-                    return lost(shared, slot, e.to_string(), inflight);
-                }
+                writable = send_ahead(shared, slot, p, a, finished_calls, &mut inflight).is_ok();
             }
         }
         let msg = match read_frame::<ToParent>(&mut p.stdout) {
@@ -1256,7 +1287,7 @@ fn exchange(
                     started(shared, slot, p, a, &inflight, FutureId(id));
                 }
             }
-            ToParent::Skipped { id } => skipped(shared, slot, &mut inflight, FutureId(id), carry),
+            ToParent::Skipped { id } => skipped(shared, slot, &mut inflight, FutureId(id)),
             ToParent::Request { id, req, body } => answer(shared, slot, p, id, req, body),
             ToParent::Group { pgid, .. } => {
                 if let Some(l) = lock(&shared.live).get_mut(&slot) {
@@ -1286,8 +1317,8 @@ fn missed_kill(l: &mut Live, id: u64) {
 }
 
 /// Sends the worker more calls, up to [`AHEAD`] not started and as its
-/// `max_tasks_per_child` allows: first those `carry` holds, then from the queue while no
-/// other slot waits for work there.
+/// `max_tasks_per_child` allows: single calls put back first (`Shared::front`), then from
+/// the queue, while no other slot waits for work.
 fn send_ahead(
     shared: &Arc<Shared>,
     slot: usize,
@@ -1295,9 +1326,8 @@ fn send_ahead(
     a: &Ahead,
     finished_calls: usize,
     inflight: &mut crate::observe::IdMap<u64, Entry>,
-    carry: &mut Carry,
 ) -> std::io::Result<()> {
-    if shared.broken_flag.load(Ordering::SeqCst) {
+    if shared.broken_flag.load(Ordering::SeqCst) || shared.waiting.load(Ordering::SeqCst) > 0 {
         return Ok(());
     }
     let allowed =
@@ -1307,22 +1337,27 @@ fn send_ahead(
         None => 0,
     };
     // Single calls only: the calls of a chunk (`submit_chunk`) run as one, all marked
-    // running when sent, so a chunk waits in `carry` for the worker to be free. First
-    // what the slot holds (an idle slot can take those back once sent), then the queue.
+    // running when sent, so a chunk is put back for the next free worker.
     let mut calls: Vec<Entry> = Vec::new();
-    while room > 0 && carry.front().is_some_and(|item| item.len() == 1) {
-        calls.extend(carry.pop_front().into_iter().flatten());
-        room -= 1;
+    {
+        let mut front = lock(&shared.front);
+        while room > 0 && front.front().is_some_and(|item| item.len() == 1) {
+            calls.extend(front.pop_front().into_iter().flatten());
+            room -= 1;
+        }
     }
-    while room > 0 && carry.is_empty() && shared.waiting.load(Ordering::SeqCst) == 0 {
+    let mut chunk = None;
+    while room > 0 && lock(&shared.front).is_empty() {
         let Ok(item) = shared.rx.try_recv() else { break };
         if item.len() == 1 {
             calls.extend(item);
             room -= 1;
         } else {
-            carry.push_back(item);
+            chunk = Some(item);
+            break;
         }
     }
+    put_back(shared, chunk);
     if calls.is_empty() {
         return Ok(());
     }
@@ -1332,17 +1367,44 @@ fn send_ahead(
     if let Some(l) = lock(&shared.live).get_mut(&slot) {
         l.ahead.extend(calls.iter().map(|e| e.future.clone()));
     }
-    let (sending, gone): (Vec<Entry>, Vec<Entry>) =
+    let (mut sending, gone): (Vec<Entry>, Vec<Entry>) =
         calls.into_iter().partition(|e| matches!(e.future.send_ahead(Arc::clone(&a.withdrawer)), Ok(true)));
-    if !gone.is_empty() {
-        // Cancelled while queued (and now told so): not sent.
-        if let Some(l) = lock(&shared.live).get_mut(&slot) {
-            l.ahead.retain(|f| !gone.iter().any(|e| e.future.id() == f.id()));
+    // Cancelled while queued (and now told so): not sent. And if a slot has started to
+    // wait for work, or the pool to cancel its pending calls, none is sent after all.
+    let undo = shared.waiting.load(Ordering::SeqCst) > 0 || shared.cancelling.load(Ordering::SeqCst);
+    let mut back: Vec<Entry> = Vec::new();
+    if undo {
+        back = std::mem::take(&mut sending);
+    }
+    if !gone.is_empty() || !back.is_empty() {
+        let answered = {
+            let mut live = lock(&shared.live);
+            live.get_mut(&slot).map_or_else(Vec::new, |l| {
+                let not_sent = |id: FutureId| gone.iter().chain(&back).any(|e| e.future.id() == id);
+                l.ahead.retain(|f| !not_sent(f.id()));
+                let (mine, others) = std::mem::take(&mut l.withdrawals).into_iter().partition(|(t, _)| not_sent(*t));
+                l.withdrawals = others;
+                mine
+            })
+        };
+        for e in &back {
+            e.future.back_from_ahead();
+        }
+        // Whoever asked for one of these back has it: it was never sent.
+        for (_, tx) in answered {
+            let _ = tx.send(Answer::Withdrawn(None));
         }
     }
-    let sent = send_calls(&mut stdin, &sending);
+    let sent = send_calls(&mut stdin, &sending, true);
     drop(stdin);
     inflight.extend(sending.into_iter().map(|e| (e.future.id().0, e)));
+    if shared.cancelling.load(Ordering::SeqCst) {
+        for e in back {
+            e.future.cancel();
+        }
+    } else {
+        put_back(shared, back.into_iter().map(|e| vec![e]));
+    }
     sent
 }
 
@@ -1374,14 +1436,8 @@ fn started(
 }
 
 /// The worker dropped `id` on a `skip`: the first who asked for it gets it (a cancel, or
-/// a slot with nothing to do), or, if no one waits any more, this slot runs it later.
-fn skipped(
-    shared: &Shared,
-    slot: usize,
-    inflight: &mut crate::observe::IdMap<u64, Entry>,
-    id: FutureId,
-    carry: &mut Carry,
-) {
+/// a slot with nothing to do), or, if no one waits any more, it is put back.
+fn skipped(shared: &Shared, slot: usize, inflight: &mut crate::observe::IdMap<u64, Entry>, id: FutureId) {
     if let Some(l) = lock(&shared.live).get_mut(&slot) {
         l.ahead.retain(|f| f.id() != id);
     }
@@ -1396,7 +1452,7 @@ fn skipped(
             entry = entry.or(back);
         }
     }
-    carry.extend(entry.map(|e| vec![e]));
+    put_back(shared, entry.map(|e| vec![e]));
 }
 
 fn take_withdrawals(shared: &Shared, slot: usize, id: FutureId) -> Vec<(FutureId, Sender<Answer>)> {

@@ -63,6 +63,9 @@ impl PartialEq for RawArgs {
 pub(crate) struct RunRef<'a> {
     /// The calls.
     pub calls: Vec<CallRef<'a>>,
+    /// See [`ToWorker::Run`].
+    #[serde(skip_serializing_if = "is_false")]
+    pub ahead: bool,
 }
 
 /// [`ToWorker::Chunk`] as the parent writes it, borrowing the items' arguments.
@@ -78,6 +81,9 @@ pub(crate) struct ChunkRef<'a> {
     pub task: &'a str,
     /// See [`ToWorker::Chunk`]: the list, encoded.
     pub items: &'a serde_json::value::RawValue,
+    /// See [`ToWorker::Run`].
+    #[serde(skip_serializing_if = "is_false")]
+    pub ahead: bool,
 }
 
 /// A [`CallMsg`] that borrows its fields.
@@ -144,6 +150,11 @@ pub enum ToWorker {
     Run {
         /// The calls.
         calls: Vec<CallMsg>,
+        /// Sent ahead of the end of the calls before them: the parent holds them pending
+        /// until the worker says [`ToParent::Started`] (since version 4; a call sent to an
+        /// idle worker is marked running when sent, and gets no `started`).
+        #[serde(default, skip_serializing_if = "is_false")]
+        ahead: bool,
     },
     /// Run one callable on each of several items' arguments, in order, as one call
     /// (a chunk of `map(..., chunksize=n)`, Python's `_process_chunk`): one
@@ -159,6 +170,9 @@ pub enum ToWorker {
         task: String,
         /// Each item's arguments, as JSON text.
         items: Vec<RawArgs>,
+        /// As [`ToWorker::Run`]'s.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ahead: bool,
     },
     /// Do not run this call, sent earlier, if it has not started (since version 4): the
     /// worker answers [`ToParent::Skipped`] if it dropped it, and nothing if it had
@@ -283,6 +297,12 @@ struct Flat {
     name: Option<String>,
     task: Option<String>,
     items: Option<Vec<RawArgs>>,
+    ahead: Option<bool>,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+const fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -299,12 +319,13 @@ impl<'de> Deserialize<'de> for ToWorker {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let f = Flat::deserialize(d)?;
         match f.op.as_str() {
-            "run" => Ok(Self::Run { calls: need(f.calls, "calls")? }),
+            "run" => Ok(Self::Run { calls: need(f.calls, "calls")?, ahead: f.ahead.unwrap_or(false) }),
             "chunk" => Ok(Self::Chunk {
                 id: need(f.id, "id")?,
                 name: need(f.name, "name")?,
                 task: f.task.unwrap_or_default(),
                 items: need(f.items, "items")?,
+                ahead: f.ahead.unwrap_or(false),
             }),
             "skip" => Ok(Self::Skip { id: need(f.id, "id")? }),
             "kill" => Ok(Self::Kill { id: need(f.id, "id")? }),
@@ -420,6 +441,7 @@ mod tests {
         let mut buf = Vec::new();
         let msg = ToWorker::Run {
             calls: vec![CallMsg { id: 7, name: "pow".into(), args: raw(r#"{"base":2}"#), task: "t".into() }],
+            ahead: false,
         };
         write_frame(&mut buf, &msg).unwrap();
         write_frame(&mut buf, &ToWorker::Exit).unwrap();
@@ -485,12 +507,13 @@ mod tests {
             CallRef { id: 1, name: "f", args: &args, task: "t" },
             CallRef { id: 2, name: "g", args: &args, task: "" },
         ];
-        write_frame(&mut buf, &RunRef { calls }).unwrap();
+        write_frame(&mut buf, &RunRef { calls, ahead: true }).unwrap();
         let expected = ToWorker::Run {
             calls: vec![
                 CallMsg { id: 1, name: "f".into(), args: raw(&args.to_string()), task: "t".into() },
                 CallMsg { id: 2, name: "g".into(), args: raw(&args.to_string()), task: String::new() },
             ],
+            ahead: true,
         };
         assert_eq!(read_frame::<ToWorker>(&mut buf.as_slice()).unwrap(), Some(expected));
     }

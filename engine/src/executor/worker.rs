@@ -203,9 +203,6 @@ struct Out {
     held: Vec<CallResult>,
     /// About how many bytes the held results take (see [`weight`]).
     held_bytes: usize,
-    /// Since when something is held or queued and not yet sent: the flusher thread sends
-    /// it `CHUNK_FLUSH_EVERY` after, should the call running now be a long one.
-    unsent_since: Option<std::time::Instant>,
 }
 
 /// Held results go to the parent once they weigh this much, so that a large result is
@@ -260,6 +257,11 @@ impl Out {
         self.flush()
     }
 
+    /// Whether something is held or queued and not sent.
+    fn unsent(&self) -> bool {
+        !self.held.is_empty() || !self.w.buffer().is_empty()
+    }
+
     /// Queues `msg` after the held results, to go with the next flush.
     fn queue(&mut self, msg: &ToParent) -> std::io::Result<()> {
         self.queue_held()?;
@@ -269,7 +271,6 @@ impl Out {
     /// Sends the held results now.
     fn flush(&mut self) -> std::io::Result<()> {
         self.queue_held()?;
-        self.unsent_since = None;
         self.w.flush()
     }
 }
@@ -351,91 +352,281 @@ impl Job {
 /// The calls received and not started, and whether the parent has said exit (or gone).
 #[derive(Default)]
 struct Inbox {
-    jobs: std::collections::VecDeque<Job>,
+    /// Each with whether it was sent ahead (it gets a `started`).
+    jobs: std::collections::VecDeque<(Job, bool)>,
     closed: bool,
     /// The call running now.
     current: Option<u64>,
+    /// Calls the parent said to kill before they started: they end `Killed` unrun.
+    doomed: Vec<u64>,
+    /// One of the two threads reads the parent's frames now.
+    reading: bool,
+    /// One of them runs a call now.
+    busy: bool,
 }
 
-/// What the reader thread and the thread running calls share.
+/// What the worker's two threads and its flusher share.
 struct Channels {
     inbox: Mutex<Inbox>,
+    /// Told when there is a call to run, the reader's role is free, or the parent is gone.
     ready: std::sync::Condvar,
+    /// The pipe from the parent, read by whichever thread is the reader.
+    input: Mutex<BufReader<Stdin>>,
     output: Mutex<Out>,
-    /// Told when something is first held in `output`.
-    unsent: std::sync::Condvar,
+    /// What the flusher thread is to do; never held while writing.
+    flush: Mutex<FlushState>,
+    /// Told when `flush` changes.
+    flush_changed: std::sync::Condvar,
+    /// Whether the flusher thread runs (it starts with the first call sent ahead).
+    flusher: std::sync::Once,
+}
+
+/// The flusher thread's orders.
+#[derive(Default)]
+struct FlushState {
+    /// Calls dropped on `skip`, to be told to the parent (by the flusher: the reader
+    /// never writes, so that it always drains the pipe from the parent).
+    skipped: Vec<u64>,
+    /// When what is held in `output` is to go, at the latest.
+    due: Option<std::time::Instant>,
+}
+
+impl Channels {
+    /// Has the flusher send what is held `CHUNK_FLUSH_EVERY` from now (starting it the
+    /// first time).
+    fn arm_flusher(self: &Arc<Self>) {
+        self.start_flusher();
+        let mut f = lock(&self.flush);
+        if f.due.is_none() {
+            f.due = Some(std::time::Instant::now() + CHUNK_FLUSH_EVERY);
+            self.flush_changed.notify_one();
+        }
+    }
+
+    /// Has the flusher tell the parent that `id` was dropped.
+    fn tell_skipped(self: &Arc<Self>, id: u64) {
+        self.start_flusher();
+        lock(&self.flush).skipped.push(id);
+        self.flush_changed.notify_one();
+    }
+
+    fn start_flusher(self: &Arc<Self>) {
+        self.flusher.call_once(|| {
+            let ch = Arc::clone(self);
+            if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || flush_held(&ch)).is_err() {
+                // Without it, what is held goes with the next result.
+            }
+        });
+    }
 }
 
 /// The flusher thread: sends what is held once it has waited `CHUNK_FLUSH_EVERY` (the
-/// results of short calls go together, and none waits behind a long call).
+/// results of short calls go together, and none waits behind a long call), and the
+/// `skipped` answers at once.
 fn flush_held(ch: &Channels) {
-    let mut out = lock(&ch.output);
     loop {
-        let wait = match out.unsent_since {
-            None => None,
-            Some(t) => match CHUNK_FLUSH_EVERY.checked_sub(t.elapsed()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => {
-                    if out.flush().is_err() {
-                        return;
+        let skipped = {
+            let mut f = lock(&ch.flush);
+            loop {
+                let now = std::time::Instant::now();
+                let due = f.due.is_some_and(|t| t <= now);
+                if due || !f.skipped.is_empty() {
+                    if due {
+                        f.due = None;
                     }
-                    None
+                    break std::mem::take(&mut f.skipped);
                 }
-            },
+                f = match f.due {
+                    None => ch.flush_changed.wait(f).unwrap_or_else(std::sync::PoisonError::into_inner),
+                    Some(t) => {
+                        ch.flush_changed
+                            .wait_timeout(f, t.saturating_duration_since(now))
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .0
+                    }
+                };
+            }
         };
-        out = match wait {
-            None => ch.unsent.wait(out).unwrap_or_else(std::sync::PoisonError::into_inner),
-            Some(left) => ch.unsent.wait_timeout(out, left).unwrap_or_else(std::sync::PoisonError::into_inner).0,
-        };
+        let mut out = lock(&ch.output);
+        for id in skipped {
+            if out.queue(&ToParent::Skipped { id }).is_err() {
+                return;
+            }
+        }
+        if out.flush().is_err() {
+            return;
+        }
     }
 }
 
-/// The reader thread: takes every frame from the parent as it comes, so that a `skip`
-/// is answered while a call runs. A call is dropped and `skipped` sent, or started and
-/// `started` sent, under the inbox's lock: the parent hears exactly one of the two.
-fn read_frames(
-    mut input: BufReader<Stdin>,
-    ch: &Channels,
-    replies: &crossbeam_channel::Sender<(u64, Result<Value, WireError>)>,
-) {
-    loop {
-        match read_frame::<ToWorker>(&mut input) {
-            Ok(Some(ToWorker::Run { calls })) => {
-                lock(&ch.inbox).jobs.extend(calls.into_iter().map(Job::Call));
-                ch.ready.notify_one();
+/// Reads one frame from the parent and acts on it: calls go to the inbox (a `skip` drops
+/// one that has not started; a `kill` kills the worker if it runs that call, or dooms it
+/// if it has not started), replies to the thread waiting for them. Returns false once
+/// the parent says exit or goes away. The reader never writes to the parent, so that it
+/// always drains the pipe from it.
+fn read_one(ch: &Arc<Channels>, replies: &crossbeam_channel::Sender<(u64, Result<Value, WireError>)>) -> bool {
+    let frame = read_frame::<ToWorker>(&mut *lock(&ch.input));
+    match frame {
+        Ok(Some(ToWorker::Run { calls, ahead })) => {
+            lock(&ch.inbox).jobs.extend(calls.into_iter().map(|c| (Job::Call(c), ahead)));
+        }
+        Ok(Some(ToWorker::Chunk { id, name, task, items, ahead })) => {
+            lock(&ch.inbox).jobs.push_back((Job::Chunk { id, name, task, items }, ahead));
+        }
+        Ok(Some(ToWorker::Skip { id })) => {
+            // Dropped, or started: decided under the inbox's lock, so the parent hears
+            // exactly one of `skipped` and `started`.
+            let dropped = {
+                let mut inbox = lock(&ch.inbox);
+                inbox.jobs.iter().position(|(j, _)| j.id() == id).and_then(|at| inbox.jobs.remove(at)).is_some()
+            };
+            if dropped {
+                ch.tell_skipped(id);
             }
-            Ok(Some(ToWorker::Chunk { id, name, task, items })) => {
-                lock(&ch.inbox).jobs.push_back(Job::Chunk { id, name, task, items });
-                ch.ready.notify_one();
+        }
+        Ok(Some(ToWorker::Kill { id })) => {
+            // Under the inbox's lock, so that the call cannot end and the next start in
+            // between: it is this call that dies, or none.
+            let mut inbox = lock(&ch.inbox);
+            if inbox.current == Some(id) {
+                kill_process_groups();
+                let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
+            } else if inbox.jobs.iter().any(|(j, _)| j.id() == id) {
+                inbox.doomed.push(id);
             }
-            Ok(Some(ToWorker::Skip { id })) => {
-                let dropped = {
-                    let mut inbox = lock(&ch.inbox);
-                    inbox.jobs.iter().position(|j| j.id() == id).and_then(|at| inbox.jobs.remove(at)).is_some()
-                };
-                // Written once the inbox is free: the thread running calls may be blocked
-                // on a full pipe to the parent, which may be writing to this one.
-                if dropped && lock(&ch.output).send(&ToParent::Skipped { id }).is_err() {
-                    break;
-                }
+        }
+        Ok(Some(ToWorker::Reply { req, result })) => {
+            let _ = replies.send((req, result));
+        }
+        Ok(Some(ToWorker::Exit) | None) | Err(_) => {
+            let mut inbox = lock(&ch.inbox);
+            inbox.closed = true;
+            if inbox.busy {
+                // Gone while a call runs (its parent died, or the call waits on a reply
+                // that will not come): its commands go with it.
+                kill_process_groups();
+                std::process::exit(0);
             }
-            Ok(Some(ToWorker::Kill { id })) => {
-                // Under the inbox's lock, so that the call cannot end and the next start
-                // in between: it is this call that dies, or none.
-                let inbox = lock(&ch.inbox);
-                if inbox.current == Some(id) {
-                    kill_process_groups();
-                    let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGKILL);
-                }
-            }
-            Ok(Some(ToWorker::Reply { req, result })) => {
-                let _ = replies.send((req, result));
-            }
-            Ok(Some(ToWorker::Exit) | None) | Err(_) => break,
+            return false;
         }
     }
-    lock(&ch.inbox).closed = true;
-    ch.ready.notify_one();
+    true
+}
+
+/// What a worker thread does next.
+enum Turn {
+    /// Run this call (sent ahead or not; doomed by a `kill` before it started).
+    Run(Job, bool, bool),
+    /// Send what is held, then look again.
+    Flush,
+    /// Read a frame.
+    Read,
+    /// The parent said exit, or went away.
+    Stop,
+}
+
+/// One of the worker's two threads. Whichever is free runs the next call, and the other
+/// reads the parent's frames meanwhile (a `skip`, a `kill` or a reply is seen while a call
+/// runs); the thread that reads a call runs it itself when the other is not busy, so that
+/// a call waits for no second wake-up.
+fn work(
+    ch: &Arc<Channels>,
+    callables: &Callables,
+    replies: &crossbeam_channel::Receiver<(u64, Result<Value, WireError>)>,
+    replies_tx: &crossbeam_channel::Sender<(u64, Result<Value, WireError>)>,
+) -> Result<(), ()> {
+    loop {
+        let turn = {
+            let mut inbox = lock(&ch.inbox);
+            loop {
+                if !inbox.busy {
+                    if let Some((job, ahead)) = inbox.jobs.pop_front() {
+                        let id = job.id();
+                        let doomed = inbox.doomed.iter().position(|d| *d == id).map(|at| inbox.doomed.swap_remove(at));
+                        let doomed = doomed.is_some();
+                        if !doomed {
+                            inbox.current = Some(id);
+                        }
+                        inbox.busy = true;
+                        if !inbox.reading {
+                            // The other thread reads while this one runs the call.
+                            ch.ready.notify_one();
+                        }
+                        break Turn::Run(job, ahead, doomed);
+                    }
+                    if inbox.closed {
+                        break Turn::Stop;
+                    }
+                    // Nothing to run: what is held goes first.
+                    if lock(&ch.output).unsent() {
+                        break Turn::Flush;
+                    }
+                }
+                if inbox.closed && !inbox.busy {
+                    break Turn::Stop;
+                }
+                if !inbox.reading {
+                    inbox.reading = true;
+                    break Turn::Read;
+                }
+                inbox = ch.ready.wait(inbox).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        };
+        match turn {
+            Turn::Stop => return Ok(()),
+            Turn::Flush => lock(&ch.output).flush().map_err(|_| ())?,
+            Turn::Read => {
+                let more = read_one(ch, replies_tx);
+                lock(&ch.inbox).reading = false;
+                ch.ready.notify_all();
+                if !more {
+                    return Ok(());
+                }
+            }
+            Turn::Run(job, ahead, doomed) => {
+                let id = job.id();
+                let result = if doomed {
+                    Err(Exception::Killed(format!(
+                        "before it started, in worker pid {}, on request",
+                        std::process::id()
+                    )))
+                } else {
+                    if ahead {
+                        lock(&ch.output).queue(&ToParent::Started { id }).map_err(|_| ())?;
+                        ch.arm_flusher();
+                    }
+                    match job {
+                        Job::Call(CallMsg { name, args, task, .. }) => {
+                            let mut ctx = Ctx { id, task: &task, next_req: 0, replies, output: &ch.output };
+                            callables.call_json(&name, &args, &mut ctx)
+                        }
+                        Job::Chunk { name, task, items, .. } => {
+                            let mut ctx = Ctx { id, task: &task, next_req: 0, replies, output: &ch.output };
+                            callables.call_chunk(&name, &items, &mut ctx)
+                        }
+                    }
+                };
+                // No longer killable before its result can be sent: a kill that comes
+                // later leaves this worker alone, and its result reaches the parent.
+                lock(&ch.inbox).current = None;
+                let result = result.map_err(|e| to_wire(&e));
+                let mut output = lock(&ch.output);
+                output.held_bytes += match &result {
+                    Ok(v) => weight(v),
+                    Err(e) => e.message.len() + e.kind.as_str().len(),
+                };
+                output.held.push(CallResult { id, result });
+                if output.held_bytes >= HELD_BYTES {
+                    output.flush().map_err(|_| ())?;
+                }
+                drop(output);
+                // The next call starts once this one's result is held (or sent): a call
+                // that crashes the worker never takes it down with it.
+                lock(&ch.inbox).busy = false;
+                ch.ready.notify_all();
+            }
+        }
+    }
 }
 
 /// While a `map` chunk runs, its results are flushed to the parent at least this often.
@@ -493,95 +684,42 @@ fn serve(callables: &Callables) -> i32 {
     guard_against_orphaning();
     // A task's panic is reported to the parent as its exception, not printed.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut out = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0, unsent_since: None };
+    let mut out = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0 };
     if out.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
     let ch = Arc::new(Channels {
         inbox: Mutex::default(),
         ready: std::sync::Condvar::new(),
+        input: Mutex::new(BufReader::new(std::io::stdin())),
         output: Mutex::new(out),
-        unsent: std::sync::Condvar::new(),
+        flush: Mutex::default(),
+        flush_changed: std::sync::Condvar::new(),
+        flusher: std::sync::Once::new(),
     });
-    let flusher = Arc::clone(&ch);
-    if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || flush_held(&flusher)).is_err() {
-        return 1;
-    }
+    // Results are held and go in one write: when no call is left to run (the parent
+    // waits for them to send more), `CHUNK_FLUSH_EVERY` after the first (the flusher
+    // thread), or once they weigh `HELD_BYTES`. A call sent ahead gets a `started`, which
+    // goes with the results before it. Requests, output and process groups go at once,
+    // after what is held.
     let (replies_tx, replies) = crossbeam_channel::unbounded();
-    let reader = Arc::clone(&ch);
-    let input = BufReader::new(std::io::stdin());
+    let (other, other_callables, other_replies, other_tx) =
+        (Arc::clone(&ch), callables.clone(), replies.clone(), replies_tx.clone());
     if std::thread::Builder::new()
-        .name("worker-reader".into())
-        .spawn(move || read_frames(input, &reader, &replies_tx))
+        .name("worker-2".into())
+        .spawn(move || {
+            if work(&other, &other_callables, &other_replies, &other_tx).is_err() {
+                std::process::exit(1);
+            }
+        })
         .is_err()
     {
         return 1;
     }
-    // Results are held and go in one write: when no call is left to run (the parent
-    // waits for them to send more), `CHUNK_FLUSH_EVERY` after the first (the flusher
-    // thread), or once they weigh `HELD_BYTES`. A `started` frame goes with the results
-    // before it. Requests, output and process groups go at once, after what is held.
-    loop {
-        let job = {
-            let mut inbox = lock(&ch.inbox);
-            loop {
-                if let Some(job) = inbox.jobs.pop_front() {
-                    inbox.current = Some(job.id());
-                    break Some(job);
-                }
-                if inbox.closed {
-                    break None;
-                }
-                // Nothing to run: what is held goes now.
-                drop(inbox);
-                if lock(&ch.output).flush().is_err() {
-                    return 1;
-                }
-                inbox = lock(&ch.inbox);
-                if inbox.jobs.is_empty() && !inbox.closed {
-                    inbox = ch.ready.wait(inbox).unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-            }
-        };
-        let Some(job) = job else { break };
-        {
-            // Queued once the inbox is free (see `read_frames`).
-            let mut output = lock(&ch.output);
-            if output.queue(&ToParent::Started { id: job.id() }).is_err() {
-                return 1;
-            }
-            if output.unsent_since.is_none() {
-                output.unsent_since = Some(std::time::Instant::now());
-                ch.unsent.notify_one();
-            }
-        }
-        let (id, result) = match job {
-            Job::Call(CallMsg { id, name, args, task }) => {
-                let mut ctx = Ctx { id, task: &task, next_req: 0, replies: &replies, output: &ch.output };
-                (id, callables.call_json(&name, &args, &mut ctx))
-            }
-            Job::Chunk { id, name, task, items } => {
-                let mut ctx = Ctx { id, task: &task, next_req: 0, replies: &replies, output: &ch.output };
-                (id, callables.call_chunk(&name, &items, &mut ctx))
-            }
-        };
-        // No longer killable before its result can be sent: a kill that comes later
-        // leaves this worker alone, and its result reaches the parent.
-        lock(&ch.inbox).current = None;
-        let result = result.map_err(|e| to_wire(&e));
-        let mut output = lock(&ch.output);
-        output.held_bytes += match &result {
-            Ok(v) => weight(v),
-            Err(e) => e.message.len() + e.kind.as_str().len(),
-        };
-        output.held.push(CallResult { id, result });
-        if output.held_bytes >= HELD_BYTES && output.flush().is_err() {
-            return 1;
-        }
-    }
+    let served = work(&ch, callables, &replies, &replies_tx);
     kill_process_groups();
     let _ = lock(&ch.output).flush();
-    0
+    i32::from(served.is_err())
 }
 
 #[cfg(test)]
