@@ -212,7 +212,8 @@ type Item = Vec<Entry>;
 /// a slot that waits for work.
 fn put_back(shared: &Shared, items: impl IntoIterator<Item = Item>) {
     let items: Vec<Item> = items.into_iter().filter(|i| !i.is_empty()).collect();
-    if items.is_empty() {
+    let n = items.len();
+    if n == 0 {
         return;
     }
     {
@@ -221,10 +222,13 @@ fn put_back(shared: &Shared, items: impl IntoIterator<Item = Item>) {
             front.push_front(item);
         }
     }
-    if shared.waiting.load(Ordering::SeqCst) > 0 {
+    let waiting = shared.waiting.load(Ordering::SeqCst).min(n);
+    if waiting > 0 {
         if let Some(tx) = lock(&shared.control).tx.as_ref() {
-            // An empty item: it only wakes the slot, which then looks at `front`.
-            let _ = tx.send(Vec::new());
+            // Empty items: each only wakes a slot, which then looks at `front`.
+            for _ in 0..waiting {
+                let _ = tx.send(Vec::new());
+            }
         }
     }
 }
@@ -354,7 +358,8 @@ fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
     if listed {
         Answer::Started
     } else {
-        rx.recv_timeout(WITHDRAW_WAIT).unwrap_or(Answer::Started)
+        // The slot took this wait off its list: it answers next.
+        rx.recv().unwrap_or(Answer::Started)
     }
 }
 
@@ -686,17 +691,21 @@ impl ProcessPoolExecutor {
 
     /// Python's `shutdown(wait, cancel_futures)`.
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.shut_down(wait, cancel_futures, cancel_futures);
+    }
+
+    /// `shutdown`; `take_back`: the calls sent ahead to the workers are taken back and
+    /// cancelled too (not when the workers are about to be stopped: those calls, which
+    /// never started, are cancelled as each worker's end is seen).
+    fn shut_down(&self, wait: bool, cancel_futures: bool, take_back: bool) {
+        let mut queued: Vec<Entry> = Vec::new();
         let threads = {
             let mut control = lock(&self.shared.control);
             if cancel_futures {
                 self.shared.cancelling.store(true, Ordering::SeqCst);
-                for e in std::mem::take(&mut *lock(&self.shared.front)).into_iter().flatten() {
-                    e.future.cancel();
-                }
+                queued.extend(std::mem::take(&mut *lock(&self.shared.front)).into_iter().flatten());
                 while let Ok(item) = self.shared.rx.try_recv() {
-                    for e in item {
-                        e.future.cancel();
-                    }
+                    queued.extend(item);
                 }
             }
             control.tx = None;
@@ -706,7 +715,11 @@ impl ProcessPoolExecutor {
                 Vec::new()
             }
         };
-        if cancel_futures {
+        // Cancelled with no lock held: their callbacks are the user's.
+        for e in queued {
+            e.future.cancel();
+        }
+        if take_back {
             // Calls sent ahead to a worker are pending too: each is taken back, then
             // cancelled (one that has just started runs on).
             let ahead: Vec<Future<Value>> =
@@ -736,7 +749,7 @@ impl ProcessPoolExecutor {
     }
 
     fn force_shutdown(&self, signal: nix::sys::signal::Signal) {
-        self.shutdown(false, true);
+        self.shut_down(false, true, false);
         let mut live = lock(&self.shared.live);
         // A worker still starting (not yet in `live`) sees this once it is, and is
         // signalled then (see `start`).
@@ -754,6 +767,8 @@ fn force(live: &mut Live, signal: nix::sys::signal::Signal) {
         sigkill(live.pid, &live.groups);
     } else if let Ok(pid) = i32::try_from(live.pid) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+        // A stopped worker acts on it once it runs again.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT);
     }
     end_requests(live);
 }
@@ -945,13 +960,20 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             // calls ahead looks at `waiting` after it lists them, so either it sees this
             // slot waiting (and puts them back) or this slot sees them.
             shared.waiting.fetch_add(1, Ordering::SeqCst);
-            let stolen = if shared.rx.is_empty() { steal(shared, slot) } else { None };
-            let item = match stolen {
-                Some(e) => {
+            // Looked at again once counted: what is put back meanwhile is seen here, or
+            // its putting back sees this slot waiting and wakes it.
+            let put = lock(&shared.front).pop_front();
+            let stolen = if put.is_none() && shared.rx.is_empty() { steal(shared, slot) } else { None };
+            let item = match (put, stolen) {
+                (Some(item), _) => {
+                    busy_again();
+                    Ok(item)
+                }
+                (None, Some(e)) => {
                     busy_again();
                     Ok(vec![e])
                 }
-                None => recv_spinning(&shared.rx),
+                (None, None) => recv_spinning(&shared.rx),
             };
             shared.waiting.fetch_sub(1, Ordering::SeqCst);
             let Ok(item) = item else {
@@ -996,6 +1018,10 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
             }
         }
         let Some(p) = proc.as_mut() else { continue };
+        // The pipe is held from the calls' marking as running until they are written: a
+        // `kill` of one (which the worker ignores for a call it has not seen) comes after.
+        let pipe = Arc::clone(&p.stdin);
+        let mut stdin = lock(&pipe);
         // Killable from the moment a call is marked running (`Future::kill` finds it here).
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = item.iter().map(|e| e.future.id()).collect();
@@ -1011,7 +1037,10 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = runnable.iter().map(|e| e.future.id()).collect();
         }
-        match exchange(shared, slot, p, runnable, Some(&ahead)) {
+        // A write that fails means the worker is gone: what it sent before is still read.
+        let writable = send_calls(&mut stdin, &runnable, false).is_ok();
+        drop(stdin);
+        match exchange(shared, slot, p, runnable, Some(&ahead), writable) {
             Exchange::Done(n) => {
                 p.tasks += n;
                 let stopped = lock(&shared.live).get_mut(&slot).is_some_and(|l| {
@@ -1158,7 +1187,8 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
     if let Some(init) = &shared.initializer {
         let f = Future::new();
         let entry = Entry { future: f.clone(), call: init.clone(), name: Some("initializer".into()), packed: None };
-        match exchange(shared, slot, &mut p, vec![entry], None) {
+        let writable = send_calls(&mut lock(&p.stdin), std::slice::from_ref(&entry), false).is_ok();
+        match exchange(shared, slot, &mut p, vec![entry], None, writable) {
             Exchange::Done(_) => {
                 if let Ok(Some(e)) = f.exception(Some(std::time::Duration::ZERO)) {
                     retire(shared, slot, p, Retire::InitializerFailed);
@@ -1218,13 +1248,18 @@ fn send_calls(stdin: &mut BufWriter<ChildStdin>, calls: &[Entry], ahead: bool) -
     std::io::Write::flush(stdin)
 }
 
-/// Sends `calls` (marked running) to the worker, and, with `ahead`, more calls from the
-/// queue before they end while calls are short; reads until every call sent has
-/// finished, or been taken back.
-fn exchange(shared: &Arc<Shared>, slot: usize, p: &mut Proc, calls: Vec<Entry>, ahead: Option<&Ahead>) -> Exchange {
-    // A write that fails means the worker is gone: what it sent before is still read,
-    // to its end.
-    let mut writable = send_calls(&mut lock(&p.stdin), &calls, false).is_ok();
+/// With `calls` sent to the worker (marked running; `writable`: the write went well),
+/// sends it more calls from the queue, with `ahead`, before they end; reads until every
+/// call sent has finished, or been taken back. A write that fails means the worker is
+/// gone: what it sent before is still read, to its end.
+fn exchange(
+    shared: &Arc<Shared>,
+    slot: usize,
+    p: &mut Proc,
+    calls: Vec<Entry>,
+    ahead: Option<&Ahead>,
+    mut writable: bool,
+) -> Exchange {
     let mut inflight: crate::observe::IdMap<u64, Entry> = calls.into_iter().map(|e| (e.future.id().0, e)).collect();
     let mut finished_calls = 0;
     while !inflight.is_empty() {

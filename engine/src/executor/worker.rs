@@ -203,6 +203,8 @@ struct Out {
     held: Vec<CallResult>,
     /// About how many bytes the held results take (see [`weight`]).
     held_bytes: usize,
+    /// Since when results are held.
+    held_since: Option<std::time::Instant>,
 }
 
 /// Held results go to the parent once they weigh this much, so that a large result is
@@ -231,6 +233,7 @@ impl Out {
         }
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
+        self.held_since = None;
         let sent = if held.len() == 1 {
             queue_frame(&mut self.w, &FinishedRef { id: held[0].id, result: &held[0].result })
         } else {
@@ -257,11 +260,6 @@ impl Out {
         self.flush()
     }
 
-    /// Whether something is held or queued and not sent.
-    fn unsent(&self) -> bool {
-        !self.held.is_empty() || !self.w.buffer().is_empty()
-    }
-
     /// Queues `msg` after the held results, to go with the next flush.
     fn queue(&mut self, msg: &ToParent) -> std::io::Result<()> {
         self.queue_held()?;
@@ -284,6 +282,8 @@ struct Ctx<'a> {
     next_req: u64,
     replies: &'a crossbeam_channel::Receiver<(u64, Result<Value, WireError>)>,
     output: &'a Mutex<Out>,
+    /// Woken when the call waits for a reply: the other thread reads it.
+    ready: &'a std::sync::Condvar,
 }
 
 impl Ctx<'_> {
@@ -298,6 +298,7 @@ impl WorkerContext for Ctx<'_> {
         let req = self.next_req;
         self.send(&ToParent::Request { id: self.id, req, body })
             .map_err(|e| Exception::task(format!("the parent is gone: {e}")))?;
+        self.ready.notify_all();
         loop {
             match self.replies.recv() {
                 Ok((r, result)) if r == req => return result.map_err(from_wire),
@@ -377,8 +378,10 @@ struct Channels {
     flush: Mutex<FlushState>,
     /// Told when `flush` changes.
     flush_changed: std::sync::Condvar,
-    /// Whether the flusher thread runs (it starts with the first call sent ahead).
+    /// Whether the flusher thread runs (it starts with the first `skipped`).
     flusher: std::sync::Once,
+    /// Something is held in `output` and not sent (set and cleared under its lock).
+    unsent: std::sync::atomic::AtomicBool,
 }
 
 /// The flusher thread's orders.
@@ -387,22 +390,9 @@ struct FlushState {
     /// Calls dropped on `skip`, to be told to the parent (by the flusher: the reader
     /// never writes, so that it always drains the pipe from the parent).
     skipped: Vec<u64>,
-    /// When what is held in `output` is to go, at the latest.
-    due: Option<std::time::Instant>,
 }
 
 impl Channels {
-    /// Has the flusher send what is held `CHUNK_FLUSH_EVERY` from now (starting it the
-    /// first time).
-    fn arm_flusher(self: &Arc<Self>) {
-        self.start_flusher();
-        let mut f = lock(&self.flush);
-        if f.due.is_none() {
-            f.due = Some(std::time::Instant::now() + CHUNK_FLUSH_EVERY);
-            self.flush_changed.notify_one();
-        }
-    }
-
     /// Has the flusher tell the parent that `id` was dropped.
     fn tell_skipped(self: &Arc<Self>, id: u64) {
         self.start_flusher();
@@ -410,42 +400,34 @@ impl Channels {
         self.flush_changed.notify_one();
     }
 
+    /// Sends what `output` holds.
+    fn flush_output(&self) -> Result<(), ()> {
+        let mut output = lock(&self.output);
+        self.unsent.store(false, std::sync::atomic::Ordering::SeqCst);
+        output.flush().map_err(|_| ())
+    }
+
     fn start_flusher(self: &Arc<Self>) {
         self.flusher.call_once(|| {
             let ch = Arc::clone(self);
             if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || flush_held(&ch)).is_err() {
-                // Without it, what is held goes with the next result.
+                // Without it, a `skip` goes unanswered: the parent's wait for it ends
+                // after its bound, and the call runs.
             }
         });
     }
 }
 
-/// The flusher thread: sends what is held once it has waited `CHUNK_FLUSH_EVERY` (the
-/// results of short calls go together, and none waits behind a long call), and the
-/// `skipped` answers at once.
+/// The flusher thread: sends the `skipped` answers the reader hands it (the reader never
+/// writes, so that it always drains the pipe from the parent).
 fn flush_held(ch: &Channels) {
     loop {
         let skipped = {
             let mut f = lock(&ch.flush);
-            loop {
-                let now = std::time::Instant::now();
-                let due = f.due.is_some_and(|t| t <= now);
-                if due || !f.skipped.is_empty() {
-                    if due {
-                        f.due = None;
-                    }
-                    break std::mem::take(&mut f.skipped);
-                }
-                f = match f.due {
-                    None => ch.flush_changed.wait(f).unwrap_or_else(std::sync::PoisonError::into_inner),
-                    Some(t) => {
-                        ch.flush_changed
-                            .wait_timeout(f, t.saturating_duration_since(now))
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .0
-                    }
-                };
+            while f.skipped.is_empty() {
+                f = ch.flush_changed.wait(f).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
+            std::mem::take(&mut f.skipped)
         };
         let mut out = lock(&ch.output);
         for id in skipped {
@@ -453,6 +435,7 @@ fn flush_held(ch: &Channels) {
                 return;
             }
         }
+        ch.unsent.store(false, std::sync::atomic::Ordering::SeqCst);
         if out.flush().is_err() {
             return;
         }
@@ -494,6 +477,7 @@ fn read_one(ch: &Arc<Channels>, replies: &crossbeam_channel::Sender<(u64, Result
             } else if inbox.jobs.iter().any(|(j, _)| j.id() == id) {
                 inbox.doomed.push(id);
             }
+            // Else the call has ended (the kill came late): nothing to do.
         }
         Ok(Some(ToWorker::Reply { req, result })) => {
             let _ = replies.send((req, result));
@@ -512,6 +496,11 @@ fn read_one(ch: &Arc<Channels>, replies: &crossbeam_channel::Sender<(u64, Result
     }
     true
 }
+
+/// How long a worker thread that waits lets the other run a call with no one reading the
+/// parent's frames before it reads them itself (a `skip`, a `kill` or more calls); a
+/// call that waits for a reply wakes it at once.
+const HANDOVER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What a worker thread does next.
 enum Turn {
@@ -547,18 +536,21 @@ fn work(
                         if !doomed {
                             inbox.current = Some(id);
                         }
+                        // The other thread is not woken for it: should the call last, it
+                        // finds no one reading within `HANDOVER` and reads meanwhile (a
+                        // short call would pay a wake-up, twice its own cost).
                         inbox.busy = true;
-                        if !inbox.reading {
-                            // The other thread reads while this one runs the call.
-                            ch.ready.notify_one();
-                        }
                         break Turn::Run(job, ahead, doomed);
                     }
                     if inbox.closed {
                         break Turn::Stop;
                     }
-                    // Nothing to run: what is held goes first.
-                    if lock(&ch.output).unsent() {
+                    // Nothing to run: what is held goes first. The thread that sends it
+                    // counts as busy meanwhile, so that the other one, reading, does not
+                    // start a call and leave the pipe from the parent undrained while this
+                    // write waits for the parent to read.
+                    if ch.unsent.load(std::sync::atomic::Ordering::SeqCst) {
+                        inbox.busy = true;
                         break Turn::Flush;
                     }
                 }
@@ -569,17 +561,21 @@ fn work(
                     inbox.reading = true;
                     break Turn::Read;
                 }
-                inbox = ch.ready.wait(inbox).unwrap_or_else(std::sync::PoisonError::into_inner);
+                inbox = ch.ready.wait_timeout(inbox, HANDOVER).unwrap_or_else(std::sync::PoisonError::into_inner).0;
             }
         };
         match turn {
             Turn::Stop => return Ok(()),
-            Turn::Flush => lock(&ch.output).flush().map_err(|_| ())?,
+            Turn::Flush => {
+                let flushed = ch.flush_output();
+                lock(&ch.inbox).busy = false;
+                flushed?;
+            }
             Turn::Read => {
                 let more = read_one(ch, replies_tx);
                 lock(&ch.inbox).reading = false;
-                ch.ready.notify_all();
                 if !more {
+                    ch.ready.notify_all();
                     return Ok(());
                 }
             }
@@ -592,16 +588,23 @@ fn work(
                     )))
                 } else {
                     if ahead {
-                        lock(&ch.output).queue(&ToParent::Started { id }).map_err(|_| ())?;
-                        ch.arm_flusher();
+                        // Sent before the call runs, with the results before it: should
+                        // the call crash the worker, the parent knows it had started, and
+                        // has every result before it.
+                        let mut output = lock(&ch.output);
+                        ch.unsent.store(false, std::sync::atomic::Ordering::SeqCst);
+                        output.queue(&ToParent::Started { id }).map_err(|_| ())?;
+                        output.flush().map_err(|_| ())?;
                     }
                     match job {
                         Job::Call(CallMsg { name, args, task, .. }) => {
-                            let mut ctx = Ctx { id, task: &task, next_req: 0, replies, output: &ch.output };
+                            let mut ctx =
+                                Ctx { id, task: &task, next_req: 0, replies, output: &ch.output, ready: &ch.ready };
                             callables.call_json(&name, &args, &mut ctx)
                         }
                         Job::Chunk { name, task, items, .. } => {
-                            let mut ctx = Ctx { id, task: &task, next_req: 0, replies, output: &ch.output };
+                            let mut ctx =
+                                Ctx { id, task: &task, next_req: 0, replies, output: &ch.output, ready: &ch.ready };
                             callables.call_chunk(&name, &items, &mut ctx)
                         }
                     }
@@ -616,14 +619,18 @@ fn work(
                     Err(e) => e.message.len() + e.kind.as_str().len(),
                 };
                 output.held.push(CallResult { id, result });
-                if output.held_bytes >= HELD_BYTES {
+                let since = *output.held_since.get_or_insert_with(std::time::Instant::now);
+                ch.unsent.store(true, std::sync::atomic::Ordering::SeqCst);
+                // The calls of a chunk (a `run` frame of several) send theirs every
+                // `CHUNK_FLUSH_EVERY`.
+                if output.held_bytes >= HELD_BYTES || since.elapsed() >= CHUNK_FLUSH_EVERY {
+                    ch.unsent.store(false, std::sync::atomic::Ordering::SeqCst);
                     output.flush().map_err(|_| ())?;
                 }
                 drop(output);
                 // The next call starts once this one's result is held (or sent): a call
                 // that crashes the worker never takes it down with it.
                 lock(&ch.inbox).busy = false;
-                ch.ready.notify_all();
             }
         }
     }
@@ -684,7 +691,7 @@ fn serve(callables: &Callables) -> i32 {
     guard_against_orphaning();
     // A task's panic is reported to the parent as its exception, not printed.
     std::panic::set_hook(Box::new(|_| {}));
-    let mut out = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0 };
+    let mut out = Out { w: BufWriter::new(std::io::stdout()), held: Vec::new(), held_bytes: 0, held_since: None };
     if out.send(&ToParent::Hello { version: PROTOCOL_VERSION, pid: std::process::id() }).is_err() {
         return 1;
     }
@@ -696,12 +703,12 @@ fn serve(callables: &Callables) -> i32 {
         flush: Mutex::default(),
         flush_changed: std::sync::Condvar::new(),
         flusher: std::sync::Once::new(),
+        unsent: std::sync::atomic::AtomicBool::new(false),
     });
     // Results are held and go in one write: when no call is left to run (the parent
-    // waits for them to send more), `CHUNK_FLUSH_EVERY` after the first (the flusher
-    // thread), or once they weigh `HELD_BYTES`. A call sent ahead gets a `started`, which
-    // goes with the results before it. Requests, output and process groups go at once,
-    // after what is held.
+    // waits for them to send more), before a call sent ahead starts (with its `started`),
+    // once a call ends `CHUNK_FLUSH_EVERY` after the first was held, or once they weigh
+    // `HELD_BYTES`. Requests, output and process groups go at once, after what is held.
     let (replies_tx, replies) = crossbeam_channel::unbounded();
     let (other, other_callables, other_replies, other_tx) =
         (Arc::clone(&ch), callables.clone(), replies.clone(), replies_tx.clone());
