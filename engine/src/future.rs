@@ -240,28 +240,32 @@ impl<T> Future<T> {
     /// is asked to drop it first (a round trip to its process, not the length of the call
     /// before it), and `false` comes back if it had started it just then.
     pub fn cancel(&self) -> bool {
-        let ahead = {
-            let st = lock(&self.core.state);
-            match st.phase {
-                Phase::Running | Phase::Finished(_) => return false,
-                Phase::Cancelled { .. } => return true,
-                Phase::Pending => st.ahead.clone(),
+        loop {
+            let ahead = {
+                let mut st = lock(&self.core.state);
+                match st.phase {
+                    Phase::Running | Phase::Finished(_) => return false,
+                    Phase::Cancelled { .. } => return true,
+                    Phase::Pending => match st.ahead.clone() {
+                        // Not at a worker: cancelled here, under the same lock (a pool
+                        // that sends it ahead later sees it cancelled).
+                        None => {
+                            st.phase = Phase::Cancelled { notified: false };
+                            emit(&self.core.sink, || Observation::Finished {
+                                id: self.core.id,
+                                outcome: Outcome::Cancelled,
+                            });
+                            self.settle(st);
+                            return true;
+                        }
+                        Some(w) => w,
+                    },
+                }
+            };
+            if !ahead.withdraw(self.core.id) {
+                return self.cancelled();
             }
-        };
-        if ahead.is_some_and(|w| !w.withdraw(self.core.id)) {
-            return self.cancelled();
-        }
-        let mut st = lock(&self.core.state);
-        match st.phase {
-            Phase::Running | Phase::Finished(_) => false,
-            Phase::Cancelled { .. } => true,
-            Phase::Pending => {
-                st.ahead = None;
-                st.phase = Phase::Cancelled { notified: false };
-                emit(&self.core.sink, || Observation::Finished { id: self.core.id, outcome: Outcome::Cancelled });
-                self.settle(st);
-                true
-            }
+            // Taken back: looked at again (it may have been sent ahead anew meanwhile).
         }
     }
 

@@ -1481,3 +1481,29 @@ fn extension_a_cancel_from_the_slots_own_thread_does_not_deadlock() {
     }
     assert!(behind[0].result(Some(LONG)).is_ok());
 }
+
+/// A kill of a call its worker holds and has not started (a chunk's later call: all of a
+/// chunk is running once sent): the worker drops it, and it ends `Killed` without running,
+/// while the call before it goes on in the same worker.
+#[test]
+fn extension_a_kill_of_a_call_not_started_in_its_worker_drops_it_unrun() {
+    let gates = Gates::default();
+    let dir = scratch("doomed");
+    let pool = builder(1).on_request(gates.hook()).build().unwrap();
+    let touch = sh(&format!("touch {}/x", dir.display()));
+    let fs = pool.submit_chunk(vec![(None, blocked(1)), (None, touch)]).unwrap();
+    until("the first call runs in the worker", || gates.0.lock().unwrap().contains_key(&1));
+    let pid = pool.worker_pids()[0];
+    assert!(fs[1].running(), "a chunk's calls are all running once sent");
+    assert!(fs[1].kill());
+    gates.open(1, json!(1));
+    assert_eq!(fs[0].result(Some(LONG)), Ok(json!(1)), "the call the worker ran goes on");
+    match fs[1].exception(Some(LONG)) {
+        Ok(Some(Exception::Killed(m))) => assert!(m.contains("before it started"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!dir.join("x").exists(), "the killed call never ran");
+    assert!(pool.broken().is_none());
+    assert_eq!(pool.submit(pow(2, 3)).unwrap().result(Some(LONG)), Ok(json!(8)));
+    assert_eq!(pool.worker_pids(), vec![pid], "the same worker goes on");
+}

@@ -384,12 +384,17 @@ struct Ahead {
 /// A slot with nothing to do takes back a call another slot's worker holds behind a
 /// running one (Python's shared call queue has no such wait).
 fn steal(shared: &Shared, me: usize) -> Option<Entry> {
-    let (slot, task) =
-        lock(&shared.live).iter().filter(|(s, _)| **s != me).find_map(|(s, l)| l.ahead.last().map(|f| (*s, f.id())))?;
-    match withdraw(shared, slot, task) {
+    // Each other slot's last call sent ahead, tried in turn until one is given back (one
+    // may just have started).
+    let candidates: Vec<(usize, FutureId)> = lock(&shared.live)
+        .iter()
+        .filter(|(s, _)| **s != me)
+        .filter_map(|(s, l)| l.ahead.last().map(|f| (*s, f.id())))
+        .collect();
+    candidates.into_iter().find_map(|(slot, task)| match withdraw(shared, slot, task) {
         Answer::Withdrawn(e) => e,
         Answer::Started => None,
-    }
+    })
 }
 
 struct Shared {
@@ -1384,6 +1389,13 @@ fn send_ahead(
     let mut chunk = None;
     while room > 0 && lock(&shared.front).is_empty() {
         let Ok(item) = shared.rx.try_recv() else { break };
+        if item.is_empty() {
+            // A wake-up meant for a waiting slot (see `put_back`): passed on.
+            if let Some(tx) = lock(&shared.control).tx.as_ref() {
+                let _ = tx.send(item);
+            }
+            break;
+        }
         if item.len() == 1 {
             calls.extend(item);
             room -= 1;
