@@ -275,7 +275,9 @@ fn cycle_with_a_timeout_is_reported_then_resolved_by_the_timeout() {
     let at = |pred: &dyn Fn(&EventKind) -> bool| es.iter().find(|e| pred(&e.kind)).map(|e| e.t).unwrap();
     let reported = at(&|k| matches!(k, EventKind::Deadlock { .. }));
     let ended = at(&|k| matches!(k, EventKind::DeadlockResolved { .. }));
-    assert!(ended - reported >= expires - 0.05, "resolved {:.3} s after the report", ended - reported);
+    // (The report's `t` is stamped when the bus publishes it, after the detector worked out
+    // `expires_in`: on a loaded machine that can be a few tens of milliseconds later.)
+    assert!(ended - reported >= expires - 0.15, "resolved {:.3} s after the report", ended - reported);
 }
 
 // ---------------------------------------------------------------------------------------

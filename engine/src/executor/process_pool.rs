@@ -384,12 +384,13 @@ struct Ahead {
 /// A slot with nothing to do takes back a call another slot's worker holds behind a
 /// running one (Python's shared call queue has no such wait).
 fn steal(shared: &Shared, me: usize) -> Option<Entry> {
-    // Each other slot's last call sent ahead, tried in turn until one is given back (one
-    // may just have started).
+    // The other slots' calls sent ahead, each slot's in the order sent (the next in
+    // submission order first, as Python's shared call queue would hand it out), tried in
+    // turn until one is given back (the first may just have started).
     let candidates: Vec<(usize, FutureId)> = lock(&shared.live)
         .iter()
         .filter(|(s, _)| **s != me)
-        .filter_map(|(s, l)| l.ahead.last().map(|f| (*s, f.id())))
+        .flat_map(|(s, l)| l.ahead.iter().map(|f| (*s, f.id())))
         .collect();
     candidates.into_iter().find_map(|(slot, task)| match withdraw(shared, slot, task) {
         Answer::Withdrawn(e) => e,
