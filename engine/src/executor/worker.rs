@@ -575,8 +575,9 @@ fn work(
                 let more = read_one(ch, replies_tx);
                 lock(&ch.inbox).reading = false;
                 if !more {
+                    // The parent said exit (or went away) with nothing running: what is
+                    // queued still runs, then each thread stops (`Turn::Stop`).
                     ch.ready.notify_all();
-                    return Ok(());
                 }
             }
             Turn::Run(job, ahead, doomed) => {
