@@ -1507,3 +1507,38 @@ fn extension_a_kill_of_a_call_not_started_in_its_worker_drops_it_unrun() {
     assert_eq!(pool.submit(pow(2, 3)).unwrap().result(Some(LONG)), Ok(json!(8)));
     assert_eq!(pool.worker_pids(), vec![pid], "the same worker goes on");
 }
+
+/// A worker with nothing to do takes back the calls waiting behind a long one in the
+/// order they were submitted (as Python's shared call queue hands them out), not the last
+/// first: a later call never overtakes an earlier one that waits.
+#[test]
+fn extension_calls_taken_back_run_in_submission_order() {
+    let gates = Gates::default();
+    let dir = scratch("ahead-order");
+    let (sink, mut seen) = Seen::new();
+    let pool = builder(2).sink(sink).on_request(gates.hook()).build().unwrap();
+    let warm: Vec<Future<Value>> = (0..2).map(|_| pool.submit(sleep(0.2)).unwrap()).collect();
+    for f in &warm {
+        assert!(f.result(Some(LONG)).is_ok());
+    }
+    let other = pool.submit(blocked(2)).unwrap();
+    until("the worker asks for gate 2", || gates.0.lock().unwrap().contains_key(&2));
+    let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 3);
+    gates.open(2, json!(2));
+    assert_eq!(other.result(Some(LONG)), Ok(json!(2)));
+    for f in &behind {
+        assert!(f.result(Some(LONG)).is_ok());
+    }
+    let ids: Vec<futuretop_engine::FutureId> = behind.iter().map(Future::id).collect();
+    let started: Vec<futuretop_engine::FutureId> = seen
+        .drain()
+        .iter()
+        .filter_map(|o| match o {
+            Observation::Running { id, .. } if ids.contains(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ids, "taken back and run in the order submitted");
+    gates.open(1, json!(1));
+    assert_eq!(first.result(Some(LONG)), Ok(json!(1)));
+}
