@@ -1383,6 +1383,18 @@ fn blocked_then_ahead(
     (first, behind)
 }
 
+/// Starts both workers of a two-worker pool, then has one of them block on gate 2 (its
+/// request is in); returns that call.
+fn one_of_two_workers_on_gate_2(pool: &ProcessPoolExecutor, gates: &Gates) -> Future<Value> {
+    let warm: Vec<Future<Value>> = (0..2).map(|_| pool.submit(sleep(0.2)).unwrap()).collect();
+    for f in &warm {
+        assert!(f.result(Some(LONG)).is_ok());
+    }
+    let other = pool.submit(blocked(2)).unwrap();
+    until("the worker asks for gate 2", || gates.0.lock().unwrap().contains_key(&2));
+    other
+}
+
 /// A call sent ahead is still pending: cancelling it takes it back from the worker, which
 /// never runs it, while the call before it still runs; the others behind run in order.
 #[test]
@@ -1439,15 +1451,9 @@ fn extension_an_idle_worker_takes_the_calls_waiting_behind_a_long_one() {
     let gates = Gates::default();
     let dir = scratch("ahead-steal");
     let pool = builder(2).on_request(gates.hook()).build().unwrap();
-    // Both workers up and idle first.
-    let warm: Vec<Future<Value>> = (0..2).map(|_| pool.submit(sleep(0.2)).unwrap()).collect();
-    for f in &warm {
-        assert!(f.result(Some(LONG)).is_ok());
-    }
-    // One worker blocks on gate 2 (its request is in); the other takes a call blocked
-    // on gate 1, and the calls behind are sent ahead to it.
-    let other = pool.submit(blocked(2)).unwrap();
-    until("the worker asks for gate 2", || gates.0.lock().unwrap().contains_key(&2));
+    // One worker blocks on gate 2; the other takes a call blocked on gate 1, and the
+    // calls behind are sent ahead to it.
+    let other = one_of_two_workers_on_gate_2(&pool, &gates);
     let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 6);
     gates.open(2, json!(2));
     assert_eq!(other.result(Some(LONG)), Ok(json!(2)));
@@ -1517,12 +1523,7 @@ fn extension_calls_taken_back_run_in_submission_order() {
     let dir = scratch("ahead-order");
     let (sink, mut seen) = Seen::new();
     let pool = builder(2).sink(sink).on_request(gates.hook()).build().unwrap();
-    let warm: Vec<Future<Value>> = (0..2).map(|_| pool.submit(sleep(0.2)).unwrap()).collect();
-    for f in &warm {
-        assert!(f.result(Some(LONG)).is_ok());
-    }
-    let other = pool.submit(blocked(2)).unwrap();
-    until("the worker asks for gate 2", || gates.0.lock().unwrap().contains_key(&2));
+    let other = one_of_two_workers_on_gate_2(&pool, &gates);
     let (first, behind) = blocked_then_ahead(&pool, &gates, &dir, 3);
     gates.open(2, json!(2));
     assert_eq!(other.result(Some(LONG)), Ok(json!(2)));

@@ -12,9 +12,8 @@
 //! call kills its worker on purpose (an extension): that future ends `Killed`, a fresh
 //! worker takes the slot, and the pool stays healthy.
 //!
-//! While calls are short, a slot sends up to [`AHEAD`] more calls to its worker before
-//! the one it runs has ended, in one write, so that the worker never waits for the
-//! parent between calls. Such a call stays pending until the worker says it started it:
+//! A slot sends up to [`AHEAD`] more calls to its worker before the one it runs has
+//! ended, in one write, so that the worker never waits for the parent between calls. Such a call stays pending until the worker says it started it:
 //! a cancel asks the worker to drop it first (`skip`, answered by the worker's reader
 //! thread while a call runs), a killed worker's calls that never started go to the next
 //! worker, and a slot with nothing to do takes back a call waiting behind a long one.
@@ -529,9 +528,8 @@ impl Kill for SlotKiller {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGCONT);
             }
         }
-        if write_frame(&mut *lock(&stdin), &ToWorker::Kill { id: task.0 }).is_err() {
-            // The worker is gone already: its slot sees that.
-        }
+        // A write error means the worker is gone already: its slot sees that.
+        let _ = write_frame(&mut *lock(&stdin), &ToWorker::Kill { id: task.0 });
         true
     }
 }
@@ -957,38 +955,26 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         let busy_again = || {
             let _ = shared.idle_slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         };
+        // Counted as waiting before it looks at what was put back and for calls to take
+        // back: a slot that puts back or sends calls ahead looks at `waiting` after, so
+        // either it sees this slot waiting (and wakes it, or puts the calls back) or this
+        // slot sees them.
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
         let put = lock(&shared.front).pop_front();
-        let item = if let Some(item) = put {
-            busy_again();
-            item
-        } else {
-            // Counted as waiting before it looks for calls to take back: a slot that sends
-            // calls ahead looks at `waiting` after it lists them, so either it sees this
-            // slot waiting (and puts them back) or this slot sees them.
-            shared.waiting.fetch_add(1, Ordering::SeqCst);
-            // Looked at again once counted: what is put back meanwhile is seen here, or
-            // its putting back sees this slot waiting and wakes it.
-            let put = lock(&shared.front).pop_front();
-            let stolen = if put.is_none() && shared.rx.is_empty() { steal(shared, slot) } else { None };
-            let item = match (put, stolen) {
-                (Some(item), _) => {
-                    busy_again();
-                    Ok(item)
-                }
-                (None, Some(e)) => {
-                    busy_again();
-                    Ok(vec![e])
-                }
-                (None, None) => recv_spinning(&shared.rx),
-            };
-            shared.waiting.fetch_sub(1, Ordering::SeqCst);
-            let Ok(item) = item else {
-                if lock(&shared.front).is_empty() {
-                    break;
-                }
-                continue;
-            };
-            item
+        let taken = put.or_else(|| shared.rx.is_empty().then(|| steal(shared, slot)).flatten().map(|e| vec![e]));
+        let item = match taken {
+            Some(item) => {
+                busy_again();
+                Ok(item)
+            }
+            None => recv_spinning(&shared.rx),
+        };
+        shared.waiting.fetch_sub(1, Ordering::SeqCst);
+        let Ok(item) = item else {
+            if lock(&shared.front).is_empty() {
+                break;
+            }
+            continue;
         };
         if item.is_empty() {
             // A wake-up (see `put_back`): what was put back is taken on the next turn.
@@ -1425,21 +1411,16 @@ fn send_ahead(
         back = std::mem::take(&mut sending);
     }
     if !gone.is_empty() || !back.is_empty() {
-        let answered = {
-            let mut live = lock(&shared.live);
-            live.get_mut(&slot).map_or_else(Vec::new, |l| {
-                let not_sent = |id: FutureId| gone.iter().chain(&back).any(|e| e.future.id() == id);
-                l.ahead.retain(|f| !not_sent(f.id()));
-                let (mine, others) = std::mem::take(&mut l.withdrawals).into_iter().partition(|(t, _)| not_sent(*t));
-                l.withdrawals = others;
-                mine
-            })
-        };
+        let not_sent = |id: FutureId| gone.iter().chain(&back).any(|e| e.future.id() == id);
+        let answered = lock(&shared.live).get_mut(&slot).map_or_else(Vec::new, |l| {
+            l.ahead.retain(|f| !not_sent(f.id()));
+            take_withdrawals(l, not_sent)
+        });
         for e in &back {
             e.future.back_from_ahead();
         }
         // Whoever asked for one of these back has it: it was never sent.
-        for (_, tx) in answered {
+        for tx in answered {
             let _ = tx.send(Answer::Withdrawn(None));
         }
     }
@@ -1478,7 +1459,8 @@ fn started(
     if let Some(e) = inflight.get(&id.0) {
         let _ = e.future.start_running(Some((&p.worker, Some(p.pid), Arc::clone(&a.killer))));
     }
-    for (_, tx) in take_withdrawals(shared, slot, id) {
+    let waiting = lock(&shared.live).get_mut(&slot).map_or_else(Vec::new, |l| take_withdrawals(l, |t| t == id));
+    for tx in waiting {
         let _ = tx.send(Answer::Started);
     }
 }
@@ -1486,14 +1468,14 @@ fn started(
 /// The worker dropped `id` on a `skip`: the first who asked for it gets it (a cancel, or
 /// a slot with nothing to do), or, if no one waits any more, it is put back.
 fn skipped(shared: &Shared, slot: usize, inflight: &mut crate::observe::IdMap<u64, Entry>, id: FutureId) {
-    if let Some(l) = lock(&shared.live).get_mut(&slot) {
+    let waiting = lock(&shared.live).get_mut(&slot).map_or_else(Vec::new, |l| {
         l.ahead.retain(|f| f.id() != id);
-    }
-    let waiting = take_withdrawals(shared, slot, id);
+        take_withdrawals(l, |t| t == id)
+    });
     let Some(e) = inflight.remove(&id.0) else { return };
     e.future.back_from_ahead();
     let mut entry = Some(e);
-    for (_, tx) in waiting {
+    for tx in waiting {
         let answer = Answer::Withdrawn(entry.take());
         if let Err(crossbeam_channel::SendError(Answer::Withdrawn(back))) = tx.send(answer) {
             // That one gave up waiting.
@@ -1503,12 +1485,11 @@ fn skipped(shared: &Shared, slot: usize, inflight: &mut crate::observe::IdMap<u6
     put_back(shared, entry.map(|e| vec![e]));
 }
 
-fn take_withdrawals(shared: &Shared, slot: usize, id: FutureId) -> Vec<(FutureId, Sender<Answer>)> {
-    lock(&shared.live).get_mut(&slot).map_or_else(Vec::new, |l| {
-        let (mine, others) = std::mem::take(&mut l.withdrawals).into_iter().partition(|(t, _)| *t == id);
-        l.withdrawals = others;
-        mine
-    })
+/// Takes off `l`'s list those waiting for the calls `which` picks, to answer them.
+fn take_withdrawals(l: &mut Live, which: impl Fn(FutureId) -> bool) -> Vec<Sender<Answer>> {
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut l.withdrawals).into_iter().partition(|(t, _)| which(*t));
+    l.withdrawals = others;
+    mine.into_iter().map(|(_, tx)| tx).collect()
 }
 
 /// The worker is gone: which of the calls sent had started, which never did (those go

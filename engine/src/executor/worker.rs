@@ -374,30 +374,24 @@ struct Channels {
     /// The pipe from the parent, read by whichever thread is the reader.
     input: Mutex<BufReader<Stdin>>,
     output: Mutex<Out>,
-    /// What the flusher thread is to do; never held while writing.
-    flush: Mutex<FlushState>,
-    /// Told when `flush` changes.
-    flush_changed: std::sync::Condvar,
+    /// Calls dropped on `skip`, for the flusher thread to tell the parent (the reader
+    /// never writes, so that it always drains the pipe from the parent); never held while
+    /// writing.
+    skipped: Mutex<Vec<u64>>,
+    /// Told when `skipped` grows.
+    skipped_added: std::sync::Condvar,
     /// Whether the flusher thread runs (it starts with the first `skipped`).
     flusher: std::sync::Once,
     /// Something is held in `output` and not sent (set and cleared under its lock).
     unsent: std::sync::atomic::AtomicBool,
 }
 
-/// The flusher thread's orders.
-#[derive(Default)]
-struct FlushState {
-    /// Calls dropped on `skip`, to be told to the parent (by the flusher: the reader
-    /// never writes, so that it always drains the pipe from the parent).
-    skipped: Vec<u64>,
-}
-
 impl Channels {
     /// Has the flusher tell the parent that `id` was dropped.
     fn tell_skipped(self: &Arc<Self>, id: u64) {
         self.start_flusher();
-        lock(&self.flush).skipped.push(id);
-        self.flush_changed.notify_one();
+        lock(&self.skipped).push(id);
+        self.skipped_added.notify_one();
     }
 
     /// Sends what `output` holds.
@@ -410,7 +404,7 @@ impl Channels {
     fn start_flusher(self: &Arc<Self>) {
         self.flusher.call_once(|| {
             let ch = Arc::clone(self);
-            if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || flush_held(&ch)).is_err() {
+            if std::thread::Builder::new().name("worker-flusher".into()).spawn(move || send_skipped(&ch)).is_err() {
                 // Without it, a `skip` goes unanswered: the parent's wait for it ends
                 // after its bound, and the call runs.
             }
@@ -420,14 +414,14 @@ impl Channels {
 
 /// The flusher thread: sends the `skipped` answers the reader hands it (the reader never
 /// writes, so that it always drains the pipe from the parent).
-fn flush_held(ch: &Channels) {
+fn send_skipped(ch: &Channels) {
     loop {
         let skipped = {
-            let mut f = lock(&ch.flush);
-            while f.skipped.is_empty() {
-                f = ch.flush_changed.wait(f).unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut skipped = lock(&ch.skipped);
+            while skipped.is_empty() {
+                skipped = ch.skipped_added.wait(skipped).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            std::mem::take(&mut f.skipped)
+            std::mem::take(&mut *skipped)
         };
         let mut out = lock(&ch.output);
         for id in skipped {
@@ -597,17 +591,14 @@ fn work(
                         output.queue(&ToParent::Started { id }).map_err(|_| ())?;
                         output.flush().map_err(|_| ())?;
                     }
-                    match job {
-                        Job::Call(CallMsg { name, args, task, .. }) => {
-                            let mut ctx =
-                                Ctx { id, task: &task, next_req: 0, replies, output: &ch.output, ready: &ch.ready };
-                            callables.call_json(&name, &args, &mut ctx)
-                        }
-                        Job::Chunk { name, task, items, .. } => {
-                            let mut ctx =
-                                Ctx { id, task: &task, next_req: 0, replies, output: &ch.output, ready: &ch.ready };
-                            callables.call_chunk(&name, &items, &mut ctx)
-                        }
+                    let task = match &job {
+                        Job::Call(c) => &c.task,
+                        Job::Chunk { task, .. } => task,
+                    };
+                    let mut ctx = Ctx { id, task, next_req: 0, replies, output: &ch.output, ready: &ch.ready };
+                    match &job {
+                        Job::Call(c) => callables.call_json(&c.name, &c.args, &mut ctx),
+                        Job::Chunk { name, items, .. } => callables.call_chunk(name, items, &mut ctx),
                     }
                 };
                 // No longer killable before its result can be sent: a kill that comes
@@ -701,8 +692,8 @@ fn serve(callables: &Callables) -> i32 {
         ready: std::sync::Condvar::new(),
         input: Mutex::new(BufReader::new(std::io::stdin())),
         output: Mutex::new(out),
-        flush: Mutex::default(),
-        flush_changed: std::sync::Condvar::new(),
+        skipped: Mutex::default(),
+        skipped_added: std::sync::Condvar::new(),
         flusher: std::sync::Once::new(),
         unsent: std::sync::atomic::AtomicBool::new(false),
     });
