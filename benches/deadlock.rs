@@ -43,7 +43,7 @@ fn model(shape: Shape) -> DeadlockModel {
         m.pool(&format!("pool{p}"), usize::try_from(WORKERS).expect("small"));
     }
     for id in 1..=FUTURES {
-        m.pending(id, &format!("task{id}"), &format!("pool{}", (id - 1) % POOLS));
+        m.pending(id, format!("task{id}"), format!("pool{}", (id - 1) % POOLS));
         if id <= POOLS * WORKERS {
             m.running(id);
         }

@@ -392,9 +392,10 @@ impl Plan {
         match &task.body {
             Body::One(work) => Some(work.clone()),
             Body::Map { call, columns } => {
-                let values: Vec<std::borrow::Cow<'_, serde_yaml::Value>> =
+                // On the stack (a call has a few arguments): two allocations an item fewer.
+                let values: smallvec::SmallVec<[std::borrow::Cow<'_, serde_yaml::Value>; 4]> =
                     columns.iter().map(|(_, c)| c.get(k)).collect();
-                let items: Vec<(&str, &serde_yaml::Value, String)> = task
+                let items: smallvec::SmallVec<[(&str, &serde_yaml::Value, String); 8]> = task
                     .args
                     .iter()
                     .map(|(a, v)| (a.as_str(), v, String::new()))

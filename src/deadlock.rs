@@ -124,8 +124,8 @@ enum Phase {
 
 #[derive(Debug, Clone)]
 struct Fut {
-    name: String,
-    pool: String,
+    name: crate::events::Name,
+    pool: crate::events::Name,
     phase: Phase,
     /// Where and since when it runs (run seconds), once it does.
     ran: Option<(crate::events::Name, f64)>,
@@ -161,9 +161,9 @@ impl Model {
         self.capacity.insert(name.to_owned(), workers);
     }
 
-    /// Declares future `id` pending in `pool`.
-    pub fn pending(&mut self, id: u64, name: &str, pool: &str) {
-        self.futures.insert(id, Fut { name: name.to_owned(), pool: pool.to_owned(), phase: Phase::Pending, ran: None });
+    /// Declares future `id` pending in `pool` (names shared with the events', not copied).
+    pub fn pending(&mut self, id: u64, name: impl Into<crate::events::Name>, pool: impl Into<crate::events::Name>) {
+        self.futures.insert(id, Fut { name: name.into(), pool: pool.into(), phase: Phase::Pending, ran: None });
     }
 
     /// Future `id` started running.
@@ -189,7 +189,7 @@ impl Model {
     pub fn running_now(&self) -> impl Iterator<Item = (u64, &str, &crate::events::Name, f64)> {
         self.futures.iter().filter_map(|(&id, f)| {
             let (worker, since) = f.ran.as_ref()?;
-            (f.phase == Phase::Running).then_some((id, f.name.as_str(), worker, *since))
+            (f.phase == Phase::Running).then_some((id, &*f.name, worker, *since))
         })
     }
 
@@ -223,7 +223,7 @@ impl Model {
 
     /// The name of future `id`, as events gave it.
     pub fn name(&self, id: u64) -> &str {
-        self.futures.get(&id).map_or("?", |f| f.name.as_str())
+        self.futures.get(&id).map_or("?", |f| &*f.name)
     }
 
     /// The wait edges of `waiter`.
@@ -243,8 +243,8 @@ impl Model {
         let mut pending_in: HashMap<&str, Vec<u64>> = HashMap::new();
         for (&id, f) in &self.futures {
             match f.phase {
-                Phase::Running => *running_in.entry(f.pool.as_str()).or_default() += 1,
-                Phase::Pending => pending_in.entry(f.pool.as_str()).or_default().push(id),
+                Phase::Running => *running_in.entry(&*f.pool).or_default() += 1,
+                Phase::Pending => pending_in.entry(&*f.pool).or_default().push(id),
             }
         }
         // Rule 1 and 2: a running future waits for each of its targets still in the model.
@@ -283,8 +283,8 @@ impl Model {
             *p = true;
             let Some(f) = self.futures.get(&id) else { continue };
             // A worker that will finish frees its pool for the queue.
-            if f.phase == Phase::Running && freed.insert(f.pool.as_str()) {
-                todo.extend(pending_in.get(f.pool.as_str()).into_iter().flatten());
+            if f.phase == Phase::Running && freed.insert(&*f.pool) {
+                todo.extend(pending_in.get(&*f.pool).into_iter().flatten());
             }
             for w in waiters_of.get(&id).into_iter().flatten() {
                 if let Some(n) = blocked.get_mut(w) {
@@ -323,7 +323,7 @@ impl Model {
         let mut workers: HashMap<&str, Vec<u64>> = HashMap::new();
         for (&id, f) in &self.futures {
             if f.phase == Phase::Running && stuck(id) {
-                workers.entry(f.pool.as_str()).or_default().push(id);
+                workers.entry(&*f.pool).or_default().push(id);
             }
         }
         for w in workers.values_mut() {
@@ -369,7 +369,7 @@ impl Model {
                     at.insert(target, path.len());
                     path.push(target);
                     visited.insert(target);
-                    let ws = workers.get(pool.as_str())?;
+                    let ws = workers.get(&**pool)?;
                     *ws.iter().find(|w| at.contains_key(w)).or_else(|| ws.first())?
                 }
             };
@@ -379,8 +379,8 @@ impl Model {
                 let tasks: Vec<u64> = path[i..].to_vec();
                 let mut pools: Vec<String> = Vec::new();
                 for f in tasks.iter().filter_map(|t| self.futures.get(t)).filter(|f| f.phase == Phase::Pending) {
-                    if !pools.contains(&f.pool) {
-                        pools.push(f.pool.clone());
+                    if !pools.iter().any(|p| *p == *f.pool) {
+                        pools.push(f.pool.to_string());
                     }
                 }
                 let through_pool = !pools.is_empty();
@@ -435,9 +435,7 @@ impl Model {
                     .tasks
                     .iter()
                     .filter(|t| self.futures.get(t).is_some_and(|f| f.phase == Phase::Pending))
-                    .map(|&t| {
-                        format!("{} (queued in pool '{}')", n(t), self.futures.get(&t).map_or("?", |f| f.pool.as_str()))
-                    })
+                    .map(|&t| format!("{} (queued in pool '{}')", n(t), self.futures.get(&t).map_or("?", |f| &*f.pool)))
                     .collect();
                 let workers: Vec<String> = d
                     .tasks

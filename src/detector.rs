@@ -49,7 +49,9 @@ fn apply(model: &mut Model, e: &Event) {
                 model.pool(&p.name, p.max_workers);
             }
         }
-        EventKind::Pending { task, id, pool, .. } => model.pending(*id, task, pool),
+        EventKind::Pending { task, id, pool, .. } => {
+            model.pending(*id, std::sync::Arc::clone(task), std::sync::Arc::clone(pool));
+        }
         EventKind::Running { id, worker, .. } => {
             model.running(*id);
             model.ran_on(*id, worker, e.t);

@@ -9,7 +9,7 @@
 //! and on close.
 
 use std::collections::HashMap;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -543,8 +543,10 @@ pub struct StallRunning {
 pub trait Stage: Send {
     /// Takes in one published event.
     fn observe(&mut self, e: &Event);
-    /// After a batch of events: the events the stage has to publish.
-    fn check(&mut self) -> Vec<EventKind>;
+    /// After a batch of events: the events the stage has to publish (none by default).
+    fn check(&mut self) -> Vec<EventKind> {
+        Vec::new()
+    }
 }
 
 /// How often an idle bus asks its stage again (for what time alone brings: a stall).
@@ -594,16 +596,16 @@ pub(crate) struct Bus {
     last_t: f64,
     futures: IdMap<FutureId, FutureInfo>,
     results: IdMap<FutureId, Value>,
-    log: Option<BufWriter<std::fs::File>>,
+    log: Option<LogFile>,
     log_error: Option<String>,
     subscribers: Vec<Sender<Arc<Event>>>,
-    stage: Option<Box<dyn Stage>>,
+    /// The stages, fed every event in order on the bus's thread (the deadlock detector,
+    /// the headless reporter's fold).
+    stages: Vec<Box<dyn Stage>>,
     /// `run_finished`, held until the bus closes.
     last: Option<(Instant, EventKind)>,
     /// The live worker processes, for the system sampler.
     worker_pids: WorkerPids,
-    /// The log line being written.
-    line: Vec<u8>,
     /// Finished futures whose names are still kept, oldest first (see [`Bus::retire`]).
     retired: std::collections::VecDeque<FutureId>,
     /// The futures being waited on, with how many waits each: they keep their names
@@ -652,9 +654,9 @@ impl Bus {
         start: Instant,
         log: Option<&Path>,
         subscribers: Vec<Sender<Arc<Event>>>,
-        stage: Option<Box<dyn Stage>>,
+        stages: Vec<Box<dyn Stage>>,
     ) -> std::io::Result<Self> {
-        let log = log.map(open_log).transpose()?.map(|f| BufWriter::with_capacity(LOG_BUFFER, f));
+        let log = log.map(open_log).transpose()?.map(LogFile::new);
         Ok(Self {
             start,
             seq: 0,
@@ -664,10 +666,9 @@ impl Bus {
             log,
             log_error: None,
             subscribers,
-            stage,
+            stages,
             last: None,
             worker_pids: WorkerPids::default(),
-            line: Vec::with_capacity(256),
             retired: std::collections::VecDeque::with_capacity(NAMES_KEPT + 1),
             waited: IdMap::default(),
             attempts: HashMap::new(),
@@ -711,9 +712,9 @@ impl Bus {
         }
     }
 
-    /// Asks the stage for news and publishes it.
+    /// Asks the stages for news and publishes it.
     fn check_stage(&mut self) {
-        let news = self.stage.as_mut().map(|s| s.check()).unwrap_or_default();
+        let news: Vec<EventKind> = self.stages.iter_mut().flat_map(|s| s.check()).collect();
         let now = Instant::now();
         for kind in news {
             self.publish(now, kind);
@@ -758,7 +759,7 @@ impl Bus {
                             }
                             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                         }
-                    } else if self.log.as_ref().is_some_and(|l| !l.buffer().is_empty()) {
+                    } else if self.log.as_ref().is_some_and(|l| !l.buf.is_empty()) {
                         // Waits only for what is left of FLUSH_AFTER since the last flush,
                         // so a trickle of events cannot hold the log back.
                         match rx.recv_timeout(FLUSH_AFTER.saturating_sub(last_flush.elapsed())) {
@@ -770,7 +771,7 @@ impl Bus {
                             }
                             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
                         }
-                    } else if self.stage.is_some() {
+                    } else if !self.stages.is_empty() {
                         // A stage also acts on time passing (a stall): it is asked again
                         // every STAGE_TICK while nothing comes.
                         match rx.recv_timeout(STAGE_TICK) {
@@ -987,49 +988,89 @@ impl Bus {
         // Messages are published in arrival order; keep `t` from going backwards.
         let t = at.saturating_duration_since(self.start).as_secs_f64().max(self.last_t);
         self.last_t = t;
-        // One allocation an event, shared by the log and every subscriber.
-        let event = Arc::new(Event { seq: self.seq, t, kind });
-        if let Some(stage) = self.stage.as_mut() {
+        let event = Event { seq: self.seq, t, kind };
+        for stage in &mut self.stages {
             stage.observe(&event);
         }
         if let Some(status) = self.status.as_mut() {
             status.observe(&event.kind);
         }
         if let Some(log) = self.log.as_mut() {
-            // Serialised into a buffer kept from line to line (no allocation an event),
-            // so that a failure mid-way leaves no half line in the log.
-            self.line.clear();
-            if let Err(e) = encode(&mut self.line, &event) {
-                self.line.clear();
-                let fallback = format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq);
-                self.line.extend_from_slice(fallback.as_bytes());
-            }
-            self.line.push(b'\n');
-            if let Err(e) = log.write_all(&self.line) {
+            if let Err(e) = log.write_event(&event) {
                 self.log_error.get_or_insert_with(|| e.to_string());
             }
         }
-        self.subscribers.retain(|s| s.send(Arc::clone(&event)).is_ok());
+        if !self.subscribers.is_empty() {
+            // One allocation an event, shared by every subscriber (none without them).
+            let event = Arc::new(event);
+            self.subscribers.retain(|s| s.send(Arc::clone(&event)).is_ok());
+        }
     }
 }
+
+/// The event log being written: each line is encoded straight into the buffer, which
+/// goes to the file when it is nearly full and when the bus flushes (one copy of a line,
+/// no allocation an event).
+struct LogFile {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl LogFile {
+    fn new(file: std::fs::File) -> Self {
+        Self { file, buf: Vec::with_capacity(LOG_BUFFER) }
+    }
+
+    /// Adds `event`'s line; writes the buffer out if it is nearly full.
+    fn write_event(&mut self, event: &Event) -> std::io::Result<()> {
+        let start = self.buf.len();
+        if let Err(e) = encode(&mut self.buf, event) {
+            // No half line: an event that cannot be written is said to be so, in its place.
+            self.buf.truncate(start);
+            let fallback = format!("{{\"seq\":{},\"event\":\"unserialisable\",\"error\":\"{e}\"}}", event.seq);
+            self.buf.extend_from_slice(fallback.as_bytes());
+        }
+        self.buf.push(b'\n');
+        if self.buf.len() + LOG_LINE_ROOM > LOG_BUFFER {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer out (it is emptied even if the write fails: the error is kept by
+    /// the bus, and the buffer does not grow without bound).
+    fn flush(&mut self) -> std::io::Result<()> {
+        let written = self.file.write_all(&self.buf);
+        self.buf.clear();
+        written
+    }
+}
+
+/// What the log's buffer keeps free for the next line, so that a line of the usual size
+/// never makes it grow.
+const LOG_LINE_ROOM: usize = 4096;
 
 /// Writes `event` as a log line's JSON object (without the newline) into `out`: the
 /// per-future events, which are nearly all of a large run's, field by field with no
 /// allocation; the others through serde. The bytes are serde's either way (a test
 /// checks), in the order `docs/events.md` gives.
 pub(crate) fn encode(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()> {
-    /// `"name":` and a JSON string.
-    fn text(out: &mut Vec<u8>, name: &str, value: &str) -> serde_json::Result<()> {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    /// A field's `,"name":` (one literal: its copy is inlined) and a JSON string.
+    fn text(out: &mut Vec<u8>, key: &[u8], value: &str) -> serde_json::Result<()> {
+        out.extend_from_slice(key);
+        // Copied as it is when nothing in it needs escaping (names nearly always: serde
+        // escapes only control characters, `"` and `\`), else through serde.
+        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            out.push(b'"');
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'"');
+            return Ok(());
+        }
         serde_json::to_writer(&mut *out, value)
     }
-    /// `"name":` and a whole number.
-    fn number(out: &mut Vec<u8>, name: &str, value: u64) {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    /// A field's `,"name":` and a whole number.
+    fn number(out: &mut Vec<u8>, key: &[u8], value: u64) {
+        out.extend_from_slice(key);
         out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
     let (kind, task, id, pool) = match &event.kind {
@@ -1047,15 +1088,15 @@ pub(crate) fn encode(out: &mut Vec<u8>, event: &Event) -> serde_json::Result<()>
     out.extend_from_slice(b",\"event\":\"");
     out.extend_from_slice(kind.as_bytes());
     out.push(b'"');
-    text(out, "task", task)?;
-    number(out, "id", *id);
-    text(out, "pool", pool)?;
+    text(out, b",\"task\":", task)?;
+    number(out, b",\"id\":", *id);
+    text(out, b",\"pool\":", pool)?;
     match &event.kind {
-        EventKind::Pending { attempt: Some(n), .. } => number(out, "attempt", u64::from(*n)),
+        EventKind::Pending { attempt: Some(n), .. } => number(out, b",\"attempt\":", u64::from(*n)),
         EventKind::Running { worker, pid, .. } => {
-            text(out, "worker", worker)?;
+            text(out, b",\"worker\":", worker)?;
             if let Some(pid) = pid {
-                number(out, "pid", u64::from(*pid));
+                number(out, b",\"pid\":", u64::from(*pid));
             }
         }
         EventKind::Done { result, .. } => {
@@ -1423,7 +1464,7 @@ mod tests {
     #[test]
     fn a_finished_future_keeps_its_name_while_waited_on_and_only_then() {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let mut bus = Bus::new(Instant::now(), None, vec![tx], None).expect("a bus without a log");
+        let mut bus = Bus::new(Instant::now(), None, vec![tx], Vec::new()).expect("a bus without a log");
         let at = Instant::now();
         let pending =
             |id: u64, name: &str| Observation::Pending { id: FutureId(id), pool: "p".into(), name: name.into() };
@@ -1563,6 +1604,8 @@ mod tests {
             },
             EventKind::Exception { task: Arc::clone(&name), id: 7, pool: Arc::clone(&pool), error },
             EventKind::Output { task: name, stream: Stream::Stdout, line: "hi".into(), dropped: None },
+            // Names copied as they are: plain, not ASCII, DEL (which JSON does not escape).
+            EventKind::Pending { attempt: Some(2), task: "plain[1]".into(), id: 8, pool: "pööl\u{7f}".into() },
         ];
         for (i, kind) in kinds.into_iter().enumerate() {
             for t in [0.0, 0.1, 1_234.567_890_123, 1e-7] {

@@ -169,6 +169,63 @@ fn notice(kind: &EventKind, policy: Option<OnDeadlock>) -> Option<String> {
     })
 }
 
+/// What the reporter prints: the progress line (redrawn in place on a terminal at most
+/// every 100 ms, else a line every two seconds when it changed) and the notices between.
+struct Printer<'a> {
+    tty: bool,
+    err: &'a mut dyn Write,
+    every: Duration,
+    last_draw: Instant,
+    /// Whether a progress line stands on the terminal without its newline.
+    drawn: bool,
+    last_line: String,
+}
+
+impl<'a> Printer<'a> {
+    fn new(tty: bool, err: &'a mut dyn Write) -> Self {
+        let every = if tty { Duration::from_millis(100) } else { PLAIN_EVERY };
+        Self { tty, err, every, last_draw: Instant::now(), drawn: false, last_line: String::new() }
+    }
+
+    /// Prints a notice on a line of its own.
+    fn notice(&mut self, text: &str) {
+        let _ = writeln!(self.err, "{}{text}", if self.drawn { "\n" } else { "" });
+        self.drawn = false;
+    }
+
+    /// Whether the progress line is due.
+    fn due(&self) -> bool {
+        self.last_draw.elapsed() >= self.every
+    }
+
+    /// Draws the progress line if it is due (or `now`).
+    fn progress(&mut self, model: &RunModel, now: bool) {
+        if now || self.due() {
+            self.draw(progress_line(model, 24));
+        }
+    }
+
+    /// Draws progress line `line`.
+    fn draw(&mut self, line: String) {
+        self.last_draw = Instant::now();
+        if self.tty {
+            let _ = write!(self.err, "\r{line}\x1b[K");
+            self.drawn = true;
+        } else if line != self.last_line {
+            let _ = writeln!(self.err, "progress: {line}");
+        }
+        self.last_line = line;
+        let _ = self.err.flush();
+    }
+
+    /// Ends the progress line.
+    fn end(&mut self) {
+        if self.drawn {
+            let _ = writeln!(self.err);
+        }
+    }
+}
+
 /// Consumes the run's events until it ends, showing progress on `err`; returns the run
 /// model (which kept only what the summary needs: [`RunModel::summary`]). `policy` is
 /// the run's `--on-deadlock`, for the line after a deadlock's report (`None`: a replay).
@@ -179,10 +236,7 @@ pub fn report(
     policy: Option<OnDeadlock>,
 ) -> RunModel {
     let mut model = RunModel::new(Keep::Unfinished);
-    let every = if tty { Duration::from_millis(100) } else { Duration::from_secs(2) };
-    let mut last_draw = Instant::now();
-    let mut drawn = false;
-    let mut last_line = String::new();
+    let mut out = Printer::new(tty, err);
     let mut unclocked = 0u32;
     // Whether events came since the reporter last found none.
     let mut busy = false;
@@ -203,7 +257,7 @@ pub fn report(
             }
             Err(crossbeam_channel::TryRecvError::Empty) => {
                 unclocked = CLOCK_EVERY;
-                match events.recv_timeout(every) {
+                match events.recv_timeout(out.every) {
                     Ok(e) => Some(e),
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
                     Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
@@ -213,8 +267,7 @@ pub fn report(
         if let Some(e) = &e {
             model.apply(e);
             if let Some(text) = notice(&e.kind, policy) {
-                let _ = writeln!(err, "{}{text}", if drawn { "\n" } else { "" });
-                drawn = false;
+                out.notice(&text);
             }
         }
         let finished = matches!(e.as_ref().map(|e| &e.kind), Some(EventKind::RunFinished { .. }));
@@ -223,25 +276,110 @@ pub fn report(
             continue;
         }
         unclocked = 0;
-        if last_draw.elapsed() >= every || finished {
-            last_draw = Instant::now();
-            let line = progress_line(&model, 24);
-            if tty {
-                let _ = write!(err, "\r{line}\x1b[K");
-                drawn = true;
-            } else if line != last_line {
-                let _ = writeln!(err, "progress: {line}");
-            }
-            last_line = line;
-            let _ = err.flush();
-        }
+        out.progress(&model, finished);
         if finished {
             break;
         }
     }
-    if drawn {
-        let _ = writeln!(err);
+    out.end();
+    model
+}
+
+/// What the bus folds a live run's events into for the headless reporter
+/// ([`Fold`], [`follow`]).
+#[derive(Default)]
+struct Folded {
+    model: RunModel,
+    /// Notices not yet printed.
+    notices: Vec<String>,
+    /// The run has finished (`run_finished`), or its bus has gone.
+    over: bool,
+}
+
+/// The headless reporter's side of a live run, on the bus's thread: every event is folded
+/// into the run model as it is published, with no channel and no allocation an event
+/// (a run's events are its largest cost); [`follow`] shows the model while the run goes.
+pub struct Fold {
+    shared: std::sync::Arc<(std::sync::Mutex<Folded>, std::sync::Condvar)>,
+    policy: Option<OnDeadlock>,
+}
+
+/// The reporter's end of a [`Fold`].
+pub struct Follower {
+    shared: std::sync::Arc<(std::sync::Mutex<Folded>, std::sync::Condvar)>,
+}
+
+/// A fold for the bus to feed (give it to [`crate::runner::start_observed`]) and the
+/// follower that shows it ([`follow`]). `policy` is the run's `--on-deadlock`.
+pub fn fold(policy: Option<OnDeadlock>) -> (Fold, Follower) {
+    let shared = std::sync::Arc::new((
+        std::sync::Mutex::new(Folded { model: RunModel::new(Keep::Unfinished), ..Folded::default() }),
+        std::sync::Condvar::new(),
+    ));
+    (Fold { shared: std::sync::Arc::clone(&shared), policy }, Follower { shared })
+}
+
+impl Fold {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Folded> {
+        self.shared.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+impl crate::events::Stage for Fold {
+    fn observe(&mut self, e: &Event) {
+        let mut f = self.lock();
+        f.model.apply(e);
+        let notice = notice(&e.kind, self.policy);
+        let over = matches!(e.kind, EventKind::RunFinished { .. });
+        if let Some(text) = notice {
+            f.notices.push(text);
+        }
+        if over {
+            f.over = true;
+        }
+        if over || !f.notices.is_empty() {
+            self.shared.1.notify_all();
+        }
+    }
+}
+
+impl Drop for Fold {
+    /// The bus has gone (it always drops its stages when it stops): nothing more comes.
+    fn drop(&mut self) {
+        self.lock().over = true;
+        self.shared.1.notify_all();
+    }
+}
+
+/// Shows a live run's progress on `err` from its [`Fold`] until the run ends: the
+/// progress line, and each notice as it comes. Returns the run model, for its summary.
+/// The lock is held only to look at the model, never while writing: a slow terminal
+/// does not hold the bus up.
+pub fn follow(follower: &Follower, tty: bool, err: &mut dyn Write) -> RunModel {
+    let mut out = Printer::new(tty, err);
+    let (lock, wake) = &*follower.shared;
+    let model = loop {
+        let mut f = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !f.over && f.notices.is_empty() {
+            let left = out.every.saturating_sub(out.last_draw.elapsed());
+            f = wake.wait_timeout(f, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+        }
+        let notices = std::mem::take(&mut f.notices);
+        let over = f.over;
+        let line = (over || out.due()).then(|| progress_line(&f.model, 24));
+        let model = over.then(|| std::mem::take(&mut f.model));
+        drop(f);
+        for text in notices {
+            out.notice(&text);
+        }
+        if let Some(line) = line {
+            out.draw(line);
+        }
+        if let Some(model) = model {
+            break model;
+        }
+    };
+    out.end();
     model
 }
 
@@ -339,6 +477,48 @@ mod tests {
         assert!(s.starts_with("2 futures: 1 done, 1 failed, 0 cancelled"), "{s}");
         assert!(s.contains("  t2: TaskError: boom\n"), "{s}");
         assert_eq!(progress_line(&m, 4), "[####] 2/2  done 1  failed 1  cancelled 0  running 0  6.0s");
+    }
+
+    /// The bus folds a live run's events on its own thread; the reporter shows each notice
+    /// and, once the run has finished, its last progress line, and gets the model.
+    #[test]
+    fn a_folded_run_is_shown_and_summed_up() {
+        use crate::events::Stage;
+        let (mut fold, follower) = fold(Some(OnDeadlock::Warn));
+        let bus = std::thread::spawn(move || {
+            let broke = EventKind::PoolBroken { pool: "p".into(), error: "a worker\x1b[2J died".into() };
+            let finished = EventKind::RunFinished { counts: crate::events::Counts::default(), exit_code: 1 };
+            for e in [pending(1, 1), pending(2, 2), done(3, 1), ev(4, broke), done(5, 2), ev(6, finished)] {
+                fold.observe(&e);
+            }
+            // The bus keeps its stages until it stops.
+            fold
+        });
+        let mut out = Vec::new();
+        let model = follow(&follower, false, &mut out);
+        drop(bus.join());
+        let text = String::from_utf8(out).expect("text");
+        assert_eq!(
+            text,
+            "pool 'p' broke: a worker\\u{1b}[2J died\n\
+             progress: [########################] 2/2  done 2  failed 0  cancelled 0  running 0  6.0s\n"
+        );
+        assert_eq!((model.counts().of(RowState::Done), model.finished), (2, Some(1)));
+    }
+
+    /// A bus that stops without `run_finished` (its thread ended) still ends the follower.
+    #[test]
+    fn a_fold_dropped_before_the_end_ends_the_follower() {
+        use crate::events::Stage;
+        let (mut fold, follower) = fold(None);
+        let bus = std::thread::spawn(move || {
+            fold.observe(&pending(1, 1));
+            drop(fold);
+        });
+        let mut out = Vec::new();
+        let model = follow(&follower, false, &mut out);
+        let _ = bus.join();
+        assert_eq!((model.counts().total, model.finished), (1, None));
     }
 
     /// The monitor's model and the headless one count alike, whatever they keep.

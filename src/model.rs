@@ -36,6 +36,8 @@ pub const WORKER_VIEWS: usize = 4096;
 pub const WAITS_SHOWN: usize = 256;
 /// Deadlocks kept: standing at once, and named in the summary (then counted).
 pub const DEADLOCKS_KEPT: usize = 100;
+/// How many workers the model remembers the places of (see `RunModel::recent_workers`).
+const RECENT_WORKERS: usize = 4;
 
 /// A future's state, as the views show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -695,6 +697,13 @@ pub struct RunModel {
     pool_index: IdMap<Name, usize>,
     /// Each worker's index in its pool's `workers`, by pool name, then worker name.
     worker_index: IdMap<Name, IdMap<Name, usize>>,
+    /// The workers looked up last, where they are (pool, worker, pool index, worker
+    /// index): a run's events name its busy workers over and over, and a worker found here
+    /// costs two short comparisons, not two hash lookups. Emptied when a worker's place
+    /// changes.
+    recent_workers: [Option<(Name, Name, usize, usize)>; RECENT_WORKERS],
+    /// The pool looked up last, and its index (pools never move).
+    recent_pool: Option<(Name, usize)>,
     /// Tasks whose retry waits for its time, by name: counted pending since their `retry`
     /// event, so their next attempt's `pending` does not count them again. With the
     /// attempts in all, for a headless model whose rows of them are gone.
@@ -765,8 +774,17 @@ impl RunModel {
     }
 
     fn worker_mut(&mut self, pool: &str, worker: &str) -> Option<&mut WorkerView> {
-        let &p = self.pool_index.get(pool)?;
-        let &w = self.worker_index.get(pool)?.get(worker)?;
+        let recent = self.recent_workers.iter().flatten().find(|(p, w, _, _)| **w == *worker && **p == *pool);
+        let (p, w) = if let Some(&(_, _, p, w)) = recent {
+            (p, w)
+        } else {
+            let (pool, &p) = self.pool_index.get_key_value(pool)?;
+            let (worker, &w) = self.worker_index.get(pool)?.get_key_value(worker)?;
+            let found = (Arc::clone(pool), Arc::clone(worker), p, w);
+            self.recent_workers.rotate_right(1);
+            self.recent_workers[0] = Some(found);
+            (p, w)
+        };
         self.pools.get_mut(p)?.workers.get_mut(w)
     }
 
@@ -783,10 +801,16 @@ impl RunModel {
     }
 
     fn pool_mut(&mut self, pool: &str) -> &mut PoolView {
-        if let Some(&i) = self.pool_index.get(pool) {
+        if let Some(i) = self.recent_pool.as_ref().filter(|(name, _)| **name == *pool).map(|&(_, i)| i) {
             return &mut self.pools[i];
         }
-        self.pool_index.insert(pool.into(), self.pools.len());
+        if let Some((name, &i)) = self.pool_index.get_key_value(pool) {
+            self.recent_pool = Some((Arc::clone(name), i));
+            return &mut self.pools[i];
+        }
+        let name: Name = pool.into();
+        self.recent_pool = Some((Arc::clone(&name), self.pools.len()));
+        self.pool_index.insert(name, self.pools.len());
         self.pools.push(PoolView {
             name: pool.to_owned(),
             kind: None,
@@ -831,9 +855,10 @@ impl RunModel {
         }
     }
 
-    fn end_span(&mut self, id: u64, t: f64) {
-        let Some(r) = self.row(id) else { return };
-        let (pool, worker) = (r.pool.clone(), r.worker.clone());
+    /// Row `i`'s future ended at `t`: so does its span on its worker.
+    fn end_span(&mut self, i: usize, t: f64) {
+        let r = &self.rows[i];
+        let (id, pool, worker) = (r.id, r.pool.clone(), r.worker.clone());
         if let Some(w) = worker.and_then(|w| self.worker_mut(&pool, &w)) {
             if w.current == Some(id) {
                 w.current = None;
@@ -874,11 +899,18 @@ impl RunModel {
 
     /// Ends future `id` in `state` at `t`; under [`Keep::Unfinished`] its row is let go.
     fn finish(&mut self, id: u64, t: f64, state: RowState) -> Change {
-        let Some(&i) = self.index.get(&id) else { return Change::Nothing };
+        match self.index.get(&id) {
+            Some(&i) => self.finish_row(i, t, state),
+            None => Change::Nothing,
+        }
+    }
+
+    /// [`RunModel::finish`] of row `i`.
+    fn finish_row(&mut self, i: usize, t: f64, state: RowState) -> Change {
         if self.rows[i].state.is_final() {
             return Change::Nothing;
         }
-        self.end_span(id, t);
+        self.end_span(i, t);
         let r = &mut self.rows[i];
         r.ended = Some(t);
         r.waits_on.clear();
@@ -1317,8 +1349,9 @@ impl RunModel {
                 let p = self.pool_mut(pool);
                 p.queued += 1;
                 let ticket = if keep == Keep::All { p.queue.push() } else { 0 };
-                // The pool's own name (one copy however many rows, from a log too).
-                let pool_name = self.pool_index.get_key_value(&**pool).map_or_else(|| pool.clone(), |(k, _)| k.clone());
+                // The pool's own name (one copy however many rows, from a log too): the
+                // one `pool_mut` just found.
+                let pool_name = self.recent_pool.as_ref().map_or_else(|| pool.clone(), |(k, _)| k.clone());
                 let mut row = Row { ticket, ..Row::pending(*id, order, task.clone(), pool_name, t) };
                 if let Some(n) = *attempt {
                     let of = retried.map_or(n, |(_, of)| of);
@@ -1350,24 +1383,23 @@ impl RunModel {
                 return Change::State;
             }
             EventKind::Done { id, result, .. } => {
-                if self.row(*id).is_none_or(|r| r.state.is_final()) {
+                let Some(i) = self.index_of(*id).filter(|&i| !self.rows[i].state.is_final()) else {
                     return Change::Nothing;
-                }
-                if self.row(*id).and_then(|r| r.attempts.as_deref()).is_some_and(|a| a.attempt > 1) {
+                };
+                if self.rows[i].attempts.as_deref().is_some_and(|a| a.attempt > 1) {
                     self.summary.retried_ok += 1;
                 }
                 if !self.map_done.is_empty() {
-                    let name = self.row(*id).map(|r| Arc::clone(&r.name));
-                    let map = name.as_deref().and_then(|n| n.strip_suffix(']')?.rsplit_once('[').map(|(m, _)| m));
+                    let name = Arc::clone(&self.rows[i].name);
+                    let map = name.strip_suffix(']').and_then(|n| n.rsplit_once('[')).map(|(m, _)| m);
                     if let Some(count) = map.and_then(|m| self.map_done.get_mut(m)) {
                         count.1 += 1;
                     }
                 }
-                let keep = self.keep;
-                if let (Some(r), Keep::All) = (self.row_mut(*id), keep) {
-                    r.result = Some(result.clone());
+                if self.keep == Keep::All {
+                    self.rows[i].result = Some(result.clone());
                 }
-                return self.finish(*id, t, RowState::Done);
+                return self.finish_row(i, t, RowState::Done);
             }
             EventKind::Exception { id, error, task, .. } => {
                 if self.row(*id).is_none_or(|r| r.state.is_final()) {
@@ -1431,6 +1463,8 @@ impl RunModel {
                     w.alive = true;
                     w.pid = *pid;
                 } else {
+                    // Workers' places change below.
+                    self.recent_workers = Default::default();
                     self.pool_mut(pool);
                     let pi = self.pool_index.get(&**pool).copied().unwrap_or(0);
                     let p = &mut self.pools[pi];

@@ -472,6 +472,20 @@ pub fn start(
     options: &RunOptions,
     subscribers: Vec<Sender<Arc<Event>>>,
 ) -> Result<RunHandle, StartError> {
+    start_observed(plan, options, subscribers, Vec::new())
+}
+
+/// [`start`], with `observers` fed every event in order on the bus's own thread, as it is
+/// published: for a consumer that takes in every event of a large run and must cost it
+/// as little as possible (the headless reporter's fold), with no channel between them,
+/// and no event allocated when there is no subscriber. An observer must be quick: the
+/// bus waits for it.
+pub fn start_observed(
+    plan: impl Into<Arc<Plan>>,
+    options: &RunOptions,
+    subscribers: Vec<Sender<Arc<Event>>>,
+    observers: Vec<Box<dyn crate::events::Stage>>,
+) -> Result<RunHandle, StartError> {
     let start = Instant::now();
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
     let stall = StallWatch { after: options.stall_after, start, last_change: 0.0, reported: false };
@@ -488,7 +502,9 @@ pub fn start(
         stall,
         timeouts: Arc::clone(&timeouts),
     };
-    let mut bus = Bus::new(start, options.events.as_deref(), subscribers, Some(Box::new(detector)))
+    let mut stages: Vec<Box<dyn crate::events::Stage>> = vec![Box::new(detector)];
+    stages.extend(observers);
+    let mut bus = Bus::new(start, options.events.as_deref(), subscribers, stages)
         .map_err(|error| StartError::Log { path: options.events.clone().unwrap_or_default(), error })?;
     if let Some(path) = &options.status_file {
         bus.keep_status(crate::session::StatusWriter::new(path.clone()));

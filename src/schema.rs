@@ -154,7 +154,7 @@ pub fn positive(r: &mut dyn Report, path: &str, what: &str, v: &Value) -> Option
 pub struct Args<'x, 'v> {
     /// `(argument, value, path)`.
     items: &'x [(&'x str, &'v Value, String)],
-    used: Vec<&'static str>,
+    used: smallvec::SmallVec<[&'static str; 8]>,
     /// The callable's name, for messages.
     call: &'x str,
     /// Where the call is named (for a missing argument).
@@ -164,7 +164,7 @@ pub struct Args<'x, 'v> {
 impl<'x, 'v> Args<'x, 'v> {
     /// The arguments `items` (`(name, value, path)`) of callable `call`, named at `call_path`.
     pub fn new(items: &'x [(&'x str, &'v Value, String)], call: &'x str, call_path: &'x str) -> Self {
-        Self { items, used: Vec::new(), call, call_path }
+        Self { items, used: smallvec::SmallVec::new(), call, call_path }
     }
 
     /// The callable's name.

@@ -1138,8 +1138,10 @@ fn check_items(
     let own = b.pool.unwrap_or(0);
     let mut good = true;
     for k in 0..b.count {
-        let values: Vec<std::borrow::Cow<'_, Value>> = b.map.iter().map(|(_, m, _)| m.item(k)).collect();
-        let mut args: Vec<(&str, &Value, String)> =
+        // On the stack (a call has a few arguments): two allocations an item fewer.
+        let values: smallvec::SmallVec<[std::borrow::Cow<'_, Value>; 4]> =
+            b.map.iter().map(|(_, m, _)| m.item(k)).collect();
+        let mut args: smallvec::SmallVec<[(&str, &Value, String); 8]> =
             b.args.iter().map(|(a, v, _)| (a.as_str(), *v, String::new())).collect();
         args.extend(b.map.iter().zip(&values).map(|((a, _, _), v)| (a.as_str(), v.as_ref(), String::new())));
         let mut quiet = CallScope::new(None, names, pool_names, pools);

@@ -80,7 +80,7 @@ fn build(spec: &Spec) -> (Run, DeadlockModel) {
     let mut pool = vec![0; n];
     for (i, &(p, wants)) in spec.futs.iter().enumerate() {
         pool[i] = p;
-        m.pending(id(i), &format!("t{i}"), &pool_name(p));
+        m.pending(id(i), format!("t{i}"), pool_name(p));
         if wants && busy[p] < spec.caps[p] {
             busy[p] += 1;
             running[i] = true;
