@@ -557,8 +557,9 @@ const STAGE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 pub(crate) enum BusMsg {
     /// From the engine.
     Engine(Instant, Observation),
-    /// A task's value, sent by the task itself just before its future finishes.
-    Result(FutureId, Value),
+    /// A future that finished with a value, with the value ([`hold_value`]): one message
+    /// where the engine's `Finished` and the value were two.
+    Done(Instant, FutureId, Value),
     /// From the runner (boxed: an event is twice the size of the engine's observations,
     /// which are nearly all of a run's messages, and every message is as large as the
     /// largest).
@@ -580,8 +581,39 @@ pub(crate) struct BusSink(pub(crate) Sender<BusMsg>);
 
 impl Sink for BusSink {
     fn observe(&self, at: Instant, what: Observation) {
+        if let Observation::Finished { id, outcome: Outcome::Done } = &what {
+            if let Some(value) = take_value(*id) {
+                let _ = self.0.try_send(BusMsg::Done(at, *id, value));
+                return;
+            }
+        }
         let _ = self.0.try_send(BusMsg::Engine(at, what));
     }
+}
+
+thread_local! {
+    /// A task's value, held on the thread that got it ([`hold_value`]).
+    static HELD: std::cell::RefCell<Option<(FutureId, Value)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Holds future `id`'s value for its `done` event. Every pool hands a task's value over
+/// on the thread that then finishes its future, right before it does: the engine's
+/// `Finished` observation, made there, takes the value to the bus with it. A value whose
+/// future does not finish with it (killed meanwhile) is dropped by the next one held.
+pub(crate) fn hold_value(id: FutureId, value: Value) {
+    HELD.with(|held| *held.borrow_mut() = Some((id, value)));
+}
+
+/// The value held for future `id` on this thread, if any.
+fn take_value(id: FutureId) -> Option<Value> {
+    HELD.with(|held| {
+        let mut held = held.borrow_mut();
+        if held.as_ref().is_some_and(|(h, _)| *h == id) {
+            held.take().map(|(_, v)| v)
+        } else {
+            None
+        }
+    })
 }
 
 struct FutureInfo {
@@ -595,7 +627,6 @@ pub(crate) struct Bus {
     seq: u64,
     last_t: f64,
     futures: IdMap<FutureId, FutureInfo>,
-    results: IdMap<FutureId, Value>,
     log: Option<LogFile>,
     log_error: Option<String>,
     subscribers: Vec<Sender<Arc<Event>>>,
@@ -662,7 +693,6 @@ impl Bus {
             seq: 0,
             last_t: 0.0,
             futures: IdMap::with_capacity_and_hasher(2 * NAMES_KEPT, std::hash::BuildHasherDefault::default()),
-            results: IdMap::default(),
             log,
             log_error: None,
             subscribers,
@@ -857,10 +887,7 @@ impl Bus {
 
     fn handle(&mut self, msg: BusMsg) {
         let (at, kind) = match msg {
-            BusMsg::Result(id, v) => {
-                self.results.insert(id, v);
-                return;
-            }
+            BusMsg::Done(at, id, value) => (at, self.finished(id, Outcome::Done, Some(value))),
             BusMsg::Close(_) => return,
             BusMsg::Attempt(task, n) => {
                 self.attempts.insert(task, n);
@@ -912,6 +939,17 @@ impl Bus {
         self.publish(at, kind);
     }
 
+    /// The event of future `id`'s end (`result`: its value, if it has one).
+    fn finished(&mut self, id: FutureId, outcome: Outcome, result: Option<Value>) -> EventKind {
+        let (task, pool) = self.name_of(id);
+        self.retire(id);
+        match outcome {
+            Outcome::Done => EventKind::Done { task, id: id.0, pool, result: result.unwrap_or(Value::Null) },
+            Outcome::Cancelled => EventKind::Cancelled { task, id: id.0, pool, reason: None },
+            Outcome::Exception(e) => EventKind::Exception { task, id: id.0, pool, error: ErrorInfo::from(&e) },
+        }
+    }
+
     /// The event an observation is; `None` for one this version does not publish (the
     /// engine may observe more in a later version).
     fn translate(&mut self, obs: Observation) -> Option<EventKind> {
@@ -925,16 +963,7 @@ impl Bus {
                 let (task, pool) = self.name_of(id);
                 EventKind::Running { task, id: id.0, pool, worker, pid }
             }
-            Observation::Finished { id, outcome } => {
-                let (task, pool) = self.name_of(id);
-                self.retire(id);
-                let result = self.results.remove(&id);
-                match outcome {
-                    Outcome::Done => EventKind::Done { task, id: id.0, pool, result: result.unwrap_or(Value::Null) },
-                    Outcome::Cancelled => EventKind::Cancelled { task, id: id.0, pool, reason: None },
-                    Outcome::Exception(e) => EventKind::Exception { task, id: id.0, pool, error: ErrorInfo::from(&e) },
-                }
-            }
+            Observation::Finished { id, outcome } => self.finished(id, outcome, None),
             Observation::WaitStart { waiter, target, timeout } => {
                 *self.waited.entry(target).or_default() += 1;
                 EventKind::Wait {

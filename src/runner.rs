@@ -239,7 +239,7 @@ impl Registry {
             }
         }?;
         if let Some(id) = futuretop_engine::current_task() {
-            let _ = self.bus.send(BusMsg::Result(id, value.clone()));
+            crate::events::hold_value(id, value.clone());
         }
         Ok(value)
     }
@@ -528,12 +528,11 @@ pub fn start_observed(
     let _ = bus_tx.send(BusMsg::Runner(start, Box::new(run_started(&plan))));
     let mut pools = Vec::new();
     let weak: Arc<OnceLock<Weak<Registry>>> = Arc::new(OnceLock::new());
-    let (values, outputs, reg) = (bus_tx.clone(), bus_tx.clone(), Arc::clone(&weak));
+    let (outputs, reg) = (bus_tx.clone(), Arc::clone(&weak));
     let cx = BuildCx {
         sink: Arc::clone(&sink),
-        on_value: Arc::new(move |id, v| {
-            let _ = values.send(BusMsg::Result(id, v.clone()));
-        }),
+        // The pools call it on the thread that finishes the future, right before.
+        on_value: Arc::new(|id, v| crate::events::hold_value(id, v.clone())),
         on_output: Arc::new(move |id, stream, line, dropped| {
             let _ = outputs.send(BusMsg::Output(Instant::now(), id, stream, line, dropped));
         }),

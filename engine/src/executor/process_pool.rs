@@ -64,7 +64,8 @@ pub type RequestHook = Arc<dyn Fn(FutureId, Value) -> Result<Value, Exception> +
 /// Receives a line of a task's output: the future, the stream, the line, and (when not
 /// 0) how many lines printed there were not sent, the line saying so in words.
 pub type OutputHook = Arc<dyn Fn(FutureId, Stream, String, u64) + Send + Sync>;
-/// Sees each value just before its future finishes.
+/// Sees each value just before its future finishes, on the thread that then finishes it
+/// (so a sink can take the value along with that future's `Finished` observation).
 pub type ValueHook = Arc<dyn Fn(FutureId, &Value) + Send + Sync>;
 
 /// Builds a [`ProcessPoolExecutor`].
