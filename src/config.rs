@@ -534,7 +534,10 @@ pub fn load(path: &Path) -> Result<Plan, ConfigErrors> {
         )));
     }
     // Read with the bound too: a device or a pipe (`/dev/zero`, `<(yes)`) reports no size.
-    let mut bytes = Vec::new();
+    // Room for the size the file reports (at most the bound, checked above), so that a
+    // large file is read in a few calls into one buffer, not copied from one doubling
+    // buffer to the next (fresh pages cost this machine most of a validation).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
     let opened = std::fs::File::open(path).map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
     std::io::Read::read_to_end(&mut std::io::Read::take(opened, MAX_FILE_BYTES + 1), &mut bytes)
         .map_err(|e| fail(format!("cannot read the file: {}", io_reason(&e))))?;
