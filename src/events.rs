@@ -1041,12 +1041,16 @@ impl Bus {
 /// goes to the file when it is nearly full and when the bus flushes (one copy of a line,
 /// no allocation an event).
 struct LogFile {
-    file: std::fs::File,
+    file: Box<dyn Write + Send>,
     buf: Vec<u8>,
 }
 
 impl LogFile {
     fn new(file: std::fs::File) -> Self {
+        Self::to(Box::new(file))
+    }
+
+    fn to(file: Box<dyn Write + Send>) -> Self {
         Self { file, buf: Vec::with_capacity(LOG_BUFFER) }
     }
 
@@ -1066,12 +1070,40 @@ impl LogFile {
         Ok(())
     }
 
-    /// Writes the buffer out (it is emptied even if the write fails: the error is kept by
-    /// the bus, and the buffer does not grow without bound).
+    /// Writes the buffer out. If the write fails, the error is kept by the bus and the
+    /// buffer does not grow without bound: what was not written is dropped, except the
+    /// rest of a line half written, kept so that the next write completes it (the lines
+    /// after it are lost whole, never glued to half of one).
     fn flush(&mut self) -> std::io::Result<()> {
-        let written = self.file.write_all(&self.buf);
-        self.buf.clear();
-        written
+        let mut written = 0;
+        let result = loop {
+            if written == self.buf.len() {
+                break Ok(());
+            }
+            match self.file.write(&self.buf[written..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let half = written > 0 && written < self.buf.len() && self.buf[written - 1] != b'\n';
+        if half {
+            let end = self.buf[written..].iter().position(|&b| b == b'\n').map_or(self.buf.len(), |p| written + p + 1);
+            self.buf.truncate(end);
+            self.buf.drain(..written);
+        } else {
+            self.buf.clear();
+        }
+        result
+    }
+}
+
+impl Drop for LogFile {
+    /// What is buffered still reaches the file when the bus goes without closing it (its
+    /// thread panicked).
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
@@ -1645,6 +1677,40 @@ mod tests {
                 assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&serde));
             }
         }
+    }
+
+    /// A disk that fills up mid-line: the half line is completed by the next write that
+    /// goes through, the lines after it are lost whole, and the buffer does not grow.
+    #[test]
+    fn a_failed_log_write_leaves_no_half_line() {
+        /// Takes `room` bytes, then fails until it is given more room.
+        struct Disk(std::sync::Arc<std::sync::Mutex<(Vec<u8>, usize)>>);
+        impl Write for Disk {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                let mut d = self.0.lock().expect("disk");
+                if d.1 == 0 {
+                    return Err(std::io::Error::other("no space left"));
+                }
+                let n = b.len().min(d.1);
+                d.0.extend_from_slice(&b[..n]);
+                d.1 -= n;
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let disk = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), 30)));
+        let mut log = LogFile::to(Box::new(Disk(std::sync::Arc::clone(&disk))));
+        log.buf.extend_from_slice(b"{\"seq\":1,\"x\":1}\n{\"seq\":2,\"x\":22}\n{\"seq\":3}\n");
+        assert!(log.flush().is_err());
+        assert_eq!(log.buf, b"2}\n", "the rest of the half line, not the lines after it");
+        disk.lock().expect("disk").1 = 1000;
+        log.buf.extend_from_slice(b"{\"seq\":4}\n");
+        log.flush().expect("room again");
+        let written = String::from_utf8(disk.lock().expect("disk").0.clone()).expect("text");
+        assert_eq!(written, "{\"seq\":1,\"x\":1}\n{\"seq\":2,\"x\":22}\n{\"seq\":4}\n");
+        assert!(log.buf.is_empty());
     }
 
     #[test]

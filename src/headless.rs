@@ -328,7 +328,17 @@ impl Fold {
 impl crate::events::Stage for Fold {
     fn observe(&mut self, e: &Event) {
         let mut f = self.lock();
-        f.model.apply(e);
+        if f.over {
+            return;
+        }
+        // A bug in the model must not take the bus (the log, the deadlock detector) with
+        // it: the reporter stops there, with what it has, and the run goes on.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.model.apply(e))).is_err() {
+            f.notices.push("futuretop: the progress report stopped on a bug; the run goes on".into());
+            f.over = true;
+            self.shared.1.notify_all();
+            return;
+        }
         let notice = notice(&e.kind, self.policy);
         let over = matches!(e.kind, EventKind::RunFinished { .. });
         if let Some(text) = notice {
