@@ -1009,9 +1009,10 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
         std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
     let (pid, proc_start) = (found.record.pid, found.record.proc_start);
     let alive = Box::new(move || session::proc_start(pid) == Some(proc_start));
-    let shown =
-        futuretop::tui::run(futuretop::tui::Source::Attached { events, control, started, alive, at_end }, &options)
-            .map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
+    let log = log_of(&found)?;
+    let written = Box::new(move || std::fs::metadata(&log).ok().map(|m| m.len()));
+    let source = futuretop::tui::Source::Attached { events, control, started, alive, at_end, written };
+    let shown = futuretop::tui::run(source, &options).map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
         say_raw!("{}", shown.model.summary_with_log(code, found.record.log.as_deref()));
         return Ok(u8::try_from(code).unwrap_or(1));

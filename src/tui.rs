@@ -40,6 +40,19 @@ const FRAME: Duration = Duration::from_millis(33);
 /// What an attached monitor spends of a frame taking in the log of a live run it is
 /// catching up on (a seventh of a CPU at most; the rest of the frame is the run's).
 const CATCH_UP: Duration = Duration::from_millis(5);
+/// While the run floods its log ([`FLOOD_BYTES`]), an attached monitor that is behind
+/// takes in its log this long at a time, and draws at most every [`FLOOD_FRAME`]: about a
+/// hundredth of a CPU, where a seventh of one, ten monitors over, doubled the time of a
+/// run that keeps both CPUs busy (their terminals' work counts too). It catches up when
+/// the flood ebbs; the header says it is catching up meanwhile.
+const FLOOD_CATCH_UP: Duration = Duration::from_millis(1);
+/// Frames at most this often while a monitor yields to a flooding run.
+const FLOOD_FRAME: Duration = Duration::from_millis(500);
+/// A run whose log grows by this many bytes a second (about 10,000 events) floods it.
+const FLOOD_BYTES: u64 = 1 << 20;
+/// How often an attached monitor looks at the size of the run's log: a flood is yielded
+/// to within about this long (a frame or two).
+const FLOOD_LOOK: Duration = Duration::from_millis(30);
 /// How long the terminal's reader waits for a key before it looks whether to stop.
 const KEYS_POLL: Duration = Duration::from_millis(50);
 /// The exit code of an interrupted run.
@@ -162,6 +175,10 @@ pub enum Source {
         /// ([`crate::session::Follow::reporting`]): until then the header says the
         /// monitor is catching up, however few events wait in the channel.
         at_end: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        /// How many bytes the run's log holds now (looked at every [`FLOOD_LOOK`]): while it
+        /// grows by [`FLOOD_BYTES`] a second or more, the monitor yields to the run
+        /// ([`FLOOD_CATCH_UP`]).
+        written: Box<dyn Fn() -> Option<u64> + Send>,
     },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
@@ -221,19 +238,23 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut run_started = None;
     let mut run_alive: Option<Box<dyn Fn() -> bool + Send>> = None;
     let mut reader_at_end: Option<std::sync::Arc<std::sync::atomic::AtomicBool>> = None;
-    // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP).
-    let mut live = true;
+    let mut log_written: Option<Box<dyn Fn() -> Option<u64> + Send>> = None;
+    // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP),
+    // and floods its log (see FLOOD_CATCH_UP); the log's size at the last look, and when.
+    let (mut live, mut flooding, mut last_written) = (true, false, None::<(u64, Instant)>);
+    let mut last_drain = Instant::now();
     let (events, control, replay) = match source {
         Source::Live { events, control, plan, detachable } => {
             app.plan = plan;
             app.detachable = detachable;
             (events, Some(control), None)
         }
-        Source::Attached { events, control, started, alive, at_end } => {
+        Source::Attached { events, control, started, alive, at_end, written } => {
             app.attachment = app::Attachment::Following;
             run_started = Some(started);
             run_alive = Some(alive);
             reader_at_end = Some(at_end);
+            log_written = Some(written);
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -260,7 +281,20 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut events_open = true;
     let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
-        if dirty && last_draw.elapsed() >= FRAME {
+        if let Some(written) = log_written.as_ref().filter(|_| live) {
+            if last_written.is_none_or(|(_, at)| at.elapsed() >= FLOOD_LOOK) {
+                let now = written().map(|n| (n, Instant::now()));
+                if let (Some((n, at)), Some((l, then))) = (now, last_written) {
+                    let rate = n.saturating_sub(l) as f64 / at.duration_since(then).as_secs_f64().max(1e-3);
+                    flooding = rate >= FLOOD_BYTES as f64;
+                }
+                last_written = now;
+            }
+        }
+        // An attached monitor behind a run that floods its log yields to it.
+        let yielding = app.attached() && events_open && live && flooding && !events.is_empty();
+        let frame = if yielding { FLOOD_FRAME } else { FRAME };
+        if dirty && last_draw.elapsed() >= frame {
             // Frames are paced from their start, so a slow frame does not stretch the period.
             last_draw = Instant::now();
             app.prepare();
@@ -278,9 +312,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         // each wake-up would take a CPU from the run.
         let polled = app.attached() && events_open;
         let wait = if dirty {
-            FRAME.saturating_sub(last_draw.elapsed())
+            frame.saturating_sub(last_draw.elapsed())
         } else if polled {
-            FRAME
+            frame
         } else {
             Duration::from_secs(1)
         };
@@ -338,11 +372,18 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             },
             default(wait) => {},
         }
-        if polled && !events.is_empty() {
+        if polled && !events.is_empty() && !(yielding && last_drain.elapsed() < FLOOD_FRAME) {
             // While it catches up on a live run, the monitor takes a small share of a
             // frame: the run comes first (a run that has ended, it catches up at once).
+            // Yielding to a flood, it takes its small share once a FLOOD_FRAME.
+            last_drain = Instant::now();
             let behind = events.len() >= CATCHING_UP;
-            app.drain(&events, if behind && live { CATCH_UP } else { FRAME });
+            let budget = match (behind && live, flooding) {
+                (true, true) => FLOOD_CATCH_UP,
+                (true, false) => CATCH_UP,
+                (false, _) => FRAME,
+            };
+            app.drain(&events, budget);
             let reader_behind = reader_at_end.as_ref().is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed));
             app.attachment = if events.len() >= CATCHING_UP || reader_behind {
                 app::Attachment::CatchingUp
