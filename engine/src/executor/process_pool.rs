@@ -316,12 +316,14 @@ enum Answer {
     Withdrawn(Option<Entry>),
     /// It has started the call.
     Started,
+    /// No answer came in [`WITHDRAW_WAIT`]: as good as started for a cancel.
+    Silent,
 }
 
 /// Asks `slot`'s worker to give back `task`, sent ahead to it: `Withdrawn` if it will
 /// not run there (with its entry if this caller is the one to have it), `Started` if it
-/// has started (or as good as: no answer came in [`WITHDRAW_WAIT`], or this is the
-/// slot's own thread, which reads the answers).
+/// has started (or as good as: this is the slot's own thread, which reads the answers),
+/// `NoAnswer` if no answer came in [`WITHDRAW_WAIT`].
 fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
     let (rx, mine, stdin) = {
         let mut live = lock(&shared.live);
@@ -356,7 +358,7 @@ fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
         l.withdrawals.len() < before
     });
     if listed {
-        Answer::Started
+        Answer::Silent
     } else {
         // The slot took this wait off its list: it answers next.
         rx.recv().unwrap_or(Answer::Started)
@@ -384,18 +386,24 @@ struct Ahead {
 /// A slot with nothing to do takes back a call another slot's worker holds behind a
 /// running one (Python's shared call queue has no such wait).
 fn steal(shared: &Shared, me: usize) -> Option<Entry> {
-    // The other slots' calls sent ahead, each slot's in the order sent (the next in
-    // submission order first, as Python's shared call queue would hand it out), tried in
-    // turn until one is given back (the first may just have started).
-    let candidates: Vec<(usize, FutureId)> = lock(&shared.live)
+    // The other slots' calls sent ahead, oldest first (the next in submission order, as
+    // Python's shared call queue would hand it out), tried in turn until one is given
+    // back: the first may just have started. A worker that does not answer keeps its
+    // calls (taking a younger one would let it overtake the older).
+    let mut candidates: Vec<(FutureId, usize)> = lock(&shared.live)
         .iter()
         .filter(|(s, _)| **s != me)
-        .flat_map(|(s, l)| l.ahead.iter().map(|f| (*s, f.id())))
+        .flat_map(|(s, l)| l.ahead.iter().map(|f| (f.id(), *s)))
         .collect();
-    candidates.into_iter().find_map(|(slot, task)| match withdraw(shared, slot, task) {
-        Answer::Withdrawn(e) => e,
-        Answer::Started => None,
-    })
+    candidates.sort_unstable();
+    for (task, slot) in candidates {
+        match withdraw(shared, slot, task) {
+            Answer::Withdrawn(Some(e)) => return Some(e),
+            Answer::Withdrawn(None) | Answer::Started => {}
+            Answer::Silent => return None,
+        }
+    }
+    None
 }
 
 struct Shared {
@@ -962,7 +970,8 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         // slot sees them.
         shared.waiting.fetch_add(1, Ordering::SeqCst);
         let put = lock(&shared.front).pop_front();
-        let taken = put.or_else(|| shared.rx.is_empty().then(|| steal(shared, slot)).flatten().map(|e| vec![e]));
+        // Calls sent ahead left the queue before anything still in it: they go first.
+        let taken = put.or_else(|| steal(shared, slot).map(|e| vec![e]));
         let item = match taken {
             Some(item) => {
                 busy_again();
