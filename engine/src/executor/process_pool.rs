@@ -290,6 +290,8 @@ struct Live {
     /// Killed on purpose (by `kill` or because the pool broke): not a crash.
     on_purpose: Option<KilledBecause>,
     running: Vec<FutureId>,
+    /// When the worker started the call it runs now (or last ran).
+    since: std::time::Instant,
     /// The interrupt of each running call's pending request (a wait), for breaking it.
     requests: HashMap<FutureId, Arc<Interrupt>>,
     /// Calls sent ahead that the worker has not started yet (at most [`AHEAD`]).
@@ -306,6 +308,9 @@ struct Live {
 
 /// How many calls a slot sends to its worker ahead of the one it runs, at most.
 pub const AHEAD: usize = 16;
+/// A worker whose call has run this long holds the calls sent ahead to it back: a slot
+/// with nothing to do takes them before younger queued calls (see [`steal`]).
+const STUCK: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a cancel, or a slot with nothing to do, waits for a worker to give back a
 /// call sent ahead (its reader thread answers within a round trip).
 const WITHDRAW_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -384,15 +389,18 @@ struct Ahead {
 }
 
 /// A slot with nothing to do takes back a call another slot's worker holds behind a
-/// running one (Python's shared call queue has no such wait).
-fn steal(shared: &Shared, me: usize) -> Option<Entry> {
+/// running one (Python's shared call queue has no such wait): from any worker when
+/// nothing is queued, else only from one whose call has run for `stuck` or longer (the
+/// calls behind a short one start soon where they are, and taking them back costs a
+/// round trip; behind a long one, they would wait while younger queued calls ran).
+fn steal(shared: &Shared, me: usize, stuck: std::time::Duration) -> Option<Entry> {
     // The other slots' calls sent ahead, oldest first (the next in submission order, as
     // Python's shared call queue would hand it out), tried in turn until one is given
     // back: the first may just have started. A worker that does not answer keeps its
     // calls (taking a younger one would let it overtake the older).
     let mut candidates: Vec<(FutureId, usize)> = lock(&shared.live)
         .iter()
-        .filter(|(s, _)| **s != me)
+        .filter(|(s, l)| **s != me && l.since.elapsed() >= stuck)
         .flat_map(|(s, l)| l.ahead.iter().map(|f| (f.id(), *s)))
         .collect();
     candidates.sort_unstable();
@@ -970,8 +978,10 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         // slot sees them.
         shared.waiting.fetch_add(1, Ordering::SeqCst);
         let put = lock(&shared.front).pop_front();
-        // Calls sent ahead left the queue before anything still in it: they go first.
-        let taken = put.or_else(|| steal(shared, slot).map(|e| vec![e]));
+        // Calls sent ahead left the queue before anything still in it: those held behind
+        // a long call go first (see `steal`).
+        let stuck = if shared.rx.is_empty() { std::time::Duration::ZERO } else { STUCK };
+        let taken = put.or_else(|| steal(shared, slot, stuck).map(|e| vec![e]));
         let item = match taken {
             Some(item) => {
                 busy_again();
@@ -1038,6 +1048,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         }
         if let Some(l) = lock(&shared.live).get_mut(&slot) {
             l.running = runnable.iter().map(|e| e.future.id()).collect();
+            l.since = std::time::Instant::now();
         }
         // A write that fails means the worker is gone: what it sent before is still read.
         let writable = send_calls(&mut stdin, &runnable, false).is_ok();
@@ -1173,6 +1184,7 @@ fn start(shared: &Arc<Shared>, slot: usize) -> Result<Proc, String> {
                 groups: Vec::new(),
                 on_purpose: None,
                 running: Vec::new(),
+                since: std::time::Instant::now(),
                 requests: HashMap::new(),
                 ahead: Vec::new(),
                 withdrawals: Vec::new(),
@@ -1461,6 +1473,7 @@ fn started(
         let Some(at) = l.ahead.iter().position(|f| f.id() == id) else { return false };
         l.ahead.remove(at);
         l.running.push(id);
+        l.since = std::time::Instant::now();
         true
     });
     if !was_ahead {
