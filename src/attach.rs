@@ -141,6 +141,9 @@ fn peer(stream: &UnixStream) -> std::io::Result<(i32, u32)> {
     Ok((cred.pid(), cred.uid()))
 }
 
+/// How long a refused client's hello is waited for before the refusal is sent anyway.
+const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves the control socket at `path` for run `run` until the process ends: each
 /// client of this user may steer the run through `control`; every client, refusal and
 /// request is logged as a `client` event (through the same channel, so in order).
@@ -170,6 +173,11 @@ fn client(mut stream: UnixStream, run: &str, control: &Sender<Control>) {
     let who = format!("pid {pid} uid {uid}");
     if uid != me {
         note(&who, ClientAction::Refused, Some(format!("uid {uid} is not the run's owner (uid {me})")));
+        // The refusal answers the client's hello, read first (length-limited, and not
+        // waited for long): closed before the client had written it, the connection
+        // would fail its write with a broken pipe instead of telling it why (CI saw it).
+        let _ = stream.set_read_timeout(Some(REFUSAL_WAIT));
+        let _ = read_frame::<ToRun>(&mut stream);
         let _ = write_frame(&mut stream, &ToClient::Refused { reason: "this run belongs to another user".into() });
         return;
     }
