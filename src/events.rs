@@ -687,7 +687,7 @@ impl Bus {
         subscribers: Vec<Sender<Arc<Event>>>,
         stages: Vec<Box<dyn Stage>>,
     ) -> std::io::Result<Self> {
-        let log = log.map(open_log).transpose()?.map(LogFile::new);
+        let log = log.map(open_log).transpose()?.map(|f| LogFile::new(Box::new(f)));
         Ok(Self {
             start,
             seq: 0,
@@ -1046,11 +1046,7 @@ struct LogFile {
 }
 
 impl LogFile {
-    fn new(file: std::fs::File) -> Self {
-        Self::to(Box::new(file))
-    }
-
-    fn to(file: Box<dyn Write + Send>) -> Self {
+    fn new(file: Box<dyn Write + Send>) -> Self {
         Self { file, buf: Vec::with_capacity(LOG_BUFFER) }
     }
 
@@ -1701,7 +1697,7 @@ mod tests {
             }
         }
         let disk = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), 30)));
-        let mut log = LogFile::to(Box::new(Disk(std::sync::Arc::clone(&disk))));
+        let mut log = LogFile::new(Box::new(Disk(std::sync::Arc::clone(&disk))));
         log.buf.extend_from_slice(b"{\"seq\":1,\"x\":1}\n{\"seq\":2,\"x\":22}\n{\"seq\":3}\n");
         assert!(log.flush().is_err());
         assert_eq!(log.buf, b"2}\n", "the rest of the half line, not the lines after it");

@@ -53,6 +53,30 @@ const FLOOD_BYTES: u64 = 1 << 20;
 /// How often an attached monitor looks at the size of the run's log: a flood is yielded
 /// to within about this long (a frame or two).
 const FLOOD_LOOK: Duration = Duration::from_millis(30);
+/// Whether the run an attached monitor follows floods its log: the log's size, looked
+/// at every [`FLOOD_LOOK`], grows by [`FLOOD_BYTES`] a second or more.
+struct FloodWatch {
+    written: Box<dyn Fn() -> Option<u64> + Send>,
+    /// The size at the last look, and when.
+    last: Option<(u64, Instant)>,
+    flooding: bool,
+}
+
+impl FloodWatch {
+    /// Whether the run floods its log, looking again if it is time.
+    fn look(&mut self) -> bool {
+        if self.last.is_none_or(|(_, at)| at.elapsed() >= FLOOD_LOOK) {
+            let now = (self.written)().map(|n| (n, Instant::now()));
+            if let (Some((n, at)), Some((l, then))) = (now, self.last) {
+                let rate = n.saturating_sub(l) as f64 / at.duration_since(then).as_secs_f64().max(1e-3);
+                self.flooding = rate >= FLOOD_BYTES as f64;
+            }
+            self.last = now;
+        }
+        self.flooding
+    }
+}
+
 /// How long the terminal's reader waits for a key before it looks whether to stop.
 const KEYS_POLL: Duration = Duration::from_millis(50);
 /// The exit code of an interrupted run.
@@ -238,10 +262,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut run_started = None;
     let mut run_alive: Option<Box<dyn Fn() -> bool + Send>> = None;
     let mut reader_at_end: Option<std::sync::Arc<std::sync::atomic::AtomicBool>> = None;
-    let mut log_written: Option<Box<dyn Fn() -> Option<u64> + Send>> = None;
-    // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP),
-    // and floods its log (see FLOOD_CATCH_UP); the log's size at the last look, and when.
-    let (mut live, mut flooding, mut last_written) = (true, false, None::<(u64, Instant)>);
+    let mut flood: Option<FloodWatch> = None;
+    // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP).
+    let mut live = true;
     let mut last_drain = Instant::now();
     let (events, control, replay) = match source {
         Source::Live { events, control, plan, detachable } => {
@@ -254,7 +277,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             run_started = Some(started);
             run_alive = Some(alive);
             reader_at_end = Some(at_end);
-            log_written = Some(written);
+            flood = Some(FloodWatch { written, last: None, flooding: false });
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -281,18 +304,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut events_open = true;
     let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
-        if let Some(written) = log_written.as_ref().filter(|_| live) {
-            if last_written.is_none_or(|(_, at)| at.elapsed() >= FLOOD_LOOK) {
-                let now = written().map(|n| (n, Instant::now()));
-                if let (Some((n, at)), Some((l, then))) = (now, last_written) {
-                    let rate = n.saturating_sub(l) as f64 / at.duration_since(then).as_secs_f64().max(1e-3);
-                    flooding = rate >= FLOOD_BYTES as f64;
-                }
-                last_written = now;
-            }
-        }
+        let flooding = live && flood.as_mut().is_some_and(FloodWatch::look);
         // An attached monitor behind a run that floods its log yields to it.
-        let yielding = app.attached() && events_open && live && flooding && !events.is_empty();
+        let yielding = app.attached() && events_open && flooding && !events.is_empty();
         let frame = if yielding { FLOOD_FRAME } else { FRAME };
         if dirty && last_draw.elapsed() >= frame {
             // Frames are paced from their start, so a slow frame does not stretch the period.
@@ -347,8 +361,8 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                         None => {}
                     }
                     dirty = true;
-                    // Answer keys at once, whatever the frame budget says.
-                    last_draw = Instant::now().checked_sub(FRAME).unwrap_or(last_draw);
+                    // Answer keys at once, whatever the frame budget says (a flood's too).
+                    last_draw = Instant::now().checked_sub(FLOOD_FRAME).unwrap_or(last_draw);
                 }
             },
             recv(ticks) -> _ => {

@@ -328,7 +328,7 @@ enum Answer {
 /// Asks `slot`'s worker to give back `task`, sent ahead to it: `Withdrawn` if it will
 /// not run there (with its entry if this caller is the one to have it), `Started` if it
 /// has started (or as good as: this is the slot's own thread, which reads the answers),
-/// `NoAnswer` if no answer came in [`WITHDRAW_WAIT`].
+/// `Silent` if no answer came in [`WITHDRAW_WAIT`].
 fn withdraw(shared: &Shared, slot: usize, task: FutureId) -> Answer {
     let (rx, mine, stdin) = {
         let mut live = lock(&shared.live);
