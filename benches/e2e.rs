@@ -10,13 +10,15 @@
 //! `python3` is missing. Files go to a temporary directory, the event log to `/dev/shm`
 //! when it exists.
 //!
-//! Then, once each: a 1,000,000-item map (`{ range: }`) run headless with the log, its
+//! Then what attached clients cost a run ([`attached`], issue 19), and, once each: a
+//! 1,000,000-item map (`{ range: }`) run headless with the log, its
 //! log replayed headless (`futuretop replay LOG --headless`), and the same log taken into
 //! the monitor's state in this process (time, this process's peak memory, and frames and
 //! keys on a 160x45 `TestBackend` with the million rows); with `E2E_10M=1`, a
 //! 10,000,000-item map too (about 45 s more, a 3.3 GB log).
 //!
-//! Run: `cargo bench --bench e2e` (about two minutes).
+//! Run: `cargo bench --bench e2e` (about three minutes); `E2E_ONLY=attached` runs only
+//! the attached clients' part.
 
 #![allow(clippy::cast_precision_loss, clippy::unwrap_used)] // figures for people; a bench that cannot start fails
 
@@ -107,6 +109,14 @@ fn files(dir: &Path, n: usize) -> impl Fn(&str) -> PathBuf + '_ {
     };
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
     write("thread.yaml", map("thread", ""));
+    // The same map behind a sleep, so that clients attach before it starts (issue 19).
+    write(
+        "gated.yaml",
+        map("thread", ", depends_on: [gate]").replace(
+            "tasks:\n",
+            &format!("tasks:\n  - {{ name: gate, pool: thread, call: sleep, args: {{ secs: {GATE_SECS} }} }}\n"),
+        ),
+    );
     write("process.yaml", map("process", ""));
     write("process100.yaml", map("process", ", chunksize: 100"));
     let py = |pool: &str, chunk: usize| {
@@ -169,6 +179,12 @@ fn main() {
         dir.join("events.jsonl")
     };
     let file = files(&dir, n);
+    if std::env::var("E2E_ONLY").is_ok_and(|o| o == "attached") {
+        attached(&dir, &file("gated.yaml"), &log, rounds);
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let python3 = Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     if !python3 {
         println!("python3 is not installed: Python's side is skipped");
@@ -230,18 +246,24 @@ fn main() {
             println!("  {name} / futuretop: {:.2}x (paired, quartiles {q1:.2}-{q3:.2})", median(ratios));
         }
     }
-    attached(&dir, &file("thread.yaml"), &log, rounds);
+    attached(&dir, &file("gated.yaml"), &log, rounds);
     big(&dir, &log);
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Issue 19: what `attach` clients following a detached run cost it. The 100k map runs
-/// detached (`run --detach --events LOG`) with no client, 1 and 10 `attach --headless`
-/// clients, and (when `tmux` is here) 1 and 10 monitors (`attach ID` in windows of a tmux
-/// server of the bench's own, 160x45), started as soon as `--detach` returns; the run's
-/// own length is its `run_finished`'s `t`. The kinds go one after the other in each round
-/// (the order turning), and each is compared with the round's run without clients.
+/// How long the first task of the run that clients attach to sleeps: they start as soon
+/// as `--detach` returns, and have attached and settled when the map starts.
+const GATE_SECS: f64 = 1.5;
+
+/// Issue 19: what attached clients cost the run they follow. The 100k map runs detached
+/// (`run --detach --events LOG`) behind a sleep of [`GATE_SECS`] (`gated.yaml`), with no
+/// client, 1 and 10 `attach --headless` clients, and (when `tmux` is here) 1 and 10
+/// monitors (`attach ID` in windows of a tmux server of the bench's own, 160x45), started
+/// as soon as `--detach` returns: the run's own length is from the sleep's `done` to its
+/// `run_finished`, and a round in which a monitor had not attached by then (its `client`
+/// event) is counted as late. The kinds go one after the other in each round (the order
+/// shuffled), and each is compared with the round's run without clients.
 fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
     use std::os::unix::fs::PermissionsExt;
     let rt = dir.join("runtime");
@@ -260,6 +282,7 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
     if !monitors {
         println!("tmux is not installed: the monitors' cost is not measured");
     }
+    let late = std::cell::Cell::new(0usize);
     let once = |headless: usize, tui: usize| -> f64 {
         let out = ft(&["run".as_ref(), file.as_os_str(), "--detach".as_ref(), "--events".as_ref(), log.as_os_str()])
             .output()
@@ -285,7 +308,24 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
         }
         let text = std::fs::read_to_string(log).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        last["t"].as_f64().unwrap()
+        // The lines before the map's: the gate's end, and the monitors that attached before it.
+        let mut attached = 0;
+        let mut gate = None;
+        for line in text.lines().take(100) {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            match (e["event"].as_str(), e["task"].as_str(), e["action"].as_str()) {
+                (Some("client"), _, Some("attached")) => attached += 1,
+                (Some("done"), Some("gate"), _) => {
+                    gate = e["t"].as_f64();
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if attached < tui {
+            late.set(late.get() + 1);
+        }
+        last["t"].as_f64().unwrap() - gate.expect("the gate's done within the log's first lines")
     };
     let mut kinds: Vec<(&str, usize, usize)> =
         vec![("no client", 0, 0), ("1 attach --headless", 1, 0), ("10 attach --headless", 10, 0)];
@@ -293,16 +333,29 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
         kinds.extend([("1 monitor", 0, 1), ("10 monitors", 0, 10)]);
     }
     let mut t: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
-    for round in 0..rounds {
-        for k in 0..kinds.len() {
-            let which = (k + round) % kinds.len();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..rounds {
+        for which in shuffled(kinds.len(), &mut seed) {
             t[which].push(once(kinds[which].1, kinds[which].2));
+            // The last run's clients gone, its log's pages written.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    if std::env::var_os("E2E_VERBOSE").is_some() {
+        for (k, times) in kinds.iter().zip(&t) {
+            println!("  {:<22}{times:.3?}", k.0);
         }
     }
     if monitors {
         let _ = tmux(&["kill-server"]);
     }
-    println!("a detached 100k pow map (thread pool), its own length with clients following it");
+    println!(
+        "a detached 100k pow map (thread pool), its own length with clients attached before it started{}",
+        match late.get() {
+            0 => String::new(),
+            n => format!(" ({n} rounds with monitors still attaching when it started)"),
+        }
+    );
     println!("  {:<22}{:>8.3} s", kinds[0].0, median(t[0].clone()));
     for (i, (name, _, _)) in kinds.iter().enumerate().skip(1) {
         let ratios: Vec<f64> = t[i].iter().zip(&t[0]).map(|(c, none)| c / none).collect();
@@ -315,6 +368,19 @@ fn attached(dir: &Path, file: &Path, log: &Path, rounds: usize) {
             (q3 - 1.0) * 100.0
         );
     }
+}
+
+/// `0..n` in a new order each call (xorshift from `seed`): a fixed rotation would always
+/// run a kind right after the same other one, and carry that one's after-effects into it.
+fn shuffled(n: usize, seed: &mut u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        order.swap(i, usize::try_from(*seed % (i as u64 + 1)).unwrap_or(0));
+    }
+    order
 }
 
 /// This process's peak resident memory so far, in MB.

@@ -1004,14 +1004,16 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
             }
         })
         .map_err(|e| format!("futuretop: cannot attach: {e}"))?;
-    let (events, at_end) = follow_log(&found)?;
+    let (events, at_end, hold) = follow_log(&found)?;
     let started =
         std::time::UNIX_EPOCH + std::time::Duration::try_from_secs_f64(found.record.started).unwrap_or_default();
     let (pid, proc_start) = (found.record.pid, found.record.proc_start);
     let alive = Box::new(move || session::proc_start(pid) == Some(proc_start));
     let log = log_of(&found)?;
     let written = Box::new(move || std::fs::metadata(&log).ok().map(|m| m.len()));
-    let source = futuretop::tui::Source::Attached { events, control, started, alive, at_end, written };
+    let id = found.record.id.clone();
+    let progress = Box::new(move || session::status_of(&dir, &id).map(|s| (s.done, s.total)));
+    let source = futuretop::tui::Source::Attached { events, control, started, alive, at_end, hold, written, progress };
     let shown = futuretop::tui::run(source, &options).map_err(|e| format!("futuretop: the terminal failed: {e}"))?;
     if let Some(code) = shown.finished {
         say_raw!("{}", shown.model.summary_with_log(code, found.record.log.as_deref()));
@@ -1027,13 +1029,15 @@ fn attach(id: Option<&str>, headless: bool, display: &DisplayArgs) -> Result<u8,
 }
 
 /// The events of run `found`, read from its log's start and followed until it ends.
-/// Also returns the flag its reader keeps: whether it is at the end of what is written.
-#[allow(clippy::type_complexity)] // a receiver and a flag
+/// Also returns the flag its reader keeps (whether it is at the end of what is written),
+/// and the one that holds it (while the monitor yields to a flood).
+#[allow(clippy::type_complexity)] // a receiver and two flags
 fn follow_log(
     found: &futuretop::session::Found,
 ) -> Result<
     (
         crossbeam_channel::Receiver<std::sync::Arc<futuretop::events::Event>>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
         std::sync::Arc<std::sync::atomic::AtomicBool>,
     ),
     String,
@@ -1051,8 +1055,11 @@ fn follow_log(
         }
     };
     let at_end = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let follow = session::Follow::new(file, Box::new(alive)).reporting(std::sync::Arc::clone(&at_end));
-    let (tx, rx) = crossbeam_channel::bounded(4096);
+    let hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let follow = session::Follow::new(file, Box::new(alive))
+        .reporting(std::sync::Arc::clone(&at_end))
+        .holding(std::sync::Arc::clone(&hold));
+    let (tx, rx) = crossbeam_channel::bounded(futuretop::tui::ATTACHED_AHEAD);
     std::thread::Builder::new()
         .name("futuretop-attach".into())
         .spawn(move || {
@@ -1079,7 +1086,7 @@ fn follow_log(
             }
         })
         .map_err(|e| format!("futuretop: cannot follow the run: {e}"))?;
-    Ok((rx, at_end))
+    Ok((rx, at_end, hold))
 }
 
 /// The event log of run `found`, which `attach` reads.

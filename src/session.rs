@@ -473,6 +473,8 @@ pub struct Follow {
     at_end: bool,
     /// Told whether the last read reached the end of what was written.
     reports: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// While set, nothing is read.
+    hold: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How long a follower waits at the end of what is written before it reads again: the
@@ -482,7 +484,7 @@ const FOLLOW_PAUSE: Duration = Duration::from_millis(40);
 impl Follow {
     /// Follows `file` while `alive()`.
     pub fn new(file: fs::File, alive: Box<dyn FnMut() -> bool + Send>) -> Self {
-        Self { file, alive, at_end: false, reports: None }
+        Self { file, alive, at_end: false, reports: None, hold: None }
     }
 
     /// Keeps `at_end` told whether the reader is at the end of what is written (a monitor
@@ -490,6 +492,14 @@ impl Follow {
     #[must_use]
     pub fn reporting(mut self, at_end: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.reports = Some(at_end);
+        self
+    }
+
+    /// Reads nothing while `hold` is set (a monitor that yields to a run flooding its
+    /// log: what the reader would decode meanwhile would wait, in vain, for the screen).
+    #[must_use]
+    pub fn holding(mut self, hold: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.hold = Some(hold);
         self
     }
 
@@ -503,6 +513,9 @@ impl Follow {
 impl std::io::Read for Follow {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
+            while self.hold.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed)) {
+                std::thread::sleep(FOLLOW_PAUSE);
+            }
             let n = self.file.read(buf)?;
             self.report(n < buf.len());
             if n == buf.len() {

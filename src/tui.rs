@@ -37,43 +37,114 @@ pub const FAULT_ENV: &str = "FUTURETOP_FAULT";
 
 /// Frames at most this often.
 const FRAME: Duration = Duration::from_millis(33);
-/// What an attached monitor spends of a frame taking in the log of a live run it is
-/// catching up on (a seventh of a CPU at most; the rest of the frame is the run's).
+/// What an attached monitor spends of a frame taking in the log of a live run that is
+/// writing it (a seventh of a CPU at most; the rest of the frame is the run's).
 const CATCH_UP: Duration = Duration::from_millis(5);
-/// While the run floods its log ([`FLOOD_BYTES`]), an attached monitor that is behind
-/// takes in its log this long at a time, and draws at most every [`FLOOD_FRAME`]: about a
-/// hundredth of a CPU, where a seventh of one, ten monitors over, doubled the time of a
-/// run that keeps both CPUs busy (their terminals' work counts too). It catches up when
-/// the flood ebbs; the header says it is catching up meanwhile.
-const FLOOD_CATCH_UP: Duration = Duration::from_millis(1);
-/// Frames at most this often while a monitor yields to a flooding run.
+/// Frames at most this often while an attached monitor yields to a run that floods its
+/// log ([`FLOOD_BYTES`]): it takes in none of the log meanwhile, and its reader reads
+/// none (a millisecond each half second fell further behind all the same), and its
+/// header shows the run's own count, from its status file, beside its own; it catches up
+/// when the flood ebbs. A frame or two at a seventh of a CPU, ten monitors over, had
+/// doubled the time of a run that keeps both CPUs busy.
 const FLOOD_FRAME: Duration = Duration::from_millis(500);
-/// A run whose log grows by this many bytes a second (about 10,000 events) floods it.
-const FLOOD_BYTES: u64 = 1 << 20;
-/// How often an attached monitor looks at the size of the run's log: a flood is yielded
-/// to within about this long (a frame or two).
-const FLOOD_LOOK: Duration = Duration::from_millis(30);
-/// Whether the run an attached monitor follows floods its log: the log's size, looked
-/// at every [`FLOOD_LOOK`], grows by [`FLOOD_BYTES`] a second or more.
-struct FloodWatch {
+/// A run whose log grows by this many bytes a second (about 40,000 events, 13,000 futures)
+/// floods it: a monitor would spend a twentieth of a CPU keeping up. Below it, a monitor
+/// follows the run live within its share of each frame ([`CATCH_UP`]).
+const FLOOD_BYTES: u64 = 4 << 20;
+/// How often at most an attached monitor looks at the size of the run's log (a `stat`,
+/// at each wake-up of its loop: a frame apart while it follows the run), so that it
+/// yields to a flood before it has taken a frame's share of it.
+const FLOOD_LOOK: Duration = Duration::from_millis(10);
+/// How long a flood is taken to last after the log last grew that fast: the log is
+/// written in blocks, so a look may fall between two of them.
+const FLOOD_HOLD: Duration = Duration::from_millis(100);
+
+/// How fast the run an attached monitor follows writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// It wrote nothing since the last look: the monitor catches up at full speed.
+    Quiet,
+    /// It writes, slower than a flood: the monitor takes [`CATCH_UP`] of each frame.
+    Writing,
+    /// It grew by [`FLOOD_BYTES`] a second or more within the last [`FLOOD_HOLD`]: the
+    /// monitor yields ([`FLOOD_FRAME`]).
+    Flooding,
+}
+
+/// The pace of the run's log: its size, looked at every [`FLOOD_LOOK`] at most.
+struct LogPace {
     written: Box<dyn Fn() -> Option<u64> + Send>,
     /// The size at the last look, and when.
     last: Option<(u64, Instant)>,
-    flooding: bool,
+    /// Whether the log grew between the last two looks (not known before two).
+    grew: Option<bool>,
+    /// When the log last grew as fast as a flood.
+    flooded: Option<Instant>,
 }
 
-impl FloodWatch {
-    /// Whether the run floods its log, looking again if it is time.
-    fn look(&mut self) -> bool {
-        if self.last.is_none_or(|(_, at)| at.elapsed() >= FLOOD_LOOK) {
-            let now = (self.written)().map(|n| (n, Instant::now()));
-            if let (Some((n, at)), Some((l, then))) = (now, self.last) {
-                let rate = n.saturating_sub(l) as f64 / at.duration_since(then).as_secs_f64().max(1e-3);
-                self.flooding = rate >= FLOOD_BYTES as f64;
+impl LogPace {
+    fn new(written: Box<dyn Fn() -> Option<u64> + Send>) -> Self {
+        Self { written, last: None, grew: None, flooded: None }
+    }
+
+    /// The run's pace at `now`, looking again if it is time.
+    fn look(&mut self, now: Instant) -> Pace {
+        if self.last.is_none_or(|(_, at)| now.saturating_duration_since(at) >= FLOOD_LOOK) {
+            let size = (self.written)().map(|n| (n, now));
+            if let (Some((n, at)), Some((l, then))) = (size, self.last) {
+                let rate = n.saturating_sub(l) as f64 / at.saturating_duration_since(then).as_secs_f64().max(1e-3);
+                if rate >= FLOOD_BYTES as f64 {
+                    self.flooded = Some(at);
+                }
+                self.grew = Some(n > l);
             }
-            self.last = now;
+            self.last = size;
         }
-        self.flooding
+        if self.flooded.is_some_and(|at| now.saturating_duration_since(at) < FLOOD_HOLD) {
+            Pace::Flooding
+        } else if self.grew == Some(false) {
+            Pace::Quiet
+        } else {
+            Pace::Writing
+        }
+    }
+}
+
+/// How long an attached monitor waits at most for its reader, within its share, before
+/// it asks again whether to go on.
+const TAKE_IN_WAIT: Duration = Duration::from_millis(2);
+
+/// Takes in an attached monitor's events while `go_on()` says so (asked every 256 events,
+/// and whenever the channel is empty): while its reader is still behind the log, waits
+/// for it rather than leave the rest of the share unused (a channel emptied for a moment
+/// would otherwise end a catch-up's frame). Returns whether the reader has ended.
+fn take_in(
+    app: &mut App,
+    events: &Receiver<std::sync::Arc<Event>>,
+    reader_at_end: &std::sync::atomic::AtomicBool,
+    mut go_on: impl FnMut() -> bool,
+) -> bool {
+    let mut taken = 0_u32;
+    loop {
+        let e = match events.try_recv() {
+            Ok(e) => e,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
+            Err(crossbeam_channel::TryRecvError::Empty) => {
+                if reader_at_end.load(std::sync::atomic::Ordering::Relaxed) || !go_on() {
+                    return false;
+                }
+                match events.recv_timeout(TAKE_IN_WAIT) {
+                    Ok(e) => e,
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return true,
+                }
+            }
+        };
+        app.apply_event(&e);
+        taken = taken.wrapping_add(1);
+        if taken.is_multiple_of(256) && !go_on() {
+            return false;
+        }
     }
 }
 
@@ -170,6 +241,10 @@ impl Drop for KeysReader {
     }
 }
 
+/// The run's own count, `(done, total)`, as an attached monitor reads it from the run's
+/// status file.
+pub type RunCount = Box<dyn Fn() -> Option<(usize, usize)> + Send>;
+
 /// Where the monitor's events come from.
 pub enum Source {
     /// A live run: events, and the channel that steers it.
@@ -199,10 +274,16 @@ pub enum Source {
         /// ([`crate::session::Follow::reporting`]): until then the header says the
         /// monitor is catching up, however few events wait in the channel.
         at_end: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        /// Set by the monitor while it yields to a run that floods its log: the log's
+        /// reader reads nothing meanwhile ([`crate::session::Follow::holding`]).
+        hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
         /// How many bytes the run's log holds now (looked at every [`FLOOD_LOOK`]): while it
         /// grows by [`FLOOD_BYTES`] a second or more, the monitor yields to the run
-        /// ([`FLOOD_CATCH_UP`]).
+        /// ([`FLOOD_FRAME`]).
         written: Box<dyn Fn() -> Option<u64> + Send>,
+        /// The run's own count, `(done, total)`, as its status file says (read once a
+        /// second while the monitor catches up): the header shows it beside the monitor's.
+        progress: RunCount,
     },
     /// A recorded log, replayed at its own pace (read as its events are needed; opened
     /// again from its start to step back).
@@ -225,8 +306,13 @@ pub struct Shown {
 }
 
 /// Events still waiting after a frame's share, past which an attached monitor says it
-/// is catching up (its reader's channel holds 4,096).
-const CATCHING_UP: usize = 1024;
+/// is catching up (its reader's channel holds [`ATTACHED_AHEAD`]).
+const CATCHING_UP: usize = 128;
+
+/// How many events an attached monitor's reader decodes ahead of the screen: what it
+/// decodes in vain while the monitor yields to a flood (a millisecond's work, where 4,096
+/// were four), and enough to keep a catch-up on a run that has ended fed.
+pub const ATTACHED_AHEAD: usize = 256;
 
 /// Runs the monitor until the user quits (or the run is interrupted); returns what it
 /// showed last: the run's exit code if it finished, and its futures' counts.
@@ -262,22 +348,26 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut run_started = None;
     let mut run_alive: Option<Box<dyn Fn() -> bool + Send>> = None;
     let mut reader_at_end: Option<std::sync::Arc<std::sync::atomic::AtomicBool>> = None;
-    let mut flood: Option<FloodWatch> = None;
+    let mut reader_hold: Option<std::sync::Arc<std::sync::atomic::AtomicBool>> = None;
+    let mut pace_of: Option<LogPace> = None;
+    let mut run_progress: Option<RunCount> = None;
+    let mut progress_read: Option<Instant> = None;
     // An attached monitor's run is live (it catches up at a measured pace, see CATCH_UP).
     let mut live = true;
-    let mut last_drain = Instant::now();
     let (events, control, replay) = match source {
         Source::Live { events, control, plan, detachable } => {
             app.plan = plan;
             app.detachable = detachable;
             (events, Some(control), None)
         }
-        Source::Attached { events, control, started, alive, at_end, written } => {
+        Source::Attached { events, control, started, alive, at_end, hold, written, progress } => {
             app.attachment = app::Attachment::Following;
             run_started = Some(started);
             run_alive = Some(alive);
             reader_at_end = Some(at_end);
-            flood = Some(FloodWatch { written, last: None, flooding: false });
+            reader_hold = Some(hold);
+            pace_of = Some(LogPace::new(written));
+            run_progress = Some(progress);
             (events, Some(control), None)
         }
         Source::Replay(log) => {
@@ -304,9 +394,13 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut events_open = true;
     let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
-        let flooding = live && flood.as_mut().is_some_and(FloodWatch::look);
-        // An attached monitor behind a run that floods its log yields to it.
-        let yielding = app.attached() && events_open && flooding && !events.is_empty();
+        let pace = if live { pace_of.as_mut().map(|p| p.look(Instant::now())) } else { None };
+        // An attached monitor following a run that floods its log yields to it (whether
+        // or not its reader, which runs only on idle CPU, has events waiting for it).
+        let yielding = app.attached() && events_open && pace == Some(Pace::Flooding);
+        if let Some(hold) = &reader_hold {
+            hold.store(yielding, std::sync::atomic::Ordering::Relaxed);
+        }
         let frame = if yielding { FLOOD_FRAME } else { FRAME };
         if dirty && last_draw.elapsed() >= frame {
             // Frames are paced from their start, so a slow frame does not stretch the period.
@@ -382,23 +476,44 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                 if events.is_empty() {
                     app.apply(Action::Tick);
                 }
+                // The run's own count, while the screen is behind it (its status file is
+                // rewritten about once a second).
+                if let Some(progress) = &run_progress {
+                    let behind = app.attachment == app::Attachment::CatchingUp && live;
+                    if !behind {
+                        app.run_count = None;
+                    } else if progress_read.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                        progress_read = Some(Instant::now());
+                        app.run_count = progress();
+                    }
+                }
                 dirty = true;
             },
             default(wait) => {},
         }
-        if polled && !events.is_empty() && !(yielding && last_drain.elapsed() < FLOOD_FRAME) {
-            // While it catches up on a live run, the monitor takes a small share of a
-            // frame: the run comes first (a run that has ended, it catches up at once).
-            // Yielding to a flood, it takes its small share once a FLOOD_FRAME.
-            last_drain = Instant::now();
-            let behind = events.len() >= CATCHING_UP;
-            let budget = match (behind && live, flooding) {
-                (true, true) => FLOOD_CATCH_UP,
-                (true, false) => CATCH_UP,
-                (false, _) => FRAME,
+        if yielding {
+            // The run floods its log: the monitor takes in none of it until the flood
+            // ebbs, and says it is behind.
+            app.attachment = app::Attachment::CatchingUp;
+        } else if let (true, false, Some(at_end)) = (polled, events.is_empty(), &reader_at_end) {
+            // While the run writes its log, the monitor takes a small share of a frame,
+            // whether or not it looks behind (a reader that keeps the channel topped up
+            // would otherwise hold it a frame): the run comes first. A run that writes
+            // nothing, or has ended, it catches up with at once, until the run writes
+            // again (the pace is looked at as it goes: a flood may start meanwhile).
+            let began = Instant::now();
+            let go_on = || {
+                let share = match pace_of.as_mut().filter(|_| live).map(|p| p.look(Instant::now())) {
+                    Some(Pace::Flooding) => Duration::ZERO,
+                    Some(Pace::Writing) => CATCH_UP,
+                    Some(Pace::Quiet) | None => FRAME,
+                };
+                began.elapsed() < share
             };
-            app.drain(&events, budget);
-            let reader_behind = reader_at_end.as_ref().is_some_and(|a| !a.load(std::sync::atomic::Ordering::Relaxed));
+            if take_in(&mut app, &events, at_end, go_on) {
+                events_open = false;
+            }
+            let reader_behind = !at_end.load(std::sync::atomic::Ordering::Relaxed);
             app.attachment = if events.len() >= CATCHING_UP || reader_behind {
                 app::Attachment::CatchingUp
             } else {
@@ -542,6 +657,43 @@ fn feed(open: &OpenLog, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<Rep
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_pace_of_a_log_is_quiet_writing_or_a_flood_held_between_blocks() {
+        use super::{LogPace, Pace, FLOOD_BYTES, FLOOD_HOLD, FLOOD_LOOK};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        use std::time::Duration;
+        let size = Arc::new(AtomicU64::new(10_000));
+        let seen = Arc::clone(&size);
+        let mut pace = LogPace::new(Box::new(move || Some(seen.load(Ordering::Relaxed))));
+        let t0 = std::time::Instant::now();
+        let ms = Duration::from_millis;
+        // Before two looks nothing is known: the run may be writing.
+        assert_eq!(pace.look(t0), Pace::Writing);
+        // A log that does not grow: the run is quiet.
+        assert_eq!(pace.look(t0 + ms(40)), Pace::Quiet);
+        // A block of a flooding run's log lands: the next look that spans it says so...
+        size.fetch_add(256 * 1024, Ordering::Relaxed);
+        assert_eq!(pace.look(t0 + ms(40) + FLOOD_LOOK / 2), Pace::Quiet, "not looked at again so soon");
+        let seen_at = t0 + ms(40) + FLOOD_LOOK;
+        assert_eq!(pace.look(seen_at), Pace::Flooding);
+        // ...and the flood holds between two blocks, then ebbs.
+        assert_eq!(pace.look(seen_at + FLOOD_HOLD.saturating_sub(ms(1))), Pace::Flooding);
+        assert_eq!(pace.look(seen_at + FLOOD_HOLD + ms(1)), Pace::Quiet);
+        // A log that grows slower than FLOOD_BYTES a second: half that, a second's worth
+        // between looks a second apart, is written, not flooded.
+        let mut t = seen_at + ms(1000);
+        for _ in 0..3 {
+            size.fetch_add(FLOOD_BYTES / 2, Ordering::Relaxed);
+            t += ms(1000);
+            assert_eq!(pace.look(t), Pace::Writing);
+        }
+        // A log that cannot be looked at (the run removed it) is no flood.
+        let mut gone = LogPace::new(Box::new(|| None));
+        assert_eq!(gone.look(t0), Pace::Writing);
+        assert_eq!(gone.look(t0 + ms(1000)), Pace::Writing);
+    }
+
     use super::*;
 
     /// Ten events far apart in time (none sent by the clock): a failure at the 5th, a

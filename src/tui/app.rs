@@ -510,6 +510,10 @@ pub struct App {
     pub read_only: bool,
     /// Attached to a detached run (`futuretop attach`), or not.
     pub attachment: Attachment,
+    /// The run's own count, `(done, total)`, from its status file: while an attached
+    /// monitor catches up (or yields to a run that floods its log), the header shows it
+    /// beside the monitor's own.
+    pub run_count: Option<(usize, usize)>,
     /// Whether `d` sends the run, in the foreground, to the background.
     pub detachable: Detachable,
     /// The monitor asked the run to stop (Ctrl-C, `y`): `d` has nothing left to detach.

@@ -168,9 +168,10 @@ fn draw_header(f: &mut Frame<'_>, app: &App, area: Rect, theme: Theme) {
         Some(code) => ended(code),
         None if app.read_only => format!("replay {}", app.view.replay.label()),
         None if app.view.frozen.is_some() => "running · paused (Space resumes)".to_owned(),
-        None if app.attachment == crate::tui::app::Attachment::CatchingUp => {
-            "running · catching up on its log…".to_owned()
-        }
+        None if app.attachment == crate::tui::app::Attachment::CatchingUp => match app.run_count {
+            Some((done, total)) => format!("running · catching up on its log… (the run: {done}/{total} done)"),
+            None => "running · catching up on its log…".to_owned(),
+        },
         None => "running".to_owned(),
     };
     let title = Line::from(vec![
@@ -1085,7 +1086,11 @@ mod tests {
         };
         app.attachment = crate::tui::app::Attachment::CatchingUp;
         assert!(header(&app).contains("running · catching up on its log…"), "{}", header(&app));
+        // The run's own count, from its status file, beside the monitor's (1 future).
+        app.run_count = Some((52_000, 100_000));
+        assert!(header(&app).contains("catching up on its log… (the run: 52000/100000 done)"), "{}", header(&app));
         app.attachment = crate::tui::app::Attachment::Following;
         assert!(!header(&app).contains("catching up"), "{}", header(&app));
+        assert!(!header(&app).contains("the run:"), "{}", header(&app));
     }
 }

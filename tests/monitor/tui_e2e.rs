@@ -1543,3 +1543,50 @@ fn attach_headless_follows_a_run_in_the_foreground_to_its_end() {
     assert!(said.contains("blocker: Killed") && said.contains("exit code 130"), "{said}{err:?}");
     assert!(!rt.join("state").join("futuretop").join(format!("{id}.jsonl")).exists(), "the log went with the run");
 }
+
+/// A run that floods its log (a `pow` map of 300,000 items), then waits (a long sleep):
+/// a monitor attached at its start falls behind it.
+const FLOODING: &str = "
+name: flooding
+pools:
+  two: { kind: thread, max_workers: 2 }
+  idle: { kind: thread, max_workers: 1 }
+tasks:
+  - { name: p, pool: two, call: pow, args: { exp: 2 }, map: { base: { range: [0, 300000] } } }
+  - { name: hold, pool: idle, call: sleep, args: { secs: 600 } }
+";
+
+/// Issue 19: a monitor attached to a run that floods its log falls behind it on purpose
+/// (the run comes first): its header says it is catching up and shows the run's own
+/// count from its status file beside its own, and it still answers keys at once; `d`
+/// leaves the run going, and `stop` ends it.
+#[test]
+fn an_attached_monitor_behind_a_flooding_run_shows_the_runs_own_count() {
+    if !tmux_here("an_attached_monitor_behind_a_flooding_run_shows_the_runs_own_count") {
+        return;
+    }
+    let state = state_dir_for("flood");
+    let rt = state.0.clone();
+    let file = TaskFile::new("flood", FLOODING);
+    let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
+    *state.1.borrow_mut() = Some(id.clone());
+    let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach {id}; echo EXIT=$?; sleep 60", rt.display());
+    let t = Tmux::start("flood", 120, 40, &attach);
+    let s = t.wait_text("catching up on its log… (the run: ");
+    // The run's count: done of its 300,001 futures.
+    let count = s.split("(the run: ").nth(1).and_then(|r| r.split(" done)").next()).unwrap_or_default().to_owned();
+    assert!(count.ends_with("/300001"), "{count:?} in {s}");
+    t.keys(&["?"]);
+    t.wait_text("keys (any key closes, and does nothing else)");
+    t.keys(&["Escape"]);
+    t.wait_for("the help to close", |s| !s.contains("keys (any key closes"));
+    t.keys(&["d"]);
+    t.wait_text(&format!("detached from run {id} (flooding)"));
+    t.wait_text("EXIT=0");
+    assert_listed_running(&rt, &id);
+    assert_eq!(futuretop_in(&rt, &["stop", &id]).status.code(), Some(0));
+    assert_eq!(futuretop_in(&rt, &["wait", &id]).status.code(), Some(130));
+}
