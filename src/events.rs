@@ -27,7 +27,7 @@ use futuretop_engine::Stream;
 
 /// The event log reaches the file at most this long after an event (and at once when
 /// the run ends).
-const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const FLUSH_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 /// The event log's write buffer: a write system call every few thousand events.
 const LOG_BUFFER: usize = 256 * 1024;
 

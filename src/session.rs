@@ -497,6 +497,7 @@ impl Follow {
 
     /// Reads nothing while `hold` is set (a monitor that yields to a run flooding its
     /// log: what the reader would decode meanwhile would wait, in vain, for the screen).
+    /// Meanwhile it reports that it is not at the end of what is written.
     #[must_use]
     pub fn holding(mut self, hold: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
         self.hold = Some(hold);
@@ -514,6 +515,8 @@ impl std::io::Read for Follow {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
             while self.hold.as_ref().is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed)) {
+                // The run writes on meanwhile: once let go, the reader is behind it.
+                self.report(false);
                 std::thread::sleep(FOLLOW_PAUSE);
             }
             let n = self.file.read(buf)?;

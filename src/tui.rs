@@ -52,60 +52,77 @@ const FLOOD_FRAME: Duration = Duration::from_millis(500);
 /// follows the run live within its share of each frame ([`CATCH_UP`]).
 const FLOOD_BYTES: u64 = 4 << 20;
 /// How often at most an attached monitor looks at the size of the run's log (a `stat`,
-/// at each wake-up of its loop: a frame apart while it follows the run), so that it
-/// yields to a flood before it has taken a frame's share of it.
+/// at each wake-up of its loop, and as it takes events in), so that it yields to a flood
+/// before it has taken a frame's share of it.
 const FLOOD_LOOK: Duration = Duration::from_millis(10);
-/// How long a flood is taken to last after the log last grew that fast: the log is
-/// written in blocks, so a look may fall between two of them.
+/// The span over which the pace of the run's log is measured: the run writes its log in
+/// blocks, at least every [`FLUSH_AFTER`](crate::events::FLUSH_AFTER) while it has events,
+/// so a shorter span could fall between two blocks (a run that writes would look quiet)
+/// or hold a single one (a slow run would look like a flood).
+const PACE_SPAN: Duration = crate::events::FLUSH_AFTER.saturating_mul(2);
+/// How long a flood is taken to last after the log was last seen growing that fast.
 const FLOOD_HOLD: Duration = Duration::from_millis(100);
 
 /// How fast the run an attached monitor follows writes its log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pace {
-    /// It wrote nothing since the last look: the monitor catches up at full speed.
+    /// It wrote nothing for [`PACE_SPAN`] or more: the monitor catches up at full speed.
     Quiet,
-    /// It writes, slower than a flood: the monitor takes [`CATCH_UP`] of each frame.
+    /// It writes, slower than a flood, or its pace is not known yet: the monitor takes
+    /// [`CATCH_UP`] of each frame.
     Writing,
-    /// It grew by [`FLOOD_BYTES`] a second or more within the last [`FLOOD_HOLD`]: the
-    /// monitor yields ([`FLOOD_FRAME`]).
+    /// Its log grew by [`FLOOD_BYTES`] a second or more, over [`PACE_SPAN`] at least,
+    /// within the last [`FLOOD_HOLD`]: the monitor yields ([`FLOOD_FRAME`]).
     Flooding,
 }
 
 /// The pace of the run's log: its size, looked at every [`FLOOD_LOOK`] at most.
 struct LogPace {
     written: Box<dyn Fn() -> Option<u64> + Send>,
-    /// The size at the last look, and when.
-    last: Option<(u64, Instant)>,
-    /// Whether the log grew between the last two looks (not known before two).
-    grew: Option<bool>,
-    /// When the log last grew as fast as a flood.
+    /// The sizes looked at, and when, oldest first: the newest one at least
+    /// [`PACE_SPAN`] old, and every one since (a dozen at most).
+    seen: std::collections::VecDeque<(u64, Instant)>,
+    /// When the size was last looked at, known or not.
+    looked: Option<Instant>,
+    /// When the log was last seen growing as fast as a flood.
     flooded: Option<Instant>,
 }
 
 impl LogPace {
     fn new(written: Box<dyn Fn() -> Option<u64> + Send>) -> Self {
-        Self { written, last: None, grew: None, flooded: None }
+        Self { written, seen: std::collections::VecDeque::new(), looked: None, flooded: None }
     }
 
     /// The run's pace at `now`, looking again if it is time.
     fn look(&mut self, now: Instant) -> Pace {
-        if self.last.is_none_or(|(_, at)| now.saturating_duration_since(at) >= FLOOD_LOOK) {
-            let size = (self.written)().map(|n| (n, now));
-            if let (Some((n, at)), Some((l, then))) = (size, self.last) {
-                let rate = n.saturating_sub(l) as f64 / at.saturating_duration_since(then).as_secs_f64().max(1e-3);
-                if rate >= FLOOD_BYTES as f64 {
-                    self.flooded = Some(at);
+        if self.looked.is_none_or(|at| now.saturating_duration_since(at) >= FLOOD_LOOK) {
+            self.looked = Some(now);
+            match (self.written)() {
+                Some(size) => {
+                    while self.seen.get(1).is_some_and(|&(_, at)| now.saturating_duration_since(at) >= PACE_SPAN) {
+                        self.seen.pop_front();
+                    }
+                    if let Some(&(then_size, then)) = self.seen.front() {
+                        // Over PACE_SPAN at least: a block alone is no flood.
+                        let span = now.saturating_duration_since(then).max(PACE_SPAN);
+                        if size.saturating_sub(then_size) as f64 / span.as_secs_f64() >= FLOOD_BYTES as f64 {
+                            self.flooded = Some(now);
+                        }
+                    }
+                    self.seen.push_back((size, now));
                 }
-                self.grew = Some(n > l);
+                // The log cannot be looked at (the run removed it): nothing is known.
+                None => self.seen.clear(),
             }
-            self.last = size;
         }
         if self.flooded.is_some_and(|at| now.saturating_duration_since(at) < FLOOD_HOLD) {
-            Pace::Flooding
-        } else if self.grew == Some(false) {
-            Pace::Quiet
-        } else {
-            Pace::Writing
+            return Pace::Flooding;
+        }
+        match (self.seen.front(), self.seen.back()) {
+            (Some(&(old, then)), Some(&(new, at))) if new == old && at.saturating_duration_since(then) >= PACE_SPAN => {
+                Pace::Quiet
+            }
+            _ => Pace::Writing,
         }
     }
 }
@@ -117,35 +134,43 @@ const TAKE_IN_WAIT: Duration = Duration::from_millis(2);
 /// Takes in an attached monitor's events while `go_on()` says so (asked every 256 events,
 /// and whenever the channel is empty): while its reader is still behind the log, waits
 /// for it rather than leave the rest of the share unused (a channel emptied for a moment
-/// would otherwise end a catch-up's frame). Returns whether the reader has ended.
+/// would otherwise end a catch-up's frame).
 fn take_in(
     app: &mut App,
     events: &Receiver<std::sync::Arc<Event>>,
     reader_at_end: &std::sync::atomic::AtomicBool,
     mut go_on: impl FnMut() -> bool,
-) -> bool {
-    let mut taken = 0_u32;
+) -> Taken {
+    let mut taken = Taken { events: 0, ended: false };
     loop {
         let e = match events.try_recv() {
             Ok(e) => e,
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return true,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return Taken { ended: true, ..taken },
             Err(crossbeam_channel::TryRecvError::Empty) => {
                 if reader_at_end.load(std::sync::atomic::Ordering::Relaxed) || !go_on() {
-                    return false;
+                    return taken;
                 }
                 match events.recv_timeout(TAKE_IN_WAIT) {
                     Ok(e) => e,
                     Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return true,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Taken { ended: true, ..taken },
                 }
             }
         };
         app.apply_event(&e);
-        taken = taken.wrapping_add(1);
-        if taken.is_multiple_of(256) && !go_on() {
-            return false;
+        taken.events = taken.events.wrapping_add(1);
+        if taken.events.is_multiple_of(256) && !go_on() {
+            return taken;
         }
     }
+}
+
+/// What [`take_in`] did.
+struct Taken {
+    /// How many events it took in (wrapping).
+    events: u32,
+    /// The reader has ended: everything it will send has been taken in.
+    ended: bool,
 }
 
 /// How long the terminal's reader waits for a key before it looks whether to stop.
@@ -277,7 +302,7 @@ pub enum Source {
         /// Set by the monitor while it yields to a run that floods its log: the log's
         /// reader reads nothing meanwhile ([`crate::session::Follow::holding`]).
         hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        /// How many bytes the run's log holds now (looked at every [`FLOOD_LOOK`]): while it
+        /// How many bytes the run's log holds now (looked at every [`FLOOD_LOOK`] at most): while it
         /// grows by [`FLOOD_BYTES`] a second or more, the monitor yields to the run
         /// ([`FLOOD_FRAME`]).
         written: Box<dyn Fn() -> Option<u64> + Send>,
@@ -391,6 +416,8 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
     let mut last_draw = Instant::now().checked_sub(FRAME).unwrap_or_else(Instant::now);
     let mut interrupted = false;
     let mut detached = false;
+    // An attached monitor behind a run that writes nothing takes its next share at once.
+    let mut catching_up_at_once = false;
     let mut events_open = true;
     let inject_panic = std::env::var_os(FAULT_ENV).is_some_and(|v| v == "render-panic");
     loop {
@@ -419,7 +446,9 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         // reader, which runs only on idle CPU, would otherwise wake it for each one, and
         // each wake-up would take a CPU from the run.
         let polled = app.attached() && events_open;
-        let wait = if dirty {
+        let wait = if polled && catching_up_at_once && !yielding {
+            Duration::ZERO
+        } else if dirty {
             frame.saturating_sub(last_draw.elapsed())
         } else if polled {
             frame
@@ -482,6 +511,7 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                     let behind = app.attachment == app::Attachment::CatchingUp && live;
                     if !behind {
                         app.run_count = None;
+                        progress_read = None;
                     } else if progress_read.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                         progress_read = Some(Instant::now());
                         app.run_count = progress();
@@ -495,12 +525,13 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             // The run floods its log: the monitor takes in none of it until the flood
             // ebbs, and says it is behind.
             app.attachment = app::Attachment::CatchingUp;
-        } else if let (true, false, Some(at_end)) = (polled, events.is_empty(), &reader_at_end) {
+        } else if let (true, Some(at_end)) = (polled, &reader_at_end) {
             // While the run writes its log, the monitor takes a small share of a frame,
             // whether or not it looks behind (a reader that keeps the channel topped up
             // would otherwise hold it a frame): the run comes first. A run that writes
             // nothing, or has ended, it catches up with at once, until the run writes
             // again (the pace is looked at as it goes: a flood may start meanwhile).
+            // With nothing waiting, it returns at once if its reader is at the log's end.
             let began = Instant::now();
             let go_on = || {
                 let share = match pace_of.as_mut().filter(|_| live).map(|p| p.look(Instant::now())) {
@@ -510,25 +541,21 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
                 };
                 began.elapsed() < share
             };
-            if take_in(&mut app, &events, at_end, go_on) {
+            let taken = take_in(&mut app, &events, at_end, go_on);
+            if taken.ended {
                 events_open = false;
             }
             let reader_behind = !at_end.load(std::sync::atomic::Ordering::Relaxed);
-            app.attachment = if events.len() >= CATCHING_UP || reader_behind {
+            let attachment = if events.len() >= CATCHING_UP || reader_behind {
                 app::Attachment::CatchingUp
             } else {
                 app::Attachment::Following
             };
-            dirty = true;
-        } else if polled {
-            match events.try_recv() {
-                Ok(e) => {
-                    app.apply_event(&e);
-                    dirty = true;
-                }
-                Err(crossbeam_channel::TryRecvError::Disconnected) => events_open = false,
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-            }
+            dirty |= taken.events > 0 || taken.ended || attachment != app.attachment;
+            app.attachment = attachment;
+            // Behind a run that writes nothing, or has ended: the next share at once
+            // (after a frame, if one is due), not a frame later.
+            catching_up_at_once = !events.is_empty() && !matches!(pace, Some(Pace::Writing));
         }
         match command {
             Some(Command::Exit) => break,
@@ -553,6 +580,10 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
         if (interrupted || stopped_by_signal) && (app.model.finished.is_some() || !events_open) {
             break;
         }
+    }
+    // The log's reader is not left held (it would sleep on for the rest of the process).
+    if let Some(hold) = &reader_hold {
+        hold.store(false, std::sync::atomic::Ordering::Relaxed);
     }
     drop(keys);
     drop(terminal);
@@ -658,8 +689,8 @@ fn feed(open: &OpenLog, out: &Sender<std::sync::Arc<Event>>, keys: &Receiver<Rep
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_pace_of_a_log_is_quiet_writing_or_a_flood_held_between_blocks() {
-        use super::{LogPace, Pace, FLOOD_BYTES, FLOOD_HOLD, FLOOD_LOOK};
+    fn the_pace_of_a_log_is_quiet_writing_or_a_flood_measured_over_blocks() {
+        use super::{LogPace, Pace, FLOOD_BYTES, FLOOD_HOLD, FLOOD_LOOK, PACE_SPAN};
         use std::sync::atomic::{AtomicU64, Ordering};
         use std::sync::Arc;
         use std::time::Duration;
@@ -668,27 +699,42 @@ mod tests {
         let mut pace = LogPace::new(Box::new(move || Some(seen.load(Ordering::Relaxed))));
         let t0 = std::time::Instant::now();
         let ms = Duration::from_millis;
-        // Before two looks nothing is known: the run may be writing.
+        // Until the log has been seen for PACE_SPAN, nothing is known: the run may write.
         assert_eq!(pace.look(t0), Pace::Writing);
-        // A log that does not grow: the run is quiet.
-        assert_eq!(pace.look(t0 + ms(40)), Pace::Quiet);
-        // A block of a flooding run's log lands: the next look that spans it says so...
-        size.fetch_add(256 * 1024, Ordering::Relaxed);
-        assert_eq!(pace.look(t0 + ms(40) + FLOOD_LOOK / 2), Pace::Quiet, "not looked at again so soon");
-        let seen_at = t0 + ms(40) + FLOOD_LOOK;
-        assert_eq!(pace.look(seen_at), Pace::Flooding);
-        // ...and the flood holds between two blocks, then ebbs.
-        assert_eq!(pace.look(seen_at + FLOOD_HOLD.saturating_sub(ms(1))), Pace::Flooding);
-        assert_eq!(pace.look(seen_at + FLOOD_HOLD + ms(1)), Pace::Quiet);
+        assert_eq!(pace.look(t0 + ms(40)), Pace::Writing);
+        // A log that does not grow for PACE_SPAN: the run is quiet.
+        let mut t = t0 + PACE_SPAN + ms(20);
+        assert_eq!(pace.look(t), Pace::Quiet);
+        // One block of a slow run (its log flushed every 50 ms) is no flood, even seen in
+        // a look 10 ms after the last: the pace is measured over PACE_SPAN.
+        size.fetch_add(64 * 1024, Ordering::Relaxed);
+        t += FLOOD_LOOK;
+        assert_eq!(pace.look(t), Pace::Writing);
+        // The blocks of a slow run, one each 50 ms: never quiet, never a flood.
+        for _ in 0..10 {
+            size.fetch_add(32 * 1024, Ordering::Relaxed);
+            t += ms(25);
+            assert_eq!(pace.look(t), Pace::Writing);
+            t += ms(25);
+            assert_eq!(pace.look(t), Pace::Writing, "between two blocks");
+        }
+        // A flood starts: the first look that sees it says so...
+        size.fetch_add(2 * 1024 * 1024, Ordering::Relaxed);
+        assert_eq!(pace.look(t + FLOOD_LOOK / 2), Pace::Writing, "not looked at again so soon");
+        let flooded_at = t + FLOOD_LOOK;
+        assert_eq!(pace.look(flooded_at), Pace::Flooding);
+        // ...and holds for FLOOD_HOLD after the last look that saw it, then ebbs into quiet.
+        assert_eq!(pace.look(flooded_at + FLOOD_HOLD.saturating_sub(ms(1))), Pace::Flooding);
+        t = flooded_at + FLOOD_HOLD + PACE_SPAN;
+        assert_eq!(pace.look(t), Pace::Quiet);
         // A log that grows slower than FLOOD_BYTES a second: half that, a second's worth
         // between looks a second apart, is written, not flooded.
-        let mut t = seen_at + ms(1000);
         for _ in 0..3 {
             size.fetch_add(FLOOD_BYTES / 2, Ordering::Relaxed);
             t += ms(1000);
             assert_eq!(pace.look(t), Pace::Writing);
         }
-        // A log that cannot be looked at (the run removed it) is no flood.
+        // A log that cannot be looked at (the run removed it): nothing is known.
         let mut gone = LogPace::new(Box::new(|| None));
         assert_eq!(gone.look(t0), Pace::Writing);
         assert_eq!(gone.look(t0 + ms(1000)), Pace::Writing);
