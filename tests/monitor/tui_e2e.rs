@@ -1336,11 +1336,7 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     let state = state_dir_for("attach");
     let rt = state.0.clone();
     let file = TaskFile::new("attach", ATTACHED);
-    let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{said}");
-    let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
-    *state.1.borrow_mut() = Some(id.clone());
+    let (id, said) = start_detached(&state, &file);
     assert!(said.contains(&format!("(queued) — futuretop attach {id}")), "{said}");
     assert_listed_running(&rt, &id);
     let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach {id}; echo EXIT=$?; sleep 60", rt.display());
@@ -1390,6 +1386,21 @@ fn a_detached_run_is_attached_steered_detached_and_reattached() {
     for action in ["\"attached\"", "\"cancel\"", "\"kill\"", "\"detached\""] {
         assert!(clients.iter().any(|l| l.contains(action)), "no {action} in {clients:#?}");
     }
+}
+
+/// `futuretop run FILE --detach` in `state`'s directory, which stops the run when the
+/// test ends: the run's id, and what the command said.
+fn start_detached(state: &StateDir, file: &TaskFile) -> (String, String) {
+    let out = futuretop_in(&state.0, &["run", &file.path(), "--detach"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let id = said
+        .strip_prefix("started run ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no run id in {said:?}"))
+        .to_owned();
+    *state.1.borrow_mut() = Some(id.clone());
+    (id, said)
 }
 
 /// `futuretop ls` in state directory `rt` lists run `id` as running.
@@ -1568,11 +1579,7 @@ fn an_attached_monitor_behind_a_flooding_run_shows_the_runs_own_count() {
     let state = state_dir_for("flood");
     let rt = state.0.clone();
     let file = TaskFile::new("flood", FLOODING);
-    let out = futuretop_in(&rt, &["run", &file.path(), "--detach"]);
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{said}");
-    let id = said.strip_prefix("started run ").and_then(|r| r.split(' ').next()).unwrap().to_owned();
-    *state.1.borrow_mut() = Some(id.clone());
+    let (id, _) = start_detached(&state, &file);
     let attach = format!("env XDG_RUNTIME_DIR={} {BIN} attach {id}; echo EXIT=$?; sleep 60", rt.display());
     let t = Tmux::start("flood", 120, 40, &attach);
     let s = t.wait_text("catching up on its log… (the run: ");
