@@ -60,6 +60,8 @@ const FLOOD_LOOK: Duration = Duration::from_millis(10);
 /// so a shorter span could fall between two blocks (a run that writes would look quiet)
 /// or hold a single one (a slow run would look like a flood).
 const PACE_SPAN: Duration = crate::events::FLUSH_AFTER.saturating_mul(2);
+/// How often at most the pace is looked at while a monitor catches up behind a quiet run.
+const FRESH_LOOK: Duration = Duration::from_millis(1);
 /// How long a flood is taken to last after the log was last seen growing that fast.
 const FLOOD_HOLD: Duration = Duration::from_millis(100);
 
@@ -80,7 +82,8 @@ enum Pace {
 struct LogPace {
     written: Box<dyn Fn() -> Option<u64> + Send>,
     /// The sizes looked at, and when, oldest first: the newest one at least
-    /// [`PACE_SPAN`] old, and every one since (a dozen at most).
+    /// [`PACE_SPAN`] old, and every one since (a hundred at most: looks are
+    /// [`FRESH_LOOK`] apart at least).
     seen: std::collections::VecDeque<(u64, Instant)>,
     /// When the size was last looked at, known or not.
     looked: Option<Instant>,
@@ -95,7 +98,12 @@ impl LogPace {
 
     /// The run's pace at `now`, looking again if it is time.
     fn look(&mut self, now: Instant) -> Pace {
-        if self.looked.is_none_or(|at| now.saturating_duration_since(at) >= FLOOD_LOOK) {
+        self.look_within(now, FLOOD_LOOK)
+    }
+
+    /// The run's pace at `now`, looking again if the last look is `within` old or more.
+    fn look_within(&mut self, now: Instant, within: Duration) -> Pace {
+        if self.looked.is_none_or(|at| now.saturating_duration_since(at) >= within) {
             self.looked = Some(now);
             match (self.written)() {
                 Some(size) => {
@@ -534,7 +542,10 @@ pub fn run(source: Source, options: &MonitorOptions) -> io::Result<Shown> {
             // With nothing waiting, it returns at once if its reader is at the log's end.
             let began = Instant::now();
             let go_on = || {
-                let share = match pace_of.as_mut().filter(|_| live).map(|p| p.look(Instant::now())) {
+                // Behind a quiet run, the pace is looked at afresh as the monitor goes (a
+                // `stat` each 256 events, a millisecond apart at most): a flood that starts
+                // meanwhile is yielded to within a few hundred events, not a frame's worth.
+                let share = match pace_of.as_mut().filter(|_| live).map(|p| p.look_within(Instant::now(), FRESH_LOOK)) {
                     Some(Pace::Flooding) => Duration::ZERO,
                     Some(Pace::Writing) => CATCH_UP,
                     Some(Pace::Quiet) | None => FRAME,
