@@ -715,12 +715,15 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     let file = TaskFile::new(&test, SIGNALLED);
     let pid_file = TaskFile::new(&format!("{test}-pid"), "");
     let log = std::env::temp_dir().join(format!("{}.jsonl", Tmux::socket_for(&test)));
-    // The shell writes its pid, then becomes futuretop (exec keeps the pid).
+    let exit_file = TaskFile::new(&format!("{test}-exit"), "");
+    // The shell writes its pid, then becomes futuretop (exec keeps the pid); its exit
+    // code goes to the screen and to a file.
     let command = format!(
-        "sh -c 'echo $$ > \"$0\"; exec \"$1\" run \"$2\" --events \"$3\"' {} {BIN} {} {}; echo EXIT=$?; sleep 60",
+        "sh -c 'echo $$ > \"$0\"; exec \"$1\" run \"$2\" --events \"$3\"' {} {BIN} {} {}; code=$?; echo $code > {}; echo EXIT=$code; sleep 60",
         pid_file.path(),
         file.path(),
-        log.display()
+        log.display(),
+        exit_file.path()
     );
     let t = Tmux::start(&test, 120, 40, &command);
     for name in ["tsleep", "tcmd", "psleep", "pcmd"] {
@@ -737,7 +740,13 @@ fn signal_stops_the_run(signal: nix::sys::signal::Signal) {
     assert!(below.len() >= 5, "workers and commands below futuretop: {below:?}");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid")), signal).expect("kill");
     if signal == nix::sys::signal::Signal::SIGKILL {
-        t.wait_text("EXIT=137");
+        // Read from the file, not the screen: the shell says it while the run, its keeper
+        // gone, may still hold the alternate screen, which takes the line with it.
+        let start = Instant::now();
+        while std::fs::read_to_string(&exit_file.0).unwrap_or_default().trim() != "137" {
+            assert!(start.elapsed() < DEADLINE, "the keeper's exit code, 137, was not reported");
+            std::thread::sleep(POLL);
+        }
         // The run, on its own now, stops as on a hang-up and gives the terminal back.
         let start = Instant::now();
         while !std::fs::read_to_string(&log).unwrap_or_default().contains("\"event\":\"run_finished\"") {
