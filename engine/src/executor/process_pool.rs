@@ -178,6 +178,7 @@ impl ProcessPoolBuilder {
                 next_worker: AtomicUsize::new(self.first_worker),
                 idle_slots: AtomicUsize::new(0),
                 waiting: AtomicUsize::new(0),
+                taking: AtomicUsize::new(0),
                 cancelling: AtomicBool::new(false),
                 front: Mutex::default(),
                 forced: Mutex::new(None),
@@ -435,6 +436,11 @@ struct Shared {
     idle_slots: AtomicUsize,
     /// Slots blocked on the queue now (no call is sent ahead while one is).
     waiting: AtomicUsize,
+    /// Slots taking calls from the queue to send them ahead, until they have listed them
+    /// as ahead or put them back: a slot about to wait for work lets them finish first
+    /// (briefly), or it could take a younger call from the queue while an older one,
+    /// taken but not yet listed, goes behind a long call.
+    taking: AtomicUsize,
     /// `shutdown(cancel_futures=True)` was called: what a slot holds and has not sent is
     /// cancelled, as the queue was.
     cancelling: AtomicBool,
@@ -977,6 +983,12 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         // either it sees this slot waiting (and wakes it, or puts the calls back) or this
         // slot sees them.
         shared.waiting.fetch_add(1, Ordering::SeqCst);
+        // Calls another slot is taking from the queue are listed as ahead, or put back,
+        // before this one looks at either (or at the queue, which holds younger calls).
+        let since = std::time::Instant::now();
+        while shared.taking.load(Ordering::SeqCst) > 0 && since.elapsed() < TAKING_WAIT {
+            std::thread::yield_now();
+        }
         let put = lock(&shared.front).pop_front();
         // Calls sent ahead left the queue before anything still in it: those held behind
         // a long call go first (see `steal`).
@@ -1376,6 +1388,10 @@ fn send_ahead(
     finished_calls: usize,
     inflight: &mut crate::observe::IdMap<u64, Entry>,
 ) -> std::io::Result<()> {
+    // Counted as taking before it looks at `waiting`; a slot about to wait counts itself
+    // waiting before it looks at `taking`: one of the two sees the other.
+    shared.taking.fetch_add(1, Ordering::SeqCst);
+    let mut taking = Taking(Some(&shared.taking));
     if shared.broken_flag.load(Ordering::SeqCst) || shared.waiting.load(Ordering::SeqCst) > 0 {
         return Ok(());
     }
@@ -1446,18 +1462,49 @@ fn send_ahead(
             let _ = tx.send(Answer::Withdrawn(None));
         }
     }
+    if !back.is_empty() {
+        // None is sent after all (`sending` is empty): they go back, the pipe let go first
+        // (`put_back` takes the queue's lock, which comes before the pipe's), and a
+        // waiting slot takes them in their order.
+        drop(stdin);
+        if shared.cancelling.load(Ordering::SeqCst) {
+            for e in back {
+                e.future.cancel();
+            }
+        } else {
+            put_back(shared, back.into_iter().map(|e| vec![e]));
+        }
+        return Ok(());
+    }
+    // Listed as ahead: a slot about to wait may look now (the write may wait on a worker
+    // that does not read).
+    taking.done();
     let sent = send_calls(&mut stdin, &sending, true);
     drop(stdin);
     inflight.extend(sending.into_iter().map(|e| (e.future.id().0, e)));
-    if shared.cancelling.load(Ordering::SeqCst) {
-        for e in back {
-            e.future.cancel();
-        }
-    } else {
-        put_back(shared, back.into_iter().map(|e| vec![e]));
-    }
     sent
 }
+
+/// A slot counted in `Shared::taking` until [`Taking::done`] or its drop.
+struct Taking<'a>(Option<&'a AtomicUsize>);
+
+impl Taking<'_> {
+    fn done(&mut self) {
+        if let Some(n) = self.0.take() {
+            n.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+/// How long at most a slot about to wait for work lets others finish taking calls to
+/// send ahead (microseconds as a rule; longer only if one waits on a worker's pipe).
+const TAKING_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The worker started `id`: if it was sent ahead, it is running now (and killable), and
 /// whoever asked for it back is told it started.
