@@ -742,6 +742,15 @@ impl ProcessPoolExecutor {
                 Vec::new()
             }
         };
+        if cancel_futures {
+            // A slot taking calls from the queue to send ahead when `cancelling` was set
+            // lists them as ahead (taken back below) or, seeing it, cancels them itself:
+            // either is done once it is no longer counted as taking (briefly, as a rule).
+            let since = std::time::Instant::now();
+            while self.shared.taking.load(Ordering::SeqCst) > 0 && since.elapsed() < SHUTDOWN_TAKING_WAIT {
+                std::thread::yield_now();
+            }
+        }
         // Cancelled with no lock held: their callbacks are the user's.
         for e in queued {
             e.future.cancel();
@@ -1501,6 +1510,10 @@ impl Drop for Taking<'_> {
         self.done();
     }
 }
+
+/// How long at most `shutdown(cancel_futures=True)` lets slots finish taking calls to
+/// send ahead, so that none of those is left pending when it returns.
+const SHUTDOWN_TAKING_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long at most a slot about to wait for work lets others finish taking calls to
 /// send ahead (microseconds as a rule; longer only if one waits on a worker's pipe).
