@@ -746,10 +746,7 @@ impl ProcessPoolExecutor {
             // A slot taking calls from the queue to send ahead when `cancelling` was set
             // lists them as ahead (taken back below) or, seeing it, cancels them itself:
             // either is done once it is no longer counted as taking (briefly, as a rule).
-            let since = std::time::Instant::now();
-            while self.shared.taking.load(Ordering::SeqCst) > 0 && since.elapsed() < SHUTDOWN_TAKING_WAIT {
-                std::thread::yield_now();
-            }
+            let_takers_finish(&self.shared, SHUTDOWN_TAKING_WAIT);
         }
         // Cancelled with no lock held: their callbacks are the user's.
         for e in queued {
@@ -994,10 +991,7 @@ fn slot_loop(shared: &Arc<Shared>, slot: usize) {
         shared.waiting.fetch_add(1, Ordering::SeqCst);
         // Calls another slot is taking from the queue are listed as ahead, or put back,
         // before this one looks at either (or at the queue, which holds younger calls).
-        let since = std::time::Instant::now();
-        while shared.taking.load(Ordering::SeqCst) > 0 && since.elapsed() < TAKING_WAIT {
-            std::thread::yield_now();
-        }
+        let_takers_finish(shared, TAKING_WAIT);
         let put = lock(&shared.front).pop_front();
         // Calls sent ahead left the queue before anything still in it: those held behind
         // a long call go first (see `steal`).
@@ -1508,6 +1502,14 @@ impl Taking<'_> {
 impl Drop for Taking<'_> {
     fn drop(&mut self) {
         self.done();
+    }
+}
+
+/// Waits, `within` at most, until no slot is taking calls from the queue to send ahead.
+fn let_takers_finish(shared: &Shared, within: std::time::Duration) {
+    let since = std::time::Instant::now();
+    while shared.taking.load(Ordering::SeqCst) > 0 && since.elapsed() < within {
+        std::thread::yield_now();
     }
 }
 
